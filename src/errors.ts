@@ -1,0 +1,53 @@
+/**
+ * Error types callers catch: provider failures (with their retry classification) and input or
+ * usage errors (exit code 2).
+ *
+ * @module
+ */
+
+/** Options for {@linkcode ProviderError}. */
+export interface ProviderErrorOptions {
+  /** Provider name, e.g. `fal`, `gemini`, `local`. */
+  provider: string;
+  /** Whether trying again may succeed (rate limit, 5xx, network fault, timeout). */
+  retryable: boolean;
+  /** Whether the whole run must stop now (bad key, locked account). @default {false} */
+  fatal?: boolean;
+  /** The server's hint for when to try again, in ms. */
+  retryAfterMs?: number;
+  /** HTTP status, where there was one. */
+  status?: number;
+  /** Provider request id, where one was assigned. */
+  requestId?: string;
+  cause?: unknown;
+}
+
+/** A provider call failed; says whether a retry can help. */
+export class ProviderError extends Error {
+  readonly provider: string;
+  readonly retryable: boolean;
+  readonly fatal: boolean;
+  readonly retryAfterMs: number | undefined;
+  readonly status: number | undefined;
+  readonly requestId: string | undefined;
+
+  constructor(message: string, options: ProviderErrorOptions) {
+    super(message, { cause: options.cause });
+    this.name = "ProviderError";
+    this.provider = options.provider;
+    this.retryable = options.retryable;
+    this.fatal = options.fatal ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+    this.status = options.status;
+    this.requestId = options.requestId;
+  }
+}
+
+/** Bad input or usage: the CLI exits with code 2 and writes nothing. */
+export class InputError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InputError";
+  }
+}

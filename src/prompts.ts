@@ -1,0 +1,211 @@
+/**
+ * Read and validate prompt files. Every error names the file, the prompt (index and id) and
+ * the field, and says what was expected.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { InputError } from "./errors.ts";
+
+/** One prompt entry with its context. */
+export interface PromptSpec {
+  id: string;
+  prompt: string;
+  title?: string;
+  scene?: string;
+  mood?: string;
+  /** Fields beyond the known ones, kept and passed through to metadata. */
+  extra: Record<string, unknown>;
+}
+
+/** Limits that keep a typo (or a hostile file) from costing money or memory. */
+export const PROMPT_LIMITS = {
+  /** Largest prompt file read, in bytes. */
+  fileBytes: 10 * 1024 * 1024,
+  /** Most prompts in one file. */
+  prompts: 10_000,
+  /** Longest prompt text, in characters. */
+  promptChars: 4_000,
+  /** Longest id, in characters. */
+  idChars: 200,
+} as const;
+
+const KNOWN = new Set(["id", "prompt", "title", "scene", "mood"]);
+
+const optionalText = z.string({ error: "expected a string" }).optional();
+
+const entrySchema = z.looseObject({
+  id: z.string({
+    error: (i) => i.input === undefined ? "is required (a non-empty string)" : "expected a string",
+  })
+    .trim()
+    .min(1, "must not be empty")
+    .max(PROMPT_LIMITS.idChars, `must be at most ${PROMPT_LIMITS.idChars} characters`)
+    // deno-lint-ignore no-control-regex
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters"),
+  prompt: z.string({
+    error: (i) => i.input === undefined ? "is required (a non-empty string)" : "expected a string",
+  })
+    .trim()
+    .min(1, "must not be empty")
+    .max(
+      PROMPT_LIMITS.promptChars,
+      `must be at most ${PROMPT_LIMITS.promptChars} characters`,
+    ),
+  title: optionalText,
+  scene: optionalText,
+  mood: optionalText,
+});
+
+/** Reads and validates one prompt file; throws {@linkcode InputError} naming what is wrong. */
+export async function loadPromptFile(path: string): Promise<PromptSpec[]> {
+  let bytes: Uint8Array;
+  try {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) {
+      throw new InputError(`Cannot read prompt file '${path}': it is a directory, not a file`);
+    }
+    if (info.size > PROMPT_LIMITS.fileBytes) {
+      throw new InputError(
+        `Cannot read prompt file '${path}': it is ${info.size} bytes, the limit is ${PROMPT_LIMITS.fileBytes}`,
+      );
+    }
+    bytes = await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    if (error instanceof Deno.errors.NotFound) {
+      throw new InputError(`Cannot read prompt file '${path}': no such file`, { cause: error });
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new InputError(`Cannot read prompt file '${path}': permission denied`, {
+        cause: error,
+      });
+    }
+    throw new InputError(`Cannot read prompt file '${path}': ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new InputError(`Cannot read prompt file '${path}': it is not valid UTF-8 text`, {
+      cause: error,
+    });
+  }
+  return parsePrompts(text, path);
+}
+
+/** Parses and validates prompt file text; `path` is only used in messages. */
+export function parsePrompts(text: string, path: string): PromptSpec[] {
+  if (text.trim() === "") {
+    throw new InputError(
+      `Cannot use prompt file '${path}': it is empty; expected {"prompts": [...]}`,
+    );
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text.replace(/^\uFEFF/, ""));
+  } catch (error) {
+    throw new InputError(
+      `Cannot parse prompt file '${path}': ${describeJsonError(text, error as Error)}`,
+      { cause: error },
+    );
+  }
+  if (Array.isArray(data)) {
+    throw new InputError(
+      `Cannot use prompt file '${path}': the top level is an array; expected an object {"prompts": [...]}`,
+    );
+  }
+  if (data === null || typeof data !== "object") {
+    throw new InputError(
+      `Cannot use prompt file '${path}': the top level is ${
+        typeName(data)
+      }; expected an object {"prompts": [...]}`,
+    );
+  }
+  const list = (data as Record<string, unknown>).prompts;
+  if (list === undefined) {
+    throw new InputError(
+      `Cannot use prompt file '${path}': field 'prompts' is missing; expected {"prompts": [...]}`,
+    );
+  }
+  if (!Array.isArray(list)) {
+    throw new InputError(
+      `Cannot use prompt file '${path}': field 'prompts' is ${typeName(list)}; expected an array`,
+    );
+  }
+  if (list.length === 0) {
+    throw new InputError(
+      `Cannot use prompt file '${path}': field 'prompts' is an empty list; add at least one prompt`,
+    );
+  }
+  if (list.length > PROMPT_LIMITS.prompts) {
+    throw new InputError(
+      `Cannot use prompt file '${path}': it has ${list.length} prompts, the limit is ${PROMPT_LIMITS.prompts}; split it into several files`,
+    );
+  }
+  const specs: PromptSpec[] = [];
+  const seen = new Map<string, number>();
+  list.forEach((entry, index) => {
+    const where = describeEntry(path, index, entry);
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+      throw new InputError(`Invalid ${where}: expected an object, got ${typeName(entry)}`);
+    }
+    const parsed = entrySchema.safeParse(entry);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const field = issue.path.join(".") || "(entry)";
+      throw new InputError(`Invalid ${where}: field '${field}' ${issue.message}`);
+    }
+    const { id, prompt, title, scene, mood } = parsed.data;
+    const key = id.toLowerCase();
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new InputError(
+        `Invalid ${where}: field 'id' duplicates prompt #${first + 1}` +
+          (specs[first]!.id === id ? "" : ` ('${specs[first]!.id}', ids differ only by case)`) +
+          "; ids must be unique",
+      );
+    }
+    seen.set(key, index);
+    const extra: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(entry)) if (!KNOWN.has(k)) extra[k] = v;
+    specs.push({
+      id,
+      prompt,
+      ...(title !== undefined && { title }),
+      ...(scene !== undefined && { scene }),
+      ...(mood !== undefined && { mood }),
+      extra,
+    });
+  });
+  return specs;
+}
+
+function describeEntry(path: string, index: number, entry: unknown): string {
+  const id = entry && typeof entry === "object" && "id" in entry &&
+      typeof (entry as { id: unknown }).id === "string"
+    ? ` (id '${(entry as { id: string }).id}')`
+    : "";
+  return `prompt #${index + 1}${id} in '${path}'`;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const t = typeof value;
+  return t === "object" ? "an object" : `a ${t}`;
+}
+
+/** V8's JSON errors give a character position; people want line and column. */
+function describeJsonError(text: string, error: Error): string {
+  const reason = error.message.replace(/\s*\(line \d+ column \d+\)$/, "");
+  const match = /position (\d+)/.exec(error.message);
+  let position = match ? Number(match[1]) : text.length;
+  if (!match && !/end of JSON|Unterminated/i.test(error.message)) position = 0;
+  const before = text.slice(0, position);
+  const line = before.split("\n").length;
+  const column = position - before.lastIndexOf("\n");
+  return `invalid JSON at line ${line}, column ${column}: ${reason}`;
+}
