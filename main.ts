@@ -1,0 +1,75 @@
+/**
+ * retake's command line: reads `Deno.args` and the environment once, wires the real
+ * stdout/stderr and signals, runs the batch, and maps errors to exit codes.
+ *
+ * @module
+ */
+import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
+import { InputError } from "./src/errors.ts";
+import { EXIT, runBatch, VERSION } from "./src/run.ts";
+
+const encoder = new TextEncoder();
+const writeOut = (text: string) => void Deno.stdout.writeSync(encoder.encode(text));
+const writeErr = (text: string) => void Deno.stderr.writeSync(encoder.encode(text));
+
+function readEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const name of ENV_NAMES) env[name] = Deno.env.get(name);
+  return env;
+}
+
+async function main(args: string[]): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      writeErr("\nInterrupted: stopping calls in flight and saving state (Ctrl-C again to quit now)\n");
+      controller.abort(new DOMException("Interrupted by the user", "AbortError"));
+    } else {
+      Deno.exit(EXIT.interrupted);
+    }
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    const invocation = await loadConfig({
+      args,
+      env: readEnv(),
+      cwd: Deno.cwd(),
+      readTextFile: Deno.readTextFile,
+    });
+    if (invocation.help) {
+      writeOut(USAGE);
+      return EXIT.ok;
+    }
+    if (invocation.version) {
+      writeOut(`retake ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    const result = await runBatch(invocation.config, invocation.promptFiles, {
+      writeOut,
+      writeErr,
+      isTerminal: Deno.stderr.isTerminal(),
+      signal: controller.signal,
+    });
+    if (result.exitCode === EXIT.interrupted) {
+      writeErr(`Saved what was done. Run the same command again to resume.\n`);
+    }
+    return result.exitCode;
+  } catch (error) {
+    if (error instanceof InputError) {
+      writeErr(`error: ${error.message}\n`);
+      return EXIT.input;
+    }
+    writeErr(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT.someFailed;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,77 @@
+/**
+ * Logging setup: human-readable lines on stderr at the chosen level, and every record as JSON
+ * Lines in the batch's `log.jsonl`. Both pass through a redaction layer built from the
+ * configured secret values, so no key can reach a log whatever a message contains.
+ *
+ * @module
+ */
+import {
+  compareLogLevel,
+  configure,
+  dispose,
+  getJsonLinesFormatter,
+  getTextFormatter,
+  type LogLevel,
+  type LogRecord,
+  type Sink,
+  type TextFormatter,
+} from "@logtape/logtape";
+import { redactByPattern, type RedactionPattern } from "@logtape/redaction";
+
+/** Options for {@linkcode setupLogging}. */
+export interface LoggingOptions {
+  /** Lowest level shown on stderr. */
+  level: LogLevel;
+  /** Writes text to stderr. */
+  writeErr: (text: string) => void;
+  /** Called before a line is written to stderr (to clear the progress line). */
+  beforeWrite?: () => void;
+  /** Path of the JSON Lines log, if any. */
+  jsonlPath?: string;
+  /** Values that must never appear in any log. */
+  secrets: string[];
+}
+
+/** Replaces every secret value with `[REDACTED]`. */
+export function redactor(secrets: string[]): (formatter: TextFormatter) => TextFormatter {
+  const patterns: RedactionPattern[] = secrets.filter((s) => s.length >= 4).map((secret) => ({
+    pattern: new RegExp(secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "g"),
+    replacement: "[REDACTED]",
+  }));
+  return (formatter) => patterns.length === 0 ? formatter : redactByPattern(formatter, patterns);
+}
+
+/** Configures LogTape; returns a function that flushes and closes the sinks. */
+export async function setupLogging(options: LoggingOptions): Promise<() => Promise<void>> {
+  const redact = redactor(options.secrets);
+  const text = redact(getTextFormatter({ timestamp: "time", category: "." }));
+  const stderrSink: Sink = (record: LogRecord) => {
+    if (compareLogLevel(record.level, options.level) < 0) return;
+    options.beforeWrite?.();
+    options.writeErr(text(record));
+  };
+  const sinks: Record<string, Sink> = { stderr: stderrSink };
+  let file: Deno.FsFile | undefined;
+  if (options.jsonlPath) {
+    file = await Deno.open(options.jsonlPath, { append: true, create: true });
+    const json = redact(getJsonLinesFormatter({ properties: "flatten" }));
+    const encoder = new TextEncoder();
+    const handle = file;
+    // Synchronous writes keep the log complete up to a crash; log volume is small.
+    sinks.jsonl = (record: LogRecord) => {
+      handle.writeSync(encoder.encode(json(record)));
+    };
+  }
+  await configure({
+    reset: true,
+    sinks,
+    loggers: [
+      { category: ["retake"], sinks: Object.keys(sinks), lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: ["stderr"], lowestLevel: "warning" },
+    ],
+  });
+  return async () => {
+    await dispose();
+    file?.close();
+  };
+}

@@ -1,0 +1,578 @@
+/**
+ * The RxJS pipeline: prompts flow through generate → critique → refine → generate → … stages,
+ * each a `mergeMap` with its own concurrency. Each stage handles its own item's failure, so one
+ * bad prompt is recorded and never stops the others; only a fatal error (a bad key) ends the
+ * run, and then unsubscribing aborts every call in flight.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  catchError,
+  defer,
+  from,
+  mergeMap,
+  type Observable,
+  of,
+  type OperatorFunction,
+  type SchedulerLike,
+  switchMap,
+  throwError,
+  timeout,
+} from "rxjs";
+import { fromAbortable } from "./abortable.ts";
+import type { Critique } from "./critique.ts";
+import { ProviderError } from "./errors.ts";
+import type { PromptSpec } from "./prompts.ts";
+import type {
+  GeneratedImage,
+  ImageCritic,
+  ImageFormat,
+  ImageGenerator,
+  PromptRefiner,
+} from "./providers/provider.ts";
+import {
+  bestIteration,
+  type FailureRecord,
+  type IterationRecord,
+  newRecord,
+  type PromptRecord,
+  type StepName,
+  type StepRecord,
+  totalCost,
+} from "./record.ts";
+import { retryWithBackoff, type RetryOptions } from "./retry.ts";
+
+const log = getLogger(["retake", "pipeline"]);
+
+/** Where the pipeline saves each step as soon as it succeeds. */
+export interface PromptSink {
+  /** Folder name for a prompt (relative to the batch folder). */
+  folderFor(spec: PromptSpec): string;
+  /** Creates the prompt's folder and writes `prompt.json`. */
+  start(spec: PromptSpec, record: PromptRecord): Promise<void>;
+  /** Verifies and saves an image; returns its file name and real dimensions. */
+  saveImage(
+    record: PromptRecord,
+    iteration: number,
+    image: GeneratedImage,
+  ): Promise<{ file: string; width: number; height: number }>;
+  /** Path of a saved image, for the critic. */
+  imagePath(record: PromptRecord, file: string): string;
+  saveCritique(record: PromptRecord, iteration: number, critique: Critique): Promise<void>;
+  saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string): Promise<void>;
+  /** Writes `metadata.json`. */
+  saveRecord(record: PromptRecord): Promise<void>;
+}
+
+/** Progress and log events, one per step boundary. */
+export type PipelineEvent =
+  | { type: "prompt-start"; id: string }
+  | { type: "step-start"; id: string; step: StepName; iteration: number }
+  | {
+    type: "step-end";
+    id: string;
+    step: StepName;
+    iteration: number;
+    ok: boolean;
+    durationMs: number;
+    costUsd: number;
+  }
+  | { type: "retry"; id: string; step: StepName; attempt: number; delayMs: number }
+  | { type: "prompt-end"; id: string; status: "completed" | "failed"; costUsd: number };
+
+/** Everything the pipeline needs; time and randomness are injected for tests. */
+export interface PipelineOptions {
+  generator: ImageGenerator;
+  critic: ImageCritic;
+  refiner: PromptRefiner;
+  sink: PromptSink;
+  /** Images per prompt: the first plus refined ones. */
+  iterations: number;
+  /** Stop a prompt early once a critique reaches this score. */
+  targetScore?: number;
+  concurrency: Record<StepName, number>;
+  width: number;
+  height: number;
+  format: ImageFormat;
+  /** Generation model id, resolved. */
+  model: string;
+  seedFor: (spec: PromptSpec, iteration: number) => number;
+  retry: RetryOptions;
+  /** Deadline for one provider call, in ms. */
+  timeoutMs: number;
+  onEvent?: (event: PipelineEvent) => void;
+  /** Monotonic clock in ms. @default {performance.now} */
+  now?: () => number;
+  /** Wall clock as ISO text. */
+  isoNow?: () => string;
+  /** Scheduler for timeouts (retry has its own in `retry`). */
+  scheduler?: SchedulerLike;
+}
+
+/** How a prompt ended. */
+export interface PromptOutcome {
+  id: string;
+  folder: string;
+  status: "completed" | "failed";
+  error?: FailureRecord;
+  bestScore?: number;
+  bestIteration?: number;
+  costUsd: number;
+  iterations: number;
+}
+
+interface State {
+  spec: PromptSpec;
+  record: PromptRecord;
+  /** Text for the next generation. */
+  nextPrompt: string;
+  stopped: boolean;
+  started: number;
+}
+
+/** Runs every prompt through the loop; emits one outcome per prompt as it finishes. */
+export function runPipeline(
+  prompts: Observable<PromptSpec>,
+  options: PipelineOptions,
+): Observable<PromptOutcome> {
+  const now = options.now ?? (() => performance.now());
+  const isoNow = options.isoNow ?? (() => new Date().toISOString());
+  const emit = options.onEvent ?? (() => {});
+  const ctx = { ...options, now, isoNow, emit };
+
+  let stream: Observable<State> = prompts.pipe(
+    mergeMap((spec) => defer(() => startPrompt(spec, ctx)), options.concurrency.generate),
+  );
+  for (let i = 1; i <= options.iterations; i++) {
+    stream = stream.pipe(
+      stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)),
+      stage(ctx, "critique", i, (s, signal) => critiqueStep(ctx, s, i, signal)),
+    );
+    if (i < options.iterations) {
+      stream = stream.pipe(stage(ctx, "refine", i, (s, signal) => refineStep(ctx, s, i, signal)));
+    }
+  }
+  return stream.pipe(
+    mergeMap((state) => defer(() => finishPrompt(ctx, state)), options.concurrency.generate),
+  );
+}
+
+type Ctx = PipelineOptions & {
+  now: () => number;
+  isoNow: () => string;
+  emit: (event: PipelineEvent) => void;
+};
+
+type StepResult = { step: StepRecord; apply: () => Promise<void> };
+
+/**
+ * One stage: a bounded `mergeMap` whose inner observable makes the call with retry and a
+ * deadline, saves the result, and turns a non-fatal failure into a recorded, stopped item.
+ */
+function stage(
+  ctx: Ctx,
+  step: StepName,
+  iteration: number,
+  call: (state: State, signal: AbortSignal) => Promise<StepResult>,
+): OperatorFunction<State, State> {
+  return mergeMap((state: State) => {
+    if (state.stopped) return of(state);
+    const id = state.spec.id;
+    const provider = providerName(ctx, step);
+    let attempts = 0;
+    const started = ctx.now();
+    ctx.emit({ type: "step-start", id, step, iteration });
+    log.info("Started {step} {iteration} of {promptId} with {provider}", {
+      promptId: id,
+      step,
+      iteration,
+      provider,
+    });
+    const attempt$ = defer(() => {
+      attempts++;
+      const attemptStart = ctx.now();
+      log.debug("Calling {provider} for {step} {iteration} of {promptId}, attempt {attempt}", {
+        promptId: id,
+        step,
+        iteration,
+        provider,
+        operation: step,
+        attempt: attempts,
+      });
+      return fromAbortable((signal) => call(state, signal)).pipe(
+        timeout({
+          first: ctx.timeoutMs,
+          ...(ctx.scheduler && { scheduler: ctx.scheduler }),
+          with: () =>
+            throwError(() =>
+              new ProviderError(`Timed out after ${ctx.timeoutMs} ms`, {
+                provider,
+                retryable: true,
+              })
+            ),
+        }),
+        catchError((error: unknown) => {
+          log.warn(
+            "Call to {provider} for {step} {iteration} of {promptId} failed on attempt {attempt} after {durationMs} ms: {reason}",
+            {
+              promptId: id,
+              step,
+              iteration,
+              provider,
+              operation: step,
+              attempt: attempts,
+              durationMs: Math.round(ctx.now() - attemptStart),
+              outcome: "error",
+              reason: messageOf(error),
+              status: error instanceof ProviderError ? error.status : undefined,
+            },
+          );
+          return throwError(() => error);
+        }),
+      );
+    });
+    return attempt$.pipe(
+      retryWithBackoff({
+        ...ctx.retry,
+        onRetry: (error, attempt, delayMs) => {
+          ctx.emit({ type: "retry", id, step, attempt, delayMs });
+          log.info("Retrying {step} {iteration} of {promptId} in {delayMs} ms", {
+            promptId: id,
+            step,
+            iteration,
+            attempt,
+            delayMs,
+            reason: messageOf(error),
+          });
+          ctx.retry.onRetry?.(error, attempt, delayMs);
+        },
+      }),
+      switchMap((result) =>
+        from((async () => {
+          result.step.attempts = attempts;
+          result.step.durationMs = Math.round(ctx.now() - started);
+          await result.apply();
+          const durationMs = result.step.durationMs;
+          ctx.emit({
+            type: "step-end",
+            id,
+            step,
+            iteration,
+            ok: true,
+            durationMs,
+            costUsd: result.step.costUsd,
+          });
+          log.info(
+            "Finished {step} {iteration} of {promptId} in {durationMs} ms after {attempt} attempt(s)",
+            {
+              promptId: id,
+              step,
+              iteration,
+              provider,
+              operation: step,
+              attempt: attempts,
+              durationMs,
+              costUsd: result.step.costUsd,
+              outcome: "ok",
+            },
+          );
+          return state;
+        })())
+      ),
+      catchError((error: unknown) =>
+        defer(() => failPrompt(ctx, state, step, iteration, error, attempts, started)).pipe(
+          mergeMap((s) => isFatal(error) ? throwError(() => error) : of(s)),
+        )
+      ),
+    );
+  }, ctx.concurrency[step]);
+}
+
+async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
+  const folder = ctx.sink.folderFor(spec);
+  const record = newRecord(spec, folder, {
+    generator: ctx.generator.name,
+    critic: ctx.critic.name,
+    refiner: ctx.refiner.name,
+  }, ctx.isoNow());
+  const state: State = {
+    spec,
+    record,
+    nextPrompt: spec.prompt,
+    stopped: false,
+    started: ctx.now(),
+  };
+  ctx.emit({ type: "prompt-start", id: spec.id });
+  log.info("Started prompt {promptId}", { promptId: spec.id, folder });
+  try {
+    await ctx.sink.start(spec, record);
+  } catch (error) {
+    return await failPrompt(ctx, state, "save", 0, error, 0, ctx.now());
+  }
+  return state;
+}
+
+async function generateStep(
+  ctx: Ctx,
+  state: State,
+  iteration: number,
+  signal: AbortSignal,
+): Promise<StepResult> {
+  const startedAt = ctx.isoNow();
+  const seed = ctx.seedFor(state.spec, iteration);
+  const prompt = state.nextPrompt;
+  const image = await ctx.generator.generate({
+    prompt,
+    spec: state.spec,
+    iteration,
+    width: ctx.width,
+    height: ctx.height,
+    seed,
+    model: ctx.model,
+    format: ctx.format,
+    signal,
+  });
+  // Saving is part of the attempt: a download that breaks mid-stream is retried like the call.
+  const saved = await ctx.sink.saveImage(state.record, iteration, image);
+  const step: StepRecord = {
+    provider: ctx.generator.name,
+    model: image.model,
+    durationMs: 0,
+    attempts: 0,
+    costUsd: image.costUsd,
+    startedAt,
+    ...(image.requestId !== undefined && { requestId: image.requestId }),
+  };
+  return {
+    step,
+    apply: async () => {
+      const it: IterationRecord = {
+        iteration,
+        prompt,
+        seed: image.seed,
+        model: image.model,
+        image: saved.file,
+        width: saved.width,
+        height: saved.height,
+        ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
+        ...(image.inferenceMs !== undefined && { inferenceMs: image.inferenceMs }),
+        ...(image.nsfw !== undefined && { nsfw: image.nsfw }),
+        steps: { generate: step },
+      };
+      state.record.iterations.push(it);
+      await saveRecord(ctx, state);
+    },
+  };
+}
+
+async function critiqueStep(
+  ctx: Ctx,
+  state: State,
+  iteration: number,
+  signal: AbortSignal,
+): Promise<StepResult> {
+  const startedAt = ctx.isoNow();
+  const it = currentIteration(state, iteration);
+  const result = await ctx.critic.critique({
+    imagePath: ctx.sink.imagePath(state.record, it.image!),
+    format: ctx.format,
+    prompt: it.prompt,
+    spec: state.spec,
+    iteration,
+    signal,
+  });
+  const step: StepRecord = {
+    provider: ctx.critic.name,
+    model: result.model,
+    durationMs: 0,
+    attempts: 0,
+    costUsd: result.costUsd,
+    startedAt,
+    ...(result.requestId !== undefined && { requestId: result.requestId }),
+    ...(result.usage !== undefined && { usage: result.usage }),
+  };
+  return {
+    step,
+    apply: async () => {
+      await ctx.sink.saveCritique(state.record, iteration, result.critique);
+      it.critique = result.critique;
+      it.steps.critique = step;
+      if (ctx.targetScore !== undefined && result.critique.score >= ctx.targetScore) {
+        state.stopped = true;
+        log.info("Prompt {promptId} reached the target score {score} at iteration {iteration}", {
+          promptId: state.spec.id,
+          score: result.critique.score,
+          iteration,
+        });
+      }
+      await saveRecord(ctx, state);
+    },
+  };
+}
+
+async function refineStep(
+  ctx: Ctx,
+  state: State,
+  iteration: number,
+  signal: AbortSignal,
+): Promise<StepResult> {
+  const startedAt = ctx.isoNow();
+  const it = currentIteration(state, iteration);
+  const history = state.record.iterations
+    .filter((r) => r.critique)
+    .map((r) => ({ iteration: r.iteration, prompt: r.prompt, critique: r.critique! }));
+  const result = await ctx.refiner.refine({
+    prompt: it.prompt,
+    spec: state.spec,
+    critique: it.critique!,
+    history,
+    iteration,
+    signal,
+  });
+  const step: StepRecord = {
+    provider: ctx.refiner.name,
+    model: result.model,
+    durationMs: 0,
+    attempts: 0,
+    costUsd: result.costUsd,
+    startedAt,
+    ...(result.requestId !== undefined && { requestId: result.requestId }),
+    ...(result.usage !== undefined && { usage: result.usage }),
+  };
+  return {
+    step,
+    apply: async () => {
+      await ctx.sink.saveRefinedPrompt(state.record, iteration, result.prompt);
+      it.refinedPrompt = result.prompt;
+      it.refineChanges = result.changes;
+      it.steps.refine = step;
+      state.nextPrompt = result.prompt;
+      await saveRecord(ctx, state);
+    },
+  };
+}
+
+async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
+  const { record } = state;
+  if (record.status === "running") {
+    record.status = "completed";
+    record.finishedAt = ctx.isoNow();
+    try {
+      await saveRecord(ctx, state);
+    } catch (error) {
+      await failPrompt(ctx, state, "save", record.iterations.length, error, 0, ctx.now());
+    }
+  }
+  const status = record.status === "completed" ? "completed" : "failed";
+  ctx.emit({ type: "prompt-end", id: record.id, status, costUsd: record.costUsd });
+  log.info("Finished prompt {promptId}: {status}, best score {bestScore}, ${costUsd}", {
+    promptId: record.id,
+    status: record.status,
+    bestScore: record.bestScore,
+    costUsd: record.costUsd,
+    durationMs: record.durationMs,
+  });
+  return {
+    id: record.id,
+    folder: record.folder,
+    status,
+    ...(record.error !== undefined && { error: record.error }),
+    ...(record.bestScore !== undefined && { bestScore: record.bestScore }),
+    ...(record.bestIteration !== undefined && { bestIteration: record.bestIteration }),
+    costUsd: record.costUsd,
+    iterations: record.iterations.length,
+  };
+}
+
+async function failPrompt(
+  ctx: Ctx,
+  state: State,
+  step: StepName | "save",
+  iteration: number,
+  error: unknown,
+  attempts: number,
+  started: number,
+): Promise<State> {
+  const message = messageOf(error);
+  state.stopped = true;
+  state.record.status = "failed";
+  state.record.finishedAt = ctx.isoNow();
+  state.record.error = {
+    step,
+    iteration,
+    message,
+    ...(error instanceof ProviderError && { provider: error.provider }),
+    ...(error instanceof ProviderError && error.status !== undefined &&
+      { status: error.status }),
+    ...(error instanceof ProviderError && error.requestId !== undefined &&
+      { requestId: error.requestId }),
+  };
+  if (step !== "save") {
+    ctx.emit({
+      type: "step-end",
+      id: state.spec.id,
+      step,
+      iteration,
+      ok: false,
+      durationMs: Math.round(ctx.now() - started),
+      costUsd: 0,
+    });
+  }
+  log.error("Failed {step} {iteration} of {promptId} after {attempt} attempt(s): {reason}", {
+    promptId: state.spec.id,
+    step,
+    iteration,
+    attempt: attempts,
+    outcome: "failed",
+    reason: message,
+    durationMs: Math.round(ctx.now() - started),
+  });
+  try {
+    await saveRecord(ctx, state);
+  } catch (saveError) {
+    // The failure itself is already in the log and in the run summary; a second write error
+    // (disk full, say) must not hide the first.
+    log.error("Could not save metadata for {promptId}: {reason}", {
+      promptId: state.spec.id,
+      reason: messageOf(saveError),
+    });
+  }
+  return state;
+}
+
+function saveRecord(ctx: Ctx, state: State): Promise<void> {
+  const { record } = state;
+  record.costUsd = totalCost(record);
+  record.durationMs = Math.round(ctx.now() - state.started);
+  const best = bestIteration(record);
+  if (best) {
+    record.bestIteration = best.iteration;
+    record.bestScore = best.critique!.score;
+  }
+  return ctx.sink.saveRecord(record);
+}
+
+function currentIteration(state: State, iteration: number): IterationRecord {
+  const it = state.record.iterations.find((r) => r.iteration === iteration);
+  if (!it) throw new Error(`Cannot find iteration ${iteration} of '${state.spec.id}'`);
+  return it;
+}
+
+function providerName(ctx: Ctx, step: StepName): string {
+  return step === "generate"
+    ? ctx.generator.name
+    : step === "critique"
+    ? ctx.critic.name
+    : ctx.refiner.name;
+}
+
+function isFatal(error: unknown): boolean {
+  return error instanceof ProviderError && error.fatal;
+}
+
+/** A one-line reason for a person. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

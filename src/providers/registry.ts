@@ -1,0 +1,103 @@
+/**
+ * Chooses the providers for a run from the settings and the keys present. Remote providers are
+ * imported lazily so an offline run never loads their SDKs.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { InputError } from "../errors.ts";
+import type { ImageCritic, ImageGenerator, PromptRefiner } from "./provider.ts";
+
+/** The providers of one run, plus what to tell the user about them. */
+export interface Providers {
+  generator: ImageGenerator;
+  critic: ImageCritic;
+  refiner: PromptRefiner;
+  /** Resolved generation model id. */
+  model: string;
+  /** One line for the start of the run when anything runs offline; undefined otherwise. */
+  notice?: string;
+}
+
+/** Which services a config selects, before anything is loaded. */
+export function chooseProviders(
+  config: Config,
+): { generator: "local" | "fal"; critic: "local" | "gemini" } {
+  const generator = config.offline
+    ? "local"
+    : config.generator === "auto"
+    ? (config.fal.key ? "fal" : "local")
+    : config.generator;
+  const critic = config.offline
+    ? "local"
+    : config.critic === "auto"
+    ? (config.gemini.key ? "gemini" : "local")
+    : config.critic;
+  if (!config.offline && generator === "fal" && !config.fal.key) {
+    throw new InputError(
+      "Cannot use the fal generator as FAL_KEY is not set: export FAL_KEY (or FAL_AI_API_KEY), add it to .env or the config file, or run with --generator local",
+    );
+  }
+  if (!config.offline && critic === "gemini" && !config.gemini.key) {
+    throw new InputError(
+      "Cannot use the Gemini critic as GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY), add it to .env or the config file, or run with --critic local",
+    );
+  }
+  return { generator, critic };
+}
+
+/** Builds the providers a config selects. */
+export async function createProviders(config: Config): Promise<Providers> {
+  const choice = chooseProviders(config);
+  let generator: ImageGenerator;
+  let model: string;
+  if (choice.generator === "fal") {
+    const fal = await import("./fal.ts");
+    model = fal.resolveFalModel(config.model ?? "flux-schnell");
+    generator = fal.createFalGenerator({
+      apiKey: config.fal.key!,
+      ...(config.fal.baseUrl !== undefined && { baseUrl: config.fal.baseUrl }),
+      timeoutMs: config.timeoutMs,
+      pollIntervalMs: config.fal.pollIntervalMs,
+      enableSafetyChecker: config.fal.safetyChecker,
+      failOnNsfw: config.fal.failOnNsfw,
+      ...(config.fal.steps !== undefined && { steps: config.fal.steps }),
+      ...(config.fal.prices !== undefined && { prices: config.fal.prices }),
+    });
+  } else {
+    const local = await import("./local_generator.ts");
+    generator = local.createLocalGenerator();
+    model = config.model ?? local.LOCAL_MODEL;
+  }
+
+  let critic: ImageCritic;
+  let refiner: PromptRefiner;
+  if (choice.critic === "gemini") {
+    const gemini = await import("./gemini.ts");
+    const options = {
+      apiKey: config.gemini.key!,
+      ...(config.gemini.baseUrl !== undefined && { baseUrl: config.gemini.baseUrl }),
+      ...(config.criticModel !== undefined && { model: config.criticModel }),
+      ...(config.gemini.prices !== undefined && { prices: config.gemini.prices }),
+      timeoutMs: config.timeoutMs,
+    };
+    critic = gemini.createGeminiCritic(options);
+    refiner = gemini.createGeminiRefiner(options);
+  } else {
+    const { createLocalCritic } = await import("./local_critic.ts");
+    const { createLocalRefiner } = await import("./local_refiner.ts");
+    critic = createLocalCritic();
+    refiner = createLocalRefiner();
+  }
+
+  const offline = [
+    choice.generator === "local" ? "generator" : undefined,
+    choice.critic === "local" ? "critic and refiner" : undefined,
+  ].filter(Boolean);
+  const notice = offline.length === 0
+    ? undefined
+    : `Running offline: local ${offline.join(" and local ")} (no network, no cost).${
+      choice.generator === "local" ? " Set FAL_KEY to generate with fal.ai." : ""
+    }${choice.critic === "local" ? " Set GEMINI_API_KEY to critique with Gemini." : ""}`;
+  return { generator, critic, refiner, model, ...(notice !== undefined && { notice }) };
+}

@@ -1,0 +1,121 @@
+/**
+ * What `metadata.json` holds for one prompt: its context, every iteration with timings, seeds,
+ * models, request ids, attempts and costs, and the outcome.
+ *
+ * @module
+ */
+import type { Critique } from "./critique.ts";
+import type { PromptSpec } from "./prompts.ts";
+import type { PromptChange, TokenUsage } from "./providers/provider.ts";
+
+/** The three kinds of step. */
+export type StepName = "generate" | "critique" | "refine";
+
+/** How one step went. */
+export interface StepRecord {
+  provider: string;
+  model: string;
+  /** Wall time of the successful attempt plus waits, in ms. */
+  durationMs: number;
+  attempts: number;
+  costUsd: number;
+  requestId?: string;
+  usage?: TokenUsage;
+  startedAt: string;
+}
+
+/** One round: image, critique, and (except on the last) the refined prompt. */
+export interface IterationRecord {
+  iteration: number;
+  /** The text this round's image was generated from. */
+  prompt: string;
+  seed: number;
+  model?: string;
+  /** Image file name, relative to the prompt folder. */
+  image?: string;
+  width?: number;
+  height?: number;
+  queueMs?: number;
+  inferenceMs?: number;
+  nsfw?: boolean;
+  critique?: Critique;
+  /** The prompt for the next round; absent on the last. */
+  refinedPrompt?: string;
+  refineChanges?: PromptChange[];
+  steps: Partial<Record<StepName, StepRecord>>;
+}
+
+/** Where a prompt failed. */
+export interface FailureRecord {
+  step: StepName | "save";
+  iteration: number;
+  message: string;
+  provider?: string;
+  status?: number;
+  requestId?: string;
+}
+
+/** The content of `metadata.json`. */
+export interface PromptRecord {
+  id: string;
+  folder: string;
+  status: "running" | "completed" | "failed";
+  error?: FailureRecord;
+  title?: string;
+  scene?: string;
+  mood?: string;
+  /** The original prompt text. */
+  prompt: string;
+  extra: Record<string, unknown>;
+  providers: { generator: string; critic: string; refiner: string };
+  iterations: IterationRecord[];
+  /** Iteration number with the highest critic score. */
+  bestIteration?: number;
+  bestScore?: number;
+  costUsd: number;
+  durationMs: number;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+/** A new record for a prompt about to start. */
+export function newRecord(
+  spec: PromptSpec,
+  folder: string,
+  providers: PromptRecord["providers"],
+  startedAt: string,
+): PromptRecord {
+  return {
+    id: spec.id,
+    folder,
+    status: "running",
+    ...(spec.title !== undefined && { title: spec.title }),
+    ...(spec.scene !== undefined && { scene: spec.scene }),
+    ...(spec.mood !== undefined && { mood: spec.mood }),
+    prompt: spec.prompt,
+    extra: spec.extra,
+    providers,
+    iterations: [],
+    costUsd: 0,
+    durationMs: 0,
+    startedAt,
+  };
+}
+
+/** Sum of every step's cost, in USD. */
+export function totalCost(record: PromptRecord): number {
+  let sum = 0;
+  for (const it of record.iterations) {
+    for (const step of Object.values(it.steps)) sum += step?.costUsd ?? 0;
+  }
+  return Math.round(sum * 1e6) / 1e6;
+}
+
+/** The iteration with the highest critic score (earliest wins a tie). */
+export function bestIteration(record: PromptRecord): IterationRecord | undefined {
+  let best: IterationRecord | undefined;
+  for (const it of record.iterations) {
+    if (it.critique && (!best || it.critique.score > best.critique!.score)) best = it;
+  }
+  return best;
+}

@@ -1,0 +1,144 @@
+/**
+ * The one backoff operator every stage uses: exponential backoff with jitter, a cap, a
+ * run-wide retry budget, and the server's retry hint honoured when the error carries one.
+ *
+ * @module
+ */
+import {
+  asyncScheduler,
+  type MonoTypeOperatorFunction,
+  retry,
+  type SchedulerLike,
+  throwError,
+  timer,
+} from "rxjs";
+import { ProviderError } from "./errors.ts";
+
+/** Options for {@linkcode retryWithBackoff}, in the shape of Deno std's `retry`. */
+export interface RetryOptions {
+  /** Total attempts, the first included. @default {4} */
+  maxAttempts?: number;
+  /** Delay before the first retry, in ms. @default {1000} */
+  minTimeout?: number;
+  /** Longest computed delay, in ms. @default {30000} */
+  maxTimeout?: number;
+  /** Growth factor between retries. @default {2} */
+  multiplier?: number;
+  /** Share of each delay that is randomised away, 0–1. @default {0.5} */
+  jitter?: number;
+  /**
+   * Longest server retry hint honoured, in ms; a longer hint (a daily quota, say) ends the
+   * retries instead of stalling the run. @default {120000}
+   */
+  maxRetryAfter?: number;
+  /** Multiplies every delay, hints included; tests set it near 0. @default {1} */
+  timeScale?: number;
+  /** Which errors are worth another attempt. @default {isRetriable} */
+  isRetriable?: (error: unknown) => boolean;
+  /** Shared across a run so a broken service cannot multiply attempts without end. */
+  budget?: RetryBudget;
+  /** Source of randomness for jitter. @default {Math.random} */
+  random?: () => number;
+  /** Clock for the delays. @default {asyncScheduler} */
+  scheduler?: SchedulerLike;
+  /** Called before each retry is scheduled. */
+  onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+}
+
+/** A run-wide count of retries left. */
+export class RetryBudget {
+  #remaining: number;
+  constructor(retries: number) {
+    if (!Number.isInteger(retries) || retries < 0) {
+      throw new RangeError(
+        `Cannot create a retry budget as 'retries' must be a whole number >= 0: current value is ${retries}`,
+      );
+    }
+    this.#remaining = retries;
+  }
+  /** Retries left. */
+  get remaining(): number {
+    return this.#remaining;
+  }
+  /** Takes one retry; false when none are left. */
+  take(): boolean {
+    if (this.#remaining <= 0) return false;
+    this.#remaining--;
+    return true;
+  }
+}
+
+/** Default classification: a {@linkcode ProviderError} says so itself; anything else is final. */
+export function isRetriable(error: unknown): boolean {
+  return error instanceof ProviderError && error.retryable && !error.fatal;
+}
+
+/**
+ * Delay before retry number `attempt` (1-based), in ms: the server's hint when there is one,
+ * otherwise `min(maxTimeout, minTimeout * multiplier^(attempt-1))` less up to `jitter` of it.
+ */
+export function backoffDelay(
+  attempt: number,
+  options: Pick<RetryOptions, "minTimeout" | "maxTimeout" | "multiplier" | "jitter">,
+  random: () => number,
+  retryAfterMs?: number,
+): number {
+  if (retryAfterMs !== undefined) return retryAfterMs;
+  const { minTimeout = 1000, maxTimeout = 30_000, multiplier = 2, jitter = 0.5 } = options;
+  const exponential = Math.min(maxTimeout, minTimeout * multiplier ** (attempt - 1));
+  return Math.round(exponential * (1 - jitter * random()));
+}
+
+/**
+ * Retries the source with backoff. Wrap the call in `defer` so each retry makes a new request.
+ *
+ * @example
+ * ```ts
+ * import { defer, lastValueFrom } from "rxjs";
+ * import { retryWithBackoff } from "./retry.ts";
+ * let calls = 0;
+ * const value = await lastValueFrom(
+ *   defer(async () => {
+ *     if (++calls < 2) throw new Error("flaky");
+ *     return calls;
+ *   }).pipe(retryWithBackoff({ isRetriable: () => true, minTimeout: 1 })),
+ * );
+ * if (value !== 2) throw new Error("expected a second attempt");
+ * ```
+ */
+export function retryWithBackoff<T>(options: RetryOptions = {}): MonoTypeOperatorFunction<T> {
+  const {
+    maxAttempts = 4,
+    maxRetryAfter = 120_000,
+    timeScale = 1,
+    isRetriable: retriable = isRetriable,
+    budget,
+    random = Math.random,
+    scheduler = asyncScheduler,
+    onRetry,
+  } = options;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(
+      `Cannot retry as 'maxAttempts' must be a whole number >= 1: current value is ${maxAttempts}`,
+    );
+  }
+  const jitter = options.jitter ?? 0.5;
+  if (jitter < 0 || jitter > 1) {
+    throw new RangeError(
+      `Cannot retry as 'jitter' must be between 0 and 1: current value is ${jitter}`,
+    );
+  }
+  return retry<T>({
+    count: maxAttempts - 1,
+    delay: (error: unknown, attempt: number) => {
+      const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
+      if (!retriable(error) || (hint !== undefined && hint > maxRetryAfter)) {
+        return throwError(() => error);
+      }
+      if (budget && !budget.take()) return throwError(() => error);
+      const delay = Math.max(0, backoffDelay(attempt, options, random, hint) * timeScale);
+      onRetry?.(error, attempt, delay);
+      return timer(delay, scheduler);
+    },
+  });
+}

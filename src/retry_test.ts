@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { defer, of } from "rxjs";
+import { TestScheduler } from "rxjs/testing";
+import { ProviderError } from "./errors.ts";
+import { backoffDelay, RetryBudget, retryWithBackoff } from "./retry.ts";
+
+const flaky = (retryAfterMs?: number) =>
+  new ProviderError("busy", {
+    provider: "test",
+    retryable: true,
+    ...(retryAfterMs !== undefined && { retryAfterMs }),
+  });
+
+function scheduler() {
+  return new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
+}
+
+Deno.test("retryWithBackoff() waits 10, 20, 40 ms between attempts without jitter", () => {
+  scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const source = cold("-#", undefined, flaky());
+    const result = source.pipe(
+      retryWithBackoff({
+        maxAttempts: 4,
+        minTimeout: 10,
+        jitter: 0,
+      }),
+    );
+    // 1 frame for the failure, then 10, 20, 40 ms waits; fourth failure is final.
+    expectObservable(result).toBe("- 10ms - 20ms - 40ms -#", undefined, flaky());
+    expectSubscriptions(source.subscriptions).toBe([
+      "^!",
+      "- 10ms ^!",
+      "- 10ms - 20ms ^!",
+      "- 10ms - 20ms - 40ms ^!",
+    ]);
+  });
+});
+
+Deno.test("retryWithBackoff() honours the server's retryAfterMs hint over the backoff", () => {
+  scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    let n = 0;
+    const source = cold("-#", undefined, flaky(250));
+    const wrapped = defer(() => (n++ === 0 ? source : of("ok")));
+    expectObservable(wrapped.pipe(retryWithBackoff({ minTimeout: 10, jitter: 0 }))).toBe(
+      "- 250ms (o|)",
+      { o: "ok" },
+    );
+    expectSubscriptions(source.subscriptions).toBe(["^!"]);
+  });
+});
+
+Deno.test("retryWithBackoff() gives up at once on a final error", () => {
+  scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const final = new ProviderError("bad input", { provider: "test", retryable: false });
+    const source = cold("-#", undefined, final);
+    expectObservable(source.pipe(retryWithBackoff({ minTimeout: 10 }))).toBe("-#", undefined, final);
+    expectSubscriptions(source.subscriptions).toBe(["^!"]);
+  });
+});
+
+Deno.test("retryWithBackoff() gives up at once on a fatal error even if retryable", () => {
+  scheduler().run(({ cold, expectObservable }) => {
+    const fatal = new ProviderError("bad key", { provider: "t", retryable: true, fatal: true });
+    const source = cold("-#", undefined, fatal);
+    expectObservable(source.pipe(retryWithBackoff({ minTimeout: 10 }))).toBe("-#", undefined, fatal);
+  });
+});
+
+Deno.test("retryWithBackoff() stops retrying when the shared budget runs out", () => {
+  scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const budget = new RetryBudget(1);
+    const a = cold("-#", undefined, flaky());
+    const b = cold("-#", undefined, flaky());
+    const options = { minTimeout: 5, jitter: 0, maxAttempts: 3, budget };
+    expectObservable(a.pipe(retryWithBackoff(options))).toBe("- 5ms -#", undefined, flaky());
+    expectObservable(b.pipe(retryWithBackoff(options))).toBe("-#", undefined, flaky());
+    expectSubscriptions(a.subscriptions).toBe(["^!", "- 5ms ^!"]);
+    expectSubscriptions(b.subscriptions).toBe(["^!"]);
+  });
+});
+
+Deno.test("retryWithBackoff() gives up when the server hint exceeds maxRetryAfter", () => {
+  scheduler().run(({ cold, expectObservable }) => {
+    const source = cold("-#", undefined, flaky(10 * 60_000));
+    expectObservable(source.pipe(retryWithBackoff({ maxRetryAfter: 60_000 }))).toBe(
+      "-#",
+      undefined,
+      flaky(10 * 60_000),
+    );
+  });
+});
+
+Deno.test("retryWithBackoff() scales every delay by timeScale", () => {
+  scheduler().run(({ cold, expectObservable }) => {
+    const source = cold("-#", undefined, flaky(1000));
+    const result = source.pipe(retryWithBackoff({ maxAttempts: 2, timeScale: 0.01 }));
+    expectObservable(result).toBe("- 10ms -#", undefined, flaky(1000));
+  });
+});
+
+Deno.test("backoffDelay() caps at maxTimeout and subtracts jitter", () => {
+  const options = { minTimeout: 100, maxTimeout: 1000, multiplier: 3, jitter: 0.5 };
+  assert.equal(backoffDelay(1, options, () => 0), 100);
+  assert.equal(backoffDelay(3, options, () => 0), 900);
+  assert.equal(backoffDelay(5, options, () => 0), 1000);
+  assert.equal(backoffDelay(5, options, () => 1), 500);
+});
+
+Deno.test("retryWithBackoff() rejects jitter outside 0..1", () => {
+  assert.throws(() => retryWithBackoff({ jitter: 2 }), /current value is 2/);
+});
+
+Deno.test("retryWithBackoff() reports each retry with its delay", () => {
+  const seen: Array<[number, number]> = [];
+  scheduler().run(({ cold, expectObservable }) => {
+    const source = cold("-#", undefined, flaky());
+    expectObservable(source.pipe(retryWithBackoff({
+      maxAttempts: 3,
+      minTimeout: 4,
+      jitter: 0,
+      onRetry: (_e, attempt, ms) => seen.push([attempt, ms]),
+    }))).toBe("- 4ms - 8ms -#", undefined, flaky());
+  });
+  assert.deepEqual(seen, [[1, 4], [2, 8]]);
+});

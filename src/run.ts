@@ -1,0 +1,257 @@
+/**
+ * One batch run: prompt files → providers → pipeline → `run.json` and a summary. The library
+ * entry point that `main.ts` wires to the command line.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { from, type Observable, tap } from "rxjs";
+import { ensureWritableDir, FolderSink, shortHash, writeJsonAtomic } from "./artifacts.ts";
+import { type Config, publicSettings, secretsOf } from "./config.ts";
+import { InputError, ProviderError } from "./errors.ts";
+import { verifyImageFile } from "./image_check.ts";
+import { setupLogging } from "./logging.ts";
+import { messageOf, type PromptOutcome, runPipeline } from "./pipeline.ts";
+import { ProgressLine, ProgressTracker } from "./progress.ts";
+import { loadPromptFile, type PromptSpec } from "./prompts.ts";
+import { createProviders, type Providers } from "./providers/registry.ts";
+import { RetryBudget } from "./retry.ts";
+
+/** The version printed by `--version` and recorded in `run.json`. */
+export const VERSION = "0.1.0";
+
+/** Exit codes. */
+export const EXIT = {
+  ok: 0,
+  someFailed: 1,
+  input: 2,
+  stopped: 3,
+  interrupted: 130,
+} as const;
+
+/** The outside world, injected so tests can run a batch in-process. */
+export interface RunIo {
+  writeOut: (text: string) => void;
+  writeErr: (text: string) => void;
+  /** Whether stderr is a terminal (live progress line). */
+  isTerminal: boolean;
+  /** Aborted on Ctrl-C / SIGTERM. */
+  signal?: AbortSignal;
+}
+
+/** What a batch run produced. */
+export interface BatchResult {
+  exitCode: number;
+  batchDir: string;
+  outcomes: PromptOutcome[];
+}
+
+/** Loads and checks every prompt file before anything is written. */
+export async function loadPrompts(files: string[]): Promise<PromptSpec[]> {
+  if (files.length === 0) {
+    throw new InputError(
+      "Cannot start as no prompt file was given: run 'retake prompts/example.json' (see --help)",
+    );
+  }
+  const all: PromptSpec[] = [];
+  const origin = new Map<string, string>();
+  for (const file of files) {
+    for (const spec of await loadPromptFile(file)) {
+      const key = spec.id.toLowerCase();
+      const first = origin.get(key);
+      if (first !== undefined) {
+        throw new InputError(
+          `Invalid prompt '${spec.id}' in '${file}': field 'id' is also used in '${first}'; ids must be unique across files`,
+        );
+      }
+      origin.set(key, file);
+      all.push(spec);
+    }
+  }
+  return all;
+}
+
+/** Batch folder name: `--name`, else the first prompt file's name without extension. */
+export function batchName(config: Config, files: string[]): string {
+  if (config.name) return config.name;
+  const base = files[0]!.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, "");
+  return base || "batch";
+}
+
+/** Seed for a prompt's iteration: one per prompt unless `varySeed`. */
+export function seedFor(config: Config, spec: PromptSpec, iteration: number): number {
+  const base = config.seed ?? parseInt(shortHash(spec.id), 16);
+  return (base + (config.varySeed ? iteration - 1 : 0)) >>> 0;
+}
+
+/** Runs one batch end to end. Input errors throw {@linkcode InputError} before any write. */
+export async function runBatch(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+  preloaded?: { specs: PromptSpec[]; providers: Providers },
+): Promise<BatchResult> {
+  const specs = preloaded?.specs ?? await loadPrompts(promptFiles);
+  const providers = preloaded?.providers ?? await createProviders(config);
+  const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+  await ensureWritableDir(batchDir);
+
+  const tracker = new ProgressTracker(specs.length);
+  const progress = config.quiet
+    ? undefined
+    : new ProgressLine(tracker, { write: io.writeErr, interactive: io.isTerminal });
+  const closeLogs = await setupLogging({
+    level: config.verbose ? "debug" : config.quiet ? "warning" : "info",
+    writeErr: io.writeErr,
+    ...(progress && { beforeWrite: () => progress.clear() }),
+    jsonlPath: `${batchDir}/log.jsonl`,
+    secrets: secretsOf(config),
+  });
+  const log = getLogger(["retake", "run"]);
+  if (providers.notice && !config.quiet) io.writeErr(`${providers.notice}\n`);
+
+  const startedAt = new Date().toISOString();
+  const started = performance.now();
+  const runFile = `${batchDir}/run.json`;
+  const runInfo = (status: string, outcomes: PromptOutcome[]) => ({
+    version: VERSION,
+    status,
+    promptFiles,
+    startedAt,
+    ...(status !== "running" && { finishedAt: new Date().toISOString() }),
+    durationMs: Math.round(performance.now() - started),
+    providers: {
+      generator: providers.generator.name,
+      critic: providers.critic.name,
+      refiner: providers.refiner.name,
+      model: providers.model,
+    },
+    settings: publicSettings(config),
+    totals: {
+      prompts: specs.length,
+      completed: outcomes.filter((o) => o.status === "completed").length,
+      failed: outcomes.filter((o) => o.status === "failed").length,
+      costUsd: Math.round(outcomes.reduce((sum, o) => sum + o.costUsd, 0) * 1e6) / 1e6,
+    },
+    prompts: specs.map((spec) => {
+      const outcome = outcomes.find((o) => o.id === spec.id);
+      return outcome ?? { id: spec.id, status: status === "running" ? "pending" : "not run" };
+    }),
+  });
+
+  log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
+    batch: batchDir,
+    prompts: specs.length,
+    generator: providers.generator.name,
+    critic: providers.critic.name,
+    model: providers.model,
+  });
+  await writeJsonAtomic(runFile, runInfo("running", []));
+
+  const sink = new FolderSink(batchDir, verifyImageFile);
+  const outcomes: PromptOutcome[] = [];
+  let status = "completed";
+  let exitCode: number = EXIT.ok;
+  progress?.start();
+  try {
+    const pipeline = runPipeline(from(specs), {
+      generator: providers.generator,
+      critic: providers.critic,
+      refiner: providers.refiner,
+      sink,
+      iterations: config.iterations,
+      concurrency: config.concurrency,
+      width: config.size.width,
+      height: config.size.height,
+      format: config.format,
+      model: providers.model,
+      seedFor: (spec, iteration) => seedFor(config, spec, iteration),
+      retry: {
+        maxAttempts: config.retry.maxAttempts,
+        minTimeout: config.retry.minTimeoutMs,
+        maxTimeout: config.retry.maxTimeoutMs,
+        multiplier: config.retry.multiplier,
+        jitter: config.retry.jitter,
+        timeScale: config.retry.timeScale,
+        budget: new RetryBudget(config.retry.budget),
+      },
+      timeoutMs: config.timeoutMs + 5_000,
+      onEvent: (event) => tracker.update(event),
+    }).pipe(tap((outcome) => outcomes.push(outcome)));
+    await untilDone(pipeline, io.signal);
+    if (outcomes.some((o) => o.status === "failed")) exitCode = EXIT.someFailed;
+  } catch (error) {
+    if (io.signal?.aborted) {
+      status = "interrupted";
+      exitCode = EXIT.interrupted;
+    } else if (error instanceof ProviderError && error.fatal) {
+      status = "stopped";
+      exitCode = EXIT.stopped;
+      log.fatal("Stopped the run: {reason}", { reason: error.message, provider: error.provider });
+    } else {
+      status = "crashed";
+      exitCode = EXIT.someFailed;
+      log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
+    }
+  } finally {
+    progress?.stop();
+  }
+  if (status === "completed" && exitCode === EXIT.someFailed) status = "completed with failures";
+  await writeJsonAtomic(runFile, runInfo(status, outcomes));
+  log.info("Finished batch {batch}: {status} in {durationMs} ms", {
+    batch: batchDir,
+    status,
+    durationMs: Math.round(performance.now() - started),
+  });
+  await closeLogs();
+  io.writeOut(formatSummary(batchDir, specs.length, outcomes, status));
+  return { exitCode, batchDir, outcomes };
+}
+
+/** The final summary on stdout. */
+export function formatSummary(
+  batchDir: string,
+  total: number,
+  outcomes: PromptOutcome[],
+  status: string,
+): string {
+  const completed = outcomes.filter((o) => o.status === "completed");
+  const failed = outcomes.filter((o) => o.status === "failed");
+  const cost = outcomes.reduce((sum, o) => sum + o.costUsd, 0);
+  const lines = [
+    `retake: ${completed.length}/${total} prompts completed, ${failed.length} failed, ` +
+    `cost $${cost.toFixed(4)} — ${status}`,
+  ];
+  for (const o of completed) {
+    lines.push(
+      `  ok      ${o.id}: best score ${o.bestScore?.toFixed(1) ?? "-"} (iteration ${
+        o.bestIteration ?? "-"
+      } of ${o.iterations})`,
+    );
+  }
+  for (const o of failed) {
+    lines.push(
+      `  FAILED  ${o.id}: ${o.error?.step ?? "?"} ${o.error?.iteration ?? ""}: ${
+        o.error?.message ?? "unknown"
+      }`,
+    );
+  }
+  const notRun = total - outcomes.length;
+  if (notRun > 0) lines.push(`  ${notRun} prompts not run`);
+  lines.push(`Output: ${batchDir}`);
+  return lines.join("\n") + "\n";
+}
+
+/** Runs an observable to completion; an abort unsubscribes, which aborts every call in flight. */
+function untilDone(source: Observable<unknown>, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const subscription = source.subscribe({ error: reject, complete: resolve });
+    const onAbort = () => {
+      subscription.unsubscribe();
+      reject(signal!.reason);
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    subscription.add(() => signal?.removeEventListener("abort", onAbort));
+  });
+}
