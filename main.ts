@@ -24,7 +24,9 @@ async function main(args: string[]): Promise<number> {
   const onSignal = () => {
     interrupts++;
     if (interrupts === 1) {
-      writeErr("\nInterrupted: stopping calls in flight and saving state (Ctrl-C again to quit now)\n");
+      writeErr(
+        "\nInterrupted: stopping calls in flight and saving state (Ctrl-C again to quit now)\n",
+      );
       controller.abort(new DOMException("Interrupted by the user", "AbortError"));
     } else {
       Deno.exit(EXIT.interrupted);

@@ -90,7 +90,9 @@ export async function ensureWritableDir(path: string): Promise<void> {
     await Deno.remove(probe);
   } catch (error) {
     throw new InputError(
-      `Cannot write to output folder '${path}': ${(error as Error).message}; choose another with --out`,
+      `Cannot write to output folder '${path}': ${
+        (error as Error).message
+      }; choose another with --out`,
       { cause: error },
     );
   }

@@ -181,7 +181,9 @@ const ENV_SETTINGS: Array<[string[], string[]]> = [
 ];
 
 /** Every environment variable retake reads; `main.ts` grants exactly these. */
-export const ENV_NAMES: string[] = ENV_SETTINGS.flatMap(([names]) => names).concat("RETAKE_OFFLINE");
+export const ENV_NAMES: string[] = ENV_SETTINGS.flatMap(([names]) => names).concat(
+  "RETAKE_OFFLINE",
+);
 
 /** Builds the run's settings from every layer; throws {@linkcode InputError} on bad input. */
 export async function loadConfig(sources: ConfigSources): Promise<Invocation> {

@@ -41,7 +41,7 @@ import {
   type StepRecord,
   totalCost,
 } from "./record.ts";
-import { retryWithBackoff, type RetryOptions } from "./retry.ts";
+import { type RetryOptions, retryWithBackoff } from "./retry.ts";
 
 const log = getLogger(["retake", "pipeline"]);
 

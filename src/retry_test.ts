@@ -53,7 +53,11 @@ Deno.test("retryWithBackoff() gives up at once on a final error", () => {
   scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
     const final = new ProviderError("bad input", { provider: "test", retryable: false });
     const source = cold("-#", undefined, final);
-    expectObservable(source.pipe(retryWithBackoff({ minTimeout: 10 }))).toBe("-#", undefined, final);
+    expectObservable(source.pipe(retryWithBackoff({ minTimeout: 10 }))).toBe(
+      "-#",
+      undefined,
+      final,
+    );
     expectSubscriptions(source.subscriptions).toBe(["^!"]);
   });
 });
@@ -62,7 +66,11 @@ Deno.test("retryWithBackoff() gives up at once on a fatal error even if retryabl
   scheduler().run(({ cold, expectObservable }) => {
     const fatal = new ProviderError("bad key", { provider: "t", retryable: true, fatal: true });
     const source = cold("-#", undefined, fatal);
-    expectObservable(source.pipe(retryWithBackoff({ minTimeout: 10 }))).toBe("-#", undefined, fatal);
+    expectObservable(source.pipe(retryWithBackoff({ minTimeout: 10 }))).toBe(
+      "-#",
+      undefined,
+      fatal,
+    );
   });
 });
 

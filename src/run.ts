@@ -101,7 +101,7 @@ export async function runBatch(
     ? undefined
     : new ProgressLine(tracker, { write: io.writeErr, interactive: io.isTerminal });
   const closeLogs = await setupLogging({
-    level: config.verbose ? "debug" : config.quiet ? "warning" : "info",
+    level: config.verbose ? "debug" : config.quiet ? "error" : "warning",
     writeErr: io.writeErr,
     ...(progress && { beforeWrite: () => progress.clear() }),
     jsonlPath: `${batchDir}/log.jsonl`,

@@ -1,0 +1,289 @@
+import assert from "node:assert/strict";
+import { from, lastValueFrom, toArray } from "rxjs";
+import type { Critique } from "./critique.ts";
+import { ProviderError } from "./errors.ts";
+import { type PipelineOptions, type PromptSink, runPipeline } from "./pipeline.ts";
+import type { PromptSpec } from "./prompts.ts";
+import type {
+  CritiqueRequest,
+  GenerateRequest,
+  ImageCritic,
+  ImageGenerator,
+  PromptRefiner,
+  RefineRequest,
+} from "./providers/provider.ts";
+import type { PromptRecord } from "./record.ts";
+
+function critique(score: number): Critique {
+  return {
+    score,
+    criteria: {
+      promptAdherence: score,
+      composition: score,
+      lighting: score,
+      mood: score,
+      technicalQuality: score,
+    },
+    summary: "fake",
+    strengths: [],
+    problems: score < 9 ? ["not enough"] : [],
+    suggestions: [],
+  };
+}
+
+/** Records every save in memory. */
+class MemorySink implements PromptSink {
+  records = new Map<string, PromptRecord>();
+  files = new Map<string, string>();
+  folderFor(spec: PromptSpec) {
+    return spec.id;
+  }
+  start(spec: PromptSpec, record: PromptRecord) {
+    this.files.set(`${spec.id}/prompt.json`, JSON.stringify(spec));
+    this.records.set(record.id, structuredClone(record));
+    return Promise.resolve();
+  }
+  saveImage(record: PromptRecord, iteration: number) {
+    this.files.set(`${record.id}/iteration-${iteration}.png`, "img");
+    return Promise.resolve({ file: `iteration-${iteration}.png`, width: 64, height: 64 });
+  }
+  imagePath(record: PromptRecord, file: string) {
+    return `${record.id}/${file}`;
+  }
+  saveCritique(record: PromptRecord, iteration: number, c: Critique) {
+    this.files.set(`${record.id}/iteration-${iteration}.critique.json`, JSON.stringify(c));
+    return Promise.resolve();
+  }
+  saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string) {
+    this.files.set(`${record.id}/iteration-${iteration}.refined-prompt.txt`, prompt);
+    return Promise.resolve();
+  }
+  saveRecord(record: PromptRecord) {
+    this.records.set(record.id, structuredClone(record));
+    return Promise.resolve();
+  }
+}
+
+/** A fake generator that counts concurrency and can fail on cue. */
+class FakeGenerator implements ImageGenerator {
+  readonly name = "fake";
+  inFlight = 0;
+  maxInFlight = 0;
+  calls: GenerateRequest[] = [];
+  aborted = 0;
+  constructor(readonly behave: (req: GenerateRequest, call: number) => Promise<void> = tick) {}
+  async generate(req: GenerateRequest) {
+    this.calls.push(req);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    req.signal.addEventListener("abort", () => this.aborted++);
+    try {
+      await this.behave(req, this.calls.length);
+    } finally {
+      this.inFlight--;
+    }
+    return {
+      data: new Uint8Array([1]),
+      format: "png" as const,
+      width: 64,
+      height: 64,
+      seed: req.seed,
+      model: req.model,
+      costUsd: 0.01,
+      requestId: `req-${this.calls.length}`,
+    };
+  }
+}
+
+const tick = () => new Promise<void>((r) => setTimeout(r, 2));
+
+class FakeCritic implements ImageCritic {
+  readonly name = "fake-critic";
+  calls: CritiqueRequest[] = [];
+  critique(req: CritiqueRequest) {
+    this.calls.push(req);
+    // Refined prompts (longer) score higher, like a critic that sees the fixes.
+    return Promise.resolve({
+      critique: critique(Math.min(10, 5 + req.prompt.split("+").length)),
+      model: "fake-critic-1",
+      costUsd: 0.001,
+    });
+  }
+}
+
+class FakeRefiner implements PromptRefiner {
+  readonly name = "fake-refiner";
+  calls: RefineRequest[] = [];
+  refine(req: RefineRequest) {
+    this.calls.push(req);
+    return Promise.resolve({
+      prompt: `${req.prompt} +fix`,
+      changes: [{ change: "added +fix", reason: "critique" }],
+      model: "fake-refiner-1",
+      costUsd: 0.002,
+    });
+  }
+}
+
+function specs(n: number): PromptSpec[] {
+  return Array.from({ length: n }, (_, i) => ({ id: `p${i}`, prompt: `prompt ${i}`, extra: {} }));
+}
+
+function options(overrides: Partial<PipelineOptions> = {}): PipelineOptions & {
+  sink: MemorySink;
+} {
+  return {
+    generator: new FakeGenerator(),
+    critic: new FakeCritic(),
+    refiner: new FakeRefiner(),
+    sink: new MemorySink(),
+    iterations: 2,
+    concurrency: { generate: 2, critique: 2, refine: 2 },
+    width: 64,
+    height: 64,
+    format: "png",
+    model: "fake-model",
+    seedFor: (spec) => 1000 + Number(spec.id.slice(1)),
+    retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
+    timeoutMs: 5_000,
+    ...overrides,
+  } as PipelineOptions & { sink: MemorySink };
+}
+
+Deno.test("runPipeline() runs every prompt through generate, critique, refine, generate, critique", async () => {
+  const opts = options();
+  const outcomes = await lastValueFrom(runPipeline(from(specs(3)), opts).pipe(toArray()));
+  assert.equal(outcomes.length, 3);
+  assert.ok(outcomes.every((o) => o.status === "completed"));
+  const record = opts.sink.records.get("p1")!;
+  assert.equal(record.status, "completed");
+  assert.equal(record.iterations.length, 2);
+  assert.equal(record.iterations[0]!.prompt, "prompt 1");
+  assert.equal(record.iterations[0]!.refinedPrompt, "prompt 1 +fix");
+  assert.equal(record.iterations[1]!.prompt, "prompt 1 +fix");
+  assert.equal(record.iterations[1]!.refinedPrompt, undefined);
+  assert.equal(record.iterations[0]!.seed, 1001);
+  assert.equal(record.iterations[1]!.seed, 1001);
+  assert.equal(record.bestIteration, 2);
+  assert.equal(record.iterations[0]!.steps.generate!.requestId !== undefined, true);
+  // 2 images at 0.01, 2 critiques at 0.001, 1 refinement at 0.002.
+  assert.equal(record.costUsd, 0.024);
+  assert.ok(opts.sink.files.has("p1/iteration-1.refined-prompt.txt"));
+  assert.ok(!opts.sink.files.has("p1/iteration-2.refined-prompt.txt"));
+});
+
+Deno.test("runPipeline() never has more generations in flight than the stage's concurrency", async () => {
+  const generator = new FakeGenerator(() => new Promise((r) => setTimeout(r, 5)));
+  const opts = options({
+    generator,
+    iterations: 1,
+    concurrency: { generate: 3, critique: 1, refine: 1 },
+  });
+  await lastValueFrom(runPipeline(from(specs(10)), opts).pipe(toArray()));
+  assert.equal(generator.calls.length, 10);
+  assert.equal(generator.maxInFlight, 3);
+});
+
+Deno.test("runPipeline() records one prompt's failure and completes the others", async () => {
+  const generator = new FakeGenerator((req) =>
+    req.spec.id === "p1"
+      ? Promise.reject(
+        new ProviderError("content policy", { provider: "fake", retryable: false, status: 422 }),
+      )
+      : tick()
+  );
+  const opts = options({ generator });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(3)), opts).pipe(toArray()));
+  const failed = outcomes.filter((o) => o.status === "failed");
+  assert.deepEqual(failed.map((o) => o.id), ["p1"]);
+  assert.equal(failed[0]!.error?.message, "content policy");
+  assert.equal(failed[0]!.error?.status, 422);
+  const record = opts.sink.records.get("p1")!;
+  assert.equal(record.status, "failed");
+  assert.equal(record.error?.step, "generate");
+  assert.equal(opts.sink.records.get("p0")!.status, "completed");
+  // A final error is not retried.
+  assert.equal(generator.calls.filter((c) => c.spec.id === "p1").length, 1);
+});
+
+Deno.test("runPipeline() retries a retryable failure and records the attempts", async () => {
+  const generator = new FakeGenerator((req, n) =>
+    req.spec.id === "p0" && n <= 2
+      ? Promise.reject(
+        new ProviderError("429", { provider: "fake", retryable: true, retryAfterMs: 1 }),
+      )
+      : tick()
+  );
+  const opts = options({
+    generator,
+    iterations: 1,
+    concurrency: { generate: 1, critique: 1, refine: 1 },
+  });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(outcomes[0]!.status, "completed");
+  assert.equal(opts.sink.records.get("p0")!.iterations[0]!.steps.generate!.attempts, 3);
+});
+
+Deno.test("runPipeline() stops the whole run on a fatal error and aborts calls in flight", async () => {
+  const generator = new FakeGenerator((req) =>
+    req.spec.id === "p0"
+      ? new Promise((_, reject) =>
+        setTimeout(
+          () =>
+            reject(
+              new ProviderError("bad key", { provider: "fake", retryable: false, fatal: true }),
+            ),
+          5,
+        )
+      )
+      : new Promise((r) => setTimeout(r, 200))
+  );
+  const opts = options({ generator, concurrency: { generate: 3, critique: 1, refine: 1 } });
+  await assert.rejects(
+    lastValueFrom(runPipeline(from(specs(5)), opts).pipe(toArray())),
+    /bad key/,
+  );
+  assert.equal(generator.calls.length, 3);
+  assert.equal(generator.aborted, 2);
+  assert.equal(opts.sink.records.get("p0")!.status, "failed");
+});
+
+Deno.test("runPipeline() gives the refiner the history of earlier rounds", async () => {
+  const refiner = new FakeRefiner();
+  const opts = options({
+    refiner,
+    iterations: 3,
+    concurrency: { generate: 1, critique: 1, refine: 1 },
+  });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(refiner.calls.length, 2);
+  assert.deepEqual(refiner.calls[1]!.history.map((h) => h.prompt), ["prompt 0", "prompt 0 +fix"]);
+});
+
+Deno.test("runPipeline() stops a prompt early once it reaches the target score", async () => {
+  const generator = new FakeGenerator();
+  const opts = options({ generator, iterations: 4, targetScore: 7 });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  // Scores: 6, 7 → stops after round 2.
+  assert.equal(outcomes[0]!.iterations, 2);
+  assert.equal(generator.calls.length, 2);
+  assert.equal(outcomes[0]!.status, "completed");
+});
+
+Deno.test("runPipeline() times out a hanging call as retryable, then fails the prompt", async () => {
+  const generator = new FakeGenerator((req) =>
+    new Promise((_, reject) =>
+      req.signal.addEventListener("abort", () => reject(req.signal.reason))
+    )
+  );
+  const opts = options({
+    generator,
+    timeoutMs: 10,
+    retry: { maxAttempts: 2, minTimeout: 1, jitter: 0 },
+  });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(outcomes[0]!.status, "failed");
+  assert.match(outcomes[0]!.error!.message, /Timed out after 10 ms/);
+  assert.equal(generator.calls.length, 2);
+  assert.equal(generator.aborted, 2);
+});

@@ -1,0 +1,727 @@
+/**
+ * fal.ai as image generator, through the official `@fal-ai/client` SDK's queue API: submit, poll
+ * the status, fetch the result, then stream the image from its URL.
+ *
+ * The SDK retries 429/5xx and transport failures on its own with real sleeps, and
+ * `config.retry` cannot switch that off for queue calls (reference `fal.md` §3.4). The client
+ * is therefore given a `fetch` that turns every such answer into a {@linkcode ProviderError}
+ * after one attempt; the SDK does not recognise that error as retryable, so it reaches the
+ * pipeline, whose single backoff operator decides. The same `fetch` redirects every call to
+ * `baseUrl` (for a stand-in server) and logs it.
+ *
+ * The deadline is owned here too, not by the SDK's `timeout` (which can leave polling running,
+ * §8): on expiry the in-flight call is aborted and the request cancelled on fal's side.
+ *
+ * @module
+ */
+import { createFalClient } from "@fal-ai/client";
+import { getLogger } from "@logtape/logtape";
+import { SIZE_PRESETS } from "../config.ts";
+import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
+import { InputError, ProviderError } from "../errors.ts";
+import type { GeneratedImage, GenerateRequest, ImageGenerator } from "./provider.ts";
+
+const PROVIDER = "fal";
+const log = getLogger(["retake", "fal"]);
+
+/** Endpoint used when no model is chosen. */
+export const DEFAULT_FAL_MODEL = "fal-ai/flux/schnell";
+
+/** Friendly model names and the fal endpoint ids they stand for. */
+export const FAL_MODEL_ALIASES: Readonly<Record<string, string>> = {
+  "flux-schnell": "fal-ai/flux/schnell",
+  "flux-dev": "fal-ai/flux/dev",
+  "flux-pro": "fal-ai/flux-pro/v1.1",
+  "sdxl": "fal-ai/fast-sdxl",
+  "sd-1.5": "fal-ai/stable-diffusion-v15",
+};
+
+/**
+ * Turns a model alias into a fal endpoint id; a full id (`owner/app[/path]`) passes through.
+ *
+ * @example
+ * ```ts
+ * import { resolveFalModel } from "./fal.ts";
+ * if (resolveFalModel("flux-dev") !== "fal-ai/flux/dev") throw new Error("alias");
+ * if (resolveFalModel("fal-ai/recraft-v3") !== "fal-ai/recraft-v3") throw new Error("id");
+ * if (resolveFalModel() !== "fal-ai/flux/schnell") throw new Error("default");
+ * ```
+ */
+export function resolveFalModel(alias?: string): string {
+  const name = alias?.trim() ?? "";
+  if (name === "") return DEFAULT_FAL_MODEL;
+  const resolved = FAL_MODEL_ALIASES[name.toLowerCase()];
+  if (resolved !== undefined) return resolved;
+  if (/^[\w.-]+(\/[\w.-]+)+$/.test(name)) return name;
+  throw new InputError(
+    `Cannot use model '${name}' with fal: expected one of ${
+      Object.keys(FAL_MODEL_ALIASES).join(", ")
+    } or a fal endpoint id such as fal-ai/flux/dev`,
+  );
+}
+
+/** What fal charges for one endpoint, in USD. */
+export interface FalPrice {
+  usd: number;
+  /** Per output image, or per started megapixel (2²⁰ px) of output. */
+  unit: "image" | "megapixel";
+}
+
+/**
+ * Published prices as of 2026. Flux schnell/dev are per megapixel (reference `fal.md` §5);
+ * flux-pro v1.1 sources disagree between $0.04/image and $0.04/MP, which agree up to 1 MP;
+ * fast-sdxl and SD 1.5 have no published fixed price and are estimates.
+ */
+export const DEFAULT_FAL_PRICES: Readonly<Record<string, FalPrice>> = {
+  "fal-ai/flux/schnell": { usd: 0.003, unit: "megapixel" },
+  "fal-ai/flux/dev": { usd: 0.025, unit: "megapixel" },
+  "fal-ai/flux-pro/v1.1": { usd: 0.04, unit: "megapixel" },
+  "fal-ai/fast-sdxl": { usd: 0.003, unit: "image" },
+  "fal-ai/stable-diffusion-v15": { usd: 0.002, unit: "image" },
+};
+
+/**
+ * Estimated cost of `images` from one endpoint. Megapixels are rounded up per image, as fal
+ * bills them; a megapixel is taken as 2²⁰ px so the 1024×1024 preset counts as one.
+ *
+ * @example
+ * ```ts
+ * import { estimateFalCost } from "./fal.ts";
+ * const usd = estimateFalCost({ usd: 0.025, unit: "megapixel" }, [{ width: 1440, height: 1440 }]);
+ * if (usd !== 0.05) throw new Error(`expected 2 MP at $0.025, got ${usd}`);
+ * ```
+ */
+export function estimateFalCost(
+  price: FalPrice,
+  images: ReadonlyArray<{ width: number; height: number }>,
+): number {
+  let units = 0;
+  for (const { width, height } of images) {
+    units += price.unit === "image" ? 1 : Math.max(1, Math.ceil((width * height) / 2 ** 20));
+  }
+  return Math.round(units * price.usd * 1e6) / 1e6;
+}
+
+/**
+ * Reads a `Retry-After` header (delay in seconds, or an HTTP date) as ms from `now`.
+ *
+ * @example
+ * ```ts
+ * import { parseRetryAfter } from "./fal.ts";
+ * if (parseRetryAfter("2") !== 2000) throw new Error("seconds");
+ * const now = Date.parse("Wed, 21 Oct 2026 07:28:00 GMT");
+ * if (parseRetryAfter("Wed, 21 Oct 2026 07:28:30 GMT", now) !== 30_000) throw new Error("date");
+ * ```
+ */
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  if (value === null || value === undefined || value.trim() === "") return undefined;
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * An image fal's safety checker flagged, with `failOnNsfw` on: a failed step that a retry with
+ * the same prompt would not fix. Carries what was spent, since fal bills flagged images too.
+ */
+export class FalNsfwError extends ProviderError {
+  /** Always true: the flag to record. */
+  readonly nsfw = true;
+  /** Estimated cost of the flagged image, in USD. */
+  readonly costUsd: number;
+
+  constructor(message: string, options: { requestId?: string; costUsd: number }) {
+    super(message, {
+      provider: PROVIDER,
+      retryable: false,
+      ...(options.requestId !== undefined && { requestId: options.requestId }),
+    });
+    this.name = "FalNsfwError";
+    this.costUsd = options.costUsd;
+  }
+}
+
+/** Options for {@linkcode createFalGenerator}. */
+export interface FalGeneratorOptions {
+  /** fal API key (`FAL_KEY`); sent only in the `Authorization` header, never logged. */
+  apiKey: string;
+  /**
+   * Origin (optionally with a path prefix) that receives every request instead of fal's hosts,
+   * for a proxy or stand-in server. Images served from this origin may be downloaded over plain
+   * http. @default {undefined} (fal's own hosts)
+   */
+  baseUrl?: string | undefined;
+  /** The fetch every HTTP call goes through. @default {globalThis.fetch} */
+  fetch?: typeof fetch | undefined;
+  /**
+   * Deadline for one generation (submit, queue, inference, result, download start), in ms. On
+   * expiry the request is cancelled on fal and the step fails as retryable. Streaming the image
+   * body afterwards gets a deadline of the same length. @default {120000}
+   */
+  timeoutMs?: number | undefined;
+  /** Delay between status polls, in ms. @default {500} */
+  pollIntervalMs?: number | undefined;
+  /**
+   * USD prices by endpoint id, merged over {@linkcode DEFAULT_FAL_PRICES}. A bare number keeps
+   * the built-in unit for a known endpoint and means per image otherwise. An endpoint without a
+   * price is recorded at cost 0 with a warning. @default {DEFAULT_FAL_PRICES}
+   */
+  prices?: Record<string, number | FalPrice> | undefined;
+  /** Ask fal to run its safety checker (`enable_safety_checker`). @default {true} */
+  enableSafetyChecker?: boolean | undefined;
+  /**
+   * Fail the step (not retryable) when fal flags the image as NSFW; off, the image is kept and
+   * the flag recorded. @default {true}
+   */
+  failOnNsfw?: boolean | undefined;
+  /**
+   * `num_inference_steps`, for endpoints that take it (not flux-pro).
+   * @default {undefined} (the endpoint's own default, e.g. 4 for flux schnell)
+   */
+  steps?: number | undefined;
+  /** Largest image accepted, in bytes. @default {20971520} */
+  maxDownloadBytes?: number | undefined;
+}
+
+/** Longest wait for the cancel call after a timeout or abort, in ms. */
+const CANCEL_TIMEOUT_MS = 5_000;
+/** Endpoints whose output format field is `format`, not `output_format`. */
+const FORMAT_FIELD = /^fal-ai\/(?:fast-sdxl|stable-diffusion-v15)(?:\/|$)/;
+/** Endpoints without `num_inference_steps`. */
+const NO_STEPS = /^fal-ai\/flux-pro(?:\/|$)/;
+const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai)(?=[/?]|$)/;
+const NETWORK_FAULT =
+  /fetch failed|error reading a body|error sending request|connection|network|dns|tcp|tls|socket|refused|reset/i;
+
+/**
+ * Creates a generator that renders images with a fal.ai text-to-image endpoint.
+ *
+ * @example
+ * ```ts ignore
+ * const generator = createFalGenerator({ apiKey: Deno.env.get("FAL_KEY")! });
+ * const image = await generator.generate({ ...request, model: resolveFalModel("flux-dev") });
+ * ```
+ */
+export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator {
+  const apiKey = options.apiKey;
+  if (typeof apiKey !== "string" || apiKey.trim() === "") {
+    throw new TypeError(
+      "Cannot create the fal generator as 'apiKey' is empty: set FAL_KEY, or run with --generator local",
+    );
+  }
+  const timeoutMs = _positive("timeoutMs", options.timeoutMs ?? 120_000);
+  const pollIntervalMs = _positive("pollIntervalMs", options.pollIntervalMs ?? 500);
+  const maxDownloadBytes = _positive(
+    "maxDownloadBytes",
+    options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
+  );
+  if (options.steps !== undefined) _positive("steps", options.steps);
+  const enableSafetyChecker = options.enableSafetyChecker ?? true;
+  const failOnNsfw = options.failOnNsfw ?? true;
+  const prices = _prices(options.prices);
+  const base = options.baseUrl?.replace(/\/+$/, "");
+  const baseOrigin = base === undefined ? undefined : _origin(base);
+  const innerFetch = options.fetch ?? globalThis.fetch;
+  const redact = (text: string) =>
+    apiKey.length >= 4 ? text.replaceAll(apiKey, "[redacted]") : text;
+  const warnedPrices = new Set<string>();
+
+  const fal = createFalClient({
+    credentials: apiKey,
+    suppressLocalCredentialsWarning: true,
+    fetch: _apiFetch({ base, innerFetch, redact }),
+  });
+
+  return {
+    name: PROVIDER,
+    async generate(request: GenerateRequest): Promise<GeneratedImage> {
+      const model = resolveFalModel(request.model);
+      const input = _input(model, request, { enableSafetyChecker, steps: options.steps });
+      if (request.signal.aborted) throw request.signal.reason;
+      const deadline = new AbortController();
+      const timer = setTimeout(
+        () =>
+          deadline.abort(new DOMException(`fal timed out after ${timeoutMs} ms`, "TimeoutError")),
+        timeoutMs,
+      );
+      const signal = AbortSignal.any([request.signal, deadline.signal]);
+      let requestId: string | undefined;
+      let completed = false;
+      try {
+        const submitted = await fal.queue.submit(model, { input, abortSignal: signal });
+        requestId = submitted.request_id;
+        const submittedAt = performance.now();
+        let lastQueuedAt = submittedAt;
+        let inferenceSeconds: unknown;
+        for (;;) {
+          const status = await fal.queue.status(model, { requestId, abortSignal: signal });
+          if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
+          if (status.status === "COMPLETED") {
+            inferenceSeconds = status.metrics?.inference_time;
+            break;
+          }
+          await _sleep(pollIntervalMs, signal);
+        }
+        completed = true;
+        // Until the last poll that still saw IN_QUEUE: a lower bound, so inference time never
+        // counts as queueing; polls pollIntervalMs apart bound the error.
+        const queueMs = Math.round(lastQueuedAt - submittedAt);
+        const result = await fal.queue.result(model, { requestId, abortSignal: signal });
+        if (result.requestId) requestId = result.requestId;
+        const output = _output(result.data, requestId);
+        const image = output.image;
+        const width = image.width ?? request.width;
+        const height = image.height ?? request.height;
+        const costUsd = price(model, [{ width, height }]);
+        const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
+        const seed = typeof output.seed === "number" ? output.seed : request.seed;
+        log.debug(
+          "fal {model} request {requestId} done: queued {queueMs} ms, inference {inferenceMs} ms",
+          {
+            model,
+            requestId,
+            queueMs,
+            inferenceMs,
+            seed,
+            nsfw: output.nsfw,
+            costUsd,
+          },
+        );
+        if (output.nsfw === true && failOnNsfw) {
+          log.warn("fal flagged the image of request {requestId} as NSFW", {
+            model,
+            requestId,
+            nsfw: true,
+            costUsd,
+          });
+          throw new FalNsfwError(
+            "Cannot use the image as fal's safety checker flagged it as NSFW: rephrase the prompt, or set failOnNsfw to false to keep flagged images",
+            { requestId, costUsd },
+          );
+        }
+        const download = await downloadImage(image.url, {
+          provider: PROVIDER,
+          maxBytes: maxDownloadBytes,
+          allowedOrigins: baseOrigin === undefined ? [] : [baseOrigin],
+          signal,
+          timeoutMs,
+          fetch: innerFetch,
+          logger: log,
+        });
+        return {
+          data: download.data,
+          format: download.format,
+          width,
+          height,
+          seed,
+          model,
+          requestId,
+          costUsd,
+          queueMs,
+          ...(inferenceMs !== undefined && { inferenceMs }),
+          ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
+        };
+      } catch (error) {
+        if (request.signal.aborted) {
+          if (requestId !== undefined && !completed) await cancel(model, requestId, "aborted");
+          throw request.signal.reason ?? error;
+        }
+        if (deadline.signal.aborted && !(error instanceof ProviderError && !error.retryable)) {
+          if (requestId !== undefined && !completed) await cancel(model, requestId, "timed out");
+          throw new ProviderError(
+            `Cannot generate with fal as the request took longer than ${timeoutMs} ms (timeoutMs)${
+              requestId !== undefined && !completed ? "; it was cancelled on fal" : ""
+            }`,
+            {
+              provider: PROVIDER,
+              retryable: true,
+              ...(requestId !== undefined && { requestId }),
+              cause: error,
+            },
+          );
+        }
+        throw _classify(error, requestId, redact);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+
+  function price(model: string, images: Array<{ width: number; height: number }>): number {
+    const entry = prices[model];
+    if (entry === undefined) {
+      if (!warnedPrices.has(model)) {
+        warnedPrices.add(model);
+        log.warn("No price known for fal endpoint {model}: its images are recorded at cost 0", {
+          model,
+        });
+      }
+      return 0;
+    }
+    return estimateFalCost(entry, images);
+  }
+
+  /** Best effort: the request may finish anyway, and the caller is failing regardless. */
+  async function cancel(model: string, requestId: string, why: string): Promise<void> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), Math.min(CANCEL_TIMEOUT_MS, timeoutMs));
+    try {
+      await fal.queue.cancel(model, { requestId, abortSignal: controller.signal });
+      log.debug("Cancelled fal request {requestId} ({why})", { model, requestId, why });
+    } catch (error) {
+      log.warn("Could not cancel fal request {requestId} ({why}): {error}", {
+        model,
+        requestId,
+        why,
+        error: redact(error instanceof Error ? error.message : String(error)),
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+interface InputSettings {
+  enableSafetyChecker: boolean;
+  steps: number | undefined;
+}
+
+function _input(
+  model: string,
+  request: GenerateRequest,
+  settings: InputSettings,
+): Record<string, unknown> {
+  const preset = Object.entries(SIZE_PRESETS).find(([, size]) =>
+    size.width === request.width && size.height === request.height
+  )?.[0];
+  return {
+    prompt: request.prompt,
+    image_size: preset ?? { width: request.width, height: request.height },
+    seed: request.seed,
+    num_images: 1,
+    [FORMAT_FIELD.test(model) ? "format" : "output_format"]: request.format,
+    enable_safety_checker: settings.enableSafetyChecker,
+    ...(settings.steps !== undefined && !NO_STEPS.test(model) &&
+      { num_inference_steps: settings.steps }),
+  };
+}
+
+interface FalOutput {
+  image: { url: string; width?: number; height?: number };
+  seed?: number;
+  nsfw?: boolean;
+  timings?: { inference?: unknown };
+}
+
+/** Checks the parts of fal's output this provider relies on; the SDK passes it through untyped. */
+function _output(data: unknown, requestId: string): FalOutput {
+  const d = (data !== null && typeof data === "object" ? data : {}) as Record<string, unknown>;
+  const first = Array.isArray(d.images) ? d.images[0] as Record<string, unknown> : undefined;
+  if (!first || typeof first.url !== "string" || first.url === "") {
+    throw new ProviderError(
+      `Cannot use fal's answer for request ${requestId} as it holds no image URL`,
+      { provider: PROVIDER, retryable: false, requestId },
+    );
+  }
+  const dimension = (v: unknown) => typeof v === "number" && v > 0 ? v : undefined;
+  const width = dimension(first.width);
+  const height = dimension(first.height);
+  const flags = d.has_nsfw_concepts;
+  const nsfw = Array.isArray(flags) && typeof flags[0] === "boolean" ? flags[0] : undefined;
+  const timings = d.timings !== null && typeof d.timings === "object"
+    ? d.timings as { inference?: unknown }
+    : undefined;
+  return {
+    image: {
+      url: first.url,
+      ...(width !== undefined && { width }),
+      ...(height !== undefined && { height }),
+    },
+    ...(typeof d.seed === "number" && { seed: d.seed }),
+    ...(nsfw !== undefined && { nsfw }),
+    ...(timings !== undefined && { timings }),
+  };
+}
+
+function _ms(seconds: unknown): number | undefined {
+  return typeof seconds === "number" && Number.isFinite(seconds) && seconds >= 0
+    ? Math.round(seconds * 1000)
+    : undefined;
+}
+
+interface ApiFetchOptions {
+  base: string | undefined;
+  innerFetch: typeof fetch;
+  redact: (text: string) => string;
+}
+
+/**
+ * The fetch given to the SDK: redirects to `base`, logs, reads the whole (small, JSON) body so a
+ * connection that breaks mid-body surfaces here, and throws a {@linkcode ProviderError} for
+ * every failure so the SDK's own retry loop never fires.
+ */
+function _apiFetch({ base, innerFetch, redact }: ApiFetchOptions): typeof fetch {
+  return async (input, init) => {
+    const original = typeof input === "string"
+      ? input
+      : input instanceof URL
+      ? input.href
+      : input.url;
+    const url = base === undefined ? original : original.replace(FAL_HOSTS, base);
+    const method = (init?.method ?? "GET").toUpperCase();
+    const parsed = new URL(url);
+    const path = parsed.pathname;
+    const requestId = /\/requests\/([^/]+)/.exec(path)?.[1];
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const unreachable = (error: unknown, what: string) => {
+      log.debug("fal {method} {path}: {error} after {durationMs} ms", {
+        method,
+        path,
+        error: what,
+        durationMs: elapsed(),
+      });
+      return new ProviderError(
+        `Cannot reach fal at ${parsed.origin} as ${what}: ${
+          redact(error instanceof Error ? error.message : String(error))
+        }; check the network${base === undefined ? "" : " or the base URL"}`,
+        {
+          provider: PROVIDER,
+          retryable: true,
+          ...(requestId !== undefined && { requestId }),
+          // A copy without the original's cause chain: the SDK retries errors carrying ECONN* codes.
+          cause: _detached(error),
+        },
+      );
+    };
+    let response: Response;
+    try {
+      response = await innerFetch(url, init);
+    } catch (error) {
+      if (init?.signal?.aborted || _isAbort(error)) throw error;
+      throw unreachable(error, "the connection failed");
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      if (init?.signal?.aborted || _isAbort(error)) throw error;
+      throw unreachable(error, "the connection broke off mid-answer");
+    }
+    const answerId = response.headers.get("x-fal-request-id") || requestId;
+    log.debug("fal {method} {path}: {status} in {durationMs} ms", {
+      method,
+      path,
+      status: response.status,
+      durationMs: elapsed(),
+      ...(answerId !== undefined && { requestId: answerId }),
+    });
+    if (!response.ok) throw _httpError(response, text, method, path, answerId, redact);
+    if ((response.headers.get("content-type") ?? "").includes("application/json")) {
+      try {
+        JSON.parse(text);
+      } catch (error) {
+        throw new ProviderError(
+          `Cannot read fal's answer to ${method} ${path} as it is not valid JSON (${text.length} bytes): the connection may have been cut`,
+          {
+            provider: PROVIDER,
+            retryable: true,
+            status: response.status,
+            ...(answerId !== undefined && { requestId: answerId }),
+            cause: error,
+          },
+        );
+      }
+    }
+    const nullBody = [101, 204, 205, 304].includes(response.status);
+    return new Response(nullBody ? null : text, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  };
+}
+
+/** Maps a non-2xx answer to what the pipeline should do about it. */
+function _httpError(
+  response: Response,
+  text: string,
+  method: string,
+  path: string,
+  requestId: string | undefined,
+  redact: (text: string) => string,
+): ProviderError {
+  const status = response.status;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined; // HTML from a proxy, or empty: the status says enough.
+  }
+  const detail = redact(_detailText(body) ?? (text.trim().slice(0, 200) || response.statusText));
+  const errorType = response.headers.get("x-fal-error-type") ??
+    (body as { error_type?: unknown } | undefined)?.error_type;
+  const hinted = response.headers.get("x-fal-retryable");
+  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+  const common = {
+    provider: PROVIDER,
+    status,
+    ...(requestId !== undefined && { requestId }),
+    ...(retryAfterMs !== undefined && { retryAfterMs }),
+  };
+  const suffix = detail === "" ? "" : `: ${detail}`;
+  if (status === 401) {
+    return new ProviderError(
+      `Cannot use fal as it rejected the API key (HTTP 401${suffix}): check FAL_KEY (create a key at fal.ai/dashboard/keys)`,
+      { ...common, retryable: false, fatal: true },
+    );
+  }
+  if (status === 403) {
+    return new ProviderError(
+      `Cannot use fal as it refused the account (HTTP 403${suffix}): top up the balance at fal.ai/dashboard/billing, or check that FAL_KEY may use this endpoint`,
+      { ...common, retryable: false, fatal: true },
+    );
+  }
+  const typeNote = typeof errorType === "string" && errorType !== "" ? ` ${errorType}` : "";
+  const retryable = hinted === "true"
+    ? true
+    : hinted === "false"
+    ? false
+    : status === 408 || status === 429 || status >= 500;
+  const message = status === 422
+    ? `Cannot generate with fal as it rejected the input (HTTP 422)${suffix}`
+    : status === 429
+    ? `Cannot generate with fal now as it is rate limiting requests (HTTP 429${suffix})`
+    : status === 404
+    ? `Cannot generate with fal as ${method} ${path} was not found (HTTP 404${suffix}): check the model id`
+    : `Cannot generate with fal as ${method} ${path} failed (HTTP ${status}${typeNote}${suffix})`;
+  return new ProviderError(message, { ...common, retryable });
+}
+
+/** fal's `detail`: a string, or a FastAPI list of `{loc, msg, type}`. */
+function _detailText(body: unknown): string | undefined {
+  if (body === null || typeof body !== "object") return undefined;
+  const detail = (body as { detail?: unknown; message?: unknown }).detail ??
+    (body as { message?: unknown }).message;
+  if (typeof detail === "string") return detail;
+  if (!Array.isArray(detail)) return undefined;
+  return detail.map((item) => {
+    const entry = (item ?? {}) as { loc?: unknown; msg?: unknown; type?: unknown };
+    const loc = Array.isArray(entry.loc)
+      ? entry.loc.filter((part) => part !== "body").join(".")
+      : "";
+    const msg = typeof entry.msg === "string" ? entry.msg : JSON.stringify(item);
+    const type = typeof entry.type === "string" ? ` (${entry.type})` : "";
+    return `${loc === "" ? "" : `${loc}: `}${msg}${type}`;
+  }).join("; ");
+}
+
+/** Errors from the SDK or the network that did not come through {@linkcode _apiFetch} as ours. */
+function _classify(
+  error: unknown,
+  requestId: string | undefined,
+  redact: (text: string) => string,
+): ProviderError {
+  const withId = requestId !== undefined ? { requestId } : {};
+  if (error instanceof ProviderError) {
+    if (error.requestId !== undefined || requestId === undefined) return error;
+    return new ProviderError(error.message, {
+      provider: error.provider,
+      retryable: error.retryable,
+      fatal: error.fatal,
+      requestId,
+      ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
+      ...(error.status !== undefined && { status: error.status }),
+      ...(error.cause !== undefined && { cause: error.cause }),
+    });
+  }
+  const message = redact(error instanceof Error ? error.message : String(error));
+  if (error instanceof SyntaxError) {
+    return new ProviderError(`Cannot read fal's answer as it is not valid JSON: ${message}`, {
+      provider: PROVIDER,
+      retryable: true,
+      ...withId,
+      cause: error,
+    });
+  }
+  if (error instanceof TypeError && NETWORK_FAULT.test(error.message)) {
+    return new ProviderError(`Cannot reach fal: ${message}; check the network`, {
+      provider: PROVIDER,
+      retryable: true,
+      ...withId,
+      cause: error,
+    });
+  }
+  return new ProviderError(`Cannot generate with fal: ${message}`, {
+    provider: PROVIDER,
+    retryable: false,
+    ...withId,
+    cause: error,
+  });
+}
+
+function _isAbort(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null)?.name;
+  return name === "AbortError" || name === "TimeoutError";
+}
+
+function _detached(error: unknown): Error {
+  const copy = new Error(error instanceof Error ? error.message : String(error));
+  copy.name = error instanceof Error ? error.name : "Error";
+  return copy;
+}
+
+function _sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function _prices(overrides: FalGeneratorOptions["prices"]): Record<string, FalPrice> {
+  const table: Record<string, FalPrice> = { ...DEFAULT_FAL_PRICES };
+  for (const [id, value] of Object.entries(overrides ?? {})) {
+    const usd = typeof value === "number" ? value : value.usd;
+    if (!Number.isFinite(usd) || usd < 0) {
+      throw new RangeError(
+        `Cannot create the fal generator as the price of '${id}' must be a number >= 0: current value is ${usd}`,
+      );
+    }
+    table[id] = typeof value === "number"
+      ? { usd, unit: DEFAULT_FAL_PRICES[id]?.unit ?? "image" }
+      : { usd, unit: value.unit };
+  }
+  return table;
+}
+
+function _origin(base: string): string {
+  try {
+    return new URL(base).origin;
+  } catch (error) {
+    throw new TypeError(
+      `Cannot create the fal generator as 'baseUrl' is not a URL: current value is '${base}'`,
+      { cause: error },
+    );
+  }
+}
+
+function _positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new RangeError(
+      `Cannot create the fal generator as '${name}' must be a positive number: current value is ${value}`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,198 @@
+/**
+ * The real CLI as a subprocess, on real files: what a user gets from `deno task run`.
+ */
+import assert from "node:assert/strict";
+import sharp from "sharp";
+import type { PromptRecord } from "../src/record.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
+const EXAMPLE = `${ROOT}prompts/example.json`;
+
+/** The permissions of the `run` task: the CLI must work with exactly these. */
+export const RUN_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-ffi",
+  "--allow-sys",
+];
+
+/** Result of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs retake in `cwd` with a clean environment plus `env`. */
+export async function runCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CliResult> {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, ...args],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      NO_COLOR: "1",
+      ...(Deno.env.get("DENO_DIR") && { DENO_DIR: Deno.env.get("DENO_DIR")! }),
+      ...options.env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const { code, stdout, stderr } = await command.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+async function listTree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = prefix + entry.name;
+    if (entry.isDirectory) out.push(...await listTree(`${dir}/${entry.name}`, `${path}/`));
+    else out.push(path);
+  }
+  return out.sort();
+}
+
+Deno.test("retake runs prompts/example.json offline and writes the full tree for every prompt", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    const result = await runCli(["--out", "out", EXAMPLE], { cwd });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /Running offline: local generator and local critic and refiner/);
+    assert.match(result.stdout, /7\/7 prompts completed, 0 failed/);
+
+    const example = JSON.parse(await Deno.readTextFile(EXAMPLE)).prompts as Array<
+      { id: string; prompt: string; title: string }
+    >;
+    const tree = await listTree(`${cwd}/out/example`);
+    assert.ok(tree.includes("run.json"));
+    assert.ok(tree.includes("log.jsonl"));
+    assert.ok(!tree.some((f) => f.endsWith(".tmp")), "no temp files left behind");
+    for (const { id, prompt, title } of example) {
+      for (
+        const file of [
+          "prompt.json",
+          "iteration-1.png",
+          "iteration-1.critique.json",
+          "iteration-1.refined-prompt.txt",
+          "iteration-2.png",
+          "iteration-2.critique.json",
+          "metadata.json",
+        ]
+      ) {
+        assert.ok(tree.includes(`${id}/${file}`), `${id}/${file} missing`);
+      }
+      assert.ok(!tree.includes(`${id}/iteration-2.refined-prompt.txt`));
+      const meta: PromptRecord = JSON.parse(
+        await Deno.readTextFile(`${cwd}/out/example/${id}/metadata.json`),
+      );
+      assert.equal(meta.status, "completed");
+      assert.equal(meta.title, title);
+      assert.equal(meta.iterations.length, 2);
+      const [first, second] = meta.iterations;
+      assert.equal(first!.prompt, prompt);
+      assert.equal(second!.prompt, first!.refinedPrompt);
+      assert.equal(first!.seed, second!.seed, "one seed per prompt by default");
+      assert.equal(first!.image, "iteration-1.png");
+      assert.ok(first!.critique!.score >= 0 && first!.critique!.score <= 10);
+      assert.equal(first!.steps.generate!.provider, "local");
+      assert.equal(first!.steps.generate!.attempts, 1);
+      assert.equal(typeof first!.steps.critique!.durationMs, "number");
+      const image = await sharp(`${cwd}/out/example/${id}/iteration-2.png`).metadata();
+      assert.equal(image.format, "png");
+      assert.equal(image.width, 1024);
+      assert.equal(image.height, 768);
+      const refined = await Deno.readTextFile(
+        `${cwd}/out/example/${id}/iteration-1.refined-prompt.txt`,
+      );
+      assert.equal(refined.trim(), first!.refinedPrompt);
+    }
+    const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/example/run.json`));
+    assert.equal(run.status, "completed");
+    assert.equal(run.totals.completed, 7);
+    assert.equal(run.providers.generator, "local");
+    const logLines = (await Deno.readTextFile(`${cwd}/out/example/log.jsonl`)).trim().split("\n");
+    const records = logLines.map((l) => JSON.parse(l));
+    const ends = records.filter((r) => r.operation === "generate" && r.outcome === "ok");
+    assert.equal(ends.length, 14, "a log record for the end of every generation");
+    assert.ok(ends.every((r) => r.provider === "local" && typeof r.durationMs === "number"));
+    assert.ok(records.every((r) => typeof r["@timestamp"] === "string"));
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("retake exits 2 on a bad prompt file, names file, prompt and field, and writes nothing", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${cwd}/bad.json`,
+      JSON.stringify({ prompts: [{ id: "ok", prompt: "fine" }, { id: "two", prompt: 42 }] }),
+    );
+    const result = await runCli(["--out", "out", "bad.json"], { cwd });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /bad\.json/);
+    assert.match(result.stderr, /prompt #2 \(id 'two'\)/);
+    assert.match(result.stderr, /field 'prompt'/);
+    await assert.rejects(Deno.stat(`${cwd}/out`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("retake exits 2 on usage errors: no file, unknown flag, bad size", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    const none = await runCli([], { cwd });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no prompt file was given/);
+    const flag = await runCli(["--bogus", EXAMPLE], { cwd });
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /bogus/);
+    const size = await runCli(["--size", "huge", EXAMPLE], { cwd });
+    assert.equal(size.code, 2);
+    assert.match(size.stderr, /'size' from command line/);
+    const missing = await runCli(["nope.json"], { cwd });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /nope\.json': no such file/);
+    await assert.rejects(Deno.stat(`${cwd}/outputs`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("retake --help and --version print to stdout and exit 0", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    const help = await runCli(["--help"], { cwd });
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage:/);
+    assert.match(help.stdout, /--iterations/);
+    const version = await runCli(["--version"], { cwd });
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^retake \d+\.\d+\.\d+/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("retake asks for the key by name when a real provider is forced without one", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    const fal = await runCli(["--generator", "fal", EXAMPLE], { cwd });
+    assert.equal(fal.code, 2);
+    assert.match(fal.stderr, /FAL_KEY is not set/);
+    const gemini = await runCli(["--critic", "gemini", EXAMPLE], { cwd });
+    assert.equal(gemini.code, 2);
+    assert.match(gemini.stderr, /GEMINI_API_KEY is not set/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});

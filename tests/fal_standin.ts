@@ -1,0 +1,828 @@
+/**
+ * A local stand-in for fal.ai's queue API, speaking the HTTP protocol `@fal-ai/client` 1.x uses
+ * (reference `fal.md` §1 and §4.6), so the fal provider, the CLI and benchmarks run without a key,
+ * a network or money.
+ *
+ * - `POST /{endpoint id}` submits (full id, sub-path included); `GET /{owner}/{alias}/requests/{id}
+ *   /status[?logs=1]` answers 202 while `IN_QUEUE`/`IN_PROGRESS` and 200 once `COMPLETED`;
+ *   `GET …/status/stream` is the SSE variant; `GET …/requests/{id}` returns the output with
+ *   `x-fal-request-id`; `PUT …/requests/{id}/cancel` cancels.
+ * - Every call but the file downloads needs `Authorization: Key <key>`; otherwise 401
+ *   `{"detail":"No user found for Key ID and Secret"}`.
+ * - Images are real PNG/JPEG bytes made with sharp at the requested size, drawn from the prompt and
+ *   seed (random when not given), served from `/files/<id>.<ext>` on the stand-in's own origin.
+ * - At most `concurrency` requests are `IN_PROGRESS`; the rest wait `IN_QUEUE` with a
+ *   `queue_position`, as fal's account concurrency limit does. Each takes `latencyMs` to "run".
+ * - Faults are chosen per request by a token in the prompt text, e.g. `[fal:429-once]`, or
+ *   programmatically with {@linkcode FalStandIn.inject}. See {@linkcode FAL_FAULTS}.
+ *
+ * Run as a script: `deno run --allow-net --allow-ffi --allow-env --allow-read --allow-sys
+ * tests/fal_standin.ts --port 8788 --key test-fal-key [--latency-ms 800] [--concurrency 2]
+ * [--slow-ms 5000] [--http-latency-ms 20]`, then point retake at it with
+ * `FAL_BASE_URL=<printed url> FAL_KEY=test-fal-key`.
+ *
+ * @module
+ */
+import sharp from "sharp";
+
+/**
+ * Scripted failure modes. Those ending in `-once` fail only the first request for each distinct
+ * endpoint + prompt, so a retry of the same prompt succeeds; the others fail every time.
+ */
+export const FAL_FAULTS = [
+  /** The result call answers 422 with a list-form `detail` (content policy), after COMPLETED. */
+  "422",
+  /** The result call answers 422 with a string `detail`. */
+  "422-string",
+  /** The submit call answers 422 (input validation). */
+  "422-submit",
+  /** The submit call answers 429 with no `Retry-After`. */
+  "429",
+  "429-once",
+  /** The submit call answers 429 with `Retry-After: <retryAfterSeconds>`. */
+  "429-retry-after-once",
+  /** Status polls answer 500 `internal_error` (the client would retry these on its own). */
+  "500",
+  "500-once",
+  /** The submit call answers 503 `runner_scheduling_failure`. */
+  "503-once",
+  /** The result call answers 504 `request_timeout`. */
+  "504-once",
+  /** The image is black and `has_nsfw_concepts` is `[true]`, as fal's safety checker does. */
+  "nsfw",
+  /** The image URL serves an HTML page as `text/html`. */
+  "not-image",
+  /** The image URL points to a plain-http host that is not the stand-in. */
+  "foreign-url",
+  /** The image comes inline as a `data:` URI, as with `sync_mode: true`. */
+  "data-uri",
+  /** The request stays `IN_PROGRESS` until cancelled or the stand-in closes. */
+  "hang",
+  /** The request runs `slowMs` longer. */
+  "slow",
+  /** The result response breaks off mid-body (the connection ends early). */
+  "drop-once",
+  /** The result call answers 200 with truncated JSON. */
+  "malformed-once",
+  /** The submit call answers 403 "User is locked. Reason: Exhausted balance". */
+  "locked",
+  /** The submit call answers 401 whatever key was sent. */
+  "bad-key",
+] as const;
+
+/** One scripted failure mode. */
+export type FalFault = typeof FAL_FAULTS[number];
+
+/** Options for {@linkcode startFalStandIn}. */
+export interface FalStandInOptions {
+  /** The only API key accepted. @default {"test-fal-key"} */
+  key?: string;
+  /** Port on 127.0.0.1; 0 picks a free one. @default {0} */
+  port?: number;
+  /** How long each request runs once `IN_PROGRESS`, in ms. @default {0} */
+  latencyMs?: number;
+  /** Extra run time of the `slow` fault, in ms. @default {2000} */
+  slowMs?: number;
+  /** Delay before answering every HTTP call, in ms. @default {0} */
+  httpLatencyMs?: number;
+  /** Requests allowed `IN_PROGRESS` at once; the rest wait `IN_QUEUE`. @default {Infinity} */
+  concurrency?: number;
+  /** `Retry-After` of the `429-retry-after-once` fault, in seconds. @default {1} */
+  retryAfterSeconds?: number;
+}
+
+/** Which protocol call a recorded request was. */
+export type FalCallKind =
+  | "submit"
+  | "status"
+  | "stream"
+  | "result"
+  | "cancel"
+  | "file"
+  | "unknown";
+
+/** What the stand-in saw of one HTTP request. */
+export interface FalRecordedRequest {
+  method: string;
+  path: string;
+  kind: FalCallKind;
+  /** Full endpoint id of the request's job, e.g. `fal-ai/flux/schnell`. */
+  endpoint?: string;
+  requestId?: string;
+  /** The job's prompt. */
+  prompt?: string;
+  /** Submitted input (submit calls only). */
+  input?: Record<string, unknown>;
+  /** Whether the `Authorization` header carried the configured key. */
+  keyValid: boolean;
+  /** The fault applied to the job, if any. */
+  fault?: FalFault;
+  /** HTTP status answered (0 while pending). */
+  status: number;
+  /** `performance.now()` at arrival. */
+  at: number;
+}
+
+/** Counters for benchmarks. */
+export interface FalStandInStats {
+  submitted: number;
+  completed: number;
+  cancelled: number;
+  queued: number;
+  inProgress: number;
+  /** Most requests seen `IN_PROGRESS` at once. */
+  maxInProgress: number;
+}
+
+/** A running stand-in. */
+export interface FalStandIn {
+  /** Origin to use as the provider's `baseUrl`, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  /** The key it accepts. */
+  key: string;
+  /** Every request, in arrival order. */
+  requests: FalRecordedRequest[];
+  /** Applies `fault` to the next `times` submitted requests that carry a valid key. */
+  inject(fault: FalFault, times?: number): void;
+  /** Requests of one kind, optionally only those for one prompt. */
+  calls(kind: FalCallKind, prompt?: string): FalRecordedRequest[];
+  stats(): FalStandInStats;
+  /** Forgets requests, jobs, injected faults and `-once` memory. */
+  reset(): void;
+  /** Ends pending answers and streams, stops the server; resolves once it is down. */
+  close(): Promise<void>;
+}
+
+type State = "IN_QUEUE" | "IN_PROGRESS" | "COMPLETED";
+
+interface Job {
+  id: string;
+  endpoint: string;
+  app: string;
+  input: Record<string, unknown>;
+  prompt: string;
+  fault?: FalFault;
+  state: State;
+  cancelled: boolean;
+  seed: number;
+  width: number;
+  height: number;
+  format: "png" | "jpeg";
+  startedAt?: number;
+  completedAt?: number;
+  timer?: ReturnType<typeof setTimeout>;
+  listeners: Set<() => void>;
+  /** How many times the job's `-once` fault has fired. */
+  faultsFired: number;
+}
+
+const FAULT_TOKEN = /\[fal:([a-z0-9-]+)\]/g;
+const PRESETS: Record<string, [number, number]> = {
+  square_hd: [1024, 1024],
+  square: [512, 512],
+  portrait_4_3: [768, 1024],
+  portrait_16_9: [576, 1024],
+  landscape_4_3: [1024, 768],
+  landscape_16_9: [1024, 576],
+};
+const SUBMIT_FAULTS = new Set<FalFault>([
+  "422-submit",
+  "429",
+  "429-once",
+  "429-retry-after-once",
+  "503-once",
+  "locked",
+  "bad-key",
+]);
+const NO_USER = "No user found for Key ID and Secret";
+
+/** Starts a stand-in on 127.0.0.1. */
+export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalStandIn> {
+  const key = options.key ?? "test-fal-key";
+  const latencyMs = options.latencyMs ?? 0;
+  const slowMs = options.slowMs ?? 2000;
+  const httpLatencyMs = options.httpLatencyMs ?? 0;
+  const concurrency = options.concurrency ?? Infinity;
+  const retryAfterSeconds = options.retryAfterSeconds ?? 1;
+  if (!(concurrency >= 1)) {
+    throw new RangeError(
+      `Cannot start the fal stand-in as 'concurrency' must be at least 1: current value is ${concurrency}`,
+    );
+  }
+
+  const requests: FalRecordedRequest[] = [];
+  const injected: FalFault[] = [];
+  const failedOnce = new Set<string>();
+  const jobs = new Map<string, Job>();
+  const queue: Job[] = [];
+  const images = new Map<string, Promise<Uint8Array>>();
+  const closing = new AbortController();
+  let origin = "";
+  let running = 0;
+  const stats = { submitted: 0, completed: 0, cancelled: 0, maxInProgress: 0 };
+
+  const notify = (job: Job) => {
+    for (const listener of job.listeners) listener();
+  };
+  const finish = (job: Job, cancelled: boolean) => {
+    if (job.state === "IN_PROGRESS") running--;
+    clearTimeout(job.timer);
+    job.state = "COMPLETED";
+    job.cancelled = cancelled;
+    job.completedAt = performance.now();
+    if (cancelled) stats.cancelled++;
+    else stats.completed++;
+    notify(job);
+    pump();
+  };
+  const pump = () => {
+    while (running < concurrency && queue.length > 0) {
+      const job = queue.shift()!;
+      job.state = "IN_PROGRESS";
+      job.startedAt = performance.now();
+      running++;
+      stats.maxInProgress = Math.max(stats.maxInProgress, running);
+      if (job.fault !== "hang") {
+        const ms = latencyMs + (job.fault === "slow" ? slowMs : 0);
+        job.timer = setTimeout(() => finish(job, false), ms);
+      }
+      notify(job);
+    }
+  };
+
+  const handler = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    const auth = req.headers.get("authorization");
+    const record: FalRecordedRequest = {
+      method: req.method,
+      path,
+      kind: "unknown",
+      keyValid: auth === `Key ${key}`,
+      status: 0,
+      at: performance.now(),
+    };
+    requests.push(record);
+    const answer = (response: Response) => {
+      record.status = response.status;
+      return response;
+    };
+    const bodyText = req.method === "POST" ? await req.text() : "";
+    if (httpLatencyMs > 0 && !(await _until(httpLatencyMs, closing.signal))) {
+      return answer(_detail(503, "The stand-in is shutting down", "runner_disconnected"));
+    }
+
+    const file = /^\/files\/([0-9a-f-]{36})(?:-(\d+))?\.(png|jpg|jpeg)$/.exec(path);
+    if (file && req.method === "GET") {
+      record.kind = "file";
+      const job = jobs.get(file[1]!);
+      if (!job) return answer(_detail(404, "File not found"));
+      _describeJob(record, job);
+      if (job.fault === "not-image") {
+        return answer(
+          new Response("<!doctype html><html><body><h1>Access denied</h1></body></html>", {
+            headers: { "content-type": "text/html; charset=utf-8" },
+          }),
+        );
+      }
+      const bytes = await render(job, Number(file[2] ?? 0));
+      return answer(
+        new Response(bytes as Uint8Array<ArrayBuffer>, {
+          headers: { "content-type": `image/${job.format}` },
+        }),
+      );
+    }
+
+    const queued = /^\/(.+)\/requests\/([^/]+)(\/status(\/stream)?|\/cancel)?$/.exec(path);
+    const kind: FalCallKind = queued
+      ? queued[4]
+        ? "stream"
+        : queued[3] === "/status"
+        ? "status"
+        : queued[3] === "/cancel"
+        ? "cancel"
+        : "result"
+      : req.method === "POST"
+      ? "submit"
+      : "unknown";
+    record.kind = kind;
+    const expectedMethod = kind === "submit" ? "POST" : kind === "cancel" ? "PUT" : "GET";
+    if (kind === "unknown" || req.method !== expectedMethod) {
+      return answer(_detail(405, `Method ${req.method} not allowed on ${path}`));
+    }
+    if (!record.keyValid) return answer(_detail(401, NO_USER));
+
+    if (kind === "submit") {
+      return answer(submit(path.slice(1), bodyText, record));
+    }
+    const job = jobs.get(queued![2]!);
+    if (!job || job.app !== queued![1]) {
+      return answer(_detail(404, `Request ${queued![2]} not found`));
+    }
+    _describeJob(record, job);
+    switch (kind) {
+      case "status":
+        return answer(status(job, url.searchParams.get("logs") === "1"));
+      case "stream":
+        return answer(stream(job, url.searchParams.get("logs") === "1"));
+      case "cancel":
+        return answer(cancel(job));
+      default:
+        return answer(await result(job));
+    }
+  };
+
+  const submit = (endpoint: string, bodyText: string, record: FalRecordedRequest): Response => {
+    const segments = endpoint.split("/");
+    const appLength = segments[0] === "workflows" || segments[0] === "comfy" ? 3 : 2;
+    if (segments.length < appLength || segments.some((s) => s === "")) {
+      return _detail(404, `Application '${endpoint}' not found`);
+    }
+    record.endpoint = endpoint;
+    let input: Record<string, unknown>;
+    try {
+      const parsed = JSON.parse(bodyText);
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+        throw new TypeError("not an object");
+      }
+      input = parsed as Record<string, unknown>;
+    } catch {
+      return _validation([{ loc: ["body"], msg: "Invalid JSON body", type: "json_invalid" }]);
+    }
+    record.input = input;
+    const prompt = typeof input.prompt === "string" ? input.prompt : "";
+    record.prompt = prompt;
+    const problems = _validate(endpoint, input);
+    const fault = injected.shift() ?? _tokenFault(endpoint, prompt, failedOnce);
+    if (fault) record.fault = fault;
+    if (fault === "bad-key") return _detail(401, NO_USER);
+    if (fault === "locked") {
+      return _detail(
+        403,
+        "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing.",
+      );
+    }
+    if (fault === "429" || fault === "429-once") {
+      return _detail(429, "Too many requests", "rate_limited");
+    }
+    if (fault === "429-retry-after-once") {
+      return _detail(429, "Too many requests", "rate_limited", {
+        "retry-after": String(retryAfterSeconds),
+      });
+    }
+    if (fault === "503-once") {
+      return _detail(503, "No runner could be scheduled", "runner_scheduling_failure");
+    }
+    if (fault === "422-submit") {
+      problems.push({
+        loc: ["body", "num_inference_steps"],
+        msg: "Input should be less than or equal to 12",
+        type: "less_than_equal",
+        ctx: { le: 12 },
+      });
+    }
+    if (problems.length > 0) return _validation(problems);
+
+    const size = _size(endpoint, input.image_size);
+    const format = (input.output_format ?? input.format) === "png" ? "png" : "jpeg";
+    const job: Job = {
+      id: crypto.randomUUID(),
+      endpoint,
+      app: segments.slice(0, appLength).join("/"),
+      input,
+      prompt,
+      ...(fault && !SUBMIT_FAULTS.has(fault) && { fault }),
+      state: "IN_QUEUE",
+      cancelled: false,
+      seed: typeof input.seed === "number" ? input.seed : Math.floor(Math.random() * 2 ** 31),
+      width: size[0],
+      height: size[1],
+      format,
+      listeners: new Set(),
+      faultsFired: 0,
+    };
+    record.requestId = job.id;
+    jobs.set(job.id, job);
+    queue.push(job);
+    stats.submitted++;
+    const position = queue.length - 1;
+    pump();
+    return Response.json({
+      status: "IN_QUEUE",
+      request_id: job.id,
+      queue_position: position,
+      ..._urls(origin, job),
+    });
+  };
+
+  const statusBody = (job: Job, logs: boolean): Record<string, unknown> => {
+    const body: Record<string, unknown> = {
+      status: job.state,
+      request_id: job.id,
+      ..._urls(origin, job),
+    };
+    if (job.state === "IN_QUEUE") body.queue_position = queue.indexOf(job);
+    if (logs && job.state !== "IN_QUEUE") body.logs = _logs(job);
+    if (job.state === "COMPLETED") {
+      body.metrics = { inference_time: _inferenceSeconds(job) };
+    }
+    return body;
+  };
+
+  const status = (job: Job, logs: boolean): Response => {
+    if (
+      job.fault === "500" ||
+      (job.fault === "500-once" && job.faultsFired++ === 0)
+    ) {
+      return _detail(500, "Internal server error", "internal_error");
+    }
+    return Response.json(statusBody(job, logs), { status: job.state === "COMPLETED" ? 200 : 202 });
+  };
+
+  const stream = (job: Job, logs: boolean): Response => {
+    const encoder = new TextEncoder();
+    let cleanup = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        let last = "";
+        const send = () => {
+          const event = JSON.stringify(statusBody(job, logs));
+          if (event !== last) controller.enqueue(encoder.encode(`data: ${event}\n\n`));
+          last = event;
+          if (job.state === "COMPLETED") {
+            cleanup();
+            controller.close();
+          }
+        };
+        const onClose = () => {
+          cleanup();
+          controller.close();
+        };
+        cleanup = () => {
+          job.listeners.delete(send);
+          closing.signal.removeEventListener("abort", onClose);
+        };
+        job.listeners.add(send);
+        closing.signal.addEventListener("abort", onClose, { once: true });
+        send();
+      },
+      cancel() {
+        cleanup();
+      },
+    });
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  };
+
+  const cancel = (job: Job): Response => {
+    if (job.state === "COMPLETED") return Response.json({ status: "ALREADY_COMPLETED" });
+    if (job.state === "IN_QUEUE") queue.splice(queue.indexOf(job), 1);
+    finish(job, true);
+    return Response.json({ status: "CANCELLATION_REQUESTED" }, { status: 202 });
+  };
+
+  const result = async (job: Job): Promise<Response> => {
+    const headers = { "x-fal-request-id": job.id };
+    if (job.state !== "COMPLETED") {
+      return _detail(400, "Request is still in progress", undefined, headers);
+    }
+    if (job.cancelled) {
+      return _detail(499, "Request was cancelled by the client", "client_cancelled", headers);
+    }
+    switch (job.fault) {
+      case "422":
+        return _validation([{
+          loc: ["body", "prompt"],
+          msg:
+            "The content could not be processed because it contained material flagged by a content checker.",
+          type: "content_policy_violation",
+          url: "https://docs.fal.ai/errors#content_policy_violation",
+        }], headers);
+      case "422-string":
+        return _detail(422, "Prompt could not be processed.", undefined, headers);
+      case "504-once":
+        if (job.faultsFired++ === 0) {
+          return _detail(504, "Request timed out", "request_timeout", headers);
+        }
+        break;
+      case "malformed-once":
+        if (job.faultsFired++ === 0) {
+          return new Response('{"images":[{"url":"', {
+            headers: { "content-type": "application/json", ...headers },
+          });
+        }
+        break;
+    }
+    const images = [];
+    const count = Math.max(1, Number(job.input.num_images ?? 1));
+    for (let i = 0; i < count; i++) {
+      const ext = job.format === "png" ? "png" : "jpg";
+      const name = `${job.id}${i === 0 ? "" : `-${i}`}.${ext}`;
+      const url = job.fault === "data-uri" || job.input.sync_mode === true
+        ? `data:image/${job.format};base64,${_base64(await render(job, i))}`
+        : job.fault === "foreign-url"
+        ? `http://203.0.113.7/files/${name}`
+        : `${origin}/files/${name}`;
+      images.push({
+        url,
+        width: job.width,
+        height: job.height,
+        content_type: `image/${job.format}`,
+      });
+    }
+    const output = JSON.stringify({
+      images,
+      timings: { inference: _inferenceSeconds(job) },
+      seed: job.seed,
+      has_nsfw_concepts: images.map(() => job.fault === "nsfw"),
+      prompt: job.prompt,
+    });
+    if (job.fault === "drop-once" && job.faultsFired++ === 0) {
+      // A Content-Length longer than the body makes the client see the connection end early.
+      const cut = new TextEncoder().encode(output.slice(0, Math.floor(output.length / 2)));
+      // A stream body, so Deno.serve keeps the stated length instead of computing its own.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(cut);
+          controller.close();
+        },
+      });
+      return new Response(body, {
+        headers: {
+          "content-type": "application/json",
+          "content-length": String(output.length),
+          ...headers,
+        },
+      });
+    }
+    return new Response(output, { headers: { "content-type": "application/json", ...headers } });
+  };
+
+  const render = (job: Job, index: number): Promise<Uint8Array> => {
+    const cacheKey = `${job.id}-${index}`;
+    let image = images.get(cacheKey);
+    if (!image) {
+      image = _draw(job, index);
+      images.set(cacheKey, image);
+    }
+    return image;
+  };
+
+  return new Promise((resolve) => {
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: options.port ?? 0,
+      onListen: ({ port }) => {
+        origin = `http://127.0.0.1:${port}`;
+        resolve({
+          url: origin,
+          key,
+          requests,
+          inject(fault, times = 1) {
+            for (let i = 0; i < times; i++) injected.push(fault);
+          },
+          calls(kind, prompt) {
+            return requests.filter((r) =>
+              r.kind === kind && (prompt === undefined || r.prompt === prompt)
+            );
+          },
+          stats() {
+            return { ...stats, queued: queue.length, inProgress: running };
+          },
+          reset() {
+            requests.length = 0;
+            injected.length = 0;
+            failedOnce.clear();
+            images.clear();
+          },
+          async close() {
+            closing.abort();
+            for (const job of jobs.values()) clearTimeout(job.timer);
+            await server.shutdown();
+          },
+        });
+      },
+    }, handler);
+  });
+}
+
+function _describeJob(record: FalRecordedRequest, job: Job): void {
+  record.endpoint = job.endpoint;
+  record.requestId = job.id;
+  record.prompt = job.prompt;
+  if (job.fault) record.fault = job.fault;
+}
+
+function _tokenFault(
+  endpoint: string,
+  prompt: string,
+  failedOnce: Set<string>,
+): FalFault | undefined {
+  for (const match of prompt.matchAll(FAULT_TOKEN)) {
+    const fault = match[1] as FalFault;
+    if (!(FAL_FAULTS as readonly string[]).includes(fault)) continue;
+    if (!fault.endsWith("-once")) return fault;
+    const memory = `${fault}\n${endpoint}\n${prompt}`;
+    if (failedOnce.has(memory)) continue;
+    failedOnce.add(memory);
+    return fault;
+  }
+  return undefined;
+}
+
+interface FieldError {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+  url?: string;
+  ctx?: Record<string, unknown>;
+}
+
+/** The checks fal's input models make that a client can plausibly get wrong. */
+function _validate(endpoint: string, input: Record<string, unknown>): FieldError[] {
+  const problems: FieldError[] = [];
+  if (typeof input.prompt !== "string" || input.prompt.trim() === "") {
+    problems.push({ loc: ["body", "prompt"], msg: "Field required", type: "missing" });
+  }
+  const size = input.image_size;
+  if (size !== undefined) {
+    const custom = size !== null && typeof size === "object"
+      ? size as { width?: unknown; height?: unknown }
+      : undefined;
+    const valid = typeof size === "string"
+      ? size in PRESETS
+      : custom !== undefined && Number.isInteger(custom.width) &&
+        Number.isInteger(custom.height) && (custom.width as number) > 0 &&
+        (custom.height as number) > 0 && (custom.width as number) <= 14142 &&
+        (custom.height as number) <= 14142;
+    if (!valid) {
+      problems.push({
+        loc: ["body", "image_size"],
+        msg: "Input should be a valid preset name or an object with integer width and height",
+        type: "value_error",
+      });
+    }
+  }
+  const n = input.num_images;
+  if (n !== undefined && !(Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 4)) {
+    problems.push({
+      loc: ["body", "num_images"],
+      msg: "Input should be between 1 and 4",
+      type: "less_than_equal",
+      ctx: { le: 4 },
+    });
+  }
+  if (input.seed !== undefined && !Number.isInteger(input.seed)) {
+    problems.push({ loc: ["body", "seed"], msg: "Input should be an integer", type: "int_type" });
+  }
+  const formatField = /fast-sdxl|stable-diffusion-v15/.test(endpoint) ? "format" : "output_format";
+  const format = input[formatField];
+  if (format !== undefined && format !== "jpeg" && format !== "png") {
+    problems.push({
+      loc: ["body", formatField],
+      msg: "Input should be 'jpeg' or 'png'",
+      type: "literal_error",
+    });
+  }
+  const steps = input.num_inference_steps;
+  const maxSteps = endpoint === "fal-ai/flux/schnell" ? 12 : 50;
+  if (
+    steps !== undefined &&
+    !(Number.isInteger(steps) && (steps as number) >= 1 && (steps as number) <= maxSteps)
+  ) {
+    problems.push({
+      loc: ["body", "num_inference_steps"],
+      msg: `Input should be between 1 and ${maxSteps}`,
+      type: "less_than_equal",
+      ctx: { le: maxSteps },
+    });
+  }
+  return problems;
+}
+
+function _size(endpoint: string, size: unknown): [number, number] {
+  if (typeof size === "string") return PRESETS[size] ?? [1024, 768];
+  if (size !== null && typeof size === "object") {
+    const s = size as { width: number; height: number };
+    return [s.width, s.height];
+  }
+  return endpoint.startsWith("fal-ai/flux") ? [1024, 768] : [1024, 1024];
+}
+
+function _urls(origin: string, job: Job): Record<string, string> {
+  const base = `${origin}/${job.app}/requests/${job.id}`;
+  return { response_url: base, status_url: `${base}/status`, cancel_url: `${base}/cancel` };
+}
+
+function _logs(job: Job): unknown[] {
+  const at = new Date().toISOString();
+  const logs = [{
+    message: `Generating ${job.width}x${job.height}`,
+    level: "INFO",
+    source: "USER",
+    timestamp: at,
+  }];
+  if (job.state === "COMPLETED") {
+    logs.push({ message: "Done", level: "INFO", source: "USER", timestamp: at });
+  }
+  return logs;
+}
+
+function _inferenceSeconds(job: Job): number {
+  const ms = (job.completedAt ?? performance.now()) - (job.startedAt ?? performance.now());
+  return Math.round(ms) / 1000;
+}
+
+/** Deterministic pixels from prompt + seed; black when the safety checker "fired". */
+async function _draw(job: Job, index: number): Promise<Uint8Array> {
+  const { width, height } = job;
+  const pixels = new Uint8Array(width * height * 3);
+  if (job.fault !== "nsfw") {
+    let hash = (job.seed ^ index * 0x9e3779b9) >>> 0;
+    for (const c of job.prompt) hash = Math.imul(hash ^ c.charCodeAt(0), 16777619) >>> 0;
+    const r = hash & 0xff, g = (hash >>> 8) & 0xff, b = (hash >>> 16) & 0xff;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 3;
+        pixels[i] = (r + (x * 255) / width) & 0xff;
+        pixels[i + 1] = (g + (y * 255) / height) & 0xff;
+        pixels[i + 2] = (b + ((x + y) % 64)) & 0xff;
+      }
+    }
+  }
+  const image = sharp(pixels, { raw: { width, height, channels: 3 } });
+  const buffer = job.format === "png"
+    ? await image.png({ compressionLevel: 1 }).toBuffer()
+    : await image.jpeg({ quality: 85 }).toBuffer();
+  return new Uint8Array(buffer);
+}
+
+function _base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function _detail(
+  status: number,
+  detail: string,
+  errorType?: string,
+  headers: Record<string, string> = {},
+): Response {
+  return Response.json(
+    { detail, ...(errorType !== undefined && { error_type: errorType }) },
+    {
+      status,
+      headers: { ...(errorType !== undefined && { "x-fal-error-type": errorType }), ...headers },
+    },
+  );
+}
+
+function _validation(detail: FieldError[], headers: Record<string, string> = {}): Response {
+  return Response.json({ detail }, { status: 422, headers });
+}
+
+function _until(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const done = (value: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+if (import.meta.main) {
+  const flag = (name: string) => {
+    const i = Deno.args.indexOf(`--${name}`);
+    return i >= 0 ? Deno.args[i + 1] : undefined;
+  };
+  const number = (name: string) => {
+    const v = flag(name);
+    return v === undefined ? undefined : Number(v);
+  };
+  const options: FalStandInOptions = {};
+  const port = number("port");
+  const key = flag("key");
+  const latencyMs = number("latency-ms");
+  const slowMs = number("slow-ms");
+  const httpLatencyMs = number("http-latency-ms");
+  const concurrency = number("concurrency");
+  if (port !== undefined) options.port = port;
+  if (key !== undefined) options.key = key;
+  if (latencyMs !== undefined) options.latencyMs = latencyMs;
+  if (slowMs !== undefined) options.slowMs = slowMs;
+  if (httpLatencyMs !== undefined) options.httpLatencyMs = httpLatencyMs;
+  if (concurrency !== undefined) options.concurrency = concurrency;
+  const standIn = await startFalStandIn(options);
+  // deno-lint-ignore no-console
+  console.log(standIn.url);
+  Deno.addSignalListener("SIGINT", () => void standIn.close().then(() => Deno.exit(0)));
+}

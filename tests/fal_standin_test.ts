@@ -1,0 +1,199 @@
+import assert from "node:assert/strict";
+import { createFalClient, type RequestMiddleware } from "@fal-ai/client";
+import sharp from "sharp";
+import { type FalStandIn, type FalStandInOptions, startFalStandIn } from "./fal_standin.ts";
+
+async function withStandIn(
+  fn: (standIn: FalStandIn) => Promise<void>,
+  options: FalStandInOptions = {},
+): Promise<void> {
+  const standIn = await startFalStandIn(options);
+  try {
+    await fn(standIn);
+  } finally {
+    await standIn.close();
+  }
+}
+
+function api(standIn: FalStandIn) {
+  const headers = { authorization: `Key ${standIn.key}`, "content-type": "application/json" };
+  return {
+    async submit(input: Record<string, unknown>, endpoint = "fal-ai/flux/schnell") {
+      const response = await fetch(`${standIn.url}/${endpoint}`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(input),
+      });
+      return { status: response.status, body: await response.json() };
+    },
+    async get(path: string) {
+      const response = await fetch(`${standIn.url}${path}`, { headers });
+      return { status: response.status, headers: response.headers, body: await response.json() };
+    },
+    async put(path: string) {
+      const response = await fetch(`${standIn.url}${path}`, { method: "PUT", headers });
+      return { status: response.status, body: await response.json() };
+    },
+  };
+}
+
+function redirectTo(base: string): RequestMiddleware {
+  const hosts = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai)(?=\/|\?|$)/;
+  return (req) => Promise.resolve({ ...req, url: req.url.replace(hosts, base) });
+}
+
+async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500 && !(await check()); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+Deno.test("fal stand-in speaks the queue protocol: submit, status, result, file, cancel", async () => {
+  await withStandIn(async (standIn) => {
+    const unauthorised = await fetch(`${standIn.url}/fal-ai/flux/schnell`, {
+      method: "POST",
+      body: "{}",
+    });
+    assert.equal(unauthorised.status, 401);
+    assert.deepEqual(await unauthorised.json(), {
+      detail: "No user found for Key ID and Secret",
+    });
+
+    const call = api(standIn);
+    const submitted = await call.submit({
+      prompt: "a lighthouse",
+      image_size: { width: 96, height: 64 },
+      seed: 1234,
+      output_format: "png",
+    });
+    assert.equal(submitted.status, 200);
+    assert.equal(submitted.body.status, "IN_QUEUE");
+    assert.equal(submitted.body.queue_position, 0);
+    const id = submitted.body.request_id as string;
+    const prefix = `/fal-ai/flux/requests/${id}`;
+    assert.equal(submitted.body.status_url, `${standIn.url}${prefix}/status`);
+
+    let status = await call.get(`${prefix}/status?logs=1`);
+    assert.equal(status.status, 202);
+    assert.equal(status.body.status, "IN_PROGRESS");
+    assert.ok(Array.isArray(status.body.logs));
+    await until(async () => (status = await call.get(`${prefix}/status?logs=0`)).status === 200);
+    assert.equal(status.body.status, "COMPLETED");
+    assert.equal(status.body.logs, undefined);
+    assert.equal(typeof status.body.metrics.inference_time, "number");
+
+    const result = await call.get(prefix);
+    assert.equal(result.status, 200);
+    assert.equal(result.headers.get("x-fal-request-id"), id);
+    assert.equal(result.body.seed, 1234);
+    assert.deepEqual(result.body.has_nsfw_concepts, [false]);
+    assert.equal(typeof result.body.timings.inference, "number");
+    const [image] = result.body.images;
+    assert.equal(image.url, `${standIn.url}/files/${id}.png`);
+    assert.deepEqual([image.width, image.height, image.content_type], [96, 64, "image/png"]);
+
+    const file = await fetch(image.url);
+    assert.equal(file.headers.get("content-type"), "image/png");
+    const meta = await sharp(new Uint8Array(await file.arrayBuffer())).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ["png", 96, 64]);
+
+    assert.deepEqual((await call.put(`${prefix}/cancel`)).body, { status: "ALREADY_COMPLETED" });
+    assert.equal((await call.get(`/fal-ai/flux/requests/nope/status`)).status, 404);
+    const kinds = standIn.requests.map((r) => r.kind);
+    assert.deepEqual(kinds.slice(0, 2), ["submit", "submit"]);
+    assert.deepEqual(kinds.slice(-4), ["result", "file", "cancel", "status"]);
+    assert.ok(kinds.slice(2, -4).every((k) => k === "status"));
+  }, { latencyMs: 20 });
+});
+
+Deno.test("fal stand-in keeps at most `concurrency` requests in progress, the rest queued", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { body } = await call.submit({ prompt: `job ${i}`, image_size: "square" });
+      assert.equal(body.queue_position, i === 0 ? 0 : i - 1);
+      ids.push(body.request_id);
+    }
+    const states = await Promise.all(
+      ids.map((id) => call.get(`/fal-ai/flux/requests/${id}/status`)),
+    );
+    assert.deepEqual(states.map((s) => s.body.status), ["IN_PROGRESS", "IN_QUEUE", "IN_QUEUE"]);
+    assert.deepEqual(states.map((s) => s.body.queue_position), [undefined, 0, 1]);
+
+    const cancelled = await call.put(`/fal-ai/flux/requests/${ids[2]}/cancel`);
+    assert.equal(cancelled.status, 202);
+    assert.equal(cancelled.body.status, "CANCELLATION_REQUESTED");
+    const result = await call.get(`/fal-ai/flux/requests/${ids[2]}`);
+    assert.equal(result.status, 499);
+
+    await until(() => standIn.stats().completed === 2);
+    assert.deepEqual(standIn.stats(), {
+      submitted: 3,
+      completed: 2,
+      cancelled: 1,
+      queued: 0,
+      inProgress: 0,
+      maxInProgress: 1,
+    });
+  }, { concurrency: 1, latencyMs: 30 });
+});
+
+Deno.test("fal stand-in serves the real SDK, polling and streaming", async () => {
+  await withStandIn(async (standIn) => {
+    const fal = createFalClient({
+      credentials: standIn.key,
+      requestMiddleware: redirectTo(standIn.url),
+    });
+    const polled = await fal.subscribe("fal-ai/flux/dev", {
+      input: { prompt: "a red kite", image_size: "square", seed: 5 },
+      pollInterval: 5,
+      logs: true,
+    });
+    assert.equal(polled.data.seed, 5);
+    assert.equal(polled.requestId, standIn.calls("submit")[0]!.requestId);
+    assert.equal(
+      standIn.calls("status")[0]!.path,
+      `/fal-ai/flux/requests/${polled.requestId}/status`,
+    );
+
+    const updates: string[] = [];
+    const streamed = await fal.subscribe("fal-ai/flux/schnell", {
+      input: { prompt: "a green kite", image_size: "square" },
+      mode: "streaming",
+      onQueueUpdate: (update) => updates.push(update.status),
+    });
+    assert.equal(updates.at(-1), "COMPLETED");
+    assert.equal(typeof streamed.data.seed, "number", "a seed is drawn when none is given");
+    assert.equal(standIn.calls("stream").length, 1);
+  }, { latencyMs: 15 });
+});
+
+Deno.test("fal stand-in applies faults from prompt tokens (-once per prompt) and inject()", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const first = await call.submit({ prompt: "boat [fal:429-once]" });
+    const second = await call.submit({ prompt: "boat [fal:429-once]" });
+    const other = await call.submit({ prompt: "ship [fal:429-once]" });
+    assert.deepEqual([first.status, second.status, other.status], [429, 200, 429]);
+    assert.equal(standIn.calls("submit")[0]!.fault, "429-once");
+
+    standIn.inject("locked", 2);
+    assert.equal((await call.submit({ prompt: "a" })).status, 403);
+    assert.equal((await call.submit({ prompt: "b" })).status, 403);
+    assert.equal((await call.submit({ prompt: "c" })).status, 200);
+    assert.equal((await call.submit({ prompt: "d [fal:no-such-fault]" })).status, 200);
+
+    const invalid = await call.submit({ prompt: "e", image_size: "huge" });
+    assert.equal(invalid.status, 422);
+    assert.deepEqual(invalid.body.detail[0].loc, ["body", "image_size"]);
+
+    const retryAfter = await fetch(`${standIn.url}/fal-ai/flux/schnell`, {
+      method: "POST",
+      headers: { authorization: `Key ${standIn.key}` },
+      body: JSON.stringify({ prompt: "f [fal:429-retry-after-once]" }),
+    });
+    await retryAfter.body?.cancel();
+    assert.equal(retryAfter.headers.get("retry-after"), "7");
+  }, { retryAfterSeconds: 7 });
+});
