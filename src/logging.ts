@@ -44,7 +44,12 @@ export function redactor(secrets: string[]): (formatter: TextFormatter) => TextF
 /** Configures LogTape; returns a function that flushes and closes the sinks. */
 export async function setupLogging(options: LoggingOptions): Promise<() => Promise<void>> {
   const redact = redactor(options.secrets);
-  const text = redact(getTextFormatter({ timestamp: "time", category: "." }));
+  const text = redact(getTextFormatter({
+    timestamp: "time",
+    category: ".",
+    // Bare strings read better on a terminal than JSON-quoted ones.
+    value: (value, inspect) => typeof value === "string" ? value : inspect(value),
+  }));
   const stderrSink: Sink = (record: LogRecord) => {
     if (compareLogLevel(record.level, options.level) < 0) return;
     options.beforeWrite?.();

@@ -151,6 +151,7 @@ export async function runBatch(
   const sink = new FolderSink(batchDir, verifyImageFile);
   const outcomes: PromptOutcome[] = [];
   let status = "completed";
+  let stopReason: string | undefined;
   let exitCode: number = EXIT.ok;
   progress?.start();
   try {
@@ -186,10 +187,12 @@ export async function runBatch(
       exitCode = EXIT.interrupted;
     } else if (error instanceof ProviderError && error.fatal) {
       status = "stopped";
+      stopReason = error.message;
       exitCode = EXIT.stopped;
       log.fatal("Stopped the run: {reason}", { reason: error.message, provider: error.provider });
     } else {
       status = "crashed";
+      stopReason = messageOf(error);
       exitCode = EXIT.someFailed;
       log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
     }
@@ -205,6 +208,7 @@ export async function runBatch(
   });
   await closeLogs();
   io.writeOut(formatSummary(batchDir, specs.length, outcomes, status));
+  if (stopReason) io.writeErr(`error: ${stopReason}\n`);
   return { exitCode, batchDir, outcomes };
 }
 

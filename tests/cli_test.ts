@@ -4,51 +4,7 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import type { PromptRecord } from "../src/record.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = `${ROOT}main.ts`;
-const EXAMPLE = `${ROOT}prompts/example.json`;
-
-/** The permissions of the `run` task: the CLI must work with exactly these. */
-export const RUN_PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-ffi",
-  "--allow-sys",
-];
-
-/** Result of one CLI run. */
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs retake in `cwd` with a clean environment plus `env`. */
-export async function runCli(
-  args: string[],
-  options: { cwd: string; env?: Record<string, string> },
-): Promise<CliResult> {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, ...args],
-    cwd: options.cwd,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      NO_COLOR: "1",
-      ...(Deno.env.get("DENO_DIR") && { DENO_DIR: Deno.env.get("DENO_DIR")! }),
-      ...options.env,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const { code, stdout, stderr } = await command.output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-}
+import { EXAMPLE, runCli } from "./cli.ts";
 
 async function listTree(dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
