@@ -19,15 +19,19 @@ function readEnv(): Record<string, string | undefined> {
 }
 
 async function main(args: string[]): Promise<number> {
-  const controller = new AbortController();
+  const interrupt = new AbortController();
+  const abortNow = new AbortController();
   let interrupts = 0;
   const onSignal = () => {
     interrupts++;
     if (interrupts === 1) {
       writeErr(
-        "\nInterrupted: stopping calls in flight and saving state (Ctrl-C again to quit now)\n",
+        "\nInterrupted: starting nothing new, letting calls in flight finish and saving them (Ctrl-C again to stop now)\n",
       );
-      controller.abort(new DOMException("Interrupted by the user", "AbortError"));
+      interrupt.abort(new DOMException("Interrupted by the user", "AbortError"));
+    } else if (interrupts === 2) {
+      writeErr("\nStopping now: cancelling calls in flight\n");
+      abortNow.abort(new DOMException("Interrupted by the user", "AbortError"));
     } else {
       Deno.exit(EXIT.interrupted);
     }
@@ -53,7 +57,8 @@ async function main(args: string[]): Promise<number> {
       writeOut,
       writeErr,
       isTerminal: Deno.stderr.isTerminal(),
-      signal: controller.signal,
+      signal: interrupt.signal,
+      abortNow: abortNow.signal,
     });
     if (result.exitCode === EXIT.interrupted) {
       writeErr(`Saved what was done. Run the same command again to resume.\n`);

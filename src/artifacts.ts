@@ -148,9 +148,40 @@ export class FolderSink implements PromptSink {
     return safeFolderName(spec.id);
   }
 
+  async load(folder: string): Promise<PromptRecord | undefined> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${this.batchDir}/${folder}/metadata.json`);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+    try {
+      return JSON.parse(text) as PromptRecord;
+    } catch {
+      // Writes are atomic, so this is a hand-edited file: treat it as a foreign attempt.
+      return { inputHash: "unreadable" } as PromptRecord;
+    }
+  }
+
+  async moveAside(folder: string): Promise<string> {
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    // No prompt folder can start with "_" (see safeFolderName), so this never collides.
+    const aside = `_previous/${folder}-${stamp}`;
+    await Deno.mkdir(`${this.batchDir}/_previous`, { recursive: true });
+    await Deno.rename(`${this.batchDir}/${folder}`, `${this.batchDir}/${aside}`);
+    return aside;
+  }
+
   async start(spec: PromptSpec, record: PromptRecord): Promise<void> {
     const dir = this.#dir(record);
     await Deno.mkdir(dir, { recursive: true });
+    // A run stopped mid-write leaves a temp file behind; the real file is intact.
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && entry.name.startsWith(".") && entry.name.endsWith(".tmp")) {
+        await removeQuietly(`${dir}/${entry.name}`);
+      }
+    }
     await writeJsonAtomic(`${dir}/prompt.json`, {
       id: spec.id,
       ...(spec.title !== undefined && { title: spec.title }),

@@ -22,24 +22,24 @@ export const SIZE_PRESETS: Record<string, { width: number; height: number }> = {
 const positiveInt = z.coerce.number().int().positive();
 const urlString = z.url({ error: "expected a URL such as http://127.0.0.1:8080" });
 
+const sizeMessage = (value: unknown) =>
+  `expected WIDTHxHEIGHT (e.g. 1024x768) or one of ${
+    Object.keys(SIZE_PRESETS).join(", ")
+  }: current value is ${typeof value === "string" ? `'${value}'` : JSON.stringify(value)}`;
+
 const sizeSchema = z.union([
   z.string().transform((value, ctx) => {
     const preset = SIZE_PRESETS[value];
     if (preset) return preset;
     const match = /^(\d{2,5})x(\d{2,5})$/.exec(value);
     if (!match) {
-      ctx.addIssue({
-        code: "custom",
-        message: `expected WIDTHxHEIGHT (e.g. 1024x768) or one of ${
-          Object.keys(SIZE_PRESETS).join(", ")
-        }: current value is '${value}'`,
-      });
+      ctx.addIssue({ code: "custom", message: sizeMessage(value) });
       return z.NEVER;
     }
     return { width: Number(match[1]), height: Number(match[2]) };
   }),
   z.object({ width: positiveInt, height: positiveInt }),
-]).pipe(
+], { error: (issue) => sizeMessage(issue.input) }).pipe(
   z.object({
     width: z.number().int().min(64).max(4096),
     height: z.number().int().min(64).max(4096),
@@ -53,7 +53,12 @@ const concurrencySchema = z.union([
     critique: positiveInt.max(64),
     refine: positiveInt.max(64),
   }),
-]);
+], {
+  error: (issue) =>
+    `expected a whole number from 1 to 64, or {"generate": N, "critique": N, "refine": N}: current value is ${
+      JSON.stringify(issue.input)
+    }`,
+});
 
 const priceTable = z.record(z.string(), z.number().nonnegative());
 const tokenPriceTable = z.record(
@@ -81,11 +86,24 @@ export const configSchema = z.object({
   /** Base seed; default derived from each prompt's id, so reruns are reproducible. */
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
   varySeed: z.boolean().default(false),
+  /** Stop a prompt early once a critique reaches this score. */
+  targetScore: z.coerce.number().min(0).max(10).optional(),
+  /** Redo every prompt, moving earlier attempts aside. */
+  force: z.boolean().default(false),
+  /** Only these prompt ids. */
+  only: z.union([
+    z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean)),
+    z.array(z.string()),
+  ]).optional(),
+  /** Stop starting paid steps once the run has spent this much, in USD. */
+  maxCost: z.coerce.number().nonnegative().optional(),
+  /** After an interrupt, how long calls in flight may take to finish, in ms. */
+  graceMs: z.coerce.number().nonnegative().default(10_000),
   quiet: z.boolean().default(false),
   verbose: z.boolean().default(false),
   /** Deadline for one provider call, in ms. */
   timeoutMs: positiveInt.default(120_000),
-  retry: z.object({
+  retry: z.strictObject({
     maxAttempts: positiveInt.max(20).default(4),
     minTimeoutMs: z.coerce.number().nonnegative().default(1000),
     maxTimeoutMs: z.coerce.number().nonnegative().default(30_000),
@@ -96,7 +114,7 @@ export const configSchema = z.object({
     /** Multiplies every delay, server hints included: for tests. */
     timeScale: z.coerce.number().nonnegative().default(1),
   }).prefault({}),
-  fal: z.object({
+  fal: z.strictObject({
     key: z.string().min(1).optional(),
     baseUrl: urlString.optional(),
     safetyChecker: z.boolean().default(true),
@@ -106,7 +124,7 @@ export const configSchema = z.object({
     prices: priceTable.optional(),
     pollIntervalMs: positiveInt.default(500),
   }).prefault({}),
-  gemini: z.object({
+  gemini: z.strictObject({
     key: z.string().min(1).optional(),
     baseUrl: urlString.optional(),
     /** USD per 1M tokens, by model id. */
@@ -152,6 +170,10 @@ const FLAG_OPTIONS = {
   offline: { type: "boolean" },
   seed: { type: "string" },
   "vary-seed": { type: "boolean" },
+  "target-score": { type: "string" },
+  force: { type: "boolean" },
+  only: { type: "string" },
+  "max-cost": { type: "string" },
   timeout: { type: "string" },
   config: { type: "string" },
   quiet: { type: "boolean", short: "q" },
@@ -177,6 +199,7 @@ const ENV_SETTINGS: Array<[string[], string[]]> = [
   [["RETAKE_GENERATOR"], ["generator"]],
   [["RETAKE_CRITIC"], ["critic"]],
   [["RETAKE_TIMEOUT_MS"], ["timeoutMs"]],
+  [["RETAKE_MAX_COST"], ["maxCost"]],
   [["RETAKE_RETRY_TIME_SCALE"], ["retry", "timeScale"]],
 ];
 
@@ -226,17 +249,30 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
 
   const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false);
   const dotenv = dotenvText === undefined ? {} : parseDotenv(dotenvText);
-  const env: Record<string, string | undefined> = { ...dotenv, ...sources.env };
+  // The real environment wins over .env, but only for variables it actually sets.
+  const env: Record<string, string | undefined> = { ...dotenv };
+  for (const [name, value] of Object.entries(sources.env)) {
+    if (value !== undefined) env[name] = value;
+  }
   const keySources: string[] = [];
-  const fromEnv: Record<string, unknown> = {};
+  const envSource = (name: string) =>
+    sources.env[name] !== undefined
+      ? `environment variable ${name}`
+      : `environment variable ${name} (from .env)`;
+  // One layer per variable, so an error names the variable that supplied the bad value.
   for (const [names, path] of ENV_SETTINGS) {
     const name = names.find((n) => env[n] !== undefined && env[n] !== "");
     if (name === undefined) continue;
+    const fromEnv: Record<string, unknown> = {};
     setPath(fromEnv, path, env[name]);
-    if (path[1] === "key") keySources.push(name in sources.env ? name : `${name} (.env)`);
+    layers.push([envSource(name), fromEnv]);
+    if (path[1] === "key") {
+      keySources.push(sources.env[name] !== undefined ? name : `${name} (.env)`);
+    }
   }
-  if (env.RETAKE_OFFLINE === "1" || env.RETAKE_OFFLINE === "true") fromEnv.offline = true;
-  layers.push(["environment", fromEnv]);
+  if (env.RETAKE_OFFLINE === "1" || env.RETAKE_OFFLINE === "true") {
+    layers.push([envSource("RETAKE_OFFLINE"), { offline: true }]);
+  }
 
   const fromFlags: Record<string, unknown> = {};
   const flagMap: Record<string, string[]> = {
@@ -253,6 +289,10 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     offline: ["offline"],
     seed: ["seed"],
     "vary-seed": ["varySeed"],
+    "target-score": ["targetScore"],
+    force: ["force"],
+    only: ["only"],
+    "max-cost": ["maxCost"],
     timeout: ["timeoutMs"],
     quiet: ["quiet"],
     verbose: ["verbose"],
@@ -268,9 +308,9 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const key = issue.path.join(".") || "(settings)";
-    const source = layers.findLast(([, layer]) => hasPath(layer, issue.path))?.[0] ??
-      "settings";
+    const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : issue.path;
+    const key = path.join(".") || "(settings)";
+    const source = layers.findLast(([, layer]) => setsPath(layer, path))?.[0] ?? "settings";
     throw new InputError(`Invalid setting '${key}' from ${source}: ${issue.message}`);
   }
   return {
@@ -320,6 +360,10 @@ Options:
       --offline            use the embedded local providers, even when keys are set
       --seed N             base seed (default: derived from each prompt id)
       --vary-seed          new seed for every iteration (default: one seed per prompt)
+      --target-score S     stop a prompt early once a critique scores S (0-10)
+      --only ID,ID         run only these prompts
+      --force              redo every prompt (earlier attempts are moved aside, never lost)
+      --max-cost USD       start no new paid step once the run has spent this much
       --timeout MS         deadline for one provider call (default: 120000)
       --config FILE        config file (default: ./retake.config.json if present)
   -w, --watch              after the run, re-process prompts edited in the files
@@ -364,13 +408,18 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
   node[path.at(-1)!] = value;
 }
 
-function hasPath(target: Record<string, unknown>, path: PropertyKey[]): boolean {
-  let node: unknown = target;
-  for (const key of path) {
-    if (node === null || typeof node !== "object" || !(key in node)) return false;
-    node = (node as Record<PropertyKey, unknown>)[key];
+/**
+ * Whether `layer` supplied the value at `path`: it holds the whole path, or a value part-way
+ * down that replaced everything below it (`--size 10x10` supplies `size.width`).
+ */
+function setsPath(layer: Record<string, unknown>, path: PropertyKey[]): boolean {
+  let node: unknown = layer;
+  for (const [depth, key] of path.entries()) {
+    if (!isPlainObject(node)) return depth > 0;
+    if (!(key in node)) return false;
+    node = node[key as string];
   }
-  return true;
+  return path.length > 0;
 }
 
 function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {

@@ -11,12 +11,14 @@ import {
   catchError,
   defer,
   from,
+  fromEvent,
   mergeMap,
   type Observable,
   of,
   type OperatorFunction,
   type SchedulerLike,
   switchMap,
+  takeUntil,
   throwError,
   timeout,
 } from "rxjs";
@@ -49,6 +51,10 @@ const log = getLogger(["retake", "pipeline"]);
 export interface PromptSink {
   /** Folder name for a prompt (relative to the batch folder). */
   folderFor(spec: PromptSpec): string;
+  /** Reads the `metadata.json` a previous run left for this folder, if any. */
+  load(folder: string): Promise<PromptRecord | undefined>;
+  /** Moves a previous attempt's folder aside (never overwritten); returns its new name. */
+  moveAside(folder: string): Promise<string>;
   /** Creates the prompt's folder and writes `prompt.json`. */
   start(spec: PromptSpec, record: PromptRecord): Promise<void>;
   /** Verifies and saves an image; returns its file name and real dimensions. */
@@ -79,7 +85,13 @@ export type PipelineEvent =
     costUsd: number;
   }
   | { type: "retry"; id: string; step: StepName; attempt: number; delayMs: number }
-  | { type: "prompt-end"; id: string; status: "completed" | "failed"; costUsd: number };
+  | {
+    type: "prompt-end";
+    id: string;
+    status: PromptOutcome["status"];
+    costUsd: number;
+    skipped: boolean;
+  };
 
 /** Everything the pipeline needs; time and randomness are injected for tests. */
 export interface PipelineOptions {
@@ -101,6 +113,20 @@ export interface PipelineOptions {
   retry: RetryOptions;
   /** Deadline for one provider call, in ms. */
   timeoutMs: number;
+  /**
+   * Content hash of a prompt and every setting that changes its result; a previous attempt
+   * with the same hash is resumed, one with another hash is moved aside.
+   */
+  hashFor: (spec: PromptSpec) => string;
+  /** Redo every prompt, moving previous attempts aside. @default {false} */
+  force?: boolean;
+  /**
+   * Aborted to drain: no new step starts, calls in flight finish and are saved, and the
+   * prompts they belong to end as `interrupted` (resumable).
+   */
+  stop?: AbortSignal;
+  /** Stop starting paid steps once this run has spent this much, in USD. */
+  maxCostUsd?: number;
   onEvent?: (event: PipelineEvent) => void;
   /** Monotonic clock in ms. @default {performance.now} */
   now?: () => number;
@@ -114,7 +140,9 @@ export interface PipelineOptions {
 export interface PromptOutcome {
   id: string;
   folder: string;
-  status: "completed" | "failed";
+  status: "completed" | "failed" | "interrupted";
+  /** True when a previous run had already completed it with the same inputs. */
+  skipped: boolean;
   error?: FailureRecord;
   bestScore?: number;
   bestIteration?: number;
@@ -127,7 +155,12 @@ interface State {
   record: PromptRecord;
   /** Text for the next generation. */
   nextPrompt: string;
+  /** No further step runs: failed, reached its target, drained, or already complete. */
   stopped: boolean;
+  interrupted: boolean;
+  skipped: boolean;
+  /** Whether the prompt's folder was set up (so there is a record to save). */
+  begun: boolean;
   started: number;
 }
 
@@ -139,9 +172,14 @@ export function runPipeline(
   const now = options.now ?? (() => performance.now());
   const isoNow = options.isoNow ?? (() => new Date().toISOString());
   const emit = options.onEvent ?? (() => {});
-  const ctx = { ...options, now, isoNow, emit };
+  const budget = { spentUsd: 0, stop: new AbortController() };
+  const stop = options.stop
+    ? AbortSignal.any([options.stop, budget.stop.signal])
+    : budget.stop.signal;
+  const ctx: Ctx = { ...options, now, isoNow, emit, stop, budget };
 
   let stream: Observable<State> = prompts.pipe(
+    takeUntil(fromEvent(stop, "abort")),
     mergeMap((spec) => defer(() => startPrompt(spec, ctx)), options.concurrency.generate),
   );
   for (let i = 1; i <= options.iterations; i++) {
@@ -162,6 +200,8 @@ type Ctx = PipelineOptions & {
   now: () => number;
   isoNow: () => string;
   emit: (event: PipelineEvent) => void;
+  stop: AbortSignal;
+  budget: { spentUsd: number; stop: AbortController };
 };
 
 type StepResult = { step: StepRecord; apply: () => Promise<void> };
@@ -178,6 +218,12 @@ function stage(
 ): OperatorFunction<State, State> {
   return mergeMap((state: State) => {
     if (state.stopped) return of(state);
+    if (alreadyDone(state, step, iteration)) return of(state);
+    if (ctx.stop.aborted) {
+      state.stopped = true;
+      state.interrupted = true;
+      return of(state);
+    }
     const id = state.spec.id;
     const provider = providerName(ctx, step);
     let attempts = 0;
@@ -252,6 +298,17 @@ function stage(
         from((async () => {
           result.step.attempts = attempts;
           result.step.durationMs = Math.round(ctx.now() - started);
+          ctx.budget.spentUsd += result.step.costUsd;
+          if (ctx.maxCostUsd !== undefined && ctx.budget.spentUsd >= ctx.maxCostUsd) {
+            log.warn(
+              "Spent ${spentUsd}, the --max-cost budget of ${maxCostUsd}: starting no new step",
+              {
+                spentUsd: Math.round(ctx.budget.spentUsd * 1e6) / 1e6,
+                maxCostUsd: ctx.maxCostUsd,
+              },
+            );
+            ctx.budget.stop.abort(new Error("budget"));
+          }
           await result.apply();
           const durationMs = result.step.durationMs;
           ctx.emit({
@@ -291,26 +348,76 @@ function stage(
 
 async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
   const folder = ctx.sink.folderFor(spec);
-  const record = newRecord(spec, folder, {
-    generator: ctx.generator.name,
-    critic: ctx.critic.name,
-    refiner: ctx.refiner.name,
-  }, ctx.isoNow());
+  const inputHash = ctx.hashFor(spec);
+  const fresh = newRecord(
+    spec,
+    folder,
+    {
+      generator: ctx.generator.name,
+      critic: ctx.critic.name,
+      refiner: ctx.refiner.name,
+    },
+    ctx.isoNow(),
+    inputHash,
+  );
   const state: State = {
     spec,
-    record,
+    record: fresh,
     nextPrompt: spec.prompt,
     stopped: false,
+    interrupted: false,
+    skipped: false,
+    begun: false,
     started: ctx.now(),
   };
+  if (ctx.stop.aborted) return { ...state, stopped: true, interrupted: true };
   ctx.emit({ type: "prompt-start", id: spec.id });
-  log.info("Started prompt {promptId}", { promptId: spec.id, folder });
   try {
-    await ctx.sink.start(spec, record);
+    const previous = await ctx.sink.load(folder);
+    if (previous && (ctx.force || previous.inputHash !== inputHash)) {
+      const aside = await ctx.sink.moveAside(folder);
+      log.info("Moved the previous attempt of {promptId} aside to {aside}: {reason}", {
+        promptId: spec.id,
+        aside,
+        reason: ctx.force ? "--force" : "its prompt or settings changed",
+      });
+    } else if (previous?.status === "completed") {
+      log.info("Skipped {promptId}: completed by an earlier run with the same inputs", {
+        promptId: spec.id,
+      });
+      return { ...state, record: previous, stopped: true, skipped: true };
+    } else if (previous) {
+      resume(state, previous);
+      log.info("Resuming {promptId} from iteration {iteration}", {
+        promptId: spec.id,
+        iteration: previous.iterations.length,
+      });
+    }
+    log.info("Started prompt {promptId}", { promptId: spec.id, folder });
+    await ctx.sink.start(spec, state.record);
+    state.begun = true;
   } catch (error) {
     return await failPrompt(ctx, state, "save", 0, error, 0, ctx.now());
   }
   return state;
+}
+
+/** Continues from the last saved step of an earlier attempt with the same inputs. */
+function resume(state: State, previous: PromptRecord): void {
+  const { error: _error, finishedAt: _finishedAt, ...rest } = previous;
+  state.record = { ...rest, status: "running" };
+  const last = previous.iterations.at(-1);
+  if (last?.refinedPrompt !== undefined) state.nextPrompt = last.refinedPrompt;
+  else if (last) state.nextPrompt = last.prompt;
+}
+
+/** Whether an earlier run already saved this step. */
+function alreadyDone(state: State, step: StepName, iteration: number): boolean {
+  const it = state.record.iterations.find((r) => r.iteration === iteration);
+  if (!it) return false;
+  if (step === "generate") return it.image !== undefined;
+  if (step === "critique") return it.critique !== undefined;
+  return it.refinedPrompt !== undefined;
 }
 
 async function generateStep(
@@ -455,7 +562,7 @@ async function refineStep(
 
 async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
   const { record } = state;
-  if (record.status === "running") {
+  if (record.status === "running" && !state.interrupted) {
     record.status = "completed";
     record.finishedAt = ctx.isoNow();
     try {
@@ -464,8 +571,19 @@ async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
       await failPrompt(ctx, state, "save", record.iterations.length, error, 0, ctx.now());
     }
   }
-  const status = record.status === "completed" ? "completed" : "failed";
-  ctx.emit({ type: "prompt-end", id: record.id, status, costUsd: record.costUsd });
+  const status = state.interrupted && record.status === "running"
+    ? "interrupted"
+    : record.status === "completed"
+    ? "completed"
+    : "failed";
+  if (status === "interrupted" && state.begun) await saveRecord(ctx, state);
+  ctx.emit({
+    type: "prompt-end",
+    id: record.id,
+    status,
+    costUsd: record.costUsd,
+    skipped: state.skipped,
+  });
   log.info("Finished prompt {promptId}: {status}, best score {bestScore}, ${costUsd}", {
     promptId: record.id,
     status: record.status,
@@ -477,6 +595,7 @@ async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
     id: record.id,
     folder: record.folder,
     status,
+    skipped: state.skipped,
     ...(record.error !== undefined && { error: record.error }),
     ...(record.bestScore !== undefined && { bestScore: record.bestScore }),
     ...(record.bestIteration !== undefined && { bestIteration: record.bestIteration }),

@@ -38,6 +38,15 @@ class MemorySink implements PromptSink {
   folderFor(spec: PromptSpec) {
     return spec.id;
   }
+  load(folder: string) {
+    return Promise.resolve(structuredClone(this.records.get(folder)));
+  }
+  moveAside(folder: string) {
+    const aside = `${folder}.previous`;
+    this.records.set(aside, this.records.get(folder)!);
+    this.records.delete(folder);
+    return Promise.resolve(aside);
+  }
   start(spec: PromptSpec, record: PromptRecord) {
     this.files.set(`${spec.id}/prompt.json`, JSON.stringify(spec));
     this.records.set(record.id, structuredClone(record));
@@ -146,6 +155,7 @@ function options(overrides: Partial<PipelineOptions> = {}): PipelineOptions & {
     seedFor: (spec) => 1000 + Number(spec.id.slice(1)),
     retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
     timeoutMs: 5_000,
+    hashFor: (spec) => `hash-${spec.prompt}`,
     ...overrides,
   } as PipelineOptions & { sink: MemorySink };
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { InputError } from "./errors.ts";
 
@@ -103,12 +104,14 @@ export function parsePrompts(text: string, path: string): PromptSpec[] {
       `Cannot use prompt file '${path}': it is empty; expected {"prompts": [...]}`,
     );
   }
+  // Strip the BOM before parsing and before counting columns, so line 1 is not off by one.
+  const json = text.replace(/^\uFEFF/, "");
   let data: unknown;
   try {
-    data = JSON.parse(text.replace(/^\uFEFF/, ""));
+    data = JSON.parse(json);
   } catch (error) {
     throw new InputError(
-      `Cannot parse prompt file '${path}': ${describeJsonError(text, error as Error)}`,
+      `Cannot parse prompt file '${path}': ${describeJsonError(json, error as Error)}`,
       { cause: error },
     );
   }
@@ -198,14 +201,107 @@ function typeName(value: unknown): string {
   return t === "object" ? "an object" : `a ${t}`;
 }
 
-/** V8's JSON errors give a character position; people want line and column. */
+/**
+ * V8's JSON errors give a character position; people want line and column. Some V8 errors
+ * ("Unexpected token ']', ... is not valid JSON", as for a trailing comma in an array) give no
+ * position and quote the whole text instead, so the position is found by scanning.
+ */
 function describeJsonError(text: string, error: Error): string {
-  const reason = error.message.replace(/\s*\(line \d+ column \d+\)$/, "");
+  const reason = error.message
+    .replace(/\s*\(line \d+ column \d+\)$/, "")
+    .replace(/, (\.\.\.)?"[\s\S]*" is not valid JSON$/, "");
   const match = /position (\d+)/.exec(error.message);
-  let position = match ? Number(match[1]) : text.length;
-  if (!match && !/end of JSON|Unterminated/i.test(error.message)) position = 0;
+  const position = match ? Number(match[1]) : jsonErrorOffset(text);
   const before = text.slice(0, position);
   const line = before.split("\n").length;
   const column = position - before.lastIndexOf("\n");
   return `invalid JSON at line ${line}, column ${column}: ${reason}`;
+}
+
+/** Offset of the first JSON syntax error in `text` (its length when the text just ends). */
+function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const fail = (): never => {
+    throw new SyntaxError("JSON syntax error", { cause: i });
+  };
+  const space = () => {
+    while (i < text.length && " \t\n\r".includes(text[i]!)) i++;
+  };
+  const expect = (char: string) => text[i] === char ? i++ : fail();
+  const string = () => {
+    expect('"');
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      if (text[i] === "\\") {
+        i++;
+        if (text[i] === "u") {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail();
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? "x")) fail();
+      }
+      i++;
+    }
+    expect('"');
+  };
+  const value = (): void => {
+    space();
+    const char = text[i];
+    if (char === "{" || char === "[") {
+      const close = char === "{" ? "}" : "]";
+      i++;
+      space();
+      if (text[i] === close) return void i++;
+      for (;;) {
+        if (close === "}") {
+          space();
+          string();
+          space();
+          expect(":");
+        }
+        value();
+        space();
+        if (text[i] === close) return void i++;
+        expect(",");
+      }
+    }
+    if (char === '"') return string();
+    const token = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+    token.lastIndex = i;
+    if (!token.test(text)) fail();
+    i = token.lastIndex;
+  };
+  try {
+    value();
+    space();
+    if (i < text.length) fail();
+  } catch (error) {
+    if (error instanceof SyntaxError) return Math.min(error.cause as number, text.length);
+    // Nesting too deep to scan: the furthest point reached is the best guess.
+    if (error instanceof RangeError) return i;
+    throw error;
+  }
+  return text.length;
+}
+
+/**
+ * Content hash of a prompt, its context and the settings that change its result: equal hashes
+ * mean an earlier result can be reused, so resume and watch mode redo only what changed.
+ */
+export function promptHash(spec: PromptSpec, settings: Record<string, unknown>): string {
+  const { id, prompt, title, scene, mood, extra } = spec;
+  return createHash("sha256")
+    .update(canonicalJson({ id, prompt, title, scene, mood, extra, settings }))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/** JSON with object keys sorted, so equal content always hashes equal. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
 }

@@ -60,6 +60,8 @@ export interface PromptRecord {
   id: string;
   folder: string;
   status: "running" | "completed" | "failed";
+  /** Hash of the prompt, its context and every setting that changes the result. */
+  inputHash: string;
   error?: FailureRecord;
   title?: string;
   scene?: string;
@@ -84,11 +86,13 @@ export function newRecord(
   folder: string,
   providers: PromptRecord["providers"],
   startedAt: string,
+  inputHash: string,
 ): PromptRecord {
   return {
     id: spec.id,
     folder,
     status: "running",
+    inputHash,
     ...(spec.title !== undefined && { title: spec.title }),
     ...(spec.scene !== undefined && { scene: spec.scene }),
     ...(spec.mood !== undefined && { mood: spec.mood }),

@@ -13,7 +13,7 @@ import { verifyImageFile } from "./image_check.ts";
 import { setupLogging } from "./logging.ts";
 import { messageOf, type PromptOutcome, runPipeline } from "./pipeline.ts";
 import { ProgressLine, ProgressTracker } from "./progress.ts";
-import { loadPromptFile, type PromptSpec } from "./prompts.ts";
+import { loadPromptFile, promptHash, type PromptSpec } from "./prompts.ts";
 import { createProviders, type Providers } from "./providers/registry.ts";
 import { RetryBudget } from "./retry.ts";
 
@@ -35,8 +35,10 @@ export interface RunIo {
   writeErr: (text: string) => void;
   /** Whether stderr is a terminal (live progress line). */
   isTerminal: boolean;
-  /** Aborted on Ctrl-C / SIGTERM. */
+  /** Aborted on the first Ctrl-C / SIGTERM: drain, then stop after the grace period. */
   signal?: AbortSignal;
+  /** Aborted on the second Ctrl-C: stop at once. */
+  abortNow?: AbortSignal;
 }
 
 /** What a batch run produced. */
@@ -71,6 +73,22 @@ export async function loadPrompts(files: string[]): Promise<PromptSpec[]> {
   return all;
 }
 
+/** Keeps the prompts `--only` names; an unknown id is an input error. */
+export function selectPrompts(specs: PromptSpec[], only: string[] | undefined): PromptSpec[] {
+  if (!only || only.length === 0) return specs;
+  const known = new Set(specs.map((s) => s.id));
+  const unknown = only.filter((id) => !known.has(id));
+  if (unknown.length > 0) {
+    throw new InputError(
+      `Cannot select prompts with --only as ${
+        unknown.map((id) => `'${id}'`).join(", ")
+      } matched no prompt id: known ids are ${[...known].slice(0, 20).join(", ")}`,
+    );
+  }
+  const wanted = new Set(only);
+  return specs.filter((s) => wanted.has(s.id));
+}
+
 /** Batch folder name: `--name`, else the first prompt file's name without extension. */
 export function batchName(config: Config, files: string[]): string {
   if (config.name) return config.name;
@@ -91,7 +109,7 @@ export async function runBatch(
   io: RunIo,
   preloaded?: { specs: PromptSpec[]; providers: Providers },
 ): Promise<BatchResult> {
-  const specs = preloaded?.specs ?? await loadPrompts(promptFiles);
+  const specs = selectPrompts(preloaded?.specs ?? await loadPrompts(promptFiles), config.only);
   const providers = preloaded?.providers ?? await createProviders(config);
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
   await ensureWritableDir(batchDir);
@@ -131,6 +149,8 @@ export async function runBatch(
       prompts: specs.length,
       completed: outcomes.filter((o) => o.status === "completed").length,
       failed: outcomes.filter((o) => o.status === "failed").length,
+      interrupted: outcomes.filter((o) => o.status === "interrupted").length,
+      skipped: outcomes.filter((o) => o.skipped).length,
       costUsd: Math.round(outcomes.reduce((sum, o) => sum + o.costUsd, 0) * 1e6) / 1e6,
     },
     prompts: specs.map((spec) => {
@@ -167,6 +187,11 @@ export async function runBatch(
       format: config.format,
       model: providers.model,
       seedFor: (spec, iteration) => seedFor(config, spec, iteration),
+      hashFor: (spec) => promptHash(spec, resultSettings(config, providers)),
+      force: config.force,
+      ...(io.signal && { stop: io.signal }),
+      ...(config.maxCost !== undefined && { maxCostUsd: config.maxCost }),
+      ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
       retry: {
         maxAttempts: config.retry.maxAttempts,
         minTimeout: config.retry.minTimeoutMs,
@@ -179,12 +204,22 @@ export async function runBatch(
       timeoutMs: config.timeoutMs + 5_000,
       onEvent: (event) => tracker.update(event),
     }).pipe(tap((outcome) => outcomes.push(outcome)));
-    await untilDone(pipeline, io.signal);
+    await untilDone(pipeline, hardStop(io, config.graceMs));
     if (outcomes.some((o) => o.status === "failed")) exitCode = EXIT.someFailed;
+    if (io.signal?.aborted) {
+      status = "interrupted";
+      exitCode = EXIT.interrupted;
+    } else if (outcomes.some((o) => o.status === "interrupted")) {
+      status = "stopped at the cost budget";
+      stopReason =
+        `Reached --max-cost $${config.maxCost}: no new paid step was started. Raise the budget and run again to resume.`;
+      exitCode = EXIT.someFailed;
+    }
   } catch (error) {
     if (io.signal?.aborted) {
       status = "interrupted";
       exitCode = EXIT.interrupted;
+      log.warn("Interrupted: calls still in flight after the grace period were cancelled");
     } else if (error instanceof ProviderError && error.fatal) {
       status = "stopped";
       stopReason = error.message;
@@ -221,6 +256,7 @@ export function formatSummary(
 ): string {
   const completed = outcomes.filter((o) => o.status === "completed");
   const failed = outcomes.filter((o) => o.status === "failed");
+  const interrupted = outcomes.filter((o) => o.status === "interrupted");
   const cost = outcomes.reduce((sum, o) => sum + o.costUsd, 0);
   const lines = [
     `retake: ${completed.length}/${total} prompts completed, ${failed.length} failed, ` +
@@ -228,10 +264,15 @@ export function formatSummary(
   ];
   for (const o of completed) {
     lines.push(
-      `  ok      ${o.id}: best score ${o.bestScore?.toFixed(1) ?? "-"} (iteration ${
-        o.bestIteration ?? "-"
-      } of ${o.iterations})`,
+      `  ${o.skipped ? "done   " : "ok     "} ${o.id}: best score ${
+        o.bestScore?.toFixed(1) ?? "-"
+      } (iteration ${o.bestIteration ?? "-"} of ${o.iterations})${
+        o.skipped ? ", unchanged since the last run" : ""
+      }`,
     );
+  }
+  for (const o of interrupted) {
+    lines.push(`  paused  ${o.id}: saved after ${o.iterations} iteration(s); run again to resume`);
   }
   for (const o of failed) {
     lines.push(
@@ -244,6 +285,37 @@ export function formatSummary(
   if (notRun > 0) lines.push(`  ${notRun} prompts not run`);
   lines.push(`Output: ${batchDir}`);
   return lines.join("\n") + "\n";
+}
+
+/** The settings that change a prompt's result: part of its content hash. */
+function resultSettings(config: Config, providers: Providers): Record<string, unknown> {
+  return {
+    generator: providers.generator.name,
+    model: providers.model,
+    critic: providers.critic.name,
+    criticModel: config.criticModel,
+    width: config.size.width,
+    height: config.size.height,
+    format: config.format,
+    iterations: config.iterations,
+    seed: config.seed,
+    varySeed: config.varySeed,
+    targetScore: config.targetScore,
+  };
+}
+
+/** Aborts on the second Ctrl-C, or once the grace period after the first has passed. */
+function hardStop(io: RunIo, graceMs: number): AbortSignal | undefined {
+  if (!io.signal) return io.abortNow;
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    const timer = setTimeout(() => controller.abort(io.signal!.reason), graceMs);
+    controller.signal.addEventListener("abort", () => clearTimeout(timer));
+    io.abortNow?.addEventListener("abort", () => clearTimeout(timer));
+  };
+  if (io.signal.aborted) onInterrupt();
+  else io.signal.addEventListener("abort", onInterrupt, { once: true });
+  return io.abortNow ? AbortSignal.any([controller.signal, io.abortNow]) : controller.signal;
 }
 
 /** Runs an observable to completion; an abort unsubscribes, which aborts every call in flight. */
