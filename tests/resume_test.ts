@@ -1,0 +1,271 @@
+/**
+ * Never lose work or money: resume, kill -9 at random moments, Ctrl-C, the cost budget. The real
+ * CLI as a subprocess against the stand-in servers.
+ */
+import assert from "node:assert/strict";
+import sharp from "sharp";
+import type { PromptRecord } from "../src/record.ts";
+import { MAIN, RUN_PERMISSIONS, runCli } from "./cli.ts";
+import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
+import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
+
+const FAL_KEY = "resume-fal-key-55aa";
+const GEMINI_KEY = "resume-gemini-key-66bb";
+
+const BATCH = {
+  prompts: Array.from({ length: 6 }, (_, i) => ({
+    id: `p${i}`,
+    title: `Scene ${i}`,
+    prompt: `A quiet lake number ${i} at sunset with pine trees`,
+  })),
+};
+
+interface Servers {
+  fal: FalStandIn;
+  gemini: GeminiStandIn;
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+async function servers(latencyMs = 0): Promise<Servers> {
+  const fal = await startFalStandIn({ key: FAL_KEY, latencyMs });
+  const gemini = await startGeminiStandIn({ key: GEMINI_KEY, latencyMs });
+  return {
+    fal,
+    gemini,
+    env: {
+      FAL_KEY,
+      GEMINI_API_KEY: GEMINI_KEY,
+      FAL_BASE_URL: fal.url,
+      GEMINI_BASE_URL: gemini.url,
+      RETAKE_RETRY_TIME_SCALE: "0.001",
+    },
+    close: async () => {
+      await fal.close();
+      await gemini.close();
+    },
+  };
+}
+
+async function setup(): Promise<string> {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-resume-" });
+  await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify(BATCH));
+  await Deno.writeTextFile(
+    `${cwd}/retake.config.json`,
+    JSON.stringify({ fal: { pollIntervalMs: 5 }, retry: { minTimeoutMs: 5, maxTimeoutMs: 20 } }),
+  );
+  return cwd;
+}
+
+function paidCalls(s: Servers): number {
+  return s.fal.calls("submit").length + s.gemini.requests.length;
+}
+
+async function record(dir: string, id: string): Promise<PromptRecord> {
+  return JSON.parse(await Deno.readTextFile(`${dir}/${id}/metadata.json`));
+}
+
+/** Every JSON parses, every image decodes, metadata names only files that exist. */
+async function assertNothingCorrupt(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) {
+      await assertNothingCorrupt(path);
+    } else if (entry.name.endsWith(".json")) {
+      JSON.parse(await Deno.readTextFile(path));
+    } else if (entry.name.endsWith(".jsonl")) {
+      for (const line of (await Deno.readTextFile(path)).split("\n").filter(Boolean)) {
+        JSON.parse(line);
+      }
+    } else if (/\.(png|jpg)$/.test(entry.name)) {
+      const stats = await sharp(path).stats();
+      assert.ok(stats.channels.length >= 3, `${path} decodes`);
+    }
+    if (entry.name === "metadata.json") {
+      const rec: PromptRecord = JSON.parse(await Deno.readTextFile(path));
+      for (const it of rec.iterations) {
+        if (it.image) await Deno.stat(`${dir}/${it.image}`);
+      }
+    }
+  }
+}
+
+Deno.test("a finished batch run again makes zero provider calls; an edited prompt is redone and the old attempt kept", async () => {
+  const s = await servers();
+  const cwd = await setup();
+  try {
+    const first = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
+    assert.equal(first.code, 0, first.stderr);
+    const callsAfterFirst = paidCalls(s);
+    assert.ok(callsAfterFirst >= 6 * 4);
+
+    const again = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(paidCalls(s), callsAfterFirst, "no paid call for a completed batch");
+    assert.match(again.stdout, /unchanged since the last run/);
+
+    const edited = structuredClone(BATCH);
+    edited.prompts[2]!.prompt = "A stormy lake at night with lightning";
+    await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify(edited));
+    const third = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
+    assert.equal(third.code, 0, third.stderr);
+    const newCalls = paidCalls(s) - callsAfterFirst;
+    // One prompt: 2 generations + 2 critiques + 1 refinement.
+    assert.equal(newCalls, 5);
+    const rec = await record(`${cwd}/out/batch`, "p2");
+    assert.equal(rec.iterations[0]!.prompt, "A stormy lake at night with lightning");
+    const aside = [...Deno.readDirSync(`${cwd}/out/batch/_previous`)].map((e) => e.name);
+    assert.equal(aside.length, 1);
+    assert.match(aside[0]!, /^p2-\d{8}T\d{6}Z$/);
+    const old: PromptRecord = JSON.parse(
+      await Deno.readTextFile(`${cwd}/out/batch/_previous/${aside[0]}/metadata.json`),
+    );
+    assert.equal(old.iterations[0]!.prompt, BATCH.prompts[2]!.prompt);
+
+    const only = await runCli(["--out", "out", "--force", "--only", "p0", "batch.json"], {
+      cwd,
+      env: s.env,
+    });
+    assert.equal(only.code, 0, only.stderr);
+    assert.equal(paidCalls(s) - callsAfterFirst, 10, "--force --only p0 redoes just p0");
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+Deno.test("kill -9 at random moments, resume each time: no corrupt file, all complete, no saved step paid twice", async () => {
+  const s = await servers(40);
+  const cwd = await setup();
+  let seed = 20261124;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  try {
+    let kills = 0;
+    for (let round = 0; round < 12; round++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, "--out", "out", "-q", "batch.json"],
+        cwd,
+        clearEnv: true,
+        env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...s.env },
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const delay = 400 + random() * 900;
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+          kills++;
+        } catch {
+          // Already exited: nothing to kill.
+        }
+      }, delay);
+      const status = await child.status;
+      clearTimeout(timer);
+      await assertNothingCorrupt(`${cwd}/out`).catch((error) => {
+        throw new Error(`corrupt after round ${round}: ${error.message}`);
+      });
+      if (status.success) break;
+    }
+    assert.ok(kills >= 3, `killed ${kills} times`);
+    const final = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
+    assert.equal(final.code, 0, final.stderr);
+    const dir = `${cwd}/out/batch`;
+    for (const { id } of BATCH.prompts) {
+      const rec = await record(dir, id);
+      assert.equal(rec.status, "completed");
+      assert.equal(rec.iterations.length, 2);
+    }
+    // A step, once saved, is never done again: across all runs the log shows at most one
+    // successful end per (prompt, step, iteration).
+    const ends = new Map<string, number>();
+    for (const line of (await Deno.readTextFile(`${dir}/log.jsonl`)).split("\n")) {
+      if (!line) continue;
+      const r = JSON.parse(line);
+      if (r.outcome !== "ok" || !r.operation) continue;
+      const key = `${r.promptId}/${r.operation}/${r.iteration}`;
+      ends.set(key, (ends.get(key) ?? 0) + 1);
+    }
+    for (const [key, count] of ends) assert.equal(count, 1, `${key} done ${count} times`);
+    // Paid calls: at most one extra per kill (a call in flight when killed is lost).
+    const needed = BATCH.prompts.length * 5;
+    assert.ok(paidCalls(s) <= needed + kills * 4, `${paidCalls(s)} calls for ${needed} steps`);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+Deno.test("Ctrl-C drains: calls in flight are saved, exit 130, the next run resumes", async () => {
+  const s = await servers(150);
+  const cwd = await setup();
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, "--out", "out", "batch.json"],
+      cwd,
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...s.env },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Wait until the first generation is under way, then interrupt.
+    const until = performance.now() + 10_000;
+    while (s.fal.calls("submit").length === 0 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGINT");
+    const out = await child.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 130, stderr);
+    assert.match(stderr, /Interrupted/);
+    assert.match(stdout, /run again to resume/);
+    const dir = `${cwd}/out/batch`;
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
+    assert.equal(run.status, "interrupted");
+    const started = s.fal.calls("submit").length;
+    // The generations in flight finished and were saved, not lost.
+    let saved = 0;
+    for (const { id } of BATCH.prompts) {
+      try {
+        const rec = await record(dir, id);
+        assert.notEqual(rec.status, "failed");
+        saved += rec.iterations.filter((it) => it.image).length;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+    assert.equal(saved, started, "every generation started before Ctrl-C was saved");
+    await assertNothingCorrupt(`${cwd}/out`);
+
+    const resumed = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(
+      s.fal.calls("submit").length,
+      BATCH.prompts.length * 2,
+      "resume generates only what was missing",
+    );
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+Deno.test("--max-cost stops starting paid steps once the budget is reached", async () => {
+  const s = await servers();
+  const cwd = await setup();
+  try {
+    const result = await runCli(["--out", "out", "-c", "1", "--max-cost", "0.005", "batch.json"], {
+      cwd,
+      env: s.env,
+    });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /max-cost/);
+    const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/batch/run.json`));
+    assert.equal(run.status, "stopped at the cost budget");
+    assert.ok(run.totals.costUsd < 0.02, `spent ${run.totals.costUsd}`);
+    assert.ok(s.fal.calls("submit").length < BATCH.prompts.length * 2);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
