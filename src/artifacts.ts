@@ -14,6 +14,7 @@ import type { PromptRecord } from "./record.ts";
 /** Windows device names that cannot be folder names on any OS retake targets. */
 const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
 const MAX_NAME = 80;
+const HASHED = /-[0-9a-f]{8}$/;
 
 /**
  * Maps a prompt id to a folder name that is safe on every file system: only `A-Za-z0-9._-`,
@@ -25,7 +26,8 @@ export function safeFolderName(id: string): string {
   name = name.replace(/[._]+$/, "");
   if (name === "" || RESERVED.test(name)) name = `prompt_${name}`;
   if (name.length > MAX_NAME) name = name.slice(0, MAX_NAME);
-  return name === id ? name : `${name}-${shortHash(id)}`;
+  // A safe id that already ends like `-<hash>` could equal another id's mapped name.
+  return name === id && !HASHED.test(id) ? name : `${name}-${shortHash(id)}`;
 }
 
 /** FNV-1a, 32 bit, as 8 hex digits: enough to keep mapped names apart. */
@@ -219,6 +221,20 @@ export class FolderSink implements PromptSink {
       `${this.#dir(record)}/iteration-${iteration}.refined-prompt.txt`,
       prompt + "\n",
     );
+  }
+
+  async saveBest(record: PromptRecord, image: string): Promise<string> {
+    const file = `best${image.slice(image.lastIndexOf("."))}`;
+    const target = `${this.#dir(record)}/${file}`;
+    const temp = tempPathFor(target);
+    try {
+      await Deno.copyFile(`${this.#dir(record)}/${image}`, temp);
+      await Deno.rename(temp, target);
+    } catch (error) {
+      await removeQuietly(temp);
+      throw describeWriteError(target, error);
+    }
+    return file;
   }
 
   saveRecord(record: PromptRecord): Promise<void> {

@@ -88,6 +88,11 @@ export const configSchema = z.object({
   varySeed: z.boolean().default(false),
   /** Stop a prompt early once a critique reaches this score. */
   targetScore: z.coerce.number().min(0).max(10).optional(),
+  /** Per-criterion minimums that must also be met to stop early (config file only). */
+  targetCriteria: z.partialRecord(
+    z.enum(["promptAdherence", "composition", "lighting", "mood", "technicalQuality"]),
+    z.number().min(0).max(10),
+  ).optional(),
   /** Redo every prompt, moving earlier attempts aside. */
   force: z.boolean().default(false),
   /** Only these prompt ids. */

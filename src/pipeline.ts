@@ -23,7 +23,7 @@ import {
   timeout,
 } from "rxjs";
 import { fromAbortable } from "./abortable.ts";
-import type { Critique } from "./critique.ts";
+import type { Criterion, Critique } from "./critique.ts";
 import { ProviderError } from "./errors.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type {
@@ -69,6 +69,8 @@ export interface PromptSink {
   saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string): Promise<void>;
   /** Writes `metadata.json`. */
   saveRecord(record: PromptRecord): Promise<void>;
+  /** Copies the best iteration's image to `best.<ext>`; returns the file name. */
+  saveBest(record: PromptRecord, image: string): Promise<string>;
 }
 
 /** Progress and log events, one per step boundary. */
@@ -103,6 +105,8 @@ export interface PipelineOptions {
   iterations: number;
   /** Stop a prompt early once a critique reaches this score. */
   targetScore?: number;
+  /** Per-criterion minimums that must also be met to stop early. */
+  targetCriteria?: Partial<Record<Criterion, number>>;
   concurrency: Record<StepName, number>;
   width: number;
   height: number;
@@ -402,6 +406,17 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
   return state;
 }
 
+/** Whether a critique meets the target score and every per-criterion minimum that is set. */
+export function reachedTarget(
+  target: { targetScore?: number; targetCriteria?: Partial<Record<Criterion, number>> },
+  critique: Critique,
+): boolean {
+  const criteria = Object.entries(target.targetCriteria ?? {});
+  if (target.targetScore === undefined && criteria.length === 0) return false;
+  if (target.targetScore !== undefined && critique.score < target.targetScore) return false;
+  return criteria.every(([name, min]) => critique.criteria[name as Criterion] >= (min ?? 0));
+}
+
 /** Continues from the last saved step of an earlier attempt with the same inputs. */
 function resume(state: State, previous: PromptRecord): void {
   const { error: _error, finishedAt: _finishedAt, ...rest } = previous;
@@ -505,7 +520,7 @@ async function critiqueStep(
       await ctx.sink.saveCritique(state.record, iteration, result.critique);
       it.critique = result.critique;
       it.steps.critique = step;
-      if (ctx.targetScore !== undefined && result.critique.score >= ctx.targetScore) {
+      if (reachedTarget(ctx, result.critique)) {
         state.stopped = true;
         log.info("Prompt {promptId} reached the target score {score} at iteration {iteration}", {
           promptId: state.spec.id,
@@ -566,6 +581,8 @@ async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
     record.status = "completed";
     record.finishedAt = ctx.isoNow();
     try {
+      const best = bestIteration(record);
+      if (best?.image) record.bestImage = await ctx.sink.saveBest(record, best.image);
       await saveRecord(ctx, state);
     } catch (error) {
       await failPrompt(ctx, state, "save", record.iterations.length, error, 0, ctx.now());

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import type { Critique } from "./critique.ts";
 import { ProviderError } from "./errors.ts";
-import { type PipelineOptions, type PromptSink, runPipeline } from "./pipeline.ts";
+import { type PipelineOptions, type PromptSink, reachedTarget, runPipeline } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type {
   CritiqueRequest,
@@ -66,6 +66,10 @@ class MemorySink implements PromptSink {
   saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string) {
     this.files.set(`${record.id}/iteration-${iteration}.refined-prompt.txt`, prompt);
     return Promise.resolve();
+  }
+  saveBest(record: PromptRecord, image: string) {
+    this.files.set(`${record.id}/best.png`, image);
+    return Promise.resolve("best.png");
   }
   saveRecord(record: PromptRecord) {
     this.records.set(record.id, structuredClone(record));
@@ -179,6 +183,8 @@ Deno.test("runPipeline() runs every prompt through generate, critique, refine, g
   // 2 images at 0.01, 2 critiques at 0.001, 1 refinement at 0.002.
   assert.equal(record.costUsd, 0.024);
   assert.ok(opts.sink.files.has("p1/iteration-1.refined-prompt.txt"));
+  assert.equal(opts.sink.files.get("p1/best.png"), "iteration-2.png");
+  assert.equal(record.bestImage, "best.png");
   assert.ok(!opts.sink.files.has("p1/iteration-2.refined-prompt.txt"));
 });
 
@@ -296,4 +302,31 @@ Deno.test("runPipeline() times out a hanging call as retryable, then fails the p
   assert.match(outcomes[0]!.error!.message, /Timed out after 10 ms/);
   assert.equal(generator.calls.length, 2);
   assert.equal(generator.aborted, 2);
+});
+
+Deno.test("reachedTarget() needs the score and every per-criterion minimum", () => {
+  const c = critique(8);
+  assert.equal(reachedTarget({}, c), false);
+  assert.equal(reachedTarget({ targetScore: 8 }, c), true);
+  assert.equal(reachedTarget({ targetScore: 8.5 }, c), false);
+  assert.equal(reachedTarget({ targetScore: 7, targetCriteria: { lighting: 9 } }, c), false);
+  assert.equal(reachedTarget({ targetCriteria: { lighting: 8, mood: 7 } }, c), true);
+});
+
+Deno.test("runPipeline() keeps the best round: a worse second image does not replace the first", async () => {
+  const critic = new FakeCritic();
+  critic.critique = (req) => {
+    critic.calls.push(req);
+    return Promise.resolve({
+      critique: critique(req.iteration === 1 ? 8 : 5),
+      model: "m",
+      costUsd: 0,
+    });
+  };
+  const opts = options({ critic });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  const record = opts.sink.records.get("p0")!;
+  assert.equal(record.bestIteration, 1);
+  assert.equal(record.bestScore, 8);
+  assert.equal(opts.sink.files.get("p0/best.png"), "iteration-1.png");
 });

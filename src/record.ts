@@ -74,6 +74,8 @@ export interface PromptRecord {
   /** Iteration number with the highest critic score. */
   bestIteration?: number;
   bestScore?: number;
+  /** Copy of the best iteration's image, e.g. `best.png`. */
+  bestImage?: string;
   costUsd: number;
   durationMs: number;
   startedAt: string;

@@ -192,6 +192,7 @@ export async function runBatch(
       ...(io.signal && { stop: io.signal }),
       ...(config.maxCost !== undefined && { maxCostUsd: config.maxCost }),
       ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
+      ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
       retry: {
         maxAttempts: config.retry.maxAttempts,
         minTimeout: config.retry.minTimeoutMs,
@@ -301,6 +302,7 @@ function resultSettings(config: Config, providers: Providers): Record<string, un
     seed: config.seed,
     varySeed: config.varySeed,
     targetScore: config.targetScore,
+    targetCriteria: config.targetCriteria,
   };
 }
 
