@@ -6,7 +6,7 @@
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
 import { InputError } from "./src/errors.ts";
-import { EXIT, runBatch, VERSION } from "./src/run.ts";
+import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
 
 const encoder = new TextEncoder();
 const writeOut = (text: string) => void Deno.stdout.writeSync(encoder.encode(text));
@@ -53,13 +53,17 @@ async function main(args: string[]): Promise<number> {
       writeOut(`retake ${VERSION}\n`);
       return EXIT.ok;
     }
-    const result = await runBatch(invocation.config, invocation.promptFiles, {
+    const io = {
       writeOut,
       writeErr,
       isTerminal: Deno.stderr.isTerminal(),
       signal: interrupt.signal,
       abortNow: abortNow.signal,
-    });
+    };
+    if (invocation.watch) {
+      return await watchBatch(invocation.config, invocation.promptFiles, io);
+    }
+    const result = await runBatch(invocation.config, invocation.promptFiles, io);
     if (result.exitCode === EXIT.interrupted) {
       writeErr(`Saved what was done. Run the same command again to resume.\n`);
     }

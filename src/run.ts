@@ -16,6 +16,7 @@ import { ProgressLine, ProgressTracker } from "./progress.ts";
 import { loadPromptFile, promptHash, type PromptSpec } from "./prompts.ts";
 import { createProviders, type Providers } from "./providers/registry.ts";
 import { RetryBudget } from "./retry.ts";
+import { runOnChanges, watchFiles } from "./watch.ts";
 
 /** The version printed by `--version` and recorded in `run.json`. */
 export const VERSION = "0.1.0";
@@ -109,7 +110,7 @@ export async function runBatch(
   io: RunIo,
   preloaded?: { specs: PromptSpec[]; providers: Providers },
 ): Promise<BatchResult> {
-  const specs = selectPrompts(preloaded?.specs ?? await loadPrompts(promptFiles), config.only);
+  const specs = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
   const providers = preloaded?.providers ?? await createProviders(config);
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
   await ensureWritableDir(batchDir);
@@ -332,4 +333,54 @@ function untilDone(source: Observable<unknown>, signal?: AbortSignal): Promise<v
     else signal?.addEventListener("abort", onAbort, { once: true });
     subscription.add(() => signal?.removeEventListener("abort", onAbort));
   });
+}
+
+/**
+ * Runs the batch, then watches the prompt files and re-processes only the prompts that were
+ * added or edited, until `io.signal` aborts. An invalid edit is reported and watching goes on.
+ */
+export async function watchBatch(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+  options: { debounceMs?: number } = {},
+): Promise<number> {
+  let specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+  const providers = await createProviders(config);
+  const hashOf = (spec: PromptSpec) => promptHash(spec, resultSettings(config, providers));
+  let known = new Map(specs.map((s) => [s.id, hashOf(s)]));
+  const first = await runBatch(config, promptFiles, io, { specs, providers });
+  if (io.signal?.aborted) return first.exitCode;
+  let lastCode = first.exitCode;
+  const signal = io.signal ?? new AbortController().signal;
+  const say = (text: string) => io.writeErr(`${text}\n`);
+  say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);
+  await runOnChanges(
+    watchFiles(promptFiles, options),
+    async (changed) => {
+      try {
+        specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        say(`error: ${error.message}\nStill watching: fix the file and save it again.`);
+        return;
+      }
+      const edited = specs.filter((s) => known.get(s.id) !== hashOf(s));
+      known = new Map(specs.map((s) => [s.id, hashOf(s)]));
+      if (edited.length === 0) {
+        say(`${[...changed].join(", ")} changed, but no prompt did: nothing to do`);
+        return;
+      }
+      say(
+        `Re-processing ${edited.length} added or edited prompt(s): ${
+          edited.map((s) => s.id).join(", ")
+        }`,
+      );
+      const result = await runBatch(config, promptFiles, io, { specs: edited, providers });
+      lastCode = result.exitCode;
+      if (!signal.aborted) say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);
+    },
+    signal,
+  );
+  return lastCode === EXIT.interrupted ? EXIT.interrupted : EXIT.ok;
 }
