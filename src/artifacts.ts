@@ -140,14 +140,18 @@ export type ImageVerifier = (
 export class FolderSink implements PromptSink {
   readonly batchDir: string;
   readonly #verify: ImageVerifier;
+  readonly #subfolder: string | undefined;
 
-  constructor(batchDir: string, verify: ImageVerifier) {
+  /** With `subfolder` (a model id, in comparisons) each prompt's files go one level deeper. */
+  constructor(batchDir: string, verify: ImageVerifier, subfolder?: string) {
     this.batchDir = batchDir;
     this.#verify = verify;
+    this.#subfolder = subfolder === undefined ? undefined : safeFolderName(subfolder);
   }
 
   folderFor(spec: PromptSpec): string {
-    return safeFolderName(spec.id);
+    const folder = safeFolderName(spec.id);
+    return this.#subfolder === undefined ? folder : `${folder}/${this.#subfolder}`;
   }
 
   async load(folder: string): Promise<PromptRecord | undefined> {
@@ -169,7 +173,7 @@ export class FolderSink implements PromptSink {
   async moveAside(folder: string): Promise<string> {
     const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     // No prompt folder can start with "_" (see safeFolderName), so this never collides.
-    const aside = `_previous/${folder}-${stamp}`;
+    const aside = `_previous/${folder.replaceAll("/", "--")}-${stamp}`;
     await Deno.mkdir(`${this.batchDir}/_previous`, { recursive: true });
     await Deno.rename(`${this.batchDir}/${folder}`, `${this.batchDir}/${aside}`);
     return aside;

@@ -76,6 +76,11 @@ export const configSchema = z.object({
   format: z.enum(["png", "jpeg"]).default("png"),
   /** Generation model; default depends on the generator. */
   model: z.string().min(1).optional(),
+  /** Compare these generation models side by side (each prompt runs with each). */
+  models: z.union([
+    z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean)),
+    z.array(z.string().min(1)),
+  ]).optional(),
   /** Critic/refiner model; default depends on the critic. */
   criticModel: z.string().min(1).optional(),
   concurrency: concurrencySchema.default({ generate: 2, critique: 2, refine: 2 }),
@@ -168,6 +173,8 @@ const FLAG_OPTIONS = {
   format: { type: "string" },
   model: { type: "string" },
   "critic-model": { type: "string" },
+  models: { type: "string" },
+  replay: { type: "string" },
   concurrency: { type: "string", short: "c" },
   iterations: { type: "string", short: "n" },
   generator: { type: "string" },
@@ -252,6 +259,13 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     layers.push([`config file '${candidate}'`, data as Record<string, unknown>]);
   }
 
+  let replayFiles: string[] = [];
+  if (flags.replay !== undefined) {
+    const replay = await readReplay(sources, flags.replay);
+    replayFiles = replay.promptFiles;
+    layers.push([`replayed run '${flags.replay}'`, replay.settings]);
+  }
+
   const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false);
   const dotenv = dotenvText === undefined ? {} : parseDotenv(dotenvText);
   // The real environment wins over .env, but only for variables it actually sets.
@@ -287,6 +301,7 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     format: ["format"],
     model: ["model"],
     "critic-model": ["criticModel"],
+    models: ["models"],
     concurrency: ["concurrency"],
     iterations: ["iterations"],
     generator: ["generator"],
@@ -320,13 +335,55 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   }
   return {
     config: result.data,
-    promptFiles: parsed.positionals,
+    promptFiles: parsed.positionals.length > 0 ? parsed.positionals : replayFiles,
     help: flags.help ?? false,
     version: flags.version ?? false,
     watch: flags.watch ?? false,
     ...(configFile !== undefined && { configFile }),
     keySources,
   };
+}
+
+/**
+ * Settings and prompt files of an earlier run, from its `run.json`: everything that shapes the
+ * result (models, sizes, seeds, iterations), into a new batch folder so nothing is overwritten.
+ */
+async function readReplay(
+  sources: ConfigSources,
+  path: string,
+): Promise<{ settings: Record<string, unknown>; promptFiles: string[] }> {
+  const text = await readOptional(sources, path, true);
+  let run: { settings?: Record<string, unknown>; promptFiles?: unknown; batch?: string };
+  try {
+    run = JSON.parse(text!);
+  } catch (error) {
+    throw new InputError(`Cannot replay '${path}': it is not valid JSON`, { cause: error });
+  }
+  if (!run.settings || typeof run.settings !== "object" || !Array.isArray(run.promptFiles)) {
+    throw new InputError(
+      `Cannot replay '${path}': expected a retake run.json with 'settings' and 'promptFiles'`,
+    );
+  }
+  const { quiet: _q, verbose: _v, force: _f, fal, gemini, size, ...rest } = run.settings as
+    & Record<string, unknown>
+    & { fal?: Record<string, unknown>; gemini?: Record<string, unknown> };
+  const settings: Record<string, unknown> = {
+    ...rest,
+    ...(size !== undefined && { size }),
+    name: `${String(rest.name ?? run.batch ?? "batch")}-replay`,
+    ...(fal && { fal: { ...fal, key: undefined, baseUrl: undefined } }),
+    ...(gemini && { gemini: { ...gemini, key: undefined, baseUrl: undefined } }),
+  };
+  return { settings: dropUndefined(settings), promptFiles: run.promptFiles.map(String) };
+}
+
+function dropUndefined(value: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out[k] = isPlainObject(v) ? dropUndefined(v) : v;
+  }
+  return out;
 }
 
 /** The secret values in a config, for redaction. */
@@ -355,6 +412,8 @@ Options:
       --size SIZE          WIDTHxHEIGHT or a preset: ${Object.keys(SIZE_PRESETS).join(", ")}
                            (default: 1024x768)
       --format FMT         png or jpeg (default: png)
+      --models A,B,...     compare generation models side by side (one subfolder each)
+      --replay RUN.json    run again with the settings and seeds of an earlier run
       --model ID           generation model (fal: flux-schnell, flux-dev, flux-pro, sdxl,
                            sd-1.5 or any fal endpoint id)
       --critic-model ID    Gemini model for critique and refinement

@@ -147,6 +147,9 @@ export interface PromptOutcome {
   status: "completed" | "failed" | "interrupted";
   /** True when a previous run had already completed it with the same inputs. */
   skipped: boolean;
+  /** Generation model. */
+  model: string;
+  durationMs: number;
   error?: FailureRecord;
   bestScore?: number;
   bestIteration?: number;
@@ -613,6 +616,8 @@ async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
     folder: record.folder,
     status,
     skipped: state.skipped,
+    model: ctx.model,
+    durationMs: record.durationMs,
     ...(record.error !== undefined && { error: record.error }),
     ...(record.bestScore !== undefined && { bestScore: record.bestScore }),
     ...(record.bestIteration !== undefined && { bestIteration: record.bestIteration }),

@@ -5,7 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { from, type Observable, tap } from "rxjs";
+import { from, merge, type Observable, tap } from "rxjs";
 import { ensureWritableDir, FolderSink, shortHash, writeJsonAtomic } from "./artifacts.ts";
 import { type Config, publicSettings, secretsOf } from "./config.ts";
 import { InputError, ProviderError } from "./errors.ts";
@@ -115,7 +115,11 @@ export async function runBatch(
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
   await ensureWritableDir(batchDir);
 
-  const tracker = new ProgressTracker(specs.length);
+  const models = config.models?.length
+    ? [...new Set(config.models.map(providers.resolveModel))]
+    : [providers.model];
+  const comparing = models.length > 1;
+  const tracker = new ProgressTracker(specs.length * models.length);
   const progress = config.quiet
     ? undefined
     : new ProgressLine(tracker, { write: io.writeErr, interactive: io.isTerminal });
@@ -134,6 +138,7 @@ export async function runBatch(
   const runFile = `${batchDir}/run.json`;
   const runInfo = (status: string, outcomes: PromptOutcome[]) => ({
     version: VERSION,
+    batch: batchName(config, promptFiles),
     status,
     promptFiles,
     startedAt,
@@ -154,10 +159,14 @@ export async function runBatch(
       skipped: outcomes.filter((o) => o.skipped).length,
       costUsd: Math.round(outcomes.reduce((sum, o) => sum + o.costUsd, 0) * 1e6) / 1e6,
     },
-    prompts: specs.map((spec) => {
-      const outcome = outcomes.find((o) => o.id === spec.id);
-      return outcome ?? { id: spec.id, status: status === "running" ? "pending" : "not run" };
-    }),
+    ...(comparing && { models }),
+    prompts: specs.flatMap((spec) =>
+      models.map((model) => {
+        const outcome = outcomes.find((o) => o.id === spec.id && o.model === model);
+        return outcome ??
+          { id: spec.id, model, status: status === "running" ? "pending" : "not run" };
+      })
+    ),
   });
 
   log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
@@ -169,43 +178,46 @@ export async function runBatch(
   });
   await writeJsonAtomic(runFile, runInfo("running", []));
 
-  const sink = new FolderSink(batchDir, verifyImageFile);
   const outcomes: PromptOutcome[] = [];
   let status = "completed";
   let stopReason: string | undefined;
   let exitCode: number = EXIT.ok;
   progress?.start();
   try {
-    const pipeline = runPipeline(from(specs), {
-      generator: providers.generator,
-      critic: providers.critic,
-      refiner: providers.refiner,
-      sink,
-      iterations: config.iterations,
-      concurrency: config.concurrency,
-      width: config.size.width,
-      height: config.size.height,
-      format: config.format,
-      model: providers.model,
-      seedFor: (spec, iteration) => seedFor(config, spec, iteration),
-      hashFor: (spec) => promptHash(spec, resultSettings(config, providers)),
-      force: config.force,
-      ...(io.signal && { stop: io.signal }),
-      ...(config.maxCost !== undefined && { maxCostUsd: config.maxCost }),
-      ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
-      ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
-      retry: {
-        maxAttempts: config.retry.maxAttempts,
-        minTimeout: config.retry.minTimeoutMs,
-        maxTimeout: config.retry.maxTimeoutMs,
-        multiplier: config.retry.multiplier,
-        jitter: config.retry.jitter,
-        timeScale: config.retry.timeScale,
-        budget: new RetryBudget(config.retry.budget),
-      },
-      timeoutMs: config.timeoutMs + 5_000,
-      onEvent: (event) => tracker.update(event),
-    }).pipe(tap((outcome) => outcomes.push(outcome)));
+    const retryBudget = new RetryBudget(config.retry.budget);
+    const runModel = (model: string) =>
+      runPipeline(from(specs), {
+        generator: providers.generator,
+        critic: providers.critic,
+        refiner: providers.refiner,
+        sink: new FolderSink(batchDir, verifyImageFile, comparing ? model : undefined),
+        iterations: config.iterations,
+        concurrency: config.concurrency,
+        width: config.size.width,
+        height: config.size.height,
+        format: config.format,
+        model,
+        seedFor: (spec, iteration) => seedFor(config, spec, iteration),
+        hashFor: (spec) => promptHash(spec, { ...resultSettings(config, providers), model }),
+        force: config.force,
+        ...(io.signal && { stop: io.signal }),
+        ...(config.maxCost !== undefined && { maxCostUsd: config.maxCost }),
+        ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
+        ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
+        retry: {
+          maxAttempts: config.retry.maxAttempts,
+          minTimeout: config.retry.minTimeoutMs,
+          maxTimeout: config.retry.maxTimeoutMs,
+          multiplier: config.retry.multiplier,
+          jitter: config.retry.jitter,
+          timeScale: config.retry.timeScale,
+          budget: retryBudget,
+        },
+        timeoutMs: config.timeoutMs + 5_000,
+        onEvent: (event) => tracker.update(event),
+      });
+    // Models run side by side: each is its own endpoint at the provider.
+    const pipeline = merge(...models.map(runModel)).pipe(tap((outcome) => outcomes.push(outcome)));
     await untilDone(pipeline, hardStop(io, config.graceMs));
     if (outcomes.some((o) => o.status === "failed")) exitCode = EXIT.someFailed;
     if (io.signal?.aborted) {
@@ -238,6 +250,9 @@ export async function runBatch(
   }
   if (status === "completed" && exitCode === EXIT.someFailed) status = "completed with failures";
   await writeJsonAtomic(runFile, runInfo(status, outcomes));
+  if (comparing) {
+    await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
+  }
   log.info("Finished batch {batch}: {status} in {durationMs} ms", {
     batch: batchDir,
     status,
@@ -247,6 +262,41 @@ export async function runBatch(
   io.writeOut(formatSummary(batchDir, specs.length, outcomes, status));
   if (stopReason) io.writeErr(`error: ${stopReason}\n`);
   return { exitCode, batchDir, outcomes };
+}
+
+/** Per prompt, each model's best score, cost and time, and the winner (best score, then cheaper). */
+export function compareModels(specs: PromptSpec[], models: string[], outcomes: PromptOutcome[]) {
+  const prompts = specs.map((spec) => {
+    const rows = models.map((model) => {
+      const o = outcomes.find((x) => x.id === spec.id && x.model === model);
+      return {
+        model,
+        status: o?.status ?? "not run",
+        bestScore: o?.bestScore ?? null,
+        costUsd: o?.costUsd ?? 0,
+        durationMs: o?.durationMs ?? 0,
+        folder: o?.folder ?? null,
+      };
+    });
+    const ranked = rows.filter((r) => r.bestScore !== null)
+      .sort((a, b) => b.bestScore! - a.bestScore! || a.costUsd - b.costUsd);
+    return { id: spec.id, winner: ranked[0]?.model ?? null, models: rows };
+  });
+  const perModel = models.map((model) => {
+    const rows = prompts.map((p) => p.models.find((m) => m.model === model)!);
+    const scored = rows.filter((r) => r.bestScore !== null);
+    return {
+      model,
+      wins: prompts.filter((p) => p.winner === model).length,
+      meanScore: scored.length
+        ? Math.round(scored.reduce((s, r) => s + r.bestScore!, 0) / scored.length * 100) / 100
+        : null,
+      costUsd: Math.round(rows.reduce((s, r) => s + r.costUsd, 0) * 1e6) / 1e6,
+      durationMs: rows.reduce((s, r) => s + r.durationMs, 0),
+      failed: rows.filter((r) => r.status === "failed").length,
+    };
+  });
+  return { models: perModel, prompts };
 }
 
 /** The final summary on stdout. */
@@ -259,6 +309,8 @@ export function formatSummary(
   const completed = outcomes.filter((o) => o.status === "completed");
   const failed = outcomes.filter((o) => o.status === "failed");
   const interrupted = outcomes.filter((o) => o.status === "interrupted");
+  const comparing = new Set(outcomes.map((o) => o.model)).size > 1;
+  const name = (o: PromptOutcome) => comparing ? `${o.id} [${o.model}]` : o.id;
   const cost = outcomes.reduce((sum, o) => sum + o.costUsd, 0);
   const lines = [
     `retake: ${completed.length}/${total} prompts completed, ${failed.length} failed, ` +
@@ -266,7 +318,7 @@ export function formatSummary(
   ];
   for (const o of completed) {
     lines.push(
-      `  ${o.skipped ? "done   " : "ok     "} ${o.id}: best score ${
+      `  ${o.skipped ? "done   " : "ok     "} ${name(o)}: best score ${
         o.bestScore?.toFixed(1) ?? "-"
       } (iteration ${o.bestIteration ?? "-"} of ${o.iterations})${
         o.skipped ? ", unchanged since the last run" : ""
@@ -274,11 +326,13 @@ export function formatSummary(
     );
   }
   for (const o of interrupted) {
-    lines.push(`  paused  ${o.id}: saved after ${o.iterations} iteration(s); run again to resume`);
+    lines.push(
+      `  paused  ${name(o)}: saved after ${o.iterations} iteration(s); run again to resume`,
+    );
   }
   for (const o of failed) {
     lines.push(
-      `  FAILED  ${o.id}: ${o.error?.step ?? "?"} ${o.error?.iteration ?? ""}: ${
+      `  FAILED  ${name(o)}: ${o.error?.step ?? "?"} ${o.error?.iteration ?? ""}: ${
         o.error?.message ?? "unknown"
       }`,
     );

@@ -218,3 +218,62 @@ Deno.test("retake stops with exit 3 on an invalid Gemini key", async () => {
     await gemini.close();
   }
 });
+
+Deno.test("--models compares fal models side by side; --replay reruns a run.json with the same seeds", async () => {
+  const fal = await startFalStandIn({ key: FAL_KEY });
+  const gemini = await startGeminiStandIn({ key: GEMINI_KEY });
+  const cwd = await Deno.makeTempDir({ prefix: "retake-e2e-" });
+  try {
+    await Deno.writeTextFile(
+      `${cwd}/cmp.json`,
+      JSON.stringify({ prompts: PROMPTS.prompts.slice(0, 2) }),
+    );
+    await Deno.writeTextFile(`${cwd}/retake.config.json`, CONFIG);
+    const result = await runCli(
+      ["--out", "out", "--models", "flux-schnell,flux-dev", "cmp.json"],
+      { cwd, env: env(fal, gemini) },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const dir = `${cwd}/out/cmp`;
+    const comparison = JSON.parse(await Deno.readTextFile(`${dir}/comparison.json`));
+    assert.deepEqual(comparison.models.map((m: { model: string }) => m.model), [
+      "fal-ai/flux/schnell",
+      "fal-ai/flux/dev",
+    ]);
+    assert.equal(comparison.prompts.length, 2);
+    for (const p of comparison.prompts) {
+      assert.ok(["fal-ai/flux/schnell", "fal-ai/flux/dev"].includes(p.winner));
+      assert.equal(p.models.length, 2);
+      for (const m of p.models) {
+        const rec: PromptRecord = JSON.parse(
+          await Deno.readTextFile(`${dir}/${m.folder}/metadata.json`),
+        );
+        assert.equal(rec.iterations[0]!.steps.generate!.model, m.model);
+        assert.equal(rec.bestScore, m.bestScore);
+      }
+    }
+    const endpoints = new Set(fal.calls("submit").map((r) => r.endpoint));
+    assert.deepEqual([...endpoints].sort(), ["fal-ai/flux/dev", "fal-ai/flux/schnell"]);
+    assert.match(result.stdout, /good-forest \[fal-ai\/flux\/dev\]/);
+
+    // Replay: same settings and seeds, into a new folder.
+    const before = fal.calls("submit").length;
+    const replay = await runCli(["--replay", "out/cmp/run.json"], { cwd, env: env(fal, gemini) });
+    assert.equal(replay.code, 0, replay.stderr);
+    const replayed = JSON.parse(await Deno.readTextFile(`${cwd}/out/cmp-replay/comparison.json`));
+    assert.equal(replayed.prompts.length, 2);
+    const submits = fal.calls("submit").slice(before);
+    assert.equal(submits.length, 8);
+    const original = fal.calls("submit").slice(0, before);
+    const seeds = (calls: typeof submits) => new Set(calls.map((c) => c.input!.seed)).size;
+    assert.equal(seeds(submits), seeds(original));
+    assert.deepEqual(
+      new Set(submits.map((c) => c.input!.seed)),
+      new Set(original.map((c) => c.input!.seed)),
+    );
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await fal.close();
+    await gemini.close();
+  }
+});

@@ -15,6 +15,8 @@ export interface Providers {
   refiner: PromptRefiner;
   /** Resolved generation model id. */
   model: string;
+  /** Resolves a model name or alias for this generator (for `--models`). */
+  resolveModel: (name: string) => string;
   /** One line for the start of the run when anything runs offline; undefined otherwise. */
   notice?: string;
 }
@@ -51,9 +53,11 @@ export async function createProviders(config: Config): Promise<Providers> {
   const choice = chooseProviders(config);
   let generator: ImageGenerator;
   let model: string;
+  let resolveModel: (name: string) => string;
   if (choice.generator === "fal") {
     const fal = await import("./fal.ts");
-    model = fal.resolveFalModel(config.model ?? "flux-schnell");
+    resolveModel = fal.resolveFalModel;
+    model = resolveModel(config.model ?? "flux-schnell");
     generator = fal.createFalGenerator({
       apiKey: config.fal.key!,
       ...(config.fal.baseUrl !== undefined && { baseUrl: config.fal.baseUrl }),
@@ -67,6 +71,7 @@ export async function createProviders(config: Config): Promise<Providers> {
   } else {
     const local = await import("./local_generator.ts");
     generator = local.createLocalGenerator();
+    resolveModel = (name) => name;
     model = config.model ?? local.LOCAL_MODEL;
   }
 
@@ -99,5 +104,12 @@ export async function createProviders(config: Config): Promise<Providers> {
     : `Running offline: local ${offline.join(" and local ")} (no network, no cost).${
       choice.generator === "local" ? " Set FAL_KEY to generate with fal.ai." : ""
     }${choice.critic === "local" ? " Set GEMINI_API_KEY to critique with Gemini." : ""}`;
-  return { generator, critic, refiner, model, ...(notice !== undefined && { notice }) };
+  return {
+    generator,
+    critic,
+    refiner,
+    model,
+    resolveModel,
+    ...(notice !== undefined && { notice }),
+  };
 }
