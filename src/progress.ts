@@ -10,6 +10,8 @@ import type { StepName } from "./record.ts";
 /** What the progress line shows. */
 export interface ProgressSnapshot {
   total: number;
+  /** Prompts an earlier run had completed: done, but no guide to the pace. @default {0} */
+  skipped?: number;
   completed: number;
   failed: number;
   inFlight: Record<StepName, number>;
@@ -25,6 +27,7 @@ export class ProgressTracker {
   readonly #start: number;
   #completed = 0;
   #failed = 0;
+  #skipped = 0;
   #retries = 0;
   #costUsd = 0;
   #inFlight: Record<StepName, number> = { generate: 0, critique: 0, refine: 0 };
@@ -49,8 +52,10 @@ export class ProgressTracker {
         this.#retries++;
         break;
       case "prompt-end":
+        // An interrupted prompt is neither done nor failed: the next run resumes it.
         if (event.status === "completed") this.#completed++;
-        else this.#failed++;
+        if (event.skipped) this.#skipped++;
+        else if (event.status === "failed") this.#failed++;
         break;
     }
   }
@@ -61,6 +66,7 @@ export class ProgressTracker {
       total: this.#total,
       completed: this.#completed,
       failed: this.#failed,
+      skipped: this.#skipped,
       inFlight: { ...this.#inFlight },
       retries: this.#retries,
       costUsd: this.#costUsd,
@@ -80,8 +86,9 @@ export function formatProgress(s: ProgressSnapshot): string {
   if (s.retries > 0) parts.push(`${s.retries} retries`);
   parts.push(`$${s.costUsd.toFixed(4)}`);
   parts.push(`${formatDuration(s.elapsedMs)} elapsed`);
-  if (done > 0 && done < s.total) {
-    parts.push(`ETA ${formatDuration((s.elapsedMs / done) * (s.total - done))}`);
+  const worked = done - (s.skipped ?? 0);
+  if (worked > 0 && done < s.total) {
+    parts.push(`ETA ${formatDuration((s.elapsedMs / worked) * (s.total - done))}`);
   }
   return parts.join(" | ");
 }

@@ -1,0 +1,442 @@
+import assert from "node:assert/strict";
+import { InputError } from "./errors.ts";
+import { loadPromptFile, parsePrompts, PROMPT_LIMITS } from "./prompts.ts";
+
+const FILE = "prompts/demo.json";
+
+/** The message of the {@linkcode InputError} that `fn` throws; fails when it throws nothing. */
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
+    return error.message;
+  }
+  assert.fail("expected an InputError, but nothing was thrown");
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
+    return error.message;
+  }
+  assert.fail("expected an InputError, but the promise resolved");
+}
+
+function file(...entries: unknown[]): string {
+  return JSON.stringify({ prompts: entries });
+}
+
+const ok = { id: "ok", prompt: "a fine prompt" };
+
+/** Asserts each fragment appears in `message`, naming the missing one. */
+function assertMentions(message: string, ...fragments: string[]): void {
+  for (const fragment of fragments) {
+    assert.ok(message.includes(fragment), `expected ${JSON.stringify(fragment)} in: ${message}`);
+  }
+}
+
+// --- valid files -------------------------------------------------------------------------------
+
+Deno.test("parsePrompts() returns each entry with its known fields", () => {
+  const specs = parsePrompts(
+    file({ id: "fox", prompt: "a fox", title: "Fox", scene: "forest", mood: "calm" }),
+    FILE,
+  );
+  assert.deepEqual(specs, [
+    { id: "fox", prompt: "a fox", title: "Fox", scene: "forest", mood: "calm", extra: {} },
+  ]);
+});
+
+Deno.test("parsePrompts() leaves out optional fields that are absent", () => {
+  const [spec] = parsePrompts(file(ok), FILE);
+  assert.deepEqual(spec, { id: "ok", prompt: "a fine prompt", extra: {} });
+  assert.ok(!("title" in spec!));
+});
+
+Deno.test("parsePrompts() keeps unknown fields in extra", () => {
+  const [spec] = parsePrompts(
+    file({ ...ok, style: "watercolor", tags: ["a", "b"], weight: 2, nested: { x: null } }),
+    FILE,
+  );
+  assert.deepEqual(spec!.extra, {
+    style: "watercolor",
+    tags: ["a", "b"],
+    weight: 2,
+    nested: { x: null },
+  });
+});
+
+Deno.test("parsePrompts() trims the id and the prompt", () => {
+  const [spec] = parsePrompts(file({ id: "  fox\t", prompt: "\n  a fox  \n" }), FILE);
+  assert.equal(spec!.id, "fox");
+  assert.equal(spec!.prompt, "a fox");
+});
+
+Deno.test("parsePrompts() accepts a leading byte order mark", () => {
+  const specs = parsePrompts("\uFEFF" + file(ok), FILE);
+  assert.equal(specs[0]!.id, "ok");
+});
+
+Deno.test("parsePrompts() keeps the order of the entries", () => {
+  const specs = parsePrompts(file({ id: "b", prompt: "x" }, { id: "a", prompt: "y" }), FILE);
+  assert.deepEqual(specs.map((s) => s.id), ["b", "a"]);
+});
+
+Deno.test("parsePrompts() accepts exactly the limits", () => {
+  const prompt = "p".repeat(PROMPT_LIMITS.promptChars);
+  const id = "i".repeat(PROMPT_LIMITS.idChars);
+  const [spec] = parsePrompts(file({ id, prompt }), FILE);
+  assert.equal(spec!.prompt.length, PROMPT_LIMITS.promptChars);
+  const many = Array.from(
+    { length: PROMPT_LIMITS.prompts },
+    (_, i) => ({ id: `p${i}`, prompt: "x" }),
+  );
+  assert.equal(parsePrompts(file(...many), FILE).length, PROMPT_LIMITS.prompts);
+});
+
+// --- entry validation --------------------------------------------------------------------------
+
+Deno.test("parsePrompts() names the file, prompt and field for a missing id", () => {
+  const message = errorOf(() => parsePrompts(file(ok, { prompt: "no id" }), FILE));
+  assertMentions(message, `'${FILE}'`, "prompt #2", "field 'id'", "is required");
+  assertMentions(message, "non-empty string");
+});
+
+Deno.test("parsePrompts() names the file, prompt, id and field for a missing prompt", () => {
+  const message = errorOf(() => parsePrompts(file({ id: "fox" }), FILE));
+  assertMentions(message, `'${FILE}'`, "prompt #1", "(id 'fox')", "field 'prompt'", "is required");
+});
+
+Deno.test("parsePrompts() rejects an empty prompt", () => {
+  const message = errorOf(() => parsePrompts(file({ id: "fox", prompt: "" }), FILE));
+  assertMentions(message, `'${FILE}'`, "prompt #1", "(id 'fox')", "field 'prompt'");
+  assertMentions(message, "must not be empty");
+});
+
+Deno.test("parsePrompts() rejects a whitespace-only prompt", () => {
+  const message = errorOf(() => parsePrompts(file({ id: "fox", prompt: " \t\n " }), FILE));
+  assertMentions(message, "prompt #1", "(id 'fox')", "field 'prompt'", "must not be empty");
+});
+
+Deno.test("parsePrompts() rejects a whitespace-only id", () => {
+  const message = errorOf(() => parsePrompts(file({ id: "   ", prompt: "x" }), FILE));
+  assertMentions(message, `'${FILE}'`, "prompt #1", "field 'id'", "must not be empty");
+});
+
+for (const field of ["title", "scene", "mood"]) {
+  Deno.test(`parsePrompts() rejects a non-string ${field}`, () => {
+    const message = errorOf(() =>
+      parsePrompts(file(ok, { id: "fox", prompt: "x", [field]: 7 }), FILE)
+    );
+    assertMentions(message, `'${FILE}'`, "prompt #2", "(id 'fox')", `field '${field}'`);
+    assertMentions(message, "expected a string");
+  });
+}
+
+Deno.test("parsePrompts() rejects a number id and says a string was expected", () => {
+  const message = errorOf(() => parsePrompts(file({ id: 42, prompt: "x" }), FILE));
+  assertMentions(message, `'${FILE}'`, "prompt #1", "field 'id'", "expected a string");
+});
+
+Deno.test("parsePrompts() rejects a non-string prompt", () => {
+  const message = errorOf(() => parsePrompts(file({ id: "fox", prompt: ["a"] }), FILE));
+  assertMentions(message, "prompt #1", "(id 'fox')", "field 'prompt'", "expected a string");
+});
+
+Deno.test("parsePrompts() rejects duplicate ids, naming both prompts", () => {
+  const message = errorOf(() =>
+    parsePrompts(file({ id: "fox", prompt: "a" }, ok, { id: "fox", prompt: "b" }), FILE)
+  );
+  assertMentions(message, `'${FILE}'`, "prompt #3", "(id 'fox')", "field 'id'");
+  assertMentions(message, "duplicates prompt #1", "must be unique");
+  assert.ok(!message.includes("differ only by case"), message);
+});
+
+Deno.test("parsePrompts() rejects ids that differ only by case", () => {
+  const message = errorOf(() =>
+    parsePrompts(file({ id: "Fox", prompt: "a" }, { id: "fOX", prompt: "b" }), FILE)
+  );
+  assertMentions(message, "prompt #2", "(id 'fOX')", "field 'id'", "duplicates prompt #1");
+  assertMentions(message, "'Fox'", "differ only by case");
+});
+
+Deno.test("parsePrompts() treats ids that differ only by surrounding space as duplicates", () => {
+  const message = errorOf(() =>
+    parsePrompts(file({ id: "fox", prompt: "a" }, { id: " fox ", prompt: "b" }), FILE)
+  );
+  assertMentions(message, "prompt #2", "duplicates prompt #1");
+});
+
+for (
+  const [label, entry, got] of [
+    ["a string", "just text", "a string"],
+    ["a number", 3, "a number"],
+    ["null", null, "null"],
+    ["an array", [ok], "an array"],
+  ] as const
+) {
+  Deno.test(`parsePrompts() rejects an entry that is ${label}`, () => {
+    const message = errorOf(() => parsePrompts(file(ok, entry), FILE));
+    assertMentions(message, `'${FILE}'`, "prompt #2", "expected an object", `got ${got}`);
+  });
+}
+
+Deno.test("parsePrompts() rejects a prompt longer than the limit", () => {
+  const prompt = "p".repeat(PROMPT_LIMITS.promptChars + 1);
+  const message = errorOf(() => parsePrompts(file({ id: "long", prompt }), FILE));
+  assertMentions(message, `'${FILE}'`, "prompt #1", "(id 'long')", "field 'prompt'");
+  assertMentions(message, `at most ${PROMPT_LIMITS.promptChars} characters`);
+});
+
+Deno.test("parsePrompts() rejects an id longer than the limit", () => {
+  const id = "i".repeat(PROMPT_LIMITS.idChars + 1);
+  const message = errorOf(() => parsePrompts(file({ id, prompt: "x" }), FILE));
+  assertMentions(message, "prompt #1", "field 'id'", `at most ${PROMPT_LIMITS.idChars} characters`);
+});
+
+for (
+  const [label, id] of [["a newline", "a\nb"], ["a NUL", "a\u0000b"], ["DEL", "a\u007fb"]] as const
+) {
+  Deno.test(`parsePrompts() rejects ${label} in an id`, () => {
+    const message = errorOf(() => parsePrompts(file(ok, { id, prompt: "x" }), FILE));
+    assertMentions(message, `'${FILE}'`, "prompt #2", "field 'id'");
+    assertMentions(message, "must not contain control characters");
+  });
+}
+
+Deno.test("parsePrompts() rejects more prompts than the limit and says what to do", () => {
+  const many = Array.from(
+    { length: PROMPT_LIMITS.prompts + 1 },
+    (_, i) => ({ id: `p${i}`, prompt: "x" }),
+  );
+  const message = errorOf(() => parsePrompts(file(...many), FILE));
+  assertMentions(message, `'${FILE}'`, `${PROMPT_LIMITS.prompts + 1} prompts`);
+  assertMentions(message, `the limit is ${PROMPT_LIMITS.prompts}`, "split it");
+});
+
+// --- file shape --------------------------------------------------------------------------------
+
+Deno.test("parsePrompts() rejects an empty list of prompts", () => {
+  const message = errorOf(() => parsePrompts(`{"prompts": []}`, FILE));
+  assertMentions(message, `'${FILE}'`, "field 'prompts'", "empty list", "at least one prompt");
+});
+
+Deno.test("parsePrompts() rejects a file without a prompts field", () => {
+  const message = errorOf(() => parsePrompts(`{"promts": [{"id": "a", "prompt": "b"}]}`, FILE));
+  assertMentions(message, `'${FILE}'`, "field 'prompts' is missing", `{"prompts": [...]}`);
+});
+
+for (
+  const [label, value, got] of [
+    ["an object", `{"id": "a"}`, "an object"],
+    ["a string", `"a"`, "a string"],
+    ["null", "null", "null"],
+  ] as const
+) {
+  Deno.test(`parsePrompts() rejects a prompts field that is ${label}`, () => {
+    const message = errorOf(() => parsePrompts(`{"prompts": ${value}}`, FILE));
+    assertMentions(message, `'${FILE}'`, "field 'prompts'", `is ${got}`, "expected an array");
+  });
+}
+
+Deno.test("parsePrompts() rejects a top-level array and shows the expected shape", () => {
+  const message = errorOf(() => parsePrompts(JSON.stringify([ok]), FILE));
+  assertMentions(message, `'${FILE}'`, "top level is an array", `{"prompts": [...]}`);
+});
+
+for (
+  const [text, got] of [
+    [`"prompts"`, "a string"],
+    ["null", "null"],
+    ["42", "a number"],
+    ["true", "a boolean"],
+  ] as const
+) {
+  Deno.test(`parsePrompts() rejects a top level that is ${got}`, () => {
+    const message = errorOf(() => parsePrompts(text, FILE));
+    assertMentions(message, `'${FILE}'`, `top level is ${got}`, "expected an object");
+  });
+}
+
+for (const [label, text] of [["an empty file", ""], ["a blank file", " \n\t\n"]] as const) {
+  Deno.test(`parsePrompts() rejects ${label} and shows the expected shape`, () => {
+    const message = errorOf(() => parsePrompts(text, FILE));
+    assertMentions(message, `'${FILE}'`, "it is empty", `{"prompts": [...]}`);
+  });
+}
+
+// --- malformed JSON: line and column -----------------------------------------------------------
+
+/** Where the error is reported, as `[line, column]`. */
+function jsonErrorAt(text: string): [number, number] {
+  const message = errorOf(() => parsePrompts(text, FILE));
+  assertMentions(message, `Cannot parse prompt file '${FILE}'`, "invalid JSON");
+  const match = /line (\d+), column (\d+)/.exec(message);
+  assert.ok(match, `no line and column in: ${message}`);
+  return [Number(match[1]), Number(match[2])];
+}
+
+Deno.test("parsePrompts() reports the line and column of a trailing comma in an object", () => {
+  const text = `{\n  "prompts": [\n    {"id": "a", "prompt": "b",}\n  ]\n}`;
+  // The closing brace after the comma: line 3, column 31.
+  assert.deepEqual(jsonErrorAt(text), [3, 31]);
+});
+
+Deno.test("parsePrompts() reports the line and column of a trailing comma in an array", () => {
+  const text = `{\n  "prompts": [\n    {"id": "a", "prompt": "b"},\n  ]\n}`;
+  // V8 gives no position for this one; the bracket after the comma is line 4, column 3.
+  assert.deepEqual(jsonErrorAt(text), [4, 3]);
+});
+
+Deno.test("parsePrompts() reports the line and column of an unterminated string", () => {
+  const text = `{\n  "prompts": [\n    {"id": "a", "prompt": "never closed`;
+  // The text runs out on line 3 after 39 characters.
+  assert.deepEqual(jsonErrorAt(text), [3, 40]);
+});
+
+Deno.test("parsePrompts() reports a raw newline inside a string where it occurs", () => {
+  const text = `{"prompts": [\n{"id": "a", "prompt": "two\nlines"}]}`;
+  // The newline is the 27th character of line 2.
+  assert.deepEqual(jsonErrorAt(text), [2, 27]);
+});
+
+Deno.test("parsePrompts() reports a missing colon on its line", () => {
+  const text = `{\n\n\n  "prompts" [1]}`;
+  assert.deepEqual(jsonErrorAt(text), [4, 13]);
+});
+
+Deno.test("parsePrompts() reports text after the document", () => {
+  const text = `{"prompts": []}\n}`;
+  assert.deepEqual(jsonErrorAt(text), [2, 1]);
+});
+
+Deno.test("parsePrompts() reports a single-quoted string at its quote", () => {
+  const text = `{"prompts": [{'id': 'a'}]}`;
+  assert.deepEqual(jsonErrorAt(text), [1, 15]);
+});
+
+Deno.test("parsePrompts() reports a truncated file at its end", () => {
+  const text = `{"prompts": [\n  {"id": "a", "prompt": "b"}`;
+  // Line 2 is 28 characters long; the error is just past it.
+  assert.deepEqual(jsonErrorAt(text), [2, 29]);
+});
+
+Deno.test("parsePrompts() reports a bad bare word at its position", () => {
+  assert.deepEqual(jsonErrorAt(`{"prompts": [\n  nope]}`), [2, 3]);
+  assert.deepEqual(jsonErrorAt(`{"prompts": [,]}`), [1, 14]);
+});
+
+Deno.test("parsePrompts() reports the same line and column with or without a byte order mark", () => {
+  const text = `{\n  "prompts" [1]}`;
+  assert.deepEqual(jsonErrorAt(text), [2, 13]);
+  assert.deepEqual(jsonErrorAt("\uFEFF" + text), [2, 13]);
+});
+
+Deno.test("parsePrompts() keeps the JSON error short instead of quoting the whole file", () => {
+  const entries = Array.from({ length: 200 }, (_, i) => `{"id": "p${i}", "prompt": "x"}`);
+  const text = `{"prompts": [\n${entries.join(",\n")},\n]}`;
+  const message = errorOf(() => parsePrompts(text, FILE));
+  assertMentions(message, "line 202, column 1", "Unexpected token ']'");
+  assert.ok(message.length < 200, `message is ${message.length} characters: ${message}`);
+  assert.ok(!message.includes("is not valid JSON"), message);
+});
+
+// --- loadPromptFile ----------------------------------------------------------------------------
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "retake-prompts-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.chmod(dir, 0o755).catch(() => undefined);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("loadPromptFile() reads and validates a file", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/good.json`;
+    await Deno.writeTextFile(path, file(ok, { id: "two", prompt: "second" }));
+    const specs = await loadPromptFile(path);
+    assert.deepEqual(specs.map((s) => s.id), ["ok", "two"]);
+  });
+});
+
+Deno.test("loadPromptFile() accepts a UTF-8 byte order mark", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/bom.json`;
+    const body = new TextEncoder().encode(file({ id: "café", prompt: "crème" }));
+    await Deno.writeFile(path, new Uint8Array([0xef, 0xbb, 0xbf, ...body]));
+    const specs = await loadPromptFile(path);
+    assert.deepEqual(specs.map((s) => [s.id, s.prompt]), [["café", "crème"]]);
+  });
+});
+
+Deno.test("loadPromptFile() reports a missing file by path", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/nope.json`;
+    const message = await rejectionOf(loadPromptFile(path));
+    assertMentions(message, `'${path}'`, "no such file");
+  });
+});
+
+Deno.test("loadPromptFile() reports a directory", async () => {
+  await withTempDir(async (dir) => {
+    const message = await rejectionOf(loadPromptFile(dir));
+    assertMentions(message, `'${dir}'`, "is a directory");
+  });
+});
+
+Deno.test("loadPromptFile() reports invalid UTF-8", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/latin1.json`;
+    const before = new TextEncoder().encode(`{"prompts": [{"id": "a", "prompt": "caf`);
+    const after = new TextEncoder().encode(`"}]}`);
+    await Deno.writeFile(path, new Uint8Array([...before, 0xe9, ...after]));
+    const message = await rejectionOf(loadPromptFile(path));
+    assertMentions(message, `'${path}'`, "not valid UTF-8");
+  });
+});
+
+Deno.test("loadPromptFile() reports a file it may not read", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/secret.json`;
+    await Deno.writeTextFile(path, file(ok));
+    await Deno.chmod(path, 0o000);
+    if (Deno.uid() === 0) {
+      // root reads it anyway; the file must then load normally rather than fail oddly.
+      assert.equal((await loadPromptFile(path)).length, 1);
+      return;
+    }
+    const message = await rejectionOf(loadPromptFile(path));
+    assertMentions(message, `'${path}'`, "permission denied");
+  });
+});
+
+Deno.test("loadPromptFile() refuses a file over the size limit before reading it", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/huge.json`;
+    // A sparse file: the size is real, the disk blocks are not.
+    await Deno.writeTextFile(path, "");
+    await Deno.truncate(path, PROMPT_LIMITS.fileBytes + 1);
+    const message = await rejectionOf(loadPromptFile(path));
+    assertMentions(
+      message,
+      `'${path}'`,
+      `${PROMPT_LIMITS.fileBytes + 1} bytes`,
+      `the limit is ${PROMPT_LIMITS.fileBytes}`,
+    );
+  });
+});
+
+Deno.test("loadPromptFile() passes the path into validation messages", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/bad.json`;
+    await Deno.writeTextFile(path, file({ id: "x" }));
+    const message = await rejectionOf(loadPromptFile(path));
+    assertMentions(message, `'${path}'`, "prompt #1", "field 'prompt'");
+  });
+});
