@@ -116,14 +116,29 @@ async function removeQuietly(path: string): Promise<void> {
   }
 }
 
+/** Saving an artifact failed; `fatal` when no later write can succeed either (disk full). */
+export class WriteError extends Error {
+  /** Whether the run must stop: every further paid call would be wasted. */
+  readonly fatal: boolean;
+  constructor(message: string, fatal: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WriteError";
+    this.fatal = fatal;
+  }
+}
+
 function describeWriteError(path: string, error: unknown): Error {
+  if (error instanceof WriteError) return error;
   if (error instanceof Error && error.message.startsWith("Cannot save")) return error;
+  const diskFull = /No space left|ENOSPC|os error 28|quota exceeded|os error 122/i.test(
+    String((error as Error)?.message),
+  );
   const reason = error instanceof Deno.errors.PermissionDenied
     ? "permission denied"
-    : /No space left|ENOSPC|os error 28/i.test(String((error as Error)?.message))
+    : diskFull
     ? "the disk is full; free some space and run again to resume"
     : (error as Error)?.message ?? String(error);
-  return new Error(`Cannot save '${path}': ${reason}`, { cause: error });
+  return new WriteError(`Cannot save '${path}': ${reason}`, diskFull, { cause: error });
 }
 
 /** Checks a complete image file and returns its real size; throws when it is not an image. */

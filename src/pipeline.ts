@@ -708,8 +708,9 @@ function providerName(ctx: Ctx, step: StepName): string {
     : ctx.refiner.name;
 }
 
-function isFatal(error: unknown): boolean {
-  return error instanceof ProviderError && error.fatal;
+/** A bad key, a locked account or a full disk: going on would only waste money. */
+export function isFatal(error: unknown): boolean {
+  return error instanceof Error && "fatal" in error && error.fatal === true;
 }
 
 /** A one-line reason for a person. */

@@ -11,7 +11,7 @@ import { type Config, publicSettings, secretsOf } from "./config.ts";
 import { InputError, ProviderError } from "./errors.ts";
 import { verifyImageFile } from "./image_check.ts";
 import { setupLogging } from "./logging.ts";
-import { messageOf, type PromptOutcome, runPipeline } from "./pipeline.ts";
+import { isFatal, messageOf, type PromptOutcome, runPipeline } from "./pipeline.ts";
 import { ProgressLine, ProgressTracker } from "./progress.ts";
 import { loadPromptFile, promptHash, type PromptSpec } from "./prompts.ts";
 import { createProviders, type Providers } from "./providers/registry.ts";
@@ -234,11 +234,14 @@ export async function runBatch(
       status = "interrupted";
       exitCode = EXIT.interrupted;
       log.warn("Interrupted: calls still in flight after the grace period were cancelled");
-    } else if (error instanceof ProviderError && error.fatal) {
+    } else if (isFatal(error)) {
       status = "stopped";
-      stopReason = error.message;
+      stopReason = messageOf(error);
       exitCode = EXIT.stopped;
-      log.fatal("Stopped the run: {reason}", { reason: error.message, provider: error.provider });
+      log.fatal("Stopped the run: {reason}", {
+        reason: stopReason,
+        ...(error instanceof ProviderError && { provider: error.provider }),
+      });
     } else {
       status = "crashed";
       stopReason = messageOf(error);
@@ -249,9 +252,15 @@ export async function runBatch(
     progress?.stop();
   }
   if (status === "completed" && exitCode === EXIT.someFailed) status = "completed with failures";
-  await writeJsonAtomic(runFile, runInfo(status, outcomes));
-  if (comparing) {
-    await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
+  try {
+    await writeJsonAtomic(runFile, runInfo(status, outcomes));
+    if (comparing) {
+      await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
+    }
+  } catch (error) {
+    // Every prompt's own metadata is already saved; a missing summary file must not hide that.
+    log.error("Could not write {file}: {reason}", { file: runFile, reason: messageOf(error) });
+    stopReason ??= messageOf(error);
   }
   log.info("Finished batch {batch}: {status} in {durationMs} ms", {
     batch: batchDir,
@@ -338,7 +347,9 @@ export function formatSummary(
     );
   }
   const notRun = total - outcomes.length;
-  if (notRun > 0) lines.push(`  ${notRun} prompts not run`);
+  if (notRun > 0) {
+    lines.push(`  ${notRun} prompts not finished: saved steps are kept; run again to resume`);
+  }
   lines.push(`Output: ${batchDir}`);
   return lines.join("\n") + "\n";
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import type { PromptRecord } from "../src/record.ts";
-import { MAIN, RUN_PERMISSIONS, runCli } from "./cli.ts";
+import { EXAMPLE, MAIN, RUN_PERMISSIONS, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
 
@@ -268,4 +268,47 @@ Deno.test("--max-cost stops starting paid steps once the budget is reached", asy
     await Deno.remove(cwd, { recursive: true });
     await s.close();
   }
+});
+
+Deno.test({
+  name:
+    "a full disk stops the run with a clear message, nothing corrupt; it resumes once space is freed",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const cwd = await Deno.makeTempDir({ prefix: "retake-diskfull-" });
+    const mnt = `${cwd}/small`;
+    await Deno.mkdir(mnt);
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=600k", "tmpfs", mnt],
+      stderr: "null",
+    }).output();
+    if (!mount.success) {
+      await Deno.remove(cwd, { recursive: true });
+      return; // No mount permission in this sandbox: nothing to test here.
+    }
+    try {
+      const full = await runCli(["--out", `${mnt}/out`, EXAMPLE], { cwd });
+      assert.equal(full.code, 3, full.stderr);
+      assert.match(full.stderr, /the disk is full; free some space and run again to resume/);
+      await assertNothingCorrupt(`${mnt}/out`);
+      const temps = [...Deno.readDirSync(`${mnt}/out/example`)].flatMap((e) =>
+        e.isDirectory ? [...Deno.readDirSync(`${mnt}/out/example/${e.name}`)] : [e]
+      ).filter((e) => e.name.endsWith(".tmp"));
+      assert.deepEqual(temps, []);
+
+      const grow = await new Deno.Command("mount", {
+        args: ["-o", "remount,size=20m", mnt],
+      }).output();
+      assert.ok(grow.success);
+      const again = await runCli(
+        ["--out", `${mnt}/out`, EXAMPLE],
+        { cwd },
+      );
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /7\/7 prompts completed/);
+    } finally {
+      await new Deno.Command("umount", { args: [mnt] }).output();
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
 });

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import type { Critique } from "../critique.ts";
+import type { PromptSpec } from "../prompts.ts";
+import { createLocalRefiner, flaggedCues } from "./local_refiner.ts";
+import type { RefineRequest, RoundHistory } from "./provider.ts";
+import { extractCues, strengthOf } from "./scene_cues.ts";
+
+const signal = new AbortController().signal;
+
+function critique(problems: string[]): Critique {
+  return {
+    score: 6,
+    criteria: { promptAdherence: 6, composition: 6, lighting: 6, mood: 6, technicalQuality: 6 },
+    summary: "test",
+    strengths: [],
+    problems,
+    suggestions: [],
+  };
+}
+
+function refine(
+  prompt: string,
+  spec: PromptSpec,
+  problems: string[],
+  history: RoundHistory[] = [],
+) {
+  const c = critique(problems);
+  const request: RefineRequest = {
+    prompt,
+    spec,
+    critique: c,
+    history: [...history, { iteration: history.length + 1, prompt, critique: c }],
+    iteration: history.length + 1,
+    signal,
+  };
+  return createLocalRefiner().refine(request);
+}
+
+const desert: PromptSpec = {
+  id: "desert",
+  prompt: "orange sand dunes under a midday sun",
+  scene: "wide dunes with a camel",
+  mood: "harsh",
+  extra: {},
+};
+
+Deno.test("localRefiner() strengthens a colour the critique found missing", async () => {
+  const result = await refine(desert.prompt, desert, [
+    "little of the requested 'orange' on the dunes: 4% of pixels, expected at least 50%",
+  ]);
+  const before = strengthOf(extractCues(desert.prompt), "colour", "orange");
+  const after = strengthOf(extractCues(result.prompt), "colour", "orange");
+  assert.ok(after > before, result.prompt);
+  assert.ok(result.changes.some((c) => c.reason.includes("'orange'")));
+  assert.equal(result.costUsd, 0);
+});
+
+Deno.test("localRefiner() adds cues from the scene and mood that the prompt lacks", async () => {
+  const result = await refine(desert.prompt, desert, []);
+  const cues = extractCues(result.prompt);
+  assert.equal(strengthOf(cues, "subject", "animal"), 1, result.prompt);
+  assert.ok(strengthOf(cues, "mood", "harsh") >= 1, result.prompt);
+  assert.ok(result.prompt.startsWith("orange sand dunes under a midday sun"));
+});
+
+Deno.test("localRefiner() emphasises added cues the critique flagged", async () => {
+  const result = await refine(desert.prompt, desert, [
+    "the image is too flat for 'harsh': contrast 0.08, expected 0.16–0.30",
+  ]);
+  assert.ok(strengthOf(extractCues(result.prompt), "mood", "harsh") >= 2, result.prompt);
+});
+
+Deno.test("localRefiner() keeps what earlier rounds strengthened", async () => {
+  const earlier: RoundHistory = {
+    iteration: 1,
+    prompt: "vivid orange sand dunes under a midday sun",
+    critique: critique([]),
+  };
+  // The prompt passed in has lost the emphasis, as a hand edit or another refiner might do.
+  const result = await refine(desert.prompt, desert, [], [earlier]);
+  assert.ok(strengthOf(extractCues(result.prompt), "colour", "orange") >= 2, result.prompt);
+});
+
+Deno.test("localRefiner() adds more emphasis to a cue flagged again after emphasis", async () => {
+  const problem = "little of the requested 'orange' on the dunes: 10% of pixels, expected 50%";
+  const earlier: RoundHistory = {
+    iteration: 1,
+    prompt: desert.prompt,
+    critique: critique([problem]),
+  };
+  const prompt = "vivid orange sand dunes under a midday sun";
+  const result = await refine(prompt, desert, [problem], [earlier]);
+  assert.ok(strengthOf(extractCues(result.prompt), "colour", "orange") >= 3, result.prompt);
+});
+
+Deno.test("localRefiner() leaves a prompt alone when nothing is missing", async () => {
+  const spec: PromptSpec = { id: "x", prompt: "a red boat", extra: {} };
+  const result = await refine(spec.prompt, spec, []);
+  assert.equal(result.prompt, "a red boat");
+  assert.deepEqual(result.changes, []);
+});
+
+Deno.test("flaggedCues() maps quoted words in problems to cue keys", () => {
+  const flagged = flaggedCues(["the image is too dark for 'midday' and 'misty': brightness 0.3"]);
+  assert.deepEqual([...flagged.keys()].sort(), ["time:noon", "weather:mist"]);
+});
