@@ -447,6 +447,11 @@ async function generateStep(
   const startedAt = ctx.isoNow();
   const seed = ctx.seedFor(state.spec, iteration);
   const prompt = state.nextPrompt;
+  const pending = state.record.pending;
+  const recoverRequestId = pending?.iteration === iteration && pending.model === ctx.model
+    ? pending.requestId
+    : undefined;
+  let pendingSave: Promise<void> = Promise.resolve();
   const image = await ctx.generator.generate({
     prompt,
     spec: state.spec,
@@ -457,6 +462,17 @@ async function generateStep(
     model: ctx.model,
     format: ctx.format,
     signal,
+    ...(recoverRequestId !== undefined && { recoverRequestId }),
+    onAccepted: (requestId) => {
+      state.record.pending = { iteration, model: ctx.model, requestId, acceptedAt: ctx.isoNow() };
+      pendingSave = saveRecord(ctx, state).catch((error) =>
+        log.warn("Could not record the accepted request {requestId} of {promptId}: {reason}", {
+          promptId: state.spec.id,
+          requestId,
+          reason: messageOf(error),
+        })
+      );
+    },
   });
   // Saving is part of the attempt: a download that breaks mid-stream is retried like the call.
   const saved = await ctx.sink.saveImage(state.record, iteration, image);
@@ -486,6 +502,8 @@ async function generateStep(
         steps: { generate: step },
       };
       state.record.iterations.push(it);
+      delete state.record.pending;
+      await pendingSave;
       await saveRecord(ctx, state);
     },
   };

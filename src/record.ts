@@ -71,6 +71,11 @@ export interface PromptRecord {
   extra: Record<string, unknown>;
   providers: { generator: string; critic: string; refiner: string };
   iterations: IterationRecord[];
+  /**
+   * A generation the provider accepted whose result is not saved yet; a resumed run fetches
+   * its result instead of paying again.
+   */
+  pending?: { iteration: number; model: string; requestId: string; acceptedAt: string };
   /** Iteration number with the highest critic score. */
   bestIteration?: number;
   bestScore?: number;

@@ -313,3 +313,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a generation fal accepted before kill -9 is recovered from fal, not paid for again", async () => {
+  const fal = await startFalStandIn({ key: FAL_KEY, latencyMs: 1500 });
+  const gemini = await startGeminiStandIn({ key: GEMINI_KEY });
+  const cwd = await setup();
+  await Deno.writeTextFile(
+    `${cwd}/batch.json`,
+    JSON.stringify({ prompts: BATCH.prompts.slice(0, 1) }),
+  );
+  const env = {
+    FAL_KEY,
+    GEMINI_API_KEY: GEMINI_KEY,
+    FAL_BASE_URL: fal.url,
+    GEMINI_BASE_URL: gemini.url,
+    RETAKE_RETRY_TIME_SCALE: "0.001",
+  };
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, "--out", "out", "-q", "batch.json"],
+      cwd,
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...env },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const until = performance.now() + 10_000;
+    while (fal.calls("submit").length === 0 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Give the CLI a moment to record the accepted request id, then kill it mid-generation.
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill("SIGKILL");
+    await child.status;
+    const accepted = fal.calls("submit")[0]!.requestId!;
+    const before: PromptRecord = await record(`${cwd}/out/batch`, "p0");
+    assert.equal(before.pending?.requestId, accepted);
+    assert.equal(before.iterations.length, 0);
+
+    const resumed = await runCli(["--out", "out", "batch.json"], { cwd, env });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const after = await record(`${cwd}/out/batch`, "p0");
+    assert.equal(after.iterations[0]!.steps.generate!.requestId, accepted);
+    assert.equal(after.pending, undefined);
+    // Two generations in all: the recovered one and iteration 2; no second payment.
+    assert.equal(fal.calls("submit").length, 2);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await fal.close();
+    await gemini.close();
+  }
+});

@@ -229,6 +229,8 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const redact = (text: string) =>
     apiKey.length >= 4 ? text.replaceAll(apiKey, "[redacted]") : text;
   const warnedPrices = new Set<string>();
+  /** Requests this generator cancelled: never worth recovering. */
+  const cancelledIds = new Set<string>();
 
   const fal = createFalClient({
     credentials: apiKey,
@@ -236,7 +238,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     fetch: _apiFetch({ base, innerFetch, redact }),
   });
 
-  return {
+  const generator: ImageGenerator = {
     name: PROVIDER,
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
       const model = resolveFalModel(request.model);
@@ -252,8 +254,14 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       let requestId: string | undefined;
       let completed = false;
       try {
-        const submitted = await fal.queue.submit(model, { input, abortSignal: signal });
-        requestId = submitted.request_id;
+        if (request.recoverRequestId !== undefined) {
+          requestId = await recoverable(model, request.recoverRequestId, signal);
+        }
+        if (requestId === undefined) {
+          const submitted = await fal.queue.submit(model, { input, abortSignal: signal });
+          requestId = submitted.request_id;
+          request.onAccepted?.(requestId);
+        }
         const submittedAt = performance.now();
         let lastQueuedAt = submittedAt;
         let inferenceSeconds: unknown;
@@ -326,6 +334,17 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
         };
       } catch (error) {
+        if (request.recoverRequestId !== undefined && !request.signal.aborted) {
+          // The earlier request was cancelled or failed on fal: pay for a fresh one rather than
+          // fail a prompt that a new request may well complete.
+          log.info("Could not recover fal request {requestId}: {reason}; submitting a new one", {
+            model,
+            requestId: request.recoverRequestId,
+            reason: redact(error instanceof Error ? error.message : String(error)),
+          });
+          const { recoverRequestId: _dropped, ...fresh } = request;
+          return await generator.generate(fresh);
+        }
         if (request.signal.aborted) {
           if (requestId !== undefined && !completed) await cancel(model, requestId, "aborted");
           throw request.signal.reason ?? error;
@@ -350,6 +369,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       }
     },
   };
+  return generator;
 
   function price(model: string, images: Array<{ width: number; height: number }>): number {
     const entry = prices[model];
@@ -365,8 +385,40 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     return estimateFalCost(entry, images);
   }
 
+  /**
+   * The id of an earlier run's request if fal still has it (results are kept for a while), so
+   * its result is fetched instead of paying again; undefined when it is gone.
+   */
+  async function recoverable(
+    model: string,
+    requestId: string,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    if (cancelledIds.has(requestId)) return undefined;
+    try {
+      const status = await fal.queue.status(model, { requestId, abortSignal: signal });
+      log.info("Recovering fal request {requestId} from an interrupted run ({status})", {
+        model,
+        requestId,
+        status: status.status,
+      });
+      return requestId;
+    } catch (error) {
+      const status = (error as { status?: unknown }).status;
+      if (status === 404 || status === 410) {
+        log.info("fal no longer has request {requestId}: submitting a new one", {
+          model,
+          requestId,
+        });
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
   /** Best effort: the request may finish anyway, and the caller is failing regardless. */
   async function cancel(model: string, requestId: string, why: string): Promise<void> {
+    cancelledIds.add(requestId);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), Math.min(CANCEL_TIMEOUT_MS, timeoutMs));
     try {

@@ -37,6 +37,16 @@ export interface GenerateRequest {
   model: string;
   format: ImageFormat;
   signal: AbortSignal;
+  /**
+   * Called as soon as the service has accepted the request (and may bill it), with its id, so
+   * the pipeline can record it before the result arrives.
+   */
+  onAccepted?: (requestId: string) => void;
+  /**
+   * A request an earlier, interrupted run had sent: fetch its result instead of paying for a new
+   * one, where the service still has it.
+   */
+  recoverRequestId?: string;
 }
 
 /** What a generator hands back; the pipeline verifies and writes the bytes atomically. */
