@@ -71,8 +71,9 @@ export async function createProviders(config: Config): Promise<Providers> {
   } else {
     const local = await import("./local_generator.ts");
     generator = local.createLocalGenerator();
-    resolveModel = (name) => name;
-    model = config.model ?? local.LOCAL_MODEL;
+    // The local generator has one model; a fal model id would be recorded falsely.
+    resolveModel = () => local.LOCAL_MODEL;
+    model = local.LOCAL_MODEL;
   }
 
   let critic: ImageCritic;
