@@ -152,3 +152,43 @@ Deno.test("retake asks for the key by name when a real provider is forced withou
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("hostile prompt ids never write outside the batch folder", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    const ids = ["../escape", "/etc/passwd", "CON", "a/b\\c", "..", ".hidden", "x".repeat(150)];
+    await Deno.writeTextFile(
+      `${cwd}/hostile.json`,
+      JSON.stringify({ prompts: ids.map((id) => ({ id, prompt: "A red house at noon" })) }),
+    );
+    const result = await runCli([
+      "--out",
+      "out/deep",
+      "--size",
+      "128x96",
+      "-n",
+      "1",
+      "hostile.json",
+    ], {
+      cwd,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    // Nothing but the output folder and the prompt file in the working directory.
+    assert.deepEqual([...Deno.readDirSync(cwd)].map((e) => e.name).sort(), ["hostile.json", "out"]);
+    assert.deepEqual([...Deno.readDirSync(`${cwd}/out`)].map((e) => e.name), ["deep"]);
+    const folders = [...Deno.readDirSync(`${cwd}/out/deep/hostile`)]
+      .filter((e) => e.isDirectory).map((e) => e.name);
+    assert.equal(folders.length, ids.length);
+    for (const folder of folders) {
+      assert.match(folder, /^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+      assert.ok(folder.length <= 100);
+      const meta: PromptRecord = JSON.parse(
+        await Deno.readTextFile(`${cwd}/out/deep/hostile/${folder}/metadata.json`),
+      );
+      assert.ok(ids.includes(meta.id));
+      assert.equal(meta.folder, folder);
+    }
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
