@@ -21,7 +21,7 @@ Deno.test("retake runs prompts/example.json offline and writes the full tree for
   try {
     const result = await runCli(["--out", "out", EXAMPLE], { cwd });
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stderr, /Running offline: local generator and local critic and refiner/);
+    assert.match(result.stderr, /Running offline with the embedded local generator and local critic and refiner/);
     assert.match(result.stdout, /7\/7 prompts completed, 0 failed/);
 
     const example = JSON.parse(await Deno.readTextFile(EXAMPLE)).prompts as Array<

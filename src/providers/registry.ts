@@ -96,15 +96,19 @@ export async function createProviders(config: Config): Promise<Providers> {
     refiner = createLocalRefiner();
   }
 
-  const offline = [
+  const local = [
     choice.generator === "local" ? "generator" : undefined,
     choice.critic === "local" ? "critic and refiner" : undefined,
-  ].filter(Boolean);
-  const notice = offline.length === 0
+  ].filter((part) => part !== undefined);
+  const hints = [
+    choice.generator === "local" ? "set FAL_KEY to generate with fal.ai" : undefined,
+    choice.critic === "local" ? "set GEMINI_API_KEY to critique with Gemini" : undefined,
+  ].filter((part) => part !== undefined);
+  const notice = local.length === 0
     ? undefined
-    : `Running offline: local ${offline.join(" and local ")} (no network, no cost).${
-      choice.generator === "local" ? " Set FAL_KEY to generate with fal.ai." : ""
-    }${choice.critic === "local" ? " Set GEMINI_API_KEY to critique with Gemini." : ""}`;
+    : `Running offline with the embedded local ${local.join(" and local ")} (no network, no cost)${
+      config.offline ? "" : `: ${hints.join("; ")}`
+    }.`;
   return {
     generator,
     critic,
