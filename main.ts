@@ -6,6 +6,7 @@
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
 import { InputError } from "./src/errors.ts";
+import { writeGallery } from "./src/gallery.ts";
 import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
 
 const encoder = new TextEncoder();
@@ -60,6 +61,23 @@ async function main(args: string[]): Promise<number> {
       signal: interrupt.signal,
       abortNow: abortNow.signal,
     };
+    if (invocation.promptFiles[0] === "gallery") {
+      const dirs = invocation.promptFiles.slice(1);
+      if (dirs.length === 0) {
+        throw new InputError(
+          "Cannot build a gallery as no folder was given: retake gallery <out>/<batch>",
+        );
+      }
+      for (const dir of dirs) {
+        try {
+          writeOut(`Wrote ${await writeGallery(dir)}\n`);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          throw new InputError(`Cannot build a gallery for '${dir}': no such folder`);
+        }
+      }
+      return EXIT.ok;
+    }
     if (invocation.watch) {
       return await watchBatch(invocation.config, invocation.promptFiles, io);
     }

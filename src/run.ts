@@ -9,6 +9,7 @@ import { from, merge, type Observable, tap } from "rxjs";
 import { ensureWritableDir, FolderSink, shortHash, writeJsonAtomic } from "./artifacts.ts";
 import { type Config, publicSettings, secretsOf } from "./config.ts";
 import { InputError, ProviderError } from "./errors.ts";
+import { writeGallery } from "./gallery.ts";
 import { verifyImageFile } from "./image_check.ts";
 import { setupLogging } from "./logging.ts";
 import { isFatal, messageOf, type PromptOutcome, runPipeline } from "./pipeline.ts";
@@ -257,6 +258,8 @@ export async function runBatch(
     if (comparing) {
       await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
     }
+    const page = await writeGallery(batchDir);
+    log.info("Wrote the gallery {page}", { page });
   } catch (error) {
     // Every prompt's own metadata is already saved; a missing summary file must not hide that.
     log.error("Could not write {file}: {reason}", { file: runFile, reason: messageOf(error) });
@@ -350,7 +353,7 @@ export function formatSummary(
   if (notRun > 0) {
     lines.push(`  ${notRun} prompts not finished: saved steps are kept; run again to resume`);
   }
-  lines.push(`Output: ${batchDir}`);
+  lines.push(`Output: ${batchDir} (open ${batchDir}/index.html to see the images)`);
   return lines.join("\n") + "\n";
 }
 

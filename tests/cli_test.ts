@@ -21,7 +21,10 @@ Deno.test("retake runs prompts/example.json offline and writes the full tree for
   try {
     const result = await runCli(["--out", "out", EXAMPLE], { cwd });
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stderr, /Running offline with the embedded local generator and local critic and refiner/);
+    assert.match(
+      result.stderr,
+      /Running offline with the embedded local generator and local critic and refiner/,
+    );
     assert.match(result.stdout, /7\/7 prompts completed, 0 failed/);
 
     const example = JSON.parse(await Deno.readTextFile(EXAMPLE)).prompts as Array<
@@ -177,7 +180,7 @@ Deno.test("hostile prompt ids never write outside the batch folder", async () =>
     assert.deepEqual([...Deno.readDirSync(cwd)].map((e) => e.name).sort(), ["hostile.json", "out"]);
     assert.deepEqual([...Deno.readDirSync(`${cwd}/out`)].map((e) => e.name), ["deep"]);
     const folders = [...Deno.readDirSync(`${cwd}/out/deep/hostile`)]
-      .filter((e) => e.isDirectory).map((e) => e.name);
+      .filter((e) => e.isDirectory && !e.name.startsWith("_")).map((e) => e.name);
     assert.equal(folders.length, ids.length);
     for (const folder of folders) {
       assert.match(folder, /^[A-Za-z0-9][A-Za-z0-9._-]*$/);
