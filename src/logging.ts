@@ -58,13 +58,29 @@ export async function setupLogging(options: LoggingOptions): Promise<() => Promi
   const sinks: Record<string, Sink> = { stderr: stderrSink };
   let file: Deno.FsFile | undefined;
   if (options.jsonlPath) {
-    file = await Deno.open(options.jsonlPath, { append: true, create: true });
+    file = await Deno.open(options.jsonlPath, { read: true, write: true, create: true });
+    let end = await completeLength(file);
+    await file.truncate(end);
+    await file.seek(end, Deno.SeekMode.Start);
     const json = redact(getJsonLinesFormatter({ properties: "flatten" }));
     const encoder = new TextEncoder();
     const handle = file;
-    // Synchronous writes keep the log complete up to a crash; log volume is small.
+    // Synchronous writes keep the log complete up to a crash; log volume is small. A write the
+    // disk cannot take is rolled back, so the file always holds whole lines.
     sinks.jsonl = (record: LogRecord) => {
-      handle.writeSync(encoder.encode(json(record)));
+      const line = encoder.encode(json(record));
+      try {
+        let written = 0;
+        while (written < line.length) {
+          const n = handle.writeSync(line.subarray(written));
+          if (n <= 0) throw new Error("short write");
+          written += n;
+        }
+        end += line.length;
+      } catch {
+        handle.truncateSync(end);
+        handle.seekSync(end, Deno.SeekMode.Start);
+      }
     };
   }
   await configure({
@@ -79,4 +95,21 @@ export async function setupLogging(options: LoggingOptions): Promise<() => Promi
     await dispose();
     file?.close();
   };
+}
+
+/** Length of the file up to its last complete line: a crash mid-write leaves a partial one. */
+async function completeLength(file: Deno.FsFile): Promise<number> {
+  const size = (await file.stat()).size;
+  if (size === 0) return 0;
+  const chunk = new Uint8Array(Math.min(size, 64 * 1024));
+  await file.seek(size - chunk.length, Deno.SeekMode.Start);
+  let read = 0;
+  while (read < chunk.length) {
+    const n = await file.read(chunk.subarray(read));
+    if (n === null) break;
+    read += n;
+  }
+  const lastNewline = chunk.subarray(0, read).lastIndexOf(10);
+  if (lastNewline === read - 1) return size;
+  return lastNewline === -1 ? 0 : size - read + lastNewline + 1;
 }

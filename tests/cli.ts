@@ -9,14 +9,12 @@ export const MAIN = `${ROOT}main.ts`;
 export const EXAMPLE = `${ROOT}prompts/example.json`;
 
 /** The permissions of the `run` task: the CLI must work with exactly these. */
-export const RUN_PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-ffi",
-  "--allow-sys",
-];
+export const RUN_PERMISSIONS: string[] = (() => {
+  const task: string = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.run;
+  return task.split(" ").filter((arg) => arg.startsWith("--allow-")).map((arg) =>
+    arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg
+  );
+})();
 
 /** Result of one CLI run. */
 export interface CliResult {

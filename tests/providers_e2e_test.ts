@@ -181,7 +181,11 @@ Deno.test("retake stops quickly with exit 3 and a clear message on a wrong fal k
     assert.equal(result.code, 3, result.stderr);
     assert.ok(performance.now() - started < 15_000);
     assert.match(result.stderr, /FAL_KEY/);
-    assert.ok(fal.calls("submit").length <= 2, "no more paid calls after a bad key");
+    // Only the first wave of calls went out: none started after fal rejected the key.
+    const submits = fal.calls("submit");
+    assert.ok(submits.length < PROMPTS.prompts.length, `${submits.length} submits`);
+    const firstAt = submits[0]!.at;
+    assert.ok(submits.every((r) => r.at - firstAt < 250), "no paid call after the bad key");
     const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/batch/run.json`));
     assert.equal(run.status, "stopped");
     const everything = (await allText(`${cwd}/out`)) + result.stderr + result.stdout;
