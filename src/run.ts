@@ -271,7 +271,10 @@ export async function runBatch(
     durationMs: Math.round(performance.now() - started),
   });
   await closeLogs();
-  io.writeOut(formatSummary(batchDir, specs.length, outcomes, status));
+  // Prompts finish in any order; the summary follows the file.
+  const order = new Map(specs.map((spec, index) => [spec.id, index]));
+  outcomes.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  io.writeOut(formatSummary(batchDir, specs.length * models.length, outcomes, status));
   if (stopReason) io.writeErr(`error: ${stopReason}\n`);
   return { exitCode, batchDir, outcomes };
 }
