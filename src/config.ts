@@ -46,7 +46,9 @@ const sizeSchema = z.union([
   }),
 );
 
+/** `"auto"` (adaptive, per provider), one number for every stage, or one per stage. */
 const concurrencySchema = z.union([
+  z.literal("auto"),
   positiveInt.max(64).transform((n) => ({ generate: n, critique: n, refine: n })),
   z.object({
     generate: positiveInt.max(64),
@@ -55,7 +57,7 @@ const concurrencySchema = z.union([
   }),
 ], {
   error: (issue) =>
-    `expected a whole number from 1 to 64, or {"generate": N, "critique": N, "refine": N}: current value is ${
+    `expected "auto", a whole number from 1 to 64, or {"generate": N, "critique": N, "refine": N}: current value is ${
       JSON.stringify(issue.input)
     }`,
 });
@@ -83,7 +85,8 @@ export const configSchema = z.object({
   ]).optional(),
   /** Critic/refiner model; default depends on the critic. */
   criticModel: z.string().min(1).optional(),
-  concurrency: concurrencySchema.default({ generate: 2, critique: 2, refine: 2 }),
+  /** Calls in flight per stage; `"auto"` finds each provider's quota while it runs. */
+  concurrency: concurrencySchema.default("auto"),
   iterations: positiveInt.max(20).default(2),
   generator: z.enum(["auto", "local", "fal"]).default("auto"),
   critic: z.enum(["auto", "local", "gemini"]).default("auto"),
@@ -418,7 +421,8 @@ Options:
                            sd-1.5 or any fal endpoint id)
       --critic-model ID    Gemini model for critique and refinement
   -n, --iterations N       images per prompt: the first plus N-1 refined (default: 2)
-  -c, --concurrency N      calls in flight per stage (default: 2)
+  -c, --concurrency N      calls in flight per stage, or auto: found per provider while it
+                           runs, backing off on 429s and queueing (default: auto)
       --generator NAME     auto, local or fal (default: auto = fal when FAL_KEY is set)
       --critic NAME        auto, local or gemini (default: auto = gemini when GEMINI_API_KEY is set)
       --offline            use the embedded local providers, even when keys are set

@@ -73,7 +73,7 @@ Deno.test("loadConfig() uses the built-in defaults when nothing is set", async (
   assert.equal(config.out, "outputs");
   assert.deepEqual(config.size, { width: 1024, height: 768 });
   assert.equal(config.format, "png");
-  assert.deepEqual(config.concurrency, { generate: 2, critique: 2, refine: 2 });
+  assert.equal(config.concurrency, "auto");
   assert.equal(config.iterations, 2);
   assert.equal(config.generator, "auto");
   assert.equal(config.critic, "auto");
@@ -253,6 +253,13 @@ Deno.test("loadConfig() accepts per-stage concurrency from the config file", asy
   assert.deepEqual(config.concurrency, { generate: 4, critique: 1, refine: 2 });
 });
 
+Deno.test("loadConfig() takes 'auto' concurrency from a flag, the environment or the file", async () => {
+  assert.equal((await load({ args: ["-c", "auto"] })).config.concurrency, "auto");
+  assert.equal((await load({ env: { BATCH_SIZE: "auto" } })).config.concurrency, "auto");
+  const file = await load({ files: { [CONFIG]: `{"concurrency": "auto"}` }, args: ["-c", "3"] });
+  assert.deepEqual(file.config.concurrency, { generate: 3, critique: 3, refine: 3 });
+});
+
 // --- errors name the setting and its source ----------------------------------------------------
 
 Deno.test("loadConfig() rejects a size that is neither a preset nor WIDTHxHEIGHT", async () => {
@@ -381,7 +388,7 @@ Deno.test("loadConfig() accepts BATCH_SIZE for concurrency, below RETAKE_CONCURR
   const fallback = await load({ env: { BATCH_SIZE: "6" } });
   assert.deepEqual(fallback.config.concurrency, { generate: 6, critique: 6, refine: 6 });
   const both = await load({ env: { RETAKE_CONCURRENCY: "3", BATCH_SIZE: "6" } });
-  assert.equal(both.config.concurrency.generate, 3);
+  assert.deepEqual(both.config.concurrency, { generate: 3, critique: 3, refine: 3 });
 });
 
 Deno.test("loadConfig() lists key variable names, never their values", async () => {

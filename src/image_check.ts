@@ -51,7 +51,7 @@ export async function verifyImageFile(
   }
   try {
     // Full decode; the header alone passes a file cut short mid-transfer.
-    await sharp(path).stats();
+    await sharp(path).raw().toBuffer();
   } catch (error) {
     throw new Error(
       `expected a complete ${label} image but it does not decode: ${(error as Error).message}`,

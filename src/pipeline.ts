@@ -10,6 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import {
   catchError,
   defer,
+  finalize,
   from,
   fromEvent,
   mergeMap,
@@ -19,10 +20,12 @@ import {
   type SchedulerLike,
   switchMap,
   takeUntil,
+  tap,
   throwError,
   timeout,
 } from "rxjs";
 import { fromAbortable } from "./abortable.ts";
+import { AdaptiveLimiter, type AdaptiveLimiterOptions } from "./adaptive.ts";
 import type { Criterion, Critique } from "./critique.ts";
 import { ProviderError } from "./errors.ts";
 import type { PromptSpec } from "./prompts.ts";
@@ -107,7 +110,14 @@ export interface PipelineOptions {
   targetScore?: number;
   /** Per-criterion minimums that must also be met to stop early. */
   targetCriteria?: Partial<Record<Criterion, number>>;
-  concurrency: Record<StepName, number>;
+  /**
+   * Calls in flight per stage, or `"auto"`: each provider gets one {@linkcode AdaptiveLimiter},
+   * shared by all the stages that call it, which finds what the service takes; every stage then
+   * has {@linkcode AUTO_CEILING} as its ceiling.
+   */
+  concurrency: Record<StepName, number> | "auto";
+  /** Options for the limiters of `"auto"` concurrency (bounds, clock). */
+  adaptive?: AdaptiveLimiterOptions;
   width: number;
   height: number;
   format: ImageFormat;
@@ -183,11 +193,21 @@ export function runPipeline(
   const stop = options.stop
     ? AbortSignal.any([options.stop, budget.stop.signal])
     : budget.stop.signal;
-  const ctx: Ctx = { ...options, now, isoNow, emit, stop, budget };
+  const ceilings = stageCeilings(options.concurrency);
+  const limiters = options.concurrency === "auto" ? providerLimiters(options) : undefined;
+  const ctx: Ctx = { ...options, now, isoNow, emit, stop, budget, ceilings, limiters };
 
+  // Prompts between start and finish: enough to keep every stage busy, few enough that a
+  // batch of any length holds a bounded number of records in memory.
+  const window = new _Window(
+    2 * Object.values(ceilings).reduce((a, b) => a + b) * options.iterations,
+  );
   let stream: Observable<State> = prompts.pipe(
     takeUntil(fromEvent(stop, "abort")),
-    mergeMap((spec) => defer(() => startPrompt(spec, ctx)), options.concurrency.generate),
+    mergeMap(
+      (spec) => defer(async () => (await window.enter(), await startPrompt(spec, ctx))),
+      ceilings.generate,
+    ),
   );
   for (let i = 1; i <= options.iterations; i++) {
     stream = stream.pipe(
@@ -199,8 +219,71 @@ export function runPipeline(
     }
   }
   return stream.pipe(
-    mergeMap((state) => defer(() => finishPrompt(ctx, state)), options.concurrency.generate),
+    mergeMap(
+      (state) => defer(() => finishPrompt(ctx, state)).pipe(finalize(() => window.leave())),
+      ceilings.generate,
+    ),
+    finalize(() => {
+      for (const [provider, limiter] of Object.entries(limiters ?? {})) {
+        log.info("Adaptive concurrency for {provider} ended at {limit}", {
+          provider,
+          ...limiter.stats(),
+        });
+      }
+    }),
   );
+}
+
+/** A counting semaphore: at most `size` holders at once, the rest wait in order. */
+class _Window {
+  #free: number;
+  #waiting: Array<() => void> = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  enter(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  leave(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+/** The ceiling of every stage under `"auto"` concurrency, and the highest adaptive limit. */
+export const AUTO_CEILING = 64;
+
+function stageCeilings(concurrency: PipelineOptions["concurrency"]): Record<StepName, number> {
+  return concurrency === "auto"
+    ? { generate: AUTO_CEILING, critique: AUTO_CEILING, refine: AUTO_CEILING }
+    : concurrency;
+}
+
+/** One limiter per provider name, so a service's stages and iterations share its quota. */
+function providerLimiters(options: PipelineOptions): Record<StepName, AdaptiveLimiter> {
+  const byProvider = new Map<string, AdaptiveLimiter>();
+  const limiterFor = (provider: string) => {
+    let limiter = byProvider.get(provider);
+    if (!limiter) {
+      limiter = new AdaptiveLimiter({
+        maxLimit: AUTO_CEILING,
+        ...(options.now && { now: options.now }),
+        ...options.adaptive,
+      });
+      byProvider.set(provider, limiter);
+    }
+    return limiter;
+  };
+  return {
+    generate: limiterFor(options.generator.name),
+    critique: limiterFor(options.critic.name),
+    refine: limiterFor(options.refiner.name),
+  };
 }
 
 type Ctx = PipelineOptions & {
@@ -209,9 +292,12 @@ type Ctx = PipelineOptions & {
   emit: (event: PipelineEvent) => void;
   stop: AbortSignal;
   budget: { spentUsd: number; stop: AbortController };
+  ceilings: Record<StepName, number>;
+  limiters: Record<StepName, AdaptiveLimiter> | undefined;
 };
 
-type StepResult = { step: StepRecord; apply: () => Promise<void> };
+/** A step's record, how to save it, and the time the service reports it queued. */
+type StepResult = { step: StepRecord; apply: () => Promise<void>; queueMs?: number };
 
 /**
  * One stage: a bounded `mergeMap` whose inner observable makes the call with retry and a
@@ -253,7 +339,7 @@ function stage(
         operation: step,
         attempt: attempts,
       });
-      return fromAbortable((signal) => call(state, signal)).pipe(
+      const call$ = fromAbortable((signal) => call(state, signal)).pipe(
         timeout({
           first: ctx.timeoutMs,
           ...(ctx.scheduler && { scheduler: ctx.scheduler }),
@@ -284,6 +370,8 @@ function stage(
           return throwError(() => error);
         }),
       );
+      const limiter = ctx.limiters?.[step];
+      return limiter ? limited(limiter, call$, ctx.now) : call$;
     });
     return attempt$.pipe(
       retryWithBackoff({
@@ -350,7 +438,38 @@ function stage(
         )
       ),
     );
-  }, ctx.concurrency[step]);
+  }, ctx.ceilings[step]);
+}
+
+/**
+ * Runs `call$` once `limiter` grants a permit (waiting does not count against the call's
+ * deadline), tells it how the call went, and returns the permit however the call ends.
+ */
+function limited(
+  limiter: AdaptiveLimiter,
+  call$: Observable<StepResult>,
+  now: () => number,
+): Observable<StepResult> {
+  return fromAbortable((signal) => limiter.acquire(signal)).pipe(
+    switchMap((release) => {
+      const started = now();
+      return call$.pipe(
+        tap({
+          next: (result) => limiter.onSuccess(now() - started, result.queueMs),
+          error: (error: unknown) => {
+            if (isOverload(error)) limiter.onOverload();
+          },
+        }),
+        finalize(release),
+      );
+    }),
+  );
+}
+
+/** A service saying it is over its quota: HTTP 429, or any answer with a retry hint. */
+export function isOverload(error: unknown): boolean {
+  return error instanceof ProviderError &&
+    (error.status === 429 || error.retryAfterMs !== undefined);
 }
 
 async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
@@ -487,6 +606,7 @@ async function generateStep(
   };
   return {
     step,
+    ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
     apply: async () => {
       const it: IterationRecord = {
         iteration,

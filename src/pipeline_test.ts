@@ -330,3 +330,52 @@ Deno.test("runPipeline() keeps the best round: a worse second image does not rep
   assert.equal(record.bestScore, 8);
   assert.equal(opts.sink.files.get("p0/best.png"), "iteration-1.png");
 });
+
+Deno.test("runPipeline() with 'auto' concurrency gives each provider one limit shared by all its stages", async () => {
+  const generator = new FakeGenerator(() => new Promise((r) => setTimeout(r, 3)));
+  const opts = options({
+    generator,
+    concurrency: "auto",
+    adaptive: { initialLimit: 2, maxLimit: 2 },
+  });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(12)), opts).pipe(toArray()));
+  assert.ok(outcomes.every((o) => o.status === "completed"));
+  assert.equal(generator.calls.length, 24);
+  // Both generation stages together: never more than the provider's limit.
+  assert.equal(generator.maxInFlight, 2);
+});
+
+Deno.test("runPipeline() with 'auto' concurrency backs off when the service answers 429", async () => {
+  /** A service that takes 4 calls at once and refuses the rest with a retry hint. */
+  const overloaded = async (concurrency: PipelineOptions["concurrency"]) => {
+    let refused = 0;
+    const generator: FakeGenerator = new FakeGenerator(async () => {
+      if (generator.inFlight > 4) {
+        refused++;
+        throw new ProviderError("rate limited", {
+          provider: "fake",
+          retryable: true,
+          status: 429,
+          retryAfterMs: 10,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    });
+    const opts = options({
+      generator,
+      iterations: 1,
+      concurrency,
+      adaptive: { initialLimit: 16 },
+      retry: { minTimeout: 1, maxTimeout: 2, jitter: 0, maxAttempts: 20 },
+    });
+    const outcomes = await lastValueFrom(runPipeline(from(specs(40)), opts).pipe(toArray()));
+    return { refused, completed: outcomes.filter((o) => o.status === "completed").length };
+  };
+  const fixed = await overloaded({ generate: 16, critique: 16, refine: 16 });
+  const adaptive = await overloaded("auto");
+  assert.equal(adaptive.completed, 40);
+  assert.ok(
+    adaptive.refused * 3 < fixed.refused,
+    `429s: ${adaptive.refused} adaptive, ${fixed.refused} fixed at 16`,
+  );
+});

@@ -11,8 +11,8 @@ export const EXAMPLE = `${ROOT}prompts/example.json`;
 /** The permissions of the `run` task: the CLI must work with exactly these. */
 export const RUN_PERMISSIONS: string[] = (() => {
   const task: string = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.run;
-  return task.split(" ").filter((arg) => arg.startsWith("--allow-")).map((arg) =>
-    arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg
+  return task.split(" ").filter((arg) => arg.startsWith("--allow-") || arg.startsWith("--v8-")).map(
+    (arg) => arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg,
   );
 })();
 

@@ -17,7 +17,7 @@
  *   programmatically with {@linkcode FalStandIn.inject}. See {@linkcode FAL_FAULTS}.
  *
  * Run as a script: `deno run --allow-net --allow-ffi --allow-env --allow-read --allow-sys
- * tests/fal_standin.ts --port 8788 --key test-fal-key [--latency-ms 800] [--concurrency 2]
+ * tests/fal_standin.ts --port 8788 --key test-fal-key [--latency-ms 800] [--jitter-ms 100] [--concurrency 2]
  * [--slow-ms 5000] [--http-latency-ms 20]`, then point retake at it with
  * `FAL_BASE_URL=<printed url> FAL_KEY=test-fal-key`.
  *
@@ -81,6 +81,10 @@ export interface FalStandInOptions {
   port?: number;
   /** How long each request runs once `IN_PROGRESS`, in ms. @default {0} */
   latencyMs?: number;
+  /** Each run lasts `latencyMs` ± up to this much, uniformly. @default {0} */
+  jitterMs?: number;
+  /** Source of randomness for the jitter. @default {Math.random} */
+  random?: () => number;
   /** Extra run time of the `slow` fault, in ms. @default {2000} */
   slowMs?: number;
   /** Delay before answering every HTTP call, in ms. @default {0} */
@@ -195,11 +199,15 @@ const SUBMIT_FAULTS = new Set<FalFault>([
   "bad-key",
 ]);
 const NO_USER = "No user found for Key ID and Secret";
+/** Rendered images kept for repeated downloads. */
+const IMAGE_CACHE_SIZE = 256;
 
 /** Starts a stand-in on 127.0.0.1. */
 export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalStandIn> {
   const key = options.key ?? "test-fal-key";
   const latencyMs = options.latencyMs ?? 0;
+  const jitterMs = options.jitterMs ?? 0;
+  const random = options.random ?? Math.random;
   const slowMs = options.slowMs ?? 2000;
   const httpLatencyMs = options.httpLatencyMs ?? 0;
   const concurrency = options.concurrency ?? Infinity;
@@ -243,7 +251,8 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       running++;
       stats.maxInProgress = Math.max(stats.maxInProgress, running);
       if (job.fault !== "hang") {
-        const ms = latencyMs + (job.fault === "slow" ? slowMs : 0);
+        const jitter = jitterMs === 0 ? 0 : (random() * 2 - 1) * jitterMs;
+        const ms = Math.max(0, latencyMs + jitter) + (job.fault === "slow" ? slowMs : 0);
         job.timer = setTimeout(() => finish(job, false), ms);
       }
       notify(job);
@@ -565,6 +574,8 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     if (!image) {
       image = _draw(job, index);
       images.set(cacheKey, image);
+      // Drawing is deterministic, so a long benchmark keeps only the recent images in memory.
+      if (images.size > IMAGE_CACHE_SIZE) images.delete(images.keys().next().value!);
     }
     return image;
   };
@@ -812,12 +823,14 @@ if (import.meta.main) {
   const port = number("port");
   const key = flag("key");
   const latencyMs = number("latency-ms");
+  const jitterMs = number("jitter-ms");
   const slowMs = number("slow-ms");
   const httpLatencyMs = number("http-latency-ms");
   const concurrency = number("concurrency");
   if (port !== undefined) options.port = port;
   if (key !== undefined) options.key = key;
   if (latencyMs !== undefined) options.latencyMs = latencyMs;
+  if (jitterMs !== undefined) options.jitterMs = jitterMs;
   if (slowMs !== undefined) options.slowMs = slowMs;
   if (httpLatencyMs !== undefined) options.httpLatencyMs = httpLatencyMs;
   if (concurrency !== undefined) options.concurrency = concurrency;

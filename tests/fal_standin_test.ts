@@ -139,6 +139,22 @@ Deno.test("fal stand-in keeps at most `concurrency` requests in progress, the re
   }, { concurrency: 1, latencyMs: 30 });
 });
 
+Deno.test("fal stand-in runs each request latencyMs ± jitterMs", async () => {
+  const draws = [0, 1];
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const times: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { body } = await call.submit({ prompt: `job ${i}`, image_size: "square" });
+      const path = `/fal-ai/flux/requests/${body.request_id}/status`;
+      await until(async () => (await call.get(path)).body.status === "COMPLETED");
+      times.push((await call.get(path)).body.metrics.inference_time);
+    }
+    assert.ok(times[0]! < 0.04, `the shortest run took ${times[0]} s`);
+    assert.ok(times[1]! >= 0.07, `the longest run took ${times[1]} s`);
+  }, { latencyMs: 45, jitterMs: 25, random: () => draws.shift() ?? 0.5 });
+});
+
 Deno.test("fal stand-in serves the real SDK, polling and streaming", async () => {
   await withStandIn(async (standIn) => {
     const fal = createFalClient({

@@ -135,7 +135,7 @@ Deno.test("a finished batch run again makes zero provider calls; an edited promp
 });
 
 Deno.test("kill -9 at random moments, resume each time: no corrupt file, all complete, no saved step paid twice", async () => {
-  const s = await servers(40);
+  const s = await servers(60);
   const cwd = await setup();
   let seed = 20261124;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -143,7 +143,18 @@ Deno.test("kill -9 at random moments, resume each time: no corrupt file, all com
     let kills = 0;
     for (let round = 0; round < 12; round++) {
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, "--out", "out", "-q", "batch.json"],
+        args: [
+          "run",
+          "--quiet",
+          ...RUN_PERMISSIONS,
+          MAIN,
+          "--out",
+          "out",
+          "-q",
+          "-c",
+          "2",
+          "batch.json",
+        ],
         cwd,
         clearEnv: true,
         env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...s.env },

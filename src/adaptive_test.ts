@@ -1,0 +1,222 @@
+import assert from "node:assert/strict";
+import { AdaptiveLimiter } from "./adaptive.ts";
+
+/** Lets every settled promise's continuations run. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+/** Takes `n` permits, which must all be granted at once. */
+async function take(limiter: AdaptiveLimiter, n: number): Promise<Array<() => void>> {
+  const releases = [];
+  for (let i = 0; i < n; i++) releases.push(await limiter.acquire());
+  return releases;
+}
+
+/**
+ * One round trip under full demand: every permit in use and a caller waiting, each call reported
+ * as a success before its permit is returned.
+ */
+async function busyRound(limiter: AdaptiveLimiter, latencyMs: number, queueMs?: number) {
+  const held = await take(limiter, limiter.limit);
+  const next: Array<Promise<() => void>> = [];
+  for (const release of held) {
+    next.push(limiter.acquire());
+    limiter.onSuccess(latencyMs, queueMs);
+    release();
+  }
+  for (const permit of next) (await permit)();
+}
+
+Deno.test("AdaptiveLimiter grants up to its limit, then queues callers first come first served", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 2 });
+  const [a, b] = await take(limiter, 2);
+  const order: string[] = [];
+  const c = limiter.acquire().then((release) => (order.push("c"), release));
+  const d = limiter.acquire().then((release) => (order.push("d"), release));
+  await flush();
+  assert.deepEqual(order, []);
+  assert.equal(limiter.stats().waiting, 2);
+  a!();
+  a!(); // a second call returns nothing more
+  await flush();
+  assert.deepEqual(order, ["c"]);
+  assert.equal(limiter.inFlight, 2);
+  b!();
+  await flush();
+  assert.deepEqual(order, ["c", "d"]);
+  (await c)();
+  (await d)();
+  assert.equal(limiter.inFlight, 0);
+});
+
+Deno.test("AdaptiveLimiter.acquire() rejects when its signal aborts while waiting; a granted permit returns on abort", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 1 });
+  const granted = new AbortController();
+  await limiter.acquire(granted.signal);
+  const waiting = new AbortController();
+  const pending = limiter.acquire(waiting.signal);
+  waiting.abort(new Error("gone"));
+  await assert.rejects(pending, /gone/);
+  assert.equal(limiter.stats().waiting, 0);
+  granted.abort();
+  assert.equal(limiter.inFlight, 0, "the permit of an aborted caller is returned");
+  await assert.rejects(limiter.acquire(AbortSignal.abort(new Error("early"))), /early/);
+});
+
+Deno.test("AdaptiveLimiter doubles per round trip while saturated, until the first overload", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 2, maxLimit: 64 });
+  const limits = [limiter.limit];
+  for (let round = 0; round < 4; round++) {
+    await busyRound(limiter, 100);
+    limits.push(limiter.limit);
+  }
+  assert.deepEqual(limits, [2, 4, 8, 16, 32]);
+});
+
+Deno.test("AdaptiveLimiter does not grow while callers use fewer permits than it allows", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 8 });
+  for (let i = 0; i < 100; i++) {
+    const release = await limiter.acquire();
+    limiter.onSuccess(100);
+    release();
+  }
+  assert.equal(limiter.limit, 8);
+});
+
+Deno.test("AdaptiveLimiter.onOverload() backs off once per round trip, then grows by one per round trip", async () => {
+  let now = 0;
+  const limiter = new AdaptiveLimiter({ initialLimit: 20, backoff: 0.5, now: () => now });
+  // One round trip of successes sets the round-trip time to 100 ms (and doubles the limit).
+  await busyRound(limiter, 100);
+  assert.equal(limiter.limit, 40);
+  limiter.onOverload();
+  limiter.onOverload(); // the same burst: ignored
+  now += 50;
+  limiter.onOverload(); // still within one round trip: ignored
+  assert.equal(limiter.limit, 20);
+  now += 100;
+  limiter.onOverload();
+  assert.equal(limiter.limit, 10);
+  // Past slow start: +1 per round trip of saturated successes.
+  for (let round = 0; round < 3; round++) await busyRound(limiter, 100);
+  assert.equal(limiter.limit, 13);
+  assert.equal(limiter.stats().overloads, 4);
+  assert.equal(limiter.stats().decreases, 2);
+});
+
+Deno.test("AdaptiveLimiter shrinks when calls spend more than queueTolerance of their time queued, and holds in the band", async () => {
+  const limiter = new AdaptiveLimiter({
+    initialLimit: 16,
+    queueTolerance: 0.5,
+    targetQueueShare: 0.2,
+  });
+  // Half of a 600 ms call queued: aim for a 20% share, so 16 × 0.4 / 0.8 = 8... but never
+  // deeper than the backoff: 16 × 0.7 = 11.
+  await busyRound(limiter, 600, 360);
+  assert.equal(limiter.limit, 11);
+  // 30% queued: inside the band, so the limit holds even though it is saturated.
+  for (let round = 0; round < 3; round++) await busyRound(limiter, 400, 120);
+  assert.equal(limiter.limit, 11);
+});
+
+Deno.test("AdaptiveLimiter reads queueing from latency above the lowest recent one when none is reported", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 10 });
+  await busyRound(limiter, 100);
+  assert.equal(limiter.limit, 20);
+  // Latency tripled: two thirds of it is waiting somewhere.
+  await busyRound(limiter, 300);
+  assert.equal(limiter.limit, 14);
+});
+
+Deno.test("AdaptiveLimiter rejects options it cannot work with", () => {
+  assert.throws(() => new AdaptiveLimiter({ minLimit: 0 }), /'minLimit' must be a whole number/);
+  assert.throws(() => new AdaptiveLimiter({ maxLimit: 2, minLimit: 3 }), /'maxLimit'/);
+  assert.throws(() => new AdaptiveLimiter({ backoff: 1 }), /'backoff' must be between 0 and 1/);
+  assert.throws(
+    () => new AdaptiveLimiter({ targetQueueShare: 0.6, queueTolerance: 0.5 }),
+    /'targetQueueShare'/,
+  );
+});
+
+/**
+ * A service with `slots` calls running at once and a FIFO queue behind them (like fal's account
+ * concurrency), driven on a fake clock by `workers` callers that each take a permit, call, and
+ * report the queue time the service measured. Returns the calls per ms achieved and the limits
+ * seen in the second half of the run.
+ */
+async function simulateQueueingService(
+  options: { slots: number; serviceMs: number; clientMs: number; calls: number; workers: number },
+): Promise<{ rate: number; limits: number[] }> {
+  let now = 0;
+  const limiter = new AdaptiveLimiter({ now: () => now });
+  const timers: Array<{ at: number; fire: () => void }> = [];
+  const at = (time: number, fire: () => void) => timers.push({ at: time, fire });
+  const queue: Array<() => void> = [];
+  let running = 0;
+  const startNext = () => {
+    while (running < options.slots && queue.length > 0) {
+      running++;
+      queue.shift()!();
+    }
+  };
+  /** One call: queued at the service, then served; resolves with its queue time. */
+  const call = () =>
+    new Promise<number>((resolve) => {
+      const submitted = now;
+      queue.push(() => {
+        const queued = now - submitted;
+        at(now + options.serviceMs, () => {
+          running--;
+          startNext();
+          // The client reads the result and saves it before it lets the permit go.
+          at(now + options.clientMs, () => resolve(queued));
+        });
+      });
+      startNext();
+    });
+  let started = 0;
+  let done = 0;
+  const limits: number[] = [];
+  const worker = async () => {
+    while (started < options.calls) {
+      started++;
+      const release = await limiter.acquire();
+      const begun = now;
+      const queueMs = await call();
+      limiter.onSuccess(now - begun, queueMs);
+      release();
+      done++;
+      if (done > options.calls / 2) limits.push(limiter.limit);
+    }
+  };
+  const all = Promise.all(Array.from({ length: options.workers }, worker));
+  await flush();
+  while (done < options.calls) {
+    timers.sort((a, b) => a.at - b.at);
+    const next = timers.shift();
+    if (!next) break;
+    now = next.at;
+    next.fire();
+    await flush();
+  }
+  await all;
+  return { rate: options.calls / now, limits };
+}
+
+Deno.test("AdaptiveLimiter finds a queueing service's concurrency and keeps its slots busy", async () => {
+  const slots = 8;
+  const serviceMs = 300;
+  const { rate, limits } = await simulateQueueingService({
+    slots,
+    serviceMs,
+    clientMs: 20,
+    calls: 2000,
+    workers: 64,
+  });
+  const bound = slots / serviceMs;
+  assert.ok(rate / bound >= 0.97, `achieved ${(rate / bound).toFixed(3)} of the bound`);
+  // Some queueing (the slots stay busy) but not the 64 callers' worth.
+  assert.ok(Math.min(...limits) >= slots, `lowest limit ${Math.min(...limits)}`);
+  assert.ok(Math.max(...limits) <= 2 * slots, `highest limit ${Math.max(...limits)}`);
+});
