@@ -35,6 +35,7 @@ import type {
   ImageFormat,
   ImageGenerator,
   PromptRefiner,
+  TokenUsage,
 } from "./providers/provider.ts";
 import {
   bestIteration,
@@ -645,16 +646,7 @@ async function critiqueStep(
     iteration,
     signal,
   });
-  const step: StepRecord = {
-    provider: ctx.critic.name,
-    model: result.model,
-    durationMs: 0,
-    attempts: 0,
-    costUsd: result.costUsd,
-    startedAt,
-    ...(result.requestId !== undefined && { requestId: result.requestId }),
-    ...(result.usage !== undefined && { usage: result.usage }),
-  };
+  const step = stepRecord(ctx.critic.name, result, startedAt);
   return {
     step,
     apply: async () => {
@@ -693,16 +685,7 @@ async function refineStep(
     iteration,
     signal,
   });
-  const step: StepRecord = {
-    provider: ctx.refiner.name,
-    model: result.model,
-    durationMs: 0,
-    attempts: 0,
-    costUsd: result.costUsd,
-    startedAt,
-    ...(result.requestId !== undefined && { requestId: result.requestId }),
-    ...(result.usage !== undefined && { usage: result.usage }),
-  };
+  const step = stepRecord(ctx.refiner.name, result, startedAt);
   return {
     step,
     apply: async () => {
@@ -830,6 +813,24 @@ function saveRecord(ctx: Ctx, state: State): Promise<void> {
     record.bestScore = best.critique!.score;
   }
   return ctx.sink.saveRecord(record);
+}
+
+/** A step's record before the stage fills in attempts and duration. */
+function stepRecord(
+  provider: string,
+  result: { model: string; costUsd: number; requestId?: string; usage?: TokenUsage },
+  startedAt: string,
+): StepRecord {
+  return {
+    provider,
+    model: result.model,
+    durationMs: 0,
+    attempts: 0,
+    costUsd: result.costUsd,
+    startedAt,
+    ...(result.requestId !== undefined && { requestId: result.requestId }),
+    ...(result.usage !== undefined && { usage: result.usage }),
+  };
 }
 
 function currentIteration(state: State, iteration: number): IterationRecord {
