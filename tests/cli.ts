@@ -23,12 +23,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs retake in `cwd` with a clean environment plus `env`. */
-export async function runCli(
-  args: string[],
-  options: { cwd: string; env?: Record<string, string> },
-): Promise<CliResult> {
-  const command = new Deno.Command(Deno.execPath(), {
+/** Options for {@linkcode cliCommand} and {@linkcode runCli}. */
+export interface CliOptions {
+  cwd: string;
+  env?: Record<string, string>;
+  /** @default {"piped"} */
+  output?: "piped" | "null";
+}
+
+/** The retake command in `cwd` with a clean environment plus `env`, for `spawn()` or `output()`. */
+export function cliCommand(args: string[], options: CliOptions): Deno.Command {
+  const output = options.output ?? "piped";
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, ...args],
     cwd: options.cwd,
     clearEnv: true,
@@ -39,10 +45,14 @@ export async function runCli(
       ...(Deno.env.get("DENO_DIR") && { DENO_DIR: Deno.env.get("DENO_DIR")! }),
       ...options.env,
     },
-    stdout: "piped",
-    stderr: "piped",
+    stdout: output,
+    stderr: output,
   });
-  const { code, stdout, stderr } = await command.output();
+}
+
+/** Runs retake to the end; returns its exit code and output. */
+export async function runCli(args: string[], options: CliOptions): Promise<CliResult> {
+  const { code, stdout, stderr } = await cliCommand(args, options).output();
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import sharp from "sharp";
 import type { PromptRecord } from "../src/record.ts";
 import { runCli } from "./cli.ts";
-import { startFalStandIn } from "./fal_standin.ts";
-import { startGeminiStandIn } from "./gemini_standin.ts";
+import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
+import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
 
 const FAL_KEY = "fal-test-key-6f1d2c9a:0b7e4f3358a1";
 const GEMINI_KEY = "AIzaTestGeminiKey-9f8e7d6c5b4a";
@@ -68,11 +68,25 @@ const CONFIG = JSON.stringify({
   timeoutMs: 20_000,
 });
 
-Deno.test("retake with fal and Gemini stand-ins: completes good prompts, records each fault's reason", async () => {
+/** Runs `body` with both stand-ins and a temporary working folder, and cleans them all up. */
+async function withStandIns(
+  options: { retryDelayMs?: number },
+  body: (ctx: { fal: FalStandIn; gemini: GeminiStandIn; cwd: string }) => Promise<void>,
+): Promise<void> {
   const fal = await startFalStandIn({ key: FAL_KEY });
-  const gemini = await startGeminiStandIn({ key: GEMINI_KEY, retryDelayMs: 3000 });
+  const gemini = await startGeminiStandIn({ key: GEMINI_KEY, ...options });
   const cwd = await Deno.makeTempDir({ prefix: "retake-e2e-" });
   try {
+    await body({ fal, gemini, cwd });
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await fal.close();
+    await gemini.close();
+  }
+}
+
+Deno.test("retake with fal and Gemini stand-ins: completes good prompts, records each fault's reason", () =>
+  withStandIns({ retryDelayMs: 3000 }, async ({ fal, gemini, cwd }) => {
     await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify(PROMPTS));
     await Deno.writeTextFile(`${cwd}/retake.config.json`, CONFIG);
     const result = await runCli(["--out", "out", "-c", "4", "batch.json"], {
@@ -158,18 +172,10 @@ Deno.test("retake with fal and Gemini stand-ins: completes good prompts, records
     assert.ok(!everything.includes(FAL_KEY), "fal key leaked");
     assert.ok(!everything.includes(GEMINI_KEY), "gemini key leaked");
     assert.ok(!everything.includes(FAL_KEY.slice(0, 12)), "part of fal key leaked");
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-    await fal.close();
-    await gemini.close();
-  }
-});
+  }));
 
-Deno.test("retake stops quickly with exit 3 and a clear message on a wrong fal key", async () => {
-  const fal = await startFalStandIn({ key: FAL_KEY });
-  const gemini = await startGeminiStandIn({ key: GEMINI_KEY });
-  const cwd = await Deno.makeTempDir({ prefix: "retake-e2e-" });
-  try {
+Deno.test("retake stops quickly with exit 3 and a clear message on a wrong fal key", () =>
+  withStandIns({}, async ({ fal, gemini, cwd }) => {
     await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify(PROMPTS));
     await Deno.writeTextFile(`${cwd}/retake.config.json`, CONFIG);
     const wrong = "fal-wrong-key-1234567890";
@@ -190,18 +196,10 @@ Deno.test("retake stops quickly with exit 3 and a clear message on a wrong fal k
     assert.equal(run.status, "stopped");
     const everything = (await allText(`${cwd}/out`)) + result.stderr + result.stdout;
     assert.ok(!everything.includes(wrong));
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-    await fal.close();
-    await gemini.close();
-  }
-});
+  }));
 
-Deno.test("retake stops with exit 3 on an invalid Gemini key", async () => {
-  const fal = await startFalStandIn({ key: FAL_KEY });
-  const gemini = await startGeminiStandIn({ key: GEMINI_KEY });
-  const cwd = await Deno.makeTempDir({ prefix: "retake-e2e-" });
-  try {
+Deno.test("retake stops with exit 3 on an invalid Gemini key", () =>
+  withStandIns({}, async ({ fal, gemini, cwd }) => {
     await Deno.writeTextFile(
       `${cwd}/batch.json`,
       JSON.stringify({ prompts: PROMPTS.prompts.slice(0, 2) }),
@@ -216,18 +214,10 @@ Deno.test("retake stops with exit 3 on an invalid Gemini key", async () => {
     assert.match(result.stderr, /GEMINI_API_KEY/);
     const everything = (await allText(`${cwd}/out`)) + result.stderr + result.stdout;
     assert.ok(!everything.includes(wrong));
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-    await fal.close();
-    await gemini.close();
-  }
-});
+  }));
 
-Deno.test("--models compares fal models side by side; --replay reruns a run.json with the same seeds", async () => {
-  const fal = await startFalStandIn({ key: FAL_KEY });
-  const gemini = await startGeminiStandIn({ key: GEMINI_KEY });
-  const cwd = await Deno.makeTempDir({ prefix: "retake-e2e-" });
-  try {
+Deno.test("--models compares fal models side by side; --replay reruns a run.json with the same seeds", () =>
+  withStandIns({}, async ({ fal, gemini, cwd }) => {
     await Deno.writeTextFile(
       `${cwd}/cmp.json`,
       JSON.stringify({ prompts: PROMPTS.prompts.slice(0, 2) }),
@@ -275,9 +265,4 @@ Deno.test("--models compares fal models side by side; --replay reruns a run.json
       new Set(submits.map((c) => c.input!.seed)),
       new Set(original.map((c) => c.input!.seed)),
     );
-  } finally {
-    await Deno.remove(cwd, { recursive: true });
-    await fal.close();
-    await gemini.close();
-  }
-});
+  }));

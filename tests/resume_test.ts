@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import type { PromptRecord } from "../src/record.ts";
-import { EXAMPLE, MAIN, RUN_PERMISSIONS, runCli } from "./cli.ts";
+import { cliCommand, EXAMPLE, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
 
@@ -142,24 +142,10 @@ Deno.test("kill -9 at random moments, resume each time: no corrupt file, all com
   try {
     let kills = 0;
     for (let round = 0; round < 12; round++) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--quiet",
-          ...RUN_PERMISSIONS,
-          MAIN,
-          "--out",
-          "out",
-          "-q",
-          "-c",
-          "2",
-          "batch.json",
-        ],
+      const child = cliCommand(["--out", "out", "-q", "-c", "2", "batch.json"], {
         cwd,
-        clearEnv: true,
-        env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...s.env },
-        stdout: "null",
-        stderr: "null",
+        env: s.env,
+        output: "null",
       }).spawn();
       const delay = 400 + random() * 900;
       const timer = setTimeout(() => {
@@ -210,14 +196,7 @@ Deno.test("Ctrl-C drains: calls in flight are saved, exit 130, the next run resu
   const s = await servers(150);
   const cwd = await setup();
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, "--out", "out", "batch.json"],
-      cwd,
-      clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...s.env },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = cliCommand(["--out", "out", "batch.json"], { cwd, env: s.env }).spawn();
     // Wait until the first generation is under way, then interrupt.
     const until = performance.now() + 10_000;
     while (s.fal.calls("submit").length === 0 && performance.now() < until) {
@@ -341,14 +320,8 @@ Deno.test("a generation fal accepted before kill -9 is recovered from fal, not p
     RETAKE_RETRY_TIME_SCALE: "0.001",
   };
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", ...RUN_PERMISSIONS, MAIN, "--out", "out", "-q", "batch.json"],
-      cwd,
-      clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...env },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const child = cliCommand(["--out", "out", "-q", "batch.json"], { cwd, env, output: "null" })
+      .spawn();
     const until = performance.now() + 10_000;
     while (fal.calls("submit").length === 0 && performance.now() < until) {
       await new Promise((r) => setTimeout(r, 10));

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import type { PromptRecord } from "../src/record.ts";
-import { MAIN, RUN_PERMISSIONS } from "./cli.ts";
+import { cliCommand } from "./cli.ts";
 
 /** Collects a stream's text so a test can wait for a pattern. */
 function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
@@ -34,26 +34,10 @@ Deno.test("--watch re-processes only edited and added prompts, survives an inval
     { id: "c", prompt: "Snowy mountains at dawn" },
   ];
   await Deno.writeTextFile(file, JSON.stringify({ prompts }));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      ...RUN_PERMISSIONS,
-      MAIN,
-      "--out",
-      "out",
-      "--size",
-      "256x192",
-      "-q",
-      "--watch",
-      "w.json",
-    ],
-    cwd,
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = cliCommand(
+    ["--out", "out", "--size", "256x192", "-q", "--watch", "w.json"],
+    { cwd },
+  ).spawn();
   const out = collect(child.stdout);
   const err = collect(child.stderr);
   try {
