@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { uniformCritique } from "../tests/critique_fixture.ts";
 import sharp from "sharp";
 import { EXAMPLE, runCli } from "../tests/cli.ts";
 import { startFalStandIn } from "../tests/fal_standin.ts";
@@ -264,20 +265,7 @@ Deno.test("writeGallery() shows a comparison folder's models side by side and ma
           seed: 1,
           model,
           image: `iteration-${i + 1}.png`,
-          critique: {
-            score,
-            criteria: {
-              promptAdherence: score,
-              composition: score,
-              lighting: score,
-              mood: score,
-              technicalQuality: score,
-            },
-            summary: `Scores ${score}`,
-            strengths: [],
-            problems: ["too plain"],
-            suggestions: [],
-          },
+          critique: uniformCritique(score, { problems: ["too plain"] }),
           ...(i === 0 && { refinedPrompt: "a vivid sunset over the sea" }),
           steps: {},
         });

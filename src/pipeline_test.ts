@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import type { Critique } from "./critique.ts";
+import { uniformCritique } from "../tests/critique_fixture.ts";
 import { ProviderError } from "./errors.ts";
 import { type PipelineOptions, type PromptSink, reachedTarget, runPipeline } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
@@ -15,20 +16,7 @@ import type {
 import type { PromptRecord } from "./record.ts";
 
 function critique(score: number): Critique {
-  return {
-    score,
-    criteria: {
-      promptAdherence: score,
-      composition: score,
-      lighting: score,
-      mood: score,
-      technicalQuality: score,
-    },
-    summary: "fake",
-    strengths: [],
-    problems: score < 9 ? ["not enough"] : [],
-    suggestions: [],
-  };
+  return uniformCritique(score, { summary: "fake", problems: score < 9 ? ["not enough"] : [] });
 }
 
 /** Records every save in memory. */

@@ -6,6 +6,7 @@
  */
 import sharp from "sharp";
 import type { Critique } from "../../src/critique.ts";
+import { uniformCritique } from "../critique_fixture.ts";
 import type { PromptSink } from "../../src/pipeline.ts";
 import type { ImageCritic, ImageGenerator, PromptRefiner } from "../../src/providers/provider.ts";
 import type { PromptRecord } from "../../src/record.ts";
@@ -14,21 +15,12 @@ import type { PromptRecord } from "../../src/record.ts";
 const LLM = "instant-llm";
 
 function critique(prompt: string): Critique {
-  const score = Math.min(10, 4 + prompt.length % 5);
-  return {
-    score,
-    criteria: {
-      promptAdherence: score,
-      composition: score,
-      lighting: score,
-      mood: score,
-      technicalQuality: score,
-    },
+  return uniformCritique(Math.min(10, 4 + prompt.length % 5), {
     summary: "instant",
     strengths: ["fast"],
     problems: ["none really"],
     suggestions: ["more light"],
-  };
+  });
 }
 
 /** Providers that answer at once; images are one small PNG made up front. */
