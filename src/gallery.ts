@@ -7,7 +7,7 @@
  */
 import { diffWords } from "diff";
 import sharp from "sharp";
-import { safeFolderName, writeFileAtomic } from "./artifacts.ts";
+import { safeFolderName, writeFileAtomic, writeStreamAtomic } from "./artifacts.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "./record.ts";
 
 /** Options for {@linkcode writeGallery}. */
@@ -67,19 +67,37 @@ export async function writeGallery(
   }
   const run = await readJson(`${dir}/run.json`);
   const comparison = await readJson(`${dir}/comparison.json`);
-  const entries = await collectEntries(dir, run.value);
-  const thumbs = await makeThumbnails(dir, imagesOf(entries), thumbWidth);
-  const html = renderPage({
+  const data: PageData = {
     name: dir.split(/[\\/]/).pop() || dir,
     run,
     comparison: comparisonPrompts(comparison.value),
-    entries,
     modelByFolder: modelsByFolder(run.value),
-    thumbs,
+    thumbs: new Map(),
     thumbWidth,
-  });
+  };
+  // Two passes over the folders, holding one chunk of records at a time: the first for the
+  // table of contents at the top, the second streams each prompt's section to disk. A batch of
+  // any size costs the same memory (a whole page of 10,000 prompts is tens of MB of HTML).
+  const { folders, absent } = await listEntries(dir, run.value);
+  const shown: string[] = [];
+  const toc: TocItem[] = [];
+  const seen = new Set<string>();
+  for (const folder of folders) {
+    const entry = await readEntry(dir, folder.name, folder.listed);
+    if (!entry) continue;
+    shown.push(folder.name);
+    toc.push(tocInfo(entry));
+    seen.add(entryId(entry));
+  }
+  const missing = absent.filter((entry) => !seen.has(entry.id));
+  toc.push(...missing.map(tocInfo));
   const page = `${dir}/index.html`;
-  await writeFileAtomic(page, html);
+  await writeStreamAtomic(
+    page,
+    ReadableStream.from(renderPage(dir, data, toc, shown, missing)).pipeThrough(
+      new TextEncoderStream(),
+    ),
+  );
   return page;
 }
 
@@ -153,14 +171,26 @@ async function subfolders(path: string): Promise<string[]> {
   return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** The prompts in `run.json` order, then any other prompt folder by name. */
-async function collectEntries(dir: string, run: unknown): Promise<Entry[]> {
+/** A prompt folder to show, and whether `run.json` lists it. */
+interface FolderRef {
+  name: string;
+  listed: boolean;
+}
+
+/**
+ * The prompt folders in `run.json` order, then any other prompt folder by name; and the
+ * prompts `run.json` lists that have no folder.
+ */
+async function listEntries(
+  dir: string,
+  run: unknown,
+): Promise<{ folders: FolderRef[]; absent: Array<Extract<Entry, { kind: "absent" }>> }> {
   const listed = isObject(run) && Array.isArray(run.prompts) ? run.prompts.filter(isObject) : [];
   // `_thumbs/` holds no metadata.json, so it is never taken for a prompt folder.
-  const folders = await subfolders(dir);
-  const folderSet = new Set(folders);
-  const ordered: string[] = [];
-  const absent = new Map<string, Entry>();
+  const names = await subfolders(dir);
+  const nameSet = new Set(names);
+  const folders: FolderRef[] = [];
+  const absent = new Map<string, Extract<Entry, { kind: "absent" }>>();
   const listedFolders = new Set<string>();
   for (const item of listed) {
     const id = typeof item.id === "string" ? item.id : undefined;
@@ -168,22 +198,15 @@ async function collectEntries(dir: string, run: unknown): Promise<Entry[]> {
     const folder = typeof item.folder === "string"
       ? item.folder.split("/")[0]
       : id && safeFolderName(id);
-    if (folder && folderSet.has(folder)) {
-      if (!listedFolders.has(folder)) ordered.push(folder);
+    if (folder && nameSet.has(folder)) {
+      if (!listedFolders.has(folder)) folders.push({ name: folder, listed: true });
       listedFolders.add(folder);
     } else if (id !== undefined && !absent.has(id)) {
       absent.set(id, { kind: "absent", id, status: String(item.status ?? "not run") });
     }
   }
-  for (const folder of folders) if (!listedFolders.has(folder)) ordered.push(folder);
-
-  const entries: Entry[] = [];
-  for (const folder of ordered) {
-    const entry = await readEntry(dir, folder, listedFolders.has(folder));
-    if (entry) entries.push(entry);
-  }
-  const shown = new Set(entries.map(entryId));
-  return [...entries, ...[...absent.values()].filter((entry) => !shown.has(entryId(entry)))];
+  for (const name of names) if (!listedFolders.has(name)) folders.push({ name, listed: false });
+  return { folders, absent: [...absent.values()] };
 }
 
 function entryId(entry: Entry): string {
@@ -378,16 +401,25 @@ interface PageData {
   name: string;
   run: JsonRead;
   comparison: ComparisonPrompt[];
-  entries: Entry[];
   /** From run.json in a comparison run: prompt-and-model folder → model. */
   modelByFolder: Map<string, string>;
+  /** Thumbnails of the chunk of prompts being rendered. */
   thumbs: Map<string, Thumb>;
   thumbWidth: number;
 }
 
-function renderPage(data: PageData): string {
-  const sections = data.entries.map((entry, i) => renderEntrySafely(entry, `p${i + 1}`, data));
-  return `<!doctype html>
+/** Prompts whose records (and thumbnails) are held at once while the page is written. */
+const RENDER_CHUNK = 16;
+
+/** The page in pieces: head and contents, then one chunk of prompt sections at a time. */
+async function* renderPage(
+  dir: string,
+  data: PageData,
+  toc: TocItem[],
+  folders: string[],
+  absent: Entry[],
+): AsyncGenerator<string> {
+  yield `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -398,10 +430,25 @@ function renderPage(data: PageData): string {
 </head>
 <body>
 ${renderBatch(data)}
-${renderToc(data.entries)}
+${renderToc(toc)}
 <main>
-${sections.join("\n")}
-</main>
+`;
+  let anchor = 0;
+  for (let start = 0; start < folders.length; start += RENDER_CHUNK) {
+    const entries: Entry[] = [];
+    for (const folder of folders.slice(start, start + RENDER_CHUNK)) {
+      // A folder that changed between the two passes still gets its place in the contents.
+      entries.push(
+        await readEntry(dir, folder, true) ??
+          { kind: "unreadable", folder, problem: "the folder changed while the page was written" },
+      );
+    }
+    const thumbs = await makeThumbnails(dir, imagesOf(entries), data.thumbWidth);
+    yield entries.map((entry) => renderEntrySafely(entry, `p${++anchor}`, { ...data, thumbs }))
+      .join("\n") + "\n";
+  }
+  for (const entry of absent) yield renderEntrySafely(entry, `p${++anchor}`, data) + "\n";
+  yield `</main>
 <footer>Written by retake. Click an image for the full size.</footer>
 </body>
 </html>
@@ -461,18 +508,24 @@ ${providerLine ? `<p class="providers">${providerLine}</p>` : ""}${
 </header>`;
 }
 
-function renderToc(entries: Entry[]): string {
-  if (entries.length === 0) return `<p class="notice">No prompt folders found.</p>`;
-  const links = entries.map((entry, i) => {
-    const { label, tone, score } = tocInfo(entry);
-    return `<li><a class="${tone}" href="#p${i + 1}">${esc(label)}${
+/** One line of the table of contents. */
+interface TocItem {
+  label: string;
+  tone: string;
+  score?: string;
+}
+
+function renderToc(items: TocItem[]): string {
+  if (items.length === 0) return `<p class="notice">No prompt folders found.</p>`;
+  const links = items.map(({ label, tone, score }, i) =>
+    `<li><a class="${tone}" href="#p${i + 1}">${esc(label)}${
       score ? ` <span>${esc(score)}</span>` : ""
-    }</a></li>`;
-  });
+    }</a></li>`
+  );
   return `<nav class="toc"><ul>${links.join("")}</ul></nav>`;
 }
 
-function tocInfo(entry: Entry): { label: string; tone: string; score?: string } {
+function tocInfo(entry: Entry): TocItem {
   switch (entry.kind) {
     case "single": {
       const score = num(entry.record.bestScore);

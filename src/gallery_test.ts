@@ -396,3 +396,45 @@ Deno.test("writeGallery() lays out a real --models run by model, named from comp
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("writeGallery() streams a batch of many prompts: every contents link finds its section, in order", async () => {
+  await withBatch(async (batch) => {
+    // 7 example prompts + 40 copies spread over many render chunks, + 2 listed without a folder.
+    const source = `${batch}/alpine-lake`;
+    const copies = Array.from({ length: 40 }, (_, i) => `copy-${String(i).padStart(2, "0")}`);
+    for (const id of copies) {
+      await copyDir(source, `${batch}/${id}`);
+      const record = await readRecord(`${batch}/${id}/metadata.json`);
+      await Deno.writeTextFile(`${batch}/${id}/metadata.json`, JSON.stringify({ ...record, id }));
+    }
+    const run = JSON.parse(await Deno.readTextFile(`${batch}/run.json`));
+    run.prompts.push({ id: "gone-1", status: "not run" }, { id: "gone-2", status: "failed" });
+    await Deno.writeTextFile(`${batch}/run.json`, JSON.stringify(run));
+
+    const html = await Deno.readTextFile(await writeGallery(batch));
+    const links = [...html.matchAll(/<li><a class="[^"]*" href="#(p\d+)">([^<]+)/g)]
+      .map(([, anchor, label]) => [anchor, label!.trim()]);
+    const sections = [
+      ...html.matchAll(/<section class="prompt[^"]*" id="(p\d+)">([\s\S]*?)<\/h2>/g),
+    ]
+      .map(([, anchor, head]) => [anchor, head!]);
+    assert.equal(links.length, 7 + 40 + 2);
+    assert.deepEqual(sections.map(([a]) => a), links.map(([a]) => a));
+    // Listed prompts first in run.json order, then unlisted folders by name, then the absent.
+    assert.deepEqual(links.slice(0, 7).map(([, l]) => l), EXAMPLE_IDS);
+    assert.deepEqual(links.slice(7, 47).map(([, l]) => l), copies);
+    assert.deepEqual(links.slice(47).map(([, l]) => l), ["gone-1", "gone-2"]);
+    assert.deepEqual(
+      [...html.matchAll(
+        /<section class="prompt absent" id="(p\d+)"><header class="context"><h2>([^<]+)/g,
+      )]
+        .map(([, anchor, id]) => [anchor, id]),
+      links.slice(47),
+    );
+    for (const id of copies) {
+      assert.ok(sectionFor(html, id).includes(`<img src="_thumbs/${id}/iteration-2.jpg"`), id);
+    }
+    assert.equal(count(html, /<img /g), 2 * (7 + 40));
+    assert.ok(html.trimEnd().endsWith("</html>"));
+  });
+});

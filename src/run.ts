@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { from, merge, type Observable, tap } from "rxjs";
+import sharp from "sharp";
 import { ensureWritableDir, FolderSink, shortHash, writeJsonAtomic } from "./artifacts.ts";
 import { type Config, publicSettings, secretsOf } from "./config.ts";
 import { InputError, ProviderError } from "./errors.ts";
@@ -111,6 +112,9 @@ export async function runBatch(
   io: RunIo,
   preloaded?: { specs: PromptSpec[]; providers: Providers },
 ): Promise<BatchResult> {
+  // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
+  // default) would only hold memory that grows with the batch.
+  sharp.cache(false);
   const specs = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
   const providers = preloaded?.providers ?? await createProviders(config);
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
@@ -161,13 +165,15 @@ export async function runBatch(
       costUsd: Math.round(outcomes.reduce((sum, o) => sum + o.costUsd, 0) * 1e6) / 1e6,
     },
     ...(comparing && { models }),
-    prompts: specs.flatMap((spec) =>
-      models.map((model) => {
-        const outcome = outcomes.find((o) => o.id === spec.id && o.model === model);
-        return outcome ??
-          { id: spec.id, model, status: status === "running" ? "pending" : "not run" };
-      })
-    ),
+    prompts: (() => {
+      const byKey = outcomeIndex(outcomes);
+      return specs.flatMap((spec) =>
+        models.map((model) =>
+          byKey.get(outcomeKey(spec.id, model)) ??
+            { id: spec.id, model, status: status === "running" ? "pending" : "not run" }
+        )
+      );
+    })(),
   });
 
   log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
@@ -281,9 +287,10 @@ export async function runBatch(
 
 /** Per prompt, each model's best score, cost and time, and the winner (best score, then cheaper). */
 export function compareModels(specs: PromptSpec[], models: string[], outcomes: PromptOutcome[]) {
+  const byKey = outcomeIndex(outcomes);
   const prompts = specs.map((spec) => {
     const rows = models.map((model) => {
-      const o = outcomes.find((x) => x.id === spec.id && x.model === model);
+      const o = byKey.get(outcomeKey(spec.id, model));
       return {
         model,
         status: o?.status ?? "not run",
@@ -312,6 +319,15 @@ export function compareModels(specs: PromptSpec[], models: string[], outcomes: P
     };
   });
   return { models: perModel, prompts };
+}
+
+// Outcomes by prompt and model: a batch of thousands looks each one up once, not by a scan.
+function outcomeKey(id: string, model: string): string {
+  return `${id}\u0000${model}`;
+}
+
+function outcomeIndex(outcomes: PromptOutcome[]): Map<string, PromptOutcome> {
+  return new Map(outcomes.map((o) => [outcomeKey(o.id, o.model), o]));
 }
 
 /** The final summary on stdout. */

@@ -14,8 +14,8 @@ import sharp from "sharp";
 import { createGeminiCritic } from "../src/providers/gemini.ts";
 import type { PromptSpec } from "../src/prompts.ts";
 import { runBaseline } from "./bench/baseline.ts";
-import { benchPrompts } from "./bench/child.ts";
-import { ROOT, runCli } from "./cli.ts";
+import { benchPrompts, writeMemoryBatch } from "./bench/child.ts";
+import { ROOT, RUN_ENV, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
 
@@ -111,15 +111,23 @@ function log(text: string): void {
   console.error(`bench: ${text}`);
 }
 
-/** The fastest a batch can finish: all work at the binding quota, plus what must follow it. */
-function bound(s: Settings, n: number): { promptsPerSecond: number; steady: number } {
-  const falPerSecond = s.falConcurrency / (s.falLatencyMs / 1000);
+/**
+ * The fastest a batch can finish: all work at the binding quota, plus what must follow it.
+ * `falLatencyMs` is the mean latency fal's stand-in really served (its timers fire late when the
+ * shared cores are busy), by default the set one.
+ */
+function bound(
+  s: Settings,
+  n: number,
+  falLatencyMs = s.falLatencyMs,
+): { promptsPerSecond: number; steady: number } {
+  const falPerSecond = s.falConcurrency / (falLatencyMs / 1000);
   const geminiPerSecond = s.geminiQuota / (s.quotaWindowMs / 1000);
   const steady = Math.min(falPerSecond / 2, geminiPerSecond / 3);
   // The last image still needs its critique; the first critique needs an image.
   const seconds = Math.max(
     (2 * n) / falPerSecond + s.geminiLatencyMs / 1000,
-    (3 * n) / geminiPerSecond + s.falLatencyMs / 1000,
+    (3 * n) / geminiPerSecond + falLatencyMs / 1000,
   );
   return { promptsPerSecond: n / seconds, steady };
 }
@@ -174,6 +182,8 @@ interface BatchRun {
   overloads: number;
   /** The adaptive limit each provider ended at, from the run's log. */
   limits: Record<string, number>;
+  /** Mean time a generation spent `IN_PROGRESS` at fal's stand-in during the run. */
+  falLatencyMs: number;
   stderr: string;
 }
 
@@ -186,6 +196,7 @@ async function cliBatch(
 ): Promise<BatchRun> {
   const paidBefore = srv.paidCalls();
   const overloadsBefore = srv.overloads();
+  const falBefore = srv.fal.stats();
   const result = await runCli(["--out", "out", "--name", name, "--quiet", ...args, "batch.json"], {
     cwd,
     env: srv.env,
@@ -198,9 +209,12 @@ async function cliBatch(
     const props = entry.properties ?? entry;
     limits[String(props.provider)] = Number(props.limit);
   }
+  const falAfter = srv.fal.stats();
+  const generations = falAfter.completed - falBefore.completed;
   return {
     code: result.code,
     completed: run.totals.completed,
+    falLatencyMs: generations > 0 ? (falAfter.busyMs - falBefore.busyMs) / generations : 0,
     durationMs: run.durationMs,
     paidCalls: srv.paidCalls() - paidBefore,
     overloads: srv.overloads() - overloadsBefore,
@@ -223,41 +237,56 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
       retry: { budget: 100_000 },
     }),
   );
-  const b = bound(s, s.prompts);
-  const boundText = `bound ${
-    b.promptsPerSecond.toFixed(2)
-  } prompts/s (fal C=${s.falConcurrency} ÷ ${s.falLatencyMs}±${s.falJitterMs} ms ÷ 2 images; Gemini ${s.geminiQuota}/${
-    s.quotaWindowMs / 1000
-  } s ÷ 3 calls)`;
+  // The bound uses the latency fal's stand-in really served in that run; the set one is shown too.
+  const measure = (run: BatchRun) => {
+    const rate = run.completed / (run.durationMs / 1000);
+    const served = bound(s, s.prompts, run.falLatencyMs);
+    const nominal = bound(s, s.prompts);
+    return {
+      rate,
+      ratio: rate / served.promptsPerSecond,
+      boundText: `bound ${
+        served.promptsPerSecond.toFixed(2)
+      } prompts/s (fal C=${s.falConcurrency} ÷ ${
+        run.falLatencyMs.toFixed(1)
+      } ms served (${s.falLatencyMs}±${s.falJitterMs} set) ÷ 2 images; Gemini ${s.geminiQuota}/${
+        s.quotaWindowMs / 1000
+      } s ÷ 3 calls); ${
+        (rate / nominal.promptsPerSecond).toFixed(3)
+      }× the bound at the set latency`,
+    };
+  };
 
   log(`fixed concurrency ${s.fixedConcurrency}, ${s.prompts} prompts…`);
   let srv = await servers(s);
   const fixed = await cliBatch(cwd, "fixed", ["--concurrency", String(s.fixedConcurrency)], srv);
   await srv.close();
   check(fixed, s.prompts, "fixed");
-  const fixedRate = fixed.completed / (fixed.durationMs / 1000);
+  const fixedRun = measure(fixed);
+  const fixedRate = fixedRun.rate;
   rows.push({
     metric:
       `Throughput ÷ bound, --concurrency ${s.fixedConcurrency}, fal quota ${s.falConcurrency} (${s.prompts} prompts)`,
-    value: fixedRate / b.promptsPerSecond,
+    value: fixedRun.ratio,
     target: { op: ">=", value: 0.97 },
     unit: "×",
-    detail: `${fixedRate.toFixed(2)} prompts/s; ${boundText}`,
+    detail: `${fixedRate.toFixed(2)} prompts/s; ${fixedRun.boundText}`,
   });
 
   log(`adaptive concurrency (quota unknown to retake), ${s.prompts} prompts…`);
   srv = await servers(s);
   const auto = await cliBatch(cwd, "auto", [], srv);
   check(auto, s.prompts, "auto");
-  const autoRate = auto.completed / (auto.durationMs / 1000);
+  const autoRun = measure(auto);
+  const autoRate = autoRun.rate;
   rows.push({
     metric: `Throughput ÷ bound, adaptive (${s.prompts} prompts)`,
-    value: autoRate / b.promptsPerSecond,
+    value: autoRun.ratio,
     target: { op: ">=", value: 0.9 },
     unit: "×",
     detail: `${autoRate.toFixed(2)} prompts/s; limits found: ${
       Object.entries(auto.limits).map(([p, l]) => `${p} ${l}`).join(", ") || "?"
-    } (fal quota ${s.falConcurrency})`,
+    } (fal quota ${s.falConcurrency}); ${autoRun.boundText}`,
   });
   rows.push({
     metric: "Calls answered 429, adaptive",
@@ -399,6 +428,8 @@ async function child(args: string[]): Promise<Record<string, number>> {
       `${ROOT}tests/bench/child.ts`,
       ...args,
     ],
+    // The run task's environment (its malloc arena cap) for the same reason.
+    env: RUN_ENV,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -417,6 +448,7 @@ async function memory(s: Settings, rows: Row[], work: string): Promise<void> {
   const peaks: Record<number, Record<string, number>> = {};
   for (const n of [s.memorySmall, s.memoryLarge]) {
     log(`memory, ${n} prompts (instant providers, folder output)…`);
+    await writeMemoryBatch(n, `${work}/memory-${n}`);
     peaks[n] = await child(["memory", "--prompts", String(n), "--dir", `${work}/memory-${n}`]);
     await Deno.remove(`${work}/memory-${n}`, { recursive: true });
   }
@@ -426,16 +458,12 @@ async function memory(s: Settings, rows: Row[], work: string): Promise<void> {
     metric: `Peak RSS growth, ${s.memorySmall} → ${s.memoryLarge} prompts`,
     value: large.peakRssMb! - small.peakRssMb!,
     target: { op: "<=", value: 30 },
-    gating: false,
     unit: "MB",
-    detail:
-      `known gap: the end-of-run gallery reads every prompt's metadata and builds the page in memory; sampled peak RSS ${
-        small.peakRssMb!.toFixed(0)
-      } MB → ${large.peakRssMb!.toFixed(0)} MB; JS heap allocated at the end ${
-        small.heapTotalMb!.toFixed(0)
-      } → ${
-        large.heapTotalMb!.toFixed(0)
-      } MB (whole batch: prompt file, run.json, log, folders; instant providers)`,
+    detail: `sampled peak RSS ${small.peakRssMb!.toFixed(0)} MB → ${
+      large.peakRssMb!.toFixed(0)
+    } MB; JS heap allocated at the end ${small.heapTotalMb!.toFixed(0)} → ${
+      large.heapTotalMb!.toFixed(0)
+    } MB (whole batch: prompt file, run.json, log, folders, gallery; instant providers)`,
   });
   rows.push({
     metric: `Retained JS heap growth after GC, ${s.memorySmall} → ${s.memoryLarge} prompts`,
@@ -500,11 +528,15 @@ async function main(args: string[]): Promise<number> {
   const work = await Deno.makeTempDir({ prefix: "retake-bench-" });
   const rows: Row[] = [];
   const started = performance.now();
+  // `--only throughput,memory` runs some parts, for working on one of them.
+  const onlyIndex = args.indexOf("--only");
+  const only = onlyIndex >= 0 ? args[onlyIndex + 1]!.split(",") : undefined;
+  const wanted = (part: string) => !only || only.includes(part);
   try {
-    await throughput(s, rows, work);
-    await critiqueCost(rows, work);
-    await memory(s, rows, work);
-    await overhead(s, rows);
+    if (wanted("throughput")) await throughput(s, rows, work);
+    if (wanted("cost")) await critiqueCost(rows, work);
+    if (wanted("memory")) await memory(s, rows, work);
+    if (wanted("overhead")) await overhead(s, rows);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

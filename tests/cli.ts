@@ -8,13 +8,19 @@ export const ROOT = new URL("..", import.meta.url).pathname;
 export const MAIN = `${ROOT}main.ts`;
 export const EXAMPLE = `${ROOT}prompts/example.json`;
 
+const RUN_TASK: string[] = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.run.split(
+  " ",
+);
+
 /** The permissions of the `run` task: the CLI must work with exactly these. */
-export const RUN_PERMISSIONS: string[] = (() => {
-  const task: string = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.run;
-  return task.split(" ").filter((arg) => arg.startsWith("--allow-") || arg.startsWith("--v8-")).map(
-    (arg) => arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg,
-  );
-})();
+export const RUN_PERMISSIONS: string[] = RUN_TASK.filter((arg) =>
+  arg.startsWith("--allow-") || arg.startsWith("--v8-")
+).map((arg) => arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg);
+
+/** The variables the `run` task sets before `deno` (`NAME=value deno run …`). */
+export const RUN_ENV: Record<string, string> = Object.fromEntries(
+  RUN_TASK.slice(0, RUN_TASK.indexOf("deno")).map((arg) => arg.split("=", 2) as [string, string]),
+);
 
 /** Result of one CLI run. */
 export interface CliResult {
@@ -43,6 +49,7 @@ export function cliCommand(args: string[], options: CliOptions): Deno.Command {
       HOME: Deno.env.get("HOME") ?? "/tmp",
       NO_COLOR: "1",
       ...(Deno.env.get("DENO_DIR") && { DENO_DIR: Deno.env.get("DENO_DIR")! }),
+      ...RUN_ENV,
       ...options.env,
     },
     stdout: output,

@@ -136,6 +136,11 @@ export interface FalStandInStats {
   inProgress: number;
   /** Most requests seen `IN_PROGRESS` at once. */
   maxInProgress: number;
+  /**
+   * Time completed requests spent `IN_PROGRESS`, summed, in ms: on a busy machine timers fire
+   * late, so this is the latency the stand-in really served, which a bound must use.
+   */
+  busyMs: number;
 }
 
 /** A running stand-in. */
@@ -227,7 +232,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
   const closing = new AbortController();
   let origin = "";
   let running = 0;
-  const stats = { submitted: 0, completed: 0, cancelled: 0, maxInProgress: 0 };
+  const stats = { submitted: 0, completed: 0, cancelled: 0, maxInProgress: 0, busyMs: 0 };
 
   const notify = (job: Job) => {
     for (const listener of job.listeners) listener();
@@ -239,7 +244,10 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     job.cancelled = cancelled;
     job.completedAt = performance.now();
     if (cancelled) stats.cancelled++;
-    else stats.completed++;
+    else {
+      stats.completed++;
+      stats.busyMs += job.completedAt - (job.startedAt ?? job.completedAt);
+    }
     notify(job);
     pump();
   };

@@ -2,7 +2,9 @@
  * One measurement in a fresh process, for `tests/bench.ts`; prints one JSON line.
  *
  * - `memory --prompts N --dir DIR`: a whole batch through `runBatch` (prompt file, config,
- *   folder output, run.json, log) with instant providers; reports the peak RSS, sampled.
+ *   folder output, run.json, log) with instant providers; reports the peak RSS, sampled. The
+ *   batch file `DIR/batch.json` is written beforehand by {@linkcode writeMemoryBatch}, so the
+ *   peak is retake's alone, not that of making 10,000 prompts.
  * - `overhead --prompts N`: `runPipeline` with instant providers and a sink that keeps nothing;
  *   reports the process CPU time per prompt, i.e. the orchestration alone.
  *
@@ -50,12 +52,16 @@ function rssSampler(): { stop(): number } {
   };
 }
 
+/** Writes the batch file for `memory`, so the measured process does not make it itself. */
+export async function writeMemoryBatch(n: number, dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const prompts = benchPrompts(n).map(({ extra: _extra, ...rest }) => rest);
+  await Deno.writeTextFile(`${dir}/batch.json`, JSON.stringify({ prompts }));
+}
+
 async function memory(n: number, dir: string): Promise<Record<string, number>> {
   const sampler = rssSampler();
-  await Deno.mkdir(dir, { recursive: true });
   const file = `${dir}/batch.json`;
-  const prompts = benchPrompts(n).map(({ extra: _extra, ...rest }) => rest);
-  await Deno.writeTextFile(file, JSON.stringify({ prompts }));
   const { config } = await loadConfig({
     args: ["--out", `${dir}/out`, "--quiet", "--offline", file],
     env: {},
