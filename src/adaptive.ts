@@ -12,6 +12,13 @@
  * while the client handles a finished call, so the limit settles where a call spends between
  * `targetQueueShare` and `queueTolerance` of its time queued.
  *
+ * A rate quota (Gemini's requests per minute) is not a number of calls at once, so a limit on
+ * those alone cannot find it: it overshoots until the window fills, then every caller is
+ * refused at once. So the first 429 also starts pacing: grants are spaced to a rate estimated
+ * from what the service took before refusing (successes over the span from the first call to
+ * when the service says a slot frees), cut on each later 429 and raised slowly on success. A
+ * retry hint holds every caller of the service until it has passed, not only the one refused.
+ *
  * @module
  */
 
@@ -40,8 +47,16 @@ export interface AdaptiveLimiterOptions {
    * @default {25}
    */
   latencySlackMs?: number;
+  /** Factor applied to the paced rate on each later overload. @default {0.9} */
+  rateBackoff?: number;
+  /** Growth of the paced rate per success, as a share (ten times that below the last refused pace). @default {0.0005} */
+  rateGrowth?: number;
+  /** Successes needed before an overload can start pacing (fewer tell no rate). @default {5} */
+  minRateSamples?: number;
   /** Monotonic clock in ms. @default {performance.now} */
   now?: () => number;
+  /** Runs `fn` after `ms`; returns a cancel function. @default {setTimeout} */
+  timer?: (fn: () => void, ms: number) => () => void;
 }
 
 /** Counters, for logs and benchmarks. */
@@ -53,6 +68,8 @@ export interface AdaptiveLimiterStats {
   overloads: number;
   increases: number;
   decreases: number;
+  /** Calls per second granted at most, once the service refused one as over its rate. */
+  ratePerSecond?: number;
 }
 
 interface Waiter {
@@ -85,7 +102,23 @@ export class AdaptiveLimiter {
   readonly #window: number;
   readonly #slackMs: number;
   readonly #now: () => number;
+  readonly #timer: (fn: () => void, ms: number) => () => void;
+  readonly #rateBackoff: number;
+  readonly #rateGrowth: number;
+  readonly #minRateSamples: number;
   #limit: number;
+  /** Calls per ms once pacing; undefined until an overload with enough successes before it. */
+  #ratePerMs: number | undefined;
+  /** The pace at the last refusal while pacing. */
+  #refusedRatePerMs: number | undefined;
+  /** Earliest time of the next grant while pacing. */
+  #nextGrantAt = -Infinity;
+  /** No grant before this time: the service's retry hint. */
+  #resumeAt = -Infinity;
+  #firstGrantAt: number | undefined;
+  /** When the window of the first refusal ends, by its hint: pacing starts then. */
+  #windowEndsAt: number | undefined;
+  #wake: { at: number; cancel: () => void } | undefined;
   #inFlight = 0;
   #waiters: Waiter[] = [];
   #slowStart = true;
@@ -120,6 +153,18 @@ export class AdaptiveLimiter {
     this.#window = _check("latencyWindow", options.latencyWindow ?? 100, 1);
     this.#slackMs = options.latencySlackMs ?? 25;
     this.#now = options.now ?? (() => performance.now());
+    this.#timer = options.timer ?? ((fn, ms) => {
+      const id = setTimeout(fn, ms);
+      return () => clearTimeout(id);
+    });
+    this.#rateBackoff = options.rateBackoff ?? 0.9;
+    this.#rateGrowth = options.rateGrowth ?? 0.0005;
+    this.#minRateSamples = options.minRateSamples ?? 5;
+    if (!(this.#rateBackoff > 0 && this.#rateBackoff < 1)) {
+      throw new RangeError(
+        `Cannot create the limiter as 'rateBackoff' must be between 0 and 1: current value is ${this.#rateBackoff}`,
+      );
+    }
   }
 
   /** Calls allowed at once now. */
@@ -139,6 +184,8 @@ export class AdaptiveLimiter {
       inFlight: this.#inFlight,
       waiting: this.#waiters.length,
       ...this.#stats,
+      ...(this.#ratePerMs !== undefined &&
+        { ratePerSecond: Math.round(this.#ratePerMs * 1000 * 100) / 100 }),
     };
   }
 
@@ -149,7 +196,7 @@ export class AdaptiveLimiter {
    */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#waiters.length === 0 && this.#inFlight < this.limit) {
+    if (this.#waiters.length === 0 && this.#inFlight < this.limit && this.#holdMs() <= 0) {
       return Promise.resolve(this.#grant(signal));
     }
     return new Promise((resolve, reject) => {
@@ -165,6 +212,7 @@ export class AdaptiveLimiter {
       };
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
       this.#waiters.push(waiter);
+      this.#pump();
     });
   }
 
@@ -176,6 +224,12 @@ export class AdaptiveLimiter {
    */
   onSuccess(latencyMs: number, queueMs?: number): void {
     this.#stats.successes++;
+    if (this.#ratePerMs !== undefined) {
+      // Back quickly to just under the rate last refused, then probe past it slowly (as
+      // CUBIC does for TCP), so the pace spends its time near the quota, not below it.
+      const below = this.#ratePerMs < 0.98 * (this.#refusedRatePerMs ?? 0);
+      this.#ratePerMs *= 1 + (below ? 10 : 1) * this.#rateGrowth;
+    }
     const latency = Math.max(1, latencyMs);
     this.#rttMs = this.#rttMs === undefined ? latency : this.#rttMs * 0.8 + latency * 0.2;
     let share: number;
@@ -209,12 +263,43 @@ export class AdaptiveLimiter {
     }
   }
 
-  /** Reports a call the service refused as overloaded (HTTP 429, or a retry hint). */
-  onOverload(): void {
+  /**
+   * Reports a call the service refused as overloaded (HTTP 429, or a retry hint).
+   *
+   * @param retryAfterMs The service's hint: no caller is granted a permit before it passes.
+   */
+  onOverload(retryAfterMs?: number): void {
     this.#stats.overloads++;
-    // A burst of 429s answers one limit that was too high: shrink once per round trip.
-    if (this.#now() - this.#lastDecreaseAt < (this.#rttMs ?? 0)) return;
+    const now = this.#now();
+    if (retryAfterMs !== undefined && retryAfterMs > 0) {
+      this.#resumeAt = Math.max(this.#resumeAt, now + retryAfterMs);
+    }
+    // A burst of 429s answers one rate that was too high: slow down once per round trip.
+    if (now - this.#lastDecreaseAt < (this.#rttMs ?? 0)) return this.#pump();
+    if (this.#ratePerMs !== undefined) {
+      this.#refusedRatePerMs = this.#ratePerMs;
+      this.#ratePerMs *= this.#rateBackoff;
+      this.#lastDecreaseAt = now;
+      this.#stats.decreases++;
+      return this.#pump();
+    }
+    // Pacing starts once the hint has passed: by then every call sent before this refusal has
+    // ended, so the successes count all the service took in its window.
+    this.#windowEndsAt ??= now + Math.max(0, retryAfterMs ?? 0);
     this.#decrease(this.#backoff);
+  }
+
+  /**
+   * Starts pacing once the window the first refusal spoke of has ended. The service took our
+   * successes in a window that, by its hint, lasted from about our first call until then: that
+   * is its rate. A little under it, to leave room.
+   */
+  #startPacingIfDue(): void {
+    const end = this.#windowEndsAt;
+    if (end === undefined || this.#ratePerMs !== undefined || this.#now() < end) return;
+    this.#windowEndsAt = undefined;
+    if (this.#stats.successes < this.#minRateSamples || this.#firstGrantAt === undefined) return;
+    this.#ratePerMs = (this.#stats.successes / Math.max(1, end - this.#firstGrantAt)) * 0.95;
   }
 
   #decrease(factor: number): void {
@@ -231,7 +316,18 @@ export class AdaptiveLimiter {
     this.#pump();
   }
 
+  /** How long every caller must still wait for the retry hint or the pace, in ms. */
+  #holdMs(): number {
+    this.#startPacingIfDue();
+    return Math.max(this.#resumeAt, this.#nextGrantAt) - this.#now();
+  }
+
   #grant(signal: AbortSignal | undefined): () => void {
+    const now = this.#now();
+    this.#firstGrantAt ??= now;
+    if (this.#ratePerMs !== undefined) {
+      this.#nextGrantAt = Math.max(now, this.#nextGrantAt) + 1 / this.#ratePerMs;
+    }
     this.#inFlight++;
     let released = false;
     const release = () => {
@@ -247,10 +343,26 @@ export class AdaptiveLimiter {
 
   #pump(): void {
     while (this.#waiters.length > 0 && this.#inFlight < this.limit) {
+      const hold = this.#holdMs();
+      if (hold > 0) return this.#wakeIn(hold);
       const waiter = this.#waiters.shift()!;
       waiter.signal?.removeEventListener("abort", waiter.onAbort);
       waiter.resolve(this.#grant(waiter.signal));
     }
+  }
+
+  #wakeIn(ms: number): void {
+    const at = this.#now() + ms;
+    if (this.#wake && this.#wake.at <= at) return;
+    this.#wake?.cancel();
+    const wake = {
+      at,
+      cancel: this.#timer(() => {
+        if (this.#wake === wake) this.#wake = undefined;
+        this.#pump();
+      }, Math.ceil(ms)),
+    };
+    this.#wake = wake;
   }
 }
 

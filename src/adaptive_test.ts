@@ -86,7 +86,13 @@ Deno.test("AdaptiveLimiter does not grow while callers use fewer permits than it
 
 Deno.test("AdaptiveLimiter.onOverload() backs off once per round trip, then grows by one per round trip", async () => {
   let now = 0;
-  const limiter = new AdaptiveLimiter({ initialLimit: 20, backoff: 0.5, now: () => now });
+  // Too few successes to tell a rate: the limit on calls at once is all that adapts here.
+  const limiter = new AdaptiveLimiter({
+    initialLimit: 20,
+    backoff: 0.5,
+    minRateSamples: 1000,
+    now: () => now,
+  });
   // One round trip of successes sets the round-trip time to 100 ms (and doubles the limit).
   await busyRound(limiter, 100);
   assert.equal(limiter.limit, 40);
@@ -219,4 +225,128 @@ Deno.test("AdaptiveLimiter finds a queueing service's concurrency and keeps its 
   // Some queueing (the slots stay busy) but not the 64 callers' worth.
   assert.ok(Math.min(...limits) >= slots, `lowest limit ${Math.min(...limits)}`);
   assert.ok(Math.max(...limits) <= 2 * slots, `highest limit ${Math.max(...limits)}`);
+});
+
+/**
+ * A service with a sliding-window rate quota (like Gemini's requests per minute): at most
+ * `quota` calls accepted in any `windowMs`; beyond it, a 429 with the time until a slot frees.
+ * `workers` callers each take a permit, call, and on a 429 report it, wait the hint, and call
+ * again, as retake's stages do. Runs on a fake clock; returns calls per ms and the 429 share.
+ */
+async function simulateRateQuota(
+  options: { quota: number; windowMs: number; serviceMs: number; calls: number; workers: number },
+): Promise<{ rate: number; refusedShare: number; limiter: AdaptiveLimiter }> {
+  let now = 0;
+  const timers: Array<{ at: number; fire: () => void; cancelled?: boolean }> = [];
+  const at = (time: number, fire: () => void) => {
+    const timer = { at: time, fire };
+    timers.push(timer);
+    return timer;
+  };
+  const limiter = new AdaptiveLimiter({
+    now: () => now,
+    timer: (fn, ms) => {
+      const timer: { at: number; fire: () => void; cancelled?: boolean } = at(now + ms, fn);
+      return () => timer.cancelled = true;
+    },
+  });
+  let accepted: number[] = [];
+  let refused = 0;
+  let requests = 0;
+  /** One request: resolves with undefined on success, or with the hint of its 429. */
+  const call = () =>
+    new Promise<number | undefined>((resolve) => {
+      requests++;
+      accepted = accepted.filter((t) => t > now - options.windowMs);
+      if (accepted.length >= options.quota) {
+        refused++;
+        const hint = accepted[0]! + options.windowMs - now;
+        at(now + 5, () => resolve(hint));
+        return;
+      }
+      accepted.push(now);
+      at(now + options.serviceMs, () => resolve(undefined));
+    });
+  const sleep = (ms: number) => new Promise<void>((resolve) => at(now + ms, resolve));
+  let started = 0;
+  let done = 0;
+  const worker = async () => {
+    while (started < options.calls) {
+      started++;
+      while (true) {
+        const release = await limiter.acquire();
+        const begun = now;
+        const hint = await call();
+        if (hint === undefined) {
+          limiter.onSuccess(now - begun);
+          release();
+          break;
+        }
+        limiter.onOverload(hint);
+        release();
+        await sleep(hint);
+      }
+      done++;
+    }
+  };
+  const all = Promise.all(Array.from({ length: options.workers }, worker));
+  await flush();
+  while (done < options.calls) {
+    timers.sort((a, b) => a.at - b.at);
+    const next = timers.shift();
+    if (!next) break;
+    if (next.cancelled) continue;
+    now = Math.max(now, next.at);
+    next.fire();
+    await flush();
+  }
+  await all;
+  return { rate: options.calls / now, refusedShare: refused / requests, limiter };
+}
+
+Deno.test("AdaptiveLimiter finds a rate quota it is not told and keeps 429s under 5%", async () => {
+  const quota = 120;
+  const windowMs = 6000;
+  const calls = 1500;
+  const { rate, refusedShare, limiter } = await simulateRateQuota({
+    quota,
+    windowMs,
+    serviceMs: 200,
+    calls,
+    workers: 64,
+  });
+  // The quota's rate. (A client that knew the window could send a whole window's quota at
+  // once, each window, and finish about 4% sooner here; retake does not know it.)
+  const bound = quota / windowMs;
+  assert.ok(rate / bound >= 0.95, `achieved ${(rate / bound).toFixed(3)} of the bound`);
+  assert.ok(refusedShare <= 0.05, `${(refusedShare * 100).toFixed(1)}% of requests refused`);
+  const paced = limiter.stats().ratePerSecond!;
+  assert.ok(paced > 15 && paced < 25, `paced at ${paced}/s for a quota of 20/s`);
+});
+
+Deno.test("AdaptiveLimiter holds every caller until a retry hint has passed", async () => {
+  let now = 0;
+  const wakeups: Array<{ at: number; fire: () => void }> = [];
+  const limiter = new AdaptiveLimiter({
+    initialLimit: 4,
+    minRateSamples: 1000,
+    now: () => now,
+    timer: (fire, ms) => {
+      wakeups.push({ at: now + ms, fire });
+      return () => {};
+    },
+  });
+  const first = await limiter.acquire();
+  limiter.onOverload(300);
+  first();
+  let granted = false;
+  const next = limiter.acquire().then((release) => (granted = true, release));
+  await flush();
+  assert.equal(granted, false, "no permit while the hint runs, though permits are free");
+  assert.deepEqual(wakeups.map((w) => w.at), [300]);
+  now = 300;
+  wakeups.shift()!.fire();
+  await flush();
+  assert.equal(granted, true);
+  (await next)();
 });

@@ -43,6 +43,12 @@ export class ProviderError extends Error {
   }
 }
 
+/** A service saying it is over its quota: HTTP 429, or any answer with a retry hint. */
+export function isOverload(error: unknown): boolean {
+  return error instanceof ProviderError &&
+    (error.status === 429 || error.retryAfterMs !== undefined);
+}
+
 /** Bad input or usage: the CLI exits with code 2 and writes nothing. */
 export class InputError extends Error {
   readonly exitCode = 2;

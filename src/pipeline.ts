@@ -27,7 +27,7 @@ import {
 import { fromAbortable } from "./abortable.ts";
 import { AdaptiveLimiter, type AdaptiveLimiterOptions } from "./adaptive.ts";
 import type { Criterion, Critique } from "./critique.ts";
-import { ProviderError } from "./errors.ts";
+import { isOverload, ProviderError } from "./errors.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type {
   GeneratedImage,
@@ -372,7 +372,7 @@ function stage(
         }),
       );
       const limiter = ctx.limiters?.[step];
-      return limiter ? limited(limiter, call$, ctx.now) : call$;
+      return limiter ? limited(limiter, call$, ctx.now, ctx.retry.timeScale) : call$;
     });
     return attempt$.pipe(
       retryWithBackoff({
@@ -450,6 +450,7 @@ function limited(
   limiter: AdaptiveLimiter,
   call$: Observable<StepResult>,
   now: () => number,
+  timeScale = 1,
 ): Observable<StepResult> {
   return fromAbortable((signal) => limiter.acquire(signal)).pipe(
     switchMap((release) => {
@@ -458,19 +459,16 @@ function limited(
         tap({
           next: (result) => limiter.onSuccess(now() - started, result.queueMs),
           error: (error: unknown) => {
-            if (isOverload(error)) limiter.onOverload();
+            if (!isOverload(error)) return;
+            const hint = (error as ProviderError).retryAfterMs;
+            // Scaled as the retry's own wait is, so both end together.
+            limiter.onOverload(hint === undefined ? undefined : hint * timeScale);
           },
         }),
         finalize(release),
       );
     }),
   );
-}
-
-/** A service saying it is over its quota: HTTP 429, or any answer with a retry hint. */
-export function isOverload(error: unknown): boolean {
-  return error instanceof ProviderError &&
-    (error.status === 429 || error.retryAfterMs !== undefined);
 }
 
 async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {

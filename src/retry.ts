@@ -2,22 +2,30 @@
  * The one backoff operator every stage uses: exponential backoff with jitter, a cap, a
  * run-wide retry budget, and the server's retry hint honoured when the error carries one.
  *
+ * A service refusing a call as over its quota (429, or any answer with a retry hint) is not a
+ * failed attempt: the call was never run. Such retries have their own, larger allowance and
+ * leave the budget alone, so a batch that runs into its rate limit waits instead of failing
+ * prompts — the adaptive limiter is what keeps those refusals rare.
+ *
  * @module
  */
 import {
   asyncScheduler,
+  defer,
   type MonoTypeOperatorFunction,
   retry,
   type SchedulerLike,
   throwError,
   timer,
 } from "rxjs";
-import { ProviderError } from "./errors.ts";
+import { isOverload, ProviderError } from "./errors.ts";
 
 /** Options for {@linkcode retryWithBackoff}, in the shape of Deno std's `retry`. */
 export interface RetryOptions {
-  /** Total attempts, the first included. @default {4} */
+  /** Total attempts, the first included; refusals as over quota do not count. @default {4} */
   maxAttempts?: number;
+  /** Retries after refusals as over quota (429 or a retry hint), per call. @default {30} */
+  maxOverloadRetries?: number;
   /** Delay before the first retry, in ms. @default {1000} */
   minTimeout?: number;
   /** Longest computed delay, in ms. @default {30000} */
@@ -109,6 +117,7 @@ export function backoffDelay(
 export function retryWithBackoff<T>(options: RetryOptions = {}): MonoTypeOperatorFunction<T> {
   const {
     maxAttempts = 4,
+    maxOverloadRetries = 30,
     maxRetryAfter = 120_000,
     timeScale = 1,
     isRetriable: retriable = isRetriable,
@@ -128,17 +137,30 @@ export function retryWithBackoff<T>(options: RetryOptions = {}): MonoTypeOperato
       `Cannot retry as 'jitter' must be between 0 and 1: current value is ${jitter}`,
     );
   }
-  return retry<T>({
-    count: maxAttempts - 1,
-    delay: (error: unknown, attempt: number) => {
-      const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
-      if (!retriable(error) || (hint !== undefined && hint > maxRetryAfter)) {
-        return throwError(() => error);
-      }
-      if (budget && !budget.take()) return throwError(() => error);
-      const delay = Math.max(0, backoffDelay(attempt, options, random, hint) * timeScale);
-      onRetry?.(error, attempt, delay);
-      return timer(delay, scheduler);
-    },
-  });
+  return (source) =>
+    defer(() => {
+      // Per subscription: each call counts its own failures and refusals.
+      let failures = 0;
+      let overloads = 0;
+      return source.pipe(retry<T>({
+        delay: (error: unknown) => {
+          const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
+          if (!retriable(error) || (hint !== undefined && hint > maxRetryAfter)) {
+            return throwError(() => error);
+          }
+          const overload = isOverload(error);
+          if (overload ? ++overloads > maxOverloadRetries : ++failures >= maxAttempts) {
+            return throwError(() => error);
+          }
+          if (!overload && budget && !budget.take()) return throwError(() => error);
+          const attempt = failures + overloads;
+          const delay = Math.max(
+            0,
+            backoffDelay(overload ? overloads : failures, options, random, hint) * timeScale,
+          );
+          onRetry?.(error, attempt, delay);
+          return timer(delay, scheduler);
+        },
+      }));
+    });
 }

@@ -101,7 +101,7 @@ Deno.test("retryWithBackoff() gives up when the server hint exceeds maxRetryAfte
 Deno.test("retryWithBackoff() scales every delay by timeScale", () => {
   scheduler().run(({ cold, expectObservable }) => {
     const source = cold("-#", undefined, flaky(1000));
-    const result = source.pipe(retryWithBackoff({ maxAttempts: 2, timeScale: 0.01 }));
+    const result = source.pipe(retryWithBackoff({ maxOverloadRetries: 1, timeScale: 0.01 }));
     expectObservable(result).toBe("- 10ms -#", undefined, flaky(1000));
   });
 });
@@ -130,4 +130,40 @@ Deno.test("retryWithBackoff() reports each retry with its delay", () => {
     }))).toBe("- 4ms - 8ms -#", undefined, flaky());
   });
   assert.deepEqual(seen, [[1, 4], [2, 8]]);
+});
+
+Deno.test("retryWithBackoff() retries refusals over quota without spending attempts or the budget", () => {
+  scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const refused = flaky(5);
+    const source = cold("-#", undefined, refused);
+    const budget = new RetryBudget(0);
+    const result = source.pipe(
+      retryWithBackoff({ maxAttempts: 1, maxOverloadRetries: 3, budget, jitter: 0 }),
+    );
+    // maxAttempts 1 and an empty budget would allow no retry; three refusals are waited out.
+    expectObservable(result).toBe("- 5ms - 5ms - 5ms -#", undefined, refused);
+    expectSubscriptions(source.subscriptions).toBe([
+      "^!",
+      "- 5ms ^!",
+      "- 5ms - 5ms ^!",
+      "- 5ms - 5ms - 5ms ^!",
+    ]);
+    assert.equal(budget.remaining, 0);
+  });
+});
+
+Deno.test("retryWithBackoff() counts failures and refusals apart within one call", () => {
+  scheduler().run(({ cold, expectObservable }) => {
+    const failure = flaky();
+    const refused = new ProviderError("quota", { provider: "test", retryable: true, status: 429 });
+    let n = 0;
+    // failure, refusal, refusal, failure: the second failure is the last of maxAttempts 2.
+    const errors = [failure, refused, refused, failure];
+    const source = defer(() => cold("-#", undefined, errors[n++]));
+    expectObservable(source.pipe(retryWithBackoff({
+      maxAttempts: 2,
+      minTimeout: 10,
+      jitter: 0,
+    }))).toBe("- 10ms - 10ms - 20ms -#", undefined, failure);
+  });
 });
