@@ -118,6 +118,8 @@ export const configSchema = z.object({
   timeoutMs: positiveInt.default(120_000),
   retry: z.strictObject({
     maxAttempts: positiveInt.max(20).default(4),
+    /** Retries after refusals as over quota, per call: they spend no attempt or budget. */
+    maxOverloadRetries: z.coerce.number().int().nonnegative().max(1000).default(30),
     minTimeoutMs: z.coerce.number().nonnegative().default(1000),
     maxTimeoutMs: z.coerce.number().nonnegative().default(30_000),
     multiplier: z.coerce.number().min(1).default(2),
@@ -407,6 +409,7 @@ export const USAGE = `retake — generate, critique and refine images in bulk
 
 Usage:
   retake [options] <prompts.json> [more.json ...]
+  retake gallery <out>/<batch> [...]   rebuild a batch folder's index.html
   deno task run [options] <prompts.json>
 
 Options:

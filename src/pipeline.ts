@@ -119,6 +119,11 @@ export interface PipelineOptions {
   concurrency: Record<StepName, number> | "auto";
   /** Options for the limiters of `"auto"` concurrency (bounds, clock). */
   adaptive?: AdaptiveLimiterOptions;
+  /**
+   * The limiters of `"auto"` concurrency by provider name, shared with other pipelines that
+   * call the same services (one per model in a comparison): a quota is the account's.
+   */
+  sharedLimiters?: Map<string, AdaptiveLimiter>;
   width: number;
   height: number;
   format: ImageFormat;
@@ -225,9 +230,12 @@ export function runPipeline(
       ceilings.generate,
     ),
     finalize(() => {
-      for (const [provider, limiter] of Object.entries(limiters ?? {})) {
+      if (!limiters) return;
+      const steps = Object.entries(limiters) as Array<[StepName, AdaptiveLimiter]>;
+      for (const limiter of new Set(Object.values(limiters))) {
         log.info("Adaptive concurrency for {provider} ended at {limit}", {
-          provider,
+          provider: providerName(ctx, steps.find(([, l]) => l === limiter)![0]),
+          steps: steps.filter(([, l]) => l === limiter).map(([step]) => step),
           ...limiter.stats(),
         });
       }
@@ -267,7 +275,7 @@ function stageCeilings(concurrency: PipelineOptions["concurrency"]): Record<Step
 
 /** One limiter per provider name, so a service's stages and iterations share its quota. */
 function providerLimiters(options: PipelineOptions): Record<StepName, AdaptiveLimiter> {
-  const byProvider = new Map<string, AdaptiveLimiter>();
+  const byProvider = options.sharedLimiters ?? new Map<string, AdaptiveLimiter>();
   const limiterFor = (provider: string) => {
     let limiter = byProvider.get(provider);
     if (!limiter) {

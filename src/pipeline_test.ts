@@ -333,6 +333,28 @@ Deno.test("runPipeline() with 'auto' concurrency gives each provider one limit s
   assert.equal(generator.maxInFlight, 2);
 });
 
+Deno.test("runPipeline() pipelines given the same sharedLimiters share each provider's limit", async () => {
+  const generator = new FakeGenerator(() => new Promise((r) => setTimeout(r, 3)));
+  const shared = new Map();
+  const run = (model: string) =>
+    runPipeline(
+      from(specs(8)),
+      options({
+        generator,
+        model,
+        concurrency: "auto",
+        adaptive: { initialLimit: 2, maxLimit: 2 },
+        sharedLimiters: shared,
+      }),
+    ).pipe(toArray());
+  // Two models compared side by side, as `--models a,b` runs them.
+  const [a, b] = await Promise.all([lastValueFrom(run("a")), lastValueFrom(run("b"))]);
+  assert.equal(a.length + b.length, 16);
+  assert.equal(generator.calls.length, 32);
+  assert.equal(generator.maxInFlight, 2, "one limit for the provider across both pipelines");
+  assert.deepEqual([...shared.keys()].sort(), ["fake", "fake-critic", "fake-refiner"]);
+});
+
 Deno.test("runPipeline() with 'auto' concurrency backs off when the service answers 429", async () => {
   /** A service that takes 4 calls at once and refuses the rest with a retry hint. */
   const overloaded = async (concurrency: PipelineOptions["concurrency"]) => {

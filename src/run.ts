@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import { from, merge, type Observable, tap } from "rxjs";
 import sharp from "sharp";
+import type { AdaptiveLimiter } from "./adaptive.ts";
 import { ensureWritableDir, FolderSink, shortHash, writeJsonAtomic } from "./artifacts.ts";
 import { type Config, publicSettings, secretsOf } from "./config.ts";
 import { InputError, ProviderError } from "./errors.ts";
@@ -192,6 +193,8 @@ export async function runBatch(
   progress?.start();
   try {
     const retryBudget = new RetryBudget(config.retry.budget);
+    // Compared models share each service's limiter: its quota is the account's, not a model's.
+    const limiters = new Map<string, AdaptiveLimiter>();
     const runModel = (model: string) =>
       runPipeline(from(specs), {
         generator: providers.generator,
@@ -200,6 +203,7 @@ export async function runBatch(
         sink: new FolderSink(batchDir, verifyImageFile, comparing ? model : undefined),
         iterations: config.iterations,
         concurrency: config.concurrency,
+        sharedLimiters: limiters,
         width: config.size.width,
         height: config.size.height,
         format: config.format,
@@ -213,6 +217,7 @@ export async function runBatch(
         ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
         retry: {
           maxAttempts: config.retry.maxAttempts,
+          maxOverloadRetries: config.retry.maxOverloadRetries,
           minTimeout: config.retry.minTimeoutMs,
           maxTimeout: config.retry.maxTimeoutMs,
           multiplier: config.retry.multiplier,

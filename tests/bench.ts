@@ -389,7 +389,7 @@ async function rateBound(s: Settings, rows: Row[], work: string): Promise<void> 
     } prompts/s (Gemini ${r.geminiQuota}/${
       r.quotaWindowMs / 1000
     } s ÷ 3 calls; fal C=${r.falConcurrency} is not binding); paced at ${
-      run.rates.critique ?? "?"
+      run.rates.gemini ?? "?"
     } calls/s; ${
       (rate / knownWindow).toFixed(3)
     }× what a client told the window could reach by sending a whole window's quota at once`,

@@ -266,3 +266,45 @@ Deno.test("--models compares fal models side by side; --replay reruns a run.json
       new Set(original.map((c) => c.input!.seed)),
     );
   }));
+
+Deno.test("a batch that runs into Gemini's rate quota waits for it: no prompt fails, few calls are refused", async () => {
+  const fal = await startFalStandIn({ key: FAL_KEY });
+  // 10 requests per 500 ms window: 20 calls/s, well under what the batch would send unpaced.
+  const gemini = await startGeminiStandIn({
+    key: GEMINI_KEY,
+    rpm: 10,
+    quotaWindowMs: 500,
+    latencyMs: 20,
+  });
+  const cwd = await Deno.makeTempDir({ prefix: "retake-e2e-rate-" });
+  try {
+    const prompts = Array.from({ length: 12 }, (_, i) => ({
+      id: `p${i}`,
+      prompt: `A lighthouse on a cliff, number ${i}`,
+    }));
+    await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify({ prompts }));
+    // One attempt per call: a refusal as over quota must not be what ends it.
+    await Deno.writeTextFile(
+      `${cwd}/retake.config.json`,
+      JSON.stringify({ ...JSON.parse(CONFIG), retry: { maxAttempts: 1, budget: 0 } }),
+    );
+    const result = await runCli(["--out", "out", "batch.json"], {
+      cwd,
+      env: { ...env(fal, gemini), RETAKE_RETRY_TIME_SCALE: "1" },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/batch/run.json`));
+    assert.equal(run.totals.completed, 12);
+    const refused = gemini.requests.filter((r) => r.status === 429).length;
+    const served = gemini.requests.filter((r) => r.status === 200).length;
+    assert.equal(served, 12 * 3, "one critique, one refinement, one critique per prompt");
+    assert.ok(refused >= 1, "the batch did run into the quota");
+    assert.ok(refused <= served / 3, `${refused} refused for ${served} served`);
+    const log = await Deno.readTextFile(`${cwd}/out/batch/log.jsonl`);
+    assert.match(log, /"provider":"gemini"[^\n]*"ratePerSecond":\d/, "Gemini's pace is logged");
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await fal.close();
+    await gemini.close();
+  }
+});
