@@ -145,6 +145,27 @@ Deno.test("AdaptiveLimiter rejects options it cannot work with", () => {
   );
 });
 
+/** A fake clock's pending timers. */
+type Timers = Array<{ at: number; fire: () => void; cancelled?: boolean }>;
+
+/** Fires `timers` in time order, moving the clock with `advance`, until `done()`. */
+async function runClock(
+  timers: Timers,
+  advance: (at: number) => void,
+  done: () => boolean,
+): Promise<void> {
+  await flush();
+  while (!done()) {
+    timers.sort((a, b) => a.at - b.at);
+    const next = timers.shift();
+    if (!next) break;
+    if (next.cancelled) continue;
+    advance(next.at);
+    next.fire();
+    await flush();
+  }
+}
+
 /**
  * A service with `slots` calls running at once and a FIFO queue behind them (like fal's account
  * concurrency), driven on a fake clock by `workers` callers that each take a permit, call, and
@@ -156,7 +177,7 @@ async function simulateQueueingService(
 ): Promise<{ rate: number; limits: number[] }> {
   let now = 0;
   const limiter = new AdaptiveLimiter({ now: () => now });
-  const timers: Array<{ at: number; fire: () => void }> = [];
+  const timers: Timers = [];
   const at = (time: number, fire: () => void) => timers.push({ at: time, fire });
   const queue: Array<() => void> = [];
   let running = 0;
@@ -197,15 +218,7 @@ async function simulateQueueingService(
     }
   };
   const all = Promise.all(Array.from({ length: options.workers }, worker));
-  await flush();
-  while (done < options.calls) {
-    timers.sort((a, b) => a.at - b.at);
-    const next = timers.shift();
-    if (!next) break;
-    now = next.at;
-    next.fire();
-    await flush();
-  }
+  await runClock(timers, (t) => now = t, () => done >= options.calls);
   await all;
   return { rate: options.calls / now, limits };
 }
@@ -237,7 +250,7 @@ async function simulateRateQuota(
   options: { quota: number; windowMs: number; serviceMs: number; calls: number; workers: number },
 ): Promise<{ rate: number; refusedShare: number; limiter: AdaptiveLimiter }> {
   let now = 0;
-  const timers: Array<{ at: number; fire: () => void; cancelled?: boolean }> = [];
+  const timers: Timers = [];
   const at = (time: number, fire: () => void) => {
     const timer = { at: time, fire };
     timers.push(timer);
@@ -290,16 +303,7 @@ async function simulateRateQuota(
     }
   };
   const all = Promise.all(Array.from({ length: options.workers }, worker));
-  await flush();
-  while (done < options.calls) {
-    timers.sort((a, b) => a.at - b.at);
-    const next = timers.shift();
-    if (!next) break;
-    if (next.cancelled) continue;
-    now = Math.max(now, next.at);
-    next.fire();
-    await flush();
-  }
+  await runClock(timers, (t) => now = Math.max(now, t), () => done >= options.calls);
   await all;
   return { rate: options.calls / now, refusedShare: refused / requests, limiter };
 }

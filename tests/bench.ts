@@ -241,13 +241,13 @@ async function cliBatch(
   };
 }
 
-async function throughput(s: Settings, rows: Row[], work: string): Promise<void> {
-  const cwd = `${work}/batches`;
-  await Deno.mkdir(cwd, { recursive: true });
-  const prompts = benchPrompts(s.prompts).map(({ extra: _extra, ...rest }) => rest);
-  await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify({ prompts }));
+/** Writes `s.prompts` prompts to `dir/batch.json` and the run's settings to its config file. */
+async function writeBatch(dir: string, s: Settings, tag = ""): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const prompts = benchPrompts(s.prompts, tag).map(({ extra: _extra, ...rest }) => rest);
+  await Deno.writeTextFile(`${dir}/batch.json`, JSON.stringify({ prompts }));
   await Deno.writeTextFile(
-    `${cwd}/retake.config.json`,
+    `${dir}/retake.config.json`,
     JSON.stringify({
       size: `${s.width}x${s.height}`,
       fal: { pollIntervalMs: s.pollIntervalMs },
@@ -255,6 +255,11 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
       retry: { budget: 100_000 },
     }),
   );
+  return dir;
+}
+
+async function throughput(s: Settings, rows: Row[], work: string): Promise<void> {
+  const cwd = await writeBatch(`${work}/batches`, s);
   // The bound uses the latency fal's stand-in really served in that run; the set one is shown too.
   const measure = (run: BatchRun) => {
     const rate = run.completed / (run.durationMs / 1000);
@@ -306,13 +311,7 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
       Object.entries(auto.limits).map(([p, l]) => `${p} ${l}`).join(", ") || "?"
     } (fal quota ${s.falConcurrency}); ${autoRun.boundText}`,
   });
-  rows.push({
-    metric: "Calls answered 429, adaptive",
-    value: auto.overloads / auto.paidCalls,
-    target: { op: "<=", value: 0.05 },
-    unit: "share",
-    detail: `${auto.overloads} of ${auto.paidCalls} paid calls`,
-  });
+  rows.push(refusedRow("Calls answered 429, adaptive", auto));
 
   log("resume: the finished adaptive batch again…");
   const again = await cliBatch(cwd, "auto", [], srv);
@@ -358,18 +357,7 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
  */
 async function rateBound(s: Settings, rows: Row[], work: string): Promise<void> {
   const r: Settings = { ...s, prompts: s.ratePrompts, geminiQuota: s.rateGeminiQuota };
-  const cwd = `${work}/rate`;
-  await Deno.mkdir(cwd, { recursive: true });
-  const prompts = benchPrompts(r.prompts, " rate").map(({ extra: _extra, ...rest }) => rest);
-  await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify({ prompts }));
-  await Deno.writeTextFile(
-    `${cwd}/retake.config.json`,
-    JSON.stringify({
-      size: `${r.width}x${r.height}`,
-      fal: { pollIntervalMs: r.pollIntervalMs },
-      retry: { budget: 100_000 },
-    }),
-  );
+  const cwd = await writeBatch(`${work}/rate`, r, " rate");
   log(
     `adaptive concurrency, Gemini's rate quota binds (${r.rateGeminiQuota} per ${
       r.quotaWindowMs / 1000
@@ -400,13 +388,18 @@ async function rateBound(s: Settings, rows: Row[], work: string): Promise<void> 
       (rate / knownWindow).toFixed(3)
     }× what a client told the window could reach by sending a whole window's quota at once`,
   });
-  rows.push({
-    metric: "Calls answered 429, adaptive, Gemini's rate quota binds",
+  rows.push(refusedRow("Calls answered 429, adaptive, Gemini's rate quota binds", run));
+}
+
+/** The share of a run's paid calls the stand-ins refused as over quota. */
+function refusedRow(metric: string, run: BatchRun): Row {
+  return {
+    metric,
     value: run.overloads / run.paidCalls,
     target: { op: "<=", value: 0.05 },
     unit: "share",
     detail: `${run.overloads} of ${run.paidCalls} paid calls`,
-  });
+  };
 }
 
 function check(run: BatchRun, prompts: number, name: string): void {
