@@ -111,7 +111,12 @@ export async function runBatch(
   config: Config,
   promptFiles: string[],
   io: RunIo,
-  preloaded?: { specs: PromptSpec[]; providers: Providers },
+  preloaded?: {
+    specs: PromptSpec[];
+    providers: Providers;
+    /** Only some of the batch's prompts (a watch pass): run.json keeps the others' entries. */
+    partial?: boolean;
+  },
 ): Promise<BatchResult> {
   // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
   // default) would only hold memory that grows with the batch.
@@ -142,7 +147,23 @@ export async function runBatch(
   const startedAt = new Date().toISOString();
   const started = performance.now();
   const runFile = `${batchDir}/run.json`;
-  const runInfo = (status: string, outcomes: PromptOutcome[]) => ({
+  // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
+  // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
+  const kept = config.only?.length || preloaded?.partial ? await previousEntries(runFile) : [];
+  const runInfo = (status: string, outcomes: PromptOutcome[]) => {
+    const byKey = outcomeIndex(outcomes);
+    const entries: RunEntry[] = mergeEntries(
+      kept,
+      specs.flatMap((spec) =>
+        models.map((model) =>
+          byKey.get(outcomeKey(spec.id, model)) ??
+            { id: spec.id, model, status: status === "running" ? "pending" : "not run" }
+        )
+      ),
+    );
+    return runRecord(status, entries);
+  };
+  const runRecord = (status: string, entries: RunEntry[]) => ({
     version: VERSION,
     batch: batchName(config, promptFiles),
     status,
@@ -158,23 +179,18 @@ export async function runBatch(
     },
     settings: publicSettings(config),
     totals: {
-      prompts: specs.length,
-      completed: outcomes.filter((o) => o.status === "completed").length,
-      failed: outcomes.filter((o) => o.status === "failed").length,
-      interrupted: outcomes.filter((o) => o.status === "interrupted").length,
-      skipped: outcomes.filter((o) => o.skipped).length,
-      costUsd: Math.round(outcomes.reduce((sum, o) => sum + o.costUsd, 0) * 1e6) / 1e6,
+      prompts: new Set(entries.map((e) => e.id)).size,
+      completed: entries.filter((e) => e.status === "completed").length,
+      failed: entries.filter((e) => e.status === "failed").length,
+      interrupted: entries.filter((e) => e.status === "interrupted").length,
+      skipped: entries.filter((e) => e.skipped === true).length,
+      costUsd: Math.round(
+        entries.reduce((sum, e) => sum + (typeof e.costUsd === "number" ? e.costUsd : 0), 0) *
+          1e6,
+      ) / 1e6,
     },
     ...(comparing && { models }),
-    prompts: (() => {
-      const byKey = outcomeIndex(outcomes);
-      return specs.flatMap((spec) =>
-        models.map((model) =>
-          byKey.get(outcomeKey(spec.id, model)) ??
-            { id: spec.id, model, status: status === "running" ? "pending" : "not run" }
-        )
-      );
-    })(),
+    prompts: entries,
   });
 
   log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
@@ -326,6 +342,51 @@ export function compareModels(specs: PromptSpec[], models: string[], outcomes: P
   return { models: perModel, prompts };
 }
 
+/** One prompt-and-model line of `run.json`: an outcome, or a prompt not (yet) run. */
+export interface RunEntry {
+  id: string;
+  model: string;
+  status: string;
+  skipped?: boolean;
+  costUsd?: number;
+}
+
+/** The entries of an earlier `run.json`, or none when it is missing or unreadable. */
+async function previousEntries(runFile: string): Promise<RunEntry[]> {
+  let run: unknown;
+  try {
+    run = JSON.parse(await Deno.readTextFile(runFile));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    getLogger(["retake", "run"]).warn("Could not read the earlier {file}: {reason}", {
+      file: runFile,
+      reason: messageOf(error),
+    });
+    return [];
+  }
+  const prompts = (run as { prompts?: unknown })?.prompts;
+  return Array.isArray(prompts)
+    ? prompts.filter((e): e is RunEntry =>
+      typeof e?.id === "string" && typeof e?.model === "string" && typeof e?.status === "string"
+    )
+    : [];
+}
+
+/**
+ * The earlier entries in their order, each replaced by this run's entry for the same prompt and
+ * model, then this run's new ones.
+ */
+function mergeEntries(earlier: RunEntry[], current: RunEntry[]): RunEntry[] {
+  const byKey = new Map(current.map((e) => [outcomeKey(e.id, e.model), e]));
+  const merged = earlier.map((e) => {
+    const key = outcomeKey(e.id, e.model);
+    const now = byKey.get(key);
+    byKey.delete(key);
+    return now ?? e;
+  });
+  return [...merged, ...byKey.values()];
+}
+
 // Outcomes by prompt and model: a batch of thousands looks each one up once, not by a scan.
 function outcomeKey(id: string, model: string): string {
   return `${id}\u0000${model}`;
@@ -468,7 +529,11 @@ export async function watchBatch(
           edited.map((s) => s.id).join(", ")
         }`,
       );
-      const result = await runBatch(config, promptFiles, io, { specs: edited, providers });
+      const result = await runBatch(config, promptFiles, io, {
+        specs: edited,
+        providers,
+        partial: true,
+      });
       lastCode = result.exitCode;
       if (!signal.aborted) say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);
     },

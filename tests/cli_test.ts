@@ -195,3 +195,37 @@ Deno.test("hostile prompt ids never write outside the batch folder", async () =>
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("a run of some prompts (--only) updates run.json and the gallery for the whole batch", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-only-" });
+  try {
+    assert.equal((await runCli(["--out", "out", EXAMPLE], { cwd })).code, 0);
+    const batch = `${cwd}/out/example`;
+    const before = JSON.parse(await Deno.readTextFile(`${batch}/run.json`));
+    const result = await runCli(["--out", "out", "--force", "--only", "neon-rain", EXAMPLE], {
+      cwd,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /1\/1 prompts completed/);
+
+    const after = JSON.parse(await Deno.readTextFile(`${batch}/run.json`));
+    assert.deepEqual(
+      after.prompts.map((p: { id: string }) => p.id),
+      before.prompts.map((p: { id: string }) => p.id),
+      "every prompt of the batch, in the same order",
+    );
+    assert.equal(after.totals.prompts, 7);
+    assert.equal(after.totals.completed, 7);
+    const neon = after.prompts.find((p: { id: string }) => p.id === "neon-rain");
+    const forest = after.prompts.find((p: { id: string }) => p.id === "forest-awakening");
+    assert.equal(neon.skipped, false, "neon-rain was redone in this run");
+    assert.deepEqual(
+      forest,
+      before.prompts.find((p: { id: string }) => p.id === "forest-awakening"),
+    );
+    const html = await Deno.readTextFile(`${batch}/index.html`);
+    assert.match(html, /<dt>Prompts<\/dt><dd>7<\/dd>/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
