@@ -57,6 +57,8 @@ export interface AdaptiveLimiterOptions {
   now?: () => number;
   /** Runs `fn` after `ms`; returns a cancel function. @default {setTimeout} */
   timer?: (fn: () => void, ms: number) => () => void;
+  /** Called once pacing starts, with the pace in calls per second. */
+  onPace?: (ratePerSecond: number) => void;
 }
 
 /** Counters, for logs and benchmarks. */
@@ -106,6 +108,7 @@ export class AdaptiveLimiter {
   readonly #rateBackoff: number;
   readonly #rateGrowth: number;
   readonly #minRateSamples: number;
+  readonly #onPace: ((ratePerSecond: number) => void) | undefined;
   #limit: number;
   /** Calls per ms once pacing; undefined until an overload with enough successes before it. */
   #ratePerMs: number | undefined;
@@ -160,6 +163,7 @@ export class AdaptiveLimiter {
     this.#rateBackoff = options.rateBackoff ?? 0.9;
     this.#rateGrowth = options.rateGrowth ?? 0.0005;
     this.#minRateSamples = options.minRateSamples ?? 5;
+    this.#onPace = options.onPace;
     if (!(this.#rateBackoff > 0 && this.#rateBackoff < 1)) {
       throw new RangeError(
         `Cannot create the limiter as 'rateBackoff' must be between 0 and 1: current value is ${this.#rateBackoff}`,
@@ -300,6 +304,7 @@ export class AdaptiveLimiter {
     this.#windowEndsAt = undefined;
     if (this.#stats.successes < this.#minRateSamples || this.#firstGrantAt === undefined) return;
     this.#ratePerMs = (this.#stats.successes / Math.max(1, end - this.#firstGrantAt)) * 0.95;
+    this.#onPace?.(Math.round(this.#ratePerMs * 1000 * 100) / 100);
   }
 
   #decrease(factor: number): void {

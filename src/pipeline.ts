@@ -282,6 +282,12 @@ function providerLimiters(options: PipelineOptions): Record<StepName, AdaptiveLi
       limiter = new AdaptiveLimiter({
         maxLimit: AUTO_CEILING,
         ...(options.now && { now: options.now }),
+        // Said once, so a user who sees the batch slow down knows why and that nothing failed.
+        onPace: (ratePerSecond) =>
+          log.warn(
+            "{provider} refused calls as over its rate quota: pacing calls to it at {ratePerSecond}/s",
+            { provider, ratePerSecond },
+          ),
         ...options.adaptive,
       });
       byProvider.set(provider, limiter);

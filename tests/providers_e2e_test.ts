@@ -302,6 +302,11 @@ Deno.test("a batch that runs into Gemini's rate quota waits for it: no prompt fa
     assert.ok(refused <= served / 3, `${refused} refused for ${served} served`);
     const log = await Deno.readTextFile(`${cwd}/out/batch/log.jsonl`);
     assert.match(log, /"provider":"gemini"[^\n]*"ratePerSecond":\d/, "Gemini's pace is logged");
+    assert.match(
+      result.stderr,
+      /gemini refused calls as over its rate quota: pacing calls to it at [\d.]+\/s/,
+      "the user is told why the batch slowed down",
+    );
   } finally {
     await Deno.remove(cwd, { recursive: true });
     await fal.close();
