@@ -107,11 +107,6 @@ interface Row {
   target?: { op: ">=" | "<="; value: number };
   unit: string;
   detail: string;
-  /**
-   * False for a known gap: reported against its target in the table and the JSON, but not
-   * failing `--quick` (README "Performance" and the closing note say why). @default {true}
-   */
-  gating?: boolean;
 }
 
 function passes(row: Row): boolean {
@@ -577,9 +572,7 @@ export function formatTable(rows: Row[]): string {
   for (const row of rows) {
     lines.push(
       `| ${row.metric} | ${format(row.value, row.unit)} | ${targetText(row)} | ${
-        row.target
-          ? (passes(row) ? "yes" : row.gating === false ? "**no** (known gap)" : "**no**")
-          : ""
+        row.target ? (passes(row) ? "yes" : "**no**") : ""
       } | ${row.detail} |`,
     );
   }
@@ -612,8 +605,7 @@ async function main(args: string[]): Promise<number> {
   const table = formatTable(rows);
   // deno-lint-ignore no-console
   console.log(table);
-  const failed = rows.filter((r) => !passes(r) && r.gating !== false);
-  const gaps = rows.filter((r) => !passes(r) && r.gating === false);
+  const failed = rows.filter((r) => !passes(r));
   await Deno.mkdir(out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
   await Deno.writeTextFile(
     out,
@@ -633,12 +625,11 @@ async function main(args: string[]): Promise<number> {
     ) + "\n",
   );
   log(
-    `${rows.length - failed.length - gaps.length} of ${rows.length} rows met their target in ${
+    `${rows.length - failed.length} of ${rows.length} rows met their target in ${
       Math.round((performance.now() - started) / 1000)
     } s; saved ${out}`,
   );
   if (failed.length > 0) log(`missed: ${failed.map((r) => r.metric).join("; ")}`);
-  if (gaps.length > 0) log(`known gaps (not gating): ${gaps.map((r) => r.metric).join("; ")}`);
   return failed.length === 0 ? 0 : 1;
 }
 
