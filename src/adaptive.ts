@@ -321,7 +321,10 @@ export class AdaptiveLimiter {
     this.#pump();
   }
 
-  /** How long every caller must still wait for the retry hint or the pace, in ms. */
+  /**
+   * How long every caller must still wait for the retry hint or the pace, in ms. Every grant
+   * asks this first, so it is also where a due start of pacing takes effect.
+   */
   #holdMs(): number {
     this.#startPacingIfDue();
     return Math.max(this.#resumeAt, this.#nextGrantAt) - this.#now();

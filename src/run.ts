@@ -161,37 +161,36 @@ export async function runBatch(
         )
       ),
     );
-    return runRecord(status, entries);
+    return {
+      version: VERSION,
+      batch: batchName(config, promptFiles),
+      status,
+      promptFiles,
+      startedAt,
+      ...(status !== "running" && { finishedAt: new Date().toISOString() }),
+      durationMs: Math.round(performance.now() - started),
+      providers: {
+        generator: providers.generator.name,
+        critic: providers.critic.name,
+        refiner: providers.refiner.name,
+        model: providers.model,
+      },
+      settings: publicSettings(config),
+      totals: {
+        prompts: new Set(entries.map((e) => e.id)).size,
+        completed: entries.filter((e) => e.status === "completed").length,
+        failed: entries.filter((e) => e.status === "failed").length,
+        interrupted: entries.filter((e) => e.status === "interrupted").length,
+        skipped: entries.filter((e) => e.skipped === true).length,
+        costUsd: Math.round(
+          entries.reduce((sum, e) => sum + (typeof e.costUsd === "number" ? e.costUsd : 0), 0) *
+            1e6,
+        ) / 1e6,
+      },
+      ...(comparing && { models }),
+      prompts: entries,
+    };
   };
-  const runRecord = (status: string, entries: RunEntry[]) => ({
-    version: VERSION,
-    batch: batchName(config, promptFiles),
-    status,
-    promptFiles,
-    startedAt,
-    ...(status !== "running" && { finishedAt: new Date().toISOString() }),
-    durationMs: Math.round(performance.now() - started),
-    providers: {
-      generator: providers.generator.name,
-      critic: providers.critic.name,
-      refiner: providers.refiner.name,
-      model: providers.model,
-    },
-    settings: publicSettings(config),
-    totals: {
-      prompts: new Set(entries.map((e) => e.id)).size,
-      completed: entries.filter((e) => e.status === "completed").length,
-      failed: entries.filter((e) => e.status === "failed").length,
-      interrupted: entries.filter((e) => e.status === "interrupted").length,
-      skipped: entries.filter((e) => e.skipped === true).length,
-      costUsd: Math.round(
-        entries.reduce((sum, e) => sum + (typeof e.costUsd === "number" ? e.costUsd : 0), 0) *
-          1e6,
-      ) / 1e6,
-    },
-    ...(comparing && { models }),
-    prompts: entries,
-  });
 
   log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
     batch: batchDir,
