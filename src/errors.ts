@@ -19,6 +19,11 @@ export interface ProviderErrorOptions {
   status?: number;
   /** Provider request id, where one was assigned. */
   requestId?: string;
+  /**
+   * What the service billed for the failed call, in USD, where it bills failures (an NSFW-flagged
+   * image, an answer cut at MAX_TOKENS or blocked for SAFETY). The pipeline records it.
+   */
+  costUsd?: number;
   cause?: unknown;
 }
 
@@ -30,6 +35,7 @@ export class ProviderError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly status: number | undefined;
   readonly requestId: string | undefined;
+  readonly costUsd: number | undefined;
 
   constructor(message: string, options: ProviderErrorOptions) {
     super(message, { cause: options.cause });
@@ -40,6 +46,7 @@ export class ProviderError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.status = options.status;
     this.requestId = options.requestId;
+    this.costUsd = options.costUsd;
   }
 }
 

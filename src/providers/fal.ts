@@ -131,17 +131,15 @@ export function parseRetryAfter(
 export class FalNsfwError extends ProviderError {
   /** Always true: the flag to record. */
   readonly nsfw = true;
-  /** Estimated cost of the flagged image, in USD. */
-  readonly costUsd: number;
 
   constructor(message: string, options: { requestId?: string; costUsd: number }) {
     super(message, {
       provider: PROVIDER,
       retryable: false,
+      costUsd: options.costUsd,
       ...(options.requestId !== undefined && { requestId: options.requestId }),
     });
     this.name = "FalNsfwError";
-    this.costUsd = options.costUsd;
   }
 }
 

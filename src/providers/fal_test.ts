@@ -328,7 +328,7 @@ Deno.test("createFalGenerator() fails an NSFW-flagged image as final, or keeps i
     assert.ok(error instanceof FalNsfwError);
     assert.equal(error.nsfw, true);
     assert.equal(error.retryable, false);
-    assert.ok(error.costUsd > 0);
+    assert.ok((error.costUsd ?? 0) > 0);
     assert.equal(error.requestId, standIn.calls("submit")[0]!.requestId);
     assert.equal(standIn.calls("file").length, 0, "a flagged image is not downloaded");
 

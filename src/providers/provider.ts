@@ -70,11 +70,27 @@ export interface GeneratedImage {
   nsfw?: boolean;
 }
 
+/** What every provider can say before any paid call. */
+export interface ProviderChecks {
+  /**
+   * Checks the key and the model with calls that cost nothing; throws a fatal
+   * `ProviderError` (bad key, unknown model) or an `InputError` (a setting that cannot work).
+   * @default {undefined} (nothing to check, e.g. the local providers)
+   */
+  check?(signal: AbortSignal): Promise<void>;
+}
+
 /** Generates one image. */
-export interface ImageGenerator {
+export interface ImageGenerator extends ProviderChecks {
   /** Short provider name recorded in metadata, e.g. `local`, `fal`. */
   readonly name: string;
   generate(request: GenerateRequest): Promise<GeneratedImage>;
+  /**
+   * The most one generation of this size may cost, in USD, from the price table, for the
+   * budget to reserve before starting it; undefined when the price is unknown. Absent for
+   * providers that never cost anything (the local ones).
+   */
+  estimateCostUsd?(request: { model: string; width: number; height: number }): number | undefined;
 }
 
 /** An earlier round, so refinements do not undo their own fixes. */
@@ -106,9 +122,11 @@ export interface CritiqueResult {
 }
 
 /** Judges an image. */
-export interface ImageCritic {
+export interface ImageCritic extends ProviderChecks {
   readonly name: string;
   critique(request: CritiqueRequest): Promise<CritiqueResult>;
+  /** A generous estimate of one critique's cost in USD; undefined when the price is unknown. */
+  estimateCostUsd?(): number | undefined;
 }
 
 /** Write the next prompt from a critique. */
@@ -140,7 +158,9 @@ export interface RefineResult {
 }
 
 /** Writes the next prompt. */
-export interface PromptRefiner {
+export interface PromptRefiner extends ProviderChecks {
   readonly name: string;
   refine(request: RefineRequest): Promise<RefineResult>;
+  /** A generous estimate of one refinement's cost in USD; undefined when the price is unknown. */
+  estimateCostUsd?(): number | undefined;
 }
