@@ -6,12 +6,36 @@
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
 import { InputError } from "./src/errors.ts";
+import { escapeLines } from "./src/terminal_text.ts";
 import { writeGallery } from "./src/gallery.ts";
 import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
 
+/** Signals closer together than this count as one Ctrl-C. */
+const SAME_PRESS_MS = 500;
+
 const encoder = new TextEncoder();
-const writeOut = (text: string) => void Deno.stdout.writeSync(encoder.encode(text));
-const writeErr = (text: string) => void Deno.stderr.writeSync(encoder.encode(text));
+
+/**
+ * Writes all of `text` to `stream`. A stream that fails (a closed pipe: `| head`, a `tee`
+ * killed by the same Ctrl-C) is written no more: the batch goes on and saves its work, since
+ * what it prints is only a view of what it writes to disk.
+ */
+function streamWriter(stream: { writeSync(bytes: Uint8Array): number }): (text: string) => void {
+  let closed = false;
+  return (text) => {
+    if (closed) return;
+    try {
+      const bytes = encoder.encode(text);
+      for (let written = 0; written < bytes.length;) {
+        written += stream.writeSync(bytes.subarray(written));
+      }
+    } catch {
+      closed = true;
+    }
+  };
+}
+const writeOut = streamWriter(Deno.stdout);
+const writeErr = streamWriter(Deno.stderr);
 
 function readEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
@@ -23,7 +47,14 @@ async function main(args: string[]): Promise<number> {
   const interrupt = new AbortController();
   const abortNow = new AbortController();
   let interrupts = 0;
+  let lastSignal = -Infinity;
   const onSignal = () => {
+    // A terminal sends Ctrl-C to the whole process group, and a wrapper such as `deno task`
+    // may pass it on: signals this close together are one press.
+    const now = performance.now();
+    const repeat = now - lastSignal < SAME_PRESS_MS;
+    lastSignal = now;
+    if (repeat) return;
     interrupts++;
     if (interrupts === 1) {
       writeErr(

@@ -56,6 +56,23 @@ export function isOverload(error: unknown): boolean {
     (error.status === 429 || error.retryAfterMs !== undefined);
 }
 
+/** What the service billed for a failed call (`costUsd` on the error), or 0. */
+export function billedCost(error: unknown): number {
+  const cost = (error as { costUsd?: unknown } | null)?.costUsd;
+  return typeof cost === "number" && cost > 0 ? cost : 0;
+}
+
+/**
+ * Marks an error that happened after the service billed the call (an image that could not be
+ * saved, say), so the cost is recorded with the failure.
+ */
+export function withBilledCost(error: unknown, costUsd: number): unknown {
+  if (costUsd > 0 && error instanceof Error && billedCost(error) === 0) {
+    Object.defineProperty(error, "costUsd", { value: costUsd, enumerable: true });
+  }
+  return error;
+}
+
 /** Bad input or usage: the CLI exits with code 2 and writes nothing. */
 export class InputError extends Error {
   readonly exitCode = 2;

@@ -26,8 +26,10 @@ import {
 } from "rxjs";
 import { fromAbortable } from "./abortable.ts";
 import { AdaptiveLimiter, type AdaptiveLimiterOptions } from "./adaptive.ts";
+import { Budget, BudgetRefusal } from "./budget.ts";
 import type { Criterion, Critique } from "./critique.ts";
-import { isOverload, ProviderError } from "./errors.ts";
+import { billedCost, isOverload, ProviderError, withBilledCost } from "./errors.ts";
+import { FirstSuccessGate } from "./first_success.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type {
   GeneratedImage,
@@ -131,8 +133,13 @@ export interface PipelineOptions {
   model: string;
   seedFor: (spec: PromptSpec, iteration: number) => number;
   retry: RetryOptions;
-  /** Deadline for one provider call, in ms. */
+  /** Deadline for one provider call, in ms: the one the user set, and the one reported. */
   timeoutMs: number;
+  /**
+   * How much longer the pipeline waits before giving up on a call itself, for providers that
+   * enforce `timeoutMs` on their own (and cancel the request at the service). @default {0}
+   */
+  timeoutSlackMs?: number;
   /**
    * Content hash of a prompt and every setting that changes its result; a previous attempt
    * with the same hash is resumed, one with another hash is moved aside.
@@ -141,12 +148,17 @@ export interface PipelineOptions {
   /** Redo every prompt, moving previous attempts aside. @default {false} */
   force?: boolean;
   /**
-   * Aborted to drain: no new step starts, calls in flight finish and are saved, and the
-   * prompts they belong to end as `interrupted` (resumable).
+   * Aborted to drain: no new paid call starts (retries and calls waiting for a permit
+   * included), calls in flight finish and are saved, and the prompts they belong to end as
+   * `interrupted` (resumable).
    */
   stop?: AbortSignal;
-  /** Stop starting paid steps once this run has spent this much, in USD. */
-  maxCostUsd?: number;
+  /**
+   * This run's spending limit: each call reserves its provider's estimate before it starts, and
+   * a call that cannot fit is not started; its prompt ends as `interrupted` (resumable).
+   * @default {undefined} (no limit)
+   */
+  budget?: Budget;
   onEvent?: (event: PipelineEvent) => void;
   /** Monotonic clock in ms. @default {performance.now} */
   now?: () => number;
@@ -161,6 +173,8 @@ export interface PromptOutcome {
   id: string;
   folder: string;
   status: "completed" | "failed" | "interrupted";
+  /** Why an interrupted prompt stopped: the user, or the budget. */
+  stopCause?: "interrupt" | "budget";
   /** True when a previous run had already completed it with the same inputs. */
   skipped: boolean;
   /** Generation model. */
@@ -176,6 +190,11 @@ export interface PromptOutcome {
 interface State {
   spec: PromptSpec;
   record: PromptRecord;
+  /**
+   * A request an earlier process recorded as accepted: its result is fetched, not paid for
+   * again. Only ever an earlier run's: a request of this run that failed was cancelled.
+   */
+  recoverRequestId?: string;
   /** Text for the next generation. */
   nextPrompt: string;
   /** No further step runs: failed, reached its target, drained, or already complete. */
@@ -195,13 +214,12 @@ export function runPipeline(
   const now = options.now ?? (() => performance.now());
   const isoNow = options.isoNow ?? (() => new Date().toISOString());
   const emit = options.onEvent ?? (() => {});
-  const budget = { spentUsd: 0, stop: new AbortController() };
-  const stop = options.stop
-    ? AbortSignal.any([options.stop, budget.stop.signal])
-    : budget.stop.signal;
+  const budget = options.budget ?? new Budget();
+  const stop = options.stop ?? new AbortController().signal;
   const ceilings = stageCeilings(options.concurrency);
   const limiters = options.concurrency === "auto" ? providerLimiters(options) : undefined;
-  const ctx: Ctx = { ...options, now, isoNow, emit, stop, budget, ceilings, limiters };
+  const gates = providerGates(options);
+  const ctx: Ctx = { ...options, now, isoNow, emit, stop, budget, ceilings, limiters, gates };
 
   // Prompts between start and finish: enough to keep every stage busy, few enough that a
   // batch of any length holds a bounded number of records in memory.
@@ -301,15 +319,39 @@ function providerLimiters(options: PipelineOptions): Record<StepName, AdaptiveLi
   };
 }
 
+/** One gate per provider name: until its first success a service gets one call at a time. */
+function providerGates(options: PipelineOptions): Record<StepName, FirstSuccessGate> {
+  const byProvider = new Map<string, FirstSuccessGate>();
+  const gateFor = (provider: string) => {
+    let gate = byProvider.get(provider);
+    if (!gate) byProvider.set(provider, gate = new FirstSuccessGate());
+    return gate;
+  };
+  return {
+    generate: gateFor(options.generator.name),
+    critique: gateFor(options.critic.name),
+    refine: gateFor(options.refiner.name),
+  };
+}
+
 type Ctx = PipelineOptions & {
   now: () => number;
   isoNow: () => string;
   emit: (event: PipelineEvent) => void;
   stop: AbortSignal;
-  budget: { spentUsd: number; stop: AbortController };
+  budget: Budget;
   ceilings: Record<StepName, number>;
   limiters: Record<StepName, AdaptiveLimiter> | undefined;
+  gates: Record<StepName, FirstSuccessGate>;
 };
+
+/** The user asked to stop (Ctrl-C): a call that had not started yet is not started. */
+export class StopRequested extends Error {
+  constructor() {
+    super("Interrupted before the call started");
+    this.name = "StopRequested";
+  }
+}
 
 /** A step's record, how to save it, and the time the service reports it queued. */
 type StepResult = { step: StepRecord; apply: () => Promise<void>; queueMs?: number };
@@ -327,76 +369,34 @@ function stage(
   return mergeMap((state: State) => {
     if (state.stopped) return of(state);
     if (alreadyDone(state, step, iteration)) return of(state);
-    if (ctx.stop.aborted) {
-      state.stopped = true;
-      state.interrupted = true;
-      return of(state);
-    }
+    if (ctx.stop.aborted) return of(halt(state, "interrupt"));
     const id = state.spec.id;
     const provider = providerName(ctx, step);
+    const where = { promptId: id, step, iteration, provider };
     let attempts = 0;
+    // What failed attempts of this step were billed, for the step's cost on the progress line.
+    const billed = { usd: 0 };
     const started = ctx.now();
     ctx.emit({ type: "step-start", id, step, iteration });
-    log.info("Started {step} {iteration} of {promptId} with {provider}", {
-      promptId: id,
-      step,
-      iteration,
-      provider,
-    });
+    log.info("Started {step} {iteration} of {promptId} with {provider}", where);
     const attempt$ = defer(() => {
-      attempts++;
-      const attemptStart = ctx.now();
-      log.debug("Calling {provider} for {step} {iteration} of {promptId}, attempt {attempt}", {
-        promptId: id,
-        step,
-        iteration,
-        provider,
-        operation: step,
-        attempt: attempts,
-      });
-      const call$ = fromAbortable((signal) => call(state, signal)).pipe(
-        timeout({
-          first: ctx.timeoutMs,
-          ...(ctx.scheduler && { scheduler: ctx.scheduler }),
-          with: () =>
-            throwError(() =>
-              new ProviderError(`Timed out after ${ctx.timeoutMs} ms`, {
-                provider,
-                retryable: true,
-              })
-            ),
-        }),
-        catchError((error: unknown) => {
-          log.warn(
-            "Call to {provider} for {step} {iteration} of {promptId} failed on attempt {attempt} after {durationMs} ms: {reason}",
-            {
-              promptId: id,
-              step,
-              iteration,
-              provider,
-              operation: step,
-              attempt: attempts,
-              durationMs: Math.round(ctx.now() - attemptStart),
-              outcome: "error",
-              reason: messageOf(error),
-              status: error instanceof ProviderError ? error.status : undefined,
-            },
-          );
-          return throwError(() => error);
+      const admitted$ = fromAbortable((signal) => admit(ctx, step, signal)).pipe(
+        switchMap((ticket) => {
+          attempts++;
+          return attemptCall(ctx, state, step, iteration, ticket, attempts, call, billed);
         }),
       );
       const limiter = ctx.limiters?.[step];
-      return limiter ? limited(limiter, call$, ctx.now, ctx.retry.timeScale) : call$;
+      return limiter ? limited(limiter, admitted$, ctx.now, ctx.retry.timeScale) : admitted$;
     });
     return attempt$.pipe(
       retryWithBackoff({
         ...ctx.retry,
+        stop: ctx.stop,
         onRetry: (error, attempt, delayMs) => {
           ctx.emit({ type: "retry", id, step, attempt, delayMs });
           log.info("Retrying {step} {iteration} of {promptId} in {delayMs} ms", {
-            promptId: id,
-            step,
-            iteration,
+            ...where,
             attempt,
             delayMs,
             reason: messageOf(error),
@@ -408,52 +408,159 @@ function stage(
         from((async () => {
           result.step.attempts = attempts;
           result.step.durationMs = Math.round(ctx.now() - started);
-          ctx.budget.spentUsd += result.step.costUsd;
-          if (ctx.maxCostUsd !== undefined && ctx.budget.spentUsd >= ctx.maxCostUsd) {
-            log.warn(
-              "Spent ${spentUsd}, the --max-cost budget of ${maxCostUsd}: starting no new step",
-              {
-                spentUsd: Math.round(ctx.budget.spentUsd * 1e6) / 1e6,
-                maxCostUsd: ctx.maxCostUsd,
-              },
-            );
-            ctx.budget.stop.abort(new Error("budget"));
-          }
           await result.apply();
-          const durationMs = result.step.durationMs;
-          ctx.emit({
-            type: "step-end",
-            id,
-            step,
-            iteration,
-            ok: true,
-            durationMs,
-            costUsd: result.step.costUsd,
-          });
+          const { durationMs } = result.step;
+          const costUsd = result.step.costUsd + billed.usd;
+          ctx.emit({ type: "step-end", id, step, iteration, ok: true, durationMs, costUsd });
           log.info(
             "Finished {step} {iteration} of {promptId} in {durationMs} ms after {attempt} attempt(s)",
-            {
-              promptId: id,
-              step,
-              iteration,
-              provider,
-              operation: step,
-              attempt: attempts,
-              durationMs,
-              costUsd: result.step.costUsd,
-              outcome: "ok",
-            },
+            { ...where, operation: step, attempt: attempts, durationMs, costUsd, outcome: "ok" },
           );
           return state;
         })())
       ),
-      catchError((error: unknown) =>
-        defer(() => failPrompt(ctx, state, step, iteration, error, attempts, started)).pipe(
+      catchError((error: unknown) => {
+        if (error instanceof StopRequested || error instanceof BudgetRefusal) {
+          const cause = error instanceof BudgetRefusal ? "budget" : "interrupt";
+          const durationMs = Math.round(ctx.now() - started);
+          ctx.emit({ type: "step-end", id, step, iteration, ok: false, durationMs, costUsd: 0 });
+          log.info("Did not start {step} {iteration} of {promptId}: {reason}", {
+            ...where,
+            outcome: cause,
+            reason: error.message,
+          });
+          return of(halt(state, cause));
+        }
+        return defer(() =>
+          failPrompt(ctx, state, step, iteration, error, attempts, started, billed.usd)
+        ).pipe(
           mergeMap((s) => isFatal(error) ? throwError(() => error) : of(s)),
-        )
-      ),
+        );
+      }),
     );
   }, ctx.ceilings[step]);
+}
+
+/** Ends a prompt's run without failing it: the next run resumes it. */
+function halt(state: State, cause: "interrupt" | "budget"): State {
+  state.stopped = true;
+  state.interrupted = true;
+  state.record.stopCause = cause;
+  return state;
+}
+
+/** Permission for one paid call: settle it with what the call cost. */
+interface Ticket {
+  estimateUsd: number;
+  settle(ok: boolean, costUsd: number): void;
+}
+
+/**
+ * Waits until a paid call may start: the service's first call has succeeded (or this is the one
+ * call let through), the budget holds the step's estimate, and no stop was asked for meanwhile.
+ */
+async function admit(ctx: Ctx, step: StepName, signal: AbortSignal): Promise<Ticket> {
+  const gate = ctx.gates[step];
+  await gate.enter(signal);
+  const estimateUsd = estimateFor(ctx, step);
+  let reservation;
+  try {
+    reservation = await ctx.budget.reserve(estimateUsd, signal);
+  } catch (error) {
+    gate.failed();
+    throw error;
+  }
+  if (ctx.stop.aborted) {
+    reservation.settle(0);
+    gate.failed();
+    throw new StopRequested();
+  }
+  return {
+    estimateUsd,
+    settle: (ok, costUsd) => {
+      reservation.settle(costUsd);
+      if (ok) gate.succeeded();
+      else gate.failed();
+    },
+  };
+}
+
+/** A step's estimated cost; 0 for a provider with no price (the local ones). */
+function estimateFor(ctx: Ctx, step: StepName): number {
+  const estimate = step === "generate"
+    ? ctx.generator.estimateCostUsd?.({ model: ctx.model, width: ctx.width, height: ctx.height })
+    : step === "critique"
+    ? ctx.critic.estimateCostUsd?.()
+    : ctx.refiner.estimateCostUsd?.();
+  // An unknown price with a budget set is refused before the run starts (see runBatch).
+  return estimate ?? 0;
+}
+
+/** One attempt: the call under its deadline, its cost settled and any billed failure kept. */
+function attemptCall(
+  ctx: Ctx,
+  state: State,
+  step: StepName,
+  iteration: number,
+  ticket: Ticket,
+  attempt: number,
+  call: (state: State, signal: AbortSignal) => Promise<StepResult>,
+  billedSoFar: { usd: number },
+): Observable<StepResult> {
+  const provider = providerName(ctx, step);
+  const attemptStart = ctx.now();
+  const where = { promptId: state.spec.id, step, iteration, provider, operation: step, attempt };
+  log.debug("Calling {provider} for {step} {iteration} of {promptId}, attempt {attempt}", where);
+  let settled = false;
+  const settle = (ok: boolean, costUsd: number) => {
+    settled = true;
+    ticket.settle(ok, costUsd);
+  };
+  return fromAbortable((signal) => call(state, signal)).pipe(
+    // The provider owns the deadline the user set (it cancels the request at the service); this
+    // one, a little later, only catches a provider that never returns.
+    timeout({
+      first: ctx.timeoutMs + (ctx.timeoutSlackMs ?? 0),
+      ...(ctx.scheduler && { scheduler: ctx.scheduler }),
+      with: () =>
+        throwError(() =>
+          new ProviderError(`Timed out after ${ctx.timeoutMs} ms (--timeout)`, {
+            provider,
+            retryable: true,
+          })
+        ),
+    }),
+    tap({ next: (result) => settle(true, result.step.costUsd) }),
+    catchError((error: unknown) => {
+      const billed = billedCost(error);
+      settle(false, billed);
+      if (billed > 0) {
+        billedSoFar.usd += billed;
+        (state.record.charges ??= []).push({
+          step,
+          iteration,
+          costUsd: billed,
+          reason: messageOf(error),
+          ...(error instanceof ProviderError && error.requestId !== undefined &&
+            { requestId: error.requestId }),
+        });
+      }
+      log.warn(
+        "Call to {provider} for {step} {iteration} of {promptId} failed on attempt {attempt} after {durationMs} ms: {reason}",
+        {
+          ...where,
+          durationMs: Math.round(ctx.now() - attemptStart),
+          outcome: "error",
+          reason: messageOf(error),
+          status: error instanceof ProviderError ? error.status : undefined,
+          ...(billed > 0 && { costUsd: billed }),
+        },
+      );
+      return throwError(() => error);
+    }),
+    // Cut off (a hard stop): the service may bill what it was sent.
+    finalize(() => settled || ticket.settle(false, ticket.estimateUsd)),
+  );
 }
 
 /**
@@ -509,7 +616,9 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
     begun: false,
     started: ctx.now(),
   };
-  if (ctx.stop.aborted) return { ...state, stopped: true, interrupted: true };
+  if (ctx.stop.aborted) return halt(state, "interrupt");
+  // A refused step means the budget is spent: later prompts are not begun at all.
+  if (ctx.budget.refused) return halt(state, "budget");
   ctx.emit({ type: "prompt-start", id: spec.id });
   try {
     const previous = await ctx.sink.load(folder);
@@ -520,7 +629,7 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
         aside,
         reason: ctx.force ? "--force" : "its prompt or settings changed",
       });
-    } else if (previous?.status === "completed") {
+    } else if (previous?.status === "completed" && !continues(ctx, previous)) {
       log.info("Skipped {promptId}: completed by an earlier run with the same inputs", {
         promptId: spec.id,
       });
@@ -552,10 +661,29 @@ export function reachedTarget(
   return criteria.every(([name, min]) => critique.criteria[name as Criterion] >= (min ?? 0));
 }
 
+/**
+ * Whether a completed prompt has rounds left to run: more iterations were asked for than it
+ * ran, and it had not stopped for a reason that still holds (its target, or convergence).
+ */
+function continues(ctx: Ctx, previous: PromptRecord): boolean {
+  if (previous.iterations.length >= ctx.iterations) return false;
+  if (previous.endReason === "converged") return false;
+  const last = previous.iterations.at(-1);
+  return last?.critique !== undefined && !reachedTarget(ctx, last.critique);
+}
+
 /** Continues from the last saved step of an earlier attempt with the same inputs. */
 function resume(state: State, previous: PromptRecord): void {
-  const { error: _error, finishedAt: _finishedAt, ...rest } = previous;
+  const {
+    error: _error,
+    finishedAt: _finishedAt,
+    endReason: _endReason,
+    stopCause: _stopCause,
+    bestImage: _bestImage,
+    ...rest
+  } = previous;
   state.record = { ...rest, status: "running" };
+  if (previous.pending !== undefined) state.recoverRequestId = previous.pending.requestId;
   const last = previous.iterations.at(-1);
   if (last?.refinedPrompt !== undefined) state.nextPrompt = last.refinedPrompt;
   else if (last) state.nextPrompt = last.prompt;
@@ -580,10 +708,16 @@ async function generateStep(
   const seed = ctx.seedFor(state.spec, iteration);
   const prompt = state.nextPrompt;
   const pending = state.record.pending;
-  const recoverRequestId = pending?.iteration === iteration && pending.model === ctx.model
-    ? pending.requestId
+  const earlier = state.recoverRequestId;
+  // Tried once: if it cannot be recovered, this run pays for a new request instead.
+  delete state.recoverRequestId;
+  const recoverRequestId = earlier !== undefined && pending?.iteration === iteration &&
+      pending.model === ctx.model
+    ? earlier
     : undefined;
+  if (earlier !== undefined && recoverRequestId === undefined) chargePending(state);
   let pendingSave: Promise<void> = Promise.resolve();
+  let accepted: string | undefined;
   const image = await ctx.generator.generate({
     prompt,
     spec: state.spec,
@@ -596,7 +730,16 @@ async function generateStep(
     signal,
     ...(recoverRequestId !== undefined && { recoverRequestId }),
     onAccepted: (requestId) => {
-      state.record.pending = { iteration, model: ctx.model, requestId, acceptedAt: ctx.isoNow() };
+      accepted = requestId;
+      // Billed from here on even if this process dies before the result: the estimate counts.
+      const costUsd = estimateFor(ctx, "generate");
+      state.record.pending = {
+        iteration,
+        model: ctx.model,
+        requestId,
+        acceptedAt: ctx.isoNow(),
+        costUsd,
+      };
       pendingSave = saveRecord(ctx, state).catch((error) =>
         log.warn("Could not record the accepted request {requestId} of {promptId}: {reason}", {
           promptId: state.spec.id,
@@ -605,9 +748,21 @@ async function generateStep(
         })
       );
     },
+  }).catch((error: unknown) => {
+    if (recoverRequestId !== undefined) chargePending(state);
+    // This run's request failed (and was cancelled where it still ran): what it billed, the
+    // error carries.
+    else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
+      delete state.record.pending;
+    }
+    throw error;
   });
   // Saving is part of the attempt: a download that breaks mid-stream is retried like the call.
-  const saved = await ctx.sink.saveImage(state.record, iteration, image);
+  const saved = await ctx.sink.saveImage(state.record, iteration, image).catch((error) => {
+    if (state.record.pending?.requestId === image.requestId) delete state.record.pending;
+    // The service billed the image even though it could not be saved.
+    throw withBilledCost(error, image.costUsd);
+  });
   const step: StepRecord = {
     provider: ctx.generator.name,
     model: image.model,
@@ -642,6 +797,24 @@ async function generateStep(
   };
 }
 
+/**
+ * An earlier run's accepted request that could not be recovered: fal took it, so it counts as
+ * spent (at its estimate) though no image came of it.
+ */
+function chargePending(state: State): void {
+  const pending = state.record.pending;
+  if (pending === undefined) return;
+  delete state.record.pending;
+  if (!(pending.costUsd && pending.costUsd > 0)) return;
+  (state.record.charges ??= []).push({
+    step: "generate",
+    iteration: pending.iteration,
+    costUsd: pending.costUsd,
+    requestId: pending.requestId,
+    reason: "accepted before an earlier run stopped; its result could not be fetched",
+  });
+}
+
 async function critiqueStep(
   ctx: Ctx,
   state: State,
@@ -667,6 +840,7 @@ async function critiqueStep(
       it.steps.critique = step;
       if (reachedTarget(ctx, result.critique)) {
         state.stopped = true;
+        state.record.endReason = "target";
         log.info("Prompt {promptId} reached the target score {score} at iteration {iteration}", {
           promptId: state.spec.id,
           score: result.critique.score,
@@ -706,15 +880,35 @@ async function refineStep(
       it.refineChanges = result.changes;
       it.steps.refine = step;
       state.nextPrompt = result.prompt;
+      if (sameText(result.prompt, it.prompt)) {
+        // The same prompt (and seed) would only buy the same image again.
+        state.stopped = true;
+        state.record.endReason = "converged";
+        log.info(
+          "Prompt {promptId} converged at iteration {iteration}: the refined prompt is unchanged",
+          {
+            promptId: state.spec.id,
+            iteration,
+          },
+        );
+      }
       await saveRecord(ctx, state);
     },
   };
+}
+
+/** Whether two prompts say the same, whitespace aside. */
+function sameText(a: string, b: string): boolean {
+  const norm = (text: string) => text.trim().replace(/\s+/g, " ");
+  return norm(a) === norm(b);
 }
 
 async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
   const { record } = state;
   if (record.status === "running" && !state.interrupted) {
     record.status = "completed";
+    record.endReason ??= "iterations";
+    delete record.stopCause;
     record.finishedAt = ctx.isoNow();
     try {
       const best = bestIteration(record);
@@ -724,12 +918,16 @@ async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
       await failPrompt(ctx, state, "save", record.iterations.length, error, 0, ctx.now());
     }
   }
-  const status = state.interrupted && record.status === "running"
-    ? "interrupted"
-    : record.status === "completed"
-    ? "completed"
-    : "failed";
-  if (status === "interrupted" && state.begun) await saveRecord(ctx, state);
+  if (state.interrupted && record.status === "running") record.status = "interrupted";
+  const status = record.status === "running" ? "failed" : record.status;
+  if (status === "interrupted" && state.begun) {
+    await saveRecord(ctx, state).catch((error) =>
+      log.error("Could not save metadata for {promptId}: {reason}", {
+        promptId: record.id,
+        reason: messageOf(error),
+      })
+    );
+  }
   ctx.emit({
     type: "prompt-end",
     id: record.id,
@@ -751,6 +949,8 @@ async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
     skipped: state.skipped,
     model: ctx.model,
     durationMs: record.durationMs,
+    ...(status === "interrupted" && record.stopCause !== undefined &&
+      { stopCause: record.stopCause }),
     ...(record.error !== undefined && { error: record.error }),
     ...(record.bestScore !== undefined && { bestScore: record.bestScore }),
     ...(record.bestIteration !== undefined && { bestIteration: record.bestIteration }),
@@ -767,6 +967,7 @@ async function failPrompt(
   error: unknown,
   attempts: number,
   started: number,
+  billedUsd = 0,
 ): Promise<State> {
   const message = messageOf(error);
   state.stopped = true;
@@ -790,7 +991,7 @@ async function failPrompt(
       iteration,
       ok: false,
       durationMs: Math.round(ctx.now() - started),
-      costUsd: 0,
+      costUsd: billedUsd,
     });
   }
   log.error("Failed {step} {iteration} of {promptId} after {attempt} attempt(s): {reason}", {

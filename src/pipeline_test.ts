@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import type { Critique } from "./critique.ts";
 import { uniformCritique } from "../tests/critique_fixture.ts";
+import { Budget } from "./budget.ts";
 import { ProviderError } from "./errors.ts";
 import { type PipelineOptions, type PromptSink, reachedTarget, runPipeline } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
@@ -229,8 +230,10 @@ Deno.test("runPipeline() retries a retryable failure and records the attempts", 
 });
 
 Deno.test("runPipeline() stops the whole run on a fatal error and aborts calls in flight", async () => {
+  // p0 succeeds (so the service takes calls side by side), p1 then fails fatally while p2 and
+  // p3 are still running.
   const generator = new FakeGenerator((req) =>
-    req.spec.id === "p0"
+    req.spec.id === "p0" ? tick() : req.spec.id === "p1"
       ? new Promise((_, reject) =>
         setTimeout(
           () =>
@@ -242,14 +245,118 @@ Deno.test("runPipeline() stops the whole run on a fatal error and aborts calls i
       )
       : new Promise((r) => setTimeout(r, 200))
   );
-  const opts = options({ generator, concurrency: { generate: 3, critique: 1, refine: 1 } });
+  const opts = options({
+    generator,
+    iterations: 1,
+    concurrency: { generate: 3, critique: 1, refine: 1 },
+  });
   await assert.rejects(
-    lastValueFrom(runPipeline(from(specs(5)), opts).pipe(toArray())),
+    lastValueFrom(runPipeline(from(specs(6)), opts).pipe(toArray())),
     /bad key/,
   );
-  assert.equal(generator.calls.length, 3);
+  assert.equal(generator.calls.length, 4);
   assert.equal(generator.aborted, 2);
-  assert.equal(opts.sink.records.get("p0")!.status, "failed");
+  assert.equal(opts.sink.records.get("p1")!.status, "failed");
+});
+
+Deno.test("runPipeline() sends one call to a service until one has succeeded: a bad key costs one call", async () => {
+  const generator = new FakeGenerator(() =>
+    Promise.reject(
+      new ProviderError("bad key", { provider: "fake", retryable: false, fatal: true }),
+    )
+  );
+  const opts = options({ generator, concurrency: { generate: 8, critique: 8, refine: 8 } });
+  await assert.rejects(lastValueFrom(runPipeline(from(specs(8)), opts).pipe(toArray())), /bad key/);
+  assert.equal(generator.calls.length, 1);
+
+  // Non-fatal failures: the next caller tries, one at a time, until a call succeeds.
+  let n = 0;
+  const flaky = new FakeGenerator(async () => {
+    await tick();
+    if (++n <= 2) throw new ProviderError("busy", { provider: "fake", retryable: false });
+  });
+  const more = options({ generator: flaky, concurrency: { generate: 8, critique: 8, refine: 8 } });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(8)), more).pipe(toArray()));
+  assert.equal(outcomes.filter((o) => o.status === "failed").length, 2);
+  assert.ok(flaky.maxInFlight > 1, "side by side once a call succeeded");
+  assert.equal(flaky.calls.slice(0, 3).length, 3);
+});
+
+Deno.test("runPipeline() reserves each step's estimate: calls in flight never carry the run past the budget", async () => {
+  const generator = new FakeGenerator(() => new Promise((r) => setTimeout(r, 5)));
+  Object.assign(generator, { estimateCostUsd: () => 0.01 });
+  const opts = options({
+    generator,
+    concurrency: { generate: 8, critique: 8, refine: 8 },
+    iterations: 1,
+    budget: new Budget(0.035),
+  });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(8)), opts).pipe(toArray()));
+  // Each image costs 0.01 and each critique 0.001 (not estimated): three images fit, not four.
+  assert.equal(generator.calls.length, 3);
+  assert.equal(outcomes.filter((o) => o.status === "completed").length, 3);
+  const budgeted = outcomes.filter((o) => o.status === "interrupted");
+  assert.equal(budgeted.length, 5);
+  assert.ok(budgeted.every((o) => o.stopCause === "budget"));
+  assert.ok(opts.budget!.spentUsd <= 0.035, `spent ${opts.budget!.spentUsd}`);
+
+  const none = options({ generator: new FakeGenerator(), budget: new Budget(0) });
+  Object.assign(none.generator, { estimateCostUsd: () => 0.01 });
+  await lastValueFrom(runPipeline(from(specs(3)), none).pipe(toArray()));
+  assert.equal((none.generator as FakeGenerator).calls.length, 0, "--max-cost 0 makes no call");
+});
+
+Deno.test("runPipeline() starts no call once stopped: not a retry, not a call waiting for its turn", async () => {
+  const stop = new AbortController();
+  let first = true;
+  const generator = new FakeGenerator(async () => {
+    await new Promise((r) => setTimeout(r, 20));
+    if (first) {
+      first = false;
+      stop.abort();
+      throw new ProviderError("flaky", { provider: "fake", retryable: true });
+    }
+  });
+  const opts = options({
+    generator,
+    concurrency: { generate: 1, critique: 1, refine: 1 },
+    stop: stop.signal,
+    retry: { minTimeout: 10_000, maxTimeout: 10_000, jitter: 0 },
+  });
+  const started = performance.now();
+  const outcomes = await lastValueFrom(runPipeline(from(specs(3)), opts).pipe(toArray()));
+  assert.equal(generator.calls.length, 1, "no retry after the stop");
+  assert.ok(outcomes.every((o) => o.status === "interrupted"));
+  assert.equal(opts.sink.records.get("p0")!.status, "interrupted");
+  assert.ok(performance.now() - started < 10_000, "the retry's wait ends at the stop");
+});
+
+Deno.test("runPipeline() ends a prompt as converged when the refiner returns the same prompt", async () => {
+  const refiner = new FakeRefiner();
+  refiner.refine = (req) => {
+    refiner.calls.push(req);
+    return Promise.resolve({ prompt: ` ${req.prompt} `, changes: [], model: "m", costUsd: 0 });
+  };
+  const generator = new FakeGenerator();
+  const opts = options({ refiner, generator, iterations: 4 });
+  const outcomes = await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(outcomes[0]!.status, "completed");
+  assert.equal(generator.calls.length, 1, "no image paid for twice");
+  assert.equal(opts.sink.records.get("p0")!.endReason, "converged");
+});
+
+Deno.test("runPipeline() records what a failed call was billed", async () => {
+  const generator = new FakeGenerator(() =>
+    Promise.reject(
+      new ProviderError("flagged", { provider: "fake", retryable: false, costUsd: 0.004 }),
+    )
+  );
+  const opts = options({ generator, iterations: 1 });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  const record = opts.sink.records.get("p0")!;
+  assert.equal(record.status, "failed");
+  assert.equal(record.costUsd, 0.004);
+  assert.equal(record.charges?.[0]?.costUsd, 0.004);
 });
 
 Deno.test("runPipeline() gives the refiner the history of earlier rounds", async () => {

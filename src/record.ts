@@ -55,11 +55,33 @@ export interface FailureRecord {
   requestId?: string;
 }
 
+/** A call the service billed whose result was not saved (a flagged image, a lost request). */
+export interface ChargeRecord {
+  step: StepName;
+  iteration: number;
+  costUsd: number;
+  requestId?: string;
+  reason: string;
+}
+
+/**
+ * Where a prompt stands: `running` while a run works on it, then `completed`, `failed`, or
+ * `interrupted` (Ctrl-C or the budget; the next run resumes it).
+ */
+export type PromptStatus = "running" | "completed" | "failed" | "interrupted";
+
 /** The content of `metadata.json`. */
 export interface PromptRecord {
   id: string;
   folder: string;
-  status: "running" | "completed" | "failed";
+  status: PromptStatus;
+  /**
+   * Why a completed prompt stopped: it ran every iteration asked for, reached the target, or
+   * converged (the refiner returned the same prompt).
+   */
+  endReason?: "iterations" | "target" | "converged";
+  /** Why an interrupted prompt stopped: the user (Ctrl-C, SIGTERM) or `--max-cost`. */
+  stopCause?: "interrupt" | "budget";
   /** Hash of the prompt, its context and every setting that changes the result. */
   inputHash: string;
   error?: FailureRecord;
@@ -75,7 +97,16 @@ export interface PromptRecord {
    * A generation the provider accepted whose result is not saved yet; a resumed run fetches
    * its result instead of paying again.
    */
-  pending?: { iteration: number; model: string; requestId: string; acceptedAt: string };
+  pending?: {
+    iteration: number;
+    model: string;
+    requestId: string;
+    acceptedAt: string;
+    /** Its estimated cost: counted as spent until its result is saved. */
+    costUsd?: number;
+  };
+  /** Billed calls whose results were not saved. */
+  charges?: ChargeRecord[];
   /** Iteration number with the highest critic score. */
   bestIteration?: number;
   bestScore?: number;
@@ -113,12 +144,13 @@ export function newRecord(
   };
 }
 
-/** Sum of every step's cost, in USD. */
+/** Sum of every step's cost, billed failures and the pending request, in USD. */
 export function totalCost(record: PromptRecord): number {
-  let sum = 0;
+  let sum = record.pending?.costUsd ?? 0;
   for (const it of record.iterations) {
     for (const step of Object.values(it.steps)) sum += step?.costUsd ?? 0;
   }
+  for (const charge of record.charges ?? []) sum += charge.costUsd;
   return Math.round(sum * 1e6) / 1e6;
 }
 

@@ -12,9 +12,13 @@
 import {
   asyncScheduler,
   defer,
+  fromEvent,
   type MonoTypeOperatorFunction,
+  of,
+  race,
   retry,
   type SchedulerLike,
+  take,
   throwError,
   timer,
 } from "rxjs";
@@ -51,6 +55,11 @@ export interface RetryOptions {
   scheduler?: SchedulerLike;
   /** Called before each retry is scheduled. */
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+  /**
+   * Ends a wait between attempts early, so the next attempt can see that it must not start.
+   * @default {undefined}
+   */
+  stop?: AbortSignal;
 }
 
 /** A run-wide count of retries left. */
@@ -125,6 +134,7 @@ export function retryWithBackoff<T>(options: RetryOptions = {}): MonoTypeOperato
     random = Math.random,
     scheduler = asyncScheduler,
     onRetry,
+    stop,
   } = options;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new RangeError(
@@ -159,7 +169,10 @@ export function retryWithBackoff<T>(options: RetryOptions = {}): MonoTypeOperato
             backoffDelay(overload ? overloads : failures, options, random, hint) * timeScale,
           );
           onRetry?.(error, attempt, delay);
-          return timer(delay, scheduler);
+          if (!stop) return timer(delay, scheduler);
+          return stop.aborted
+            ? of(0)
+            : race(timer(delay, scheduler), fromEvent(stop, "abort").pipe(take(1)));
         },
       }));
     });

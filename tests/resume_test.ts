@@ -147,21 +147,25 @@ Deno.test("kill -9 at random moments, resume each time: no corrupt file, all com
         env: s.env,
         output: "null",
       }).spawn();
-      const delay = 400 + random() * 900;
-      const timer = setTimeout(() => {
+      // Killed after it has made 1–4 more paid calls: at a moment of the run's own progress,
+      // which a faster or slower machine reaches the same way.
+      const target = paidCalls(s) + 1 + Math.floor(random() * 4);
+      let exited = false;
+      const status = child.status.finally(() => (exited = true));
+      while (!exited && paidCalls(s) < target) await new Promise((r) => setTimeout(r, 2));
+      if (!exited) {
         try {
           child.kill("SIGKILL");
           kills++;
         } catch {
-          // Already exited: nothing to kill.
+          // It exited between the check and the kill: nothing to kill.
         }
-      }, delay);
-      const status = await child.status;
-      clearTimeout(timer);
+      }
+      const { success } = await status;
       await assertNothingCorrupt(`${cwd}/out`).catch((error) => {
         throw new Error(`corrupt after round ${round}: ${error.message}`);
       });
-      if (status.success) break;
+      if (success) break;
     }
     assert.ok(kills >= 3, `killed ${kills} times`);
     const final = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
@@ -322,12 +326,15 @@ Deno.test("a generation fal accepted before kill -9 is recovered from fal, not p
   try {
     const child = cliCommand(["--out", "out", "-q", "batch.json"], { cwd, env, output: "null" })
       .spawn();
-    const until = performance.now() + 10_000;
-    while (fal.calls("submit").length === 0 && performance.now() < until) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    // Give the CLI a moment to record the accepted request id, then kill it mid-generation.
-    await new Promise((r) => setTimeout(r, 300));
+    // Killed once it has recorded the request fal accepted (the job runs 1.5 s longer).
+    const pendingSaved = async () => {
+      try {
+        return (await record(`${cwd}/out/batch`, "p0")).pending !== undefined;
+      } catch {
+        return false; // Not written yet, or caught mid-rename.
+      }
+    };
+    while (!(await pendingSaved())) await new Promise((r) => setTimeout(r, 5));
     child.kill("SIGKILL");
     await child.status;
     const accepted = fal.calls("submit")[0]!.requestId!;

@@ -1,0 +1,195 @@
+/**
+ * `run.json`: the batch's summary file — its status, settings, providers, totals and one entry
+ * per prompt and model. This module is the only one that writes it.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { writeJsonAtomic } from "./artifacts.ts";
+import { type Config, publicSettings } from "./config.ts";
+import { messageOf, type PromptOutcome } from "./pipeline.ts";
+import type { PromptSpec } from "./prompts.ts";
+import type { Providers } from "./providers/registry.ts";
+
+/** The version printed by `--version` and recorded in `run.json`. */
+export const VERSION = "0.1.0";
+
+/** One prompt-and-model line of `run.json`: an outcome, or a prompt not (yet) run. */
+export interface RunEntry {
+  id: string;
+  model: string;
+  /** A prompt status (`completed`, `failed`, `interrupted`), or `pending` / `not run`. */
+  status: string;
+  skipped?: boolean;
+  /** What the prompt cost in all runs, as its `metadata.json` says. */
+  costUsd?: number;
+}
+
+/** What a run's `run.json` holds. */
+export interface RunInfo {
+  version: string;
+  batch: string;
+  /** `running`, `completed`, `completed with failures`, `interrupted`, `stopped at the cost budget`, `stopped`, `crashed`. */
+  status: string;
+  promptFiles: string[];
+  startedAt: string;
+  finishedAt?: string;
+  durationMs: number;
+  providers: { generator: string; critic: string; refiner: string; model: string };
+  settings: Record<string, unknown>;
+  totals: {
+    prompts: number;
+    completed: number;
+    failed: number;
+    interrupted: number;
+    skipped: number;
+    /** Batch total: the sum of every prompt's `metadata.json` cost. */
+    costUsd: number;
+    /** Spent by this run alone. */
+    thisRunCostUsd: number;
+  };
+  models?: string[];
+  prompts: RunEntry[];
+}
+
+/** The run being written: what it knows at start, plus the outcomes so far. */
+export interface RunFileSource {
+  config: Config;
+  promptFiles: string[];
+  specs: PromptSpec[];
+  providers: Providers;
+  models: string[];
+  batchDir: string;
+}
+
+/** Writes `<batch>/run.json` for one run, keeping the entries of prompts it does not run. */
+export class RunFile {
+  readonly path: string;
+  readonly #source: RunFileSource;
+  readonly #kept: RunEntry[];
+  readonly #startedAt = new Date().toISOString();
+  readonly #started = performance.now();
+
+  constructor(source: RunFileSource, options: { kept: RunEntry[] }) {
+    this.#source = source;
+    this.#kept = options.kept;
+    this.path = `${source.batchDir}/run.json`;
+  }
+
+  /** Milliseconds since the run started. */
+  elapsedMs(): number {
+    return Math.round(performance.now() - this.#started);
+  }
+
+  /** The batch total: every prompt's cost in all runs, kept entries included. */
+  batchCostUsd(outcomes: PromptOutcome[]): number {
+    return this.#totals(this.#entries("done", outcomes)).costUsd;
+  }
+
+  /** Writes the file atomically. */
+  write(status: string, outcomes: PromptOutcome[], thisRunUsd: number): Promise<void> {
+    return writeJsonAtomic(this.path, this.info(status, outcomes, thisRunUsd));
+  }
+
+  /** The file's content for this status and these outcomes. */
+  info(status: string, outcomes: PromptOutcome[], thisRunUsd: number): RunInfo {
+    const { config, promptFiles, providers, models, batchDir } = this.#source;
+    const entries = this.#entries(status, outcomes);
+    return {
+      version: VERSION,
+      batch: batchDir.split("/").pop()!,
+      status,
+      promptFiles,
+      startedAt: this.#startedAt,
+      ...(status !== "running" && { finishedAt: new Date().toISOString() }),
+      durationMs: this.elapsedMs(),
+      providers: {
+        generator: providers.generator.name,
+        critic: providers.critic.name,
+        refiner: providers.refiner.name,
+        model: providers.model,
+      },
+      settings: publicSettings(config),
+      totals: { ...this.#totals(entries), thisRunCostUsd: round(thisRunUsd) },
+      ...(models.length > 1 && { models }),
+      prompts: entries,
+    };
+  }
+
+  #entries(status: string, outcomes: PromptOutcome[]): RunEntry[] {
+    const byKey = outcomeIndex(outcomes);
+    return mergeEntries(
+      this.#kept,
+      this.#source.specs.flatMap((spec) =>
+        this.#source.models.map((model) =>
+          byKey.get(outcomeKey(spec.id, model)) ??
+            { id: spec.id, model, status: status === "running" ? "pending" : "not run" }
+        )
+      ),
+    );
+  }
+
+  #totals(entries: RunEntry[]): Omit<RunInfo["totals"], "thisRunCostUsd"> {
+    return {
+      prompts: new Set(entries.map((e) => e.id)).size,
+      completed: entries.filter((e) => e.status === "completed").length,
+      failed: entries.filter((e) => e.status === "failed").length,
+      interrupted: entries.filter((e) => e.status === "interrupted").length,
+      skipped: entries.filter((e) => e.skipped === true).length,
+      costUsd: round(
+        entries.reduce((sum, e) => sum + (typeof e.costUsd === "number" ? e.costUsd : 0), 0),
+      ),
+    };
+  }
+}
+
+/** The entries of the batch's earlier `run.json`, or none when it is missing or unreadable. */
+export async function previousEntries(batchDir: string): Promise<RunEntry[]> {
+  const runFile = `${batchDir}/run.json`;
+  let run: unknown;
+  try {
+    run = JSON.parse(await Deno.readTextFile(runFile));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    getLogger(["retake", "run"]).warn("Could not read the earlier {file}: {reason}", {
+      file: runFile,
+      reason: messageOf(error),
+    });
+    return [];
+  }
+  const prompts = (run as { prompts?: unknown })?.prompts;
+  return Array.isArray(prompts)
+    ? prompts.filter((e): e is RunEntry =>
+      typeof e?.id === "string" && typeof e?.model === "string" && typeof e?.status === "string"
+    )
+    : [];
+}
+
+/**
+ * The earlier entries in their order, each replaced by this run's entry for the same prompt and
+ * model, then this run's new ones.
+ */
+function mergeEntries(earlier: RunEntry[], current: RunEntry[]): RunEntry[] {
+  const byKey = new Map(current.map((e) => [outcomeKey(e.id, e.model), e]));
+  const merged = earlier.map((e) => {
+    const key = outcomeKey(e.id, e.model);
+    const now = byKey.get(key);
+    byKey.delete(key);
+    return now ?? e;
+  });
+  return [...merged, ...byKey.values()];
+}
+
+/** Outcomes by prompt and model: a batch of thousands looks each one up once, not by a scan. */
+export function outcomeKey(id: string, model: string): string {
+  return `${id}\u0000${model}`;
+}
+
+/** Outcomes indexed by {@linkcode outcomeKey}. */
+export function outcomeIndex(outcomes: PromptOutcome[]): Map<string, PromptOutcome> {
+  return new Map(outcomes.map((o) => [outcomeKey(o.id, o.model), o]));
+}
+
+function round(usd: number): number {
+  return Math.round(usd * 1e6) / 1e6;
+}
