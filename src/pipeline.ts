@@ -715,7 +715,7 @@ async function generateStep(
       pending.model === ctx.model
     ? earlier
     : undefined;
-  if (earlier !== undefined && recoverRequestId === undefined) chargePending(state);
+  if (earlier !== undefined && recoverRequestId === undefined) chargePending(state, EARLIER_RUN);
   let pendingSave: Promise<void> = Promise.resolve();
   let accepted: string | undefined;
   const image = await ctx.generator.generate({
@@ -731,6 +731,8 @@ async function generateStep(
     ...(recoverRequestId !== undefined && { recoverRequestId }),
     onAccepted: (requestId) => {
       accepted = requestId;
+      // The service took the request, key and model included: others may go side by side.
+      ctx.gates.generate.succeeded();
       // Billed from here on even if this process dies before the result: the estimate counts.
       const costUsd = estimateFor(ctx, "generate");
       state.record.pending = {
@@ -749,11 +751,12 @@ async function generateStep(
       );
     },
   }).catch((error: unknown) => {
-    if (recoverRequestId !== undefined) chargePending(state);
-    // This run's request failed (and was cancelled where it still ran): what it billed, the
-    // error carries.
+    if (recoverRequestId !== undefined) chargePending(state, EARLIER_RUN);
     else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
-      delete state.record.pending;
+      // Cut off (a hard stop): fal may bill what it had started. Otherwise the request failed
+      // on its own terms, and what it billed, the error carries.
+      if (signal.aborted) chargePending(state, "cancelled by a hard stop after fal accepted it");
+      else delete state.record.pending;
     }
     throw error;
   });
@@ -797,11 +800,13 @@ async function generateStep(
   };
 }
 
+const EARLIER_RUN = "accepted before an earlier run stopped; its result could not be fetched";
+
 /**
- * An earlier run's accepted request that could not be recovered: fal took it, so it counts as
- * spent (at its estimate) though no image came of it.
+ * An accepted request whose result will never be saved: fal took it, so it counts as spent (at
+ * its estimate) though no image came of it.
  */
-function chargePending(state: State): void {
+function chargePending(state: State, reason: string): void {
   const pending = state.record.pending;
   if (pending === undefined) return;
   delete state.record.pending;
@@ -811,7 +816,7 @@ function chargePending(state: State): void {
     iteration: pending.iteration,
     costUsd: pending.costUsd,
     requestId: pending.requestId,
-    reason: "accepted before an earlier run stopped; its result could not be fetched",
+    reason,
   });
 }
 

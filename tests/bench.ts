@@ -16,7 +16,7 @@ import { createGeminiCritic } from "../src/providers/gemini.ts";
 import type { PromptSpec } from "../src/prompts.ts";
 import { runBaseline } from "./bench/baseline.ts";
 import { benchPrompts, writeMemoryBatch } from "./bench/child.ts";
-import { ROOT, RUN_ENV, runCli } from "./cli.ts";
+import { cliCommand, ROOT, RUN_ENV, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
 
@@ -549,11 +549,60 @@ async function overhead(s: Settings, rows: Row[]): Promise<void> {
   });
 }
 
+/**
+ * Money at the edges: paid calls that start after one Ctrl-C (retake's own log orders the
+ * interrupt and every call), and what a run spends over `--max-cost`, against the most one step
+ * can be estimated at.
+ */
+async function money(s: Settings, rows: Row[], work: string): Promise<void> {
+  const srv = await servers({ ...s, falLatencyMs: 1500, falConcurrency: 4 });
+  try {
+    const cwd = await writeBatch(`${work}/money`, { ...s, prompts: 24 });
+    const child = cliCommand(["--out", "out", "--name", "ctrl-c", "-q", "batch.json"], {
+      cwd,
+      env: srv.env,
+      output: "null",
+    }).spawn();
+    while (srv.fal.calls("submit").length < 4) await new Promise((r) => setTimeout(r, 2));
+    child.kill("SIGINT");
+    await child.status;
+    const lines = (await Deno.readTextFile(`${cwd}/out/ctrl-c/log.jsonl`)).split("\n")
+      .filter(Boolean).map((line) => JSON.parse(line));
+    const at = lines.findIndex((l) => /^Interrupted by the user/.test(String(l.message)));
+    const after = lines.slice(at).filter((l) => /^Calling /.test(String(l.message))).length;
+    rows.push({
+      metric: "Paid calls started after one Ctrl-C",
+      value: at < 0 ? Infinity : after,
+      unit: "",
+      target: { op: "<=", value: 0 },
+      detail: `24 prompts, fal 1.5 s with a quota of 4; Ctrl-C once 4 generations were submitted`,
+    });
+
+    const limit = 0.02;
+    const run = await cliBatch(cwd, "max-cost", ["--max-cost", String(limit)], srv);
+    const spent = JSON.parse(await Deno.readTextFile(`${cwd}/out/max-cost/run.json`)).totals
+      .thisRunCostUsd;
+    // The dearest single step: one image at the bench's size (flux schnell, 1 MP at most).
+    const step = 0.003;
+    rows.push({
+      metric: "Spend over --max-cost",
+      value: Math.max(0, spent - limit),
+      unit: "USD",
+      target: { op: "<=", value: step },
+      detail:
+        `--max-cost ${limit}: spent $${spent} in ${run.paidCalls} paid calls, exit ${run.code}`,
+    });
+  } finally {
+    await srv.close();
+  }
+}
+
 function format(value: number, unit: string): string {
   if (unit === "share") return `${(value * 100).toFixed(1)}%`;
   if (unit === "×") return `${value.toFixed(value >= 10 ? 1 : 3)}×`;
   if (unit === "ms") return `${value.toFixed(2)} ms`;
   if (unit === "MB") return `${value.toFixed(1)} MB`;
+  if (unit === "USD") return `$${value.toFixed(4)}`;
   return `${value}`;
 }
 
@@ -599,6 +648,7 @@ async function main(args: string[]): Promise<number> {
     if (wanted("cost")) await critiqueCost(rows, work);
     if (wanted("memory")) await memory(s, rows, work);
     if (wanted("overhead")) await overhead(s, rows);
+    if (wanted("money")) await money(s, rows, work);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

@@ -252,7 +252,7 @@ Deno.test("--max-cost stops starting paid steps once the budget is reached", asy
       cwd,
       env: s.env,
     });
-    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.code, 4, result.stderr);
     assert.match(result.stderr, /max-cost/);
     const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/batch/run.json`));
     assert.equal(run.status, "stopped at the cost budget");
