@@ -6,8 +6,9 @@
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
 import { InputError } from "./src/errors.ts";
-import { escapeLines } from "./src/terminal_text.ts";
+import { escapeControls } from "./src/terminal_text.ts";
 import { writeGallery } from "./src/gallery.ts";
+import { isFatal } from "./src/pipeline.ts";
 import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
 
 /** Signals closer together than this count as one Ctrl-C. */
@@ -27,7 +28,9 @@ function streamWriter(stream: { writeSync(bytes: Uint8Array): number }): (text: 
     try {
       const bytes = encoder.encode(text);
       for (let written = 0; written < bytes.length;) {
-        written += stream.writeSync(bytes.subarray(written));
+        const n = stream.writeSync(bytes.subarray(written));
+        if (n <= 0) throw new Deno.errors.WriteZero("wrote nothing");
+        written += n;
       }
     } catch {
       closed = true;
@@ -99,9 +102,11 @@ async function main(args: string[]): Promise<number> {
           "Cannot build a gallery as no folder was given: retake gallery <out>/<batch>",
         );
       }
+      // Every folder is checked before any page is written: a typo writes nothing anywhere.
+      for (const dir of dirs) await checkBatchFolder(dir);
       for (const dir of dirs) {
         try {
-          writeOut(`Wrote ${await writeGallery(dir)}\n`);
+          writeOut(`Wrote ${escapeControls(await writeGallery(dir))}\n`);
         } catch (error) {
           if (!(error instanceof Deno.errors.NotFound)) throw error;
           throw new InputError(`Cannot build a gallery for '${dir}': no such folder`);
@@ -109,6 +114,7 @@ async function main(args: string[]): Promise<number> {
       }
       return EXIT.ok;
     }
+    for (const notice of invocation.notices) writeErr(`${escapeControls(notice)}\n`);
     if (invocation.watch) {
       return await watchBatch(invocation.config, invocation.promptFiles, io);
     }
@@ -118,15 +124,31 @@ async function main(args: string[]): Promise<number> {
     }
     return result.exitCode;
   } catch (error) {
+    // Messages quote paths, ids and service answers: shown, never obeyed by the terminal.
     if (error instanceof InputError) {
-      writeErr(`error: ${error.message}\n`);
+      writeErr(`error: ${escapeControls(error.message)}\n`);
       return EXIT.input;
     }
-    writeErr(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    return EXIT.someFailed;
+    writeErr(`error: ${escapeControls(error instanceof Error ? error.message : String(error))}\n`);
+    // A bad key or an unknown model found by the free checks at start: nothing was paid.
+    return isFatal(error) ? EXIT.stopped : EXIT.someFailed;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+/** A gallery goes only into a folder retake made a batch of: one with a `run.json`. */
+async function checkBatchFolder(dir: string): Promise<void> {
+  const folder = await Deno.stat(dir).catch(() => undefined);
+  if (!folder?.isDirectory) {
+    throw new InputError(`Cannot build a gallery for '${dir}': no such folder`);
+  }
+  const run = await Deno.lstat(`${dir}/run.json`).catch(() => undefined);
+  if (!run?.isFile) {
+    throw new InputError(
+      `Cannot build a gallery for '${dir}' as it has no run.json, so it is not a batch folder: give one retake wrote, such as 'outputs/example'`,
+    );
   }
 }
 

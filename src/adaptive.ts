@@ -17,7 +17,16 @@
  * refused at once. So the first 429 also starts pacing: grants are spaced to a rate estimated
  * from what the service took before refusing (successes over the span from the first call to
  * when the service says a slot frees), cut on each later 429 and raised slowly on success. A
- * retry hint holds every caller of the service until it has passed, not only the one refused.
+ * 429 that carries a retry hint speaks of that rate, so it does not cut the limit on calls at
+ * once. Until pacing starts, a retry hint holds every caller of the service until it has
+ * passed, not only the one refused; once paced, only the refused call waits its hint, since a
+ * hold per refusal would line the callers up one behind the other (issue 9: a service that
+ * refused each call five times slowed a batch to one call per 36 s). The pace never falls
+ * below `minRatePerSecond`, so a storm of refusals that are not about the rate cannot stall it.
+ *
+ * Each service starts with one call in flight, and ramps up from the first answer that shows
+ * its settings work (a success, or a refusal as over quota): a wrong key or model costs one
+ * call per service, not one per permit.
  *
  * @module
  */
@@ -59,6 +68,16 @@ export interface AdaptiveLimiterOptions {
   timer?: (fn: () => void, ms: number) => () => void;
   /** Called once pacing starts, with the pace in calls per second. */
   onPace?: (ratePerSecond: number) => void;
+  /**
+   * Lowest pace, in calls per second, however many calls the service refuses: a quota below it
+   * is met by refusals, which cost nothing and each wait their hint. @default {2}
+   */
+  minRatePerSecond?: number;
+  /**
+   * One call at a time until the first success or refusal as over quota, then `initialLimit`.
+   * @default {true}
+   */
+  probe?: boolean;
 }
 
 /** Counters, for logs and benchmarks. */
@@ -88,7 +107,7 @@ interface Waiter {
  * @example
  * ```ts
  * import { AdaptiveLimiter } from "./adaptive.ts";
- * const limiter = new AdaptiveLimiter({ initialLimit: 1 });
+ * const limiter = new AdaptiveLimiter({ initialLimit: 1, probe: false });
  * const release = await limiter.acquire();
  * limiter.onSuccess(200);
  * release();
@@ -109,7 +128,11 @@ export class AdaptiveLimiter {
   readonly #rateGrowth: number;
   readonly #minRateSamples: number;
   readonly #onPace: ((ratePerSecond: number) => void) | undefined;
+  /** The lowest pace, in calls per ms. */
+  readonly #minRatePerMs: number;
   #limit: number;
+  /** No answer yet that shows the service takes our calls: one call at a time. */
+  #probing: boolean;
   /** Calls per ms once pacing; undefined until an overload with enough successes before it. */
   #ratePerMs: number | undefined;
   /** The pace at the last refusal while pacing. */
@@ -164,6 +187,14 @@ export class AdaptiveLimiter {
     this.#rateGrowth = options.rateGrowth ?? 0.0005;
     this.#minRateSamples = options.minRateSamples ?? 5;
     this.#onPace = options.onPace;
+    this.#probing = options.probe ?? true;
+    const minRate = options.minRatePerSecond ?? 2;
+    if (!(minRate > 0 && Number.isFinite(minRate))) {
+      throw new RangeError(
+        `Cannot create the limiter as 'minRatePerSecond' must be a positive number: current value is ${minRate}`,
+      );
+    }
+    this.#minRatePerMs = minRate / 1000;
     if (!(this.#rateBackoff > 0 && this.#rateBackoff < 1)) {
       throw new RangeError(
         `Cannot create the limiter as 'rateBackoff' must be between 0 and 1: current value is ${this.#rateBackoff}`,
@@ -173,6 +204,7 @@ export class AdaptiveLimiter {
 
   /** Calls allowed at once now. */
   get limit(): number {
+    if (this.#probing) return 1;
     return Math.max(this.#min, Math.floor(this.#limit));
   }
 
@@ -228,6 +260,15 @@ export class AdaptiveLimiter {
    */
   onSuccess(latencyMs: number, queueMs?: number): void {
     this.#stats.successes++;
+    if (this.#probing) {
+      // The first answer says nothing about queueing yet: no decision on it, just ramp up.
+      this.#endProbe();
+      const latency = Math.max(1, latencyMs);
+      this.#rttMs = latency;
+      this.#latencies[this.#latencyIndex] = latency;
+      this.#latencyIndex = (this.#latencyIndex + 1) % this.#window;
+      return;
+    }
     if (this.#ratePerMs !== undefined) {
       // Back quickly to just under the rate last refused, then probe past it slowly (as
       // CUBIC does for TCP), so the pace spends its time near the quota, not below it.
@@ -274,15 +315,18 @@ export class AdaptiveLimiter {
    */
   onOverload(retryAfterMs?: number): void {
     this.#stats.overloads++;
+    // The service read the call and counted it against the account's quota: the key works.
+    if (this.#probing) this.#endProbe();
     const now = this.#now();
-    if (retryAfterMs !== undefined && retryAfterMs > 0) {
+    const hinted = retryAfterMs !== undefined && retryAfterMs > 0;
+    if (hinted && this.#ratePerMs === undefined) {
       this.#resumeAt = Math.max(this.#resumeAt, now + retryAfterMs);
     }
     // A burst of 429s answers one rate that was too high: slow down once per round trip.
     if (now - this.#lastDecreaseAt < (this.#rttMs ?? 0)) return this.#pump();
     if (this.#ratePerMs !== undefined) {
       this.#refusedRatePerMs = this.#ratePerMs;
-      this.#ratePerMs *= this.#rateBackoff;
+      this.#ratePerMs = Math.max(this.#minRatePerMs, this.#ratePerMs * this.#rateBackoff);
       this.#lastDecreaseAt = now;
       this.#stats.decreases++;
       return this.#pump();
@@ -290,7 +334,17 @@ export class AdaptiveLimiter {
     // Pacing starts once the hint has passed: by then every call sent before this refusal has
     // ended, so the successes count all the service took in its window.
     this.#windowEndsAt ??= now + Math.max(0, retryAfterMs ?? 0);
+    if (hinted) {
+      this.#lastDecreaseAt = now;
+      return this.#pump();
+    }
     this.#decrease(this.#backoff);
+  }
+
+  #endProbe(): void {
+    this.#probing = false;
+    this.#epoch = { count: 0, shareSum: 0, saturated: 0 };
+    this.#pump();
   }
 
   /**
@@ -303,7 +357,10 @@ export class AdaptiveLimiter {
     if (end === undefined || this.#ratePerMs !== undefined || this.#now() < end) return;
     this.#windowEndsAt = undefined;
     if (this.#stats.successes < this.#minRateSamples || this.#firstGrantAt === undefined) return;
-    this.#ratePerMs = (this.#stats.successes / Math.max(1, end - this.#firstGrantAt)) * 0.95;
+    this.#ratePerMs = Math.max(
+      this.#minRatePerMs,
+      (this.#stats.successes / Math.max(1, end - this.#firstGrantAt)) * 0.95,
+    );
     this.#onPace?.(Math.round(this.#ratePerMs * 1000 * 100) / 100);
   }
 

@@ -29,7 +29,7 @@ async function busyRound(limiter: AdaptiveLimiter, latencyMs: number, queueMs?: 
 }
 
 Deno.test("AdaptiveLimiter grants up to its limit, then queues callers first come first served", async () => {
-  const limiter = new AdaptiveLimiter({ initialLimit: 2 });
+  const limiter = new AdaptiveLimiter({ initialLimit: 2, probe: false });
   const [a, b] = await take(limiter, 2);
   const order: string[] = [];
   const c = limiter.acquire().then((release) => (order.push("c"), release));
@@ -65,7 +65,7 @@ Deno.test("AdaptiveLimiter.acquire() rejects when its signal aborts while waitin
 });
 
 Deno.test("AdaptiveLimiter doubles per round trip while saturated, until the first overload", async () => {
-  const limiter = new AdaptiveLimiter({ initialLimit: 2, maxLimit: 64 });
+  const limiter = new AdaptiveLimiter({ initialLimit: 2, maxLimit: 64, probe: false });
   const limits = [limiter.limit];
   for (let round = 0; round < 4; round++) {
     await busyRound(limiter, 100);
@@ -91,6 +91,7 @@ Deno.test("AdaptiveLimiter.onOverload() backs off once per round trip, then grow
     initialLimit: 20,
     backoff: 0.5,
     minRateSamples: 1000,
+    probe: false,
     now: () => now,
   });
   // One round trip of successes sets the round-trip time to 100 ms (and doubles the limit).
@@ -114,6 +115,7 @@ Deno.test("AdaptiveLimiter.onOverload() backs off once per round trip, then grow
 Deno.test("AdaptiveLimiter shrinks when calls spend more than queueTolerance of their time queued, and holds in the band", async () => {
   const limiter = new AdaptiveLimiter({
     initialLimit: 16,
+    probe: false,
     queueTolerance: 0.5,
     targetQueueShare: 0.2,
   });
@@ -127,7 +129,7 @@ Deno.test("AdaptiveLimiter shrinks when calls spend more than queueTolerance of 
 });
 
 Deno.test("AdaptiveLimiter reads queueing from latency above the lowest recent one when none is reported", async () => {
-  const limiter = new AdaptiveLimiter({ initialLimit: 10 });
+  const limiter = new AdaptiveLimiter({ initialLimit: 10, probe: false });
   await busyRound(limiter, 100);
   assert.equal(limiter.limit, 20);
   // Latency tripled: two thirds of it is waiting somewhere.
@@ -353,4 +355,95 @@ Deno.test("AdaptiveLimiter holds every caller until a retry hint has passed", as
   await flush();
   assert.equal(granted, true);
   (await next)();
+});
+
+Deno.test("AdaptiveLimiter lets one call through until the service answers, then ramps up", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 4 });
+  const first = await limiter.acquire();
+  let second = false;
+  const next = limiter.acquire().then((release) => (second = true, release));
+  await flush();
+  assert.equal(second, false, "a second call waits for the first answer");
+  // A call that failed without an answer about the service (a wrong key, say) ends nothing.
+  first();
+  const third = limiter.acquire();
+  (await next)();
+  assert.equal(limiter.limit, 1);
+  const release = await third;
+  limiter.onSuccess(100);
+  release();
+  assert.equal(limiter.limit, 4, "ramped up from the first success");
+  assert.equal((await take(limiter, 4)).length, 4);
+
+  // A refusal as over quota shows the settings work too.
+  const refused = new AdaptiveLimiter({ initialLimit: 4 });
+  (await refused.acquire())();
+  refused.onOverload();
+  assert.ok(refused.limit > 1);
+});
+
+/**
+ * The batch of issue 9: `workers` prompts, each making `calls` calls in a row, and the service
+ * refuses each call `refusals` times with a retry hint before it answers, whatever the pace.
+ * Returns how long the batch took on the fake clock, in ms, and the limiter.
+ */
+async function simulateRefusalStorm(
+  options: { workers: number; calls: number; refusals: number; hintMs: number; serviceMs: number },
+): Promise<{ ms: number; limiter: AdaptiveLimiter }> {
+  let now = 0;
+  const timers: Timers = [];
+  const at = (time: number, fire: () => void) => {
+    const timer = { at: time, fire };
+    timers.push(timer);
+    return timer;
+  };
+  const limiter = new AdaptiveLimiter({
+    now: () => now,
+    timer: (fn, ms) => {
+      const timer: { at: number; fire: () => void; cancelled?: boolean } = at(now + ms, fn);
+      return () => timer.cancelled = true;
+    },
+  });
+  const sleep = (ms: number) => new Promise<void>((resolve) => at(now + ms, resolve));
+  let done = 0;
+  const worker = async () => {
+    for (let call = 0; call < options.calls; call++) {
+      // The step before (a fal image) takes a while and does not go through this limiter.
+      await sleep(300);
+      for (let refused = 0;; refused++) {
+        const release = await limiter.acquire();
+        const begun = now;
+        if (refused < options.refusals) {
+          await sleep(5);
+          limiter.onOverload(options.hintMs);
+          release();
+          await sleep(options.hintMs);
+          continue;
+        }
+        await sleep(options.serviceMs);
+        limiter.onSuccess(now - begun);
+        release();
+        break;
+      }
+    }
+    done++;
+  };
+  const all = Promise.all(Array.from({ length: options.workers }, worker));
+  await runClock(timers, (t) => now = Math.max(now, t), () => done >= options.workers);
+  await all;
+  return { ms: now, limiter };
+}
+
+Deno.test("AdaptiveLimiter gets through a storm of refusals at the pace of the hints, not slower", async () => {
+  const { ms, limiter } = await simulateRefusalStorm({
+    workers: 4,
+    calls: 3,
+    refusals: 5,
+    hintMs: 2000,
+    serviceMs: 50,
+  });
+  // Each prompt must wait 3 calls × 5 hints × 2 s = 30 s whatever the limiter does.
+  assert.ok(ms < 40_000, `took ${(ms / 1000).toFixed(1)} s`);
+  const paced = limiter.stats().ratePerSecond;
+  assert.ok(paced === undefined || paced >= 2, `the pace fell to ${paced}/s`);
 });

@@ -161,6 +161,11 @@ export interface Invocation {
   configFile?: string;
   /** Names of the environment variables that supplied keys (never the values). */
   keySources: string[];
+  /**
+   * Lines to show on stderr at start: which base URLs are overridden, and from where, as the
+   * key goes wherever they point.
+   */
+  notices: string[];
 }
 
 /** Where configuration comes from; injected so tests control every layer. */
@@ -338,6 +343,15 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     const source = layers.findLast(([, layer]) => setsPath(layer, path))?.[0] ?? "settings";
     throw new InputError(`Invalid setting '${key}' from ${source}: ${issue.message}`);
   }
+  const notices: string[] = [];
+  for (const [section, service] of BASE_URLS) {
+    const url = result.data[section].baseUrl;
+    if (url === undefined) continue;
+    const path = [section, "baseUrl"];
+    const source = layers.findLast(([, layer]) => setsPath(layer, path))?.[0] ?? "settings";
+    const shown = checkBaseUrl(`${section}.baseUrl`, url, source);
+    notices.push(`Sending ${service} requests to ${shown} (${section}.baseUrl from ${source})`);
+  }
   return {
     config: result.data,
     promptFiles: parsed.positionals.length > 0 ? parsed.positionals : replayFiles,
@@ -346,7 +360,29 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     watch: flags.watch ?? false,
     ...(configFile !== undefined && { configFile }),
     keySources,
+    notices,
   };
+}
+
+/** The base URL settings, each with the service it replaces. */
+const BASE_URLS = [["fal", "fal.ai"], ["gemini", "Gemini"]] as const;
+
+/**
+ * The key goes wherever a base URL points: only https, or plain http to this machine (a local
+ * stand-in or proxy), where nothing on the network can read it. Returns the URL as shown to
+ * people: without any user name, password or query.
+ */
+function checkBaseUrl(key: string, value: string, source: string): string {
+  const url = new URL(value);
+  const shown = `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`;
+  const host = url.hostname.toLowerCase();
+  const loopback = host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    throw new InputError(
+      `Invalid setting '${key}' from ${source}: expected an https:// URL, or http:// only to this machine (localhost, 127.0.0.1, [::1]), as the key is sent there: current value is '${shown}'`,
+    );
+  }
+  return shown;
 }
 
 /**

@@ -441,3 +441,75 @@ Deno.test("secretsOf() lists the key values that are set", async () => {
   const { config } = await load({ env: { FAL_KEY: "fal-secret-1" } });
   assert.deepEqual(secretsOf(config), ["fal-secret-1"]);
 });
+
+// --- base URLs ---------------------------------------------------------------------------------
+
+Deno.test("loadConfig() refuses a plain-http FAL_BASE_URL from .env, naming the variable and the file", async () => {
+  const message = await rejectionOf(load({
+    files: { [DOTENV]: "FAL_KEY=real-key\nFAL_BASE_URL=http://evil.example\n" },
+  }));
+  assertMentions(
+    message,
+    "Invalid setting 'fal.baseUrl' from environment variable FAL_BASE_URL (from .env)",
+    "expected an https:// URL",
+    "current value is 'http://evil.example'",
+  );
+  assert.ok(!message.includes("real-key"), message);
+});
+
+Deno.test("loadConfig() refuses a non-https base URL from the environment and the config file", async () => {
+  const fromEnv = await rejectionOf(load({ env: { GEMINI_BASE_URL: "http://10.0.0.5:8080" } }));
+  assertMentions(fromEnv, "'gemini.baseUrl' from environment variable GEMINI_BASE_URL:");
+  const fromFile = await rejectionOf(load({
+    files: { [CONFIG]: `{"fal": {"baseUrl": "ftp://proxy.example"}}` },
+  }));
+  assertMentions(fromFile, `'fal.baseUrl' from config file '${CONFIG}'`);
+  // A host that merely starts like loopback is not loopback.
+  const lookalike = await rejectionOf(
+    load({ env: { FAL_BASE_URL: "http://127.0.0.1.evil.example" } }),
+  );
+  assertMentions(lookalike, "'fal.baseUrl'");
+});
+
+Deno.test("loadConfig() never echoes a base URL's password in its refusal", async () => {
+  const message = await rejectionOf(
+    load({ env: { FAL_BASE_URL: "http://user:hunter2@evil.example/x" } }),
+  );
+  assertMentions(message, "current value is 'http://evil.example/x'");
+  assert.ok(!message.includes("hunter2"), message);
+});
+
+Deno.test("loadConfig() accepts https anywhere and plain http only to this machine", async () => {
+  for (
+    const url of [
+      "https://proxy.example",
+      "http://127.0.0.1:8787",
+      "http://127.10.0.1",
+      "http://localhost:9000/v1",
+      "http://[::1]:8080",
+    ]
+  ) {
+    const result = await load({ env: { FAL_BASE_URL: url } });
+    assert.equal(result.config.fal.baseUrl, url);
+  }
+});
+
+Deno.test("loadConfig() says which base URLs are overridden and where each came from", async () => {
+  const none = await load();
+  assert.deepEqual(none.notices, []);
+  const result = await load({
+    env: { GEMINI_BASE_URL: "http://127.0.0.1:8788" },
+    files: {
+      [DOTENV]: "FAL_BASE_URL=https://proxy.example/fal\n",
+      [CONFIG]: `{"gemini": {"baseUrl": "https://ignored.example"}}`,
+    },
+  });
+  assert.deepEqual(result.notices, [
+    "Sending fal.ai requests to https://proxy.example/fal (fal.baseUrl from environment variable FAL_BASE_URL (from .env))",
+    "Sending Gemini requests to http://127.0.0.1:8788 (gemini.baseUrl from environment variable GEMINI_BASE_URL)",
+  ]);
+  const fromFile = await load({ files: { [CONFIG]: `{"fal": {"baseUrl": "https://p.example"}}` } });
+  assert.deepEqual(fromFile.notices, [
+    `Sending fal.ai requests to https://p.example (fal.baseUrl from config file '${CONFIG}')`,
+  ]);
+});

@@ -7,7 +7,7 @@
  */
 import { diffWords } from "diff";
 import sharp from "sharp";
-import { safeFolderName, writeFileAtomic, writeStreamAtomic } from "./artifacts.ts";
+import { refuseLinks, safeFolderName, writeFileAtomic, writeStreamAtomic } from "./artifacts.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "./record.ts";
 
 /** Options for {@linkcode writeGallery}. */
@@ -97,6 +97,8 @@ export async function writeGallery(
     ReadableStream.from(renderPage(dir, data, toc, shown, missing)).pipeThrough(
       new TextEncoderStream(),
     ),
+    undefined,
+    { within: dir },
   );
   return page;
 }
@@ -359,8 +361,10 @@ async function makeThumbnail(dir: string, rel: string, width: number): Promise<T
       .flatten({ background: "#ffffff" })
       .jpeg({ quality: 80, mozjpeg: true })
       .toBuffer({ resolveWithObject: true });
+    // mkdir would follow a link in `_thumbs/...` out of the batch folder.
+    await refuseLinks(target, dir);
     await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
-    await writeFileAtomic(target, data);
+    await writeFileAtomic(target, data, { within: dir });
     return { rel: thumbRel, width: info.width, height: info.height };
   } catch (error) {
     return { problem: messageOf(error) };

@@ -438,3 +438,26 @@ Deno.test("writeGallery() streams a batch of many prompts: every contents link f
     assert.ok(html.trimEnd().endsWith("</html>"));
   });
 });
+
+Deno.test("writeGallery() never writes through a link in _thumbs/ or at index.html", async () => {
+  await withBatch(async (batch) => {
+    const outside = await Deno.makeTempDir({ prefix: "retake-gallery-outside-" });
+    try {
+      await Deno.remove(`${batch}/_thumbs`, { recursive: true }).catch(() => {});
+      await Deno.mkdir(`${batch}/_thumbs`);
+      await Deno.symlink(outside, `${batch}/_thumbs/neon-rain`);
+      const html = await Deno.readTextFile(await writeGallery(batch));
+      assert.match(html, /is a symbolic link/, "the page says why a thumbnail is missing");
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(outside)), []);
+
+      await Deno.writeTextFile(`${outside}/page.html`, "precious");
+      await Deno.remove(`${batch}/index.html`);
+      await Deno.symlink(`${outside}/page.html`, `${batch}/index.html`);
+      await assert.rejects(writeGallery(batch), /index\.html' is a symbolic link/);
+      assert.equal(await Deno.readTextFile(`${outside}/page.html`), "precious");
+      assert.ok((await Deno.lstat(`${batch}/index.html`)).isSymlink);
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
+  });
+});

@@ -1,7 +1,10 @@
 /**
- * One retake per batch folder: `<batch>/.retake.lock` holds the pid and host of the process
- * using it. Two processes on one folder would pay twice for the same prompts and interleave
- * their writes.
+ * One retake per batch folder: an exclusive lock on `<batch>/.retake.lock`, which also says who
+ * holds it (pid, host, start time). Two processes on one folder would pay twice for the same
+ * prompts and interleave their writes.
+ *
+ * The lock is the operating system's (`flock`): it ends with its process however that process
+ * ends, `kill -9` included, so a crashed run never leaves a lock that has to be deleted by hand.
  *
  * @module
  */
@@ -17,124 +20,108 @@ export interface LockOwner {
   startedAt: string;
 }
 
-/** A held lock; `release` removes it (once). */
+/** A held lock; `release` gives it up (once). */
 export interface BatchLock {
   readonly path: string;
   release(): Promise<void>;
 }
 
-/** The outside world the lock needs, injected for tests. */
+/** Who this process is, injected for tests. */
 export interface LockEnv {
   pid: number;
   host: string;
   now: () => string;
-  /**
-   * Whether a process with this pid runs on this host; undefined when it cannot be told
-   * (no `/proc`). @default {a look at /proc/<pid>}
-   */
-  isAlive?: (pid: number) => boolean | undefined;
 }
 
 /**
  * Takes the batch folder's lock, or throws an {@linkcode InputError} naming the process that
- * holds it. A lock left by a process that no longer runs on this host is taken over.
+ * holds it.
  */
 export async function lockBatch(batchDir: string, env: LockEnv = defaultEnv()): Promise<BatchLock> {
   const path = `${batchDir}/${LOCK_FILE}`;
-  const me: LockOwner = { pid: env.pid, host: env.host, startedAt: env.now() };
-  const isAlive = env.isAlive ?? aliveByProc;
-  for (let tries = 0; tries < 3; tries++) {
-    if (await linkNew(path, JSON.stringify(me) + "\n")) return held(path, me);
-    const owner = await readOwner(path);
-    if (owner === undefined) continue; // Released meanwhile: try again.
-    const stale = owner === "unreadable" ||
-      (owner.host === env.host && isAlive(owner.pid) === false);
-    if (!stale) {
-      throw new InputError(
-        `Cannot use '${batchDir}' as another retake (pid ${owner.pid} on ${owner.host}, since ${owner.startedAt}) is using it: wait for it to finish, or if it is not running, delete '${path}'`,
-      );
+  for (let tries = 0; tries < 5; tries++) {
+    await refuseLink(path);
+    const file = await Deno.open(path, { read: true, write: true, create: true });
+    let locked = false;
+    try {
+      locked = await file.tryLock(true);
+      if (!locked) {
+        const owner = await readOwner(path);
+        throw new InputError(
+          `Cannot use '${batchDir}' as another retake (${
+            describe(owner)
+          }) is using it: wait for it to finish, or stop it`,
+        );
+      }
+      // The holder before us may have removed the file after we opened it: then our lock is on
+      // a file nobody else will see, and we try again on the one at the path.
+      const [held, current] = await Promise.all([file.stat(), Deno.lstat(path).catch(() => null)]);
+      if (current === null || current.ino !== held.ino || current.dev !== held.dev) {
+        file.close();
+        continue;
+      }
+      const me: LockOwner = { pid: env.pid, host: env.host, startedAt: env.now() };
+      await file.truncate(0);
+      const bytes = new TextEncoder().encode(JSON.stringify(me) + "\n");
+      for (let written = 0; written < bytes.length;) {
+        written += await file.write(bytes.subarray(written));
+      }
+      return heldLock(path, file);
+    } catch (error) {
+      if (locked) await file.unlock();
+      file.close();
+      throw error;
     }
-    // A crashed run's lock (kill -9, power loss): nothing writes here any more.
-    await Deno.remove(path).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
   }
-  throw new InputError(`Cannot take the lock '${path}': it keeps changing; try again`);
+  throw new InputError(`Cannot take the lock '${path}' as it keeps being replaced: try again`);
 }
 
-/**
- * Creates `path` with `text`, or returns false if it exists. Written aside and hard-linked into
- * place, so the lock appears whole or not at all: a reader never sees it half-written.
- */
-async function linkNew(path: string, text: string): Promise<boolean> {
-  const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  await Deno.writeTextFile(temp, text, { createNew: true });
-  try {
-    await Deno.link(temp, path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) return false;
-    throw error;
-  } finally {
-    await Deno.remove(temp).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
-  }
-}
-
-function held(path: string, me: LockOwner): BatchLock {
+function heldLock(path: string, file: Deno.FsFile): BatchLock {
   let released = false;
   return {
     path,
     async release() {
       if (released) return;
       released = true;
-      // Only our own: a lock someone replaced after deleting ours by hand is theirs.
-      const owner = await readOwner(path);
-      if (owner === undefined || owner === "unreadable") return;
-      if (owner.pid !== me.pid || owner.startedAt !== me.startedAt) return;
+      // Removed while still locked, so a process waiting to open it retries on a fresh file.
       await Deno.remove(path).catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       });
+      await file.unlock();
+      file.close();
     },
   };
 }
 
-async function readOwner(path: string): Promise<LockOwner | "unreadable" | undefined> {
-  let text: string;
+/** A link planted in place of the lock would make retake open a file outside the folder. */
+async function refuseLink(path: string): Promise<void> {
   try {
     const info = await Deno.lstat(path);
-    // Never follow a link planted in place of the lock.
-    if (!info.isFile) return "unreadable";
-    text = await Deno.readTextFile(path);
+    if (info.isFile) return;
+    throw new InputError(
+      `Cannot lock the batch folder as '${path}' is not a regular file (a link or a folder): remove it and run again`,
+    );
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
+}
+
+async function readOwner(path: string): Promise<LockOwner | undefined> {
   try {
-    const owner = JSON.parse(text) as Partial<LockOwner>;
+    const owner = JSON.parse(await Deno.readTextFile(path)) as Partial<LockOwner>;
     if (typeof owner.pid === "number" && typeof owner.host === "string") {
       return { pid: owner.pid, host: owner.host, startedAt: String(owner.startedAt ?? "?") };
     }
   } catch {
-    // A lock cut short by a crash mid-write.
+    // Being written by its holder at this very moment, or not JSON: the holder is unknown.
   }
-  // Not retake's (locks appear whole): edited or damaged by hand, so no process holds it.
-  return "unreadable";
+  return undefined;
 }
 
-function aliveByProc(pid: number): boolean | undefined {
-  try {
-    Deno.statSync("/proc/self");
-  } catch {
-    return undefined; // No /proc (macOS, Windows): cannot tell.
-  }
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
+function describe(owner: LockOwner | undefined): string {
+  return owner === undefined
+    ? "a process that has just started"
+    : `pid ${owner.pid} on ${owner.host}, since ${owner.startedAt}`;
 }
 
 function defaultEnv(): LockEnv {

@@ -17,6 +17,8 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import { redactByPattern, type RedactionPattern } from "@logtape/redaction";
+import { InputError } from "./errors.ts";
+import { escapeControls, escapeLines } from "./terminal_text.ts";
 
 /** Options for {@linkcode setupLogging}. */
 export interface LoggingOptions {
@@ -47,22 +49,27 @@ export async function setupLogging(options: LoggingOptions): Promise<() => Promi
   const text = redact(getTextFormatter({
     timestamp: "time",
     category: ".",
-    // Bare strings read better on a terminal than JSON-quoted ones.
-    value: (value, inspect) => typeof value === "string" ? value : inspect(value),
+    // Bare strings read better on a terminal than JSON-quoted ones; ids, paths and service
+    // messages in them are shown, never obeyed.
+    value: (value, inspect) =>
+      typeof value === "string" ? escapeControls(value) : escapeLines(inspect(value)),
   }));
   const stderrSink: Sink = (record: LogRecord) => {
     if (compareLogLevel(record.level, options.level) < 0) return;
     options.beforeWrite?.();
-    options.writeErr(text(record));
+    options.writeErr(escapeLines(text(record)));
   };
   const sinks: Record<string, Sink> = { stderr: stderrSink };
   let file: Deno.FsFile | undefined;
   if (options.jsonlPath) {
-    file = await Deno.open(options.jsonlPath, { read: true, write: true, create: true });
+    file = await openLog(options.jsonlPath);
     let end = await completeLength(file);
     await file.truncate(end);
     await file.seek(end, Deno.SeekMode.Start);
-    const json = redact(getJsonLinesFormatter({ properties: "flatten" }));
+    const jsonLine = redact(getJsonLinesFormatter({ properties: "flatten" }));
+    // JSON escapes C0 controls itself; C1 and bidi controls become \u escapes too, so a log
+    // shown with cat or less reads as it is. The JSON value is the same.
+    const json = (record: LogRecord) => jsonLine(record).replace(CONTROLS_JSON_KEEPS, escapeChar);
     const encoder = new TextEncoder();
     const handle = file;
     // Synchronous writes keep the log complete up to a crash; log volume is small. A write the
@@ -95,6 +102,51 @@ export async function setupLogging(options: LoggingOptions): Promise<() => Promi
     await dispose();
     file?.close();
   };
+}
+
+const CONTROLS_JSON_KEEPS =
+  /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function escapeChar(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * Opens the log for appending without writing through a link: an existing log must be a
+ * regular file and still the same file once open; a new one is created exclusively (O_EXCL
+ * never follows a link).
+ */
+async function openLog(path: string): Promise<Deno.FsFile> {
+  let before: Deno.FileInfo | undefined;
+  try {
+    before = await Deno.lstat(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (before === undefined) {
+    try {
+      return await Deno.open(path, { read: true, write: true, createNew: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      return await openLog(path);
+    }
+  }
+  if (!before.isFile) {
+    throw new InputError(
+      `Cannot write the log '${path}' as it is ${
+        before.isSymlink ? "a symbolic link" : "not a regular file"
+      }: retake never writes through a link in a batch folder; remove it and run again`,
+    );
+  }
+  const file = await Deno.open(path, { read: true, write: true });
+  const after = await file.stat();
+  if (after.ino !== before.ino || after.dev !== before.dev) {
+    file.close();
+    throw new InputError(
+      `Cannot write the log '${path}' as it was replaced while opening; run again`,
+    );
+  }
+  return file;
 }
 
 /** Length of the file up to its last complete line: a crash mid-write leaves a partial one. */

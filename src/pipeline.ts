@@ -219,7 +219,18 @@ export function runPipeline(
   const ceilings = stageCeilings(options.concurrency);
   const limiters = options.concurrency === "auto" ? providerLimiters(options) : undefined;
   const gates = providerGates(options);
-  const ctx: Ctx = { ...options, now, isoNow, emit, stop, budget, ceilings, limiters, gates };
+  const ctx: Ctx = {
+    ...options,
+    now,
+    isoNow,
+    emit,
+    stop,
+    budget,
+    ceilings,
+    limiters,
+    gates,
+    halt: {},
+  };
 
   // Prompts between start and finish: enough to keep every stage busy, few enough that a
   // batch of any length holds a bounded number of records in memory.
@@ -343,6 +354,8 @@ type Ctx = PipelineOptions & {
   ceilings: Record<StepName, number>;
   limiters: Record<StepName, AdaptiveLimiter> | undefined;
   gates: Record<StepName, FirstSuccessGate>;
+  /** The fatal error that ends the run, once there is one: no call starts after it. */
+  halt: { error?: unknown };
 };
 
 /** The user asked to stop (Ctrl-C): a call that had not started yet is not started. */
@@ -431,6 +444,9 @@ function stage(
           });
           return of(halt(state, cause));
         }
+        // A fatal error (bad key, full disk) stops every call that has not started yet, now:
+        // not after this prompt's failure is saved.
+        if (isFatal(error)) ctx.halt.error ??= error;
         return defer(() =>
           failPrompt(ctx, state, step, iteration, error, attempts, started, billed.usd)
         ).pipe(
@@ -470,9 +486,10 @@ async function admit(ctx: Ctx, step: StepName, signal: AbortSignal): Promise<Tic
     gate.failed();
     throw error;
   }
-  if (ctx.stop.aborted) {
+  if (ctx.stop.aborted || ctx.halt.error !== undefined) {
     reservation.settle(0);
     gate.failed();
+    // Its prompt is not at fault: it stops as interrupted, resumable once the cause is fixed.
     throw new StopRequested();
   }
   return {

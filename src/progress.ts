@@ -6,6 +6,7 @@
  */
 import type { PipelineEvent } from "./pipeline.ts";
 import type { StepName } from "./record.ts";
+import { escapeControls } from "./terminal_text.ts";
 
 /** What the progress line shows. */
 export interface ProgressSnapshot {
@@ -136,7 +137,8 @@ export class ProgressLine {
 
   /** Draws once now. */
   draw(): void {
-    const line = formatProgress(this.#tracker.snapshot());
+    // Only this renderer's own control sequences may reach the terminal.
+    const line = escapeControls(formatProgress(this.#tracker.snapshot()));
     if (this.#options.interactive) {
       this.#options.write(`\r\x1b[2K${line}`);
       this.#visible = true;

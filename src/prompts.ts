@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { InputError } from "./errors.ts";
+import { CONTROL_CHARS, escapeControls } from "./terminal_text.ts";
 
 /** One prompt entry with its context. */
 export interface PromptSpec {
@@ -29,6 +30,12 @@ export const PROMPT_LIMITS = {
   promptChars: 4_000,
   /** Longest id, in characters. */
   idChars: 200,
+  /**
+   * Deepest nesting of objects and arrays in a field: the hash, the copies and the JSON written
+   * for a prompt all walk its fields, and a field thousands of levels deep would overflow the
+   * stack half-way through the batch.
+   */
+  depth: 32,
 } as const;
 
 const KNOWN = new Set(["id", "prompt", "title", "scene", "mood"]);
@@ -42,8 +49,20 @@ const entrySchema = z.looseObject({
     .trim()
     .min(1, "must not be empty")
     .max(PROMPT_LIMITS.idChars, `must be at most ${PROMPT_LIMITS.idChars} characters`)
-    // deno-lint-ignore no-control-regex
-    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "must not contain control characters"),
+    .superRefine((s, ctx) => {
+      // An id is printed on terminals and in logs: an escape or a bidi override in it would
+      // draw something other than the id there.
+      const found = new RegExp(CONTROL_CHARS.source).exec(s);
+      if (found) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            `must not contain control characters or bidirectional formatting characters: found U+${
+              found[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")
+            } at character ${found.index + 1}; remove it`,
+        });
+      }
+    }),
   prompt: z.string({
     error: (i) => i.input === undefined ? "is required (a non-empty string)" : "expected a string",
   })
@@ -161,6 +180,15 @@ export function parsePrompts(text: string, path: string): PromptSpec[] {
       const field = issue.path.join(".") || "(entry)";
       throw new InputError(`Invalid ${where}: field '${field}' ${issue.message}`);
     }
+    for (const [field, value] of Object.entries(entry)) {
+      if (nestingDepth(value, PROMPT_LIMITS.depth) > PROMPT_LIMITS.depth) {
+        throw new InputError(
+          `Invalid ${where}: field '${
+            escapeControls(field)
+          }' is nested more than ${PROMPT_LIMITS.depth} levels deep; flatten it`,
+        );
+      }
+    }
     const { id, prompt, title, scene, mood } = parsed.data;
     const key = id.toLowerCase();
     const first = seen.get(key);
@@ -189,9 +217,26 @@ export function parsePrompts(text: string, path: string): PromptSpec[] {
 function describeEntry(path: string, index: number, entry: unknown): string {
   const id = entry && typeof entry === "object" && "id" in entry &&
       typeof (entry as { id: unknown }).id === "string"
-    ? ` (id '${(entry as { id: string }).id}')`
+    ? ` (id '${escapeControls((entry as { id: string }).id)}')`
     : "";
-  return `prompt #${index + 1}${id} in '${path}'`;
+  return `prompt #${index + 1}${id} in '${escapeControls(path)}'`;
+}
+
+/**
+ * Levels of objects and arrays in `value` (0 for a scalar), counted without recursion and only
+ * up to just past `limit`, so a hostile file costs no more than a legal one.
+ */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (depth > limit) return depth;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 function typeName(value: unknown): string {

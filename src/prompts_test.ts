@@ -31,6 +31,9 @@ function file(...entries: unknown[]): string {
 
 const ok = { id: "ok", prompt: "a fine prompt" };
 
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
 /** Asserts each fragment appears in `message`, naming the missing one. */
 function assertMentions(message: string, ...fragments: string[]): void {
   for (const fragment of fragments) {
@@ -197,15 +200,79 @@ Deno.test("parsePrompts() rejects an id longer than the limit", () => {
   assertMentions(message, "prompt #1", "field 'id'", `at most ${PROMPT_LIMITS.idChars} characters`);
 });
 
-for (
-  const [label, id] of [["a newline", "a\nb"], ["a NUL", "a\u0000b"], ["DEL", "a\u007fb"]] as const
-) {
-  Deno.test(`parsePrompts() rejects ${label} in an id`, () => {
+const CONTROL_IDS = [
+  ["a newline", "a\nb", "U+000A"],
+  ["a NUL", "a\u0000b", "U+0000"],
+  ["ESC", "a\u001b[31mb", "U+001B"],
+  ["DEL", "a\u007fb", "U+007F"],
+  ["a C1 control sequence introducer", "a\u009b31mb", "U+009B"],
+  ["a C1 next line", "a\u0085b", "U+0085"],
+  ["a right-to-left override", "a\u202eb", "U+202E"],
+  ["a left-to-right isolate", "a\u2066b", "U+2066"],
+  ["a right-to-left mark", "a\u200fb", "U+200F"],
+  ["an Arabic letter mark", "a\u061cb", "U+061C"],
+] as const;
+
+for (const [label, id, code] of CONTROL_IDS) {
+  Deno.test(`parsePrompts() rejects ${label} in an id, without echoing it`, () => {
     const message = errorOf(() => parsePrompts(file(ok, { id, prompt: "x" }), FILE));
     assertMentions(message, `'${FILE}'`, "prompt #2", "field 'id'");
-    assertMentions(message, "must not contain control characters");
+    assertMentions(
+      message,
+      "must not contain control characters or bidirectional formatting characters",
+    );
+    assertMentions(message, `found ${code} at character 2`);
+    // The id is quoted with the character escaped: a terminal shows it, never obeys it.
+    assertMentions(message, `\\u${code.slice(2).toLowerCase()}`);
+    assert.doesNotMatch(message, CONTROLS);
   });
 }
+
+Deno.test("parsePrompts() escapes control characters of the file name in its messages", () => {
+  const message = errorOf(() => parsePrompts(file({ id: "x" }), "evil\u001b]0;title\u0007.json"));
+  assertMentions(message, "evil\\u001b]0;title\\u0007.json");
+  assert.doesNotMatch(message, CONTROLS);
+});
+
+Deno.test("parsePrompts() accepts ids with ordinary unicode, spaces and punctuation", () => {
+  const ids = ["café au lait", "日本語", "a/b", "emoji 🦊", "twin%:;$#!!x"];
+  const specs = parsePrompts(file(...ids.map((id) => ({ id, prompt: "x" }))), FILE);
+  assert.deepEqual(specs.map((s) => s.id), ids);
+});
+
+/** `levels` objects, one inside the next. */
+function nested(levels: number, leaf: unknown = 1): unknown {
+  let value = leaf;
+  for (let i = 0; i < levels; i++) value = { a: value };
+  return value;
+}
+
+Deno.test("parsePrompts() rejects a field nested 5,000 levels deep, naming file, prompt and field", () => {
+  const message = errorOf(() =>
+    parsePrompts(file(ok, { id: "deep", prompt: "x", extra: nested(5000) }), FILE)
+  );
+  assertMentions(message, `'${FILE}'`, "prompt #2 (id 'deep')", "field 'extra'");
+  assertMentions(message, `nested more than ${PROMPT_LIMITS.depth} levels deep`);
+});
+
+Deno.test("parsePrompts() rejects deep arrays as well as deep objects", () => {
+  let value: unknown = 1;
+  for (let i = 0; i < 5000; i++) value = [value];
+  const message = errorOf(() => parsePrompts(file({ id: "a", prompt: "x", tags: value }), FILE));
+  assertMentions(message, "field 'tags'", "levels deep");
+});
+
+Deno.test("parsePrompts() accepts a field exactly at the depth limit and rejects one level more", () => {
+  const [spec] = parsePrompts(
+    file({ id: "a", prompt: "x", extra: nested(PROMPT_LIMITS.depth) }),
+    FILE,
+  );
+  assert.deepEqual(spec!.extra.extra, nested(PROMPT_LIMITS.depth));
+  const message = errorOf(() =>
+    parsePrompts(file({ id: "a", prompt: "x", extra: nested(PROMPT_LIMITS.depth + 1) }), FILE)
+  );
+  assertMentions(message, "field 'extra'");
+});
 
 Deno.test("parsePrompts() rejects more prompts than the limit and says what to do", () => {
   const many = Array.from(

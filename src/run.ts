@@ -8,28 +8,50 @@ import { getLogger } from "@logtape/logtape";
 import { from, merge, type Observable, tap } from "rxjs";
 import sharp from "sharp";
 import type { AdaptiveLimiter } from "./adaptive.ts";
-import { ensureWritableDir, FolderSink, shortHash, writeJsonAtomic } from "./artifacts.ts";
-import { type Config, publicSettings, secretsOf } from "./config.ts";
+import {
+  ensureWritableDir,
+  FolderSink,
+  removeStaleTemps,
+  safeBatchName,
+  writeJsonAtomic,
+} from "./artifacts.ts";
+import { Budget } from "./budget.ts";
+import { type Config, secretsOf } from "./config.ts";
 import { InputError, ProviderError } from "./errors.ts";
 import { writeGallery } from "./gallery.ts";
 import { verifyImageFile } from "./image_check.ts";
 import { setupLogging } from "./logging.ts";
-import { isFatal, messageOf, type PromptOutcome, runPipeline } from "./pipeline.ts";
+import { lockBatch } from "./lock.ts";
+import {
+  isFatal,
+  messageOf,
+  type PromptOutcome,
+  type PromptSink,
+  runPipeline,
+} from "./pipeline.ts";
 import { ProgressLine, ProgressTracker } from "./progress.ts";
 import { loadPromptFile, promptHash, type PromptSpec } from "./prompts.ts";
-import { createProviders, type Providers } from "./providers/registry.ts";
+import { checkProviders, createProviders, type Providers } from "./providers/registry.ts";
+import { type PromptRecord, totalCost } from "./record.ts";
 import { RetryBudget } from "./retry.ts";
+import { escapeControls } from "./terminal_text.ts";
+import { outcomeIndex, outcomeKey, previousEntries, RunFile } from "./run_file.ts";
 import { runOnChanges, watchFiles } from "./watch.ts";
 
-/** The version printed by `--version` and recorded in `run.json`. */
-export const VERSION = "0.1.0";
+export { VERSION } from "./run_file.ts";
 
-/** Exit codes. */
+/** Exit codes (README, Exit codes). */
 export const EXIT = {
   ok: 0,
+  /** Some prompts failed; the others completed. */
   someFailed: 1,
+  /** Bad input or usage, or the batch folder is in use: nothing was run. */
   input: 2,
+  /** A fatal error (bad key, unknown model, full disk) stopped the run. */
   stopped: 3,
+  /** `--max-cost` was reached: a step it could not cover was not started. */
+  budget: 4,
+  /** Interrupted (Ctrl-C, SIGTERM). */
   interrupted: 130,
 } as const;
 
@@ -93,17 +115,36 @@ export function selectPrompts(specs: PromptSpec[], only: string[] | undefined): 
   return specs.filter((s) => wanted.has(s.id));
 }
 
-/** Batch folder name: `--name`, else the first prompt file's name without extension. */
+/**
+ * Batch folder name: `--name`, else the first prompt file's name without extension; one plain
+ * folder name either way, so the batch never lands outside `--out`.
+ */
 export function batchName(config: Config, files: string[]): string {
-  if (config.name) return config.name;
+  if (config.name) return safeBatchName(config.name);
   const base = files[0]!.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, "");
-  return base || "batch";
+  return base ? safeBatchName(base) : "batch";
 }
 
 /** Seed for a prompt's iteration: one per prompt unless `varySeed`. */
 export function seedFor(config: Config, spec: PromptSpec, iteration: number): number {
-  const base = config.seed ?? parseInt(shortHash(spec.id), 16);
+  // FNV-1a (32 bit) of the id: these values are users' reproducible seeds, never to change.
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(spec.id)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  const base = config.seed ?? hash;
   return (base + (config.varySeed ? iteration - 1 : 0)) >>> 0;
+}
+
+/** What a watch pass hands to {@linkcode runBatch}: loaded once, shared by every pass. */
+export interface Preloaded {
+  specs: PromptSpec[];
+  providers: Providers;
+  /** Only some of the batch's prompts (a watch pass): run.json keeps the others' entries. */
+  partial?: boolean;
+  /** The batch folder's lock, held by the caller for all its passes. */
+  locked?: boolean;
 }
 
 /** Runs one batch end to end. Input errors throw {@linkcode InputError} before any write. */
@@ -111,25 +152,46 @@ export async function runBatch(
   config: Config,
   promptFiles: string[],
   io: RunIo,
-  preloaded?: {
-    specs: PromptSpec[];
-    providers: Providers;
-    /** Only some of the batch's prompts (a watch pass): run.json keeps the others' entries. */
-    partial?: boolean;
-  },
+  preloaded?: Preloaded,
 ): Promise<BatchResult> {
   // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
   // default) would only hold memory that grows with the batch.
   sharp.cache(false);
   const specs = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
   const providers = preloaded?.providers ?? await createProviders(config);
-  const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
-  await ensureWritableDir(batchDir);
-
+  if (!preloaded?.providers) {
+    await checkProviders(providers, io.signal ?? new AbortController().signal);
+  }
   const models = config.models?.length
     ? [...new Set(config.models.map(providers.resolveModel))]
     : [providers.model];
-  const comparing = models.length > 1;
+  checkPricesForBudget(config, providers, models);
+  const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+  await ensureWritableDir(batchDir);
+  const lock = preloaded?.locked ? undefined : await lockBatch(batchDir);
+  try {
+    await removeStaleTemps(batchDir);
+    return await runLocked({ config, promptFiles, io, specs, providers, models, batchDir }, {
+      partial: preloaded?.partial ?? false,
+    });
+  } finally {
+    await lock?.release();
+  }
+}
+
+interface Batch {
+  config: Config;
+  promptFiles: string[];
+  io: RunIo;
+  specs: PromptSpec[];
+  providers: Providers;
+  /** Generation models, resolved: one, or several side by side (`--models`). */
+  models: string[];
+  batchDir: string;
+}
+
+async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
+  const { config, io, specs, providers, models, batchDir } = batch;
   const tracker = new ProgressTracker(specs.length * models.length);
   const progress = config.quiet
     ? undefined
@@ -143,55 +205,11 @@ export async function runBatch(
   });
   const log = getLogger(["retake", "run"]);
   if (providers.notice && !config.quiet) io.writeErr(`${providers.notice}\n`);
-
-  const startedAt = new Date().toISOString();
-  const started = performance.now();
-  const runFile = `${batchDir}/run.json`;
-  // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
-  // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
-  const kept = config.only?.length || preloaded?.partial ? await previousEntries(runFile) : [];
-  const runInfo = (status: string, outcomes: PromptOutcome[]) => {
-    const byKey = outcomeIndex(outcomes);
-    const entries: RunEntry[] = mergeEntries(
-      kept,
-      specs.flatMap((spec) =>
-        models.map((model) =>
-          byKey.get(outcomeKey(spec.id, model)) ??
-            { id: spec.id, model, status: status === "running" ? "pending" : "not run" }
-        )
-      ),
-    );
-    return {
-      version: VERSION,
-      batch: batchName(config, promptFiles),
-      status,
-      promptFiles,
-      startedAt,
-      ...(status !== "running" && { finishedAt: new Date().toISOString() }),
-      durationMs: Math.round(performance.now() - started),
-      providers: {
-        generator: providers.generator.name,
-        critic: providers.critic.name,
-        refiner: providers.refiner.name,
-        model: providers.model,
-      },
-      settings: publicSettings(config),
-      totals: {
-        prompts: new Set(entries.map((e) => e.id)).size,
-        completed: entries.filter((e) => e.status === "completed").length,
-        failed: entries.filter((e) => e.status === "failed").length,
-        interrupted: entries.filter((e) => e.status === "interrupted").length,
-        skipped: entries.filter((e) => e.skipped === true).length,
-        costUsd: Math.round(
-          entries.reduce((sum, e) => sum + (typeof e.costUsd === "number" ? e.costUsd : 0), 0) *
-            1e6,
-        ) / 1e6,
-      },
-      ...(comparing && { models }),
-      prompts: entries,
-    };
-  };
-
+  const runFile = new RunFile(batch, {
+    // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
+    // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
+    kept: config.only?.length || options.partial ? await previousEntries(batch.batchDir) : [],
+  });
   log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
     batch: batchDir,
     prompts: specs.length,
@@ -199,110 +217,231 @@ export async function runBatch(
     critic: providers.critic.name,
     model: providers.model,
   });
-  await writeJsonAtomic(runFile, runInfo("running", []));
+  const budget = new Budget(config.maxCost);
+  await runFile.write("running", [], budget.spentUsd);
+  const onInterrupt = () =>
+    log.info(
+      "Interrupted by the user: no new paid call starts; calls in flight finish and are saved",
+    );
+  io.signal?.addEventListener("abort", onInterrupt, { once: true });
 
-  const outcomes: PromptOutcome[] = [];
-  let status = "completed";
-  let stopReason: string | undefined;
-  let exitCode: number = EXIT.ok;
   progress?.start();
-  try {
-    const retryBudget = new RetryBudget(config.retry.budget);
-    // Compared models share each service's limiter: its quota is the account's, not a model's.
-    const limiters = new Map<string, AdaptiveLimiter>();
-    const runModel = (model: string) =>
-      runPipeline(from(specs), {
-        generator: providers.generator,
-        critic: providers.critic,
-        refiner: providers.refiner,
-        sink: new FolderSink(batchDir, verifyImageFile, comparing ? model : undefined),
-        iterations: config.iterations,
-        concurrency: config.concurrency,
-        sharedLimiters: limiters,
-        width: config.size.width,
-        height: config.size.height,
-        format: config.format,
-        model,
-        seedFor: (spec, iteration) => seedFor(config, spec, iteration),
-        hashFor: (spec) => promptHash(spec, { ...resultSettings(config, providers), model }),
-        force: config.force,
-        ...(io.signal && { stop: io.signal }),
-        ...(config.maxCost !== undefined && { maxCostUsd: config.maxCost }),
-        ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
-        ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
-        retry: {
-          maxAttempts: config.retry.maxAttempts,
-          maxOverloadRetries: config.retry.maxOverloadRetries,
-          minTimeout: config.retry.minTimeoutMs,
-          maxTimeout: config.retry.maxTimeoutMs,
-          multiplier: config.retry.multiplier,
-          jitter: config.retry.jitter,
-          timeScale: config.retry.timeScale,
-          budget: retryBudget,
-        },
-        timeoutMs: config.timeoutMs + 5_000,
-        onEvent: (event) => tracker.update(event),
-      });
-    // Models run side by side: each is its own endpoint at the provider.
-    const pipeline = merge(...models.map(runModel)).pipe(tap((outcome) => outcomes.push(outcome)));
-    await untilDone(pipeline, hardStop(io, config.graceMs));
-    if (outcomes.some((o) => o.status === "failed")) exitCode = EXIT.someFailed;
-    if (io.signal?.aborted) {
-      status = "interrupted";
-      exitCode = EXIT.interrupted;
-    } else if (outcomes.some((o) => o.status === "interrupted")) {
-      status = "stopped at the cost budget";
-      stopReason =
-        `Reached --max-cost $${config.maxCost}: no new paid step was started. Raise the budget and run again to resume.`;
-      exitCode = EXIT.someFailed;
-    }
-  } catch (error) {
-    if (io.signal?.aborted) {
-      status = "interrupted";
-      exitCode = EXIT.interrupted;
-      log.warn("Interrupted: calls still in flight after the grace period were cancelled");
-    } else if (isFatal(error)) {
-      status = "stopped";
-      stopReason = messageOf(error);
-      exitCode = EXIT.stopped;
-      log.fatal("Stopped the run: {reason}", {
-        reason: stopReason,
-        ...(error instanceof ProviderError && { provider: error.provider }),
-      });
-    } else {
-      status = "crashed";
-      stopReason = messageOf(error);
-      exitCode = EXIT.someFailed;
-      log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
-    }
-  } finally {
+  const ending = await drive(batch, budget, tracker).finally(() => {
+    io.signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
-  }
-  if (status === "completed" && exitCode === EXIT.someFailed) status = "completed with failures";
+  });
+  const { outcomes } = ending;
+  let stopReason = ending.stopReason;
   try {
-    await writeJsonAtomic(runFile, runInfo(status, outcomes));
-    if (comparing) {
+    await runFile.write(ending.status, outcomes, budget.spentUsd);
+    if (models.length > 1) {
       await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
     }
     const page = await writeGallery(batchDir);
     log.info("Wrote the gallery {page}", { page });
   } catch (error) {
     // Every prompt's own metadata is already saved; a missing summary file must not hide that.
-    log.error("Could not write {file}: {reason}", { file: runFile, reason: messageOf(error) });
+    log.error("Could not write {file}: {reason}", { file: runFile.path, reason: messageOf(error) });
     stopReason ??= messageOf(error);
   }
-  log.info("Finished batch {batch}: {status} in {durationMs} ms", {
+  log.info("Finished batch {batch}: {status} in {durationMs} ms, ${costUsd} this run", {
     batch: batchDir,
-    status,
-    durationMs: Math.round(performance.now() - started),
+    status: ending.status,
+    durationMs: runFile.elapsedMs(),
+    costUsd: budget.spentUsd,
   });
   await closeLogs();
   // Prompts finish in any order; the summary follows the file.
   const order = new Map(specs.map((spec, index) => [spec.id, index]));
   outcomes.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-  io.writeOut(formatSummary(batchDir, specs.length * models.length, outcomes, status));
-  if (stopReason) io.writeErr(`error: ${stopReason}\n`);
-  return { exitCode, batchDir, outcomes };
+  io.writeOut(
+    formatSummary(batchDir, specs.length * models.length, outcomes, ending.status, {
+      thisRunUsd: budget.spentUsd,
+      batchUsd: runFile.batchCostUsd(outcomes),
+    }),
+  );
+  if (stopReason) io.writeErr(`error: ${escapeControls(stopReason)}\n`);
+  return { exitCode: ending.exitCode, batchDir, outcomes };
+}
+
+/** How a run ended: its status word, exit code, why it stopped, and every prompt's outcome. */
+interface Ending {
+  status: string;
+  exitCode: number;
+  stopReason?: string;
+  outcomes: PromptOutcome[];
+}
+
+/** Runs the pipeline for every model until it ends, however it ends. */
+async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Promise<Ending> {
+  const { config, io, specs, providers, models, batchDir } = batch;
+  const log = getLogger(["retake", "run"]);
+  const outcomes: PromptOutcome[] = [];
+  // Every prompt's live record, so a run cut short (a second Ctrl-C, a fatal error) still
+  // accounts for prompts whose outcome never came.
+  const live = new Map<string, { record: PromptRecord; sink: FolderSink; model: string }>();
+  const retryBudget = new RetryBudget(config.retry.budget);
+  // Compared models share each service's limiter: its quota is the account's, not a model's.
+  const limiters = new Map<string, AdaptiveLimiter>();
+  const runModel = (model: string) => {
+    const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
+    const track = (record: PromptRecord) =>
+      live.set(outcomeKey(record.id, model), { record, sink, model });
+    return runPipeline(from(specs), {
+      generator: providers.generator,
+      critic: providers.critic,
+      refiner: providers.refiner,
+      sink: tracked(sink, track),
+      iterations: config.iterations,
+      concurrency: config.concurrency,
+      sharedLimiters: limiters,
+      width: config.size.width,
+      height: config.size.height,
+      format: config.format,
+      model,
+      seedFor: (spec, iteration) => seedFor(config, spec, iteration),
+      hashFor: (spec) => promptHash(spec, { ...resultSettings(config, providers), model }),
+      force: config.force,
+      ...(io.signal && { stop: io.signal }),
+      budget,
+      retry: {
+        maxAttempts: config.retry.maxAttempts,
+        maxOverloadRetries: config.retry.maxOverloadRetries,
+        minTimeout: config.retry.minTimeoutMs,
+        maxTimeout: config.retry.maxTimeoutMs,
+        multiplier: config.retry.multiplier,
+        jitter: config.retry.jitter,
+        timeScale: config.retry.timeScale,
+        budget: retryBudget,
+      },
+      timeoutMs: config.timeoutMs,
+      // Remote providers keep the deadline themselves and cancel the request at the service.
+      timeoutSlackMs: 5_000,
+      onEvent: (event) => tracker.update(event),
+    });
+  };
+  const ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes };
+  try {
+    // Models run side by side: each is its own endpoint at the provider.
+    const pipeline = merge(...models.map(runModel)).pipe(tap((outcome) => outcomes.push(outcome)));
+    await untilDone(pipeline, hardStop(io, config.graceMs));
+  } catch (error) {
+    if (io.signal?.aborted) {
+      log.warn("Interrupted: calls still in flight after the grace period were cancelled");
+    } else if (isFatal(error)) {
+      ending.status = "stopped";
+      ending.stopReason = messageOf(error);
+      ending.exitCode = EXIT.stopped;
+      log.fatal("Stopped the run: {reason}", {
+        reason: ending.stopReason,
+        ...(error instanceof ProviderError && { provider: error.provider }),
+      });
+    } else {
+      ending.status = "crashed";
+      ending.stopReason = messageOf(error);
+      ending.exitCode = EXIT.someFailed;
+      log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
+    }
+    await settleUnfinished(outcomes, live);
+  }
+  if (ending.status === "completed") {
+    if (io.signal?.aborted) {
+      ending.status = "interrupted";
+      ending.exitCode = EXIT.interrupted;
+    } else if (budget.refused) {
+      ending.status = "stopped at the cost budget";
+      ending.exitCode = EXIT.budget;
+      ending.stopReason = `Reached --max-cost $${config.maxCost} ($${
+        budget.spentUsd.toFixed(4)
+      } spent this run): no step was started that the budget could not cover. Raise the budget and run again to resume.`;
+    } else if (outcomes.some((o) => o.status === "failed")) {
+      ending.status = "completed with failures";
+      ending.exitCode = EXIT.someFailed;
+    }
+  }
+  return ending;
+}
+
+/** A sink that reports every record it saves, so the run knows each prompt's latest state. */
+function tracked(sink: FolderSink, track: (record: PromptRecord) => void): PromptSink {
+  return Object.assign(Object.create(sink) as FolderSink, {
+    start: (spec: PromptSpec, record: PromptRecord) => (track(record), sink.start(spec, record)),
+    saveRecord: (record: PromptRecord) => (track(record), sink.saveRecord(record)),
+  });
+}
+
+/**
+ * After a hard stop, the prompts still running have no outcome: each is saved as
+ * `interrupted` with what it cost so far, and given an outcome, so run.json and the summary
+ * agree with the folders.
+ */
+async function settleUnfinished(
+  outcomes: PromptOutcome[],
+  live: Map<string, { record: PromptRecord; sink: FolderSink; model: string }>,
+): Promise<void> {
+  const done = new Set(outcomes.map((o) => outcomeKey(o.id, o.model)));
+  for (const [key, { record, sink, model }] of live) {
+    if (done.has(key)) continue;
+    if (record.status === "running") {
+      record.status = "interrupted";
+      record.stopCause ??= "interrupt";
+    }
+    record.costUsd = totalCost(record);
+    try {
+      await sink.saveRecord(record);
+    } catch (error) {
+      getLogger(["retake", "run"]).error("Could not save metadata for {promptId}: {reason}", {
+        promptId: record.id,
+        reason: messageOf(error),
+      });
+    }
+    outcomes.push({
+      id: record.id,
+      folder: record.folder,
+      status: record.status === "completed"
+        ? "completed"
+        : record.status === "failed"
+        ? "failed"
+        : "interrupted",
+      skipped: false,
+      model,
+      durationMs: record.durationMs,
+      costUsd: record.costUsd,
+      iterations: record.iterations.length,
+      ...(record.error !== undefined && { error: record.error }),
+      ...(record.bestScore !== undefined && { bestScore: record.bestScore }),
+      ...(record.bestIteration !== undefined && { bestIteration: record.bestIteration }),
+    });
+  }
+}
+
+/**
+ * With `--max-cost`, every paid step needs a price to reserve: an unknown one would let the run
+ * spend without limit, so it is refused before anything starts.
+ */
+function checkPricesForBudget(config: Config, providers: Providers, models: string[]): void {
+  if (config.maxCost === undefined) return;
+  const { generator, critic, refiner } = providers;
+  const unknown: string[] = [];
+  for (const model of models) {
+    const size = { model, width: config.size.width, height: config.size.height };
+    if (generator.estimateCostUsd && generator.estimateCostUsd(size) === undefined) {
+      unknown.push(`${generator.name} model '${model}'`);
+    }
+  }
+  if (critic.estimateCostUsd && critic.estimateCostUsd() === undefined) {
+    unknown.push(`${critic.name} critic model '${config.criticModel ?? "default"}'`);
+  }
+  if (refiner.estimateCostUsd && refiner.estimateCostUsd() === undefined) {
+    unknown.push(`${refiner.name} refiner model '${config.criticModel ?? "default"}'`);
+  }
+  if (unknown.length > 0) {
+    throw new InputError(
+      `Cannot keep to --max-cost as the price of ${
+        [...new Set(unknown)].join(" and ")
+      } is unknown: add it to the prices in the config file (see README, Costs), or run without --max-cost`,
+    );
+  }
 }
 
 /** Per prompt, each model's best score, cost and time, and the winner (best score, then cheaper). */
@@ -341,76 +480,23 @@ export function compareModels(specs: PromptSpec[], models: string[], outcomes: P
   return { models: perModel, prompts };
 }
 
-/** One prompt-and-model line of `run.json`: an outcome, or a prompt not (yet) run. */
-export interface RunEntry {
-  id: string;
-  model: string;
-  status: string;
-  skipped?: boolean;
-  costUsd?: number;
-}
-
-/** The entries of an earlier `run.json`, or none when it is missing or unreadable. */
-async function previousEntries(runFile: string): Promise<RunEntry[]> {
-  let run: unknown;
-  try {
-    run = JSON.parse(await Deno.readTextFile(runFile));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    getLogger(["retake", "run"]).warn("Could not read the earlier {file}: {reason}", {
-      file: runFile,
-      reason: messageOf(error),
-    });
-    return [];
-  }
-  const prompts = (run as { prompts?: unknown })?.prompts;
-  return Array.isArray(prompts)
-    ? prompts.filter((e): e is RunEntry =>
-      typeof e?.id === "string" && typeof e?.model === "string" && typeof e?.status === "string"
-    )
-    : [];
-}
-
-/**
- * The earlier entries in their order, each replaced by this run's entry for the same prompt and
- * model, then this run's new ones.
- */
-function mergeEntries(earlier: RunEntry[], current: RunEntry[]): RunEntry[] {
-  const byKey = new Map(current.map((e) => [outcomeKey(e.id, e.model), e]));
-  const merged = earlier.map((e) => {
-    const key = outcomeKey(e.id, e.model);
-    const now = byKey.get(key);
-    byKey.delete(key);
-    return now ?? e;
-  });
-  return [...merged, ...byKey.values()];
-}
-
-// Outcomes by prompt and model: a batch of thousands looks each one up once, not by a scan.
-function outcomeKey(id: string, model: string): string {
-  return `${id}\u0000${model}`;
-}
-
-function outcomeIndex(outcomes: PromptOutcome[]): Map<string, PromptOutcome> {
-  return new Map(outcomes.map((o) => [outcomeKey(o.id, o.model), o]));
-}
-
 /** The final summary on stdout. */
 export function formatSummary(
   batchDir: string,
   total: number,
   outcomes: PromptOutcome[],
   status: string,
+  cost: { thisRunUsd: number; batchUsd: number },
 ): string {
   const completed = outcomes.filter((o) => o.status === "completed");
   const failed = outcomes.filter((o) => o.status === "failed");
   const interrupted = outcomes.filter((o) => o.status === "interrupted");
   const comparing = new Set(outcomes.map((o) => o.model)).size > 1;
-  const name = (o: PromptOutcome) => comparing ? `${o.id} [${o.model}]` : o.id;
-  const cost = outcomes.reduce((sum, o) => sum + o.costUsd, 0);
+  // Ids, models, error texts and paths come from files and services: shown, never obeyed.
+  const name = (o: PromptOutcome) => escapeControls(comparing ? `${o.id} [${o.model}]` : o.id);
   const lines = [
-    `retake: ${completed.length}/${total} prompts completed, ${failed.length} failed, ` +
-    `cost $${cost.toFixed(4)} — ${status}`,
+    `retake: ${completed.length}/${total} prompts completed, ${failed.length} failed — ${status}`,
+    `  cost: $${cost.thisRunUsd.toFixed(4)} this run, $${cost.batchUsd.toFixed(4)} batch total`,
   ];
   for (const o of completed) {
     lines.push(
@@ -423,13 +509,15 @@ export function formatSummary(
   }
   for (const o of interrupted) {
     lines.push(
-      `  paused  ${name(o)}: saved after ${o.iterations} iteration(s); run again to resume`,
+      `  paused  ${name(o)}: saved after ${o.iterations} iteration(s)${
+        o.stopCause === "budget" ? " (--max-cost)" : ""
+      }; run again to resume`,
     );
   }
   for (const o of failed) {
     lines.push(
       `  FAILED  ${name(o)}: ${o.error?.step ?? "?"} ${o.error?.iteration ?? ""}: ${
-        o.error?.message ?? "unknown"
+        escapeControls(o.error?.message ?? "unknown")
       }`,
     );
   }
@@ -437,7 +525,8 @@ export function formatSummary(
   if (notRun > 0) {
     lines.push(`  ${notRun} prompts not finished: saved steps are kept; run again to resume`);
   }
-  lines.push(`Output: ${batchDir} (open ${batchDir}/index.html to see the images)`);
+  const dir = escapeControls(batchDir);
+  lines.push(`Output: ${dir} (open ${dir}/index.html to see the images)`);
   return lines.join("\n") + "\n";
 }
 
@@ -451,11 +540,9 @@ function resultSettings(config: Config, providers: Providers): Record<string, un
     width: config.size.width,
     height: config.size.height,
     format: config.format,
-    iterations: config.iterations,
+    // Not the iterations or the target: asking for more rounds continues from the saved ones.
     seed: config.seed,
     varySeed: config.varySeed,
-    targetScore: config.targetScore,
-    targetCriteria: config.targetCriteria,
   };
 }
 
@@ -497,15 +584,36 @@ export async function watchBatch(
   io: RunIo,
   options: { debounceMs?: number } = {},
 ): Promise<number> {
-  let specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+  const specs = selectPrompts(await loadPrompts(promptFiles), config.only);
   const providers = await createProviders(config);
+  await checkProviders(providers, io.signal ?? new AbortController().signal);
+  const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+  await ensureWritableDir(batchDir);
+  // Held across every pass: another retake must not start on the folder between two passes.
+  const lock = await lockBatch(batchDir);
+  try {
+    return await watchLocked(config, promptFiles, io, options, { specs, providers });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function watchLocked(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+  options: { debounceMs?: number },
+  loaded: { specs: PromptSpec[]; providers: Providers },
+): Promise<number> {
+  const { providers } = loaded;
+  let { specs } = loaded;
   const hashOf = (spec: PromptSpec) => promptHash(spec, resultSettings(config, providers));
   let known = new Map(specs.map((s) => [s.id, hashOf(s)]));
-  const first = await runBatch(config, promptFiles, io, { specs, providers });
+  const first = await runBatch(config, promptFiles, io, { specs, providers, locked: true });
   if (io.signal?.aborted) return first.exitCode;
   let lastCode = first.exitCode;
   const signal = io.signal ?? new AbortController().signal;
-  const say = (text: string) => io.writeErr(`${text}\n`);
+  const say = (text: string) => io.writeErr(`${escapeControls(text)}\n`);
   say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);
   await runOnChanges(
     watchFiles(promptFiles, options),
@@ -532,6 +640,7 @@ export async function watchBatch(
         specs: edited,
         providers,
         partial: true,
+        locked: true,
       });
       lastCode = result.exitCode;
       if (!signal.aborted) say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);

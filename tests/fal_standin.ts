@@ -7,8 +7,12 @@
  *   /status[?logs=1]` answers 202 while `IN_QUEUE`/`IN_PROGRESS` and 200 once `COMPLETED`;
  *   `GET …/status/stream` is the SSE variant; `GET …/requests/{id}` returns the output with
  *   `x-fal-request-id`; `PUT …/requests/{id}/cancel` cancels.
- * - Every call but the file downloads needs `Authorization: Key <key>`; otherwise 401
- *   `{"detail":"No user found for Key ID and Secret"}`.
+ * - Every call but the file downloads and the model catalogue needs `Authorization: Key <key>`;
+ *   otherwise 401 `{"detail":"No user found for Key ID and Secret"}`.
+ * - fal's Platform API, which costs nothing: `GET /v1/models?endpoint_id=…` (the model catalogue,
+ *   key optional) and `GET /v1/models/pricing?endpoint_id=…` (key required), as documented at
+ *   docs.fal.ai/platform-apis/v1/models and …/v1/models/pricing. With `endpoints` set, only those
+ *   endpoints exist: others are missing from the catalogue and a submit answers 404.
  * - Images are real PNG/JPEG bytes made with sharp at the requested size, drawn from the prompt and
  *   seed (random when not given), served from `/files/<id>.<ext>` on the stand-in's own origin.
  * - At most `concurrency` requests are `IN_PROGRESS`; the rest wait `IN_QUEUE` with a
@@ -48,10 +52,14 @@ export const FAL_FAULTS = [
   "503-once",
   /** The result call answers 504 `request_timeout`. */
   "504-once",
+  /** The first `resultFailures` result calls of each request answer 500, after COMPLETED. */
+  "result-500",
   /** The image is black and `has_nsfw_concepts` is `[true]`, as fal's safety checker does. */
   "nsfw",
   /** The image URL serves an HTML page as `text/html`. */
   "not-image",
+  /** The result holds an empty `images` list (fal completed the request, and billed it). */
+  "no-images",
   /** The image URL points to a plain-http host that is not the stand-in. */
   "foreign-url",
   /** The image comes inline as a `data:` URI, as with `sync_mode: true`. */
@@ -93,6 +101,13 @@ export interface FalStandInOptions {
   concurrency?: number;
   /** `Retry-After` of the `429-retry-after-once` fault, in seconds. @default {1} */
   retryAfterSeconds?: number;
+  /** Result calls of each request that the `result-500` fault fails. @default {2} */
+  resultFailures?: number;
+  /**
+   * The only endpoint ids that exist; others are not in the catalogue and their submits answer
+   * 404. @default {undefined} (every well-formed id exists)
+   */
+  endpoints?: string[];
 }
 
 /** Which protocol call a recorded request was. */
@@ -103,6 +118,8 @@ export type FalCallKind =
   | "result"
   | "cancel"
   | "file"
+  | "models"
+  | "pricing"
   | "unknown";
 
 /** What the stand-in saw of one HTTP request. */
@@ -204,6 +221,12 @@ const SUBMIT_FAULTS = new Set<FalFault>([
   "bad-key",
 ]);
 const NO_USER = "No user found for Key ID and Secret";
+/** What the pricing API answers, as its docs show it (`unit` as fal names it). */
+const STANDIN_PRICES: Record<string, { unit_price: number; unit: string }> = {
+  "fal-ai/flux/schnell": { unit_price: 0.003, unit: "megapixels" },
+  "fal-ai/flux/dev": { unit_price: 0.025, unit: "megapixels" },
+  "fal-ai/flux-pro/v1.1": { unit_price: 0.04, unit: "megapixels" },
+};
 /** Rendered images kept for repeated downloads. */
 const IMAGE_CACHE_SIZE = 256;
 
@@ -217,6 +240,8 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
   const httpLatencyMs = options.httpLatencyMs ?? 0;
   const concurrency = options.concurrency ?? Infinity;
   const retryAfterSeconds = options.retryAfterSeconds ?? 1;
+  const resultFailures = options.resultFailures ?? 2;
+  const endpoints = options.endpoints === undefined ? undefined : new Set(options.endpoints);
   if (!(concurrency >= 1)) {
     throw new RangeError(
       `Cannot start the fal stand-in as 'concurrency' must be at least 1: current value is ${concurrency}`,
@@ -310,6 +335,32 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       );
     }
 
+    if (req.method === "GET" && (path === "/v1/models" || path === "/v1/models/pricing")) {
+      record.kind = path === "/v1/models" ? "models" : "pricing";
+      const ids = url.searchParams.getAll("endpoint_id").flatMap((v) => v.split(","));
+      // The catalogue takes a key only for higher rate limits; prices need one.
+      if (record.kind === "pricing" && !record.keyValid) return answer(_detail(401, NO_USER));
+      const known = ids.filter((id) => endpoints === undefined || endpoints.has(id));
+      if (record.kind === "models") {
+        return answer(Response.json({
+          models: known.map((id) => ({
+            endpoint_id: id,
+            metadata: { display_name: id, category: "text-to-image", status: "active" },
+          })),
+          next_cursor: null,
+          has_more: false,
+        }));
+      }
+      return answer(Response.json({
+        prices: known.flatMap((id) => {
+          const price = STANDIN_PRICES[id];
+          return price ? [{ endpoint_id: id, ...price, currency: "USD" }] : [];
+        }),
+        next_cursor: null,
+        has_more: false,
+      }));
+    }
+
     const queued = /^\/(.+)\/requests\/([^/]+)(\/status(\/stream)?|\/cancel)?$/.exec(path);
     const kind: FalCallKind = queued
       ? queued[4]
@@ -352,7 +403,10 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
   const submit = (endpoint: string, bodyText: string, record: FalRecordedRequest): Response => {
     const segments = endpoint.split("/");
     const appLength = segments[0] === "workflows" || segments[0] === "comfy" ? 3 : 2;
-    if (segments.length < appLength || segments.some((s) => s === "")) {
+    if (
+      segments.length < appLength || segments.some((s) => s === "") ||
+      (endpoints !== undefined && !endpoints.has(endpoint))
+    ) {
       return _detail(404, `Application '${endpoint}' not found`);
     }
     record.endpoint = endpoint;
@@ -523,6 +577,11 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
           return _detail(504, "Request timed out", "request_timeout", headers);
         }
         break;
+      case "result-500":
+        if (job.faultsFired++ < resultFailures) {
+          return _detail(500, "Internal server error", "internal_error", headers);
+        }
+        break;
       case "malformed-once":
         if (job.faultsFired++ === 0) {
           return new Response('{"images":[{"url":"', {
@@ -549,7 +608,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       });
     }
     const output = JSON.stringify({
-      images,
+      images: job.fault === "no-images" ? [] : images,
       timings: { inference: _inferenceSeconds(job) },
       seed: job.seed,
       has_nsfw_concepts: images.map(() => job.fault === "nsfw"),

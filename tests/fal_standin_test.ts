@@ -216,3 +216,52 @@ Deno.test("fal stand-in applies faults from prompt tokens (-once per prompt) and
     assert.equal(retryAfter.headers.get("retry-after"), "7");
   }, { retryAfterSeconds: 7 });
 });
+
+Deno.test("fal stand-in serves fal's Platform API for free and knows only `endpoints` when given", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const prices = await call.get("/v1/models/pricing?endpoint_id=fal-ai/flux/schnell,fal-ai/nope");
+    assert.equal(prices.status, 200);
+    assert.deepEqual(prices.body.prices, [{
+      endpoint_id: "fal-ai/flux/schnell",
+      unit_price: 0.003,
+      unit: "megapixels",
+      currency: "USD",
+    }]);
+    const noKey = await fetch(`${standIn.url}/v1/models/pricing?endpoint_id=fal-ai/flux/schnell`);
+    await noKey.body?.cancel();
+    assert.equal(noKey.status, 401, "prices need a key");
+    const listed = await fetch(
+      `${standIn.url}/v1/models?endpoint_id=fal-ai/flux/schnell&endpoint_id=fal-ai/nope`,
+    );
+    assert.equal(listed.status, 200, "the catalogue does not");
+    const body = await listed.json();
+    assert.deepEqual(body.models.map((m: { endpoint_id: string }) => m.endpoint_id), [
+      "fal-ai/flux/schnell",
+    ]);
+    assert.equal((await call.submit({ prompt: "a" }, "fal-ai/nope")).status, 404);
+    assert.equal(standIn.stats().submitted, 0);
+    assert.deepEqual(standIn.requests.map((r) => r.kind), [
+      "pricing",
+      "pricing",
+      "models",
+      "submit",
+    ]);
+  }, { endpoints: ["fal-ai/flux/schnell"] });
+});
+
+Deno.test("fal stand-in fails the first result fetches of a `result-500` request, then serves it", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const { body } = await call.submit({ prompt: "kite [fal:result-500]" });
+    const path = `/fal-ai/flux/requests/${body.request_id}`;
+    await until(async () => (await call.get(`${path}/status`)).body.status === "COMPLETED");
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await call.get(path)).status);
+    assert.deepEqual(statuses, [500, 500, 500, 200]);
+    const empty = await call.submit({ prompt: "kite [fal:no-images]" });
+    const emptyPath = `/fal-ai/flux/requests/${empty.body.request_id}`;
+    await until(async () => (await call.get(`${emptyPath}/status`)).body.status === "COMPLETED");
+    assert.deepEqual((await call.get(emptyPath)).body.images, []);
+  }, { resultFailures: 3 });
+});

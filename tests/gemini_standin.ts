@@ -4,6 +4,9 @@
  * provider, the CLI and benchmarks run without a key or a network.
  *
  * - `POST /v1beta/models/{model}:generateContent` (also `/v1/`), key in `x-goog-api-key`.
+ * - `GET /v1beta/models/{model}` answers the model's metadata, as `models.get` in the SDK reads it
+ *   (free on the real service), or 404 NOT_FOUND for a model it does not know; these calls are
+ *   recorded in `modelGets`, not `requests`. Unknown models answer 404 to `generateContent` too.
  * - With an inline image it answers a critique computed from the image's pixel statistics
  *   (deterministic, different for different images); text-only it answers a refined prompt.
  *   The answer is fitted to the request's `responseJsonSchema`.
@@ -31,6 +34,8 @@ export const GEMINI_FAULTS = [
   "429",
   /** 429 with only the bare "Resource has been exhausted" message, no details. */
   "429-bare-once",
+  /** 429 with RetryInfo for the first 5 requests of each distinct content, then normal answers. */
+  "429x5",
   /** 503 UNAVAILABLE "The model is overloaded". */
   "503-once",
   "503",
@@ -65,6 +70,10 @@ export const GEMINI_FAULTS = [
   "permission-denied",
   /** 404 NOT_FOUND for the model. */
   "not-found",
+  /** 400 INVALID_ARGUMENT about a `generation_config` field (a setting every call sends). */
+  "400-setting",
+  /** 400 INVALID_ARGUMENT about the request's image (this call's own content). */
+  "400-image",
 ] as const;
 
 /** One scripted failure mode. */
@@ -88,6 +97,19 @@ export interface GeminiStandInOptions {
   retryDelayMs?: number;
   /** Monotonic clock in ms, for the quota window. @default {performance.now} */
   now?: () => number;
+  /**
+   * The model ids that exist; others answer 404 NOT_FOUND.
+   * @default {undefined} (every id of the form `gemini-…`)
+   */
+  models?: string[];
+}
+
+/** What the stand-in saw of one `models.get` call. */
+export interface RecordedModelGet {
+  model: string;
+  keyValid: boolean;
+  /** HTTP status answered. */
+  status: number;
 }
 
 /** What the stand-in saw of one request. */
@@ -120,8 +142,10 @@ export interface GeminiStandIn {
   url: string;
   /** The key it accepts. */
   key: string;
-  /** Every request, in arrival order. */
+  /** Every `generateContent` request, in arrival order. */
   requests: RecordedRequest[];
+  /** Every `models.get` call, in arrival order. */
+  modelGets: RecordedModelGet[];
   /** Applies `fault` to the next `times` requests that carry a valid key. */
   inject(fault: GeminiFault, times?: number): void;
   /** Forgets requests, injected faults, `-once` memory and the quota window. */
@@ -143,17 +167,47 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
   const now = options.now ?? (() => performance.now());
 
   const requests: RecordedRequest[] = [];
+  const modelGets: RecordedModelGet[] = [];
   const injected: GeminiFault[] = [];
   const failedOnce = new Set<string>();
+  const refusals = new Map<string, number>();
+  const known = (model: string) =>
+    options.models === undefined ? /^gemini-[\w.-]+$/.test(model) : options.models.includes(model);
+  const notFound = (model: string, apiVersion: string) =>
+    _error(
+      404,
+      "NOT_FOUND",
+      `models/${model} is not found for API version ${apiVersion}, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.`,
+    );
   let accepted: number[] = [];
   let counter = 0;
   const closing = new AbortController();
 
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
+    const bodyText = await req.text();
+    const get = /^\/(v1beta|v1)\/models\/([^/:]+)$/.exec(url.pathname);
+    if (get && req.method === "GET") {
+      const [, version = "v1beta", model = ""] = get;
+      const sent = req.headers.get("x-goog-api-key") ?? url.searchParams.get("key");
+      const entry: RecordedModelGet = { model, keyValid: sent === key, status: 0 };
+      modelGets.push(entry);
+      const response = sent === null || sent === ""
+        ? _error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.")
+        : !entry.keyValid
+        ? _badKey()
+        : known(model)
+        ? Response.json(_modelInfo(model))
+        : _error(
+          404,
+          "NOT_FOUND",
+          `Model is not found: models/${model} for api version ${version}`,
+        );
+      entry.status = response.status;
+      return response;
+    }
     // Model ids contain dots (gemini-2.5-flash), so match anything but / and :.
     const match = /^\/(v1beta|v1)\/models\/([^/:]+):generateContent$/.exec(url.pathname);
-    const bodyText = await req.text();
     if (!match || req.method !== "POST") {
       return _error(
         404,
@@ -196,12 +250,21 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
       return response;
     };
     if (!record.keyValid) return answer(_badKey());
+    if (!known(model)) return answer(notFound(model, apiVersion));
     if (parsed.invalid) return answer(_error(400, "INVALID_ARGUMENT", parsed.invalid));
 
-    const fault = injected.shift() ?? _tokenFault(parsed, model, failedOnce);
+    let fault = injected.shift() ?? _tokenFault(parsed, model, failedOnce);
+    if (fault === "429x5") {
+      const seen = refusals.get(parsed.contentKey) ?? 0;
+      refusals.set(parsed.contentKey, seen + 1);
+      if (seen >= 5) fault = undefined;
+    }
     if (fault) record.fault = fault;
 
-    if (fault !== "bad-key" && fault !== "permission-denied" && fault !== "not-found") {
+    if (
+      fault !== "bad-key" && fault !== "permission-denied" && fault !== "not-found" &&
+      fault !== "400-setting" && fault !== "400-image"
+    ) {
       const t = now();
       accepted = accepted.filter((at) => at > t - windowMs);
       if (accepted.length >= rpm) {
@@ -232,15 +295,26 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
           ),
         );
       case "not-found":
+        return answer(notFound(model, apiVersion));
+      case "400-setting":
         return answer(
           _error(
-            404,
-            "NOT_FOUND",
-            `models/${model} is not found for API version ${apiVersion}, or is not supported for generateContent.`,
+            400,
+            "INVALID_ARGUMENT",
+            "* GenerateContentRequest.generation_config.thinking_config.thinking_level: Thinking level MINIMAL is not supported for this model.",
+          ),
+        );
+      case "400-image":
+        return answer(
+          _error(
+            400,
+            "INVALID_ARGUMENT",
+            "Unable to process input image. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
           ),
         );
       case "429":
       case "429-once":
+      case "429x5":
         return answer(_quota(model, retryDelayMs, rpm === Infinity ? 10 : rpm));
       case "429-bare-once":
         return answer(
@@ -339,13 +413,16 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
           url: `http://127.0.0.1:${port}`,
           key,
           requests,
+          modelGets,
           inject(fault, times = 1) {
             for (let i = 0; i < times; i++) injected.push(fault);
           },
           reset() {
             requests.length = 0;
+            modelGets.length = 0;
             injected.length = 0;
             failedOnce.clear();
+            refusals.clear();
             accepted = [];
           },
           async close() {
@@ -559,6 +636,24 @@ function _error(code: number, status: string, message: string, details?: unknown
     { error: { code, message, status, ...(details && { details }) } },
     { status: code },
   );
+}
+
+/** A model's metadata in the shape the Developer API answers `GET models/{model}` with. */
+function _modelInfo(model: string): Record<string, unknown> {
+  return {
+    name: `models/${model}`,
+    version: "001",
+    displayName: model,
+    description: "A model served by the retake Gemini stand-in.",
+    inputTokenLimit: 1_048_576,
+    outputTokenLimit: 65_536,
+    supportedGenerationMethods: ["generateContent", "countTokens"],
+    temperature: 1,
+    topP: 0.95,
+    topK: 64,
+    maxTemperature: 2,
+    thinking: true,
+  };
 }
 
 function _badKey(): Response {

@@ -243,3 +243,58 @@ Deno.test({
     assert.equal((await child.status).code, 0);
   },
 });
+
+Deno.test("startGeminiStandIn() answers models.get, and 404 for a model it does not have", async () => {
+  const standIn = await startGeminiStandIn({ key: "right", models: ["gemini-3.8-flash"] });
+  try {
+    const get = (model: string, key = "right") =>
+      fetch(`${standIn.url}/v1beta/models/${model}`, { headers: { "x-goog-api-key": key } });
+    const known = await get("gemini-3.8-flash");
+    assert.equal(known.status, 200);
+    const info = await known.json();
+    assert.equal(info.name, "models/gemini-3.8-flash");
+    assert.ok(info.supportedGenerationMethods.includes("generateContent"));
+    const unknown = await get("custom-model-x");
+    assert.equal(unknown.status, 404);
+    assert.equal((await unknown.json()).error.status, "NOT_FOUND");
+    const badKey = await get("gemini-3.8-flash", "wrong");
+    assert.equal(badKey.status, 400);
+    await badKey.body?.cancel();
+    assert.deepEqual(standIn.modelGets.map((g) => g.status), [200, 404, 400]);
+    assert.equal(standIn.requests.length, 0, "models.get is not a generateContent call");
+    const generate = await post(standIn.url, "custom-model-x", textBody("hi"), "right");
+    assert.equal(generate.status, 404);
+  } finally {
+    await standIn.close();
+  }
+});
+
+Deno.test("startGeminiStandIn() refuses each content 5 times with `429x5`, then answers", async () => {
+  const standIn = await startGeminiStandIn({ retryDelayMs: 2000 });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const answer = await post(
+        standIn.url,
+        "gemini-3.8-flash",
+        textBody("a heron [gemini:429x5]"),
+        standIn.key,
+      );
+      statuses.push(answer.status);
+      if (answer.status === 429) {
+        const details = (answer.json.error as { details: Array<Record<string, unknown>> }).details;
+        assert.equal(details.at(-1)!.retryDelay, "2s");
+      }
+    }
+    assert.deepEqual(statuses, [429, 429, 429, 429, 429, 200]);
+    const other = await post(
+      standIn.url,
+      "gemini-3.8-flash",
+      textBody("an egret [gemini:429x5]"),
+      standIn.key,
+    );
+    assert.equal(other.status, 429, "counted per content");
+  } finally {
+    await standIn.close();
+  }
+});

@@ -308,6 +308,56 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "a full disk with paid providers: the first failed write stops the run before the next paid call; run.json says so",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const s = await servers();
+    const cwd = await setup();
+    const mnt = `${cwd}/small`;
+    await Deno.mkdir(mnt);
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=400k", "tmpfs", mnt],
+      stderr: "null",
+    }).output();
+    if (!mount.success) {
+      await Deno.remove(cwd, { recursive: true });
+      await s.close();
+      return; // No mount permission in this sandbox: nothing to test here.
+    }
+    try {
+      const prompts = Array.from({ length: 12 }, (_, i) => ({
+        id: `p${i}`,
+        prompt: `A busy market number ${i} at noon with striped awnings`,
+      }));
+      await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify({ prompts }));
+      const full = await runCli(["--out", `${mnt}/out`, "-c", "2", "batch.json"], {
+        cwd,
+        env: s.env,
+      });
+      assert.equal(full.code, 3, full.stderr);
+      assert.match(full.stderr, /the disk is full; free some space and run again to resume/);
+      const run = JSON.parse(await Deno.readTextFile(`${mnt}/out/batch/run.json`));
+      assert.equal(run.status, "stopped");
+      // With two generations in flight, at most the other one finishes after the failed write.
+      let saved = 0;
+      for await (const entry of Deno.readDir(`${mnt}/out/batch`)) {
+        if (!entry.isDirectory) continue;
+        for await (const file of Deno.readDir(`${mnt}/out/batch/${entry.name}`)) {
+          if (/^iteration-\d+\.png$/.test(file.name)) saved++;
+        }
+      }
+      const submitted = s.fal.calls("submit").length;
+      assert.ok(submitted <= saved + 2, `${submitted} paid generations for ${saved} saved images`);
+    } finally {
+      await new Deno.Command("umount", { args: [mnt] }).output();
+      await Deno.remove(cwd, { recursive: true });
+      await s.close();
+    }
+  },
+});
+
 Deno.test("a generation fal accepted before kill -9 is recovered from fal, not paid for again", async () => {
   const fal = await startFalStandIn({ key: FAL_KEY, latencyMs: 1500 });
   const gemini = await startGeminiStandIn({ key: GEMINI_KEY });

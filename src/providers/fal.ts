@@ -183,20 +183,92 @@ export interface FalGeneratorOptions {
   steps?: number | undefined;
   /** Largest image accepted, in bytes. @default {20971520} */
   maxDownloadBytes?: number | undefined;
+  /**
+   * Endpoints (ids or aliases) this run will use, for {@linkcode ImageGenerator.check} to
+   * verify before any paid call. @default {[DEFAULT_FAL_MODEL]}
+   */
+  models?: string[] | undefined;
 }
 
 /** Longest wait for the cancel call after a timeout or abort, in ms. */
 const CANCEL_TIMEOUT_MS = 5_000;
+/**
+ * How long a submit already sent may still answer after the step was aborted or timed out, in
+ * ms: fal may have accepted it, and a request whose id we never learn cannot be cancelled.
+ */
+const SUBMIT_GRACE_MS = 5_000;
+/** Result fetches of one completed request: fal's result endpoint can fail for a moment. */
+const RESULT_TRIES = 3;
+/** Wait before the second result fetch, doubled for each later one, in ms. */
+const RESULT_RETRY_MS = 250;
 /** Endpoints whose output format field is `format`, not `output_format`. */
 const FORMAT_FIELD = /^fal-ai\/(?:fast-sdxl|stable-diffusion-v15)(?:\/|$)/;
 /** Endpoints without `num_inference_steps`. */
 const NO_STEPS = /^fal-ai\/flux-pro(?:\/|$)/;
-const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai)(?=[/?]|$)/;
+const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai|api\.fal\.ai)(?=[/?]|$)/;
+/** fal's Platform API, which answers metadata for free (docs.fal.ai/platform-apis/v1). */
+const PLATFORM_API = "https://api.fal.ai/v1";
 const NETWORK_FAULT =
   /fetch failed|error reading a body|error sending request|connection|network|dns|tcp|tls|socket|refused|reset/i;
+/**
+ * Input fields that come from settings, not from the prompt: a 422 about one of them at submit
+ * fails every prompt alike.
+ */
+const SETTING_FIELDS = new Set([
+  "image_size",
+  "num_images",
+  "num_inference_steps",
+  "output_format",
+  "format",
+  "enable_safety_checker",
+]);
+
+/**
+ * Output sizes an endpoint family can make, where its maker documents them: Black Forest Labs
+ * gives FLUX1.1 [pro] 256–1440 px a side. Other families take every size retake allows.
+ */
+const SIZE_LIMITS: ReadonlyArray<{ endpoint: RegExp; family: string; min: number; max: number }> = [
+  { endpoint: /^fal-ai\/flux-pro\/v1\.1$/, family: "FLUX1.1 [pro]", min: 256, max: 1440 },
+];
+
+/**
+ * Refuses a size the endpoint's model family cannot make, before anything is paid for.
+ *
+ * @example
+ * ```ts
+ * import { checkFalSize } from "./fal.ts";
+ * checkFalSize("fal-ai/flux/dev", 2048, 2048);
+ * let refused = false;
+ * try {
+ *   checkFalSize("fal-ai/flux-pro/v1.1", 2048, 2048);
+ * } catch {
+ *   refused = true;
+ * }
+ * if (!refused) throw new Error("flux-pro v1.1 makes at most 1440 px a side");
+ * ```
+ */
+export function checkFalSize(model: string, width: number, height: number): void {
+  const limit = SIZE_LIMITS.find((entry) => entry.endpoint.test(model));
+  if (limit === undefined) return;
+  for (const [side, value] of [["width", width], ["height", height]] as const) {
+    if (value < limit.min || value > limit.max) {
+      throw new InputError(
+        `Cannot generate ${width}x${height} images with fal endpoint '${model}' as ${limit.family} makes ${limit.min} to ${limit.max} px a side: current ${side} is ${value}; choose another --size`,
+      );
+    }
+  }
+}
 
 /**
  * Creates a generator that renders images with a fal.ai text-to-image endpoint.
+ *
+ * What fal bills, as read from its docs (docs.fal.ai/documentation/model-apis/pricing and the
+ * FAQ, 2026): outputs, per image or megapixel; never queue time or server errors (5xx).
+ * So a request that completed with an output costs its price even when that output is no use
+ * to us (flagged NSFW, no image in it, the image unreadable or lost on the way), and is
+ * recorded on the error as `costUsd`. A request cancelled before it ran, or one whose result is
+ * a 5xx, costs nothing. A request cancelled while running is recorded at its price only when
+ * fal answers that it had already completed; fal does not document billing a run it stopped.
  *
  * @example
  * ```ts ignore
@@ -229,15 +301,38 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const warnedPrices = new Set<string>();
   /** Requests this generator cancelled: never worth recovering. */
   const cancelledIds = new Set<string>();
+  /** What fal answered to each cancel, by request id (the SDK drops the body). */
+  const cancelAnswers = new Map<string, string>();
+  /**
+   * Requests fal completed (and billed) whose image this process did not get, by their input:
+   * the next attempt with the same input fetches that result instead of paying again. `charged`
+   * is what was already recorded for it on an earlier error.
+   */
+  const undelivered = new Map<string, { requestId: string; charged: number }>();
+  const apiFetch = _apiFetch({
+    base,
+    innerFetch,
+    redact,
+    onCancelAnswer: (requestId, status) => cancelAnswers.set(requestId, status),
+  });
 
   const fal = createFalClient({
     credentials: apiKey,
     suppressLocalCredentialsWarning: true,
-    fetch: _apiFetch({ base, innerFetch, redact }),
+    fetch: apiFetch,
   });
 
   const generator: ImageGenerator = {
     name: PROVIDER,
+    estimateCostUsd({ model, width, height }) {
+      const entry = priceOf(resolveFalModel(model));
+      return entry === undefined ? undefined : estimateFalCost(entry, [{ width, height }]);
+    },
+    async check(signal) {
+      const models = [...new Set((options.models ?? [DEFAULT_FAL_MODEL]).map(resolveFalModel))];
+      await checkKeyAndPrices(models, signal);
+      await checkCatalogue(models, signal);
+    },
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
       const model = resolveFalModel(request.model);
       const input = _input(model, request, { enableSafetyChecker, steps: options.steps });
@@ -249,119 +344,43 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         timeoutMs,
       );
       const signal = AbortSignal.any([request.signal, deadline.signal]);
-      let requestId: string | undefined;
-      let completed = false;
+      const key = JSON.stringify([model, input]);
+      const job: Job = { model, key, completed: false, charged: 0, price: 0 };
+      job.price = price(model, [{ width: request.width, height: request.height }]);
       try {
-        if (request.recoverRequestId !== undefined) {
-          requestId = await recoverable(model, request.recoverRequestId, signal);
+        const earlier = undelivered.get(key);
+        undelivered.delete(key);
+        if (earlier !== undefined) {
+          log.info("Fetching the result of fal request {requestId}, completed earlier", {
+            model,
+            requestId: earlier.requestId,
+          });
+          job.id = earlier.requestId;
+          job.charged = earlier.charged;
+        } else if (request.recoverRequestId !== undefined) {
+          job.id = await recoverable(model, request.recoverRequestId, signal);
         }
-        if (requestId === undefined) {
-          const submitted = await fal.queue.submit(model, { input, abortSignal: signal });
-          requestId = submitted.request_id;
-          request.onAccepted?.(requestId);
-        }
-        const submittedAt = performance.now();
-        let lastQueuedAt = submittedAt;
-        let inferenceSeconds: unknown;
+        // One submit at most per attempt: only a request this attempt did not send may turn
+        // out to be gone, and then one is sent instead.
+        let submitted = false;
         for (;;) {
-          const status = await fal.queue.status(model, { requestId, abortSignal: signal });
-          if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
-          if (status.status === "COMPLETED") {
-            inferenceSeconds = status.metrics?.inference_time;
-            break;
+          if (job.id === undefined) {
+            job.id = await submit(model, input, signal, request.onAccepted);
+            submitted = true;
           }
-          await _sleep(pollIntervalMs, signal);
+          try {
+            return await deliver(job, request, signal);
+          } catch (error) {
+            if (submitted || !_gone(error) || signal.aborted) throw error;
+            log.info("fal no longer has request {requestId}: submitting a new one", {
+              model,
+              requestId: job.id,
+            });
+            Object.assign(job, { id: undefined, completed: false, charged: 0 });
+          }
         }
-        completed = true;
-        // Until the last poll that still saw IN_QUEUE: a lower bound, so inference time never
-        // counts as queueing; polls pollIntervalMs apart bound the error.
-        const queueMs = Math.round(lastQueuedAt - submittedAt);
-        const result = await fal.queue.result(model, { requestId, abortSignal: signal });
-        if (result.requestId) requestId = result.requestId;
-        const output = _output(result.data, requestId);
-        const image = output.image;
-        const width = image.width ?? request.width;
-        const height = image.height ?? request.height;
-        const costUsd = price(model, [{ width, height }]);
-        const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
-        const seed = typeof output.seed === "number" ? output.seed : request.seed;
-        log.debug(
-          "fal {model} request {requestId} done: queued {queueMs} ms, inference {inferenceMs} ms",
-          {
-            model,
-            requestId,
-            queueMs,
-            inferenceMs,
-            seed,
-            nsfw: output.nsfw,
-            costUsd,
-          },
-        );
-        if (output.nsfw === true && failOnNsfw) {
-          log.warn("fal flagged the image of request {requestId} as NSFW", {
-            model,
-            requestId,
-            nsfw: true,
-            costUsd,
-          });
-          throw new FalNsfwError(
-            "Cannot use the image as fal's safety checker flagged it as NSFW: rephrase the prompt, or set failOnNsfw to false to keep flagged images",
-            { requestId, costUsd },
-          );
-        }
-        const download = await downloadImage(image.url, {
-          provider: PROVIDER,
-          maxBytes: maxDownloadBytes,
-          allowedOrigins: baseOrigin === undefined ? [] : [baseOrigin],
-          signal,
-          timeoutMs,
-          fetch: innerFetch,
-          logger: log,
-        });
-        return {
-          data: download.data,
-          format: download.format,
-          width,
-          height,
-          seed,
-          model,
-          requestId,
-          costUsd,
-          queueMs,
-          ...(inferenceMs !== undefined && { inferenceMs }),
-          ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
-        };
       } catch (error) {
-        if (request.recoverRequestId !== undefined && !request.signal.aborted) {
-          // The earlier request was cancelled or failed on fal: pay for a fresh one rather than
-          // fail a prompt that a new request may well complete.
-          log.info("Could not recover fal request {requestId}: {reason}; submitting a new one", {
-            model,
-            requestId: request.recoverRequestId,
-            reason: redact(error instanceof Error ? error.message : String(error)),
-          });
-          const { recoverRequestId: _dropped, ...fresh } = request;
-          return await generator.generate(fresh);
-        }
-        if (request.signal.aborted) {
-          if (requestId !== undefined && !completed) await cancel(model, requestId, "aborted");
-          throw request.signal.reason ?? error;
-        }
-        if (deadline.signal.aborted && !(error instanceof ProviderError && !error.retryable)) {
-          if (requestId !== undefined && !completed) await cancel(model, requestId, "timed out");
-          throw new ProviderError(
-            `Cannot generate with fal as the request took longer than ${timeoutMs} ms (timeoutMs)${
-              requestId !== undefined && !completed ? "; it was cancelled on fal" : ""
-            }`,
-            {
-              provider: PROVIDER,
-              retryable: true,
-              ...(requestId !== undefined && { requestId }),
-              cause: error,
-            },
-          );
-        }
-        throw _classify(error, requestId, redact);
+        throw await failure(job, request, deadline.signal, error);
       } finally {
         clearTimeout(timer);
       }
@@ -369,18 +388,268 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   };
   return generator;
 
-  function price(model: string, images: Array<{ width: number; height: number }>): number {
-    const entry = prices[model];
-    if (entry === undefined) {
-      if (!warnedPrices.has(model)) {
-        warnedPrices.add(model);
-        log.warn("No price known for fal endpoint {model}: its images are recorded at cost 0", {
-          model,
-        });
-      }
-      return 0;
+  /** Submits `input`; what fal accepted is reported at once, so it can be recorded. */
+  async function submit(
+    model: string,
+    input: Record<string, unknown>,
+    signal: AbortSignal,
+    onAccepted: ((requestId: string) => void) | undefined,
+  ): Promise<string> {
+    if (signal.aborted) throw signal.reason;
+    const grace = new AbortController();
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => {
+      graceTimer = setTimeout(() => grace.abort(signal.reason), SUBMIT_GRACE_MS);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const submitted = await fal.queue.submit(model, { input, abortSignal: grace.signal });
+      onAccepted?.(submitted.request_id);
+      return submitted.request_id;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      clearTimeout(graceTimer);
     }
-    return estimateFalCost(entry, images);
+  }
+
+  /** Waits for `job` to complete, fetches its result and starts the image download. */
+  async function deliver(
+    job: Job,
+    request: GenerateRequest,
+    signal: AbortSignal,
+  ): Promise<GeneratedImage> {
+    const { model } = job;
+    const requestId = job.id!;
+    const submittedAt = performance.now();
+    let lastQueuedAt = submittedAt;
+    let inferenceSeconds: unknown;
+    for (;;) {
+      const status = await fal.queue.status(model, { requestId, abortSignal: signal });
+      if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
+      if (status.status === "COMPLETED") {
+        inferenceSeconds = status.metrics?.inference_time;
+        break;
+      }
+      await _sleep(pollIntervalMs, signal);
+    }
+    job.completed = true;
+    // Until the last poll that still saw IN_QUEUE: a lower bound, so inference time never
+    // counts as queueing; polls pollIntervalMs apart bound the error.
+    const queueMs = Math.round(lastQueuedAt - submittedAt);
+    const result = await fetchResult(model, requestId, signal);
+    job.resultFetched = true;
+    const output = _output(result.data, requestId);
+    const image = output.image;
+    const width = image.width ?? request.width;
+    const height = image.height ?? request.height;
+    job.price = price(model, [{ width, height }]);
+    const costUsd = owed(job);
+    const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
+    const seed = typeof output.seed === "number" ? output.seed : request.seed;
+    log.debug(
+      "fal {model} request {requestId} done: queued {queueMs} ms, inference {inferenceMs} ms",
+      { model, requestId, queueMs, inferenceMs, seed, nsfw: output.nsfw, costUsd },
+    );
+    if (output.nsfw === true && failOnNsfw) {
+      log.warn("fal flagged the image of request {requestId} as NSFW", {
+        model,
+        requestId,
+        nsfw: true,
+        costUsd,
+      });
+      throw new FalNsfwError(
+        "Cannot use the image as fal's safety checker flagged it as NSFW: rephrase the prompt, or set failOnNsfw to false to keep flagged images",
+        { requestId, costUsd },
+      );
+    }
+    const download = await downloadImage(image.url, {
+      provider: PROVIDER,
+      maxBytes: maxDownloadBytes,
+      allowedOrigins: baseOrigin === undefined ? [] : [baseOrigin],
+      signal,
+      timeoutMs,
+      fetch: innerFetch,
+      logger: log,
+    });
+    const data = download.data instanceof Uint8Array
+      ? download.data
+      : _billedStream(download.data, (error) => {
+        // The bytes broke off on the way to disk: fal billed the request, and still has it.
+        if (!(error instanceof ProviderError)) return error;
+        if (error.retryable) undelivered.set(job.key, { requestId, charged: job.price });
+        return _with(error, { requestId, costUsd });
+      });
+    return {
+      data,
+      format: download.format,
+      width,
+      height,
+      seed,
+      model,
+      requestId,
+      costUsd,
+      queueMs,
+      ...(inferenceMs !== undefined && { inferenceMs }),
+      ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
+    };
+  }
+
+  /** The result of a completed request, fetched again a few times if the fetch fails. */
+  async function fetchResult(model: string, requestId: string, signal: AbortSignal) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await fal.queue.result(model, { requestId, abortSignal: signal });
+      } catch (error) {
+        const retryable = error instanceof ProviderError && error.retryable;
+        if (signal.aborted || !retryable || attempt >= RESULT_TRIES) throw error;
+        const waitMs = Math.max(RESULT_RETRY_MS * 2 ** (attempt - 1), error.retryAfterMs ?? 0);
+        log.debug("Fetching the result of fal request {requestId} again in {delayMs} ms", {
+          model,
+          requestId,
+          attempt,
+          delayMs: waitMs,
+          reason: redact(error.message),
+        });
+        await _sleep(waitMs, signal);
+      }
+    }
+  }
+
+  /**
+   * The error a failed attempt ends with: cancels on fal what it left running, records what
+   * fal billed, and remembers a billed result the next attempt can fetch for free.
+   */
+  async function failure(
+    job: Job,
+    request: GenerateRequest,
+    deadline: AbortSignal,
+    error: unknown,
+  ): Promise<unknown> {
+    const aborted = request.signal.aborted;
+    const timedOut = !aborted && deadline.aborted;
+    if ((aborted || timedOut) && job.id !== undefined && !job.completed) {
+      const answer = await cancel(job.model, job.id, aborted ? "aborted" : "timed out");
+      if (answer === "ALREADY_COMPLETED") job.completed = true;
+    }
+    if (aborted) return request.signal.reason ?? error;
+    const billed = job.id !== undefined && job.completed && _billed(job, error);
+    const costUsd = billed ? owed(job) : 0;
+    if (billed && job.id !== undefined && _fetchable(error, timedOut)) {
+      undelivered.set(job.key, { requestId: job.id, charged: job.charged + costUsd });
+    }
+    if (timedOut && !(error instanceof ProviderError && !error.retryable)) {
+      const what = job.id === undefined
+        ? ""
+        : job.completed
+        ? "; fal had finished it, so the next attempt fetches its result instead of paying again"
+        : "; it was cancelled on fal";
+      return new ProviderError(
+        `Cannot generate with fal as the request took longer than ${timeoutMs} ms (timeoutMs)${what}`,
+        {
+          provider: PROVIDER,
+          retryable: true,
+          ...(job.id !== undefined && { requestId: job.id }),
+          ...(costUsd > 0 && { costUsd }),
+          cause: error,
+        },
+      );
+    }
+    const classified = _classify(error, job.id, redact);
+    return costUsd > 0 && classified.costUsd === undefined
+      ? _with(classified, { costUsd })
+      : classified;
+  }
+
+  /** What `job` costs beyond what earlier errors already recorded for it. */
+  function owed(job: Job): number {
+    return Math.max(0, Math.round((job.price - job.charged) * 1e6) / 1e6);
+  }
+
+  function priceOf(model: string): FalPrice | undefined {
+    const entry = prices[model];
+    if (entry === undefined && !warnedPrices.has(model)) {
+      warnedPrices.add(model);
+      log.warn("No price known for fal endpoint {model}: its images are recorded at cost 0", {
+        model,
+      });
+    }
+    return entry;
+  }
+
+  function price(model: string, images: Array<{ width: number; height: number }>): number {
+    const entry = priceOf(model);
+    return entry === undefined ? 0 : estimateFalCost(entry, images);
+  }
+
+  /**
+   * The key, through fal's pricing API: it needs a valid key and costs nothing. Fills in the
+   * price of an endpoint the table does not know, when fal gives one in a unit we can apply.
+   */
+  async function checkKeyAndPrices(models: string[], signal: AbortSignal): Promise<void> {
+    const query = new URLSearchParams({ endpoint_id: models.join(",") });
+    const answer = await platform(`/models/pricing?${query}`, signal);
+    const list = (answer as { prices?: unknown } | undefined)?.prices;
+    for (const entry of Array.isArray(list) ? list : []) {
+      const { endpoint_id: id, unit_price: usd, unit } = (entry ?? {}) as Record<string, unknown>;
+      if (typeof id !== "string" || !models.includes(id) || prices[id] !== undefined) continue;
+      if (typeof usd !== "number") continue;
+      const perUnit = typeof unit === "string" ? _priceUnit(unit) : undefined;
+      if (perUnit === undefined || !(usd >= 0)) continue;
+      prices[id] = { usd, unit: perUnit };
+      log.info("Using fal's price for {model}: ${usd} per {unit}", { model: id, usd, unit });
+    }
+  }
+
+  /**
+   * The endpoints, through fal's model catalogue. fal's own (`fal-ai/…`) endpoints are all
+   * listed, so one missing is a typo; other owners' apps may be private, and are left to the
+   * first submit (a 404 there is free, and stops the run).
+   */
+  async function checkCatalogue(models: string[], signal: AbortSignal): Promise<void> {
+    const query = new URLSearchParams(models.map((id) => ["endpoint_id", id]));
+    const answer = await platform(`/models?${query}`, signal);
+    const list = (answer as { models?: unknown } | undefined)?.models;
+    if (!Array.isArray(list)) return;
+    const listed = new Set(list.map((m) => (m as { endpoint_id?: unknown } | null)?.endpoint_id));
+    for (const model of models) {
+      if (listed.has(model)) continue;
+      if (model.startsWith("fal-ai/")) {
+        throw new ProviderError(
+          `Cannot generate with fal model '${model}' as fal has no such endpoint: check --model (fal's endpoints are listed at fal.ai/models)`,
+          { provider: PROVIDER, retryable: false, fatal: true, status: 404 },
+        );
+      }
+      log.warn("fal's catalogue does not list {model}: the first request will tell if it exists", {
+        model,
+      });
+    }
+  }
+
+  /**
+   * A GET on fal's Platform API. A fault that says nothing about the key or the model (the API
+   * unreachable, a 5xx, a rate limit) is logged and skipped: the run does not depend on it.
+   */
+  async function platform(path: string, signal: AbortSignal): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await apiFetch(`${PLATFORM_API}${path}`, {
+        method: "GET",
+        headers: { authorization: `Key ${apiKey}`, accept: "application/json" },
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason ?? error;
+      if (error instanceof ProviderError && error.fatal) throw error;
+      log.warn("Could not check the fal key and model before the run: {reason}", {
+        reason: error instanceof Error ? redact(error.message) : String(error),
+      });
+      return undefined;
+    }
+    try {
+      return await response.json();
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -402,26 +671,37 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       });
       return requestId;
     } catch (error) {
-      const status = (error as { status?: unknown }).status;
-      if (status === 404 || status === 410) {
-        log.info("fal no longer has request {requestId}: submitting a new one", {
-          model,
-          requestId,
-        });
-        return undefined;
-      }
-      throw error;
+      if (!_gone(error)) throw error;
+      log.info("fal no longer has request {requestId}: submitting a new one", {
+        model,
+        requestId,
+      });
+      return undefined;
     }
   }
 
-  /** Best effort: the request may finish anyway, and the caller is failing regardless. */
-  async function cancel(model: string, requestId: string, why: string): Promise<void> {
+  /**
+   * Best effort, with its own deadline: the caller is failing regardless. Returns fal's answer
+   * (`CANCELLATION_REQUESTED`, `ALREADY_COMPLETED`, …), or undefined when there was none.
+   */
+  async function cancel(
+    model: string,
+    requestId: string,
+    why: string,
+  ): Promise<string | undefined> {
     cancelledIds.add(requestId);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), Math.min(CANCEL_TIMEOUT_MS, timeoutMs));
     try {
       await fal.queue.cancel(model, { requestId, abortSignal: controller.signal });
-      log.debug("Cancelled fal request {requestId} ({why})", { model, requestId, why });
+      const answer = cancelAnswers.get(requestId);
+      log.debug("Cancelled fal request {requestId} ({why}): {answer}", {
+        model,
+        requestId,
+        why,
+        answer,
+      });
+      return answer;
     } catch (error) {
       log.warn("Could not cancel fal request {requestId} ({why}): {error}", {
         model,
@@ -429,10 +709,103 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         why,
         error: redact(error instanceof Error ? error.message : String(error)),
       });
+      return undefined;
     } finally {
+      cancelAnswers.delete(requestId);
       clearTimeout(timer);
     }
   }
+}
+
+/** One attempt's request on fal, as far as it got. */
+interface Job {
+  model: string;
+  /** The submitted input, as the key of {@linkcode createFalGenerator}'s undelivered results. */
+  key: string;
+  id?: string | undefined;
+  /** fal reported it COMPLETED: it ran, and its output (if any) is billed. */
+  completed: boolean;
+  /** Its result was fetched (the output exists). */
+  resultFetched?: boolean;
+  /** Its price at the size asked for, or fal's returned size once known. */
+  price: number;
+  /** What earlier attempts already recorded for it. */
+  charged: number;
+}
+
+/**
+ * Whether a completed request failed in a way fal bills: it produced an output (or we could
+ * not see that it did not), as opposed to a result that is an HTTP error, which is the model's
+ * own failure (fal bills no 5xx; a 4xx there is a rejection, not an output).
+ */
+function _billed(job: Job, error: unknown): boolean {
+  if (job.resultFetched) return true;
+  return !(error instanceof ProviderError && error.status !== undefined && error.status >= 400);
+}
+
+/** Whether a billed result may still be fetched, so the next attempt should not pay again. */
+function _fetchable(error: unknown, timedOut: boolean): boolean {
+  return timedOut || (error instanceof ProviderError && error.retryable);
+}
+
+/** fal does not have the request (any more): expired, never there, or cancelled. */
+function _gone(error: unknown): boolean {
+  const status = (error as { status?: unknown } | null)?.status;
+  return status === 404 || status === 410 || status === 499;
+}
+
+/** A fal pricing unit as retake applies it; undefined for units of other kinds of output. */
+function _priceUnit(unit: string): FalPrice["unit"] | undefined {
+  const name = unit.trim().toLowerCase();
+  if (name === "image" || name === "images") return "image";
+  if (/^(megapixels?|mp)$/.test(name)) return "megapixel";
+  return undefined;
+}
+
+/**
+ * `source` with its failure replaced by `onError(reason)`, so a transfer that breaks after the
+ * call returned still says what it cost.
+ */
+function _billedStream(
+  source: ReadableStream<Uint8Array>,
+  onError: (error: unknown) => unknown,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        controller.error(onError(error));
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** A copy of `error` with more fields set (they are read-only on the original). */
+function _with(
+  error: ProviderError,
+  extra: { requestId?: string; costUsd?: number; fatal?: boolean },
+): ProviderError {
+  const requestId = extra.requestId ?? error.requestId;
+  const costUsd = extra.costUsd ?? error.costUsd;
+  const copy = new ProviderError(error.message, {
+    provider: error.provider,
+    retryable: error.retryable,
+    fatal: extra.fatal ?? error.fatal,
+    ...(requestId !== undefined && { requestId }),
+    ...(costUsd !== undefined && { costUsd }),
+    ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
+    ...(error.status !== undefined && { status: error.status }),
+    ...(error.cause !== undefined && { cause: error.cause }),
+  });
+  copy.name = error.name;
+  return copy;
 }
 
 interface InputSettings {
@@ -507,6 +880,8 @@ interface ApiFetchOptions {
   base: string | undefined;
   innerFetch: typeof fetch;
   redact: (text: string) => string;
+  /** Told fal's answer to a cancel (its `status`), which the SDK does not return. */
+  onCancelAnswer?: (requestId: string, status: string) => void;
 }
 
 /**
@@ -514,7 +889,9 @@ interface ApiFetchOptions {
  * connection that breaks mid-body surfaces here, and throws a {@linkcode ProviderError} for
  * every failure so the SDK's own retry loop never fires.
  */
-function _apiFetch({ base, innerFetch, redact }: ApiFetchOptions): typeof fetch {
+function _apiFetch(
+  { base, innerFetch, redact, onCancelAnswer }: ApiFetchOptions,
+): typeof fetch {
   return async (input, init) => {
     const original = typeof input === "string"
       ? input
@@ -573,14 +950,18 @@ function _apiFetch({ base, innerFetch, redact }: ApiFetchOptions): typeof fetch 
     if (!response.ok) throw _httpError(response, text, method, path, answerId, redact);
     if ((response.headers.get("content-type") ?? "").includes("application/json")) {
       try {
-        JSON.parse(text);
+        const body = JSON.parse(text);
+        const status = (body as { status?: unknown } | null)?.status;
+        if (requestId !== undefined && path.endsWith("/cancel") && typeof status === "string") {
+          onCancelAnswer?.(requestId, status);
+        }
       } catch (error) {
+        // No status on the error: it says nothing about the request, only about the transfer.
         throw new ProviderError(
           `Cannot read fal's answer to ${method} ${path} as it is not valid JSON (${text.length} bytes): the connection may have been cut`,
           {
             provider: PROVIDER,
             retryable: true,
-            status: response.status,
             ...(answerId !== undefined && { requestId: answerId }),
             cause: error,
           },
@@ -637,19 +1018,51 @@ function _httpError(
     );
   }
   const typeNote = typeof errorType === "string" && errorType !== "" ? ` ${errorType}` : "";
-  const retryable = hinted === "true"
-    ? true
-    : hinted === "false"
+  const submit = method === "POST" && !path.includes("/requests/");
+  if (submit && status === 404) {
+    // Every prompt would get the same answer: no endpoint by that id (nothing was accepted).
+    return new ProviderError(
+      `Cannot generate with fal as it has no endpoint '${
+        path.slice(1)
+      }' (HTTP 404${suffix}): check --model (fal's endpoints are listed at fal.ai/models)`,
+      { ...common, retryable: false, fatal: true },
+    );
+  }
+  const settings = submit && status === 422 ? _settingFields(body) : [];
+  if (settings.length > 0) {
+    return new ProviderError(
+      `Cannot generate with fal as it rejected the setting ${
+        settings.map((f) => `'${f}'`).join(", ")
+      } (HTTP 422${suffix}): every prompt would fail alike; change it in the config or on the command line`,
+      { ...common, retryable: false, fatal: true },
+    );
+  }
+  const retryable = hinted === "true" ? true : hinted === "false"
     ? false
-    : status === 408 || status === 429 || status >= 500;
+    // A request fal does not know (any more) can be sent again; an endpoint it lacks cannot.
+    : status === 408 || status === 429 || status >= 500 || status === 404;
   const message = status === 422
     ? `Cannot generate with fal as it rejected the input (HTTP 422)${suffix}`
     : status === 429
     ? `Cannot generate with fal now as it is rate limiting requests (HTTP 429${suffix})`
     : status === 404
-    ? `Cannot generate with fal as ${method} ${path} was not found (HTTP 404${suffix}): check the model id`
+    ? `Cannot generate with fal as ${method} ${path} was not found (HTTP 404${suffix}): fal no longer has that request`
     : `Cannot generate with fal as ${method} ${path} failed (HTTP ${status}${typeNote}${suffix})`;
   return new ProviderError(message, { ...common, retryable });
+}
+
+/**
+ * The settings fields a 422 names, when it names only those (not the prompt): fal's FastAPI
+ * `detail` list of `{loc: ["body", field], …}`.
+ */
+function _settingFields(body: unknown): string[] {
+  const detail = (body as { detail?: unknown } | undefined)?.detail;
+  if (!Array.isArray(detail) || detail.length === 0) return [];
+  const fields = detail.map((item) => {
+    const loc = (item as { loc?: unknown } | null)?.loc;
+    return Array.isArray(loc) ? String(loc[loc.length - 1]) : "";
+  });
+  return fields.every((f) => SETTING_FIELDS.has(f)) ? [...new Set(fields)] : [];
 }
 
 /** fal's `detail`: a string, or a FastAPI list of `{loc, msg, type}`. */
@@ -679,15 +1092,7 @@ function _classify(
   const withId = requestId !== undefined ? { requestId } : {};
   if (error instanceof ProviderError) {
     if (error.requestId !== undefined || requestId === undefined) return error;
-    return new ProviderError(error.message, {
-      provider: error.provider,
-      retryable: error.retryable,
-      fatal: error.fatal,
-      requestId,
-      ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
-      ...(error.status !== undefined && { status: error.status }),
-      ...(error.cause !== undefined && { cause: error.cause }),
-    });
+    return _with(error, { requestId });
   }
   const message = redact(error instanceof Error ? error.message : String(error));
   if (error instanceof SyntaxError) {

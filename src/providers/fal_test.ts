@@ -10,6 +10,7 @@ import {
   startFalStandIn,
 } from "../../tests/fal_standin.ts";
 import {
+  checkFalSize,
   createFalGenerator,
   DEFAULT_FAL_PRICES,
   estimateFalCost,
@@ -190,6 +191,8 @@ Deno.test("createFalGenerator() fails a 422 as final with fal's detail, list or 
       generator.generate(request({ prompt: faulty("422-submit") })),
     );
     assert.equal(submitted.retryable, false);
+    assert.equal(submitted.fatal, true, "a setting every prompt sends alike stops the run");
+    assert.match(submitted.message, /setting 'num_inference_steps'/);
     assert.match(submitted.message, /num_inference_steps: Input should be less than or equal/);
     assert.equal(standIn.calls("result").length, 2, "a rejected result is fetched once");
   });
@@ -205,7 +208,6 @@ Deno.test("createFalGenerator() sends each 429/5xx exactly once and leaves the r
         { fault: "503-once", kind: "submit", status: 503 },
         { fault: "500", kind: "status", status: 500 },
         { fault: "500-once", kind: "status", status: 500 },
-        { fault: "504-once", kind: "result", status: 504 },
       ];
     for (const c of cases) {
       standIn.reset();
@@ -282,16 +284,43 @@ Deno.test("createFalGenerator() fails transport faults after one attempt, as ret
   assert.equal(calls, 1);
 });
 
-Deno.test("createFalGenerator() fails a broken or malformed answer as retryable, once", async () => {
+Deno.test("createFalGenerator() fetches a completed request's result again rather than pay for a new one", async () => {
   await withStandIn(async (standIn, options) => {
     const generator = createFalGenerator(options);
-    for (const fault of ["drop-once", "malformed-once"] as const) {
+    const cases: Array<{ fault: FalFault; results: number }> = [
+      { fault: "drop-once", results: 2 },
+      { fault: "malformed-once", results: 2 },
+      { fault: "504-once", results: 2 },
+      { fault: "result-500", results: 3 },
+    ];
+    for (const c of cases) {
       standIn.reset();
-      const error = await providerError(generator.generate(request({ prompt: faulty(fault) })));
-      assert.equal(error.retryable, true, fault);
-      assert.equal(standIn.calls("result").length, 1, fault);
+      const image = await generator.generate(request({ prompt: faulty(c.fault) }));
+      await bytesOf(image);
+      assert.equal(standIn.calls("submit").length, 1, `${c.fault}: one paid submit`);
+      assert.equal(standIn.calls("result").length, c.results, `${c.fault}: result fetches`);
+      assert.ok(image.costUsd > 0, `${c.fault}: the image is paid for once`);
     }
   });
+});
+
+Deno.test("createFalGenerator() gives up on a result fal keeps failing: not billed, next attempt submits once", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator(options);
+    const error = await providerError(
+      generator.generate(request({ prompt: faulty("result-500") })),
+    );
+    assert.equal(error.retryable, true);
+    assert.equal(error.status, 500);
+    assert.equal(error.costUsd ?? 0, 0, "fal bills no server error");
+    assert.equal(standIn.calls("result").length, 3);
+    assert.equal(standIn.calls("submit").length, 1);
+    const retried = await providerError(
+      generator.generate(request({ prompt: faulty("result-500") })),
+    );
+    assert.equal(retried.status, 500);
+    assert.equal(standIn.calls("submit").length, 2, "one submit per attempt");
+  }, { resultFailures: 100 });
 });
 
 Deno.test("createFalGenerator() stops the run on 401 and 403 without leaking the key", async () => {
@@ -352,6 +381,7 @@ Deno.test("createFalGenerator() rejects a download that is not an image or not a
     const html = await providerError(generator.generate(request({ prompt: faulty("not-image") })));
     assert.equal(html.retryable, false);
     assert.match(html.message, /content type is 'text\/html'/);
+    assert.equal(html.costUsd, 0.003, "fal completed the request, so it billed it");
 
     const foreign = await providerError(
       generator.generate(request({ prompt: faulty("foreign-url") })),
@@ -535,4 +565,208 @@ Deno.test("createFalGenerator() records time spent queued behind fal's concurren
     assert.ok(queued[1]! >= 30, `the other waited for the slot: ${queued}`);
     assert.equal(standIn.stats().maxInProgress, 1);
   }, { concurrency: 1, latencyMs: 60 });
+});
+
+/** Waits until `check()` holds, polling the stand-in's recorded requests. */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+Deno.test("createFalGenerator() times out with one submit, cancels it, and never recovers what it cancelled", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator({ ...options, timeoutMs: 150 });
+    const first = await providerError(generator.generate(request({ prompt: faulty("hang") })));
+    assert.equal(first.retryable, true);
+    assert.match(first.message, /took longer than 150 ms \(timeoutMs\); it was cancelled on fal/);
+    assert.equal(first.costUsd ?? 0, 0, "a request cancelled before it finished is not billed");
+    const cancelledId = standIn.calls("submit")[0]!.requestId!;
+    const polled = () => standIn.calls("status").filter((r) => r.requestId === cancelledId).length;
+    const polledBefore = polled();
+    // The next attempt is told about that request, as a resumed run would be: it is not
+    // recovered (this process cancelled it), and the one new request is cancelled too.
+    const second = await providerError(
+      generator.generate(request({ prompt: faulty("hang"), recoverRequestId: cancelledId })),
+    );
+    assert.match(second.message, /took longer than 150 ms/);
+    assert.equal(polled(), polledBefore, "the cancelled request is not looked at again");
+    assert.equal(standIn.calls("submit").length, 2, "one submit per attempt");
+    assert.equal(standIn.calls("cancel").length, 2, "every request that timed out is cancelled");
+    const stats = standIn.stats();
+    assert.equal(stats.inProgress, 0, "nothing left running on fal");
+    assert.equal(stats.queued, 0);
+  });
+});
+
+Deno.test("createFalGenerator() recovers an earlier run's request, and cancels it when it times out", async () => {
+  await withStandIn(async (standIn, options) => {
+    // The earlier process: its request was accepted, then the process went away.
+    const earlier = new AbortController();
+    const lost = createFalGenerator(options).generate(
+      request({ prompt: faulty("hang"), signal: earlier.signal }),
+    ).catch(() => {});
+    await until(() => standIn.calls("status").length > 0);
+    const id = standIn.calls("submit")[0]!.requestId!;
+    const resumed = createFalGenerator({ ...options, timeoutMs: 150 });
+    const error = await providerError(
+      resumed.generate(request({ prompt: faulty("hang"), recoverRequestId: id })),
+    );
+    assert.match(error.message, /took longer than 150 ms \(timeoutMs\); it was cancelled on fal/);
+    assert.equal(standIn.calls("submit").length, 1, "recovering pays for nothing new");
+    assert.deepEqual(standIn.calls("cancel").map((r) => r.requestId), [id]);
+    assert.equal(standIn.stats().inProgress, 0);
+    earlier.abort();
+    await lost;
+  });
+});
+
+Deno.test("createFalGenerator() cancels a request whose submit answered after the deadline", async () => {
+  await withStandIn(async (standIn, options) => {
+    const timeoutMs = 100;
+    // The submit answers three deadlines late: timers fire in order, so always after it.
+    const slowSubmit: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (init?.method === "POST") {
+        await new Promise((resolve) => setTimeout(resolve, 3 * timeoutMs));
+      }
+      return response;
+    };
+    const error = await providerError(
+      createFalGenerator({ ...options, timeoutMs, fetch: slowSubmit }).generate(
+        request({ prompt: faulty("hang") }),
+      ),
+    );
+    assert.match(error.message, /took longer than 100 ms/);
+    assert.equal(standIn.calls("submit").length, 1);
+    assert.equal(standIn.calls("cancel").length, 1, "the late-accepted request is cancelled");
+    assert.equal(standIn.stats().inProgress, 0);
+  });
+});
+
+Deno.test("createFalGenerator() records what fal billed for results it cannot use", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator(options);
+    const empty = await providerError(generator.generate(request({ prompt: faulty("no-images") })));
+    assert.equal(empty.retryable, false);
+    assert.match(empty.message, /holds no image URL/);
+    assert.equal(empty.costUsd, 0.003);
+    const nsfw = await providerError(generator.generate(request({ prompt: faulty("nsfw") })));
+    assert.equal(nsfw.costUsd, 0.003);
+    const rejected = await providerError(generator.generate(request({ prompt: faulty("422") })));
+    assert.equal(rejected.costUsd ?? 0, 0, "a rejection is not an output");
+    assert.equal(standIn.calls("submit").length, 3);
+  });
+});
+
+Deno.test("createFalGenerator() fetches a billed image it lost once more instead of paying again", async () => {
+  await withStandIn(async (standIn, options) => {
+    let files = 0;
+    const flakyFiles: typeof fetch = (input, init) => {
+      if (String(input).includes("/files/") && files++ === 0) {
+        return Promise.resolve(new Response("busy", { status: 503 }));
+      }
+      return fetch(input, init);
+    };
+    const generator = createFalGenerator({ ...options, fetch: flakyFiles });
+    const lost = await providerError(generator.generate(request()));
+    assert.equal(lost.retryable, true);
+    assert.equal(lost.costUsd, 0.003, "fal billed the request whose image was lost");
+    // The next attempt with the same input: fal's result again, no new request, nothing owed.
+    const image = await generator.generate(request());
+    await bytesOf(image);
+    assert.equal(image.costUsd, 0);
+    assert.equal(image.requestId, lost.requestId);
+    assert.equal(standIn.calls("submit").length, 1);
+    // Once delivered, the same input is a new request again.
+    await bytesOf(await generator.generate(request()));
+    assert.equal(standIn.calls("submit").length, 2);
+  });
+});
+
+Deno.test("createFalGenerator() stops the run on an endpoint fal does not have; a submit there is free", async () => {
+  await withStandIn(async (standIn, options) => {
+    const error = await providerError(
+      createFalGenerator(options).generate(request({ model: "fal-ai/flux/nope" })),
+    );
+    assert.equal(error.fatal, true);
+    assert.equal(error.status, 404);
+    assert.match(error.message, /no endpoint 'fal-ai\/flux\/nope'.*check --model/);
+    assert.equal(standIn.stats().submitted, 0);
+  }, { endpoints: ["fal-ai/flux/schnell"] });
+});
+
+Deno.test("createFalGenerator().check() tells a wrong key and an unknown endpoint for free", async () => {
+  await withStandIn(async (standIn, options) => {
+    const signal = new AbortController().signal;
+    await createFalGenerator({ ...options, models: ["flux-schnell", "flux-dev"] }).check!(signal);
+    const wrong = "wrong-key-id:wrong-secret-77aa";
+    const badKey = await providerError(
+      createFalGenerator({ ...options, apiKey: wrong }).check!(signal),
+    );
+    assert.equal(badKey.fatal, true);
+    assert.match(badKey.message, /FAL_KEY.*fal\.ai\/dashboard\/keys/);
+    assert.ok(!badKey.message.includes(wrong));
+    const unknown = await providerError(
+      createFalGenerator({ ...options, models: ["fal-ai/flux/typo"] }).check!(signal),
+    );
+    assert.equal(unknown.fatal, true);
+    assert.match(unknown.message, /model 'fal-ai\/flux\/typo' as fal has no such endpoint/);
+    // Someone's own app is not in fal's public catalogue: left to the first (free) submit.
+    await createFalGenerator({ ...options, models: ["someone/private-app"] }).check!(signal);
+    assert.equal(standIn.stats().submitted, 0, "checking costs nothing");
+    assert.ok(standIn.requests.every((r) => r.kind === "models" || r.kind === "pricing"));
+  }, { endpoints: ["fal-ai/flux/schnell", "fal-ai/flux/dev"] });
+});
+
+Deno.test("createFalGenerator().check() goes on when fal's Platform API cannot answer", async () => {
+  await withStandIn(async (standIn, options) => {
+    const noPlatform: typeof fetch = (input, init) =>
+      String(input).includes("/v1/models")
+        ? Promise.resolve(Response.json({ detail: "down" }, { status: 503 }))
+        : fetch(input, init);
+    await createFalGenerator({ ...options, fetch: noPlatform }).check!(
+      new AbortController().signal,
+    );
+    assert.equal(standIn.requests.length, 0);
+  });
+});
+
+Deno.test("createFalGenerator() estimates a step's cost from the price table, and learns fal's price", async () => {
+  await withStandIn(async (_standIn, options) => {
+    const generator = createFalGenerator(options);
+    assert.equal(
+      generator.estimateCostUsd!({ model: "flux-dev", width: 1440, height: 1440 }),
+      0.05,
+    );
+    assert.equal(
+      generator.estimateCostUsd!({ model: "someone/new-model", width: 512, height: 512 }),
+      undefined,
+    );
+    // fal's pricing API knows a price the table does not: the check takes it.
+    const learning = createFalGenerator({
+      ...options,
+      models: ["someone/new-model"],
+      fetch: (input, init) =>
+        String(input).includes("/v1/models/pricing")
+          ? Promise.resolve(Response.json({
+            prices: [{ endpoint_id: "someone/new-model", unit_price: 0.01, unit: "image" }],
+          }))
+          : fetch(input, init),
+    });
+    await learning.check!(new AbortController().signal);
+    assert.equal(
+      learning.estimateCostUsd!({ model: "someone/new-model", width: 512, height: 512 }),
+      0.01,
+    );
+  });
+});
+
+Deno.test("checkFalSize() refuses sizes a model family cannot make", () => {
+  checkFalSize("fal-ai/flux/schnell", 4096, 4096);
+  checkFalSize("fal-ai/flux-pro/v1.1", 1440, 256);
+  assert.throws(
+    () => checkFalSize("fal-ai/flux-pro/v1.1", 2048, 1024),
+    (e: unknown) =>
+      e instanceof InputError && /FLUX1\.1 \[pro\] makes 256 to 1440 px a side/.test(e.message) &&
+      /--size/.test(e.message),
+  );
 });

@@ -16,6 +16,7 @@ import {
   type GenerateContentResponse,
   GoogleGenAI,
   MediaResolution,
+  type Model,
   ThinkingLevel,
 } from "@google/genai/web";
 import { getLogger } from "@logtape/logtape";
@@ -135,6 +136,9 @@ export function createGeminiProviders(
 function _critic(client: Client): ImageCritic {
   return {
     name: PROVIDER,
+    // The same function for the critic and the refiner of one client, so it is checked once.
+    check: client.check,
+    estimateCostUsd: () => client.estimateCostUsd("critique"),
     async critique(request: CritiqueRequest): Promise<CritiqueResult> {
       const image = await _prepareImage(request.imagePath, client.imageMaxSide, request.signal);
       const config: GenerateContentConfig = {
@@ -180,6 +184,8 @@ export function createGeminiRefiner(options: GeminiOptions): PromptRefiner {
 function _refiner(client: Client): PromptRefiner {
   return {
     name: PROVIDER,
+    check: client.check,
+    estimateCostUsd: () => client.estimateCostUsd("refine"),
     async refine(request: RefineRequest): Promise<RefineResult> {
       const config: GenerateContentConfig = {
         systemInstruction: REFINER_INSTRUCTION,
@@ -250,6 +256,10 @@ interface Client {
   generation: number;
   imageMaxSide: number;
   modelConfig: GenerateContentConfig;
+  /** Checks the key and the model with `models.get`, which Gemini does not bill. */
+  check(signal: AbortSignal): Promise<void>;
+  /** The most one call of `operation` may cost, in USD; undefined when the price is unknown. */
+  estimateCostUsd(operation: "critique" | "refine"): number | undefined;
   generateJson<T>(
     operation: string,
     contents: Content[],
@@ -273,6 +283,21 @@ const BLOCKING_FINISH = new Set([
 
 const NETWORK_FAULT =
   /fetch failed|error reading a body|error sending request|connection|network|dns|tcp|tls|socket/i;
+
+/**
+ * Text tokens one call sends at most, for the cost estimate a budget reserves: the
+ * instructions, a prompt at its 4,000-character limit (twice, when refined) and its context;
+ * a refinement adds the critique and a few earlier rounds.
+ */
+const CRITIQUE_TEXT_TOKENS = 4_000;
+const REFINE_TEXT_TOKENS = 8_000;
+
+/**
+ * A 400 INVALID_ARGUMENT about one of these parts of the request is about a setting, not the
+ * prompt or the image: every call would get it.
+ */
+const SETTING_ERROR =
+  /generation_?config|thinking|response_?(?:mime_?type|schema|json_?schema)|media_?resolution|system_?instruction|max_?output_?tokens|temperature/i;
 
 function _createClient(options: GeminiOptions): Client {
   const apiKey = options.apiKey;
@@ -334,16 +359,63 @@ function _createClient(options: GeminiOptions): Client {
     );
   };
 
+  const generation = _generation(model);
+  const costOf = (usage: TokenUsage) =>
+    price === undefined
+      ? 0
+      : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
+
   return {
-    generation: _generation(model),
+    generation,
     imageMaxSide,
     modelConfig: _modelConfig(model),
+    async check(signal) {
+      let info: Model;
+      try {
+        info = await ai.models.get({ model, config: { abortSignal: signal } });
+      } catch (error) {
+        const classified = classify(error, signal, "model check");
+        if (!(classified instanceof ProviderError) || classified.fatal) throw classified;
+        // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
+        log.warn("Could not check the Gemini key and model before the run: {reason}", {
+          model,
+          reason: classified.message,
+        });
+        return;
+      }
+      const actions = info.supportedActions;
+      if (Array.isArray(actions) && actions.length > 0 && !actions.includes("generateContent")) {
+        throw new ProviderError(
+          `Cannot critique with Gemini model '${model}' as it does not support generateContent (it supports ${
+            actions.join(", ")
+          }): choose another --critic-model`,
+          { provider: PROVIDER, retryable: false, fatal: true },
+        );
+      }
+    },
+    estimateCostUsd(operation) {
+      if (price === undefined) return undefined;
+      const input = (operation === "critique" ? CRITIQUE_TEXT_TOKENS : REFINE_TEXT_TOKENS) +
+        (operation === "critique" ? _imageTokenBound(generation, imageMaxSide) : 0);
+      // A call may send twice: once more with double the room after MAX_TOKENS or a bad answer.
+      const tokens = {
+        inputTokens: 2 * input,
+        outputTokens: maxOutputTokens + 2 * maxOutputTokens,
+      };
+      return Math.round(costOf(tokens) * 1e6) / 1e6;
+    },
     async generateJson(operation, contents, config, schema, { signal }) {
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
       let requestId: string | undefined;
       let limit = maxOutputTokens;
       let problem = "";
       const withId = () => requestId !== undefined ? { requestId } : {};
+      // What the answers so far were billed, for an error that ends the call: Gemini bills
+      // every answer by its tokens, blocked, cut off or malformed ones included.
+      const billed = () => {
+        const costUsd = costOf(usage);
+        return costUsd > 0 ? { costUsd } : {};
+      };
       // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
       for (let attempt = 1; attempt <= 2; attempt++) {
         if (signal.aborted) throw signal.reason;
@@ -356,7 +428,10 @@ function _createClient(options: GeminiOptions): Client {
             config: { ...config, maxOutputTokens: limit, abortSignal: signal },
           });
         } catch (error) {
-          const classified = classify(error, signal, operation);
+          let classified = classify(error, signal, operation);
+          if (classified instanceof ProviderError && costOf(usage) > 0) {
+            classified = _withCost(classified, costOf(usage));
+          }
           log.debug("Gemini {operation} with {model} failed in {durationMs} ms: {status}", {
             operation,
             model,
@@ -398,13 +473,13 @@ function _createClient(options: GeminiOptions): Client {
               (response.promptFeedback?.blockReasonMessage
                 ? `: ${response.promptFeedback.blockReasonMessage}`
                 : "; rephrase the prompt"),
-            { provider: PROVIDER, retryable: false, ...withId() },
+            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
           );
         }
         if (finish && BLOCKING_FINISH.has(finish)) {
           throw new ProviderError(
             `Gemini stopped the ${operation} answer (finishReason ${finish}); rephrase the prompt`,
-            { provider: PROVIDER, retryable: false, ...withId() },
+            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
           );
         }
         if (finish === "MAX_TOKENS") {
@@ -421,10 +496,10 @@ function _createClient(options: GeminiOptions): Client {
         }
         const checked = _parse(response.text, schema);
         if (checked.ok) {
-          const costUsd = price === undefined
-            ? 0
-            : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
-          return { value: checked.value, meta: { model, costUsd, usage, ...withId() } };
+          return {
+            value: checked.value,
+            meta: { model, costUsd: costOf(usage), usage, ...withId() },
+          };
         }
         problem = checked.problem;
       }
@@ -432,6 +507,7 @@ function _createClient(options: GeminiOptions): Client {
         provider: PROVIDER,
         retryable: false,
         ...withId(),
+        ...billed(),
       });
     },
   };
@@ -521,7 +597,7 @@ function _classifyApiError(
 
   if (reason === "API_KEY_INVALID" || /API key not valid/i.test(apiMessage)) {
     return new ProviderError(
-      "Gemini rejected the API key (API_KEY_INVALID): check GEMINI_API_KEY",
+      "Cannot use Gemini as it rejected the API key (API_KEY_INVALID): check GEMINI_API_KEY (create a key at aistudio.google.com/apikey)",
       { ...base, retryable: false, fatal: true },
     );
   }
@@ -548,13 +624,43 @@ function _classifyApiError(
   }
   if (status === 404) {
     return new ProviderError(
-      `Gemini could not find model '${model}' (HTTP 404${rpc}): ${apiMessage}`,
-      { ...base, retryable: false },
+      `Cannot use Gemini model '${model}' as Gemini could not find it (HTTP 404${rpc}): ${apiMessage}; check --critic-model (models are listed at ai.google.dev/gemini-api/docs/models)`,
+      { ...base, retryable: false, fatal: true },
     );
   }
-  return new ProviderError(`Gemini refused the request (HTTP ${status}${rpc}): ${apiMessage}`, {
-    ...base,
-    retryable: false,
+  // Every call would get the same answer: billing or region (FAILED_PRECONDITION), or a part of
+  // the request that comes from the settings rather than the prompt.
+  const setting = body.status === "FAILED_PRECONDITION" ||
+    (status === 400 && SETTING_ERROR.test(apiMessage));
+  return new ProviderError(
+    `Gemini refused the request (HTTP ${status}${rpc}): ${apiMessage}${
+      setting ? `; every call with model '${model}' would fail alike, so the run stops` : ""
+    }`,
+    { ...base, retryable: false, fatal: setting },
+  );
+}
+
+/**
+ * The most tokens the critic's image can cost: Gemini 3 is asked for low media resolution
+ * (280); Gemini 2 bills 258 per started 768 px tile, one tile at 384 px or less.
+ */
+function _imageTokenBound(generation: number, maxSide: number): number {
+  if (generation >= 3) return 280;
+  if (generation === 2) return maxSide <= 384 ? 258 : Math.ceil(maxSide / 768) ** 2 * 258;
+  return 1120;
+}
+
+/** A copy of `error` that records what the failed call was billed (fields are read-only). */
+function _withCost(error: ProviderError, costUsd: number): ProviderError {
+  return new ProviderError(error.message, {
+    provider: error.provider,
+    retryable: error.retryable,
+    fatal: error.fatal,
+    costUsd,
+    ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
+    ...(error.status !== undefined && { status: error.status }),
+    ...(error.requestId !== undefined && { requestId: error.requestId }),
+    ...(error.cause !== undefined && { cause: error.cause }),
   });
 }
 

@@ -261,7 +261,21 @@ Deno.test("gemini errors map to the right classification, one request each", asy
     { fault: "block", retryable: false, message: /blocked .*PROHIBITED_CONTENT/ },
     { fault: "safety", retryable: false, message: /finishReason SAFETY/ },
     { fault: "recitation", retryable: false, message: /finishReason RECITATION/ },
-    { fault: "not-found", retryable: false, status: 404, message: /could not find model/ },
+    {
+      fault: "not-found",
+      retryable: false,
+      fatal: true,
+      status: 404,
+      message: /model 'gemini-3\.8-flash' as Gemini could not find it.*--critic-model/,
+    },
+    {
+      fault: "400-setting",
+      retryable: false,
+      fatal: true,
+      status: 400,
+      message: /thinking_level.*every call with model 'gemini-3\.8-flash' would fail alike/,
+    },
+    { fault: "400-image", retryable: false, status: 400, message: /Unable to process input image/ },
     {
       fault: "permission-denied",
       retryable: false,
@@ -534,5 +548,76 @@ Deno.test("defaultGeminiPrices() switches 3.8 Flash to the 2027 price", () => {
   assert.deepEqual(defaultGeminiPrices(new Date("2027-01-01T00:00:00Z"))["gemini-3.8-flash"], {
     input: 1.5,
     output: 7.5,
+  });
+});
+
+Deno.test("gemini check() asks models.get once, for free, and stops on a wrong key or model", async () => {
+  await withStandIn(async ({ standIn, options }) => {
+    const signal = new AbortController().signal;
+    const { critic, refiner } = createGeminiProviders(options);
+    assert.equal(critic.check, refiner.check, "one client, one check");
+    await critic.check!(signal);
+    assert.deepEqual(standIn.modelGets.map((g) => [g.model, g.status]), [[
+      "gemini-3.8-flash",
+      200,
+    ]]);
+
+    const wrong = "AIzaWrongKey-5566778899";
+    const badKey = await providerError(
+      createGeminiCritic({ ...options, apiKey: wrong }).check!(signal),
+    );
+    assert.equal(badKey.fatal, true);
+    assert.match(badKey.message, /GEMINI_API_KEY.*aistudio\.google\.com\/apikey/);
+    assert.ok(!badKey.message.includes(wrong));
+
+    const unknown = await providerError(
+      createGeminiCritic({ ...options, model: "custom-model-x" }).check!(signal),
+    );
+    assert.equal(unknown.fatal, true);
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.message, /model 'custom-model-x'.*--critic-model/);
+    assert.equal(standIn.requests.length, 0, "no generateContent call was paid for");
+  });
+});
+
+Deno.test("gemini check() goes on when models.get cannot answer", async () => {
+  const closed = await startGeminiStandIn();
+  const url = closed.url;
+  await closed.close();
+  await createGeminiCritic({ apiKey: "AIzaKey-123456", baseUrl: url, timeoutMs: 2_000 }).check!(
+    new AbortController().signal,
+  );
+});
+
+Deno.test("gemini failed calls record what Gemini billed for their answers", async () => {
+  await withStandIn(async ({ image, options }) => {
+    const critic = createGeminiCritic(options);
+    for (const fault of ["safety", "block", "max-tokens", "malformed"] as const) {
+      const error = await providerError(
+        critic.critique(critiqueRequest(image, `${SPEC.prompt} [gemini:${fault}]`)),
+      );
+      assert.ok((error.costUsd ?? 0) > 0, `${fault}: billed by its tokens`);
+      assert.ok(error.costUsd! <= critic.estimateCostUsd!()!, `${fault}: within the estimate`);
+    }
+    // Refused before any answer: nothing billed.
+    const refused = await providerError(
+      critic.critique(critiqueRequest(image, `${SPEC.prompt} [gemini:429]`)),
+    );
+    assert.equal(refused.costUsd, undefined);
+  });
+});
+
+Deno.test("gemini estimateCostUsd() bounds what a critique and a refinement cost", async () => {
+  await withStandIn(async ({ image, options }) => {
+    const { critic, refiner } = createGeminiProviders(options);
+    // Cut off once: two answers, the second with double the room, still within the estimate.
+    const critique = await critic.critique(
+      critiqueRequest(image, `${SPEC.prompt} [gemini:max-tokens-once]`),
+    );
+    assert.ok(critique.costUsd > 0 && critique.costUsd <= critic.estimateCostUsd!()!);
+    const refinement = await refiner.refine(refineRequest());
+    assert.ok(refinement.costUsd > 0 && refinement.costUsd <= refiner.estimateCostUsd!()!);
+    const unpriced = createGeminiCritic({ ...options, model: "gemini-9-experimental" });
+    assert.equal(unpriced.estimateCostUsd!(), undefined);
   });
 });

@@ -58,7 +58,11 @@ export async function createProviders(config: Config): Promise<Providers> {
     const fal = await import("./fal.ts");
     resolveModel = fal.resolveFalModel;
     model = resolveModel(config.model ?? "flux-schnell");
+    const models = [model, ...(config.models ?? []).map(resolveModel)];
+    // A size the model cannot make would fail every prompt, after paying for nothing: say so now.
+    for (const id of models) fal.checkFalSize(id, config.size.width, config.size.height);
     generator = fal.createFalGenerator({
+      models,
       apiKey: config.fal.key!,
       ...(config.fal.baseUrl !== undefined && { baseUrl: config.fal.baseUrl }),
       timeoutMs: config.timeoutMs,
@@ -87,8 +91,8 @@ export async function createProviders(config: Config): Promise<Providers> {
       ...(config.gemini.prices !== undefined && { prices: config.gemini.prices }),
       timeoutMs: config.timeoutMs,
     };
-    critic = gemini.createGeminiCritic(options);
-    refiner = gemini.createGeminiRefiner(options);
+    // One client for both: one price warning, and one check before the run.
+    ({ critic, refiner } = gemini.createGeminiProviders(options));
   } else {
     const { createLocalCritic } = await import("./local_critic.ts");
     const { createLocalRefiner } = await import("./local_refiner.ts");
@@ -117,4 +121,21 @@ export async function createProviders(config: Config): Promise<Providers> {
     resolveModel,
     ...(notice !== undefined && { notice }),
   };
+}
+
+/**
+ * Checks every service's key and model with calls that cost nothing, once per service (a
+ * critic and a refiner on one client share one check), before the first paid call. Throws a
+ * fatal `ProviderError` or an `InputError`; the local providers have nothing to check.
+ */
+export async function checkProviders(providers: Providers, signal: AbortSignal): Promise<void> {
+  const checks = new Map<unknown, () => Promise<void>>();
+  for (const provider of [providers.generator, providers.critic, providers.refiner]) {
+    const check = provider.check;
+    if (check !== undefined && !checks.has(check)) {
+      checks.set(check, () => check.call(provider, signal));
+    }
+  }
+  // The services side by side: each check is a round trip or two.
+  await Promise.all([...checks.values()].map((check) => check()));
 }
