@@ -73,7 +73,7 @@ export async function createProviders(config: Config): Promise<Providers> {
       ...(config.fal.prices !== undefined && { prices: config.fal.prices }),
     });
   } else {
-    const local = await import("./local_generator.ts");
+    const local = await import("../offline/generator.ts");
     generator = local.createLocalGenerator();
     // The local generator has one model; a fal model id would be recorded falsely.
     resolveModel = () => local.LOCAL_MODEL;
@@ -94,8 +94,8 @@ export async function createProviders(config: Config): Promise<Providers> {
     // One client for both: one price warning, and one check before the run.
     ({ critic, refiner } = gemini.createGeminiProviders(options));
   } else {
-    const { createLocalCritic } = await import("./local_critic.ts");
-    const { createLocalRefiner } = await import("./local_refiner.ts");
+    const { createLocalCritic } = await import("../offline/critic.ts");
+    const { createLocalRefiner } = await import("../offline/refiner.ts");
     critic = createLocalCritic();
     refiner = createLocalRefiner();
   }

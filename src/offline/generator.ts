@@ -10,9 +10,9 @@
  */
 import sharp from "sharp";
 import { ProviderError } from "../errors.ts";
-import { measureLook, pixelMap } from "./local_image_stats.ts";
-import { composeSceneSvg } from "./local_scene_svg.ts";
-import type { GeneratedImage, GenerateRequest, ImageGenerator } from "./provider.ts";
+import { measureLook, pixelMap } from "./image_stats.ts";
+import { composeSceneSvg } from "./scene_svg.ts";
+import type { GeneratedImage, GenerateRequest, ImageGenerator } from "../providers/provider.ts";
 import {
   combineRanges,
   type Cue,
@@ -35,7 +35,7 @@ export const LOCAL_MAX_SIDE = 4096;
  *
  * @example
  * ```ts
- * import { createLocalGenerator } from "./local_generator.ts";
+ * import { createLocalGenerator } from "./generator.ts";
  * const image = await createLocalGenerator().generate({
  *   prompt: "a red boat on a calm lake at sunset",
  *   spec: { id: "boat", prompt: "a red boat on a calm lake at sunset", extra: {} },

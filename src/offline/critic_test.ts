@@ -4,9 +4,9 @@ import sharp from "sharp";
 import { critiqueSchema } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
 import type { PromptSpec } from "../prompts.ts";
-import { createLocalCritic } from "./local_critic.ts";
-import { createLocalGenerator } from "./local_generator.ts";
-import type { CritiqueRequest } from "./provider.ts";
+import { createLocalCritic } from "./critic.ts";
+import { createLocalGenerator } from "./generator.ts";
+import type { CritiqueRequest } from "../providers/provider.ts";
 
 const signal = new AbortController().signal;
 

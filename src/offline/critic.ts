@@ -29,8 +29,8 @@ import {
   pixelMap,
   shareWhere,
   WHOLE,
-} from "./local_image_stats.ts";
-import type { CritiqueRequest, CritiqueResult, ImageCritic } from "./provider.ts";
+} from "./image_stats.ts";
+import type { CritiqueRequest, CritiqueResult, ImageCritic } from "../providers/provider.ts";
 import {
   COLOURS,
   combineRanges,
@@ -85,7 +85,7 @@ export interface Check {
  *
  * @example
  * ```ts
- * import { createLocalCritic } from "./local_critic.ts";
+ * import { createLocalCritic } from "./critic.ts";
  * const critic = createLocalCritic();
  * if (critic.name !== "local") throw new Error("unexpected name");
  * ```

@@ -23,7 +23,7 @@ import {
  *
  * @example
  * ```ts
- * import { mulberry32 } from "./local_scene_svg.ts";
+ * import { mulberry32 } from "./scene_svg.ts";
  * const a = mulberry32(7);
  * const b = mulberry32(7);
  * if (a() !== b()) throw new Error("expected the same sequence");

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { Critique } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
-import { createLocalRefiner, flaggedCues } from "./local_refiner.ts";
-import type { RefineRequest, RoundHistory } from "./provider.ts";
+import { createLocalRefiner, flaggedCues } from "./refiner.ts";
+import type { RefineRequest, RoundHistory } from "../providers/provider.ts";
 import { extractCues, strengthOf } from "./scene_cues.ts";
 
 const signal = new AbortController().signal;

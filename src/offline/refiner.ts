@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { PromptChange, PromptRefiner, RefineRequest, RefineResult } from "./provider.ts";
+import type { PromptChange, PromptRefiner, RefineRequest, RefineResult } from "../providers/provider.ts";
 import {
   contextText,
   type Cue,
@@ -28,7 +28,7 @@ export const MAX_REFINED_STRENGTH = 3.5;
  *
  * @example
  * ```ts
- * import { createLocalRefiner } from "./local_refiner.ts";
+ * import { createLocalRefiner } from "./refiner.ts";
  * if (createLocalRefiner().name !== "local") throw new Error("unexpected name");
  * ```
  */

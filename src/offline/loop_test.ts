@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadPromptFile } from "../prompts.ts";
-import { createLocalCritic } from "./local_critic.ts";
-import { createLocalGenerator } from "./local_generator.ts";
-import { createLocalRefiner } from "./local_refiner.ts";
-import type { RoundHistory } from "./provider.ts";
+import { createLocalCritic } from "./critic.ts";
+import { createLocalGenerator } from "./generator.ts";
+import { createLocalRefiner } from "./refiner.ts";
+import type { RoundHistory } from "../providers/provider.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../../prompts/example.json", import.meta.url));
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { ProviderError } from "../errors.ts";
-import { createLocalGenerator, LOCAL_MODEL } from "./local_generator.ts";
-import type { GenerateRequest } from "./provider.ts";
+import { createLocalGenerator, LOCAL_MODEL } from "./generator.ts";
+import type { GenerateRequest } from "../providers/provider.ts";
 
 function request(prompt: string, overrides: Partial<GenerateRequest> = {}): GenerateRequest {
   return {
