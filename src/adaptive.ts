@@ -33,7 +33,7 @@
 
 /** Options for {@linkcode AdaptiveLimiter}. */
 export interface AdaptiveLimiterOptions {
-  /** Calls allowed at once before anything is known. @default {4} */
+  /** Calls allowed at once from the first answer on (see `probe`). @default {4} */
   initialLimit?: number;
   /** Lowest limit. @default {1} */
   minLimit?: number;

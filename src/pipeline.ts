@@ -768,8 +768,11 @@ async function generateStep(
       );
     },
   }).catch((error: unknown) => {
-    if (recoverRequestId !== undefined) chargePending(state, EARLIER_RUN);
-    else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
+    if (recoverRequestId !== undefined) {
+      // What fal billed for it, the error says when it knows; else its estimate counts.
+      if (billedCost(error) > 0) delete state.record.pending;
+      else chargePending(state, EARLIER_RUN);
+    } else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
       // Cut off (a hard stop): fal may bill what it had started. Otherwise the request failed
       // on its own terms, and what it billed, the error carries.
       if (signal.aborted) chargePending(state, "cancelled by a hard stop after fal accepted it");

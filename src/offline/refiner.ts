@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { PromptChange, PromptRefiner, RefineRequest, RefineResult } from "../providers/provider.ts";
+import type {
+  PromptChange,
+  PromptRefiner,
+  RefineRequest,
+  RefineResult,
+} from "../providers/provider.ts";
 import {
   contextText,
   type Cue,

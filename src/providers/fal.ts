@@ -376,7 +376,12 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
               model,
               requestId: job.id,
             });
-            Object.assign(job, { id: undefined, completed: false, charged: 0 });
+            Object.assign(job, {
+              id: undefined,
+              completed: false,
+              resultFetched: false,
+              charged: 0,
+            });
           }
         }
       } catch (error) {
