@@ -8,19 +8,12 @@ import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
 import { InputError } from "./errors.ts";
+import type { Role } from "./providers/provider.ts";
+import { DESCRIPTORS, type PROVIDERS } from "./providers/registry.ts";
+import { positiveInt } from "./schema.ts";
+import { SIZE_PRESETS } from "./sizes.ts";
 
-/** Named sizes, as fal.ai names them. */
-export const SIZE_PRESETS: Record<string, { width: number; height: number }> = {
-  square_hd: { width: 1024, height: 1024 },
-  square: { width: 512, height: 512 },
-  portrait_4_3: { width: 768, height: 1024 },
-  portrait_16_9: { width: 576, height: 1024 },
-  landscape_4_3: { width: 1024, height: 768 },
-  landscape_16_9: { width: 1024, height: 576 },
-};
-
-const positiveInt = z.coerce.number().int().positive();
-const urlString = z.url({ error: "expected a URL such as http://127.0.0.1:8080" });
+export { SIZE_PRESETS };
 
 const sizeMessage = (value: unknown) =>
   `expected WIDTHxHEIGHT (e.g. 1024x768) or one of ${
@@ -62,14 +55,8 @@ const concurrencySchema = z.union([
     }`,
 });
 
-const priceTable = z.record(z.string(), z.number().nonnegative());
-const tokenPriceTable = z.record(
-  z.string(),
-  z.object({ input: z.number().nonnegative(), output: z.number().nonnegative() }),
-);
-
-/** The validated settings of one run. */
-export const configSchema = z.object({
+/** The settings every run has, whatever its providers. */
+const coreSchema = z.object({
   /** Output base folder. */
   out: z.string().min(1).default("outputs"),
   /** Batch folder name; default: the first prompt file's name without extension. */
@@ -88,8 +75,6 @@ export const configSchema = z.object({
   /** Calls in flight per stage; `"auto"` finds each provider's quota while it runs. */
   concurrency: concurrencySchema.default("auto"),
   iterations: positiveInt.max(20).default(2),
-  generator: z.enum(["auto", "local", "fal"]).default("auto"),
-  critic: z.enum(["auto", "local", "gemini"]).default("auto"),
   offline: z.boolean().default(false),
   /** Base seed; default derived from each prompt's id, so reruns are reproducible. */
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
@@ -129,26 +114,35 @@ export const configSchema = z.object({
     /** Multiplies every delay, server hints included: for tests. */
     timeScale: z.coerce.number().nonnegative().default(1),
   }).prefault({}),
-  fal: z.strictObject({
-    key: z.string().min(1).optional(),
-    baseUrl: urlString.optional(),
-    safetyChecker: z.boolean().default(true),
-    failOnNsfw: z.boolean().default(true),
-    steps: positiveInt.optional(),
-    /** USD per megapixel or per image, by endpoint id. */
-    prices: priceTable.optional(),
-    pollIntervalMs: positiveInt.default(500),
-  }).prefault({}),
-  gemini: z.strictObject({
-    key: z.string().min(1).optional(),
-    baseUrl: urlString.optional(),
-    /** USD per 1M tokens, by model id. */
-    prices: tokenPriceTable.optional(),
-  }).prefault({}),
-}).strict();
+});
+
+/** The names of the providers that can take a role, for `--generator` and `--critic`. */
+function namesFor(role: Role): [string, ...string[]] {
+  return ["auto", ...DESCRIPTORS.filter((p) => p.roles.includes(role)).map((p) => p.name)];
+}
+
+/**
+ * The validated settings of one run: the core settings, plus one section per provider (`fal`,
+ * `gemini`, …), each the provider's own schema.
+ */
+export const configSchema: z.ZodType<Config> = coreSchema.extend({
+  generator: z.enum(namesFor("generate")).default("auto"),
+  critic: z.enum(namesFor("critique")).default("auto"),
+  ...Object.fromEntries(DESCRIPTORS.map((p) => [p.name, (p.schema as z.ZodObject).prefault({})])),
+}).strict() as unknown as z.ZodType<Config>;
+
+/** Each provider's section, typed by its own schema. */
+type ProviderSections = {
+  [P in (typeof PROVIDERS)[number] as P["name"]]: z.output<P["schema"]>;
+};
 
 /** Settings after validation. */
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.output<typeof coreSchema> & {
+  /** A provider name with the generate role, or `auto`. */
+  generator: string;
+  /** A provider name with the critique role, or `auto`. */
+  critic: string;
+} & ProviderSections;
 
 /** What the command line asked for, besides settings. */
 export interface Invocation {
@@ -205,12 +199,12 @@ const FLAG_OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const;
 
-/** Environment variables and the setting each feeds. First name listed wins. */
-const ENV_SETTINGS: Array<[string[], string[]]> = [
-  [["FAL_KEY", "FAL_AI_API_KEY"], ["fal", "key"]],
-  [["GEMINI_API_KEY", "GOOGLE_API_KEY"], ["gemini", "key"]],
-  [["FAL_BASE_URL"], ["fal", "baseUrl"]],
-  [["GEMINI_BASE_URL"], ["gemini", "baseUrl"]],
+/**
+ * Environment variables and the setting each feeds: each provider's own, then the core ones.
+ * First name listed wins.
+ */
+const ENV_SETTINGS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
+  ...DESCRIPTORS.flatMap((p) => p.env.map((e) => [e.names, [p.name, e.setting]] as const)),
   [["RETAKE_OUT"], ["out"]],
   [["RETAKE_SIZE"], ["size"]],
   [["RETAKE_FORMAT"], ["format"]],
@@ -225,7 +219,15 @@ const ENV_SETTINGS: Array<[string[], string[]]> = [
   [["RETAKE_RETRY_TIME_SCALE"], ["retry", "timeScale"]],
 ];
 
-/** Every environment variable retake reads; `main.ts` grants exactly these. */
+/** The settings that hold secrets, as `section.setting`. */
+const SECRET_PATHS = new Set(
+  DESCRIPTORS.flatMap((p) => p.env.filter((e) => e.secret).map((e) => `${p.name}.${e.setting}`)),
+);
+
+/**
+ * Every environment variable retake reads; `main.ts` reads exactly these, and the `run` task's
+ * `--allow-env` must grant them (a test checks).
+ */
 export const ENV_NAMES: string[] = ENV_SETTINGS.flatMap(([names]) => names).concat(
   "RETAKE_OFFLINE",
 );
@@ -295,7 +297,7 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     const fromEnv: Record<string, unknown> = {};
     setPath(fromEnv, path, env[name]);
     layers.push([envSource(name), fromEnv]);
-    if (path[1] === "key") {
+    if (SECRET_PATHS.has(path.join("."))) {
       keySources.push(sources.env[name] !== undefined ? name : `${name} (.env)`);
     }
   }
@@ -345,7 +347,7 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   }
   const notices: string[] = [];
   for (const [section, service] of BASE_URLS) {
-    const url = result.data[section].baseUrl;
+    const url = (result.data[section as keyof ProviderSections] as { baseUrl?: string }).baseUrl;
     if (url === undefined) continue;
     const path = [section, "baseUrl"];
     const source = layers.findLast(([, layer]) => setsPath(layer, path))?.[0] ?? "settings";
@@ -365,7 +367,8 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
 }
 
 /** The base URL settings, each with the service it replaces. */
-const BASE_URLS = [["fal", "fal.ai"], ["gemini", "Gemini"]] as const;
+const BASE_URLS = DESCRIPTORS.filter((p) => p.env.some((e) => e.setting === "baseUrl"))
+  .map((p) => [p.name, p.title] as const);
 
 /**
  * The key goes wherever a base URL points: only https, or plain http to this machine (a local
@@ -405,16 +408,22 @@ async function readReplay(
       `Cannot replay '${path}': expected a retake run.json with 'settings' and 'promptFiles'`,
     );
   }
-  const { quiet: _q, verbose: _v, force: _f, fal, gemini, size, ...rest } = run.settings as
-    & Record<string, unknown>
-    & { fal?: Record<string, unknown>; gemini?: Record<string, unknown> };
+  const { quiet: _q, verbose: _v, force: _f, size, ...rest } = run.settings;
   const settings: Record<string, unknown> = {
     ...rest,
     ...(size !== undefined && { size }),
     name: `${String(rest.name ?? run.batch ?? "batch")}-replay`,
-    ...(fal && { fal: { ...fal, key: undefined, baseUrl: undefined } }),
-    ...(gemini && { gemini: { ...gemini, key: undefined, baseUrl: undefined } }),
   };
+  // Where the calls go and with which key is this machine's business, not the run's.
+  for (const provider of DESCRIPTORS) {
+    const section = settings[provider.name];
+    if (!isPlainObject(section)) continue;
+    const local = provider.env.filter((e) => e.secret || e.setting === "baseUrl");
+    settings[provider.name] = {
+      ...section,
+      ...Object.fromEntries(local.map((e) => [e.setting, undefined])),
+    };
+  }
   return { settings: dropUndefined(settings), promptFiles: run.promptFiles.map(String) };
 }
 
@@ -429,15 +438,21 @@ function dropUndefined(value: Record<string, unknown>): Record<string, unknown> 
 
 /** The secret values in a config, for redaction. */
 export function secretsOf(config: Config): string[] {
-  return [config.fal.key, config.gemini.key].filter((v): v is string => !!v);
+  const sections = config as unknown as Record<string, Record<string, unknown>>;
+  return DESCRIPTORS.flatMap((p) =>
+    p.env.filter((e) => e.secret).map((e) => sections[p.name]?.[e.setting])
+  ).filter((v): v is string => typeof v === "string" && v !== "");
 }
 
 /** The settings without secrets, safe to write to `run.json`. */
 export function publicSettings(config: Config): Record<string, unknown> {
-  const { fal, gemini, ...rest } = config;
-  const { key: _falKey, ...falRest } = fal;
-  const { key: _geminiKey, ...geminiRest } = gemini;
-  return { ...rest, fal: falRest, gemini: geminiRest };
+  const settings: Record<string, unknown> = { ...config };
+  for (const p of DESCRIPTORS) {
+    const section = { ...(settings[p.name] as Record<string, unknown>) };
+    for (const e of p.env) if (e.secret) delete section[e.setting];
+    settings[p.name] = section;
+  }
+  return settings;
 }
 
 /** Usage text for `--help`. */
@@ -456,14 +471,15 @@ Options:
       --format FMT         png or jpeg (default: png)
       --models A,B,...     compare generation models side by side (one subfolder each)
       --replay RUN.json    run again with the settings and seeds of an earlier run
-      --model ID           generation model (fal: flux-schnell, flux-dev, flux-pro, sdxl,
-                           sd-1.5 or any fal endpoint id)
-      --critic-model ID    Gemini model for critique and refinement
+      --model ID           generation model: an alias or any model id of the generator
+${modelLines()}
+      --critic-model ID    model for critique and refinement (default: the critic's own)
   -n, --iterations N       images per prompt: the first plus N-1 refined (default: 2)
   -c, --concurrency N      calls in flight per stage, or auto: found per provider while it
                            runs, backing off on 429s and queueing (default: auto)
-      --generator NAME     auto, local or fal (default: auto = fal when FAL_KEY is set)
-      --critic NAME        auto, local or gemini (default: auto = gemini when GEMINI_API_KEY is set)
+      --generator NAME     ${namesFor("generate").join(", ")} (default: auto = the first
+                           whose key is set, in that order)
+      --critic NAME        ${namesFor("critique").join(", ")} (default: auto, as above)
       --offline            use the embedded local providers, even when keys are set
       --seed N             base seed (default: derived from each prompt id)
       --vary-seed          new seed for every iteration (default: one seed per prompt)
@@ -479,12 +495,49 @@ Options:
   -h, --help               this text
   -V, --version            the version
 
-Keys come from the environment, .env or the config file: FAL_KEY (or FAL_AI_API_KEY),
-GEMINI_API_KEY (or GOOGLE_API_KEY). Without keys retake runs offline.
+Keys and endpoints come from the environment, .env or the config file:
+${envLines()}
+Without keys retake runs offline.
 
-Exit codes: 0 all prompts completed, 1 some failed, 2 usage or input error,
-3 the run was stopped (bad key, locked account), 130 interrupted.
+Exit codes: 0 all prompts completed, 1 some failed, 2 usage or input error (or the batch
+folder is in use), 3 the run was stopped (bad key, unknown model, full disk), 4 --max-cost
+reached, 130 interrupted.
 `;
+
+/** `--help`'s lines on each generator's model aliases. */
+function modelLines(): string {
+  return DESCRIPTORS.filter((p) => p.roles.includes("generate") && p.models.length > 0).map((p) => {
+    const aliases = p.models.flatMap((m) => m.aliases ?? []);
+    const names = aliases.length > 0 ? aliases : p.models.map((m) => m.id);
+    return wrap(`${p.name}: ${names.join(", ")}`, 27);
+  }).join("\n");
+}
+
+/** `--help`'s lines on each provider's environment variables. */
+function envLines(): string {
+  return DESCRIPTORS.flatMap((p) =>
+    p.env.map((e) => {
+      const names = e.names.length > 1
+        ? `${e.names[0]} (or ${e.names.slice(1).join(", ")})`
+        : e.names[0]!;
+      return `  ${names.padEnd(34)} ${e.description}`;
+    })
+  ).join("\n");
+}
+
+/** Words of `text` in lines of at most 80 columns, each indented by `indent` spaces. */
+function wrap(text: string, indent: number): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && indent + line.length + 1 + word.length > 80) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines.map((l) => " ".repeat(indent) + l).join("\n");
+}
 
 async function readOptional(
   sources: ConfigSources,
@@ -506,7 +559,11 @@ function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+function setPath(
+  target: Record<string, unknown>,
+  path: readonly string[],
+  value: unknown,
+): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
     node[key] ??= {};

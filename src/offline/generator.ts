@@ -24,8 +24,9 @@ import {
   renderAmount,
 } from "./scene_cues.ts";
 
-/** Model id the local generator reports. */
-export const LOCAL_MODEL = "local-svg-v1";
+import { LOCAL_MODEL } from "./provider.ts";
+
+export { LOCAL_MODEL };
 
 /** Largest side the local generator renders, in pixels. */
 export const LOCAL_MAX_SIDE = 4096;

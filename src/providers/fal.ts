@@ -14,12 +14,21 @@
  *
  * @module
  */
-import { createFalClient } from "@fal-ai/client";
+import type { FalClient } from "@fal-ai/client";
 import { getLogger } from "@logtape/logtape";
-import { SIZE_PRESETS } from "../config.ts";
+import { SIZE_PRESETS } from "../sizes.ts";
 import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
 import { InputError, ProviderError } from "../errors.ts";
-import type { GeneratedImage, GenerateRequest, ImageGenerator } from "./provider.ts";
+import { z } from "zod";
+import { positiveInt, priceTable, urlString } from "../schema.ts";
+import type {
+  CreateContext,
+  GeneratedImage,
+  GenerateRequest,
+  ImageGenerator,
+  ModelEntry,
+  ProviderDescriptor,
+} from "./provider.ts";
 
 const PROVIDER = "fal";
 const log = getLogger(["retake", "fal"]);
@@ -316,11 +325,16 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     onCancelAnswer: (requestId, status) => cancelAnswers.set(requestId, status),
   });
 
-  const fal = createFalClient({
-    credentials: apiKey,
-    suppressLocalCredentialsWarning: true,
-    fetch: apiFetch,
-  });
+  // The SDK loads on the first call: a run that never calls fal never loads it.
+  let client: Promise<FalClient> | undefined;
+  const queue = async () =>
+    (await (client ??= import("@fal-ai/client").then(({ createFalClient }) =>
+      createFalClient({
+        credentials: apiKey,
+        suppressLocalCredentialsWarning: true,
+        fetch: apiFetch,
+      })
+    ))).queue;
 
   const generator: ImageGenerator = {
     name: PROVIDER,
@@ -408,7 +422,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const submitted = await fal.queue.submit(model, { input, abortSignal: grace.signal });
+      const submitted = await (await queue()).submit(model, { input, abortSignal: grace.signal });
       onAccepted?.(submitted.request_id);
       return submitted.request_id;
     } finally {
@@ -429,7 +443,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     let lastQueuedAt = submittedAt;
     let inferenceSeconds: unknown;
     for (;;) {
-      const status = await fal.queue.status(model, { requestId, abortSignal: signal });
+      const status = await (await queue()).status(model, { requestId, abortSignal: signal });
       if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
       if (status.status === "COMPLETED") {
         inferenceSeconds = status.metrics?.inference_time;
@@ -503,7 +517,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   async function fetchResult(model: string, requestId: string, signal: AbortSignal) {
     for (let attempt = 1;; attempt++) {
       try {
-        return await fal.queue.result(model, { requestId, abortSignal: signal });
+        return await (await queue()).result(model, { requestId, abortSignal: signal });
       } catch (error) {
         const retryable = error instanceof ProviderError && error.retryable;
         if (signal.aborted || !retryable || attempt >= RESULT_TRIES) throw error;
@@ -668,7 +682,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   ): Promise<string | undefined> {
     if (cancelledIds.has(requestId)) return undefined;
     try {
-      const status = await fal.queue.status(model, { requestId, abortSignal: signal });
+      const status = await (await queue()).status(model, { requestId, abortSignal: signal });
       log.info("Recovering fal request {requestId} from an interrupted run ({status})", {
         model,
         requestId,
@@ -698,7 +712,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), Math.min(CANCEL_TIMEOUT_MS, timeoutMs));
     try {
-      await fal.queue.cancel(model, { requestId, abortSignal: controller.signal });
+      await (await queue()).cancel(model, { requestId, abortSignal: controller.signal });
       const answer = cancelAnswers.get(requestId);
       log.debug("Cancelled fal request {requestId} ({why}): {answer}", {
         model,
@@ -1185,3 +1199,80 @@ function _positive(name: string, value: number): number {
   }
   return value;
 }
+
+/** The `fal` section of the config file. */
+const falSettings = z.strictObject({
+  key: z.string().min(1).optional(),
+  baseUrl: urlString.optional(),
+  safetyChecker: z.boolean().default(true),
+  failOnNsfw: z.boolean().default(true),
+  steps: positiveInt.optional(),
+  /** USD per megapixel or per image, by endpoint id. */
+  prices: priceTable.optional(),
+  pollIntervalMs: positiveInt.default(500),
+});
+
+/** fal's settings, validated. */
+export type FalSettings = z.output<typeof falSettings>;
+
+/** The models retake knows by name: every alias, with its published price. */
+function _catalog(): ModelEntry[] {
+  const ids = [
+    ...new Set([...Object.values(FAL_MODEL_ALIASES), ...Object.keys(DEFAULT_FAL_PRICES)]),
+  ];
+  return ids.map((id) => {
+    const aliases = Object.entries(FAL_MODEL_ALIASES).filter(([, to]) => to === id).map(([a]) => a);
+    const price = DEFAULT_FAL_PRICES[id];
+    return {
+      id,
+      roles: ["generate"],
+      ...(aliases.length > 0 && { aliases }),
+      ...(price !== undefined && { price: `$${price.usd} per ${price.unit}` }),
+    };
+  });
+}
+
+/** fal.ai as a retake provider: image generation through its queue API. */
+export const falProvider = {
+  name: "fal",
+  title: "fal.ai",
+  summary: { generate: "fal.ai queue API via `@fal-ai/client`" },
+  roles: ["generate"],
+  schema: falSettings,
+  env: [
+    {
+      names: ["FAL_KEY", "FAL_AI_API_KEY"],
+      setting: "key",
+      secret: true,
+      description: "fal.ai key",
+    },
+    {
+      names: ["FAL_BASE_URL"],
+      setting: "baseUrl",
+      description: "send every fal request to this origin",
+    },
+  ],
+  models: _catalog(),
+  defaults: { generate: DEFAULT_FAL_MODEL },
+  available: (settings: FalSettings) => settings.key !== undefined,
+  unavailable:
+    "FAL_KEY is not set: export FAL_KEY (or FAL_AI_API_KEY), add it to .env or the config file, or run with --generator local",
+  resolveModel: resolveFalModel,
+  create({ settings, models, size, timeoutMs }: CreateContext<FalSettings>) {
+    // A size the model cannot make would fail every prompt, after paying for nothing: say so now.
+    for (const id of models) checkFalSize(id, size.width, size.height);
+    return Promise.resolve({
+      generator: createFalGenerator({
+        models: [...models],
+        apiKey: settings.key!,
+        ...(settings.baseUrl !== undefined && { baseUrl: settings.baseUrl }),
+        timeoutMs,
+        pollIntervalMs: settings.pollIntervalMs,
+        enableSafetyChecker: settings.safetyChecker,
+        failOnNsfw: settings.failOnNsfw,
+        ...(settings.steps !== undefined && { steps: settings.steps }),
+        ...(settings.prices !== undefined && { prices: settings.prices }),
+      }),
+    });
+  },
+} as const satisfies ProviderDescriptor<FalSettings>;

@@ -1,13 +1,15 @@
 /**
- * The three seams every service plugs into: generate an image, critique an image, refine a
- * prompt. A new service is one new file implementing one of these, plus one line in
- * `registry.ts`.
+ * The seams every service plugs into: generate an image, critique an image, refine a prompt;
+ * and the {@linkcode ProviderDescriptor} each service exports. A new service is one new file
+ * exporting a descriptor, plus one line in `registry.ts`: its settings, environment variables,
+ * secrets, models and `--help` text are all read from the descriptor.
  *
  * Providers do not retry: they classify failures as {@linkcode ProviderError} (retryable or
  * not, with the server's retry hint) and the pipeline's one backoff operator does the rest.
  *
  * @module
  */
+import type { z } from "zod";
 import type { Critique } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
 
@@ -163,4 +165,92 @@ export interface PromptRefiner extends ProviderChecks {
   refine(request: RefineRequest): Promise<RefineResult>;
   /** A generous estimate of one refinement's cost in USD; undefined when the price is unknown. */
   estimateCostUsd?(): number | undefined;
+}
+
+/** What a service can do for retake. */
+export type Role = "generate" | "critique" | "refine" | "edit";
+
+/** One environment variable a provider reads. */
+export interface EnvVar {
+  /** Its names; the first one set wins (e.g. `FAL_KEY`, then `FAL_AI_API_KEY`). */
+  readonly names: readonly string[];
+  /** The setting of the provider's config section it sets, e.g. `key` or `baseUrl`. */
+  readonly setting: string;
+  /** A secret: redacted from every log, never written to a file. @default {false} */
+  readonly secret?: boolean;
+  /** One line for `--help` and README. */
+  readonly description: string;
+}
+
+/** One model a provider knows by name. */
+export interface ModelEntry {
+  /** The id sent to the service, e.g. `fal-ai/flux/schnell`. */
+  readonly id: string;
+  /** Short names that stand for it, e.g. `flux-schnell`. */
+  readonly aliases?: readonly string[];
+  readonly roles: readonly Role[];
+  /** The model family, where inputs differ by family (fal). */
+  readonly family?: string;
+  /** The published price, as a person reads it (`$0.003 per megapixel`); absent when unknown. */
+  readonly price?: string;
+}
+
+/** The parts a provider built for a run: one per role it was asked for. */
+export interface ProviderParts {
+  generator?: ImageGenerator;
+  critic?: ImageCritic;
+  refiner?: PromptRefiner;
+}
+
+/** What {@linkcode ProviderDescriptor.create} gets. */
+export interface CreateContext<S> {
+  /** The provider's own config section, validated by its schema. */
+  settings: S;
+  /** The roles this run asks of it. */
+  roles: ReadonlySet<Role>;
+  /**
+   * The generation models this run uses, resolved by
+   * {@linkcode ProviderDescriptor.resolveModel}: `--model`, then any other of `--models`.
+   */
+  models: readonly string[];
+  /** The image size asked for. */
+  size: { width: number; height: number };
+  /** `--critic-model` (critique and refinement); undefined for the provider's default. */
+  criticModel: string | undefined;
+  /** Deadline for one call, in ms (`--timeout`). */
+  timeoutMs: number;
+}
+
+/**
+ * Everything retake knows about one service. Config, `--help`, redaction, the permission set's
+ * environment list and README's tables are derived from the registry's descriptors.
+ */
+export interface ProviderDescriptor<S extends Record<string, unknown> = Record<string, unknown>> {
+  /** Its name in `--generator`/`--critic` and its config file section, e.g. `fal`. */
+  readonly name: string;
+  /** Its name for people, e.g. `fal.ai`. */
+  readonly title: string;
+  /** Per role, one line on what it does, for `--help` and README. */
+  readonly summary: Partial<Record<Role, string>>;
+  readonly roles: readonly Role[];
+  /** Its config section (defaults included); `{}` must parse. */
+  readonly schema: z.ZodType<S>;
+  readonly env: readonly EnvVar[];
+  readonly models: readonly ModelEntry[];
+  /** The model per role when none is chosen. */
+  readonly defaults: Partial<Record<Role, string>>;
+  /**
+   * Whether its settings let it run (its key is set, or it needs none): `auto` picks the
+   * first available provider, in registry order, for each role.
+   */
+  available(settings: S): boolean;
+  /** Why it cannot run and what to do, for a user who forced it: names the variable to set. */
+  unavailable: string;
+  /**
+   * Resolves a generation model name or alias to the id sent; throws an `InputError` naming
+   * what it accepts. @default {the name as given, or the generate default}
+   */
+  resolveModel?(name: string | undefined): string;
+  /** Builds the parts asked for. Imports its SDK here, so unused services cost nothing. */
+  create(context: CreateContext<S>): Promise<ProviderParts>;
 }

@@ -1,12 +1,22 @@
 /**
- * Chooses the providers for a run from the settings and the keys present. Remote providers are
- * imported lazily so an offline run never loads their SDKs.
+ * The providers retake knows, and the choice of them for a run from the settings and the keys
+ * present. Each remote provider loads its SDK on its first call, so an offline run never does.
  *
  * @module
  */
 import type { Config } from "../config.ts";
 import { InputError } from "../errors.ts";
-import type { ImageCritic, ImageGenerator, PromptRefiner } from "./provider.ts";
+import { localProvider } from "../offline/provider.ts";
+import { falProvider } from "./fal.ts";
+import { geminiProvider } from "./gemini.ts";
+import type {
+  ImageCritic,
+  ImageGenerator,
+  PromptRefiner,
+  ProviderDescriptor,
+  ProviderParts,
+  Role,
+} from "./provider.ts";
 
 /** The providers of one run, plus what to tell the user about them. */
 export interface Providers {
@@ -21,106 +31,145 @@ export interface Providers {
   notice?: string;
 }
 
-/** Which services a config selects, before anything is loaded. */
-export function chooseProviders(
-  config: Config,
-): { generator: "local" | "fal"; critic: "local" | "gemini" } {
-  const generator = config.offline
-    ? "local"
-    : config.generator === "auto"
-    ? (config.fal.key ? "fal" : "local")
-    : config.generator;
-  const critic = config.offline
-    ? "local"
-    : config.critic === "auto"
-    ? (config.gemini.key ? "gemini" : "local")
-    : config.critic;
-  if (!config.offline && generator === "fal" && !config.fal.key) {
-    throw new InputError(
-      "Cannot use the fal generator as FAL_KEY is not set: export FAL_KEY (or FAL_AI_API_KEY), add it to .env or the config file, or run with --generator local",
-    );
-  }
-  if (!config.offline && critic === "gemini" && !config.gemini.key) {
-    throw new InputError(
-      "Cannot use the Gemini critic as GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY), add it to .env or the config file, or run with --critic local",
-    );
-  }
-  return { generator, critic };
+/**
+ * Every provider retake knows, in the order `auto` prefers them for each role. A new service is
+ * one new file exporting its descriptor, and one line here.
+ */
+export const PROVIDERS = [
+  falProvider,
+  geminiProvider,
+  localProvider,
+] as const;
+
+/** The same providers as plain descriptors, for code that handles any of them alike. */
+export const DESCRIPTORS: readonly ProviderDescriptor[] =
+  PROVIDERS as unknown as readonly ProviderDescriptor[];
+
+/** A provider by name. */
+export function providerNamed(name: string): ProviderDescriptor | undefined {
+  return DESCRIPTORS.find((p) => p.name === name);
 }
 
-/** Builds the providers a config selects. */
-export async function createProviders(config: Config): Promise<Providers> {
-  const choice = chooseProviders(config);
-  let generator: ImageGenerator;
-  let model: string;
-  let resolveModel: (name: string) => string;
-  if (choice.generator === "fal") {
-    const fal = await import("./fal.ts");
-    resolveModel = fal.resolveFalModel;
-    model = resolveModel(config.model ?? "flux-schnell");
-    const models = [model, ...(config.models ?? []).map(resolveModel)];
-    // A size the model cannot make would fail every prompt, after paying for nothing: say so now.
-    for (const id of models) fal.checkFalSize(id, config.size.width, config.size.height);
-    generator = fal.createFalGenerator({
-      models,
-      apiKey: config.fal.key!,
-      ...(config.fal.baseUrl !== undefined && { baseUrl: config.fal.baseUrl }),
-      timeoutMs: config.timeoutMs,
-      pollIntervalMs: config.fal.pollIntervalMs,
-      enableSafetyChecker: config.fal.safetyChecker,
-      failOnNsfw: config.fal.failOnNsfw,
-      ...(config.fal.steps !== undefined && { steps: config.fal.steps }),
-      ...(config.fal.prices !== undefined && { prices: config.fal.prices }),
-    });
-  } else {
-    const local = await import("../offline/generator.ts");
-    generator = local.createLocalGenerator();
-    // The local generator has one model; a fal model id would be recorded falsely.
-    resolveModel = () => local.LOCAL_MODEL;
-    model = local.LOCAL_MODEL;
-  }
+/** A provider's own section of the config. */
+function settingsOf(config: Config, provider: ProviderDescriptor): Record<string, unknown> {
+  return (config as unknown as Record<string, Record<string, unknown>>)[provider.name] ?? {};
+}
 
-  let critic: ImageCritic;
-  let refiner: PromptRefiner;
-  if (choice.critic === "gemini") {
-    const gemini = await import("./gemini.ts");
-    const options = {
-      apiKey: config.gemini.key!,
-      ...(config.gemini.baseUrl !== undefined && { baseUrl: config.gemini.baseUrl }),
-      ...(config.criticModel !== undefined && { model: config.criticModel }),
-      ...(config.gemini.prices !== undefined && { prices: config.gemini.prices }),
-      timeoutMs: config.timeoutMs,
-    };
-    // One client for both: one price warning, and one check before the run.
-    ({ critic, refiner } = gemini.createGeminiProviders(options));
-  } else {
-    const { createLocalCritic } = await import("../offline/critic.ts");
-    const { createLocalRefiner } = await import("../offline/refiner.ts");
-    critic = createLocalCritic();
-    refiner = createLocalRefiner();
-  }
-
-  const local = [
-    choice.generator === "local" ? "generator" : undefined,
-    choice.critic === "local" ? "critic and refiner" : undefined,
-  ].filter((part) => part !== undefined);
-  const hints = [
-    choice.generator === "local" ? "set FAL_KEY to generate with fal.ai" : undefined,
-    choice.critic === "local" ? "set GEMINI_API_KEY to critique with Gemini" : undefined,
-  ].filter((part) => part !== undefined);
-  const notice = local.length === 0
-    ? undefined
-    : `Running offline with the embedded local ${local.join(" and local ")} (no network, no cost)${
-      config.offline ? "" : `: ${hints.join("; ")}`
-    }.`;
+/** Which services a config selects for generation and for critique (the refiner follows). */
+export function chooseProviders(config: Config): { generator: string; critic: string } {
   return {
-    generator,
-    critic,
-    refiner,
+    generator: choose(config, "generate", config.generator).name,
+    critic: choose(config, "critique", config.critic).name,
+  };
+}
+
+function choose(config: Config, role: Role, asked: string): ProviderDescriptor {
+  if (config.offline) return providerNamed("local")!;
+  const all = DESCRIPTORS;
+  if (asked === "auto") {
+    return all.find((p) => p.roles.includes(role) && p.available(settingsOf(config, p)))!;
+  }
+  const provider = all.find((p) => p.name === asked);
+  if (provider === undefined || !provider.roles.includes(role)) {
+    throw new InputError(
+      `Cannot use '${asked}' for ${
+        ROLE_NOUN[role]
+      } as no provider of that name can: choose one of ${
+        all.filter((p) => p.roles.includes(role)).map((p) => p.name).join(", ")
+      }`,
+    );
+  }
+  if (!provider.available(settingsOf(config, provider))) {
+    throw new InputError(
+      `Cannot use ${provider.title} for ${ROLE_NOUN[role]} as ${provider.unavailable}`,
+    );
+  }
+  return provider;
+}
+
+const ROLE_NOUN: Record<Role, string> = {
+  generate: "generation",
+  critique: "critique",
+  refine: "refinement",
+  edit: "edits",
+};
+
+/** Builds the providers a config selects: each service once, for all the roles it plays. */
+export async function createProviders(config: Config): Promise<Providers> {
+  const generatorOf = choose(config, "generate", config.generator);
+  const criticOf = choose(config, "critique", config.critic);
+  // The refiner follows the critic: the model that judged the image writes the fix.
+  const refinerOf = criticOf.roles.includes("refine") ? criticOf : providerNamed("local")!;
+  const resolve = (name: string | undefined) =>
+    generatorOf.resolveModel?.(name) ?? name ?? generatorOf.defaults.generate ?? "default";
+  const model = resolve(config.model);
+  const models = [...new Set([model, ...(config.models ?? []).map(resolve)])];
+  const roles = new Map<ProviderDescriptor, Set<Role>>();
+  for (
+    const [provider, role] of [[generatorOf, "generate"], [criticOf, "critique"], [
+      refinerOf,
+      "refine",
+    ]] as const
+  ) {
+    roles.set(provider, (roles.get(provider) ?? new Set<Role>()).add(role));
+  }
+  const parts = new Map<ProviderDescriptor, ProviderParts>();
+  for (const [provider, wanted] of roles) {
+    parts.set(
+      provider,
+      await provider.create({
+        settings: settingsOf(config, provider),
+        roles: wanted,
+        models,
+        size: config.size,
+        criticModel: config.criticModel,
+        timeoutMs: config.timeoutMs,
+      }),
+    );
+  }
+  const part = <K extends keyof ProviderParts>(provider: ProviderDescriptor, key: K) => {
+    const built = parts.get(provider)?.[key];
+    if (built === undefined) {
+      throw new Error(`Provider '${provider.name}' did not build its ${String(key)}`);
+    }
+    return built as NonNullable<ProviderParts[K]>;
+  };
+  const notice = offlineNotice(config, { generatorOf, criticOf });
+  return {
+    generator: part(generatorOf, "generator"),
+    critic: part(criticOf, "critic"),
+    refiner: part(refinerOf, "refiner"),
     model,
-    resolveModel,
+    resolveModel: (name: string) => resolve(name),
     ...(notice !== undefined && { notice }),
   };
+}
+
+/** One line for the start of a run when a role runs offline, saying how to make it remote. */
+function offlineNotice(
+  config: Config,
+  chosen: { generatorOf: ProviderDescriptor; criticOf: ProviderDescriptor },
+): string | undefined {
+  const remote = (role: Role) =>
+    DESCRIPTORS.find((p) => p.name !== "local" && p.roles.includes(role));
+  const local: string[] = [];
+  const hints: string[] = [];
+  for (
+    const [role, provider, noun, verb] of [
+      ["generate", chosen.generatorOf, "generator", "generate"],
+      ["critique", chosen.criticOf, "critic and refiner", "critique"],
+    ] as const
+  ) {
+    if (provider.name !== "local") continue;
+    local.push(noun);
+    const other = remote(role);
+    const key = other?.env.find((e) => e.secret)?.names[0];
+    if (other && key) hints.push(`set ${key} to ${verb} with ${other.title}`);
+  }
+  if (local.length === 0) return undefined;
+  return `Running offline with the embedded local ${
+    local.join(" and local ")
+  } (no network, no cost)${config.offline ? "" : `: ${hints.join("; ")}`}.`;
 }
 
 /**

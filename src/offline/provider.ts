@@ -1,0 +1,43 @@
+/**
+ * The embedded offline engine as a retake provider: it generates, critiques and refines with no
+ * key, no network and no cost, so retake does its whole job on a fresh machine.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { CreateContext, ProviderDescriptor } from "../providers/provider.ts";
+
+/** The model id the local generator records. */
+export const LOCAL_MODEL = "local-svg-v1";
+
+/** The local provider: always available, and last in the registry, so `auto` falls back to it. */
+export const localProvider = {
+  name: "local",
+  title: "local (offline)",
+  summary: {
+    generate: "composes an SVG scene from the prompt's cues, rasterised by sharp",
+    critique: "measures the image with sharp and scores it against the cues",
+    refine: "strengthens what the critique found missing",
+  },
+  roles: ["generate", "critique", "refine"],
+  schema: z.strictObject({}),
+  env: [],
+  models: [{ id: LOCAL_MODEL, roles: ["generate"] }],
+  defaults: { generate: LOCAL_MODEL },
+  available: () => true,
+  unavailable: "",
+  // The local generator has one model; another model id would be recorded falsely.
+  resolveModel: () => LOCAL_MODEL,
+  async create({ roles }: CreateContext<Record<string, never>>) {
+    const [generator, critic, refiner] = await Promise.all([
+      roles.has("generate") ? import("./generator.ts") : undefined,
+      roles.has("critique") ? import("./critic.ts") : undefined,
+      roles.has("refine") ? import("./refiner.ts") : undefined,
+    ]);
+    return {
+      ...(generator && { generator: generator.createLocalGenerator() }),
+      ...(critic && { critic: critic.createLocalCritic() }),
+      ...(refiner && { refiner: refiner.createLocalRefiner() }),
+    };
+  },
+} as const satisfies ProviderDescriptor<Record<string, never>>;

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { ENV_NAMES, loadConfig, secretsOf, USAGE } from "../config.ts";
+import { DESCRIPTORS } from "./registry.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function allowEnv(task: string): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
+  const flag = String(tasks[task]).split(" ").find((arg) => arg.startsWith("--allow-env="));
+  return flag ? flag.slice("--allow-env=".length).split(",") : [];
+}
+
+const granted = (list: string[], name: string) =>
+  list.some((entry) => entry.endsWith("*") ? name.startsWith(entry.slice(0, -1)) : entry === name);
+
+Deno.test("every provider's environment variables are granted by the run, gallery and compile tasks", () => {
+  for (const task of ["run", "gallery", "compile"]) {
+    const list = allowEnv(task);
+    const missing = ENV_NAMES.filter((name) => !granted(list, name));
+    assert.deepEqual(
+      missing,
+      [],
+      `deno.json task '${task}' must grant --allow-env for ${missing.join(",")}`,
+    );
+  }
+});
+
+Deno.test("a provider's descriptor feeds the config: its section, its env names, its secrets, --help", async () => {
+  for (const provider of DESCRIPTORS) {
+    // Its section exists with its defaults, from an empty config.
+    const { config } = await loadConfig({
+      args: [],
+      env: {},
+      cwd: "/nonexistent",
+      readTextFile: () => Promise.reject(new Deno.errors.NotFound("none")),
+    });
+    assert.ok(provider.name in config, `config has a '${provider.name}' section`);
+    for (const variable of provider.env) {
+      assert.ok(ENV_NAMES.includes(variable.names[0]!), `ENV_NAMES has ${variable.names[0]}`);
+      assert.match(USAGE, new RegExp(variable.names[0]!), `--help names ${variable.names[0]}`);
+      if (!variable.secret) continue;
+      const secret = `secret-${provider.name}-value-1234`;
+      const { config: withKey } = await loadConfig({
+        args: [],
+        env: { [variable.names[0]!]: secret },
+        cwd: "/nonexistent",
+        readTextFile: () => Promise.reject(new Deno.errors.NotFound("none")),
+      });
+      assert.ok(secretsOf(withKey).includes(secret), `${variable.names[0]} is redacted`);
+    }
+  }
+});
+
+Deno.test("README's provider tables name every provider, model alias and environment variable", () => {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  for (const provider of DESCRIPTORS) {
+    assert.match(readme, new RegExp(`\`${provider.name}\``), `README names ${provider.name}`);
+    for (const variable of provider.env) {
+      assert.ok(readme.includes(`\`${variable.names[0]}\``), `README names ${variable.names[0]}`);
+    }
+    for (const model of provider.models) {
+      for (const alias of model.aliases ?? []) {
+        assert.ok(readme.includes(`\`${alias}\``), `README names the alias ${alias}`);
+      }
+    }
+  }
+});
