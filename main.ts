@@ -5,10 +5,9 @@
  * @module
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
-import { InputError } from "./src/errors.ts";
+import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";
 import { escapeControls } from "./src/terminal_text.ts";
 import { writeGallery } from "./src/gallery.ts";
-import { isFatal } from "./src/pipeline.ts";
 import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
 
 /** Signals closer together than this count as one Ctrl-C. */
@@ -74,6 +73,8 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
   try {
+    // Only as the first word: `retake -n 2 gallery` runs a prompt file named gallery.
+    if (args[0] === "gallery") return await gallery(args.slice(1));
     const invocation = await loadConfig({
       args,
       env: readEnv(),
@@ -95,25 +96,6 @@ async function main(args: string[]): Promise<number> {
       signal: interrupt.signal,
       abortNow: abortNow.signal,
     };
-    if (invocation.promptFiles[0] === "gallery") {
-      const dirs = invocation.promptFiles.slice(1);
-      if (dirs.length === 0) {
-        throw new InputError(
-          "Cannot build a gallery as no folder was given: retake gallery <out>/<batch>",
-        );
-      }
-      // Every folder is checked before any page is written: a typo writes nothing anywhere.
-      for (const dir of dirs) await checkBatchFolder(dir);
-      for (const dir of dirs) {
-        try {
-          writeOut(`Wrote ${escapeControls(await writeGallery(dir))}\n`);
-        } catch (error) {
-          if (!(error instanceof Deno.errors.NotFound)) throw error;
-          throw new InputError(`Cannot build a gallery for '${dir}': no such folder`);
-        }
-      }
-      return EXIT.ok;
-    }
     for (const notice of invocation.notices) writeErr(`${escapeControls(notice)}\n`);
     if (invocation.watch) {
       return await watchBatch(invocation.config, invocation.promptFiles, io);
@@ -125,17 +107,27 @@ async function main(args: string[]): Promise<number> {
     return result.exitCode;
   } catch (error) {
     // Messages quote paths, ids and service answers: shown, never obeyed by the terminal.
-    if (error instanceof InputError) {
-      writeErr(`error: ${escapeControls(error.message)}\n`);
-      return EXIT.input;
-    }
-    writeErr(`error: ${escapeControls(error instanceof Error ? error.message : String(error))}\n`);
-    // A bad key or an unknown model found by the free checks at start: nothing was paid.
-    return isFatal(error) ? EXIT.stopped : EXIT.someFailed;
+    writeErr(`error: ${escapeControls(messageOf(error))}\n`);
+    // Input errors carry 2; a bad key or an unknown model found by the free checks at start
+    // (nothing was paid) is fatal: 3.
+    return exitCodeOf(error);
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
   }
+}
+
+/** `retake gallery <dir> [...]`: rebuilds each batch folder's index.html. */
+async function gallery(dirs: string[]): Promise<number> {
+  if (dirs.length === 0) {
+    throw new InputError(
+      "Cannot build a gallery as no folder was given: retake gallery <out>/<batch>",
+    );
+  }
+  // Every folder is checked before any page is written: a typo writes nothing anywhere.
+  for (const dir of dirs) await checkBatchFolder(dir);
+  for (const dir of dirs) writeOut(`Wrote ${escapeControls(await writeGallery(dir))}\n`);
+  return EXIT.ok;
 }
 
 /** A gallery goes only into a folder retake made a batch of: one with a `run.json`. */

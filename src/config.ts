@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
+import { flagLines, FLAGS, parseArgsOptions } from "./cli/flags.ts";
 import { InputError } from "./errors.ts";
 import type { Role } from "./providers/provider.ts";
 import { DESCRIPTORS, type PROVIDERS } from "./providers/registry.ts";
@@ -170,35 +171,6 @@ export interface ConfigSources {
   readTextFile: (path: string) => Promise<string>;
 }
 
-const FLAG_OPTIONS = {
-  out: { type: "string", short: "o" },
-  name: { type: "string" },
-  size: { type: "string" },
-  format: { type: "string" },
-  model: { type: "string" },
-  "critic-model": { type: "string" },
-  models: { type: "string" },
-  replay: { type: "string" },
-  concurrency: { type: "string", short: "c" },
-  iterations: { type: "string", short: "n" },
-  generator: { type: "string" },
-  critic: { type: "string" },
-  offline: { type: "boolean" },
-  seed: { type: "string" },
-  "vary-seed": { type: "boolean" },
-  "target-score": { type: "string" },
-  force: { type: "boolean" },
-  only: { type: "string" },
-  "max-cost": { type: "string" },
-  timeout: { type: "string" },
-  config: { type: "string" },
-  quiet: { type: "boolean", short: "q" },
-  verbose: { type: "boolean", short: "v" },
-  watch: { type: "boolean", short: "w" },
-  help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
-} as const;
-
 /**
  * Environment variables and the setting each feeds: each provider's own, then the core ones.
  * First name listed wins.
@@ -238,7 +210,7 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   try {
     parsed = parseArgs({
       args: sources.args,
-      options: FLAG_OPTIONS,
+      options: parseArgsOptions(),
       allowPositionals: true,
       strict: true,
     });
@@ -251,7 +223,12 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
 
   const layers: Array<[string, Record<string, unknown>]> = [];
   let configFile: string | undefined;
-  const explicit = flags.config;
+  const text = (name: string) => {
+    const value = (flags as Record<string, unknown>)[name];
+    return typeof value === "string" ? value : undefined;
+  };
+  const on = (name: string) => (flags as Record<string, unknown>)[name] === true;
+  const explicit = text("config");
   const candidate = explicit ?? joinPath(sources.cwd, "retake.config.json");
   const fileText = await readOptional(sources, candidate, explicit !== undefined);
   if (fileText !== undefined) {
@@ -272,10 +249,11 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   }
 
   let replayFiles: string[] = [];
-  if (flags.replay !== undefined) {
-    const replay = await readReplay(sources, flags.replay);
+  const replayFile = text("replay");
+  if (replayFile !== undefined) {
+    const replay = await readReplay(sources, replayFile);
     replayFiles = replay.promptFiles;
-    layers.push([`replayed run '${flags.replay}'`, replay.settings]);
+    layers.push([`replayed run '${replayFile}'`, replay.settings]);
   }
 
   const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false);
@@ -306,32 +284,9 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   }
 
   const fromFlags: Record<string, unknown> = {};
-  const flagMap: Record<string, string[]> = {
-    out: ["out"],
-    name: ["name"],
-    size: ["size"],
-    format: ["format"],
-    model: ["model"],
-    "critic-model": ["criticModel"],
-    models: ["models"],
-    concurrency: ["concurrency"],
-    iterations: ["iterations"],
-    generator: ["generator"],
-    critic: ["critic"],
-    offline: ["offline"],
-    seed: ["seed"],
-    "vary-seed": ["varySeed"],
-    "target-score": ["targetScore"],
-    force: ["force"],
-    only: ["only"],
-    "max-cost": ["maxCost"],
-    timeout: ["timeoutMs"],
-    quiet: ["quiet"],
-    verbose: ["verbose"],
-  };
-  for (const [flag, path] of Object.entries(flagMap)) {
-    const value = (flags as Record<string, unknown>)[flag];
-    if (value !== undefined) setPath(fromFlags, path, value);
+  for (const flag of FLAGS) {
+    const value = (flags as Record<string, unknown>)[flag.name];
+    if (value !== undefined && flag.setting) setPath(fromFlags, flag.setting, value);
   }
   layers.push(["command line", fromFlags]);
 
@@ -357,9 +312,9 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   return {
     config: result.data,
     promptFiles: parsed.positionals.length > 0 ? parsed.positionals : replayFiles,
-    help: flags.help ?? false,
-    version: flags.version ?? false,
-    watch: flags.watch ?? false,
+    help: on("help"),
+    version: on("version"),
+    watch: on("watch"),
     ...(configFile !== undefined && { configFile }),
     keySources,
     notices,
@@ -464,36 +419,10 @@ Usage:
   deno task run [options] <prompts.json>
 
 Options:
-  -o, --out DIR            output base folder (default: outputs)
-      --name NAME          batch folder name (default: prompt file name)
-      --size SIZE          WIDTHxHEIGHT or a preset: ${Object.keys(SIZE_PRESETS).join(", ")}
-                           (default: 1024x768)
-      --format FMT         png or jpeg (default: png)
-      --models A,B,...     compare generation models side by side (one subfolder each)
-      --replay RUN.json    run again with the settings and seeds of an earlier run
-      --model ID           generation model: an alias or any model id of the generator
+${flagLines()}
+
+Models by generator (--model):
 ${modelLines()}
-      --critic-model ID    model for critique and refinement (default: the critic's own)
-  -n, --iterations N       images per prompt: the first plus N-1 refined (default: 2)
-  -c, --concurrency N      calls in flight per stage, or auto: found per provider while it
-                           runs, backing off on 429s and queueing (default: auto)
-      --generator NAME     ${namesFor("generate").join(", ")} (default: auto = the first
-                           whose key is set, in that order)
-      --critic NAME        ${namesFor("critique").join(", ")} (default: auto, as above)
-      --offline            use the embedded local providers, even when keys are set
-      --seed N             base seed (default: derived from each prompt id)
-      --vary-seed          new seed for every iteration (default: one seed per prompt)
-      --target-score S     stop a prompt early once a critique scores S (0-10)
-      --only ID,ID         run only these prompts
-      --force              redo every prompt (earlier attempts are moved aside, never lost)
-      --max-cost USD       start no new paid step once the run has spent this much
-      --timeout MS         deadline for one provider call (default: 120000)
-      --config FILE        config file (default: ./retake.config.json if present)
-  -w, --watch              after the run, re-process prompts edited in the files
-  -q, --quiet              no progress line
-  -v, --verbose            debug logging on stderr
-  -h, --help               this text
-  -V, --version            the version
 
 Keys and endpoints come from the environment, .env or the config file:
 ${envLines()}
@@ -509,7 +438,7 @@ function modelLines(): string {
   return DESCRIPTORS.filter((p) => p.roles.includes("generate") && p.models.length > 0).map((p) => {
     const aliases = p.models.flatMap((m) => m.aliases ?? []);
     const names = aliases.length > 0 ? aliases : p.models.map((m) => m.id);
-    return wrap(`${p.name}: ${names.join(", ")}`, 27);
+    return wrap(`${p.name}: ${names.join(", ")}`, 2);
   }).join("\n");
 }
 

@@ -81,3 +81,24 @@ export class InputError extends Error {
     this.name = "InputError";
   }
 }
+
+/** A bad key, a locked account or a full disk: going on would only waste money. */
+export function isFatal(error: unknown): boolean {
+  return error instanceof Error && "fatal" in error && error.fatal === true;
+}
+
+/** A one-line reason for a person. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/**
+ * The exit code an error asks for: its own `exitCode` (an input error: 2), 3 for a fatal error
+ * (bad key, unknown model, full disk), else 1.
+ */
+export function exitCodeOf(error: unknown): number {
+  const own = (error as { exitCode?: unknown } | null)?.exitCode;
+  if (typeof own === "number") return own;
+  return isFatal(error) ? 3 : 1;
+}

@@ -8,6 +8,8 @@
 import { diffWords } from "diff";
 import sharp from "sharp";
 import { refuseLinks, safeFolderName, writeFileAtomic, writeStreamAtomic } from "./artifacts.ts";
+import { formatDuration } from "./duration.ts";
+import { messageOf } from "./errors.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "./record.ts";
 
 /** Options for {@linkcode writeGallery}. */
@@ -470,7 +472,7 @@ function renderBatch(data: PageData): string {
     ["Completed", num(totals.completed) !== undefined ? String(totals.completed) : "–"],
     ["Failed", num(totals.failed) !== undefined ? String(totals.failed) : "–"],
     ["Total cost", formatCost(totals.costUsd)],
-    ["Duration", formatDuration(run?.durationMs)],
+    ["Duration", duration(run?.durationMs)],
   ];
   const failedClass = (num(totals.failed) ?? 0) > 0 ? " bad" : "";
   const provider = (role: string, model?: unknown) => {
@@ -604,7 +606,7 @@ function renderContext(record: PromptRecord, comparison?: string): string {
   const facts = comparison ?? [
     best !== undefined ? `best <b>${best.toFixed(1)}</b>` : "",
     `${esc(formatCost(record.costUsd))}`,
-    esc(formatDuration(record.durationMs)),
+    esc(duration(record.durationMs)),
   ].filter(Boolean).join(" · ");
   const field = (label: string, value: unknown) =>
     str(value) !== undefined ? `<dt>${label}</dt><dd>${esc(str(value)!)}</dd>` : "";
@@ -810,7 +812,7 @@ function renderComparison(
     const facts = [
       bestScore !== undefined ? `best <b>${bestScore.toFixed(1)}</b>` : "",
       esc(formatCost(stats?.costUsd ?? run.record?.costUsd)),
-      esc(formatDuration(stats?.durationMs ?? run.record?.durationMs)),
+      esc(duration(stats?.durationMs ?? run.record?.durationMs)),
       run.record ? badge(String(run.record.status), statusTone(String(run.record.status))) : "",
     ].filter(Boolean).join(" · ");
     const body = run.record
@@ -891,16 +893,9 @@ function formatCost(value: unknown): string {
   return n === undefined ? "–" : `$${n.toFixed(4)}`;
 }
 
-function formatDuration(value: unknown): string {
+function duration(value: unknown): string {
   const ms = num(value);
-  if (ms === undefined) return "–";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const totalSeconds = Math.round(ms / 1000);
-  const hours = Math.floor(totalSeconds / 3600);
-  const minutes = Math.floor((totalSeconds % 3600) / 60);
-  const seconds = totalSeconds % 60;
-  return hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min ${seconds} s`;
+  return ms === undefined ? "–" : formatDuration(ms, { subSecond: true });
 }
 
 function formatTime(iso: string): string {
@@ -933,10 +928,6 @@ function str(value: unknown): string | undefined {
 
 function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 const STYLE = `

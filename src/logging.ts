@@ -17,6 +17,7 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import { redactByPattern, type RedactionPattern } from "@logtape/redaction";
+import { REDACTED, secretPattern } from "./redact.ts";
 import { InputError } from "./errors.ts";
 import { escapeControls, escapeLines } from "./terminal_text.ts";
 
@@ -36,10 +37,10 @@ export interface LoggingOptions {
 
 /** Replaces every secret value with `[REDACTED]`. */
 export function redactor(secrets: string[]): (formatter: TextFormatter) => TextFormatter {
-  const patterns: RedactionPattern[] = secrets.filter((s) => s.length >= 4).map((secret) => ({
-    pattern: new RegExp(secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "g"),
-    replacement: "[REDACTED]",
-  }));
+  const pattern = secretPattern(secrets);
+  const patterns: RedactionPattern[] = pattern === undefined
+    ? []
+    : [{ pattern, replacement: REDACTED }];
   return (formatter) => patterns.length === 0 ? formatter : redactByPattern(formatter, patterns);
 }
 

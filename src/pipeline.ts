@@ -28,7 +28,14 @@ import { fromAbortable } from "./abortable.ts";
 import { AdaptiveLimiter, type AdaptiveLimiterOptions } from "./adaptive.ts";
 import { Budget, BudgetRefusal } from "./budget.ts";
 import type { Criterion, Critique } from "./critique.ts";
-import { billedCost, isOverload, ProviderError, withBilledCost } from "./errors.ts";
+import {
+  billedCost,
+  isFatal,
+  isOverload,
+  messageOf,
+  ProviderError,
+  withBilledCost,
+} from "./errors.ts";
 import { FirstSuccessGate } from "./first_success.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type {
@@ -1083,15 +1090,4 @@ function providerName(ctx: Ctx, step: StepName): string {
     : step === "critique"
     ? ctx.critic.name
     : ctx.refiner.name;
-}
-
-/** A bad key, a locked account or a full disk: going on would only waste money. */
-export function isFatal(error: unknown): boolean {
-  return error instanceof Error && "fatal" in error && error.fatal === true;
-}
-
-/** A one-line reason for a person. */
-export function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
 }

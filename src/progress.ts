@@ -4,7 +4,10 @@
  *
  * @module
  */
+import { formatDuration } from "./duration.ts";
 import type { PipelineEvent } from "./pipeline.ts";
+
+export { formatDuration };
 import type { StepName } from "./record.ts";
 import { escapeControls } from "./terminal_text.ts";
 
@@ -92,15 +95,6 @@ export function formatProgress(s: ProgressSnapshot): string {
     parts.push(`ETA ${formatDuration((s.elapsedMs / worked) * (s.total - done))}`);
   }
   return parts.join(" | ");
-}
-
-/** `75s` → `1m15s`. */
-export function formatDuration(ms: number): string {
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, "0")}s`;
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
 }
 
 /** Options for {@linkcode ProgressLine}. */

@@ -17,18 +17,13 @@ import {
 } from "./artifacts.ts";
 import { Budget } from "./budget.ts";
 import { type Config, secretsOf } from "./config.ts";
-import { InputError, ProviderError } from "./errors.ts";
+import { InputError, isFatal, messageOf, ProviderError } from "./errors.ts";
+import { fnv1a32 } from "./hash.ts";
 import { writeGallery } from "./gallery.ts";
 import { verifyImageFile } from "./image_check.ts";
 import { setupLogging } from "./logging.ts";
 import { lockBatch } from "./lock.ts";
-import {
-  isFatal,
-  messageOf,
-  type PromptOutcome,
-  type PromptSink,
-  runPipeline,
-} from "./pipeline.ts";
+import { type PromptOutcome, type PromptSink, runPipeline } from "./pipeline.ts";
 import { ProgressLine, ProgressTracker } from "./progress.ts";
 import { loadPromptFile, promptHash, type PromptSpec } from "./prompts.ts";
 import { checkProviders, createProviders, type Providers } from "./providers/registry.ts";
@@ -127,13 +122,8 @@ export function batchName(config: Config, files: string[]): string {
 
 /** Seed for a prompt's iteration: one per prompt unless `varySeed`. */
 export function seedFor(config: Config, spec: PromptSpec, iteration: number): number {
-  // FNV-1a (32 bit) of the id: these values are users' reproducible seeds, never to change.
-  let hash = 0x811c9dc5;
-  for (const byte of new TextEncoder().encode(spec.id)) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  const base = config.seed ?? hash;
+  // These values are users' reproducible seeds, never to change.
+  const base = config.seed ?? fnv1a32(spec.id);
   return (base + (config.varySeed ? iteration - 1 : 0)) >>> 0;
 }
 

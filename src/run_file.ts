@@ -7,7 +7,8 @@
 import { getLogger } from "@logtape/logtape";
 import { writeJsonAtomic } from "./artifacts.ts";
 import { type Config, publicSettings } from "./config.ts";
-import { messageOf, type PromptOutcome } from "./pipeline.ts";
+import { messageOf } from "./errors.ts";
+import type { PromptOutcome } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type { Providers } from "./providers/registry.ts";
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fnv1a32 } from "../hash.ts";
 import type { PromptSpec } from "../prompts.ts";
 
 /** The kinds of cue a prompt can carry. */
@@ -770,12 +771,5 @@ export function dominantTime(cues: readonly Cue[]): Cue | undefined {
   return best;
 }
 
-/** A small deterministic string hash (FNV-1a), for seeding and for telling texts apart. */
-export function hashString(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** A small deterministic string hash, for seeding and for telling texts apart. */
+export const hashString: (text: string) => number = fnv1a32;

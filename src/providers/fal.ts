@@ -19,6 +19,8 @@ import { getLogger } from "@logtape/logtape";
 import { SIZE_PRESETS } from "../sizes.ts";
 import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
 import { InputError, ProviderError } from "../errors.ts";
+import { redactor } from "../redact.ts";
+import { NETWORK_FAULT } from "./_http.ts";
 import { z } from "zod";
 import { positiveInt, priceTable, urlString } from "../schema.ts";
 import type {
@@ -217,8 +219,6 @@ const NO_STEPS = /^fal-ai\/flux-pro(?:\/|$)/;
 const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai|api\.fal\.ai)(?=[/?]|$)/;
 /** fal's Platform API, which answers metadata for free (docs.fal.ai/platform-apis/v1). */
 const PLATFORM_API = "https://api.fal.ai/v1";
-const NETWORK_FAULT =
-  /fetch failed|error reading a body|error sending request|connection|network|dns|tcp|tls|socket|refused|reset/i;
 /**
  * Input fields that come from settings, not from the prompt: a 422 about one of them at submit
  * fails every prompt alike.
@@ -305,8 +305,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const base = options.baseUrl?.replace(/\/+$/, "");
   const baseOrigin = base === undefined ? undefined : _origin(base);
   const innerFetch = options.fetch ?? globalThis.fetch;
-  const redact = (text: string) =>
-    apiKey.length >= 4 ? text.replaceAll(apiKey, "[redacted]") : text;
+  const redact = redactor([apiKey]);
   const warnedPrices = new Set<string>();
   /** Requests this generator cancelled: never worth recovering. */
   const cancelledIds = new Set<string>();

@@ -24,6 +24,8 @@ import { z } from "zod";
 import { tokenPriceTable, urlString } from "../schema.ts";
 import { critiqueSchema } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
+import { redactor } from "../redact.ts";
+import { NETWORK_FAULT } from "./_http.ts";
 import {
   clip,
   CRITIC_INSTRUCTION,
@@ -278,9 +280,6 @@ const BLOCKING_FINISH = new Set([
   "IMAGE_RECITATION",
 ]);
 
-const NETWORK_FAULT =
-  /fetch failed|error reading a body|error sending request|connection|network|dns|tcp|tls|socket/i;
-
 /**
  * Text tokens one call sends at most, for the cost estimate a budget reserves: the
  * instructions, a prompt at its 4,000-character limit (twice, when refined) and its context;
@@ -328,7 +327,7 @@ function _createClient(options: GeminiOptions): Client {
         },
       })
     ))).models;
-  const redact = (text: string) => text.replaceAll(apiKey, "[redacted]");
+  const redact = redactor([apiKey]);
 
   const classify = (error: unknown, signal: AbortSignal, operation: string): unknown => {
     if (signal.aborted) return signal.reason ?? error;

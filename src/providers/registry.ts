@@ -9,6 +9,7 @@ import { InputError } from "../errors.ts";
 import { localProvider } from "../offline/provider.ts";
 import { falProvider } from "./fal.ts";
 import { geminiProvider } from "./gemini.ts";
+import { openaiProvider } from "./openai.ts";
 import type {
   ImageCritic,
   ImageGenerator,
@@ -38,6 +39,7 @@ export interface Providers {
 export const PROVIDERS = [
   falProvider,
   geminiProvider,
+  openaiProvider,
   localProvider,
 ] as const;
 

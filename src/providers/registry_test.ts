@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ENV_NAMES, loadConfig, secretsOf, USAGE } from "../config.ts";
+import { FLAGS } from "../cli/flags.ts";
 import { DESCRIPTORS } from "./registry.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -63,5 +64,14 @@ Deno.test("README's provider tables name every provider, model alias and environ
         assert.ok(readme.includes(`\`${alias}\``), `README names the alias ${alias}`);
       }
     }
+  }
+});
+
+Deno.test("README's usage table and --help list every flag", () => {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  const usage = readme.slice(readme.indexOf("## Usage"), readme.indexOf("## Prompt file format"));
+  for (const flag of FLAGS) {
+    assert.ok(usage.includes(`--${flag.name}`), `README's usage table lists --${flag.name}`);
+    assert.ok(USAGE.includes(`--${flag.name}`), `--help lists --${flag.name}`);
   }
 });

@@ -1,0 +1,204 @@
+/**
+ * Every command-line flag, once: the parser's options, the setting each one sets, and the
+ * `--help` lines are all read from {@linkcode FLAGS}; a test checks README's table against it.
+ *
+ * @module
+ */
+
+/** One flag. */
+export interface Flag {
+  /** The long name, without dashes. */
+  readonly name: string;
+  readonly short?: string;
+  readonly type: "string" | "boolean";
+  /** What the value is called in `--help`, for string flags. */
+  readonly arg?: string;
+  /** The setting it sets, as a path in the config; absent for flags the CLI handles itself. */
+  readonly setting?: readonly string[];
+  /** `--help` text; `\n` starts a new line. */
+  readonly help: string;
+}
+
+/** Every flag, in `--help` order. */
+export const FLAGS: readonly Flag[] = [
+  {
+    name: "out",
+    short: "o",
+    type: "string",
+    arg: "DIR",
+    setting: ["out"],
+    help: "output base folder (default: outputs)",
+  },
+  {
+    name: "name",
+    type: "string",
+    arg: "NAME",
+    setting: ["name"],
+    help: "batch folder name (default: prompt file name)",
+  },
+  {
+    name: "size",
+    type: "string",
+    arg: "SIZE",
+    setting: ["size"],
+    help: "WIDTHxHEIGHT or a preset such as square_hd, landscape_4_3\n(default: 1024x768)",
+  },
+  {
+    name: "format",
+    type: "string",
+    arg: "FMT",
+    setting: ["format"],
+    help: "png or jpeg (default: png)",
+  },
+  {
+    name: "models",
+    type: "string",
+    arg: "A,B,...",
+    setting: ["models"],
+    help: "compare generation models side by side (one subfolder each)",
+  },
+  {
+    name: "replay",
+    type: "string",
+    arg: "RUN.json",
+    help: "run again with the settings and seeds of an earlier run",
+  },
+  {
+    name: "model",
+    type: "string",
+    arg: "ID",
+    setting: ["model"],
+    help: "generation model: an alias or any model id of the generator",
+  },
+  {
+    name: "critic-model",
+    type: "string",
+    arg: "ID",
+    setting: ["criticModel"],
+    help: "model for critique and refinement (default: the critic's own)",
+  },
+  {
+    name: "iterations",
+    short: "n",
+    type: "string",
+    arg: "N",
+    setting: ["iterations"],
+    help: "images per prompt: the first plus N-1 refined (default: 2)",
+  },
+  {
+    name: "concurrency",
+    short: "c",
+    type: "string",
+    arg: "N",
+    setting: ["concurrency"],
+    help: "calls in flight per stage, or auto: found per provider while it\nruns (default: auto)",
+  },
+  {
+    name: "generator",
+    type: "string",
+    arg: "NAME",
+    setting: ["generator"],
+    help: "a provider that generates, or auto (default: the first whose key\nis set)",
+  },
+  {
+    name: "critic",
+    type: "string",
+    arg: "NAME",
+    setting: ["critic"],
+    help: "a provider that critiques, or auto (default: as for --generator)",
+  },
+  {
+    name: "offline",
+    type: "boolean",
+    setting: ["offline"],
+    help: "use the embedded local providers, even when keys are set",
+  },
+  {
+    name: "seed",
+    type: "string",
+    arg: "N",
+    setting: ["seed"],
+    help: "base seed (default: derived from each prompt id)",
+  },
+  {
+    name: "vary-seed",
+    type: "boolean",
+    setting: ["varySeed"],
+    help: "new seed for every iteration (default: one seed per prompt)",
+  },
+  {
+    name: "target-score",
+    type: "string",
+    arg: "S",
+    setting: ["targetScore"],
+    help: "stop a prompt early once a critique scores S (0-10)",
+  },
+  {
+    name: "only",
+    type: "string",
+    arg: "ID,ID",
+    setting: ["only"],
+    help: "run only these prompts",
+  },
+  {
+    name: "force",
+    type: "boolean",
+    setting: ["force"],
+    help: "redo every prompt (earlier attempts are moved aside)",
+  },
+  {
+    name: "max-cost",
+    type: "string",
+    arg: "USD",
+    setting: ["maxCost"],
+    help: "spend at most this much in this run; 0 makes no paid call",
+  },
+  {
+    name: "timeout",
+    type: "string",
+    arg: "MS",
+    setting: ["timeoutMs"],
+    help: "deadline for one provider call (default: 120000)",
+  },
+  {
+    name: "config",
+    type: "string",
+    arg: "FILE",
+    help: "config file (default: ./retake.config.json if present)",
+  },
+  {
+    name: "watch",
+    short: "w",
+    type: "boolean",
+    help: "after the run, re-process prompts edited in the files",
+  },
+  { name: "quiet", short: "q", type: "boolean", setting: ["quiet"], help: "no progress line" },
+  {
+    name: "verbose",
+    short: "v",
+    type: "boolean",
+    setting: ["verbose"],
+    help: "debug logging on stderr",
+  },
+  { name: "help", short: "h", type: "boolean", help: "this text" },
+  { name: "version", short: "V", type: "boolean", help: "the version" },
+];
+
+/** The options `node:util`'s `parseArgs` takes. */
+export function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?: string }> {
+  return Object.fromEntries(
+    FLAGS.map((f) => [f.name, { type: f.type, ...(f.short !== undefined && { short: f.short }) }]),
+  );
+}
+
+/** `--help`'s option lines: the flag in 27 columns, its text beside it. */
+export function flagLines(): string {
+  return FLAGS.flatMap((f) => {
+    const head = `${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.arg ? ` ${f.arg}` : ""}`;
+    const [first, ...rest] = f.help.split("\n");
+    return [
+      `  ${head.padEnd(24)} ${first}`,
+      ...rest.map((line) => `${" ".repeat(27)}${line}`),
+    ];
+  }).join("\n");
+}

@@ -1,0 +1,758 @@
+/**
+ * An OpenAI-compatible critic and refiner, through the official `openai` SDK: OpenAI itself, or
+ * any server speaking its Chat Completions protocol at `OPENAI_BASE_URL` (Ollama, vLLM, LM
+ * Studio, OpenRouter). The critic sends a downscaled copy of the image as a data URL with the
+ * prompt and its context and asks for a critique as structured JSON; the refiner sends the
+ * critique and earlier rounds and asks for the next prompt. The instructions and texts are the
+ * ones Gemini gets (`_llm_prompts.ts`), so the two judge alike.
+ *
+ * Transport failures are not retried here (the SDK's own retries are off): they are classified
+ * as {@linkcode ProviderError} and the pipeline's backoff decides. Only answer-level failures a
+ * second try can plausibly fix (a truncated answer, JSON that does not match the schema) are
+ * tried once more inside a call.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type OpenAI from "openai";
+import type {
+  ChatCompletion,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionMessageParam,
+} from "openai/resources/chat/completions";
+import { z } from "zod";
+import { critiqueSchema } from "../critique.ts";
+import { ProviderError, withBilledCost } from "../errors.ts";
+import { tokenPriceTable, urlString } from "../schema.ts";
+import {
+  clip,
+  CRITIC_INSTRUCTION,
+  critiqueText,
+  parseAnswer,
+  prepareImage,
+  REFINER_INSTRUCTION,
+  refineText,
+} from "./_llm_prompts.ts";
+import {
+  CRITIQUE_JSON_SCHEMA,
+  type Refinement,
+  REFINEMENT_JSON_SCHEMA,
+  refinementSchema,
+} from "./gemini_schema.ts";
+import type {
+  CreateContext,
+  CritiqueRequest,
+  CritiqueResult,
+  ImageCritic,
+  PromptRefiner,
+  ProviderDescriptor,
+  RefineRequest,
+  RefineResult,
+  TokenUsage,
+} from "./provider.ts";
+
+const PROVIDER = "openai";
+const log = getLogger(["retake", "openai"]);
+
+/** Default model for critique and refinement: OpenAI's current small vision model. */
+export const DEFAULT_OPENAI_MODEL = "gpt-5.4-mini";
+
+/** OpenAI's API, where the SDK sends requests when no base URL is set. */
+export const OPENAI_API_URL = "https://api.openai.com/v1";
+
+/**
+ * Sent as the bearer token to a server on this machine that needs no key (Ollama, LM Studio):
+ * the SDK refuses to run without one, and this one is never a secret.
+ */
+export const NO_KEY = "retake-no-key";
+
+/** Price of one model in USD per 1M tokens; output includes reasoning tokens. */
+export interface OpenAITokenPrice {
+  input: number;
+  output: number;
+}
+
+/**
+ * Standard-tier prices in USD per 1M tokens, as listed in 2026 (OpenAI's pricing page as quoted
+ * by several independent price lists; the page itself was not reachable to confirm them).
+ */
+export const DEFAULT_OPENAI_PRICES: Readonly<Record<string, OpenAITokenPrice>> = {
+  "gpt-5.4-mini": { input: 0.75, output: 4.5 },
+  "gpt-5.4-nano": { input: 0.2, output: 1.25 },
+  "gpt-5-mini": { input: 0.25, output: 2 },
+  "gpt-5-nano": { input: 0.05, output: 0.4 },
+  "gpt-4.1-mini": { input: 0.4, output: 1.6 },
+  "gpt-4o-mini": { input: 0.15, output: 0.6 },
+};
+
+/** Options of {@linkcode createOpenAIProviders}. */
+export interface OpenAIOptions {
+  /**
+   * API key, sent only as the bearer token, never logged; may be absent for a server on this
+   * machine that needs none. @default {undefined}
+   */
+  apiKey?: string | undefined;
+  /**
+   * The API root, `/v1` included, e.g. `http://127.0.0.1:11434/v1` for Ollama.
+   * @default {"https://api.openai.com/v1"}
+   */
+  baseUrl?: string | undefined;
+  /** Model id as the server knows it. @default {"gpt-5.4-mini"} */
+  model?: string | undefined;
+  /** Deadline for one HTTP call, in ms; a call that runs over fails as retryable. @default {60000} */
+  timeoutMs?: number | undefined;
+  /**
+   * USD per 1M input/output tokens by model id, merged over the built-in table. A model in
+   * neither is recorded at cost 0 with a warning, except on a server on this machine, which
+   * costs nothing. @default {DEFAULT_OPENAI_PRICES}
+   */
+  prices?: Record<string, OpenAITokenPrice> | undefined;
+  /** Output token limit per call (reasoning included); doubled once when an answer is cut off. @default {4096} */
+  maxOutputTokens?: number | undefined;
+  /** Longest side of the copy of the image sent to the critic, in px. @default {384} */
+  imageMaxSide?: number | undefined;
+  /** Extra HTTP headers for every request (a proxy's or OpenRouter's). @default {{}} */
+  headers?: Record<string, string> | undefined;
+  /**
+   * Whether the server runs on this machine and bills nothing (Ollama, LM Studio): a model
+   * without a price then costs 0 without a warning, and the budget reserves 0 for it.
+   * @default {whether baseUrl is a loopback URL}
+   */
+  local?: boolean | undefined;
+}
+
+/**
+ * Creates a critic and a refiner on one SDK client (one option check, one price warning, one
+ * free check before the run).
+ *
+ * @example
+ * ```ts ignore
+ * const { critic, refiner } = createOpenAIProviders({
+ *   baseUrl: "http://127.0.0.1:11434/v1",
+ *   model: "qwen2.5vl",
+ * });
+ * const { critique, costUsd } = await critic.critique(request);
+ * ```
+ */
+export function createOpenAIProviders(
+  options: OpenAIOptions,
+): { critic: ImageCritic; refiner: PromptRefiner } {
+  const client = _createClient(options);
+  return { critic: _critic(client), refiner: _refiner(client) };
+}
+
+/** Whether `url` points at this machine, where no network can read what is sent. */
+export function isLoopbackUrl(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function _critic(client: Client): ImageCritic {
+  return {
+    name: PROVIDER,
+    // The same function for the critic and the refiner of one client, so it is checked once.
+    check: client.check,
+    estimateCostUsd: () => client.estimateCostUsd("critique"),
+    async critique(request: CritiqueRequest): Promise<CritiqueResult> {
+      const image = await prepareImage(
+        request.imagePath,
+        client.imageMaxSide,
+        request.signal,
+        PROVIDER,
+      );
+      const messages: ChatCompletionMessageParam[] = [
+        { role: "system", content: CRITIC_INSTRUCTION },
+        {
+          role: "user",
+          content: [
+            // The copy is already small: "low" keeps OpenAI's tile-priced models at their minimum.
+            {
+              type: "image_url",
+              image_url: { url: `data:image/jpeg;base64,${image}`, detail: "low" },
+            },
+            { type: "text", text: critiqueText(request) },
+          ],
+        },
+      ];
+      const answer = await client.completeJson(
+        "critique",
+        messages,
+        { name: "critique", schema: CRITIQUE_STRICT_SCHEMA, temperature: 0.2 },
+        critiqueSchema,
+        request.signal,
+      );
+      return { critique: answer.value, ...answer.meta };
+    },
+  };
+}
+
+function _refiner(client: Client): PromptRefiner {
+  return {
+    name: PROVIDER,
+    check: client.check,
+    estimateCostUsd: () => client.estimateCostUsd("refine"),
+    async refine(request: RefineRequest): Promise<RefineResult> {
+      const messages: ChatCompletionMessageParam[] = [
+        { role: "system", content: REFINER_INSTRUCTION },
+        { role: "user", content: refineText(request) },
+      ];
+      const answer = await client.completeJson(
+        "refine",
+        messages,
+        { name: "refinement", schema: REFINEMENT_STRICT_SCHEMA, temperature: 0.7 },
+        refinementSchema,
+        request.signal,
+      );
+      const value: Refinement = answer.value;
+      return { prompt: value.prompt, changes: value.changes, ...answer.meta };
+    },
+  };
+}
+
+/**
+ * Gemini's schemas in the form OpenAI's strict Structured Outputs accepts: every object closed
+ * with `additionalProperties: false` (strict mode requires it, and every property listed in
+ * `required`, which they already are), and Gemini's own `propertyOrdering` dropped (OpenAI
+ * emits properties in the order they are declared).
+ */
+function _strict(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(_strict);
+  if (schema === null || typeof schema !== "object") return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === "propertyOrdering") continue;
+    out[key] = key === "properties"
+      ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, _strict(v)]))
+      : _strict(value);
+  }
+  if (out.type === "object") out.additionalProperties = false;
+  return out;
+}
+
+const CRITIQUE_STRICT_SCHEMA = _strict(CRITIQUE_JSON_SCHEMA) as Record<string, unknown>;
+const REFINEMENT_STRICT_SCHEMA = _strict(REFINEMENT_JSON_SCHEMA) as Record<string, unknown>;
+
+/**
+ * Text tokens one call sends at most, for the cost estimate a budget reserves: the
+ * instructions, a prompt at its 4,000-character limit (twice, when refined) and its context;
+ * a refinement adds the critique and a few earlier rounds.
+ */
+const CRITIQUE_TEXT_TOKENS = 4_000;
+const REFINE_TEXT_TOKENS = 8_000;
+
+/**
+ * The most one 384 px image costs at `detail: "low"`: 85 tokens on gpt-4o, a few hundred on the
+ * patch-priced models (gpt-4.1, gpt-5), 2,833 on gpt-4o-mini, which multiplies image tokens.
+ */
+const IMAGE_TOKEN_BOUND = 3_000;
+
+/** Request fields that come from the settings: a 400 about one of them fails every call alike. */
+const SETTING_PARAM =
+  /^(?:model|response_format|max_(?:completion_)?tokens|temperature|reasoning_effort)\b/;
+const SETTING_MESSAGE =
+  /response_format|json_schema|max_(?:completion_)?tokens|temperature|reasoning_effort|unsupported (?:parameter|value)|image_url is only supported|does not support (?:image|vision)|not a multimodal model|image input is not supported/i;
+
+interface JsonAnswer<T> {
+  value: T;
+  meta: { model: string; costUsd: number; usage: TokenUsage; requestId?: string };
+}
+
+interface Format {
+  name: string;
+  schema: Record<string, unknown>;
+  temperature: number;
+}
+
+interface Client {
+  imageMaxSide: number;
+  /** Checks the key and the model with `GET /models`, which costs nothing. */
+  check(signal: AbortSignal): Promise<void>;
+  /** The most one call of `operation` may cost, in USD; undefined when the price is unknown. */
+  estimateCostUsd(operation: "critique" | "refine"): number | undefined;
+  completeJson<T>(
+    operation: string,
+    messages: ChatCompletionMessageParam[],
+    format: Format,
+    schema: z.ZodType<T>,
+    signal: AbortSignal,
+  ): Promise<JsonAnswer<T>>;
+}
+
+type Sdk = typeof import("openai");
+
+function _createClient(options: OpenAIOptions): Client {
+  const baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
+  const url = _parseUrl(baseUrl);
+  const official = url.hostname === "api.openai.com";
+  const local = options.local ?? isLoopbackUrl(baseUrl);
+  const apiKey = options.apiKey?.trim() ? options.apiKey : undefined;
+  if (apiKey === undefined && !isLoopbackUrl(baseUrl)) {
+    throw new TypeError(
+      `Cannot create the OpenAI client as 'apiKey' is empty and '${baseUrl}' is not on this machine: set OPENAI_API_KEY, or choose another critic`,
+    );
+  }
+  const model = options.model ?? DEFAULT_OPENAI_MODEL;
+  const timeoutMs = _positive("timeoutMs", options.timeoutMs ?? 60_000);
+  const maxOutputTokens = _positive("maxOutputTokens", options.maxOutputTokens ?? 4096);
+  const imageMaxSide = _positive("imageMaxSide", options.imageMaxSide ?? 384);
+  const price = { ...DEFAULT_OPENAI_PRICES, ...options.prices }[model];
+  // A server on this machine bills nothing; elsewhere an unknown price is a hole in the budget.
+  const free = price === undefined && local;
+  if (free) {
+    log.info(
+      "No price known for model {model} at {server}, a server on this machine: its calls are recorded at cost 0 (add openai.prices to the config file if it bills)",
+      { model, server: baseUrl },
+    );
+  } else if (price === undefined) {
+    log.warn("No price known for model {model} at {server}: its calls are recorded at cost 0", {
+      model,
+      server: baseUrl,
+    });
+  }
+  const server = official ? "OpenAI" : `the server at ${baseUrl}`;
+  const Server = official ? "OpenAI" : `The server at ${baseUrl}`;
+  const keyHint = official
+    ? "check OPENAI_API_KEY (create a key at platform.openai.com/api-keys)"
+    : `check OPENAI_API_KEY: it must be a key ${server} accepts (for OpenAI itself, create one at platform.openai.com/api-keys)`;
+  // What OpenAI's reasoning models need; other servers get the widely supported older fields.
+  const reasoning = /^(?:openai\/)?(?:o\d|gpt-5)/.test(model);
+  const redact = (text: string) =>
+    apiKey === undefined ? text : text.replaceAll(apiKey, "[redacted]");
+
+  // The SDK loads on the first call: a run that never calls OpenAI never loads it. Every value
+  // it would read from the environment is given, so it reads none it was not granted (only
+  // OPENAI_CUSTOM_HEADERS, which the descriptor declares).
+  let loaded: Promise<{ sdk: Sdk; client: OpenAI }> | undefined;
+  const load = () =>
+    loaded ??= import("openai").then((sdk) => ({
+      sdk,
+      client: new sdk.OpenAI({
+        apiKey: apiKey ?? NO_KEY,
+        adminAPIKey: null,
+        organization: null,
+        project: null,
+        webhookSecret: null,
+        baseURL: baseUrl,
+        timeout: timeoutMs,
+        // The pipeline owns backoff and honours Retry-After: every attempt is a real one.
+        maxRetries: 0,
+        logLevel: "off",
+        ...(options.headers !== undefined && { defaultHeaders: options.headers }),
+      }),
+    }));
+  let sdkModule: Sdk | undefined;
+  const client = async () => {
+    const { sdk, client } = await load();
+    sdkModule = sdk;
+    return client;
+  };
+
+  const classify = (error: unknown, signal: AbortSignal, operation: string): unknown => {
+    if (signal.aborted) return signal.reason ?? error;
+    if (error instanceof ProviderError) return error;
+    const sdk = sdkModule;
+    if (sdk !== undefined && error instanceof sdk.APIConnectionTimeoutError) {
+      return new ProviderError(`OpenAI ${operation} timed out after ${timeoutMs} ms`, {
+        provider: PROVIDER,
+        retryable: true,
+        cause: error,
+      });
+    }
+    if (sdk !== undefined && error instanceof sdk.APIConnectionError) {
+      const cause = error.cause instanceof Error ? `: ${redact(error.cause.message)}` : "";
+      return new ProviderError(
+        `Cannot reach ${server} for ${operation}${cause}; check the network or OPENAI_BASE_URL`,
+        { provider: PROVIDER, retryable: true, cause: error },
+      );
+    }
+    if (sdk !== undefined && error instanceof sdk.APIError && typeof error.status === "number") {
+      return _classifyApiError(error, { model, server, Server, keyHint, redact });
+    }
+    return new ProviderError(
+      `OpenAI ${operation} failed: ${
+        redact(error instanceof Error ? error.message : String(error))
+      }`,
+      { provider: PROVIDER, retryable: false, cause: error },
+    );
+  };
+
+  const costOf = (usage: TokenUsage) =>
+    price === undefined
+      ? 0
+      : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
+
+  const body = (
+    messages: ChatCompletionMessageParam[],
+    format: Format,
+    limit: number,
+  ): ChatCompletionCreateParamsNonStreaming => ({
+    model,
+    messages,
+    response_format: {
+      type: "json_schema",
+      json_schema: { name: format.name, schema: format.schema, strict: true },
+    },
+    ...(official ? { max_completion_tokens: limit } : { max_tokens: limit }),
+    // Reasoning models take only the default temperature, and spend output tokens thinking.
+    ...(reasoning ? {} : { temperature: format.temperature }),
+    ...(reasoning && official && { reasoning_effort: "low" as const }),
+  });
+
+  return {
+    imageMaxSide,
+    async check(signal) {
+      let ids: string[];
+      try {
+        const page = await (await client()).models.list({ signal });
+        ids = page.data.map((entry) => entry.id);
+      } catch (error) {
+        const classified = classify(error, signal, "model check");
+        if (!(classified instanceof ProviderError)) throw classified;
+        if (classified.status === 404) {
+          log.warn(
+            "{server} has no model list (HTTP 404): the model is not checked before the run",
+            {
+              server: Server,
+              model,
+            },
+          );
+          return;
+        }
+        // A 401 or 403 says the key is wrong: every paid call would be refused too.
+        if (classified.status === 401 || classified.status === 403 || classified.fatal) {
+          throw classified;
+        }
+        // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
+        log.warn("Could not check the OpenAI key and model before the run: {reason}", {
+          model,
+          reason: classified.message,
+        });
+        return;
+      }
+      if (ids.length === 0) {
+        log.warn("{server} lists no models: model {model} is not checked before the run", {
+          server: Server,
+          model,
+        });
+        return;
+      }
+      // Ollama lists `llava:latest` and answers to `llava`.
+      if (!ids.includes(model) && !ids.includes(`${model}:latest`)) {
+        const shown = ids.slice(0, 12).join(", ") + (ids.length > 12 ? ", …" : "");
+        throw new ProviderError(
+          `Cannot critique with model '${model}' as ${server} does not list it: choose one it serves with --critic-model (it lists ${shown})`,
+          { provider: PROVIDER, retryable: false, fatal: true },
+        );
+      }
+    },
+    estimateCostUsd(operation) {
+      if (free) return 0;
+      if (price === undefined) return undefined;
+      const input = operation === "critique"
+        ? CRITIQUE_TEXT_TOKENS + IMAGE_TOKEN_BOUND
+        : REFINE_TEXT_TOKENS;
+      // A call may send twice: once more with double the room after a cut-off or bad answer.
+      const tokens = {
+        inputTokens: 2 * input,
+        outputTokens: maxOutputTokens + 2 * maxOutputTokens,
+      };
+      return Math.round(costOf(tokens) * 1e6) / 1e6;
+    },
+    async completeJson(operation, messages, format, schema, signal) {
+      const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
+      let requestId: string | undefined;
+      let limit = maxOutputTokens;
+      let problem = "";
+      const withId = () => requestId !== undefined ? { requestId } : {};
+      // What the answers so far were billed, for an error that ends the call: every answer is
+      // billed by its tokens, cut-off, filtered or malformed ones included.
+      const billed = () => {
+        const costUsd = costOf(usage);
+        return costUsd > 0 ? { costUsd } : {};
+      };
+      // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        if (signal.aborted) throw signal.reason;
+        const started = performance.now();
+        let response: ChatCompletion & { _request_id?: string | null };
+        try {
+          response = await (await client()).chat.completions.create(body(messages, format, limit), {
+            signal,
+          });
+        } catch (error) {
+          const classified = classify(error, signal, operation);
+          log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
+            operation,
+            model,
+            attempt,
+            durationMs: Math.round(performance.now() - started),
+            status: classified instanceof ProviderError
+              ? classified.status ?? classified.message
+              : "aborted",
+          });
+          throw classified instanceof ProviderError
+            ? withBilledCost(classified, costOf(usage))
+            : classified;
+        }
+        usage.inputTokens += response.usage?.prompt_tokens ?? 0;
+        usage.outputTokens += response.usage?.completion_tokens ?? 0;
+        requestId = response._request_id ?? response.id ?? requestId;
+        const choice = response.choices?.[0];
+        const finish = choice?.finish_reason ?? undefined;
+        log.debug(
+          "OpenAI {operation} with {model}: {status} in {durationMs} ms, {inputTokens} in / {outputTokens} out tokens",
+          {
+            operation,
+            model,
+            attempt,
+            status: finish ?? "no choices",
+            durationMs: Math.round(performance.now() - started),
+            inputTokens: response.usage?.prompt_tokens,
+            outputTokens: response.usage?.completion_tokens,
+            requestId,
+          },
+        );
+        const refusal = choice?.message?.refusal;
+        if (typeof refusal === "string" && refusal !== "") {
+          throw new ProviderError(
+            `${Server} refused the ${operation}: ${clip(refusal, 300)}; rephrase the prompt`,
+            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
+          );
+        }
+        if (finish === "content_filter") {
+          throw new ProviderError(
+            `${Server} stopped the ${operation} answer (finish_reason content_filter); rephrase the prompt`,
+            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
+          );
+        }
+        if (finish === "length") {
+          problem =
+            `the answer was cut off at ${limit} output tokens (finish_reason length); raise maxOutputTokens or choose a model that thinks less`;
+          limit *= 2;
+          continue;
+        }
+        if (choice === undefined) {
+          problem = "the answer had no choices";
+          continue;
+        }
+        if (finish !== "stop") {
+          problem = `the answer ended with finish_reason ${String(finish)}`;
+          continue;
+        }
+        const checked = parseAnswer(choice.message?.content, schema);
+        if (checked.ok) {
+          return {
+            value: checked.value,
+            meta: { model, costUsd: costOf(usage), usage, ...withId() },
+          };
+        }
+        problem = checked.problem;
+      }
+      throw new ProviderError(`OpenAI gave no usable ${operation} in 2 attempts: ${problem}`, {
+        provider: PROVIDER,
+        retryable: false,
+        ...withId(),
+        ...billed(),
+      });
+    },
+  };
+}
+
+interface ClassifyContext {
+  model: string;
+  /** `OpenAI` or `the server at …`, in a sentence. */
+  server: string;
+  /** The same, at the start of one. */
+  Server: string;
+  keyHint: string;
+  redact: (text: string) => string;
+}
+
+function _classifyApiError(
+  error: InstanceType<Sdk["APIError"]>,
+  { model, server, Server, keyHint, redact }: ClassifyContext,
+): ProviderError {
+  const status = error.status as number;
+  const body = (error.error ?? {}) as { message?: unknown };
+  const apiMessage = redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)";
+  const code = typeof error.code === "string" ? error.code : undefined;
+  const param = typeof error.param === "string" ? error.param : "";
+  const label = `HTTP ${status}${code ? ` ${code}` : ""}`;
+  const base = {
+    provider: PROVIDER,
+    status,
+    cause: error,
+    ...(typeof error.requestID === "string" && { requestId: error.requestID }),
+  };
+
+  if (status === 401) {
+    return new ProviderError(
+      `Cannot use ${server} as it rejected the API key (${label}): ${keyHint}`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  if (status === 403) {
+    return new ProviderError(
+      `${Server} denied access (${label}): ${apiMessage}; ${keyHint}, and that it may use model '${model}'`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  if (status === 429 && code === "insufficient_quota") {
+    return new ProviderError(
+      `${Server} has no quota left (${label}): ${apiMessage}; add credit to the account, or choose another critic`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  if (status === 429) {
+    const retryAfterMs = _retryAfterMs(error.headers);
+    return new ProviderError(`${Server} rate limit reached (${label}): ${apiMessage}`, {
+      ...base,
+      retryable: true,
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
+    });
+  }
+  if (status === 408 || status === 409 || status >= 500) {
+    const retryAfterMs = _retryAfterMs(error.headers);
+    return new ProviderError(`${Server} is unavailable (${label}): ${apiMessage}`, {
+      ...base,
+      retryable: true,
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
+    });
+  }
+  if (status === 404) {
+    return new ProviderError(
+      `Cannot use model '${model}' as ${server} could not find it (${label}): ${apiMessage}; check --critic-model, and that OPENAI_BASE_URL ends in the API root (e.g. /v1)`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  // Every call would get the same answer when the request's settings, not its prompt or image,
+  // are what the server refuses.
+  const setting = status === 400 && (SETTING_PARAM.test(param) || SETTING_MESSAGE.test(apiMessage));
+  return new ProviderError(
+    `${Server} refused the request (${label}): ${apiMessage}${
+      setting ? `; every call with model '${model}' would fail alike, so the run stops` : ""
+    }`,
+    { ...base, retryable: false, fatal: setting },
+  );
+}
+
+/** `retry-after-ms`, or `retry-after` in seconds or as an HTTP date. */
+function _retryAfterMs(headers: Headers | undefined): number | undefined {
+  const ms = Number(headers?.get("retry-after-ms") ?? NaN);
+  if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
+  const value = headers?.get("retry-after");
+  if (value === null || value === undefined || value.trim() === "") return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function _parseUrl(value: string): URL {
+  try {
+    return new URL(value);
+  } catch (error) {
+    throw new TypeError(
+      `Cannot create the OpenAI client as 'baseUrl' is not a URL: current value is '${value}'`,
+      { cause: error },
+    );
+  }
+}
+
+function _positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new RangeError(
+      `Cannot create the OpenAI client as '${name}' must be a positive number: current value is ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * `OPENAI_CUSTOM_HEADERS` as the SDK reads it: one `Name: value` a line. The SDK reads the
+ * variable itself; this turns the same setting from the config file into headers.
+ */
+export function parseHeaders(text: string | undefined): Record<string, string> | undefined {
+  if (text === undefined) return undefined;
+  const headers: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+/** The `openai` section of the config file. */
+const openaiSettings = z.strictObject({
+  key: z.string().min(1).optional(),
+  baseUrl: urlString.optional(),
+  /** Extra request headers, one `Name: value` a line. */
+  headers: z.string().optional(),
+  /** USD per 1M tokens, by model id. */
+  prices: tokenPriceTable.optional(),
+});
+
+/** The OpenAI provider's settings, validated. */
+export type OpenAISettings = z.output<typeof openaiSettings>;
+
+/** OpenAI, or any server speaking its API, as a retake provider: the critic and the refiner. */
+export const openaiProvider = {
+  name: "openai",
+  title: "OpenAI-compatible",
+  summary: {
+    critique:
+      "`openai` SDK: OpenAI, Ollama, vLLM, LM Studio, OpenRouter; image as a data URL, structured output",
+    refine: "`openai` SDK, structured output",
+  },
+  roles: ["critique", "refine"],
+  schema: openaiSettings,
+  env: [
+    {
+      names: ["OPENAI_API_KEY"],
+      setting: "key",
+      secret: true,
+      description: "OpenAI key (or the key of the server at OPENAI_BASE_URL)",
+    },
+    {
+      names: ["OPENAI_BASE_URL"],
+      setting: "baseUrl",
+      description:
+        "an OpenAI-compatible API root, e.g. http://127.0.0.1:11434/v1 for Ollama (no key needed on this machine)",
+    },
+    {
+      names: ["OPENAI_CUSTOM_HEADERS"],
+      setting: "headers",
+      // Proxies take their own credentials in a header.
+      secret: true,
+      description: "extra request headers for the OpenAI SDK, one 'Name: value' a line",
+    },
+  ],
+  models: Object.entries(DEFAULT_OPENAI_PRICES).map(([id, price]) => ({
+    id,
+    roles: ["critique", "refine"] as const,
+    price: `$${price.input} / $${price.output} per 1M tokens in / out`,
+  })),
+  defaults: { critique: DEFAULT_OPENAI_MODEL, refine: DEFAULT_OPENAI_MODEL },
+  available: (settings: OpenAISettings) =>
+    settings.key !== undefined || isLoopbackUrl(settings.baseUrl),
+  unavailable:
+    "OPENAI_API_KEY is not set: export OPENAI_API_KEY (create one at platform.openai.com/api-keys), or point OPENAI_BASE_URL at a server on this machine such as Ollama (http://127.0.0.1:11434/v1), or run with --critic local",
+  create({ settings, criticModel, timeoutMs }: CreateContext<OpenAISettings>) {
+    const headers = parseHeaders(settings.headers);
+    // One client for both: one price warning, and one check before the run.
+    return Promise.resolve(createOpenAIProviders({
+      apiKey: settings.key,
+      baseUrl: settings.baseUrl,
+      model: criticModel,
+      prices: settings.prices,
+      timeoutMs,
+      ...(headers !== undefined && { headers }),
+    }));
+  },
+} as const satisfies ProviderDescriptor<OpenAISettings>;
