@@ -1,5 +1,7 @@
 /**
- * The evaluation shape every critic returns, local or remote, and its schema.
+ * The evaluation shape every critic returns, local or remote, and its schema; and the brief: the
+ * yes/no checks a prompt's images are judged by, made once per prompt from the prompt and its
+ * context (the measure that question-based scores such as DSG, arXiv 2310.18235, use).
  *
  * @module
  */
@@ -18,6 +20,48 @@ export const CRITERIA = [
 export type Criterion = typeof CRITERIA[number];
 
 const score = z.number().min(0).max(10);
+
+/** What a check is about. */
+export const CHECK_KINDS = [
+  "entity",
+  "count",
+  "attribute",
+  "relation",
+  "text",
+  "lighting",
+  "mood",
+  "style",
+  "composition",
+] as const;
+
+/** One kind of check. */
+export type CheckKind = typeof CHECK_KINDS[number];
+
+/** Schema of `brief.json`: 1–12 yes/no checks, each with a short id (`c1`, `c2`, …). */
+export const briefSchema = z.object({
+  checks: z.array(z.object({
+    id: z.string().min(1).max(16),
+    /** A yes/no question about the image, e.g. "Is there a lighthouse?". */
+    question: z.string().min(1),
+    kind: z.enum(CHECK_KINDS),
+  })).min(1).max(12),
+});
+
+/** The checklist a prompt's every image is judged by. */
+export type Brief = z.infer<typeof briefSchema>;
+
+/** A critique's answer to one check of the brief. */
+export const checkAnswerSchema = z.object({
+  id: z.string(),
+  passed: z.boolean(),
+  /** What in the image decided it. */
+  reason: z.string(),
+  /** For a failed check, one concrete change that would make it pass. */
+  fix: z.string().optional(),
+});
+
+/** A critique's answer to one check. */
+export type CheckAnswer = z.infer<typeof checkAnswerSchema>;
 
 /** Schema of a critique; remote answers are validated against it. */
 export const critiqueSchema = z.object({
@@ -38,7 +82,16 @@ export const critiqueSchema = z.object({
   problems: z.array(z.string()),
   /** Concrete changes that would fix the problems. */
   suggestions: z.array(z.string()),
+  /** One answer per check of the prompt's brief, when there is one. */
+  checks: z.array(checkAnswerSchema).optional(),
 });
 
 /** A critique of one image. */
 export type Critique = z.infer<typeof critiqueSchema>;
+
+/** How many of a critique's checks passed, or undefined when it answered none. */
+export function checksPassed(critique: Critique): number | undefined {
+  return critique.checks === undefined
+    ? undefined
+    : critique.checks.filter((c) => c.passed).length;
+}

@@ -116,6 +116,12 @@ export interface PipelineOptions {
   sink: PromptSink;
   /** Images per prompt: the first plus refined ones. */
   iterations: number;
+  /**
+   * `refine` (the loop: each image from the refined prompt), or `sample`: every image from the
+   * original prompt, each with its own seed (`seedFor` is asked per iteration), keeping the best
+   * — the baseline that refinement must beat at equal spend (`retake eval`). @default {"refine"}
+   */
+  mode?: "refine" | "sample";
   /** Stop a prompt early once a critique reaches this score. */
   targetScore?: number;
   /** Per-criterion minimums that must also be met to stop early. */
@@ -256,7 +262,7 @@ export function runPipeline(
       stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)),
       stage(ctx, "critique", i, (s, signal) => critiqueStep(ctx, s, i, signal)),
     );
-    if (i < options.iterations) {
+    if (i < options.iterations && options.mode !== "sample") {
       stream = stream.pipe(stage(ctx, "refine", i, (s, signal) => refineStep(ctx, s, i, signal)));
     }
   }

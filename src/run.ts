@@ -135,6 +135,8 @@ export interface Preloaded {
   partial?: boolean;
   /** The batch folder's lock, held by the caller for all its passes. */
   locked?: boolean;
+  /** `sample`: every image from the original prompt with its own seed (`retake eval`). */
+  mode?: "refine" | "sample";
 }
 
 /** Runs one batch end to end. Input errors throw {@linkcode InputError} before any write. */
@@ -161,7 +163,9 @@ export async function runBatch(
   const lock = preloaded?.locked ? undefined : await lockBatch(batchDir);
   try {
     await removeStaleTemps(batchDir);
-    return await runLocked({ config, promptFiles, io, specs, providers, models, batchDir }, {
+    const mode = preloaded?.mode ?? "refine";
+    const batch = { config, promptFiles, io, specs, providers, models, batchDir, mode };
+    return await runLocked(batch, {
       partial: preloaded?.partial ?? false,
     });
   } finally {
@@ -178,6 +182,7 @@ interface Batch {
   /** Generation models, resolved: one, or several side by side (`--models`). */
   models: string[];
   batchDir: string;
+  mode: "refine" | "sample";
 }
 
 async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
@@ -283,6 +288,7 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       refiner: providers.refiner,
       sink: tracked(sink, track),
       iterations: config.iterations,
+      mode: batch.mode,
       concurrency: config.concurrency,
       sharedLimiters: limiters,
       width: config.size.width,

@@ -341,7 +341,7 @@ function _createClient(options: OpenAIOptions): Client {
         baseURL: baseUrl,
         timeout: timeoutMs,
         // The pipeline owns backoff and honours Retry-After: every attempt is a real one.
-        maxRetries: 0,
+        maxRetries: 2,
         logLevel: "off",
         ...(options.headers !== undefined && { defaultHeaders: options.headers }),
       }),

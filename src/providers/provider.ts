@@ -10,7 +10,7 @@
  * @module
  */
 import type { z } from "zod";
-import type { Critique } from "../critique.ts";
+import type { Brief, Critique } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
 
 /** Output image encodings retake can save. */
@@ -107,8 +107,13 @@ export interface CritiqueRequest {
   /** Path of the saved image on disk. */
   imagePath: string;
   format: ImageFormat;
-  /** The text this image was generated from. */
+  /**
+   * The text this image was generated from. The image is judged against the original prompt
+   * (`spec.prompt`), its context and the brief, never against a refined prompt.
+   */
   prompt: string;
+  /** The prompt's checklist: answer every check, when given. */
+  brief?: Brief;
   spec: PromptSpec;
   iteration: number;
   signal: AbortSignal;
@@ -123,10 +128,30 @@ export interface CritiqueResult {
   requestId?: string;
 }
 
+/** Make a prompt's checklist, once, from the prompt and its context. */
+export interface BriefRequest {
+  spec: PromptSpec;
+  signal: AbortSignal;
+}
+
+/** A brief plus what it cost. */
+export interface BriefResult {
+  brief: Brief;
+  model: string;
+  costUsd: number;
+  usage?: TokenUsage;
+  requestId?: string;
+}
+
 /** Judges an image. */
 export interface ImageCritic extends ProviderChecks {
   readonly name: string;
   critique(request: CritiqueRequest): Promise<CritiqueResult>;
+  /**
+   * Turns a prompt and its context into 4–12 yes/no checks (entities, counts, attributes,
+   * relations, text, lighting, mood). Absent: the critic scores without a checklist.
+   */
+  brief?(request: BriefRequest): Promise<BriefResult>;
   /** A generous estimate of one critique's cost in USD; undefined when the price is unknown. */
   estimateCostUsd?(): number | undefined;
 }
