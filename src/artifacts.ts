@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import type { Critique } from "./critique.ts";
+import type { Brief, Critique } from "./critique.ts";
 import { InputError } from "./errors.ts";
 import type { PromptSink } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
@@ -440,6 +440,10 @@ export class FolderSink implements PromptSink {
       critique,
       { within: this.batchDir },
     );
+  }
+
+  async saveBrief(record: PromptRecord, brief: Brief): Promise<void> {
+    await writeJsonAtomic(`${this._dir(record)}/brief.json`, brief, { within: this.batchDir });
   }
 
   async saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string): Promise<void> {

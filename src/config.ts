@@ -80,8 +80,10 @@ const coreSchema = z.object({
   /** Base seed; default derived from each prompt's id, so reruns are reproducible. */
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
   varySeed: z.boolean().default(false),
-  /** Stop a prompt early once a critique reaches this score. */
+  /** Stop a prompt early once every check passes and a critique reaches this score. */
   targetScore: z.coerce.number().min(0).max(10).optional(),
+  /** Stop a prompt once its best round is this many rounds old. */
+  patience: positiveInt.max(20).default(2),
   /** Per-criterion minimums that must also be met to stop early (config file only). */
   targetCriteria: z.partialRecord(
     z.enum(["promptAdherence", "composition", "lighting", "mood", "technicalQuality"]),

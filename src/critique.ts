@@ -91,7 +91,5 @@ export type Critique = z.infer<typeof critiqueSchema>;
 
 /** How many of a critique's checks passed, or undefined when it answered none. */
 export function checksPassed(critique: Critique): number | undefined {
-  return critique.checks === undefined
-    ? undefined
-    : critique.checks.filter((c) => c.passed).length;
+  return critique.checks === undefined ? undefined : critique.checks.filter((c) => c.passed).length;
 }

@@ -603,10 +603,16 @@ function renderUnreadable(
 function renderContext(record: PromptRecord, comparison?: string): string {
   const status = String(record.status ?? "unknown");
   const best = num(record.bestScore);
+  const ended = str(record.endReason) !== undefined
+    ? END_REASONS[str(record.endReason)!] ?? str(record.endReason)!
+    : str(record.stopCause) === "budget"
+    ? "stopped by --max-cost"
+    : "";
   const facts = comparison ?? [
     best !== undefined ? `best <b>${best.toFixed(1)}</b>` : "",
     `${esc(formatCost(record.costUsd))}`,
     esc(duration(record.durationMs)),
+    ended ? `<span class="ended">${esc(ended)}</span>` : "",
   ].filter(Boolean).join(" · ");
   const field = (label: string, value: unknown) =>
     str(value) !== undefined ? `<dt>${label}</dt><dd>${esc(str(value)!)}</dd>` : "";
@@ -667,7 +673,7 @@ function renderIteration(
       : ""
   }</div>`;
   const parts = [renderImage(base, record, it, n, data), head];
-  if (critique) parts.push(renderCritique(critique));
+  if (critique) parts.push(renderChecks(record, critique), renderCritique(critique));
   parts.push(renderPrompt(record, it, previous));
   if (str(it.refinedPrompt) !== undefined && n === num(iterationsOf(record).at(-1)?.iteration)) {
     parts.push(
@@ -709,6 +715,37 @@ const CRITERION_LABELS: Record<string, string> = {
   lighting: "Lighting",
   mood: "Mood",
   technicalQuality: "Technical",
+};
+
+/** The round's answer to each check of the brief: ✓ or ✗, the question, and why. */
+function renderChecks(record: PromptRecord, critique: UnknownRecord): string {
+  const answers = Array.isArray(critique.checks) ? critique.checks.filter(isObject) : [];
+  if (answers.length === 0) return "";
+  const questions = new Map(
+    (isObject(record.brief) && Array.isArray(record.brief.checks) ? record.brief.checks : [])
+      .filter(isObject).map((c) => [str(c.id), str(c.question)]),
+  );
+  const passed = answers.filter((a) => a.passed === true).length;
+  const items = answers.map((a) => {
+    const ok = a.passed === true;
+    const question = questions.get(str(a.id)) ?? str(a.id) ?? "?";
+    return `<li class="${ok ? "pass" : "fail"}" title="${esc(str(a.reason) ?? "")}"><span>${
+      ok ? "✓" : "✗"
+    }</span> ${esc(question)}${
+      !ok && str(a.reason) ? `<small>${esc(str(a.reason)!)}</small>` : ""
+    }</li>`;
+  });
+  return `<div class="checks"><h4>Checks <b>${passed}/${answers.length}</b></h4><ul>${
+    items.join("")
+  }</ul></div>`;
+}
+
+/** Why the prompt stopped, in words. */
+const END_REASONS: Record<string, string> = {
+  iterations: "ran every round asked for",
+  target: "reached the target",
+  converged: "converged: the refiner returned the same prompt",
+  plateau: "plateau: no gain in the last rounds",
 };
 
 function renderCritique(critique: UnknownRecord): string {
@@ -1021,6 +1058,13 @@ section.prompt { background: var(--card); border: 1px solid var(--line); border-
   margin-top: 10px; }
 .iteration h4 small { text-transform: none; letter-spacing: 0; font-weight: 400; }
 .problems, .changes, details ul { margin: 4px 0; padding-left: 18px; font-size: 13px; }
+.checks ul { list-style: none; margin: 4px 0; padding: 0; font-size: 13px; }
+.checks li { margin: 2px 0; }
+.checks li span { display: inline-block; width: 1.2em; font-weight: 700; }
+.checks li.pass span { color: #1b7f3b; }
+.checks li.fail span { color: #b3261e; }
+.checks li small { display: block; margin-left: 1.2em; color: var(--soft); }
+.ended { color: var(--soft); }
 details { font-size: 13px; margin-top: 6px; }
 details summary { cursor: pointer; color: var(--accent); }
 details h5 { font-size: 12px; color: var(--soft); margin-top: 8px; }

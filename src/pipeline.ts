@@ -27,7 +27,7 @@ import {
 import { fromAbortable } from "./abortable.ts";
 import { AdaptiveLimiter, type AdaptiveLimiterOptions } from "./adaptive.ts";
 import { Budget, BudgetRefusal } from "./budget.ts";
-import type { Criterion, Critique } from "./critique.ts";
+import { type Brief, briefSchema, type Criterion, type Critique } from "./critique.ts";
 import {
   billedCost,
   isFatal,
@@ -80,6 +80,8 @@ export interface PromptSink {
   imagePath(record: PromptRecord, file: string): string;
   saveCritique(record: PromptRecord, iteration: number, critique: Critique): Promise<void>;
   saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string): Promise<void>;
+  /** Writes the prompt's checklist, `brief.json`. */
+  saveBrief(record: PromptRecord, brief: Brief): Promise<void>;
   /** Writes `metadata.json`. */
   saveRecord(record: PromptRecord): Promise<void>;
   /** Copies the best iteration's image to `best.<ext>`; returns the file name. */
@@ -122,8 +124,13 @@ export interface PipelineOptions {
    * — the baseline that refinement must beat at equal spend (`retake eval`). @default {"refine"}
    */
   mode?: "refine" | "sample";
-  /** Stop a prompt early once a critique reaches this score. */
+  /** Stop a prompt early once every check passes and a critique reaches this score. */
   targetScore?: number;
+  /**
+   * Stop a prompt once its best round has not improved (checks passed, then score) for this
+   * many rounds. @default {2}
+   */
+  patience?: number;
   /** Per-criterion minimums that must also be met to stop early. */
   targetCriteria?: Partial<Record<Criterion, number>>;
   /**
@@ -257,6 +264,10 @@ export function runPipeline(
       ceilings.generate,
     ),
   );
+  if (options.critic.brief) {
+    // Once per prompt, before its first image: the checklist every round is judged by.
+    stream = stream.pipe(stage(ctx, "critique", 0, (s, signal) => briefStep(ctx, s, signal)));
+  }
   for (let i = 1; i <= options.iterations; i++) {
     stream = stream.pipe(
       stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)),
@@ -680,13 +691,17 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
   return state;
 }
 
-/** Whether a critique meets the target score and every per-criterion minimum that is set. */
+/**
+ * Whether a critique meets the target: every check of the brief passes, the score reaches the
+ * target score, and every per-criterion minimum that is set is met.
+ */
 export function reachedTarget(
   target: { targetScore?: number; targetCriteria?: Partial<Record<Criterion, number>> },
   critique: Critique,
 ): boolean {
   const criteria = Object.entries(target.targetCriteria ?? {});
   if (target.targetScore === undefined && criteria.length === 0) return false;
+  if (critique.checks?.some((c) => !c.passed)) return false;
   if (target.targetScore !== undefined && critique.score < target.targetScore) return false;
   return criteria.every(([name, min]) => critique.criteria[name as Criterion] >= (min ?? 0));
 }
@@ -721,6 +736,7 @@ function resume(state: State, previous: PromptRecord): void {
 
 /** Whether an earlier run already saved this step. */
 function alreadyDone(state: State, step: StepName, iteration: number): boolean {
+  if (iteration === 0) return state.record.brief !== undefined;
   const it = state.record.iterations.find((r) => r.iteration === iteration);
   if (!it) return false;
   if (step === "generate") return it.image !== undefined;
@@ -853,6 +869,22 @@ function chargePending(state: State, reason: string): void {
   });
 }
 
+async function briefStep(ctx: Ctx, state: State, signal: AbortSignal): Promise<StepResult> {
+  const startedAt = ctx.isoNow();
+  const result = await ctx.critic.brief!({ spec: state.spec, signal });
+  const brief = briefSchema.parse(result.brief);
+  const step = stepRecord(ctx.critic.name, result, startedAt);
+  return {
+    step,
+    apply: async () => {
+      await ctx.sink.saveBrief(state.record, brief);
+      state.record.brief = brief;
+      state.record.briefStep = step;
+      await saveRecord(ctx, state);
+    },
+  };
+}
+
 async function critiqueStep(
   ctx: Ctx,
   state: State,
@@ -866,6 +898,7 @@ async function critiqueStep(
     format: ctx.format,
     prompt: it.prompt,
     spec: state.spec,
+    ...(state.record.brief !== undefined && { brief: state.record.brief }),
     iteration,
     signal,
   });
@@ -876,6 +909,19 @@ async function critiqueStep(
       await ctx.sink.saveCritique(state.record, iteration, result.critique);
       it.critique = result.critique;
       it.steps.critique = step;
+      const plateau = plateaued(state.record, iteration, ctx.patience ?? 2);
+      if (plateau && iteration < ctx.iterations) {
+        state.stopped = true;
+        state.record.endReason = "plateau";
+        log.info(
+          "Prompt {promptId} stopped at iteration {iteration}: no gain in {patience} rounds",
+          {
+            promptId: state.spec.id,
+            iteration,
+            patience: ctx.patience ?? 2,
+          },
+        );
+      }
       if (reachedTarget(ctx, result.critique)) {
         state.stopped = true;
         state.record.endReason = "target";
@@ -933,6 +979,15 @@ async function refineStep(
       await saveRecord(ctx, state);
     },
   };
+}
+
+/**
+ * Whether the best round is `patience` or more rounds old at `iteration`: refining has stopped
+ * paying for this prompt.
+ */
+function plateaued(record: PromptRecord, iteration: number, patience: number): boolean {
+  const best = bestIteration(record);
+  return best !== undefined && iteration - best.iteration >= patience;
 }
 
 /** Whether two prompts say the same, whitespace aside. */

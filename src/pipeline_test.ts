@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
-import type { Critique } from "./critique.ts";
+import type { Brief, Critique } from "./critique.ts";
 import { uniformCritique } from "../tests/critique_fixture.ts";
 import { Budget } from "./budget.ts";
 import { ProviderError } from "./errors.ts";
@@ -47,6 +47,10 @@ class MemorySink implements PromptSink {
   }
   imagePath(record: PromptRecord, file: string) {
     return `${record.id}/${file}`;
+  }
+  saveBrief(record: PromptRecord, brief: Brief) {
+    this.files.set(`${record.id}/brief.json`, JSON.stringify(brief));
+    return Promise.resolve();
   }
   saveCritique(record: PromptRecord, iteration: number, c: Critique) {
     this.files.set(`${record.id}/iteration-${iteration}.critique.json`, JSON.stringify(c));

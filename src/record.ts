@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Critique } from "./critique.ts";
+import { type Brief, checksPassed, type Critique } from "./critique.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type { PromptChange, TokenUsage } from "./providers/provider.ts";
 
@@ -76,10 +76,11 @@ export interface PromptRecord {
   folder: string;
   status: PromptStatus;
   /**
-   * Why a completed prompt stopped: it ran every iteration asked for, reached the target, or
-   * converged (the refiner returned the same prompt).
+   * Why a completed prompt stopped: it ran every iteration asked for, reached the target (every
+   * check passed and the score reached `--target-score`), converged (the refiner returned the
+   * same prompt), or reached a plateau (no gain in `--patience` rounds).
    */
-  endReason?: "iterations" | "target" | "converged";
+  endReason?: "iterations" | "target" | "converged" | "plateau";
   /** Why an interrupted prompt stopped: the user (Ctrl-C, SIGTERM) or `--max-cost`. */
   stopCause?: "interrupt" | "budget";
   /** Hash of the prompt, its context and every setting that changes the result. */
@@ -92,6 +93,10 @@ export interface PromptRecord {
   prompt: string;
   extra: Record<string, unknown>;
   providers: { generator: string; critic: string; refiner: string };
+  /** The checklist every round is judged by (also in `brief.json`), when the critic makes one. */
+  brief?: Brief;
+  /** How making the brief went. */
+  briefStep?: StepRecord;
   iterations: IterationRecord[];
   /**
    * A generation the provider accepted whose result is not saved yet; a resumed run fetches
@@ -146,7 +151,7 @@ export function newRecord(
 
 /** Sum of every step's cost, billed failures and the pending request, in USD. */
 export function totalCost(record: PromptRecord): number {
-  let sum = record.pending?.costUsd ?? 0;
+  let sum = (record.pending?.costUsd ?? 0) + (record.briefStep?.costUsd ?? 0);
   for (const it of record.iterations) {
     for (const step of Object.values(it.steps)) sum += step?.costUsd ?? 0;
   }
@@ -154,11 +159,19 @@ export function totalCost(record: PromptRecord): number {
   return Math.round(sum * 1e6) / 1e6;
 }
 
-/** The iteration with the highest critic score (earliest wins a tie). */
+/**
+ * The best iteration: most checks passed, then the highest score; a tie goes to the earlier,
+ * cheaper round.
+ */
 export function bestIteration(record: PromptRecord): IterationRecord | undefined {
   let best: IterationRecord | undefined;
   for (const it of record.iterations) {
-    if (it.critique && (!best || it.critique.score > best.critique!.score)) best = it;
+    if (it.critique && (!best || better(it.critique, best.critique!))) best = it;
   }
   return best;
+}
+
+function better(a: Critique, b: Critique): boolean {
+  const passed = (checksPassed(a) ?? 0) - (checksPassed(b) ?? 0);
+  return passed !== 0 ? passed > 0 : a.score > b.score;
 }

@@ -288,6 +288,7 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       refiner: providers.refiner,
       sink: tracked(sink, track),
       iterations: config.iterations,
+      patience: config.patience,
       mode: batch.mode,
       concurrency: config.concurrency,
       sharedLimiters: limiters,

@@ -131,7 +131,14 @@ export const FLAGS: readonly Flag[] = [
     type: "string",
     arg: "S",
     setting: ["targetScore"],
-    help: "stop a prompt early once a critique scores S (0-10)",
+    help: "stop a prompt once every check passes and a critique scores S (0-10)",
+  },
+  {
+    name: "patience",
+    type: "string",
+    arg: "N",
+    setting: ["patience"],
+    help: "stop a prompt once N rounds have not improved on its best (default: 2)",
   },
   {
     name: "only",

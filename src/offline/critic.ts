@@ -31,11 +31,13 @@ import {
   WHOLE,
 } from "./image_stats.ts";
 import type { CritiqueRequest, CritiqueResult, ImageCritic } from "../providers/provider.ts";
+import { answerBrief, localBrief } from "./brief.ts";
 import {
   COLOURS,
   combineRanges,
   contextText,
   type Cue,
+  cueKey,
   extractCues,
   type LookProperty,
   type LookSource,
@@ -78,6 +80,8 @@ export interface Check {
   problem: string;
   /** What would fix the problem. */
   suggestion: string;
+  /** The cue it measures (`cueKey`), for checks of one cue: answers a brief's checks. */
+  cue?: string;
 }
 
 /**
@@ -91,7 +95,18 @@ export interface Check {
  * ```
  */
 export function createLocalCritic(): ImageCritic {
-  return { name: "local", critique: critiqueLocal };
+  return {
+    name: "local",
+    critique: critiqueLocal,
+    brief: (request) => {
+      request.signal.throwIfAborted();
+      return Promise.resolve({
+        brief: localBrief(request.spec),
+        model: LOCAL_CRITIC_MODEL,
+        costUsd: 0,
+      });
+    },
+  };
 }
 
 /** Critiques one saved image; see {@linkcode createLocalCritic}. */
@@ -115,16 +130,19 @@ export async function critiqueLocal(request: CritiqueRequest): Promise<CritiqueR
     );
   }
   request.signal.throwIfAborted();
-  const critique = critiqueMap(map, expectedCues(request.prompt, request.spec));
+  // Judged against what was asked for, never against the refined prompt it was drawn from.
+  const cues = expectedCues(request.spec);
+  const critique = critiqueMap(map, cues);
+  if (request.brief) critique.checks = answerBrief(request.brief, assess(map, cues));
   return { critique, model: LOCAL_CRITIC_MODEL, costUsd: 0 };
 }
 
 /**
- * The cues an image is judged against: the current prompt, the original prompt and its
- * context, so a refined prompt cannot drop part of what was asked for.
+ * The cues an image is judged against: the original prompt and its context. A refined prompt
+ * only says how to get there; judging by it would let the loop drift from what was asked.
  */
-export function expectedCues(prompt: string, spec: PromptSpec): Cue[] {
-  return mergeCues(extractCues(prompt), extractCues(spec.prompt), extractCues(contextText(spec)));
+export function expectedCues(spec: PromptSpec): Cue[] {
+  return mergeCues(extractCues(spec.prompt), extractCues(contextText(spec)));
 }
 
 /** Scores measured pixels against cues and builds the critique. */
@@ -218,6 +236,7 @@ function colourChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     const word = quoteWord(cue);
     const on = cue.subjects.length > 0 ? ` on the ${cue.subjects.join(" and ")}` : "";
     out.push({
+      cue: cueKey(cue),
       criterion: "promptAdherence",
       score: ratio(share, expected),
       weight: 1,
@@ -412,6 +431,7 @@ function subjectChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     const expected = probe.unit === "share" ? pct(probe.expected) : fixed(probe.expected);
     const word = quoteWord(cue);
     out.push({
+      cue: cueKey(cue),
       criterion: "promptAdherence",
       score: ratio(value, probe.expected),
       weight: 1,
@@ -431,6 +451,7 @@ function weatherChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     if (cue.name === "mist") {
       const mid = meanAndDeviation(map, "luma", { top: 0.25, bottom: 0.85 });
       out.push({
+        cue: cueKey(cue),
         criterion: "promptAdherence",
         score: inverseRatio(mid.deviation, 0.11, 0.22),
         weight: 1,
@@ -443,6 +464,7 @@ function weatherChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     } else if (cue.name === "rain") {
       const streaks = streakShare(map);
       out.push({
+        cue: cueKey(cue),
         criterion: "promptAdherence",
         score: ratio(streaks, 0.05),
         weight: 1,
@@ -460,6 +482,7 @@ function weatherChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
       );
       const flakes = countBrightPoints(map, { top: 0, bottom: 0.7 }, 0.08);
       out.push({
+        cue: cueKey(cue),
         criterion: "promptAdherence",
         score: 0.5 * ratio(ground, 0.6) + 0.5 * ratio(flakes, 120),
         weight: 1,
@@ -474,6 +497,7 @@ function weatherChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     } else if (cue.name === "storm") {
       const sky = meanAndDeviation(map, "luma", { top: 0, bottom: 0.45 }).mean;
       out.push({
+        cue: cueKey(cue),
         criterion: "promptAdherence",
         score: inverseRatio(sky, 0.32, 0.6),
         weight: 1,
@@ -486,6 +510,7 @@ function weatherChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     } else if (cue.name === "clear") {
       const sky = meanAndDeviation(map, "saturation", { top: 0, bottom: 0.4 }).mean;
       out.push({
+        cue: cueKey(cue),
         criterion: "promptAdherence",
         score: ratio(sky, 0.4),
         weight: 1,

@@ -217,26 +217,54 @@ function _refiner(client: Client): PromptRefiner {
 
 /**
  * Gemini's schemas in the form OpenAI's strict Structured Outputs accepts: every object closed
- * with `additionalProperties: false` (strict mode requires it, and every property listed in
- * `required`, which they already are), and Gemini's own `propertyOrdering` dropped (OpenAI
- * emits properties in the order they are declared).
+ * with `additionalProperties: false` and every property in `required` (strict mode requires
+ * both; an optional one becomes nullable, and {@linkcode _withoutNulls} drops its null again),
+ * and Gemini's own `propertyOrdering` dropped (OpenAI emits properties in declared order).
  */
-function _strict(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(_strict);
+export function strictJsonSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(strictJsonSchema);
   if (schema === null || typeof schema !== "object") return schema;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(schema)) {
     if (key === "propertyOrdering") continue;
     out[key] = key === "properties"
-      ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, _strict(v)]))
-      : _strict(value);
+      ? Object.fromEntries(
+        Object.entries(value as object).map(([k, v]) => [k, strictJsonSchema(v)]),
+      )
+      : strictJsonSchema(value);
   }
-  if (out.type === "object") out.additionalProperties = false;
+  if (out.type === "object") {
+    const properties = (out.properties ?? {}) as Record<string, Record<string, unknown>>;
+    const required = new Set(Array.isArray(out.required) ? out.required as string[] : []);
+    for (const [name, property] of Object.entries(properties)) {
+      if (required.has(name)) continue;
+      const type = property.type;
+      properties[name] = {
+        ...property,
+        type: Array.isArray(type) ? [...new Set([...type, "null"])] : [type, "null"],
+      };
+    }
+    out.properties = properties;
+    out.required = Object.keys(properties);
+    out.additionalProperties = false;
+  }
   return out;
 }
 
-const CRITIQUE_STRICT_SCHEMA = _strict(CRITIQUE_JSON_SCHEMA) as Record<string, unknown>;
-const REFINEMENT_STRICT_SCHEMA = _strict(REFINEMENT_JSON_SCHEMA) as Record<string, unknown>;
+/** `value` without the null members strict mode sends for optional properties left out. */
+function _withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(_withoutNulls);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, _withoutNulls(v)]),
+  );
+}
+
+const CRITIQUE_STRICT_SCHEMA = strictJsonSchema(CRITIQUE_JSON_SCHEMA) as Record<string, unknown>;
+const REFINEMENT_STRICT_SCHEMA = strictJsonSchema(REFINEMENT_JSON_SCHEMA) as Record<
+  string,
+  unknown
+>;
 
 /**
  * Text tokens one call sends at most, for the cost estimate a budget reserves: the
@@ -341,7 +369,7 @@ function _createClient(options: OpenAIOptions): Client {
         baseURL: baseUrl,
         timeout: timeoutMs,
         // The pipeline owns backoff and honours Retry-After: every attempt is a real one.
-        maxRetries: 2,
+        maxRetries: 0,
         logLevel: "off",
         ...(options.headers !== undefined && { defaultHeaders: options.headers }),
       }),
@@ -545,7 +573,7 @@ function _createClient(options: OpenAIOptions): Client {
           problem = `the answer ended with finish_reason ${String(finish)}`;
           continue;
         }
-        const checked = parseAnswer(choice.message?.content, schema);
+        const checked = parseAnswer(choice.message?.content, z.preprocess(_withoutNulls, schema));
         if (checked.ok) {
           return {
             value: checked.value,

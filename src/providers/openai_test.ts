@@ -11,6 +11,7 @@ import {
   startOpenAIStandIn,
 } from "../../tests/openai_standin.ts";
 import { CRITIC_INSTRUCTION, REFINER_INSTRUCTION } from "./_llm_prompts.ts";
+import { CRITIQUE_JSON_SCHEMA } from "./gemini_schema.ts";
 import {
   createOpenAIProviders,
   DEFAULT_OPENAI_MODEL,
@@ -20,6 +21,7 @@ import {
   type OpenAIOptions,
   openaiProvider,
   parseHeaders,
+  strictJsonSchema,
 } from "./openai.ts";
 import type { CritiqueRequest, EnvVar, RefineRequest } from "./provider.ts";
 
@@ -175,7 +177,7 @@ Deno.test("openai critic sends a downscaled JPEG data URL and a strict json_sche
     const schema = format.json_schema.schema;
     assert.deepEqual(
       Object.keys(schema.properties as object).sort(),
-      Object.keys(critiqueSchema.shape).sort(),
+      Object.keys(CRITIQUE_JSON_SCHEMA.properties).sort(),
     );
     // Strict mode: every object closed and every property required; no Gemini-only keywords.
     for (const object of objects(schema)) {
@@ -199,6 +201,35 @@ Deno.test("openai critic sends a downscaled JPEG data URL and a strict json_sche
       result.usage!.outputTokens * price.output) / 1e6;
     assert.ok(Math.abs(result.costUsd - expected) < 1e-12);
     assert.ok(result.costUsd > 0);
+  });
+});
+
+Deno.test("strictJsonSchema() closes objects and turns optional properties into required nullable ones", () => {
+  const schema = strictJsonSchema({
+    type: "object",
+    properties: {
+      score: { type: "number", minimum: 0 },
+      checks: { type: "array", items: { type: "object", properties: { id: { type: "string" } } } },
+    },
+    required: ["score"],
+    propertyOrdering: ["score", "checks"],
+  });
+  assert.deepEqual(schema, {
+    type: "object",
+    properties: {
+      score: { type: "number", minimum: 0 },
+      checks: {
+        type: ["array", "null"],
+        items: {
+          type: "object",
+          properties: { id: { type: ["string", "null"] } },
+          required: ["id"],
+          additionalProperties: false,
+        },
+      },
+    },
+    required: ["score", "checks"],
+    additionalProperties: false,
   });
 });
 

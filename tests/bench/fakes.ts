@@ -99,6 +99,9 @@ export class NullSink implements PromptSink {
   saveRefinedPrompt(): Promise<void> {
     return Promise.resolve();
   }
+  saveBrief(): Promise<void> {
+    return Promise.resolve();
+  }
   saveRecord(): Promise<void> {
     return Promise.resolve();
   }

@@ -1,0 +1,379 @@
+/**
+ * The connection to the Gemini Developer API that the critic, the refiner and the image
+ * generator share: the `@google/genai` SDK (its `/web` entry, which reads no environment) loaded
+ * on the first call, the classification of every failure as a {@linkcode ProviderError}, and the
+ * free `models.get` check with its warnings about retired and routed model ids.
+ *
+ * @module
+ */
+import type { GenerateContentResponse, GoogleGenAI, Model } from "@google/genai/web";
+import { getLogger } from "@logtape/logtape";
+import { ProviderError } from "../errors.ts";
+import { redactor } from "../redact.ts";
+import { NETWORK_FAULT } from "./_http.ts";
+import { clip } from "./_llm_prompts.ts";
+import { baseModelId, GEMINI_MODEL_CHANGES } from "./gemini_models.ts";
+import type { TokenUsage } from "./provider.ts";
+
+const PROVIDER = "gemini";
+const log = getLogger(["retake", "gemini"]);
+
+/** Where current Gemini keys are made; standard `AIza…` keys no longer work. */
+const KEY_PAGE = "aistudio.google.com/apikey";
+
+/** How to reach Gemini. */
+export interface GeminiConnectionOptions {
+  /** Gemini API key; sent only as the `x-goog-api-key` header, never logged. */
+  apiKey: string;
+  /**
+   * Origin (plus optional path prefix, no version segment) to send requests to, for proxies and
+   * stand-in servers. @default {"https://generativelanguage.googleapis.com"}
+   */
+  baseUrl?: string | undefined;
+  /** Deadline for one HTTP call, in ms; a call that runs over fails as retryable. @default {60000} */
+  timeoutMs?: number | undefined;
+}
+
+/** A model as the user chose it: its id and the flag that chose it, for error messages. */
+export interface ChosenModel {
+  model: string;
+  /** `--critic-model` or `--model`. */
+  flag: string;
+}
+
+/** One SDK client, shared by every part of the Gemini provider. */
+export interface GeminiConnection {
+  readonly timeoutMs: number;
+  /** The SDK's `models` module, loading the SDK on first use. */
+  models(): Promise<GoogleGenAI["models"]>;
+  /** `text` with the key taken out. */
+  redact(text: string): string;
+  /**
+   * `error` as a {@linkcode ProviderError}, or the abort reason when `signal` was aborted.
+   */
+  classify(error: unknown, signal: AbortSignal, operation: string, chosen: ChosenModel): unknown;
+  /**
+   * Asks `models.get` about a model, which Gemini does not bill: throws a fatal
+   * `ProviderError` for a bad key or a model Gemini does not have, warns about an id Gemini
+   * retired or routes to another model, and goes on (with a warning) when the answer says
+   * nothing about either (a timeout, a 5xx).
+   */
+  checkModel(chosen: ChosenModel, signal: AbortSignal): Promise<Model | undefined>;
+  /** Warns once per model when an answer came from another model than the one asked for. */
+  noteModelVersion(model: string, response: GenerateContentResponse): string | undefined;
+}
+
+/** Connects to Gemini (the SDK itself loads on the first call). */
+export function connectGemini(options: GeminiConnectionOptions): GeminiConnection {
+  const apiKey = options.apiKey;
+  if (typeof apiKey !== "string" || apiKey.trim() === "") {
+    throw new TypeError(
+      "Cannot create the Gemini client as 'apiKey' is empty: set GEMINI_API_KEY, or choose another provider",
+    );
+  }
+  const timeoutMs = positiveOption("timeoutMs", options.timeoutMs ?? 60_000);
+  // Retries stay off (no retryOptions): the pipeline owns backoff and honours RetryInfo.
+  let sdk: Promise<GoogleGenAI> | undefined;
+  const redact = redactor([apiKey]);
+  const standardKey = apiKey.startsWith("AIza");
+  const noted = new Set<string>();
+
+  const classify = (
+    error: unknown,
+    signal: AbortSignal,
+    operation: string,
+    chosen: ChosenModel,
+  ): unknown => {
+    if (signal.aborted) return signal.reason ?? error;
+    if (error instanceof ProviderError) return error;
+    const e = error as { name?: unknown; status?: unknown; message?: unknown };
+    if (e?.name === "ApiError" && typeof e.status === "number") {
+      return classifyApiError(e.status, String(e.message ?? ""), {
+        ...chosen,
+        redact,
+        standardKey,
+        cause: error,
+      });
+    }
+    if (e?.name === "AbortError" || e?.name === "TimeoutError") {
+      return new ProviderError(`Gemini ${operation} timed out after ${timeoutMs} ms`, {
+        provider: PROVIDER,
+        retryable: true,
+        cause: error,
+      });
+    }
+    // Deno's fetch reports transport faults as TypeErrors; other TypeErrors are bugs, not outages.
+    if (error instanceof TypeError && NETWORK_FAULT.test(error.message)) {
+      return new ProviderError(
+        `Cannot reach Gemini for ${operation}: ${
+          redact(error.message)
+        }; check the network or the base URL`,
+        { provider: PROVIDER, retryable: true, cause: error },
+      );
+    }
+    return new ProviderError(
+      `Gemini ${operation} failed: ${
+        redact(error instanceof Error ? error.message : String(error))
+      }`,
+      { provider: PROVIDER, retryable: false, cause: error },
+    );
+  };
+
+  const connection: GeminiConnection = {
+    timeoutMs,
+    redact,
+    classify,
+    async models() {
+      // The SDK loads on the first call: a run that never calls Gemini never loads it.
+      return (await (sdk ??= import("@google/genai/web").then(({ GoogleGenAI }) =>
+        new GoogleGenAI({
+          apiKey,
+          vertexai: false,
+          apiVersion: "v1beta",
+          httpOptions: {
+            timeout: timeoutMs,
+            ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }),
+          },
+        })
+      ))).models;
+    },
+    async checkModel(chosen, signal) {
+      const { model, flag } = chosen;
+      let info: Model;
+      try {
+        info = await (await connection.models()).get({ model, config: { abortSignal: signal } });
+      } catch (error) {
+        const classified = classify(error, signal, "model check", chosen);
+        if (!(classified instanceof ProviderError) || classified.fatal) throw classified;
+        // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
+        log.warn("Could not check the Gemini key and model before the run: {reason}", {
+          model,
+          reason: classified.message,
+        });
+        return undefined;
+      }
+      const actions = info.supportedActions;
+      if (Array.isArray(actions) && actions.length > 0 && !actions.includes("generateContent")) {
+        throw new ProviderError(
+          `Cannot use Gemini model '${model}' as it does not support generateContent (it supports ${
+            actions.join(", ")
+          }): choose another ${flag}`,
+          { provider: PROVIDER, retryable: false, fatal: true },
+        );
+      }
+      const notice = changeNotice(model, flag, info);
+      if (notice !== undefined) {
+        noted.add(model);
+        log.warn(notice, { model });
+      }
+      return info;
+    },
+    noteModelVersion(model, response) {
+      const version = response.modelVersion;
+      if (typeof version !== "string" || version === "") return undefined;
+      if (baseModelId(version) !== baseModelId(model) && !noted.has(model)) {
+        noted.add(model);
+        log.warn(
+          "Gemini answers requests for {model} with {modelVersion}: it is billed at that model's rates; choose it by name to know what you pay for",
+          { model, modelVersion: version },
+        );
+      }
+      return version;
+    },
+  };
+  return connection;
+}
+
+/**
+ * What to tell the user at the start about a model id Gemini routed or shut down, from the
+ * table of known changes and what `models.get` answered; undefined when nothing changed.
+ */
+function changeNotice(model: string, flag: string, info: Model): string | undefined {
+  const change = GEMINI_MODEL_CHANGES[model.replace(/^models\//, "")];
+  const answered = typeof info.name === "string" ? baseModelId(info.name) : undefined;
+  if (change?.kind === "routed") {
+    const to = change.to ?? (answered !== undefined && answered !== model ? answered : undefined);
+    return `Gemini routes '${model}' to ${to === undefined ? "a newer model" : `'${to}'`}${
+      change.since !== undefined ? ` since ${change.since}` : ""
+    }: the answers are billed at that model's rates and recorded with its modelVersion; choose ${
+      to ?? "a current model"
+    } with ${flag} to say what you pay for`;
+  }
+  if (change?.kind === "shutdown") {
+    const past = change.on <= new Date().toISOString().slice(0, 10);
+    return `Gemini ${
+      past ? "announced the shutdown of" : "shuts down"
+    } '${model}' on ${change.on}: choose ${change.use} with ${flag} before it stops answering`;
+  }
+  if (answered !== undefined && answered !== baseModelId(model)) {
+    return `Gemini answers '${model}' with '${answered}': choose '${answered}' with ${flag} to say what you pay for`;
+  }
+  return undefined;
+}
+
+/** Token counts of one answer; image output tokens apart from text and thinking. */
+export interface AnswerUsage extends TokenUsage {
+  /** Output tokens spent on images (image models). */
+  imageOutputTokens?: number;
+}
+
+/** The token counts `usageMetadata` reports. */
+export function usageOf(response: GenerateContentResponse): AnswerUsage {
+  const meta = response.usageMetadata;
+  const image = meta?.promptTokensDetails?.find((d) => d.modality === "IMAGE")?.tokenCount;
+  const imageOut = meta?.candidatesTokensDetails?.find((d) => d.modality === "IMAGE")
+    ?.tokenCount;
+  return {
+    inputTokens: meta?.promptTokenCount ?? 0,
+    outputTokens: (meta?.candidatesTokenCount ?? 0) + (meta?.thoughtsTokenCount ?? 0),
+    ...(image !== undefined && { imageTokens: image }),
+    ...(imageOut !== undefined && { imageOutputTokens: imageOut }),
+  };
+}
+
+/** A copy of `error` that records what the failed call was billed (fields are read-only). */
+export function withCost(error: ProviderError, costUsd: number): ProviderError {
+  return new ProviderError(error.message, {
+    provider: error.provider,
+    retryable: error.retryable,
+    fatal: error.fatal,
+    costUsd,
+    ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
+    ...(error.status !== undefined && { status: error.status }),
+    ...(error.requestId !== undefined && { requestId: error.requestId }),
+    ...(error.cause !== undefined && { cause: error.cause }),
+  });
+}
+
+/** Finish reasons that mean Gemini refused or stopped the answer for its content. */
+export const BLOCKING_FINISH: ReadonlySet<string> = new Set([
+  "SAFETY",
+  "RECITATION",
+  "LANGUAGE",
+  "BLOCKLIST",
+  "PROHIBITED_CONTENT",
+  "SPII",
+  "IMAGE_SAFETY",
+  "IMAGE_PROHIBITED_CONTENT",
+  "IMAGE_RECITATION",
+]);
+
+/** A positive number option, or a RangeError naming it. */
+export function positiveOption(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new RangeError(
+      `Cannot create the Gemini client as '${name}' must be a positive number: current value is ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A 400 INVALID_ARGUMENT about one of these parts of the request is about a setting, not the
+ * prompt or the image: every call would get it.
+ */
+const SETTING_ERROR =
+  /generation_?config|thinking|response_?(?:mime_?type|schema|json_?schema|modalities)|media_?resolution|system_?instruction|max_?output_?tokens|temperature|image_?config|aspect_?ratio|image_?size/i;
+
+interface ApiErrorBody {
+  code?: number;
+  message?: string;
+  status?: string;
+  details?: Array<Record<string, unknown>>;
+}
+
+function classifyApiError(
+  status: number,
+  message: string,
+  context: ChosenModel & {
+    redact: (text: string) => string;
+    standardKey: boolean;
+    cause: unknown;
+  },
+): ProviderError {
+  const { model, flag, redact, standardKey, cause } = context;
+  let body: ApiErrorBody = {};
+  try {
+    body = (JSON.parse(message) as { error?: ApiErrorBody }).error ?? {};
+  } catch {
+    // The SDK always serialises the body, but a proxy in between may not have sent one.
+    body = { message };
+  }
+  const details = Array.isArray(body.details) ? body.details : [];
+  const detail = (type: string) =>
+    details.find((d) => typeof d["@type"] === "string" && d["@type"].endsWith(type));
+  const reason = detail("google.rpc.ErrorInfo")?.reason;
+  const rpc = body.status ? ` ${body.status}` : "";
+  const apiMessage = redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)";
+  const base = { provider: PROVIDER, status, cause };
+
+  // Standard keys were rejected from September 2026 (unrestricted ones since 2026-06-19): a 401
+  // asking for OAuth, or API_KEY_INVALID for a leftover AIza key.
+  const oldKey = reason === "ACCESS_TOKEN_TYPE_UNSUPPORTED" ||
+    (status === 401 && /Expected OAuth 2 access token/i.test(apiMessage));
+  if (oldKey || reason === "API_KEY_INVALID" || /API key not valid/i.test(apiMessage)) {
+    const why = oldKey || standardKey
+      ? `; Gemini rejects standard API keys (AIza…) since September 2026: create an auth key (AQ.…) at ${KEY_PAGE} and set GEMINI_API_KEY to it`
+      : ` (create a key at ${KEY_PAGE})`;
+    return new ProviderError(
+      `Cannot use Gemini as it rejected the API key (${
+        reason ?? (status === 401 ? "UNAUTHENTICATED" : "API_KEY_INVALID")
+      }): check GEMINI_API_KEY${why}`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  if (status === 401 || status === 403) {
+    return new ProviderError(
+      `Gemini denied access (HTTP ${status}${rpc}): ${apiMessage}; check that GEMINI_API_KEY belongs to a project with the Gemini API enabled`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  if (status === 429) {
+    const retryAfterMs = durationMs(detail("google.rpc.RetryInfo")?.retryDelay) ??
+      retryHintFromMessage(apiMessage);
+    return new ProviderError(`Gemini rate limit reached (HTTP 429${rpc}): ${apiMessage}`, {
+      ...base,
+      retryable: true,
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
+    });
+  }
+  if (status === 408 || status >= 500) {
+    return new ProviderError(`Gemini is unavailable (HTTP ${status}${rpc}): ${apiMessage}`, {
+      ...base,
+      retryable: true,
+    });
+  }
+  if (status === 404) {
+    const change = GEMINI_MODEL_CHANGES[model.replace(/^models\//, "")];
+    const retired = change?.kind === "shutdown"
+      ? `; Gemini shut it down on ${change.on}: choose ${change.use} with ${flag}`
+      : `; check ${flag} (models are listed at ai.google.dev/gemini-api/docs/models)`;
+    return new ProviderError(
+      `Cannot use Gemini model '${model}' as Gemini could not find it (HTTP 404${rpc}): ${apiMessage}${retired}`,
+      { ...base, retryable: false, fatal: true },
+    );
+  }
+  // Every call would get the same answer: billing or region (FAILED_PRECONDITION), or a part of
+  // the request that comes from the settings rather than the prompt.
+  const setting = body.status === "FAILED_PRECONDITION" ||
+    (status === 400 && SETTING_ERROR.test(apiMessage));
+  return new ProviderError(
+    `Gemini refused the request (HTTP ${status}${rpc}): ${apiMessage}${
+      setting ? `; every call with model '${model}' would fail alike, so the run stops` : ""
+    }`,
+    { ...base, retryable: false, fatal: setting },
+  );
+}
+
+/** `"53s"`, `"1.5s"`, `"0.250s"` → ms. */
+function durationMs(value: unknown): number | undefined {
+  if (typeof value !== "string") return undefined;
+  const match = /^(\d+(?:\.\d+)?)s$/.exec(value.trim());
+  return match ? Math.round(Number(match[1]) * 1000) : undefined;
+}
+
+/** Bare 429s sometimes only say "Please retry in 53.0s." in the message. */
+function retryHintFromMessage(message: string): number | undefined {
+  const match = /retry in (\d+(?:\.\d+)?)\s*s/i.exec(message);
+  return match ? Math.round(Number(match[1]) * 1000) : undefined;
+}
