@@ -82,6 +82,8 @@ const coreSchema = z.object({
   varySeed: z.boolean().default(false),
   /** Stop a prompt early once every check passes and a critique reaches this score. */
   targetScore: z.coerce.number().min(0).max(10).optional(),
+  /** How refinements make the next image: edit the best one, draw anew, or choose per round. */
+  refine: z.enum(["auto", "edit", "regenerate"]).default("auto"),
   /** Stop a prompt once its best round is this many rounds old. */
   patience: positiveInt.max(20).default(2),
   /** Per-criterion minimums that must also be met to stop early (config file only). */

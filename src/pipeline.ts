@@ -37,8 +37,10 @@ import {
   withBilledCost,
 } from "./errors.ts";
 import { FirstSuccessGate } from "./first_success.ts";
+import { chooseNextRound, type RefineMode } from "./next_round.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type {
+  EditSource,
   GeneratedImage,
   ImageCritic,
   ImageFormat,
@@ -51,6 +53,7 @@ import {
   type FailureRecord,
   type IterationRecord,
   newRecord,
+  type NextRound,
   type PromptRecord,
   type StepName,
   type StepRecord,
@@ -126,6 +129,12 @@ export interface PipelineOptions {
   mode?: "refine" | "sample";
   /** Stop a prompt early once every check passes and a critique reaches this score. */
   targetScore?: number;
+  /**
+   * How refinements make the next image: `edit` the best image so far, `regenerate` from the
+   * refined prompt, or `auto`: edit when only local checks failed (see `next_round.ts`).
+   * @default {"auto"}
+   */
+  refineMode?: RefineMode;
   /**
    * Stop a prompt once its best round has not improved (checks passed, then score) for this
    * many rounds. @default {2}
@@ -753,6 +762,7 @@ async function generateStep(
   const startedAt = ctx.isoNow();
   const seed = ctx.seedFor(state.spec, iteration);
   const prompt = state.nextPrompt;
+  const edit = editSource(ctx, state, iteration);
   const pending = state.record.pending;
   const earlier = state.recoverRequestId;
   // Tried once: if it cannot be recovered, this run pays for a new request instead.
@@ -774,6 +784,7 @@ async function generateStep(
     model: ctx.model,
     format: ctx.format,
     signal,
+    ...(edit !== undefined && { edit: edit.source }),
     ...(recoverRequestId !== undefined && { recoverRequestId }),
     onAccepted: (requestId) => {
       accepted = requestId;
@@ -839,6 +850,8 @@ async function generateStep(
         ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
         ...(image.inferenceMs !== undefined && { inferenceMs: image.inferenceMs }),
         ...(image.nsfw !== undefined && { nsfw: image.nsfw }),
+        ...(image.url !== undefined && { imageUrl: image.url }),
+        ...actionOf(state, iteration, edit),
         steps: { generate: step },
       };
       state.record.iterations.push(it);
@@ -850,6 +863,46 @@ async function generateStep(
 }
 
 const EARLIER_RUN = "accepted before an earlier run stopped; its result could not be fetched";
+
+/** What the round before `iteration` decided: the image this one edits, if it is an edit. */
+function editSource(
+  ctx: Ctx,
+  state: State,
+  iteration: number,
+): { source: EditSource; of: number } | undefined {
+  const next = state.record.iterations.find((r) => r.iteration === iteration - 1)?.next;
+  if (next?.action !== "edit" || next.instruction === undefined) return undefined;
+  // The best image so far, not just the last: an edit builds on what works best.
+  const best = bestIteration(state.record);
+  if (best?.image === undefined) return undefined;
+  return {
+    of: best.iteration,
+    source: {
+      imagePath: ctx.sink.imagePath(state.record, best.image),
+      instruction: next.instruction,
+      ...(best.imageUrl !== undefined && { imageUrl: best.imageUrl }),
+    },
+  };
+}
+
+/** The fields that say how a round was made. */
+function actionOf(
+  state: State,
+  iteration: number,
+  edit: { source: EditSource; of: number } | undefined,
+): Partial<IterationRecord> {
+  if (iteration === 1) return {};
+  const next = state.record.iterations.find((r) => r.iteration === iteration - 1)?.next;
+  if (edit !== undefined) {
+    return {
+      action: "edit",
+      editOf: edit.of,
+      instruction: edit.source.instruction,
+      ...(next && { actionReason: next.reason }),
+    };
+  }
+  return { action: "redraw", ...(next && { actionReason: next.reason }) };
+}
 
 /**
  * An accepted request whose result will never be saved: fal took it, so it counts as spent (at
@@ -947,6 +1000,14 @@ async function refineStep(
   const history = state.record.iterations
     .filter((r) => r.critique)
     .map((r) => ({ iteration: r.iteration, prompt: r.prompt, critique: r.critique! }));
+  const kinds = new Map((state.record.brief?.checks ?? []).map((c) => [c.id, c.kind]));
+  const canEdit = ctx.generator.editModel?.(ctx.model) !== undefined;
+  const next = chooseNextRound(
+    ctx.refineMode ?? "auto",
+    canEdit,
+    state.record.iterations.filter((r) => r.iteration <= iteration),
+    kinds,
+  );
   const result = await ctx.refiner.refine({
     prompt: it.prompt,
     spec: state.spec,
@@ -954,17 +1015,25 @@ async function refineStep(
     history,
     iteration,
     signal,
+    mode: next.action === "edit" ? "edit" : "regenerate",
   });
   const step = stepRecord(ctx.refiner.name, result, startedAt);
+  const instruction = result.instruction?.trim();
+  // An edit without an instruction would only change the seed's noise: draw anew instead.
+  const decided: NextRound = next.action === "edit" && !instruction
+    ? { action: "redraw", reason: "the refiner wrote no edit instruction" }
+    : { ...next, ...(next.action === "edit" && { instruction: instruction! }) };
   return {
     step,
     apply: async () => {
       await ctx.sink.saveRefinedPrompt(state.record, iteration, result.prompt);
       it.refinedPrompt = result.prompt;
       it.refineChanges = result.changes;
+      it.next = decided;
       it.steps.refine = step;
       state.nextPrompt = result.prompt;
-      if (sameText(result.prompt, it.prompt)) {
+      // The same prompt (and seed) drawn anew would only buy the same image again.
+      if (decided.action === "redraw" && sameText(result.prompt, it.prompt)) {
         // The same prompt (and seed) would only buy the same image again.
         state.stopped = true;
         state.record.endReason = "converged";
@@ -1124,12 +1193,19 @@ function saveRecord(ctx: Ctx, state: State): Promise<void> {
 /** A step's record before the stage fills in attempts and duration. */
 function stepRecord(
   provider: string,
-  result: { model: string; costUsd: number; requestId?: string; usage?: TokenUsage },
+  result: {
+    model: string;
+    modelVersion?: string;
+    costUsd: number;
+    requestId?: string;
+    usage?: TokenUsage;
+  },
   startedAt: string,
 ): StepRecord {
   return {
     provider,
     model: result.model,
+    ...(result.modelVersion !== undefined && { modelVersion: result.modelVersion }),
     durationMs: 0,
     attempts: 0,
     costUsd: result.costUsd,

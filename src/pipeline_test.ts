@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
-import type { Brief, Critique } from "./critique.ts";
+import type { Brief, CheckKind, Critique } from "./critique.ts";
 import { uniformCritique } from "../tests/critique_fixture.ts";
 import { Budget } from "./budget.ts";
 import { ProviderError } from "./errors.ts";
@@ -504,7 +504,10 @@ Deno.test("runPipeline() with 'auto' concurrency backs off when the service answ
 });
 
 /** A critic with a brief of three checks; each round passes the checks `passes(round)` says. */
-function briefCritic(rounds: Array<{ passed: number; score: number }>) {
+function briefCritic(
+  rounds: Array<{ passed: number; score: number }>,
+  kind: CheckKind = "entity",
+) {
   const critic = new FakeCritic();
   let briefs = 0;
   const calls: CritiqueRequest[] = [];
@@ -517,7 +520,7 @@ function briefCritic(rounds: Array<{ passed: number; score: number }>) {
             checks: [1, 2, 3].map((n) => ({
               id: `c${n}`,
               question: `Is thing ${n} there?`,
-              kind: "entity" as const,
+              kind,
             })),
           },
           model: "fake-critic-1",
@@ -601,4 +604,32 @@ Deno.test("runPipeline() reaches the target only when every check passes and the
   await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
   assert.equal(generator.calls.length, 2, "a failed check at 9.5 is not the target");
   assert.equal(opts.sink.records.get("p0")!.endReason, "target");
+});
+
+Deno.test("runPipeline() edits the best image so far when only local checks failed, and records why", async () => {
+  // Every check is of a local kind, so a failure calls for an edit.
+  const fake = briefCritic([
+    { passed: 2, score: 8 },
+    { passed: 1, score: 6 },
+    { passed: 2, score: 7 },
+  ], "attribute");
+  const generator = Object.assign(new FakeGenerator(), { editModel: (m: string) => `${m}/edit` });
+  const refiner = new FakeRefiner();
+  const refine = refiner.refine.bind(refiner);
+  refiner.refine = async (req) => ({
+    ...await refine(req),
+    ...(req.mode === "edit" && { instruction: `fix round ${req.iteration}` }),
+  });
+  const opts = options({ critic: fake.critic, generator, refiner, iterations: 3, patience: 5 });
+  await lastValueFrom(runPipeline(from(specs(1)), opts).pipe(toArray()));
+  const edits = generator.calls.map((c) => c.edit);
+  assert.equal(edits[0], undefined, "the first round is drawn");
+  assert.equal(edits[1]?.instruction, "fix round 1");
+  assert.equal(edits[1]?.imagePath, "p0/iteration-1.png");
+  // Round 2 was worse: round 3 edits round 1, the best so far.
+  assert.equal(edits[2]?.imagePath, "p0/iteration-1.png");
+  const record = opts.sink.records.get("p0")!;
+  assert.equal(record.iterations[1]!.action, "edit");
+  assert.equal(record.iterations[2]!.editOf, 1);
+  assert.match(record.iterations[1]!.actionReason!, /only local checks failed/);
 });

@@ -15,13 +15,25 @@ export type StepName = "generate" | "critique" | "refine";
 export interface StepRecord {
   provider: string;
   model: string;
+  /** The model that answered, where the service names it (Gemini routes deprecated ids). */
+  modelVersion?: string;
   /** Wall time of the successful attempt plus waits, in ms. */
   durationMs: number;
   attempts: number;
   costUsd: number;
+  /** No price was known for the model: `costUsd` is 0 for want of one, not because it was free. */
+  costUnknown?: true;
   requestId?: string;
   usage?: TokenUsage;
   startedAt: string;
+}
+
+/** How the next round is made: an edit of the best image so far, or a new drawing. */
+export interface NextRound {
+  action: "edit" | "redraw";
+  reason: string;
+  /** The edit instruction, for an edit. */
+  instruction?: string;
 }
 
 /** One round: image, critique, and (except on the last) the refined prompt. */
@@ -29,7 +41,8 @@ export interface IterationRecord {
   iteration: number;
   /** The text this round's image was generated from. */
   prompt: string;
-  seed: number;
+  /** The seed the service used; absent when it reports none (Nano Banana, Imagen 4, Recraft). */
+  seed?: number | undefined;
   model?: string;
   /** Image file name, relative to the prompt folder. */
   image?: string;
@@ -42,6 +55,16 @@ export interface IterationRecord {
   /** The prompt for the next round; absent on the last. */
   refinedPrompt?: string;
   refineChanges?: PromptChange[];
+  /** How the next round is made from this one, and why (`--refine`). */
+  next?: NextRound;
+  /** How this round was made: drawn anew, or an edit of round `editOf`. */
+  action?: NextRound["action"];
+  actionReason?: string;
+  editOf?: number;
+  /** The change asked of the edit. */
+  instruction?: string;
+  /** Where the service keeps this image for a while (an edit can start from it). */
+  imageUrl?: string;
   steps: Partial<Record<StepName, StepRecord>>;
 }
 

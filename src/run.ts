@@ -289,6 +289,7 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       sink: tracked(sink, track),
       iterations: config.iterations,
       patience: config.patience,
+      refineMode: config.refine,
       mode: batch.mode,
       concurrency: config.concurrency,
       sharedLimiters: limiters,

@@ -134,6 +134,14 @@ export const FLAGS: readonly Flag[] = [
     help: "stop a prompt once every check passes and a critique scores S (0-10)",
   },
   {
+    name: "refine",
+    type: "string",
+    arg: "MODE",
+    setting: ["refine"],
+    help:
+      "edit (the best image so far), regenerate, or auto: edit when only\nlocal checks failed (default: auto)",
+  },
+  {
     name: "patience",
     type: "string",
     arg: "N",

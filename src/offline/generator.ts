@@ -52,7 +52,13 @@ export const LOCAL_MAX_SIDE = 4096;
  * ```
  */
 export function createLocalGenerator(): ImageGenerator {
-  return { name: "local", generate: generateLocal };
+  return {
+    name: "local",
+    generate: generateLocal,
+    // An edit re-renders the refined prompt on the same seed, so the composition stays and the
+    // flagged attributes change: the offline stand-in for an edit endpoint.
+    editModel: (model) => model,
+  };
 }
 
 /** Renders one image from a request; see {@linkcode createLocalGenerator}. */

@@ -45,7 +45,20 @@ export function createLocalRefiner(): PromptRefiner {
 export function refineLocal(request: RefineRequest): RefineResult {
   request.signal.throwIfAborted();
   const { prompt, changes } = refinePrompt(request);
-  return { prompt, changes, model: LOCAL_REFINER_MODEL, costUsd: 0 };
+  if (request.mode !== "edit") return { prompt, changes, model: LOCAL_REFINER_MODEL, costUsd: 0 };
+  // The edit asks for what the failed checks say would fix them, nothing more.
+  const fixes = (request.critique.checks ?? []).filter((c) => !c.passed && c.fix).map((c) =>
+    c.fix!
+  );
+  const instruction = [...new Set(fixes.length > 0 ? fixes : request.critique.suggestions)]
+    .slice(0, 4).join("; ");
+  return {
+    prompt,
+    changes,
+    ...(instruction !== "" && { instruction }),
+    model: LOCAL_REFINER_MODEL,
+    costUsd: 0,
+  };
 }
 
 /** The words a critique puts in quotes, each mapped to the cues it names. */

@@ -1,6 +1,13 @@
 /**
- * fal.ai as image generator, through the official `@fal-ai/client` SDK's queue API: submit, poll
- * the status, fetch the result, then stream the image from its URL.
+ * fal.ai as image generator, through the official `@fal-ai/client` SDK's queue API: submit, wait
+ * on the status stream (polling where the stream is not served), fetch the result, then stream the
+ * image from its URL. Which input each endpoint takes, what sizes it makes and what it costs is
+ * the catalogue's (`fal_models.ts`).
+ *
+ * fal's queue also retries a failed run on its own (up to 10 times on 503/504 or a lost runner,
+ * reference `fal.md` §3.1), invisibly to the client; every submit therefore carries
+ * `x-fal-no-retry: 1` (docs.fal.ai/model-apis/model-endpoints/reliability), so a run that failed
+ * comes back as an error and the attempts recorded are the real ones.
  *
  * The SDK retries 429/5xx and transport failures on its own with real sleeps, and
  * `config.retry` cannot switch that off for queue calls (reference `fal.md` §3.4). The client
@@ -16,11 +23,24 @@
  */
 import type { FalClient } from "@fal-ai/client";
 import { getLogger } from "@logtape/logtape";
-import { SIZE_PRESETS } from "../sizes.ts";
 import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
-import { InputError, ProviderError } from "../errors.ts";
+import { ProviderError } from "../errors.ts";
 import { redactor } from "../redact.ts";
 import { NETWORK_FAULT } from "./_http.ts";
+import { withImageSize } from "./_image_size.ts";
+import {
+  checkFalSize,
+  DEFAULT_FAL_MODEL,
+  DEFAULT_FAL_PRICES,
+  describeFalPrice,
+  estimateFalCost,
+  FAL_MODELS,
+  falInput,
+  falModel,
+  type FalPrice,
+  falTier,
+  resolveFalModel,
+} from "./fal_models.ts";
 import { z } from "zod";
 import { positiveInt, priceTable, urlString } from "../schema.ts";
 import type {
@@ -34,84 +54,6 @@ import type {
 
 const PROVIDER = "fal";
 const log = getLogger(["retake", "fal"]);
-
-/** Endpoint used when no model is chosen. */
-export const DEFAULT_FAL_MODEL = "fal-ai/flux/schnell";
-
-/** Friendly model names and the fal endpoint ids they stand for. */
-export const FAL_MODEL_ALIASES: Readonly<Record<string, string>> = {
-  "flux-schnell": "fal-ai/flux/schnell",
-  "flux-dev": "fal-ai/flux/dev",
-  "flux-pro": "fal-ai/flux-pro/v1.1",
-  "sdxl": "fal-ai/fast-sdxl",
-  "sd-1.5": "fal-ai/stable-diffusion-v15",
-};
-
-/**
- * Turns a model alias into a fal endpoint id; a full id (`owner/app[/path]`) passes through.
- *
- * @example
- * ```ts
- * import { resolveFalModel } from "./fal.ts";
- * if (resolveFalModel("flux-dev") !== "fal-ai/flux/dev") throw new Error("alias");
- * if (resolveFalModel("fal-ai/recraft-v3") !== "fal-ai/recraft-v3") throw new Error("id");
- * if (resolveFalModel() !== "fal-ai/flux/schnell") throw new Error("default");
- * ```
- */
-export function resolveFalModel(alias?: string): string {
-  const name = alias?.trim() ?? "";
-  if (name === "") return DEFAULT_FAL_MODEL;
-  const resolved = FAL_MODEL_ALIASES[name.toLowerCase()];
-  if (resolved !== undefined) return resolved;
-  if (/^[\w.-]+(\/[\w.-]+)+$/.test(name)) return name;
-  throw new InputError(
-    `Cannot use model '${name}' with fal: expected one of ${
-      Object.keys(FAL_MODEL_ALIASES).join(", ")
-    } or a fal endpoint id such as fal-ai/flux/dev`,
-  );
-}
-
-/** What fal charges for one endpoint, in USD. */
-export interface FalPrice {
-  usd: number;
-  /** Per output image, or per started megapixel (2²⁰ px) of output. */
-  unit: "image" | "megapixel";
-}
-
-/**
- * Published prices as of 2026. Flux schnell/dev are per megapixel (reference `fal.md` §5);
- * flux-pro v1.1 sources disagree between $0.04/image and $0.04/MP, which agree up to 1 MP;
- * fast-sdxl and SD 1.5 have no published fixed price and are estimates.
- */
-export const DEFAULT_FAL_PRICES: Readonly<Record<string, FalPrice>> = {
-  "fal-ai/flux/schnell": { usd: 0.003, unit: "megapixel" },
-  "fal-ai/flux/dev": { usd: 0.025, unit: "megapixel" },
-  "fal-ai/flux-pro/v1.1": { usd: 0.04, unit: "megapixel" },
-  "fal-ai/fast-sdxl": { usd: 0.003, unit: "image" },
-  "fal-ai/stable-diffusion-v15": { usd: 0.002, unit: "image" },
-};
-
-/**
- * Estimated cost of `images` from one endpoint. Megapixels are rounded up per image, as fal
- * bills them; a megapixel is taken as 2²⁰ px so the 1024×1024 preset counts as one.
- *
- * @example
- * ```ts
- * import { estimateFalCost } from "./fal.ts";
- * const usd = estimateFalCost({ usd: 0.025, unit: "megapixel" }, [{ width: 1440, height: 1440 }]);
- * if (usd !== 0.05) throw new Error(`expected 2 MP at $0.025, got ${usd}`);
- * ```
- */
-export function estimateFalCost(
-  price: FalPrice,
-  images: ReadonlyArray<{ width: number; height: number }>,
-): number {
-  let units = 0;
-  for (const { width, height } of images) {
-    units += price.unit === "image" ? 1 : Math.max(1, Math.ceil((width * height) / 2 ** 20));
-  }
-  return Math.round(units * price.usd * 1e6) / 1e6;
-}
 
 /**
  * Reads a `Retry-After` header (delay in seconds, or an HTTP date) as ms from `now`.
@@ -172,15 +114,25 @@ export interface FalGeneratorOptions {
    * body afterwards gets a deadline of the same length. @default {120000}
    */
   timeoutMs?: number | undefined;
-  /** Delay between status polls, in ms. @default {500} */
+  /** Delay between status polls, where the status stream is not used, in ms. @default {500} */
   pollIntervalMs?: number | undefined;
   /**
+   * How to learn that a request completed: `stream` holds one SSE connection open per request
+   * (`…/status/stream`), falling back to polling for the rest of the run where it is not served;
+   * `poll` asks `…/status` every `pollIntervalMs`. @default {"stream"}
+   */
+  statusUpdates?: "stream" | "poll" | undefined;
+  /**
    * USD prices by endpoint id, merged over {@linkcode DEFAULT_FAL_PRICES}. A bare number keeps
-   * the built-in unit for a known endpoint and means per image otherwise. An endpoint without a
-   * price is recorded at cost 0 with a warning. @default {DEFAULT_FAL_PRICES}
+   * the built-in unit (and resolution factors) for a known endpoint and means per image
+   * otherwise. An endpoint without a price has its cost recorded as unknown, with a warning.
+   * @default {DEFAULT_FAL_PRICES}
    */
   prices?: Record<string, number | FalPrice> | undefined;
-  /** Ask fal to run its safety checker (`enable_safety_checker`). @default {true} */
+  /**
+   * Ask fal to run its safety checker (`enable_safety_checker`; off, the most permissive
+   * `safety_tolerance` where an endpoint has only that). @default {true}
+   */
   enableSafetyChecker?: boolean | undefined;
   /**
    * Fail the step (not retryable) when fal flags the image as NSFW; off, the image is kept and
@@ -188,8 +140,8 @@ export interface FalGeneratorOptions {
    */
   failOnNsfw?: boolean | undefined;
   /**
-   * `num_inference_steps`, for endpoints that take it (not flux-pro).
-   * @default {undefined} (the endpoint's own default, e.g. 4 for flux schnell)
+   * `num_inference_steps`, for endpoints that take it (FLUX.1 schnell/dev, FLUX.2 [dev],
+   * Qwen-Image, SD). @default {undefined} (the endpoint's own default, e.g. 4 for flux schnell)
    */
   steps?: number | undefined;
   /** Largest image accepted, in bytes. @default {20971520} */
@@ -212,10 +164,6 @@ const SUBMIT_GRACE_MS = 5_000;
 const RESULT_TRIES = 3;
 /** Wait before the second result fetch, doubled for each later one, in ms. */
 const RESULT_RETRY_MS = 250;
-/** Endpoints whose output format field is `format`, not `output_format`. */
-const FORMAT_FIELD = /^fal-ai\/(?:fast-sdxl|stable-diffusion-v15)(?:\/|$)/;
-/** Endpoints without `num_inference_steps`. */
-const NO_STEPS = /^fal-ai\/flux-pro(?:\/|$)/;
 const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai|api\.fal\.ai)(?=[/?]|$)/;
 /** fal's Platform API, which answers metadata for free (docs.fal.ai/platform-apis/v1). */
 const PLATFORM_API = "https://api.fal.ai/v1";
@@ -225,48 +173,21 @@ const PLATFORM_API = "https://api.fal.ai/v1";
  */
 const SETTING_FIELDS = new Set([
   "image_size",
+  "aspect_ratio",
+  "resolution",
   "num_images",
+  "max_images",
   "num_inference_steps",
   "output_format",
   "format",
   "enable_safety_checker",
+  "safety_tolerance",
+  "expand_prompt",
 ]);
-
-/**
- * Output sizes an endpoint family can make, where its maker documents them: Black Forest Labs
- * gives FLUX1.1 [pro] 256–1440 px a side. Other families take every size retake allows.
- */
-const SIZE_LIMITS: ReadonlyArray<{ endpoint: RegExp; family: string; min: number; max: number }> = [
-  { endpoint: /^fal-ai\/flux-pro\/v1\.1$/, family: "FLUX1.1 [pro]", min: 256, max: 1440 },
-];
-
-/**
- * Refuses a size the endpoint's model family cannot make, before anything is paid for.
- *
- * @example
- * ```ts
- * import { checkFalSize } from "./fal.ts";
- * checkFalSize("fal-ai/flux/dev", 2048, 2048);
- * let refused = false;
- * try {
- *   checkFalSize("fal-ai/flux-pro/v1.1", 2048, 2048);
- * } catch {
- *   refused = true;
- * }
- * if (!refused) throw new Error("flux-pro v1.1 makes at most 1440 px a side");
- * ```
- */
-export function checkFalSize(model: string, width: number, height: number): void {
-  const limit = SIZE_LIMITS.find((entry) => entry.endpoint.test(model));
-  if (limit === undefined) return;
-  for (const [side, value] of [["width", width], ["height", height]] as const) {
-    if (value < limit.min || value > limit.max) {
-      throw new InputError(
-        `Cannot generate ${width}x${height} images with fal endpoint '${model}' as ${limit.family} makes ${limit.min} to ${limit.max} px a side: current ${side} is ${value}; choose another --size`,
-      );
-    }
-  }
-}
+/** Submit headers: fal's queue must not rerun a failed request unseen (see the module doc). */
+const SUBMIT_HEADERS = { "x-fal-no-retry": "1" };
+/** Largest image head read to learn an image's size, in bytes. */
+const SIZE_PEEK_BYTES = 1 << 20;
 
 /**
  * Creates a generator that renders images with a fal.ai text-to-image endpoint.

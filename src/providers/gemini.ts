@@ -1,8 +1,10 @@
 /**
- * Gemini as critic and refiner, through the official `@google/genai` SDK (its `/web` entry, which
- * reads no environment). The critic sends a downscaled copy of the image with the prompt and its
- * context and asks for a critique as structured JSON; the refiner sends the critique and earlier
- * rounds and asks for the next prompt.
+ * Google's Gemini as a retake provider: critic and refiner, and image generator with Gemini's
+ * image models (`gemini_image.ts`), all through the official `@google/genai` SDK on one shared
+ * connection (`gemini_api.ts`). The critic sends a downscaled copy of the image with the prompt
+ * and its context and asks for a critique as structured JSON; the refiner sends the critique and
+ * earlier rounds and asks for the next prompt. Gemini 3 and later get no sampling settings
+ * (`temperature`, `topP`, `topK`): they ignore them.
  *
  * Transport failures are not retried here: they are classified as {@linkcode ProviderError} and
  * the pipeline's backoff decides. Only answer-level failures that a second try can plausibly fix
@@ -14,20 +16,15 @@ import type {
   Content,
   GenerateContentConfig,
   GenerateContentResponse,
-  GoogleGenAI,
   MediaResolution,
-  Model,
   ThinkingLevel,
 } from "@google/genai/web";
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
-import { tokenPriceTable, urlString } from "../schema.ts";
+import { urlString } from "../schema.ts";
 import { critiqueSchema } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
-import { redactor } from "../redact.ts";
-import { NETWORK_FAULT } from "./_http.ts";
 import {
-  clip,
   CRITIC_INSTRUCTION,
   critiqueText,
   parseAnswer,
@@ -35,6 +32,27 @@ import {
   REFINER_INSTRUCTION,
   refineText,
 } from "./_llm_prompts.ts";
+import {
+  BLOCKING_FINISH,
+  type ChosenModel,
+  connectGemini,
+  type GeminiConnection,
+  type GeminiConnectionOptions,
+  positiveOption,
+  usageOf,
+  withCost,
+} from "./gemini_api.ts";
+import { geminiImageGenerator, resolveGeminiImageModel } from "./gemini_image.ts";
+import {
+  DEFAULT_GEMINI_IMAGE_MODEL,
+  DEFAULT_GEMINI_MODEL,
+  defaultGeminiPrices,
+  GEMINI_IMAGE_MODELS,
+  GEMINI_MODEL_CHANGES,
+  geminiGeneration,
+  type GeminiTokenPrice,
+  priceOf,
+} from "./gemini_models.ts";
 import {
   CRITIQUE_JSON_SCHEMA,
   type Refinement,
@@ -46,12 +64,22 @@ import type {
   CritiqueRequest,
   CritiqueResult,
   ImageCritic,
+  ModelEntry,
   PromptRefiner,
   ProviderDescriptor,
+  ProviderParts,
   RefineRequest,
   RefineResult,
   TokenUsage,
 } from "./provider.ts";
+
+export { createGeminiGenerator, type GeminiImageOptions } from "./gemini_image.ts";
+export {
+  DEFAULT_GEMINI_IMAGE_MODEL,
+  DEFAULT_GEMINI_MODEL,
+  defaultGeminiPrices,
+  type GeminiTokenPrice,
+} from "./gemini_models.ts";
 
 // The SDK's enum values, spelled out so that loading this module does not load the SDK.
 const MEDIA_RESOLUTION_LOW = "MEDIA_RESOLUTION_LOW" as MediaResolution;
@@ -59,49 +87,10 @@ const THINKING_LOW = "LOW" as ThinkingLevel;
 const PROVIDER = "gemini";
 const log = getLogger(["retake", "gemini"]);
 
-/** Default model for critique and refinement: the current vision-capable Flash. */
-export const DEFAULT_GEMINI_MODEL = "gemini-3.8-flash";
-
-/** Price of one model in USD per 1M tokens; output includes thinking tokens. */
-export interface GeminiTokenPrice {
-  input: number;
-  output: number;
-}
-
-/**
- * Paid-tier prices in USD per 1M tokens as published in late 2026, for the day `date`.
- * `gemini-3.8-flash` is discounted until 2026-12-31, so the table depends on the date.
- *
- * @example
- * ```ts
- * import { defaultGeminiPrices } from "./gemini.ts";
- * const prices = defaultGeminiPrices(new Date("2027-02-01"));
- * if (prices["gemini-3.8-flash"]?.input !== 1.5) throw new Error("expected the 2027 price");
- * ```
- */
-export function defaultGeminiPrices(date: Date = new Date()): Record<string, GeminiTokenPrice> {
-  const discounted = date < new Date("2027-01-01T00:00:00Z");
-  return {
-    "gemini-3.8-flash": discounted ? { input: 0.75, output: 3.75 } : { input: 1.5, output: 7.5 },
-    "gemini-3.5-flash-lite": { input: 0.3, output: 2.5 },
-    "gemini-2.5-flash-lite": { input: 0.1, output: 0.4 },
-    "gemini-2.5-flash": { input: 0.3, output: 2.5 },
-  };
-}
-
 /** Options shared by {@linkcode createGeminiCritic} and {@linkcode createGeminiRefiner}. */
-export interface GeminiOptions {
-  /** Gemini API key; sent only as the `x-goog-api-key` header, never logged. */
-  apiKey: string;
-  /**
-   * Origin (plus optional path prefix, no version segment) to send requests to, for proxies and
-   * stand-in servers. @default {"https://generativelanguage.googleapis.com"}
-   */
-  baseUrl?: string | undefined;
+export interface GeminiOptions extends GeminiConnectionOptions {
   /** Model id. @default {"gemini-3.8-flash"} */
   model?: string | undefined;
-  /** Deadline for one HTTP call, in ms; a call that runs over fails as retryable. @default {60000} */
-  timeoutMs?: number | undefined;
   /**
    * USD per 1M input/output tokens by model id, merged over the built-in table; a model in
    * neither is recorded at cost 0 with a warning. @default {defaultGeminiPrices()}
@@ -130,7 +119,7 @@ export interface GeminiOptions {
  * ```
  */
 export function createGeminiCritic(options: GeminiOptions): ImageCritic {
-  return _critic(_createClient(options));
+  return _critic(_textClient(connectGemini(options), options));
 }
 
 /**
@@ -144,15 +133,28 @@ export function createGeminiCritic(options: GeminiOptions): ImageCritic {
 export function createGeminiProviders(
   options: GeminiOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
-  const client = _createClient(options);
+  const client = _textClient(connectGemini(options), options);
   return { critic: _critic(client), refiner: _refiner(client) };
 }
 
-function _critic(client: Client): ImageCritic {
+/**
+ * Creates a refiner that has Gemini rewrite a prompt from a critique and the earlier rounds.
+ *
+ * @example
+ * ```ts ignore
+ * const refiner = createGeminiRefiner({ apiKey: Deno.env.get("GEMINI_API_KEY")! });
+ * const { prompt, changes } = await refiner.refine(request);
+ * ```
+ */
+export function createGeminiRefiner(options: GeminiOptions): PromptRefiner {
+  return _refiner(_textClient(connectGemini(options), options));
+}
+
+function _critic(client: TextClient, check = client.check): ImageCritic {
   return {
     name: PROVIDER,
-    // The same function for the critic and the refiner of one client, so it is checked once.
-    check: client.check,
+    // The same function for every part of one client, so it is checked once.
+    check,
     estimateCostUsd: () => client.estimateCostUsd("critique"),
     async critique(request: CritiqueRequest): Promise<CritiqueResult> {
       const image = await prepareImage(
@@ -165,7 +167,7 @@ function _critic(client: Client): ImageCritic {
         systemInstruction: CRITIC_INSTRUCTION,
         responseMimeType: "application/json",
         responseJsonSchema: CRITIQUE_JSON_SCHEMA,
-        temperature: 0.2,
+        ...client.sampling(0.2),
         ...client.modelConfig,
         ...(client.generation >= 3 && { mediaResolution: MEDIA_RESOLUTION_LOW }),
       };
@@ -188,30 +190,17 @@ function _critic(client: Client): ImageCritic {
   };
 }
 
-/**
- * Creates a refiner that has Gemini rewrite a prompt from a critique and the earlier rounds.
- *
- * @example
- * ```ts ignore
- * const refiner = createGeminiRefiner({ apiKey: Deno.env.get("GEMINI_API_KEY")! });
- * const { prompt, changes } = await refiner.refine(request);
- * ```
- */
-export function createGeminiRefiner(options: GeminiOptions): PromptRefiner {
-  return _refiner(_createClient(options));
-}
-
-function _refiner(client: Client): PromptRefiner {
+function _refiner(client: TextClient, check = client.check): PromptRefiner {
   return {
     name: PROVIDER,
-    check: client.check,
+    check,
     estimateCostUsd: () => client.estimateCostUsd("refine"),
     async refine(request: RefineRequest): Promise<RefineResult> {
       const config: GenerateContentConfig = {
         systemInstruction: REFINER_INSTRUCTION,
         responseMimeType: "application/json",
         responseJsonSchema: REFINEMENT_JSON_SCHEMA,
-        temperature: 0.7,
+        ...client.sampling(0.7),
         ...client.modelConfig,
       };
       const contents: Content[] = [{ role: "user", parts: [{ text: refineText(request) }] }];
@@ -228,10 +217,10 @@ function _refiner(client: Client): PromptRefiner {
   };
 }
 
-/** What generation the model id belongs to (2 for `gemini-2.5-flash`), 0 when unknown. */
-function _generation(model: string): number {
-  const match = /^(?:models\/)?gemini-(\d+)/.exec(model);
-  return match ? Number(match[1]) : 0;
+/** The model that answers `model`'s requests, where Gemini routes it to another one. */
+function _answering(model: string): string {
+  const change = GEMINI_MODEL_CHANGES[model.replace(/^models\//, "")];
+  return change?.kind === "routed" && change.to !== undefined ? change.to : model;
 }
 
 /**
@@ -239,7 +228,7 @@ function _generation(model: string): number {
  * rejects MINIMAL), 2.5 Flash a budget where 0 turns it off.
  */
 function _modelConfig(model: string): GenerateContentConfig {
-  if (_generation(model) >= 3) return { thinkingConfig: { thinkingLevel: THINKING_LOW } };
+  if (geminiGeneration(model) >= 3) return { thinkingConfig: { thinkingLevel: THINKING_LOW } };
   if (/^(?:models\/)?gemini-2\.5-flash/.test(model)) {
     return { thinkingConfig: { thinkingBudget: 0 } };
   }
@@ -248,13 +237,25 @@ function _modelConfig(model: string): GenerateContentConfig {
 
 interface JsonAnswer<T> {
   value: T;
-  meta: { model: string; costUsd: number; usage: TokenUsage; requestId?: string };
+  meta: {
+    model: string;
+    modelVersion?: string;
+    costUsd: number;
+    usage: TokenUsage;
+    requestId?: string;
+  };
 }
 
-interface Client {
+interface TextClient {
+  /** The Gemini generation of the model that answers (0 when unknown). */
   generation: number;
   imageMaxSide: number;
   modelConfig: GenerateContentConfig;
+  /**
+   * `temperature` for Gemini 1 and 2 only: Gemini 3.6 and later ignore sampling settings (and
+   * Vertex rejects them), so Gemini 3, and models of unknown generation, get none.
+   */
+  sampling(temperature: number): GenerateContentConfig;
   /** Checks the key and the model with `models.get`, which Gemini does not bill. */
   check(signal: AbortSignal): Promise<void>;
   /** The most one call of `operation` may cost, in USD; undefined when the price is unknown. */
@@ -268,18 +269,6 @@ interface Client {
   ): Promise<JsonAnswer<T>>;
 }
 
-const BLOCKING_FINISH = new Set([
-  "SAFETY",
-  "RECITATION",
-  "LANGUAGE",
-  "BLOCKLIST",
-  "PROHIBITED_CONTENT",
-  "SPII",
-  "IMAGE_SAFETY",
-  "IMAGE_PROHIBITED_CONTENT",
-  "IMAGE_RECITATION",
-]);
-
 /**
  * Text tokens one call sends at most, for the cost estimate a budget reserves: the
  * instructions, a prompt at its 4,000-character limit (twice, when refined) and its context;
@@ -288,111 +277,34 @@ const BLOCKING_FINISH = new Set([
 const CRITIQUE_TEXT_TOKENS = 4_000;
 const REFINE_TEXT_TOKENS = 8_000;
 
-/**
- * A 400 INVALID_ARGUMENT about one of these parts of the request is about a setting, not the
- * prompt or the image: every call would get it.
- */
-const SETTING_ERROR =
-  /generation_?config|thinking|response_?(?:mime_?type|schema|json_?schema)|media_?resolution|system_?instruction|max_?output_?tokens|temperature/i;
-
-function _createClient(options: GeminiOptions): Client {
-  const apiKey = options.apiKey;
-  if (typeof apiKey !== "string" || apiKey.trim() === "") {
-    throw new TypeError(
-      "Cannot create the Gemini client as 'apiKey' is empty: set GEMINI_API_KEY, or choose another critic",
-    );
-  }
+function _textClient(connection: GeminiConnection, options: GeminiOptions): TextClient {
   const model = options.model ?? DEFAULT_GEMINI_MODEL;
-  const timeoutMs = _positive("timeoutMs", options.timeoutMs ?? 60_000);
-  const maxOutputTokens = _positive("maxOutputTokens", options.maxOutputTokens ?? 4096);
-  const imageMaxSide = _positive("imageMaxSide", options.imageMaxSide ?? 384);
-  const price = { ...defaultGeminiPrices(), ...options.prices }[model];
+  const maxOutputTokens = positiveOption("maxOutputTokens", options.maxOutputTokens ?? 4096);
+  const imageMaxSide = positiveOption("imageMaxSide", options.imageMaxSide ?? 384);
+  const prices = { ...defaultGeminiPrices(), ...options.prices };
+  const price = priceOf(prices, model);
   if (price === undefined) {
     log.warn("No price known for Gemini model {model}: its calls are recorded at cost 0", {
       model,
     });
   }
-  // Retries stay off (no retryOptions): the pipeline owns backoff and honours RetryInfo. The
-  // SDK loads on the first call: a run that never calls Gemini never loads it.
-  let sdk: Promise<GoogleGenAI> | undefined;
-  const models = async () =>
-    (await (sdk ??= import("@google/genai/web").then(({ GoogleGenAI }) =>
-      new GoogleGenAI({
-        apiKey,
-        vertexai: false,
-        apiVersion: "v1beta",
-        httpOptions: {
-          timeout: timeoutMs,
-          ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }),
-        },
-      })
-    ))).models;
-  const redact = redactor([apiKey]);
-
-  const classify = (error: unknown, signal: AbortSignal, operation: string): unknown => {
-    if (signal.aborted) return signal.reason ?? error;
-    if (error instanceof ProviderError) return error;
-    const e = error as { name?: unknown; status?: unknown; message?: unknown };
-    if (e?.name === "ApiError" && typeof e.status === "number") {
-      return _classifyApiError(e.status, String(e.message ?? ""), model, redact, error);
-    }
-    if (e?.name === "AbortError" || e?.name === "TimeoutError") {
-      return new ProviderError(`Gemini ${operation} timed out after ${timeoutMs} ms`, {
-        provider: PROVIDER,
-        retryable: true,
-        cause: error,
-      });
-    }
-    // Deno's fetch reports transport faults as TypeErrors; other TypeErrors are bugs, not outages.
-    if (error instanceof TypeError && NETWORK_FAULT.test(error.message)) {
-      return new ProviderError(
-        `Cannot reach Gemini for ${operation}: ${
-          redact(error.message)
-        }; check the network or the base URL`,
-        { provider: PROVIDER, retryable: true, cause: error },
-      );
-    }
-    return new ProviderError(
-      `Gemini ${operation} failed: ${
-        redact(error instanceof Error ? error.message : String(error))
-      }`,
-      { provider: PROVIDER, retryable: false, cause: error },
-    );
-  };
-
-  const generation = _generation(model);
-  const costOf = (usage: TokenUsage) =>
-    price === undefined
+  const chosen: ChosenModel = { model, flag: "--critic-model" };
+  const generation = geminiGeneration(_answering(model));
+  // Billed at the rates of the model that answered, where Gemini routed the request.
+  const costOf = (usage: TokenUsage, answeredBy?: string) => {
+    const rates = (answeredBy !== undefined ? priceOf(prices, answeredBy) : undefined) ?? price;
+    return rates === undefined
       ? 0
-      : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
+      : (usage.inputTokens * rates.input + usage.outputTokens * rates.output) / 1e6;
+  };
 
   return {
     generation,
     imageMaxSide,
-    modelConfig: _modelConfig(model),
+    modelConfig: _modelConfig(_answering(model)),
+    sampling: (temperature) => generation > 0 && generation < 3 ? { temperature } : {},
     async check(signal) {
-      let info: Model;
-      try {
-        info = await (await models()).get({ model, config: { abortSignal: signal } });
-      } catch (error) {
-        const classified = classify(error, signal, "model check");
-        if (!(classified instanceof ProviderError) || classified.fatal) throw classified;
-        // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
-        log.warn("Could not check the Gemini key and model before the run: {reason}", {
-          model,
-          reason: classified.message,
-        });
-        return;
-      }
-      const actions = info.supportedActions;
-      if (Array.isArray(actions) && actions.length > 0 && !actions.includes("generateContent")) {
-        throw new ProviderError(
-          `Cannot critique with Gemini model '${model}' as it does not support generateContent (it supports ${
-            actions.join(", ")
-          }): choose another --critic-model`,
-          { provider: PROVIDER, retryable: false, fatal: true },
-        );
-      }
+      await connection.checkModel(chosen, signal);
     },
     estimateCostUsd(operation) {
       if (price === undefined) return undefined;
@@ -407,31 +319,30 @@ function _createClient(options: GeminiOptions): Client {
     },
     async generateJson(operation, contents, config, schema, { signal }) {
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
+      let spent = 0;
       let requestId: string | undefined;
+      let modelVersion: string | undefined;
       let limit = maxOutputTokens;
       let problem = "";
       const withId = () => requestId !== undefined ? { requestId } : {};
       // What the answers so far were billed, for an error that ends the call: Gemini bills
       // every answer by its tokens, blocked, cut off or malformed ones included.
-      const billed = () => {
-        const costUsd = costOf(usage);
-        return costUsd > 0 ? { costUsd } : {};
-      };
+      const billed = () => spent > 0 ? { costUsd: spent } : {};
       // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
       for (let attempt = 1; attempt <= 2; attempt++) {
         if (signal.aborted) throw signal.reason;
         const started = performance.now();
         let response: GenerateContentResponse;
         try {
-          response = await (await models()).generateContent({
+          response = await (await connection.models()).generateContent({
             model,
             contents,
             config: { ...config, maxOutputTokens: limit, abortSignal: signal },
           });
         } catch (error) {
-          let classified = classify(error, signal, operation);
-          if (classified instanceof ProviderError && costOf(usage) > 0) {
-            classified = _withCost(classified, costOf(usage));
+          let classified = connection.classify(error, signal, operation, chosen);
+          if (classified instanceof ProviderError && spent > 0) {
+            classified = withCost(classified, spent);
           }
           log.debug("Gemini {operation} with {model} failed in {durationMs} ms: {status}", {
             operation,
@@ -444,12 +355,14 @@ function _createClient(options: GeminiOptions): Client {
           });
           throw classified;
         }
-        const callUsage = _usage(response);
+        const callUsage = usageOf(response);
         usage.inputTokens += callUsage.inputTokens;
         usage.outputTokens += callUsage.outputTokens;
         if (callUsage.imageTokens !== undefined) {
           usage.imageTokens = (usage.imageTokens ?? 0) + callUsage.imageTokens;
         }
+        modelVersion = connection.noteModelVersion(model, response) ?? modelVersion;
+        spent += costOf(callUsage, modelVersion);
         requestId = response.responseId ?? requestId;
         const candidate = response.candidates?.[0];
         const finish = candidate?.finishReason ?? (candidate ? "STOP" : undefined);
@@ -459,6 +372,7 @@ function _createClient(options: GeminiOptions): Client {
           {
             operation,
             model,
+            modelVersion,
             attempt,
             status: blockReason ? `blocked ${blockReason}` : finish ?? "no candidates",
             durationMs: Math.round(performance.now() - started),
@@ -499,7 +413,13 @@ function _createClient(options: GeminiOptions): Client {
         if (checked.ok) {
           return {
             value: checked.value,
-            meta: { model, costUsd: costOf(usage), usage, ...withId() },
+            meta: {
+              model,
+              ...(modelVersion !== undefined && { modelVersion }),
+              costUsd: spent,
+              usage,
+              ...withId(),
+            },
           };
         }
         problem = checked.problem;
@@ -514,106 +434,6 @@ function _createClient(options: GeminiOptions): Client {
   };
 }
 
-function _positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new RangeError(
-      `Cannot create the Gemini client as '${name}' must be a positive number: current value is ${value}`,
-    );
-  }
-  return value;
-}
-
-function _usage(response: GenerateContentResponse): TokenUsage {
-  const meta = response.usageMetadata;
-  const image = meta?.promptTokensDetails?.find((d) => d.modality === "IMAGE")?.tokenCount;
-  return {
-    inputTokens: meta?.promptTokenCount ?? 0,
-    outputTokens: (meta?.candidatesTokenCount ?? 0) + (meta?.thoughtsTokenCount ?? 0),
-    ...(image !== undefined && { imageTokens: image }),
-  };
-}
-
-/** `"53s"`, `"1.5s"`, `"0.250s"` → ms. */
-function _durationMs(value: unknown): number | undefined {
-  if (typeof value !== "string") return undefined;
-  const match = /^(\d+(?:\.\d+)?)s$/.exec(value.trim());
-  return match ? Math.round(Number(match[1]) * 1000) : undefined;
-}
-
-interface ApiErrorBody {
-  code?: number;
-  message?: string;
-  status?: string;
-  details?: Array<Record<string, unknown>>;
-}
-
-function _classifyApiError(
-  status: number,
-  message: string,
-  model: string,
-  redact: (text: string) => string,
-  cause: unknown,
-): ProviderError {
-  let body: ApiErrorBody = {};
-  try {
-    body = (JSON.parse(message) as { error?: ApiErrorBody }).error ?? {};
-  } catch {
-    // The SDK always serialises the body, but a proxy in between may not have sent one.
-    body = { message };
-  }
-  const details = Array.isArray(body.details) ? body.details : [];
-  const detail = (type: string) =>
-    details.find((d) => typeof d["@type"] === "string" && d["@type"].endsWith(type));
-  const reason = detail("google.rpc.ErrorInfo")?.reason;
-  const rpc = body.status ? ` ${body.status}` : "";
-  const apiMessage = redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)";
-  const base = { provider: PROVIDER, status, cause };
-
-  if (reason === "API_KEY_INVALID" || /API key not valid/i.test(apiMessage)) {
-    return new ProviderError(
-      "Cannot use Gemini as it rejected the API key (API_KEY_INVALID): check GEMINI_API_KEY (create a key at aistudio.google.com/apikey)",
-      { ...base, retryable: false, fatal: true },
-    );
-  }
-  if (status === 401 || status === 403) {
-    return new ProviderError(
-      `Gemini denied access (HTTP ${status}${rpc}): ${apiMessage}; check that GEMINI_API_KEY belongs to a project with the Gemini API enabled`,
-      { ...base, retryable: false, fatal: true },
-    );
-  }
-  if (status === 429) {
-    const retryAfterMs = _durationMs(detail("google.rpc.RetryInfo")?.retryDelay) ??
-      _retryHintFromMessage(apiMessage);
-    return new ProviderError(`Gemini rate limit reached (HTTP 429${rpc}): ${apiMessage}`, {
-      ...base,
-      retryable: true,
-      ...(retryAfterMs !== undefined && { retryAfterMs }),
-    });
-  }
-  if (status === 408 || status >= 500) {
-    return new ProviderError(`Gemini is unavailable (HTTP ${status}${rpc}): ${apiMessage}`, {
-      ...base,
-      retryable: true,
-    });
-  }
-  if (status === 404) {
-    return new ProviderError(
-      `Cannot use Gemini model '${model}' as Gemini could not find it (HTTP 404${rpc}): ${apiMessage}; check --critic-model (models are listed at ai.google.dev/gemini-api/docs/models)`,
-      { ...base, retryable: false, fatal: true },
-    );
-  }
-  // Every call would get the same answer: billing or region (FAILED_PRECONDITION), or a part of
-  // the request that comes from the settings rather than the prompt.
-  const setting = body.status === "FAILED_PRECONDITION" ||
-    (status === 400 && SETTING_ERROR.test(apiMessage));
-  return new ProviderError(
-    `Gemini refused the request (HTTP ${status}${rpc}): ${apiMessage}${
-      setting ? `; every call with model '${model}' would fail alike, so the run stops` : ""
-    }`,
-    { ...base, retryable: false, fatal: setting },
-  );
-}
-
 /**
  * The most tokens the critic's image can cost: Gemini 3 is asked for low media resolution
  * (280); Gemini 2 bills 258 per started 768 px tile, one tile at 384 px or less.
@@ -624,53 +444,71 @@ function _imageTokenBound(generation: number, maxSide: number): number {
   return 1120;
 }
 
-/** A copy of `error` that records what the failed call was billed (fields are read-only). */
-function _withCost(error: ProviderError, costUsd: number): ProviderError {
-  return new ProviderError(error.message, {
-    provider: error.provider,
-    retryable: error.retryable,
-    fatal: error.fatal,
-    costUsd,
-    ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
-    ...(error.status !== undefined && { status: error.status }),
-    ...(error.requestId !== undefined && { requestId: error.requestId }),
-    ...(error.cause !== undefined && { cause: error.cause }),
-  });
-}
-
-/** Bare 429s sometimes only say "Please retry in 53.0s." in the message. */
-function _retryHintFromMessage(message: string): number | undefined {
-  const match = /retry in (\d+(?:\.\d+)?)\s*s/i.exec(message);
-  return match ? Math.round(Number(match[1]) * 1000) : undefined;
-}
-
 /** The `gemini` section of the config file. */
 const geminiSettings = z.strictObject({
   key: z.string().min(1).optional(),
   baseUrl: urlString.optional(),
-  /** USD per 1M tokens, by model id. */
-  prices: tokenPriceTable.optional(),
+  /**
+   * USD per 1M tokens, by model id: `input`, `output` (text and thinking), and for image models
+   * `image` (output image tokens).
+   */
+  prices: z.record(
+    z.string(),
+    z.strictObject({
+      input: z.number().nonnegative(),
+      output: z.number().nonnegative(),
+      image: z.number().nonnegative().optional(),
+    }),
+  ).optional(),
 });
 
 /** Gemini's settings, validated. */
 export type GeminiSettings = z.output<typeof geminiSettings>;
 
-/** Google's Gemini as a retake provider: the critic and the refiner. */
+/** The models `--help` and README list: the image models with their aliases, then the rest. */
+function _catalog(): ModelEntry[] {
+  const prices = defaultGeminiPrices();
+  const images = GEMINI_IMAGE_MODELS.map((m): ModelEntry => {
+    const price = prices[m.id];
+    const perImage = price?.image !== undefined && m.tokens["1K"] !== undefined
+      ? ` (about $${Math.round(m.tokens["1K"] * price.image / 1e2) / 1e4} per 1K image)`
+      : "";
+    return {
+      id: m.id,
+      aliases: m.aliases,
+      roles: ["generate"],
+      family: "nano-banana",
+      ...(price?.image !== undefined &&
+        { price: `$${price.image} per 1M image tokens${perImage}` }),
+    };
+  });
+  const text = Object.entries(prices).filter(([, price]) => price.image === undefined).map((
+    [id, price],
+  ): ModelEntry => ({
+    id,
+    roles: ["critique", "refine"],
+    price: `$${price.input} / $${price.output} per 1M tokens in / out`,
+  }));
+  return [...images, ...text];
+}
+
+/** Google's Gemini as a retake provider: image generation, critique and refinement. */
 export const geminiProvider = {
   name: "gemini",
   title: "Gemini",
   summary: {
+    generate: "`@google/genai` image models (Nano Banana), image inline in the answer",
     critique: "`@google/genai`, image inline, structured output",
     refine: "`@google/genai`, structured output",
   },
-  roles: ["critique", "refine"],
+  roles: ["generate", "critique", "refine"],
   schema: geminiSettings,
   env: [
     {
       names: ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
       setting: "key",
       secret: true,
-      description: "Gemini key",
+      description: "Gemini key (an auth key, AQ.…, from aistudio.google.com/apikey)",
     },
     {
       names: ["GEMINI_BASE_URL"],
@@ -678,23 +516,49 @@ export const geminiProvider = {
       description: "the Gemini SDK's base URL",
     },
   ],
-  models: Object.entries(defaultGeminiPrices()).map(([id, price]) => ({
-    id,
-    roles: ["critique", "refine"] as const,
-    price: `$${price.input} / $${price.output} per 1M tokens in / out`,
-  })),
-  defaults: { critique: DEFAULT_GEMINI_MODEL, refine: DEFAULT_GEMINI_MODEL },
+  models: _catalog(),
+  defaults: {
+    generate: DEFAULT_GEMINI_IMAGE_MODEL,
+    critique: DEFAULT_GEMINI_MODEL,
+    refine: DEFAULT_GEMINI_MODEL,
+  },
   available: (settings: GeminiSettings) => settings.key !== undefined,
   unavailable:
-    "GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY), add it to .env or the config file, or run with --critic local",
-  create({ settings, criticModel, timeoutMs }: CreateContext<GeminiSettings>) {
-    // One client for both: one price warning, and one check before the run.
-    return Promise.resolve(createGeminiProviders({
+    "GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY), add it to .env or the config file, or choose another provider (--generator local, --critic local)",
+  resolveModel: resolveGeminiImageModel,
+  create(
+    { settings, roles, models, size, criticModel, timeoutMs }: CreateContext<GeminiSettings>,
+  ) {
+    // One connection for every part: one SDK client, one check before the run.
+    const connection = connectGemini({
       apiKey: settings.key!,
       ...(settings.baseUrl !== undefined && { baseUrl: settings.baseUrl }),
-      ...(criticModel !== undefined && { model: criticModel }),
-      ...(settings.prices !== undefined && { prices: settings.prices }),
       timeoutMs,
-    }));
+    });
+    const checks: Array<(signal: AbortSignal) => Promise<void>> = [];
+    const check = async (signal: AbortSignal) => {
+      await Promise.all(checks.map((c) => c(signal)));
+    };
+    const parts: ProviderParts = {};
+    if (roles.has("critique") || roles.has("refine")) {
+      const text = _textClient(connection, {
+        apiKey: settings.key!,
+        ...(criticModel !== undefined && { model: criticModel }),
+        ...(settings.prices !== undefined && { prices: settings.prices }),
+      });
+      checks.push(text.check);
+      if (roles.has("critique")) parts.critic = _critic(text, check);
+      if (roles.has("refine")) parts.refiner = _refiner(text, check);
+    }
+    if (roles.has("generate")) {
+      const generator = geminiImageGenerator(connection, {
+        models: models.length > 0 ? models : [DEFAULT_GEMINI_IMAGE_MODEL],
+        size,
+        ...(settings.prices !== undefined && { prices: settings.prices }),
+      });
+      checks.push(generator.check!);
+      parts.generator = { ...generator, check };
+    }
+    return Promise.resolve(parts);
   },
 } as const satisfies ProviderDescriptor<GeminiSettings>;

@@ -213,23 +213,14 @@ function changeNotice(model: string, flag: string, info: Model): string | undefi
   return undefined;
 }
 
-/** Token counts of one answer; image output tokens apart from text and thinking. */
-export interface AnswerUsage extends TokenUsage {
-  /** Output tokens spent on images (image models). */
-  imageOutputTokens?: number;
-}
-
 /** The token counts `usageMetadata` reports. */
-export function usageOf(response: GenerateContentResponse): AnswerUsage {
+export function usageOf(response: GenerateContentResponse): TokenUsage {
   const meta = response.usageMetadata;
   const image = meta?.promptTokensDetails?.find((d) => d.modality === "IMAGE")?.tokenCount;
-  const imageOut = meta?.candidatesTokensDetails?.find((d) => d.modality === "IMAGE")
-    ?.tokenCount;
   return {
     inputTokens: meta?.promptTokenCount ?? 0,
     outputTokens: (meta?.candidatesTokenCount ?? 0) + (meta?.thoughtsTokenCount ?? 0),
     ...(image !== undefined && { imageTokens: image }),
-    ...(imageOut !== undefined && { imageOutputTokens: imageOut }),
   };
 }
 

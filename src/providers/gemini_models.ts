@@ -14,7 +14,7 @@ export interface GeminiTokenPrice {
   input: number;
   output: number;
   /** USD per 1M output image tokens, for image models. */
-  image?: number;
+  image?: number | undefined;
 }
 
 /** Default model for critique and refinement: the current vision-capable Flash. */

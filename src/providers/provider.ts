@@ -49,6 +49,21 @@ export interface GenerateRequest {
    * one, where the service still has it.
    */
   recoverRequestId?: string;
+  /**
+   * Edit this image instead of drawing a new one: `prompt` says what the result should show,
+   * `instruction` what to change. Sent only to a generator whose `editModel` names an endpoint.
+   */
+  edit?: EditSource;
+}
+
+/** The image an edit starts from, and what to change in it. */
+export interface EditSource {
+  /** The saved image on disk. */
+  imagePath: string;
+  /** Where the service that made it still serves it, when it said (fal's result URL). */
+  imageUrl?: string;
+  /** The change to make, written by the refiner from the failed checks. */
+  instruction: string;
 }
 
 /** What a generator hands back; the pipeline verifies and writes the bytes atomically. */
@@ -58,18 +73,30 @@ export interface GeneratedImage {
   format: ImageFormat;
   width: number;
   height: number;
-  /** The seed the service actually used. */
-  seed: number;
+  /**
+   * The seed the service actually used; undefined when it reports none (Nano Banana, Imagen 4,
+   * Recraft), so no seed is recorded that would not reproduce the image.
+   */
+  seed?: number | undefined;
   model: string;
+  /**
+   * The model that answered, as the service names it, where it says (Gemini routes deprecated
+   * ids to newer models); beside `model`, the id asked for.
+   */
+  modelVersion?: string;
   requestId?: string;
-  /** Estimated cost in USD. */
+  /** Estimated cost in USD; 0 with {@linkcode GeneratedImage.costUnknown} when no price is known. */
   costUsd: number;
+  /** No price is known for the model: `costUsd` is 0 only for want of one, not free. */
+  costUnknown?: true;
   /** Time spent queued at the service, where known. */
   queueMs?: number;
   /** Time the service reports for inference, where known. */
   inferenceMs?: number;
   /** Safety flag from the service, where it reports one. */
   nsfw?: boolean;
+  /** Where the service keeps the image for a while, for a later edit to start from. */
+  url?: string;
 }
 
 /** What every provider can say before any paid call. */
@@ -87,6 +114,11 @@ export interface ImageGenerator extends ProviderChecks {
   /** Short provider name recorded in metadata, e.g. `local`, `fal`. */
   readonly name: string;
   generate(request: GenerateRequest): Promise<GeneratedImage>;
+  /**
+   * The endpoint that edits images made with `model`, or undefined when its family has none:
+   * then every round is drawn anew. @default {undefined}
+   */
+  editModel?(model: string): string | undefined;
   /**
    * The most one generation of this size may cost, in USD, from the price table, for the
    * budget to reserve before starting it; undefined when the price is unknown. Absent for
@@ -123,6 +155,11 @@ export interface CritiqueRequest {
 export interface CritiqueResult {
   critique: Critique;
   model: string;
+  /**
+   * The model that answered, as the service names it, where it says (Gemini routes deprecated
+   * ids to newer models); beside `model`, the id asked for.
+   */
+  modelVersion?: string;
   costUsd: number;
   usage?: TokenUsage;
   requestId?: string;
@@ -166,6 +203,11 @@ export interface RefineRequest {
   history: RoundHistory[];
   iteration: number;
   signal: AbortSignal;
+  /**
+   * `edit`: the next image edits the best one so far, so also write `instruction`, the change
+   * to make, from the failed checks. @default {"regenerate"}
+   */
+  mode?: "edit" | "regenerate";
 }
 
 /** One edit the refiner made, and why. */
@@ -178,7 +220,14 @@ export interface PromptChange {
 export interface RefineResult {
   prompt: string;
   changes: PromptChange[];
+  /** In edit mode, the change to make to the image, e.g. "make the sky orange". */
+  instruction?: string;
   model: string;
+  /**
+   * The model that answered, as the service names it, where it says (Gemini routes deprecated
+   * ids to newer models); beside `model`, the id asked for.
+   */
+  modelVersion?: string;
   costUsd: number;
   usage?: TokenUsage;
   requestId?: string;

@@ -1,0 +1,140 @@
+/**
+ * What one strategy's batch folder holds for the eval: per prompt, its final image (the best one
+ * the loop kept), how many images it made, what it cost and took, the loop critic's score, and
+ * the prompt's brief; plus the run's status from `run.json`.
+ *
+ * @module
+ */
+import { refuseLinks, safeFolderName } from "../artifacts.ts";
+import { type Brief, briefSchema } from "../critique.ts";
+import { messageOf } from "../errors.ts";
+import type { PromptSpec } from "../prompts.ts";
+import type { PromptRecord } from "../record.ts";
+import type { StrategyName } from "./strategies.ts";
+
+/** One prompt's result in one strategy's folder. */
+export interface PromptResult {
+  id: string;
+  /** The prompt's folder, relative to the strategy's folder. */
+  folder: string;
+  /** Its `metadata.json` status, `not run` when there is none, `unreadable` when it is broken. */
+  status: string;
+  /** Path of the final image (the best kept), for a completed prompt. */
+  finalImage?: string;
+  /** The iteration the final image comes from. */
+  finalIteration?: number;
+  /** Images made. */
+  images: number;
+  costUsd: number;
+  durationMs: number;
+  /** The loop critic's score of the final image. */
+  criticScore?: number;
+  /** The prompt's checklist: `brief.json`, else the record's copy. */
+  brief?: Brief;
+  /** Why the record could not be read. */
+  problem?: string;
+}
+
+/** One strategy's folder, read. */
+export interface StrategyResults {
+  name: StrategyName;
+  /** The strategy's batch folder. */
+  dir: string;
+  /** `run.json`'s status; undefined when there is no run yet. */
+  runStatus?: string;
+  prompts: PromptResult[];
+}
+
+/**
+ * Reads every prompt of `specs` from the strategy's batch folder `dir`, never through a link
+ * below `within`.
+ */
+export async function readStrategyResults(
+  name: StrategyName,
+  dir: string,
+  specs: readonly PromptSpec[],
+  within: string,
+): Promise<StrategyResults> {
+  const run = await readJson(`${dir}/run.json`, within).catch(() => undefined);
+  const runStatus = (run as { status?: unknown } | undefined)?.status;
+  const prompts: PromptResult[] = [];
+  for (const spec of specs) prompts.push(await readPrompt(dir, spec, within));
+  return {
+    name,
+    dir,
+    ...(typeof runStatus === "string" && { runStatus }),
+    prompts,
+  };
+}
+
+async function readPrompt(dir: string, spec: PromptSpec, within: string): Promise<PromptResult> {
+  const folder = safeFolderName(spec.id);
+  const base = { id: spec.id, folder, images: 0, costUsd: 0, durationMs: 0 };
+  let record: PromptRecord | undefined;
+  try {
+    record = await readJson(`${dir}/${folder}/metadata.json`, within) as PromptRecord | undefined;
+  } catch (error) {
+    return { ...base, status: "unreadable", problem: messageOf(error) };
+  }
+  if (record === undefined) return { ...base, status: "not run" };
+  if (record?.id !== spec.id || !Array.isArray(record.iterations)) {
+    return {
+      ...base,
+      status: "unreadable",
+      problem: `its metadata.json belongs to ${
+        typeof record?.id === "string" ? `prompt '${record.id}'` : "no prompt"
+      }`,
+    };
+  }
+  const brief = await readBrief(`${dir}/${folder}/brief.json`, within, record);
+  const final = record.status === "completed" && typeof record.bestImage === "string"
+    ? `${dir}/${folder}/${record.bestImage}`
+    : undefined;
+  return {
+    ...base,
+    status: String(record.status),
+    ...(final !== undefined && { finalImage: final }),
+    ...(final !== undefined && typeof record.bestIteration === "number" &&
+      { finalIteration: record.bestIteration }),
+    images: record.iterations.filter((it) => typeof it.image === "string").length,
+    costUsd: finite(record.costUsd),
+    durationMs: finite(record.durationMs),
+    ...(typeof record.bestScore === "number" && { criticScore: record.bestScore }),
+    ...(brief !== undefined && { brief }),
+  };
+}
+
+/** The brief from `brief.json`, else from the record; undefined when neither holds a valid one. */
+async function readBrief(
+  path: string,
+  within: string,
+  record: PromptRecord,
+): Promise<Brief | undefined> {
+  const fromFile = briefSchema.safeParse(await readJson(path, within).catch(() => undefined));
+  if (fromFile.success) return fromFile.data;
+  const fromRecord = briefSchema.safeParse((record as { brief?: unknown }).brief);
+  return fromRecord.success ? fromRecord.data : undefined;
+}
+
+/** A JSON file's content, or undefined when it does not exist. */
+export async function readJson(path: string, within: string): Promise<unknown> {
+  await refuseLinks(path, within);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new SyntaxError(`Cannot read '${path}' as it is not valid JSON: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+function finite(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}

@@ -1,0 +1,387 @@
+/**
+ * Gemini as image generator, with its image models ("Nano Banana") through `generateContent`:
+ * `responseModalities: ["IMAGE"]`, the size as `imageConfig` (an aspect ratio and a size tier:
+ * Gemini makes fixed sizes, so `--size` picks the nearest), the image back inline as base64
+ * `inlineData`. A seed is sent, but the answer names none, so none is recorded. Cost comes from the
+ * answer's token counts (output image tokens at the model's image rate), or from the size's
+ * published token count when an answer has none.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { GenerateContentConfig, GenerateContentResponse, Part } from "@google/genai/web";
+import { getLogger } from "@logtape/logtape";
+import sharp from "sharp";
+import { InputError, ProviderError } from "../errors.ts";
+import { clip } from "./_llm_prompts.ts";
+import {
+  BLOCKING_FINISH,
+  connectGemini,
+  type GeminiConnection,
+  type GeminiConnectionOptions,
+} from "./gemini_api.ts";
+import {
+  DEFAULT_GEMINI_IMAGE_MODEL,
+  defaultGeminiPrices,
+  GEMINI_IMAGE_MODELS,
+  type GeminiImageSize,
+  type GeminiTokenPrice,
+  imageModel,
+  priceOf,
+} from "./gemini_models.ts";
+import type { GeneratedImage, GenerateRequest, ImageFormat, ImageGenerator } from "./provider.ts";
+
+const PROVIDER = "gemini";
+const log = getLogger(["retake", "gemini"]);
+
+/** The aspect ratios every Gemini image model takes. */
+const RATIOS: ReadonlyArray<readonly [number, number]> = [
+  [1, 1],
+  [2, 3],
+  [3, 2],
+  [3, 4],
+  [4, 3],
+  [4, 5],
+  [5, 4],
+  [9, 16],
+  [16, 9],
+  [21, 9],
+];
+
+/** About how many pixels each size tier has. */
+const TIER_PIXELS: Record<GeminiImageSize, number> = {
+  "512": 512 ** 2,
+  "1K": 1024 ** 2,
+  "2K": 2048 ** 2,
+  "4K": 4096 ** 2,
+};
+
+/** Output image tokens per size for a model retake does not know (3.1 Flash Image's). */
+const DEFAULT_TOKENS: Record<GeminiImageSize, number> = {
+  "512": 747,
+  "1K": 1120,
+  "2K": 1680,
+  "4K": 2520,
+};
+
+/**
+ * Input and thinking tokens one generation may spend besides its image, for the estimate: a
+ * prompt at its 4,000-character limit is about 1,000 tokens; image models think at most a few
+ * hundred tokens by default.
+ */
+const PROMPT_TOKEN_BOUND = 2_000;
+const THINKING_TOKEN_BOUND = 2_000;
+
+/** Options for {@linkcode createGeminiGenerator}. */
+export interface GeminiImageOptions extends GeminiConnectionOptions {
+  /**
+   * The image models this run uses, each checked with `models.get` before the run.
+   * @default {["gemini-nano-banana-2.1"]}
+   */
+  models?: readonly string[] | undefined;
+  /** The size asked for, to warn once when Gemini cannot make its aspect ratio. */
+  size?: { width: number; height: number } | undefined;
+  /**
+   * USD per 1M tokens by model id (`image` for output image tokens), merged over the
+   * built-in table. @default {defaultGeminiPrices()}
+   */
+  prices?: Record<string, GeminiTokenPrice> | undefined;
+}
+
+/**
+ * Creates a generator that has Gemini's image models draw each prompt.
+ *
+ * @example
+ * ```ts ignore
+ * const generator = createGeminiGenerator({ apiKey: Deno.env.get("GEMINI_API_KEY")! });
+ * const image = await generator.generate({ ...request, model: resolveGeminiImageModel() });
+ * ```
+ */
+export function createGeminiGenerator(options: GeminiImageOptions): ImageGenerator {
+  return geminiImageGenerator(connectGemini(options), options);
+}
+
+/**
+ * A Gemini image model id from an alias (`nano-banana-2.1`) or an id; the default for none.
+ * Throws an `InputError` for a name that cannot be a Gemini model or is a text-only model.
+ *
+ * @example
+ * ```ts
+ * import { resolveGeminiImageModel } from "./gemini_image.ts";
+ * if (resolveGeminiImageModel("nano-banana-pro") !== "gemini-3-pro-image") throw new Error("alias");
+ * if (resolveGeminiImageModel() !== "gemini-nano-banana-2.1") throw new Error("default");
+ * ```
+ */
+export function resolveGeminiImageModel(name?: string): string {
+  const given = name?.trim() ?? "";
+  if (given === "") return DEFAULT_GEMINI_IMAGE_MODEL;
+  const byAlias = GEMINI_IMAGE_MODELS.find((m) => m.aliases.includes(given.toLowerCase()));
+  if (byAlias !== undefined) return byAlias.id;
+  const id = given.replace(/^models\//, "");
+  const aliases = GEMINI_IMAGE_MODELS.flatMap((m) => m.aliases).join(", ");
+  if (!/^[\w][\w.-]*$/.test(id)) {
+    throw new InputError(
+      `Cannot use model '${given}' with Gemini: expected one of ${aliases} or a Gemini image model id such as ${DEFAULT_GEMINI_IMAGE_MODEL}`,
+    );
+  }
+  const price = defaultGeminiPrices()[id];
+  if (price !== undefined && price.image === undefined) {
+    throw new InputError(
+      `Cannot generate images with Gemini model '${id}' as it answers only in text: choose an image model (${aliases}) with --model`,
+    );
+  }
+  return id;
+}
+
+/** What Gemini is asked to make for a size. */
+export interface GeminiImageShape {
+  /** `imageConfig.aspectRatio`, e.g. `4:3`. */
+  aspectRatio: string;
+  /** `imageConfig.imageSize`, e.g. `1K`. */
+  imageSize: GeminiImageSize;
+}
+
+/**
+ * The aspect ratio nearest to `width`×`height` and the smallest size tier of `model` that has
+ * about as many pixels (the largest it makes, for bigger sizes).
+ *
+ * @example
+ * ```ts
+ * import { geminiImageShape } from "./gemini_image.ts";
+ * const shape = geminiImageShape("gemini-nano-banana-2.1", 1024, 768);
+ * if (shape.aspectRatio !== "4:3" || shape.imageSize !== "1K") throw new Error("4:3 at 1K");
+ * ```
+ */
+export function geminiImageShape(model: string, width: number, height: number): GeminiImageShape {
+  const target = Math.log(width / height);
+  let best = RATIOS[0]!;
+  for (const ratio of RATIOS) {
+    if (
+      Math.abs(Math.log(ratio[0] / ratio[1]) - target) <
+        Math.abs(Math.log(best[0] / best[1]) - target)
+    ) {
+      best = ratio;
+    }
+  }
+  const sizes = imageModel(model)?.sizes ?? ["1K", "2K", "4K"];
+  const pixels = width * height;
+  const imageSize = sizes.find((s) => TIER_PIXELS[s] * 1.1 >= pixels) ?? sizes.at(-1)!;
+  return { aspectRatio: `${best[0]}:${best[1]}`, imageSize };
+}
+
+/** Output image tokens one image of `size` costs on `model`. */
+function _imageTokens(model: string, size: GeminiImageSize): number {
+  return imageModel(model)?.tokens[size] ?? DEFAULT_TOKENS[size];
+}
+
+/**
+ * A generator on an existing connection (the descriptor shares one with the critic).
+ * `settings.models` are checked by its `check()`.
+ */
+export function geminiImageGenerator(
+  connection: GeminiConnection,
+  settings: Pick<GeminiImageOptions, "models" | "size" | "prices">,
+): ImageGenerator {
+  const models = [...(settings.models ?? [DEFAULT_GEMINI_IMAGE_MODEL])];
+  const prices = { ...defaultGeminiPrices(), ...settings.prices };
+  for (const model of models) {
+    const price = priceOf(prices, model);
+    if (price?.image === undefined) {
+      log.warn(
+        "No image price known for Gemini model {model}: its images are recorded at their token cost, or 0",
+        { model },
+      );
+    }
+    if (settings.size === undefined) continue;
+    const { width, height } = settings.size;
+    const shape = geminiImageShape(model, width, height);
+    const [a, b] = shape.aspectRatio.split(":").map(Number) as [number, number];
+    if (Math.abs(Math.log(width / height / (a / b))) > 0.02) {
+      log.warn(
+        "Gemini makes images in fixed shapes: {model} draws {aspectRatio} at {imageSize} for {width}×{height}, and the saved images keep Gemini's size",
+        { model, width, height, ...shape },
+      );
+    }
+  }
+
+  const costOf = (
+    model: string,
+    response: GenerateContentResponse,
+    size: GeminiImageSize,
+    answeredBy: string | undefined,
+    gotImage: boolean,
+  ): number => {
+    const rates = (answeredBy !== undefined ? priceOf(prices, answeredBy) : undefined) ??
+      priceOf(prices, model);
+    if (rates === undefined) return 0;
+    const meta = response.usageMetadata;
+    if (meta === undefined) {
+      // No token counts (a proxy may strip them): the size's published count.
+      return gotImage && rates.image !== undefined
+        ? _imageTokens(model, size) * rates.image / 1e6
+        : 0;
+    }
+    const candidates = meta.candidatesTokenCount ?? 0;
+    const imageOut = meta.candidatesTokensDetails?.find((d) => d.modality === "IMAGE")
+      ?.tokenCount ?? (gotImage ? candidates : 0);
+    const textOut = Math.max(0, candidates - imageOut) + (meta.thoughtsTokenCount ?? 0);
+    return ((meta.promptTokenCount ?? 0) * rates.input + textOut * rates.output +
+      imageOut * (rates.image ?? rates.output)) / 1e6;
+  };
+
+  return {
+    name: PROVIDER,
+    async check(signal) {
+      await Promise.all(
+        models.map((model) => connection.checkModel({ model, flag: "--model" }, signal)),
+      );
+    },
+    estimateCostUsd({ model, width, height }) {
+      const rates = priceOf(prices, model);
+      if (rates?.image === undefined) return undefined;
+      const { imageSize } = geminiImageShape(model, width, height);
+      const usd = (_imageTokens(model, imageSize) * rates.image +
+        PROMPT_TOKEN_BOUND * rates.input + THINKING_TOKEN_BOUND * rates.output) / 1e6;
+      return Math.round(usd * 1e6) / 1e6;
+    },
+    async generate(request: GenerateRequest): Promise<GeneratedImage> {
+      const { model, signal } = request;
+      if (signal.aborted) throw signal.reason;
+      const shape = geminiImageShape(model, request.width, request.height);
+      // Gemini's seed is an int32; retake's seeds are uint32.
+      const seed = request.seed % 2 ** 31;
+      const config: GenerateContentConfig = {
+        responseModalities: ["IMAGE"],
+        imageConfig: { aspectRatio: shape.aspectRatio, imageSize: shape.imageSize },
+        seed,
+        abortSignal: signal,
+      };
+      const chosen = { model, flag: "--model" };
+      const started = performance.now();
+      let response: GenerateContentResponse;
+      try {
+        response = await (await connection.models()).generateContent({
+          model,
+          contents: [{ role: "user", parts: [{ text: request.prompt }] }],
+          config,
+        });
+      } catch (error) {
+        const classified = connection.classify(error, signal, "image generation", chosen);
+        log.debug("Gemini image generation with {model} failed in {durationMs} ms: {status}", {
+          model,
+          durationMs: Math.round(performance.now() - started),
+          status: classified instanceof ProviderError
+            ? classified.status ?? classified.message
+            : "aborted",
+        });
+        throw classified;
+      }
+      const modelVersion = connection.noteModelVersion(model, response);
+      const requestId = response.responseId;
+      const candidate = response.candidates?.[0];
+      const finish = candidate?.finishReason;
+      const part = _imagePart(candidate?.content?.parts);
+      const costUsd = costOf(model, response, shape.imageSize, modelVersion, part !== undefined);
+      log.debug(
+        "Gemini image generation with {model}: {status} in {durationMs} ms, {aspectRatio} at {imageSize}",
+        {
+          model,
+          modelVersion,
+          ...shape,
+          status: response.promptFeedback?.blockReason
+            ? `blocked ${response.promptFeedback.blockReason}`
+            : finish ?? "no finish reason",
+          durationMs: Math.round(performance.now() - started),
+          costUsd,
+          requestId,
+        },
+      );
+      // What the answer was billed, on an error that ends the call.
+      const failure = {
+        provider: PROVIDER,
+        retryable: false,
+        ...(requestId !== undefined && { requestId }),
+        ...(costUsd > 0 && { costUsd }),
+      };
+      const blockReason = response.promptFeedback?.blockReason;
+      if (blockReason) {
+        const why = response.promptFeedback?.blockReasonMessage;
+        throw new ProviderError(
+          `Gemini blocked the prompt (${blockReason})${
+            why ? `: ${connection.redact(clip(why, 200))}` : ""
+          }; rephrase the prompt`,
+          failure,
+        );
+      }
+      if (finish !== undefined && BLOCKING_FINISH.has(finish)) {
+        const why = candidate?.finishMessage;
+        throw new ProviderError(
+          `Gemini refused to make the image (finishReason ${finish})${
+            why ? `: ${connection.redact(clip(why, 200))}` : ""
+          }; rephrase the prompt`,
+          failure,
+        );
+      }
+      if (part === undefined) {
+        const text = (candidate?.content?.parts ?? [])
+          .filter((p) => typeof p.text === "string" && p.thought !== true)
+          .map((p) => p.text!.trim()).join(" ").trim();
+        throw new ProviderError(
+          `Gemini answered without an image (finishReason ${finish ?? "none"})${
+            text !== "" ? `: '${connection.redact(clip(text, 200))}'` : ""
+          }; rephrase the prompt, or choose an image model with --model`,
+          failure,
+        );
+      }
+      let image: { data: Uint8Array; width: number; height: number };
+      try {
+        image = await _asFormat(Buffer.from(part.data, "base64"), request.format);
+      } catch (error) {
+        throw new ProviderError(
+          `Gemini's image (${part.mimeType}) is not a usable image: ${(error as Error).message}`,
+          { ...failure, cause: error },
+        );
+      }
+      return {
+        data: image.data,
+        format: request.format,
+        width: image.width,
+        height: image.height,
+        // The answer names no seed: one is sent, but Gemini does not say it reproduces the image.
+        model,
+        ...(modelVersion !== undefined && { modelVersion }),
+        ...(requestId !== undefined && { requestId }),
+        costUsd,
+        ...(priceOf(prices, model)?.image === undefined && costUsd === 0 &&
+          { costUnknown: true as const }),
+      };
+    },
+  };
+}
+
+/**
+ * The answer's image: the last inline image that is not a thought (Pro models show drafts
+ * while they think).
+ */
+function _imagePart(parts: Part[] | undefined): { data: string; mimeType: string } | undefined {
+  const images = (parts ?? []).filter((p) =>
+    p.thought !== true && typeof p.inlineData?.data === "string" &&
+    (p.inlineData.mimeType ?? "").startsWith("image/")
+  );
+  const last = images.at(-1)?.inlineData;
+  return last === undefined ? undefined : { data: last.data!, mimeType: last.mimeType! };
+}
+
+/** The image in the format asked for: Gemini chooses its own (PNG, as a rule). */
+async function _asFormat(
+  bytes: Uint8Array,
+  format: ImageFormat,
+): Promise<{ data: Uint8Array; width: number; height: number }> {
+  const meta = await sharp(bytes).metadata();
+  if (!(meta.width > 0) || !(meta.height > 0)) throw new Error("it has no size");
+  if (meta.format === format) return { data: bytes, width: meta.width, height: meta.height };
+  const converted = format === "png"
+    ? await sharp(bytes).png().toBuffer()
+    : await sharp(bytes).flatten({ background: "#ffffff" }).jpeg({ quality: 92 }).toBuffer();
+  return { data: new Uint8Array(converted), width: meta.width, height: meta.height };
+}
