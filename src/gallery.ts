@@ -665,9 +665,16 @@ function renderIteration(
   const n = num(it.iteration) ?? 0;
   const critique = isObject(it.critique) ? it.critique : undefined;
   const score = num(critique?.score);
+  const action = str(it.action) === "edit"
+    ? `edit of ${num(it.editOf) ?? "?"}`
+    : str(it.action) === "redraw"
+    ? "redrawn"
+    : "";
   const head = `<div class="head"><span class="n">Iteration ${n}</span>${
-    isBest ? `<span class="best-badge">★ best</span>` : ""
-  }${
+    action
+      ? `<span class="action" title="${esc(str(it.actionReason) ?? "")}">${esc(action)}</span>`
+      : ""
+  }${isBest ? `<span class="best-badge">★ best</span>` : ""}${
     score !== undefined
       ? `<span class="score ${scoreTone(score)}" title="critic score">${score.toFixed(1)}</span>`
       : ""
@@ -1065,6 +1072,8 @@ section.prompt { background: var(--card); border: 1px solid var(--line); border-
 .checks li.fail span { color: #b3261e; }
 .checks li small { display: block; margin-left: 1.2em; color: var(--soft); }
 .ended { color: var(--soft); }
+.head .action { font-size: 12px; color: var(--soft); border: 1px solid var(--line);
+  border-radius: 999px; padding: 0 8px; margin-left: 6px; }
 details { font-size: 13px; margin-top: 6px; }
 details summary { cursor: pointer; color: var(--accent); }
 details h5 { font-size: 12px; color: var(--soft); margin-top: 8px; }

@@ -222,12 +222,15 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   if (options.steps !== undefined) _positive("steps", options.steps);
   const enableSafetyChecker = options.enableSafetyChecker ?? true;
   const failOnNsfw = options.failOnNsfw ?? true;
+  /** Cleared for the rest of the run once the status stream turns out not to be served. */
+  let streaming = (options.statusUpdates ?? "stream") === "stream";
   const prices = _prices(options.prices);
   const base = options.baseUrl?.replace(/\/+$/, "");
   const baseOrigin = base === undefined ? undefined : _origin(base);
   const innerFetch = options.fetch ?? globalThis.fetch;
   const redact = redactor([apiKey]);
   const warnedPrices = new Set<string>();
+  const warnedModels = new Set<string>();
   /** Requests this generator cancelled: never worth recovering. */
   const cancelledIds = new Set<string>();
   /** What fal answered to each cancel, by request id (the SDK drops the body). */
@@ -259,8 +262,8 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const generator: ImageGenerator = {
     name: PROVIDER,
     estimateCostUsd({ model, width, height }) {
-      const entry = priceOf(resolveFalModel(model));
-      return entry === undefined ? undefined : estimateFalCost(entry, [{ width, height }]);
+      const id = resolveFalModel(model);
+      return price(id, { width, height }, falTier(id, width, height));
     },
     async check(signal) {
       const models = [...new Set((options.models ?? [DEFAULT_FAL_MODEL]).map(resolveFalModel))];
@@ -269,7 +272,22 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     },
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
       const model = resolveFalModel(request.model);
-      const input = _input(model, request, { enableSafetyChecker, steps: options.steps });
+      const input = falInput(model, {
+        prompt: request.prompt,
+        width: request.width,
+        height: request.height,
+        seed: request.seed,
+        format: request.format,
+        safetyChecker: enableSafetyChecker,
+        steps: options.steps,
+      });
+      if (falModel(model) === undefined && !warnedModels.has(model)) {
+        warnedModels.add(model);
+        log.warn(
+          "retake does not know fal endpoint {model}: sending FLUX.1-style input (image_size, seed, output_format); a 422 will name any field it rejects",
+          { model },
+        );
+      }
       if (request.signal.aborted) throw request.signal.reason;
       const deadline = new AbortController();
       const timer = setTimeout(
@@ -279,8 +297,17 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       );
       const signal = AbortSignal.any([request.signal, deadline.signal]);
       const key = JSON.stringify([model, input]);
-      const job: Job = { model, key, completed: false, charged: 0, price: 0 };
-      job.price = price(model, [{ width: request.width, height: request.height }]);
+      const tier = falTier(model, request.width, request.height);
+      const job: Job = {
+        model,
+        key,
+        tier,
+        ...(typeof input.seed === "number" && { seedSent: input.seed }),
+        completed: false,
+        charged: 0,
+        price: 0,
+      };
+      job.price = price(model, request, tier) ?? 0;
       try {
         const earlier = undelivered.get(key);
         undelivered.delete(key);
@@ -342,7 +369,11 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const submitted = await (await queue()).submit(model, { input, abortSignal: grace.signal });
+      const submitted = await (await queue()).submit(model, {
+        input,
+        headers: SUBMIT_HEADERS,
+        abortSignal: grace.signal,
+      });
       onAccepted?.(submitted.request_id);
       return submitted.request_id;
     } finally {
@@ -359,32 +390,23 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   ): Promise<GeneratedImage> {
     const { model } = job;
     const requestId = job.id!;
-    const submittedAt = performance.now();
-    let lastQueuedAt = submittedAt;
-    let inferenceSeconds: unknown;
-    for (;;) {
-      const status = await (await queue()).status(model, { requestId, abortSignal: signal });
-      if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
-      if (status.status === "COMPLETED") {
-        inferenceSeconds = status.metrics?.inference_time;
-        break;
-      }
-      await _sleep(pollIntervalMs, signal);
-    }
+    const { queueMs, inferenceSeconds } = await completion(model, requestId, signal);
     job.completed = true;
-    // Until the last poll that still saw IN_QUEUE: a lower bound, so inference time never
-    // counts as queueing; polls pollIntervalMs apart bound the error.
-    const queueMs = Math.round(lastQueuedAt - submittedAt);
     const result = await fetchResult(model, requestId, signal);
     job.resultFetched = true;
     const output = _output(result.data, requestId);
     const image = output.image;
-    const width = image.width ?? request.width;
-    const height = image.height ?? request.height;
-    job.price = price(model, [{ width, height }]);
-    const costUsd = owed(job);
+    let width = image.width ?? request.width;
+    let height = image.height ?? request.height;
+    const entry = priceOf(model);
+    job.price = entry === undefined ? 0 : estimateFalCost(entry, [{ width, height }], job.tier);
+    let costUsd = owed(job);
     const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
-    const seed = typeof output.seed === "number" ? output.seed : request.seed;
+    // A seed the model did not report is recorded only where it was sent and is honoured.
+    const seed = output.seed ??
+      (falModel(model)?.reportsSeed !== false && job.seedSent !== undefined
+        ? job.seedSent
+        : undefined);
     log.debug(
       "fal {model} request {requestId} done: queued {queueMs} ms, inference {inferenceMs} ms",
       { model, requestId, queueMs, inferenceMs, seed, nsfw: output.nsfw, costUsd },
@@ -410,7 +432,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       fetch: innerFetch,
       logger: log,
     });
-    const data = download.data instanceof Uint8Array
+    let data = download.data instanceof Uint8Array
       ? download.data
       : _billedStream(download.data, (error) => {
         // The bytes broke off on the way to disk: fal billed the request, and still has it.
@@ -418,15 +440,26 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         if (error.retryable) undelivered.set(job.key, { requestId, charged: job.price });
         return _with(error, { requestId, costUsd });
       });
+    if (entry?.unit === "megapixel" && (image.width === undefined || image.height === undefined)) {
+      // Billed by the megapixel, and fal did not say how many: read them off the image itself.
+      const head = await withImageSize(data, SIZE_PEEK_BYTES);
+      data = head.data;
+      if (head.size !== undefined) {
+        ({ width, height } = head.size);
+        job.price = estimateFalCost(entry, [head.size], job.tier);
+        costUsd = owed(job);
+      }
+    }
     return {
       data,
       format: download.format,
       width,
       height,
-      seed,
+      ...(seed !== undefined && { seed }),
       model,
       requestId,
       costUsd,
+      ...(entry === undefined && { costUnknown: true }),
       queueMs,
       ...(inferenceMs !== undefined && { inferenceMs }),
       ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
@@ -508,16 +541,126 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     const entry = prices[model];
     if (entry === undefined && !warnedPrices.has(model)) {
       warnedPrices.add(model);
-      log.warn("No price known for fal endpoint {model}: its images are recorded at cost 0", {
-        model,
-      });
+      log.warn(
+        "No price known for fal endpoint {model}: its cost is recorded as unknown (set one in the config's fal.prices)",
+        { model },
+      );
     }
     return entry;
   }
 
-  function price(model: string, images: Array<{ width: number; height: number }>): number {
+  /** One image's price at this size; undefined when the endpoint's price is unknown. */
+  function price(
+    model: string,
+    size: { width: number; height: number },
+    tier: string | undefined,
+  ): number | undefined {
     const entry = priceOf(model);
-    return entry === undefined ? 0 : estimateFalCost(entry, images);
+    return entry === undefined ? undefined : estimateFalCost(entry, [size], tier);
+  }
+
+  /**
+   * Waits until fal reports `requestId` COMPLETED, over its status stream where it is served,
+   * else by polling. `queueMs` is the time from here until fal first reported the request
+   * running: exact to an event's delivery when streamed, a lower bound when polled (the last
+   * poll that still saw `IN_QUEUE`; polls `pollIntervalMs` apart bound the error), so inference
+   * time never counts as queueing.
+   */
+  async function completion(
+    model: string,
+    requestId: string,
+    signal: AbortSignal,
+  ): Promise<{ queueMs: number; inferenceSeconds: unknown }> {
+    const since = performance.now();
+    if (streaming) {
+      const streamed = await streamStatus(model, requestId, since, signal);
+      if (streamed.done) return streamed.done;
+      if (streamed.unserved) {
+        const polled = await poll(model, requestId, since, signal);
+        // The stream failed before saying anything, and the status answers: fal (or a proxy on
+        // the way) does not serve the stream, so the rest of the run polls.
+        streaming = false;
+        log.info(
+          "fal's status stream did not answer ({reason}): polling every {pollIntervalMs} ms instead",
+          { model, requestId, reason: streamed.unserved, pollIntervalMs },
+        );
+        return polled;
+      }
+    }
+    return await poll(model, requestId, since, signal);
+  }
+
+  /**
+   * Follows `…/status/stream` until it ends. `done` when it ended on COMPLETED; `unserved`
+   * (why) when it failed before its first event; neither when it broke off midway.
+   */
+  async function streamStatus(
+    model: string,
+    requestId: string,
+    since: number,
+    signal: AbortSignal,
+  ): Promise<{ done?: { queueMs: number; inferenceSeconds: unknown }; unserved?: string }> {
+    if (signal.aborted) throw signal.reason;
+    const stream = await (await queue()).streamStatus(model, { requestId, logs: false });
+    const onAbort = () => stream.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    let events = 0;
+    let runningAt: number | undefined;
+    stream.on("data", (status: unknown) => {
+      const state = (status as { status?: unknown } | null)?.status;
+      if (typeof state !== "string") return;
+      events++;
+      if (state !== "IN_QUEUE") runningAt ??= performance.now();
+    });
+    let last: unknown;
+    try {
+      last = await stream.done();
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      const reason = redact(error instanceof Error ? error.message : String(error));
+      if (events === 0) return { unserved: reason };
+      log.debug("fal's status stream for {requestId} broke off: {reason}; polling", {
+        model,
+        requestId,
+        reason,
+      });
+      return {};
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+    if (signal.aborted) throw signal.reason;
+    const final = (last ?? {}) as { status?: unknown; metrics?: { inference_time?: unknown } };
+    if (final.status !== "COMPLETED") {
+      // A stream that ends early (a proxy's timeout, a restart) says nothing final.
+      return events === 0 ? { unserved: "it ended without an event" } : {};
+    }
+    return {
+      done: {
+        queueMs: Math.round((runningAt ?? performance.now()) - since),
+        inferenceSeconds: final.metrics?.inference_time,
+      },
+    };
+  }
+
+  /** Asks `…/status` every `pollIntervalMs` until COMPLETED. */
+  async function poll(
+    model: string,
+    requestId: string,
+    since: number,
+    signal: AbortSignal,
+  ): Promise<{ queueMs: number; inferenceSeconds: unknown }> {
+    let lastQueuedAt = since;
+    for (;;) {
+      const status = await (await queue()).status(model, { requestId, abortSignal: signal });
+      if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
+      if (status.status === "COMPLETED") {
+        return {
+          queueMs: Math.round(lastQueuedAt - since),
+          inferenceSeconds: status.metrics?.inference_time,
+        };
+      }
+      await _sleep(pollIntervalMs, signal);
+    }
   }
 
   /**
@@ -659,6 +802,10 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
 /** One attempt's request on fal, as far as it got. */
 interface Job {
   model: string;
+  /** The `resolution` tier asked for, for prices that depend on it. */
+  tier: string | undefined;
+  /** The seed in the submitted input, if the endpoint takes one. */
+  seedSent?: number;
   /** The submitted input, as the key of {@linkcode createFalGenerator}'s undelivered results. */
   key: string;
   id?: string | undefined;
@@ -745,31 +892,6 @@ function _with(
   });
   copy.name = error.name;
   return copy;
-}
-
-interface InputSettings {
-  enableSafetyChecker: boolean;
-  steps: number | undefined;
-}
-
-function _input(
-  model: string,
-  request: GenerateRequest,
-  settings: InputSettings,
-): Record<string, unknown> {
-  const preset = Object.entries(SIZE_PRESETS).find(([, size]) =>
-    size.width === request.width && size.height === request.height
-  )?.[0];
-  return {
-    prompt: request.prompt,
-    image_size: preset ?? { width: request.width, height: request.height },
-    seed: request.seed,
-    num_images: 1,
-    [FORMAT_FIELD.test(model) ? "format" : "output_format"]: request.format,
-    enable_safety_checker: settings.enableSafetyChecker,
-    ...(settings.steps !== undefined && !NO_STEPS.test(model) &&
-      { num_inference_steps: settings.steps }),
-  };
 }
 
 interface FalOutput {
@@ -871,6 +993,20 @@ function _apiFetch(
       if (init?.signal?.aborted || _isAbort(error)) throw error;
       throw unreachable(error, "the connection failed");
     }
+    const answerId = response.headers.get("x-fal-request-id") || requestId;
+    if (
+      response.ok && (response.headers.get("content-type") ?? "").startsWith("text/event-stream")
+    ) {
+      // The status stream: handed over as it comes (the SDK reads the events as they arrive).
+      log.debug("fal {method} {path}: {status} stream opened in {durationMs} ms", {
+        method,
+        path,
+        status: response.status,
+        durationMs: elapsed(),
+        ...(answerId !== undefined && { requestId: answerId }),
+      });
+      return response;
+    }
     let text: string;
     try {
       text = await response.text();
@@ -878,7 +1014,6 @@ function _apiFetch(
       if (init?.signal?.aborted || _isAbort(error)) throw error;
       throw unreachable(error, "the connection broke off mid-answer");
     }
-    const answerId = response.headers.get("x-fal-request-id") || requestId;
     log.debug("fal {method} {path}: {status} in {durationMs} ms", {
       method,
       path,
@@ -1093,9 +1228,14 @@ function _prices(overrides: FalGeneratorOptions["prices"]): Record<string, FalPr
         `Cannot create the fal generator as the price of '${id}' must be a number >= 0: current value is ${usd}`,
       );
     }
+    const known = DEFAULT_FAL_PRICES[id];
     table[id] = typeof value === "number"
-      ? { usd, unit: DEFAULT_FAL_PRICES[id]?.unit ?? "image" }
-      : { usd, unit: value.unit };
+      ? {
+        usd,
+        unit: known?.unit ?? "image",
+        ...(known?.tierFactors !== undefined && { tierFactors: known.tierFactors }),
+      }
+      : value;
   }
   return table;
 }
@@ -1135,21 +1275,15 @@ const falSettings = z.strictObject({
 /** fal's settings, validated. */
 export type FalSettings = z.output<typeof falSettings>;
 
-/** The models retake knows by name: every alias, with its published price. */
+/** The models retake knows by name, from the catalogue. */
 function _catalog(): ModelEntry[] {
-  const ids = [
-    ...new Set([...Object.values(FAL_MODEL_ALIASES), ...Object.keys(DEFAULT_FAL_PRICES)]),
-  ];
-  return ids.map((id) => {
-    const aliases = Object.entries(FAL_MODEL_ALIASES).filter(([, to]) => to === id).map(([a]) => a);
-    const price = DEFAULT_FAL_PRICES[id];
-    return {
-      id,
-      roles: ["generate"],
-      ...(aliases.length > 0 && { aliases }),
-      ...(price !== undefined && { price: `$${price.usd} per ${price.unit}` }),
-    };
-  });
+  return FAL_MODELS.map((model) => ({
+    id: model.id,
+    roles: ["generate"],
+    aliases: model.aliases,
+    family: model.family,
+    ...(model.price !== undefined && { price: describeFalPrice(model.price) }),
+  }));
 }
 
 /** fal.ai as a retake provider: image generation through its queue API. */
