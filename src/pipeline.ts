@@ -666,24 +666,26 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
     begun: false,
     started: ctx.now(),
   };
-  if (ctx.stop.aborted) return halt(state, "interrupt");
-  // A refused step means the budget is spent: later prompts are not begun at all.
-  if (ctx.budget.refused) return halt(state, "budget");
-  ctx.emit({ type: "prompt-start", id: spec.id });
   try {
     const previous = await ctx.sink.load(folder);
-    if (previous && (ctx.force || previous.inputHash !== inputHash)) {
+    const redo = previous !== undefined && (ctx.force || previous.inputHash !== inputHash);
+    if (!redo && previous?.status === "completed" && !continues(ctx, previous)) {
+      log.info("Skipped {promptId}: completed by an earlier run with the same inputs", {
+        promptId: spec.id,
+      });
+      return { ...state, record: previous, stopped: true, skipped: true };
+    }
+    // Stopped (Ctrl-C, a fatal error) or out of budget: what is left is not begun at all.
+    if (ctx.stop.aborted || ctx.halt.error !== undefined) return halt(state, "interrupt");
+    if (ctx.budget.refused) return halt(state, "budget");
+    ctx.emit({ type: "prompt-start", id: spec.id });
+    if (redo) {
       const aside = await ctx.sink.moveAside(folder);
       log.info("Moved the previous attempt of {promptId} aside to {aside}: {reason}", {
         promptId: spec.id,
         aside,
         reason: ctx.force ? "--force" : "its prompt or settings changed",
       });
-    } else if (previous?.status === "completed" && !continues(ctx, previous)) {
-      log.info("Skipped {promptId}: completed by an earlier run with the same inputs", {
-        promptId: spec.id,
-      });
-      return { ...state, record: previous, stopped: true, skipped: true };
     } else if (previous) {
       resume(state, previous);
       log.info("Resuming {promptId} from iteration {iteration}", {
