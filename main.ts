@@ -7,6 +7,7 @@
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
 import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";
 import { escapeControls } from "./src/terminal_text.ts";
+import { evalCommand } from "./src/eval/command.ts";
 import { writeGallery } from "./src/gallery.ts";
 import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
 
@@ -75,6 +76,19 @@ async function main(args: string[]): Promise<number> {
   try {
     // Only as the first word: `retake -n 2 gallery` runs a prompt file named gallery.
     if (args[0] === "gallery") return await gallery(args.slice(1));
+    if (args[0] === "eval") {
+      return await evalCommand(
+        args.slice(1),
+        { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile },
+        {
+          writeOut,
+          writeErr,
+          isTerminal: Deno.stderr.isTerminal(),
+          signal: interrupt.signal,
+          abortNow: abortNow.signal,
+        },
+      );
+    }
     const invocation = await loadConfig({
       args,
       env: readEnv(),

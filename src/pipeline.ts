@@ -273,15 +273,14 @@ export function runPipeline(
       ceilings.generate,
     ),
   );
-  if (options.critic.brief) {
-    // Once per prompt, before its first image: the checklist every round is judged by.
-    stream = stream.pipe(stage(ctx, "critique", 0, (s, signal) => briefStep(ctx, s, signal)));
-  }
   for (let i = 1; i <= options.iterations; i++) {
-    stream = stream.pipe(
-      stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)),
-      stage(ctx, "critique", i, (s, signal) => critiqueStep(ctx, s, i, signal)),
-    );
+    stream = stream.pipe(stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)));
+    if (i === 1 && options.critic.brief) {
+      // Once per prompt, before its first critique: the checklist every round is judged by. Made
+      // after the first image, so a generator that cannot work costs the critic nothing.
+      stream = stream.pipe(stage(ctx, "critique", 0, (s, signal) => briefStep(ctx, s, signal)));
+    }
+    stream = stream.pipe(stage(ctx, "critique", i, (s, signal) => critiqueStep(ctx, s, i, signal)));
     if (i < options.iterations && options.mode !== "sample") {
       stream = stream.pipe(stage(ctx, "refine", i, (s, signal) => refineStep(ctx, s, i, signal)));
     }
@@ -836,6 +835,7 @@ async function generateStep(
     costUsd: image.costUsd,
     startedAt,
     ...(image.requestId !== undefined && { requestId: image.requestId }),
+    ...(image.modelVersion !== undefined && { modelVersion: image.modelVersion }),
   };
   return {
     step,

@@ -7,11 +7,12 @@
  * Time is scaled down about tenfold so a run takes minutes: fal takes 300 ms ± 60 ms per image
  * with a concurrency quota, Gemini 200 ms per call with a requests-per-window quota whose window
  * is 6 s instead of a minute, and fal is polled every 50 ms instead of 500 ms. `--only
- * throughput,rate,cost,memory,overhead` runs some parts.
+ * throughput,rate,cost,memory,overhead,money,fal` runs some parts.
  *
  * @module
  */
 import sharp from "sharp";
+import { createFalGenerator } from "../src/providers/fal.ts";
 import { createGeminiCritic } from "../src/providers/gemini.ts";
 import type { PromptSpec } from "../src/prompts.ts";
 import { runBaseline } from "./bench/baseline.ts";
@@ -57,6 +58,8 @@ interface Settings {
   memorySmall: number;
   memoryLarge: number;
   overheadPrompts: number;
+  /** Generations in each run of the fal status comparison. */
+  statusGenerations: number;
 }
 
 const FULL: Settings = {
@@ -77,6 +80,7 @@ const FULL: Settings = {
   memorySmall: 100,
   memoryLarge: 10_000,
   overheadPrompts: 5000,
+  statusGenerations: 64,
 };
 
 /**
@@ -97,6 +101,7 @@ const QUICK: Settings = {
   pollIntervalMs: 20,
   memoryLarge: 2000,
   overheadPrompts: 1000,
+  statusGenerations: 24,
 };
 
 /** One line of the table. */
@@ -597,6 +602,92 @@ async function money(s: Settings, rows: Row[], work: string): Promise<void> {
   }
 }
 
+/**
+ * How a request's completion reaches retake: polling `…/status` every `pollIntervalMs` against
+ * following `…/status/stream`, side by side on one stand-in, `falConcurrency` generations at a
+ * time. Counts the status requests per generation, and the delay from fal completing a request
+ * to retake asking for its result (the latency the wait adds).
+ */
+async function falStatus(s: Settings, rows: Row[]): Promise<void> {
+  const fal = await startFalStandIn({
+    key: FAL_KEY,
+    latencyMs: s.falLatencyMs,
+    jitterMs: s.falJitterMs,
+    concurrency: s.falConcurrency,
+  });
+  const spec: PromptSpec = { id: "status", prompt: "a lighthouse at dusk", extra: {} };
+  const measure = async (statusUpdates: "poll" | "stream") => {
+    fal.reset();
+    const generator = createFalGenerator({
+      apiKey: FAL_KEY,
+      baseUrl: fal.url,
+      pollIntervalMs: s.pollIntervalMs,
+      statusUpdates,
+      timeoutMs: 60_000,
+    });
+    let next = 0;
+    const worker = async () => {
+      while (next < s.statusGenerations) {
+        const seed = next++;
+        const image = await generator.generate({
+          prompt: `${spec.prompt} ${seed}`,
+          spec,
+          iteration: 1,
+          width: s.width,
+          height: s.height,
+          seed,
+          model: "fal-ai/flux/schnell",
+          format: "png",
+          signal: new AbortController().signal,
+        });
+        if (!(image.data instanceof Uint8Array)) await new Response(image.data).arrayBuffer();
+      }
+    };
+    await Promise.all(Array.from({ length: s.falConcurrency }, worker));
+    const waits = fal.calls("status").length + fal.calls("stream").length;
+    const delays = fal.calls("result").map((r) => r.at - fal.job(r.requestId!)!.completedAt!);
+    return {
+      perGeneration: Math.round((waits / s.statusGenerations) * 100) / 100,
+      delayMs: delays.reduce((a, b) => a + b, 0) / delays.length,
+    };
+  };
+  try {
+    log(`fal status: polling vs the status stream, ${s.statusGenerations} generations each…`);
+    const polled = await measure("poll");
+    const streamed = await measure("stream");
+    const setting =
+      `${s.statusGenerations} generations of ${s.falLatencyMs} ms ± ${s.falJitterMs}, ${s.falConcurrency} at a time`;
+    rows.push({
+      metric: `fal status requests per generation, polling every ${s.pollIntervalMs} ms`,
+      value: polled.perGeneration,
+      unit: "",
+      detail: `before: \`statusUpdates: "poll"\`; ${setting}`,
+    });
+    rows.push({
+      metric: "fal status requests per generation, status stream",
+      value: streamed.perGeneration,
+      target: { op: "<=", value: 1 },
+      unit: "",
+      detail: `after: one SSE connection per request; ${setting}`,
+    });
+    rows.push({
+      metric: "fal completion to result fetch, polling",
+      value: polled.delayMs,
+      unit: "ms",
+      detail: `the latency polling adds per generation (about half of ${s.pollIntervalMs} ms)`,
+    });
+    rows.push({
+      metric: "fal completion to result fetch, status stream",
+      value: streamed.delayMs,
+      target: { op: "<=", value: Math.round(polled.delayMs / 2 * 100) / 100 },
+      unit: "ms",
+      detail: "the latency the stream adds: the event's delivery; target half of polling's",
+    });
+  } finally {
+    await fal.close();
+  }
+}
+
 function format(value: number, unit: string): string {
   if (unit === "share") return `${(value * 100).toFixed(1)}%`;
   if (unit === "×") return `${value.toFixed(value >= 10 ? 1 : 3)}×`;
@@ -649,6 +740,7 @@ async function main(args: string[]): Promise<number> {
     if (wanted("memory")) await memory(s, rows, work);
     if (wanted("overhead")) await overhead(s, rows);
     if (wanted("money")) await money(s, rows, work);
+    if (wanted("fal")) await falStatus(s, rows);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

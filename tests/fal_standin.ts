@@ -13,8 +13,20 @@
  *   key optional) and `GET /v1/models/pricing?endpoint_id=…` (key required), as documented at
  *   docs.fal.ai/platform-apis/v1/models and …/v1/models/pricing. With `endpoints` set, only those
  *   endpoints exist: others are missing from the catalogue and a submit answers 404.
- * - Images are real PNG/JPEG bytes made with sharp at the requested size, drawn from the prompt and
- *   seed (random when not given), served from `/files/<id>.<ext>` on the stand-in's own origin.
+ * - The model families retake knows have their own input schema here, from fal's published ones
+ *   (see `ENDPOINTS`): a field the endpoint lacks answers 422 `extra_forbidden` (fal's models may
+ *   ignore extra fields instead; refusing them is what proves retake sends each family's shape),
+ *   a value out of range 422, and `aspect_ratio` is required where the family takes one (fal
+ *   would default it; retake must always send the shape it was asked for). Each answers in its
+ *   family's output shape: Nano Banana and Imagen 4 without `seed` or image sizes, Recraft with
+ *   neither, FLUX.2 [pro]/[max] without `has_nsfw_concepts`, and so on. Other endpoint ids get
+ *   FLUX.1's permissive checks and output.
+ * - Images are real PNG/JPEG bytes made with sharp at the size the input asks for (`image_size`,
+ *   or `aspect_ratio` × `resolution`), drawn from the prompt and seed (random when not given),
+ *   served from `/files/<id>.<ext>` on the stand-in's own origin.
+ * - fal's queue reruns a request whose runner failed, unseen by the client, unless the submit
+ *   carried `x-fal-no-retry: 1` (the `runner-503-once` fault shows it); every request records
+ *   the `x-fal-*` headers it carried.
  * - At most `concurrency` requests are `IN_PROGRESS`; the rest wait `IN_QUEUE` with a
  *   `queue_position`, as fal's account concurrency limit does. Each takes `latencyMs` to "run".
  * - Faults are chosen per request by a token in the prompt text, e.g. `[fal:429-once]`, or
@@ -76,6 +88,13 @@ export const FAL_FAULTS = [
   "locked",
   /** The submit call answers 401 whatever key was sent. */
   "bad-key",
+  /**
+   * The runner fails the first run (503 `runner_disconnected`): fal's queue runs it again unseen
+   * (twice the latency, billed once), or, with `x-fal-no-retry: 1`, the result answers 503.
+   */
+  "runner-503-once",
+  /** The output's images carry no `width`/`height`. */
+  "no-size",
 ] as const;
 
 /** One scripted failure mode. */
@@ -108,6 +127,11 @@ export interface FalStandInOptions {
    * 404. @default {undefined} (every well-formed id exists)
    */
   endpoints?: string[];
+  /**
+   * Serve `…/status/stream`; off, it answers 404 as a proxy without the route would.
+   * @default {true}
+   */
+  statusStream?: boolean;
 }
 
 /** Which protocol call a recorded request was. */
@@ -136,6 +160,8 @@ export interface FalRecordedRequest {
   input?: Record<string, unknown>;
   /** Whether the `Authorization` header carried the configured key. */
   keyValid: boolean;
+  /** The `x-fal-*` headers sent, names lower-cased, e.g. `{"x-fal-no-retry": "1"}`. */
+  falHeaders: Record<string, string>;
   /** The fault applied to the job, if any. */
   fault?: FalFault;
   /** HTTP status answered (0 while pending). */
@@ -160,6 +186,16 @@ export interface FalStandInStats {
   busyMs: number;
 }
 
+/** When one request went through the queue, in `performance.now()` ms. */
+export interface FalJobTimes {
+  endpoint: string;
+  submittedAt: number;
+  startedAt?: number;
+  completedAt?: number;
+  /** Times a runner started it: 2 when fal's queue reran it after a runner failure. */
+  runs: number;
+}
+
 /** A running stand-in. */
 export interface FalStandIn {
   /** Origin to use as the provider's `baseUrl`, e.g. `http://127.0.0.1:41234`. */
@@ -172,6 +208,8 @@ export interface FalStandIn {
   inject(fault: FalFault, times?: number): void;
   /** Requests of one kind, optionally only those for one prompt. */
   calls(kind: FalCallKind, prompt?: string): FalRecordedRequest[];
+  /** When a request was submitted, started and completed; undefined for an unknown id. */
+  job(requestId: string): FalJobTimes | undefined;
   stats(): FalStandInStats;
   /** Forgets requests, jobs, injected faults and `-once` memory. */
   reset(): void;
@@ -194,6 +232,15 @@ interface Job {
   width: number;
   height: number;
   format: "png" | "jpeg";
+  /** The endpoint's schema, for its output shape; undefined for an endpoint not modelled. */
+  schema?: EndpointSchema;
+  /** The submit carried `x-fal-no-retry`. */
+  noRetry: boolean;
+  /** Times a runner started it. */
+  runs: number;
+  /** The runner failed and fal did not rerun it: the result is a 503. */
+  runnerFailed?: boolean;
+  submittedAt: number;
   startedAt?: number;
   completedAt?: number;
   timer?: ReturnType<typeof setTimeout>;
@@ -242,6 +289,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
   const retryAfterSeconds = options.retryAfterSeconds ?? 1;
   const resultFailures = options.resultFailures ?? 2;
   const endpoints = options.endpoints === undefined ? undefined : new Set(options.endpoints);
+  const statusStream = options.statusStream ?? true;
   if (!(concurrency >= 1)) {
     throw new RangeError(
       `Cannot start the fal stand-in as 'concurrency' must be at least 1: current value is ${concurrency}`,
@@ -283,13 +331,24 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       job.startedAt = performance.now();
       running++;
       stats.maxInProgress = Math.max(stats.maxInProgress, running);
-      if (job.fault !== "hang") {
-        const jitter = jitterMs === 0 ? 0 : (random() * 2 - 1) * jitterMs;
-        const ms = Math.max(0, latencyMs + jitter) + (job.fault === "slow" ? slowMs : 0);
-        job.timer = setTimeout(() => finish(job, false), ms);
-      }
+      run(job);
       notify(job);
     }
+  };
+
+  /** One run of `job` on a runner; a failed first run is rerun unless the submit said not to. */
+  const run = (job: Job) => {
+    job.runs++;
+    if (job.fault === "hang") return;
+    const jitter = jitterMs === 0 ? 0 : (random() * 2 - 1) * jitterMs;
+    const ms = Math.max(0, latencyMs + jitter) + (job.fault === "slow" ? slowMs : 0);
+    job.timer = setTimeout(() => {
+      if (job.fault === "runner-503-once" && job.runs === 1) {
+        if (!job.noRetry) return run(job);
+        job.runnerFailed = true;
+      }
+      finish(job, false);
+    }, ms);
   };
 
   const handler = async (req: Request): Promise<Response> => {
@@ -301,6 +360,9 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       path,
       kind: "unknown",
       keyValid: auth === `Key ${key}`,
+      falHeaders: Object.fromEntries(
+        [...req.headers].filter(([name]) => name.toLowerCase().startsWith("x-fal-")),
+      ),
       status: 0,
       at: performance.now(),
     };
@@ -392,6 +454,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       case "status":
         return answer(status(job, url.searchParams.get("logs") === "1"));
       case "stream":
+        if (!statusStream) return answer(_detail(404, "Not Found"));
         return answer(stream(job, url.searchParams.get("logs") === "1"));
       case "cancel":
         return answer(cancel(job));
@@ -423,7 +486,8 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     record.input = input;
     const prompt = typeof input.prompt === "string" ? input.prompt : "";
     record.prompt = prompt;
-    const problems = _validate(endpoint, input);
+    const schema = ENDPOINTS[endpoint];
+    const problems = schema === undefined ? _validate(endpoint, input) : _check(schema, input);
     const fault = injected.shift() ?? _tokenFault(endpoint, prompt, failedOnce);
     if (fault) record.fault = fault;
     if (fault === "bad-key") return _detail(401, NO_USER);
@@ -454,8 +518,13 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     }
     if (problems.length > 0) return _validation(problems);
 
-    const size = _size(endpoint, input.image_size);
-    const format = (input.output_format ?? input.format) === "png" ? "png" : "jpeg";
+    const size = schema === undefined ? _size(endpoint, input.image_size) : schema.size(input);
+    const format = schema?.format === "png"
+      ? "png"
+      : (input[schema?.format ?? "output_format"] ?? input.format ?? schema?.defaultFormat) ===
+          "png"
+      ? "png"
+      : "jpeg";
     const job: Job = {
       id: crypto.randomUUID(),
       endpoint,
@@ -469,6 +538,10 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       width: size[0],
       height: size[1],
       format,
+      ...(schema !== undefined && { schema }),
+      noRetry: /^(1|true|yes)$/i.test(record.falHeaders["x-fal-no-retry"] ?? ""),
+      runs: 0,
+      submittedAt: record.at,
       listeners: new Set(),
       faultsFired: 0,
     };
@@ -511,6 +584,10 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
   };
 
   const stream = (job: Job, logs: boolean): Response => {
+    // The stream fails as the status would: it is the same call, answered as events.
+    if (job.fault === "500" || (job.fault === "500-once" && job.faultsFired++ === 0)) {
+      return _detail(500, "Internal server error", "internal_error");
+    }
     const encoder = new TextEncoder();
     let cleanup = () => {};
     const body = new ReadableStream<Uint8Array>({
@@ -561,6 +638,9 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     if (job.cancelled) {
       return _detail(499, "Request was cancelled by the client", "client_cancelled", headers);
     }
+    if (job.runnerFailed) {
+      return _detail(503, "The runner disconnected", "runner_disconnected", headers);
+    }
     switch (job.fault) {
       case "422":
         return _validation([{
@@ -600,19 +680,21 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
         : job.fault === "foreign-url"
         ? `http://203.0.113.7/files/${name}`
         : `${origin}/files/${name}`;
+      const sized = (job.schema?.output.dimensions ?? true) && job.fault !== "no-size";
       images.push({
         url,
-        width: job.width,
-        height: job.height,
+        ...(sized && { width: job.width, height: job.height }),
         content_type: `image/${job.format}`,
       });
     }
+    const shape = job.schema?.output ?? FLUX_1_OUTPUT;
     const output = JSON.stringify({
       images: job.fault === "no-images" ? [] : images,
-      timings: { inference: _inferenceSeconds(job) },
-      seed: job.seed,
-      has_nsfw_concepts: images.map(() => job.fault === "nsfw"),
-      prompt: job.prompt,
+      ...(shape.timings && { timings: { inference: _inferenceSeconds(job) } }),
+      ...(shape.seed && { seed: job.seed }),
+      ...(shape.nsfw && { has_nsfw_concepts: images.map(() => job.fault === "nsfw") }),
+      ...(shape.prompt && { prompt: job.prompt }),
+      ...(shape.description && { description: "" }),
     });
     if (job.fault === "drop-once" && job.faultsFired++ === 0) {
       // A Content-Length longer than the body makes the client see the connection end early.
@@ -665,6 +747,17 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
               r.kind === kind && (prompt === undefined || r.prompt === prompt)
             );
           },
+          job(requestId) {
+            const job = jobs.get(requestId);
+            if (job === undefined) return undefined;
+            return {
+              endpoint: job.endpoint,
+              submittedAt: job.submittedAt,
+              ...(job.startedAt !== undefined && { startedAt: job.startedAt }),
+              ...(job.completedAt !== undefined && { completedAt: job.completedAt }),
+              runs: job.runs,
+            };
+          },
           stats() {
             return { ...stats, queued: queue.length, inProgress: running };
           },
@@ -683,6 +776,424 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       },
     }, handler);
   });
+}
+
+/** Which fields an endpoint's output carries. */
+interface OutputShape {
+  seed: boolean;
+  nsfw: boolean;
+  /** Each image's `width` and `height`. */
+  dimensions: boolean;
+  timings: boolean;
+  prompt: boolean;
+  /** Gemini's text about the images (Nano Banana, Imagen 4). */
+  description: boolean;
+}
+
+/** One field's check: a problem to report, or undefined when the value is fine. */
+type FieldCheck = (value: unknown) => Omit<FieldError, "loc"> | undefined;
+
+/** What fal's input model for one endpoint accepts, and how it answers. */
+interface EndpointSchema {
+  /** Every field the endpoint takes; any other is refused as `extra_forbidden`. */
+  fields: Record<string, FieldCheck>;
+  required: readonly string[];
+  /** The size the input asks for, `[width, height]`. */
+  size: (input: Record<string, unknown>) => [number, number];
+  /** The field naming the output format, or `png` when the endpoint has none. */
+  format: "output_format" | "format" | "png";
+  /** The format when the field is not sent. @default {"jpeg"} */
+  defaultFormat?: "png" | "jpeg";
+  output: OutputShape;
+  /** Further checks across fields, e.g. size limits. */
+  extra?: (input: Record<string, unknown>) => FieldError[];
+}
+
+const FLUX_1_OUTPUT: OutputShape = {
+  seed: true,
+  nsfw: true,
+  dimensions: true,
+  timings: true,
+  prompt: true,
+  description: false,
+};
+const GEMINI_OUTPUT: OutputShape = {
+  seed: false,
+  nsfw: false,
+  dimensions: false,
+  timings: false,
+  prompt: false,
+  description: true,
+};
+
+const text: FieldCheck = (v) =>
+  typeof v === "string"
+    ? undefined
+    : { msg: "Input should be a valid string", type: "string_type" };
+const flag: FieldCheck = (v) =>
+  typeof v === "boolean"
+    ? undefined
+    : { msg: "Input should be a valid boolean", type: "bool_type" };
+const integer = (min = -Infinity, max = Infinity): FieldCheck => (v) =>
+  !Number.isInteger(v)
+    ? { msg: "Input should be a valid integer", type: "int_type" }
+    : (v as number) < min
+    ? { msg: `Input should be greater than or equal to ${min}`, type: "greater_than_equal" }
+    : (v as number) > max
+    ? { msg: `Input should be less than or equal to ${max}`, type: "less_than_equal" }
+    : undefined;
+const number: FieldCheck = (v) =>
+  typeof v === "number" && Number.isFinite(v)
+    ? undefined
+    : { msg: "Input should be a valid number", type: "float_type" };
+const oneOf = (...values: string[]): FieldCheck => (v) =>
+  values.includes(v as string) ? undefined : {
+    msg: `Input should be ${values.map((x) => `'${x}'`).join(", ")}`,
+    type: "literal_error",
+  };
+const anything: FieldCheck = () => undefined;
+/** `image_size`: a preset name (and `extra` names) or `{width, height}`. */
+const imageSize = (...extra: string[]): FieldCheck => (v) => {
+  if (typeof v === "string") {
+    return v in PRESETS || extra.includes(v) ? undefined : {
+      msg: `Input should be ${[...Object.keys(PRESETS), ...extra].join(", ")} or an ImageSize`,
+      type: "literal_error",
+    };
+  }
+  const size = v !== null && typeof v === "object" ? v as Record<string, unknown> : undefined;
+  const ok = size !== undefined &&
+    Object.keys(size).every((k) => k === "width" || k === "height") &&
+    Number.isInteger(size.width) && Number.isInteger(size.height) &&
+    (size.width as number) > 0 && (size.height as number) > 0 &&
+    (size.width as number) <= 14142 && (size.height as number) <= 14142;
+  return ok ? undefined : {
+    msg: "Input should be a valid preset name or an object with integer width and height",
+    type: "value_error",
+  };
+};
+
+/** The pixels `image_size` asks for, `fallback` when absent. */
+function _pixels(value: unknown, fallback: [number, number]): [number, number] {
+  if (typeof value === "string") return PRESETS[value] ?? AUTO_SIZES[value] ?? fallback;
+  if (value !== null && typeof value === "object") {
+    const s = value as { width: number; height: number };
+    return [s.width, s.height];
+  }
+  return fallback;
+}
+
+const AUTO_SIZES: Record<string, [number, number]> = {
+  auto_2K: [2048, 2048],
+  auto_3K: [3072, 3072],
+  auto_4K: [4096, 4096],
+};
+
+/** Refuses an `image_size` outside `[min, max]` a side, as FLUX.2 and FLUX1.1 [pro] do. */
+const sides = (min: number, max: number, fallback: [number, number]) =>
+(
+  input: Record<string, unknown>,
+): FieldError[] => {
+  const [w, h] = _pixels(input.image_size, fallback);
+  return w >= min && w <= max && h >= min && h <= max ? [] : [{
+    loc: ["body", "image_size"],
+    msg: `The width and height must be between ${min} and ${max} pixels`,
+    type: "value_error",
+  }];
+};
+
+/** The size of an `aspect_ratio` + `resolution` image: the tier's area, in the ratio's shape. */
+function _aspectSize(input: Record<string, unknown>): [number, number] {
+  const ratio = String(input.aspect_ratio ?? "1:1");
+  const [a, b] = ratio === "auto" ? [1, 1] : ratio.split(":").map(Number) as [number, number];
+  const side = TIERS[String(input.resolution ?? "1K")] ?? 1024;
+  const round = (v: number) => Math.round(v / 8) * 8;
+  return [round(side * Math.sqrt(a / b)), round(side * Math.sqrt(b / a))];
+}
+
+const TIERS: Record<string, number> = { "0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096 };
+const BASE_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"];
+const TOLERANCE = oneOf("1", "2", "3", "4", "5", "6");
+
+const flux1 = (maxSteps: number): EndpointSchema => ({
+  fields: {
+    prompt: text,
+    image_size: imageSize(),
+    num_inference_steps: integer(1, maxSteps),
+    seed: integer(),
+    guidance_scale: number,
+    num_images: integer(1, 4),
+    enable_safety_checker: flag,
+    output_format: oneOf("jpeg", "png"),
+    sync_mode: flag,
+    acceleration: oneOf("none", "regular", "high"),
+  },
+  required: ["prompt"],
+  size: (input) => _pixels(input.image_size, [1024, 768]),
+  format: "output_format",
+  output: FLUX_1_OUTPUT,
+});
+
+const flux2 = (fields: Record<string, FieldCheck>, output: OutputShape): EndpointSchema => ({
+  fields: {
+    prompt: text,
+    image_size: imageSize(),
+    seed: integer(),
+    enable_safety_checker: flag,
+    sync_mode: flag,
+    ...fields,
+  },
+  required: ["prompt"],
+  size: (input) => _pixels(input.image_size, [1024, 768]),
+  format: "output_format",
+  defaultFormat: "png",
+  output,
+  extra: sides(512, 2048, [1024, 768]),
+});
+
+const nanoBanana = (ratios: string[], tiers: string[], more: Record<string, FieldCheck>) => ({
+  fields: {
+    prompt: text,
+    aspect_ratio: oneOf("auto", ...ratios),
+    resolution: oneOf(...tiers),
+    num_images: integer(1, 4),
+    seed: integer(),
+    output_format: oneOf("jpeg", "png", "webp"),
+    safety_tolerance: TOLERANCE,
+    sync_mode: flag,
+    limit_generations: flag,
+    enable_web_search: flag,
+    ...more,
+  },
+  required: ["prompt", "aspect_ratio"],
+  size: _aspectSize,
+  format: "output_format",
+  defaultFormat: "png",
+  output: GEMINI_OUTPUT,
+} satisfies EndpointSchema);
+
+/** Seedream: `area` in pixels, or (4.5) `sides` each within range. */
+const seedream = (
+  { seed, autos, area, sides }: {
+    seed: boolean;
+    autos: string[];
+    area: [number, number];
+    sides?: [number, number];
+  },
+): EndpointSchema => ({
+  fields: {
+    prompt: text,
+    image_size: imageSize(...autos),
+    num_images: integer(1, 6),
+    max_images: integer(1, 6),
+    ...(seed && { seed: integer() }),
+    sync_mode: flag,
+    enable_safety_checker: flag,
+  },
+  required: ["prompt"],
+  size: (input) => _pixels(input.image_size, [2048, 2048]),
+  format: "png",
+  output: { ...FLUX_1_OUTPUT, nsfw: false, timings: false, prompt: false },
+  extra: (input) => {
+    const [w, h] = _pixels(input.image_size, [2048, 2048]);
+    const sidesOk = sides !== undefined && w >= sides[0] && w <= sides[1] && h >= sides[0] &&
+      h <= sides[1];
+    const areaOk = w * h >= area[0] && w * h <= area[1];
+    return sidesOk || areaOk ? [] : [{
+      loc: ["body", "image_size"],
+      msg: `The total number of pixels must be between ${area[0]} and ${area[1]}`,
+      type: "value_error",
+    }];
+  },
+});
+
+const recraft = (fields: Record<string, FieldCheck>): EndpointSchema => ({
+  fields: { prompt: text, image_size: imageSize(), enable_safety_checker: flag, ...fields },
+  required: ["prompt"],
+  size: (input) => _pixels(input.image_size, [1024, 1024]),
+  format: "png",
+  output: { ...GEMINI_OUTPUT, description: false },
+});
+
+const sd: EndpointSchema = {
+  fields: {
+    prompt: text,
+    image_size: imageSize(),
+    num_inference_steps: integer(1, 65),
+    seed: integer(),
+    guidance_scale: number,
+    num_images: integer(1, 8),
+    enable_safety_checker: flag,
+    format: oneOf("jpeg", "png"),
+    negative_prompt: text,
+    expand_prompt: flag,
+    safety_checker_version: oneOf("v1", "v2"),
+    sync_mode: flag,
+    loras: anything,
+    embeddings: anything,
+  },
+  required: ["prompt"],
+  size: (input) => _pixels(input.image_size, [1024, 1024]),
+  format: "format",
+  output: FLUX_1_OUTPUT,
+};
+
+/**
+ * The endpoints modelled, from fal's published input schemas (the fields retake could send;
+ * fields only other workflows use, like LoRAs and reference images, are accepted unchecked).
+ */
+const ENDPOINTS: Record<string, EndpointSchema> = {
+  "fal-ai/flux/schnell": flux1(12),
+  "fal-ai/flux/dev": flux1(50),
+  "fal-ai/flux-pro/v1.1": {
+    fields: {
+      prompt: text,
+      image_size: imageSize(),
+      seed: integer(),
+      num_images: integer(1, 4),
+      output_format: oneOf("jpeg", "png"),
+      sync_mode: flag,
+      safety_tolerance: TOLERANCE,
+      enhance_prompt: flag,
+    },
+    required: ["prompt"],
+    size: (input) => _pixels(input.image_size, [1024, 768]),
+    format: "output_format",
+    output: FLUX_1_OUTPUT,
+    extra: sides(256, 1440, [1024, 768]),
+  },
+  "fal-ai/flux-2": flux2({
+    num_images: integer(1, 4),
+    output_format: oneOf("jpeg", "png", "webp"),
+    num_inference_steps: integer(4, 50),
+    guidance_scale: number,
+    acceleration: oneOf("none", "regular", "high"),
+    enable_prompt_expansion: flag,
+  }, FLUX_1_OUTPUT),
+  ...Object.fromEntries(["fal-ai/flux-2-pro", "fal-ai/flux-2-max"].map((id) => [
+    id,
+    flux2({
+      output_format: oneOf("jpeg", "png"),
+      safety_tolerance: oneOf("1", "2", "3", "4", "5"),
+    }, { ...FLUX_1_OUTPUT, nsfw: false, timings: false, prompt: false }),
+  ])),
+  ...Object.fromEntries(["fal-ai/flux-2/flash", "fal-ai/flux-2/turbo"].map((id) => [
+    id,
+    flux2({
+      num_images: integer(1, 4),
+      output_format: oneOf("jpeg", "png", "webp"),
+      guidance_scale: number,
+      enable_prompt_expansion: flag,
+    }, FLUX_1_OUTPUT),
+  ])),
+  "fal-ai/nano-banana-2": nanoBanana(
+    [...BASE_RATIOS, "4:1", "1:4", "8:1", "1:8"],
+    ["0.5K", "1K", "2K", "4K"],
+    { thinking_level: oneOf("minimal", "high") },
+  ),
+  "fal-ai/nano-banana-pro": nanoBanana(BASE_RATIOS, ["1K", "2K", "4K"], {}),
+  "fal-ai/imagen4/preview": {
+    ...nanoBanana(["1:1", "16:9", "9:16", "4:3", "3:4"], ["1K", "2K"], {}),
+    fields: {
+      prompt: text,
+      aspect_ratio: oneOf("1:1", "16:9", "9:16", "4:3", "3:4"),
+      resolution: oneOf("1K", "2K"),
+      num_images: integer(1, 4),
+      seed: integer(),
+      output_format: oneOf("jpeg", "png", "webp"),
+      safety_tolerance: TOLERANCE,
+      sync_mode: flag,
+    },
+  },
+  "fal-ai/bytedance/seedream/v4.5/text-to-image": seedream({
+    seed: true,
+    autos: ["auto_2K", "auto_4K"],
+    area: [2560 * 1440, 4096 * 4096],
+    sides: [1920, 4096],
+  }),
+  "fal-ai/bytedance/seedream/v5/lite/text-to-image": seedream({
+    seed: false,
+    autos: ["auto_2K", "auto_3K"],
+    area: [2560 * 1440, 3072 * 3072],
+  }),
+  "fal-ai/qwen-image": {
+    fields: {
+      prompt: text,
+      image_size: imageSize(),
+      num_inference_steps: integer(2, 250),
+      seed: integer(),
+      guidance_scale: number,
+      sync_mode: flag,
+      num_images: integer(1, 4),
+      enable_safety_checker: flag,
+      output_format: oneOf("jpeg", "png"),
+      negative_prompt: text,
+      acceleration: oneOf("none", "regular", "high"),
+      use_turbo: flag,
+      loras: anything,
+    },
+    required: ["prompt"],
+    size: (input) => _pixels(input.image_size, [1024, 768]),
+    format: "output_format",
+    defaultFormat: "png",
+    output: FLUX_1_OUTPUT,
+  },
+  "fal-ai/ideogram/v3": {
+    fields: {
+      prompt: text,
+      image_size: imageSize(),
+      rendering_speed: oneOf("TURBO", "BALANCED", "QUALITY"),
+      expand_prompt: flag,
+      num_images: integer(1, 8),
+      seed: integer(),
+      negative_prompt: text,
+      style: oneOf("AUTO", "GENERAL", "REALISTIC", "DESIGN"),
+      sync_mode: flag,
+      style_codes: anything,
+      color_palette: anything,
+      image_urls: anything,
+      style_preset: anything,
+    },
+    required: ["prompt"],
+    size: (input) => _pixels(input.image_size, [1024, 1024]),
+    format: "png",
+    output: { ...GEMINI_OUTPUT, seed: true, description: false },
+  },
+  "fal-ai/recraft/v3/text-to-image": recraft({
+    style: anything,
+    colors: anything,
+    style_id: text,
+  }),
+  "fal-ai/recraft/v4/text-to-image": recraft({ colors: anything, background_color: anything }),
+  "fal-ai/fast-sdxl": sd,
+  "fal-ai/stable-diffusion-v15": sd,
+};
+
+/** Checks `input` against `schema` as fal's pydantic models would, strict about extra fields. */
+function _check(schema: EndpointSchema, input: Record<string, unknown>): FieldError[] {
+  const problems: FieldError[] = [];
+  for (const field of schema.required) {
+    if (input[field] === undefined) {
+      problems.push({ loc: ["body", field], msg: "Field required", type: "missing" });
+    }
+  }
+  for (const [field, value] of Object.entries(input)) {
+    const check = schema.fields[field];
+    if (check === undefined) {
+      problems.push({
+        loc: ["body", field],
+        msg: "Extra inputs are not permitted",
+        type: "extra_forbidden",
+      });
+      continue;
+    }
+    const problem = check(value);
+    if (problem !== undefined) problems.push({ loc: ["body", field], ...problem });
+  }
+  if (typeof input.prompt === "string" && input.prompt.trim() === "") {
+    problems.push({ loc: ["body", "prompt"], msg: "Field required", type: "missing" });
+  }
+  if (problems.length === 0 && schema.extra !== undefined) problems.push(...schema.extra(input));
+  return problems;
 }
 
 function _describeJob(record: FalRecordedRequest, job: Job): void {

@@ -265,3 +265,111 @@ Deno.test("fal stand-in fails the first result fetches of a `result-500` request
     assert.deepEqual((await call.get(emptyPath)).body.images, []);
   }, { resultFailures: 3 });
 });
+
+Deno.test("fal stand-in holds Nano Banana to its own fields: no image_size, an aspect_ratio", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const wrong = await call.submit(
+      { prompt: "a heron", image_size: "square_hd", seed: 3 },
+      "fal-ai/nano-banana-2",
+    );
+    assert.equal(wrong.status, 422);
+    assert.deepEqual(wrong.body.detail.map((d: { loc: string[]; type: string }) => d), [
+      { loc: ["body", "aspect_ratio"], msg: "Field required", type: "missing" },
+      {
+        loc: ["body", "image_size"],
+        msg: "Extra inputs are not permitted",
+        type: "extra_forbidden",
+      },
+    ]);
+    const badTier = await call.submit(
+      { prompt: "a heron", aspect_ratio: "1:1", resolution: "0.5K" },
+      "fal-ai/nano-banana-pro",
+    );
+    assert.equal(badTier.status, 422, "Nano Banana Pro makes no 0.5K");
+    assert.deepEqual(badTier.body.detail[0].loc, ["body", "resolution"]);
+
+    const fal = createFalClient({
+      credentials: standIn.key,
+      requestMiddleware: redirectTo(standIn.url),
+    });
+    const made = await fal.subscribe("fal-ai/nano-banana-2", {
+      input: { prompt: "a heron", aspect_ratio: "16:9", resolution: "0.5K", seed: 3 },
+      pollInterval: 5,
+    });
+    assert.deepEqual(Object.keys(made.data).sort(), ["description", "images"], "no seed");
+    const image = made.data.images[0]!;
+    assert.equal(image.width, undefined, "nor the image's size");
+    const bytes = new Uint8Array(await (await fetch(image.url)).arrayBuffer());
+    const meta = await sharp(bytes).metadata();
+    assert.deepEqual([meta.width, meta.height], [680, 384], "0.5K in 16:9");
+  });
+});
+
+Deno.test("fal stand-in checks each family's sizes and fields as fal documents them", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const cases: Array<[string, Record<string, unknown>, number]> = [
+      ["fal-ai/flux-2", { prompt: "x", image_size: { width: 4096, height: 1024 } }, 422],
+      ["fal-ai/flux-2", { prompt: "x", image_size: { width: 2048, height: 512 } }, 200],
+      ["fal-ai/flux-pro/v1.1", { prompt: "x", enable_safety_checker: true }, 422],
+      ["fal-ai/flux-2-pro", { prompt: "x", num_images: 1 }, 422],
+      ["fal-ai/flux-2-pro", { prompt: "x", safety_tolerance: "6" }, 422],
+      [
+        "fal-ai/bytedance/seedream/v4.5/text-to-image",
+        { prompt: "x", image_size: "square_hd" },
+        422,
+      ],
+      ["fal-ai/bytedance/seedream/v4.5/text-to-image", { prompt: "x", image_size: "auto_2K" }, 200],
+      ["fal-ai/bytedance/seedream/v5/lite/text-to-image", { prompt: "x", seed: 1 }, 422],
+      ["fal-ai/recraft/v3/text-to-image", { prompt: "x", seed: 1 }, 422],
+      ["fal-ai/ideogram/v3", { prompt: "x", output_format: "png" }, 422],
+      ["fal-ai/fast-sdxl", { prompt: "x", output_format: "png" }, 422],
+      ["fal-ai/fast-sdxl", { prompt: "x", format: "png" }, 200],
+      ["someone/own-app", { prompt: "x", anything: "goes" }, 200],
+    ];
+    for (const [endpoint, input, status] of cases) {
+      const answer = await call.submit(input, endpoint);
+      assert.equal(answer.status, status, `${endpoint} ${JSON.stringify(input)}`);
+    }
+  });
+});
+
+Deno.test("fal stand-in reruns a failed runner unseen, unless the submit says x-fal-no-retry", async () => {
+  await withStandIn(async (standIn) => {
+    const fal = createFalClient({
+      credentials: standIn.key,
+      requestMiddleware: redirectTo(standIn.url),
+    });
+    const hidden = await fal.subscribe("fal-ai/flux/schnell", {
+      input: { prompt: "a crane [fal:runner-503-once]" },
+      pollInterval: 5,
+    });
+    assert.equal(hidden.data.images.length, 1);
+    assert.equal(standIn.job(hidden.requestId)!.runs, 2, "fal ran it twice; the client saw once");
+
+    const submitted = await fal.queue.submit("fal-ai/flux/schnell", {
+      input: { prompt: "a stork [fal:runner-503-once]" },
+      headers: { "x-fal-no-retry": "1" },
+    });
+    const id = submitted.request_id;
+    assert.equal(standIn.calls("submit").at(-1)!.falHeaders["x-fal-no-retry"], "1");
+    await until(() => standIn.job(id)?.completedAt !== undefined);
+    const result = await api(standIn).get(`/fal-ai/flux/requests/${id}`);
+    assert.equal(result.status, 503);
+    assert.equal(result.body.error_type, "runner_disconnected");
+    assert.equal(standIn.job(id)!.runs, 1);
+  }, { latencyMs: 5 });
+});
+
+Deno.test("fal stand-in can leave the status stream unserved, as a proxy without it would", async () => {
+  await withStandIn(async (standIn) => {
+    const call = api(standIn);
+    const submitted = await call.submit({ prompt: "a swan" });
+    const id = submitted.body.request_id;
+    const stream = await call.get(`/fal-ai/flux/requests/${id}/status/stream`);
+    assert.equal(stream.status, 404);
+    const status = await call.get(`/fal-ai/flux/requests/${id}/status`);
+    assert.ok(status.status === 200 || status.status === 202);
+  }, { statusStream: false });
+});

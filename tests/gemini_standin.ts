@@ -7,9 +7,15 @@
  * - `GET /v1beta/models/{model}` answers the model's metadata, as `models.get` in the SDK reads it
  *   (free on the real service), or 404 NOT_FOUND for a model it does not know; these calls are
  *   recorded in `modelGets`, not `requests`. Unknown models answer 404 to `generateContent` too.
+ * - With `responseModalities` including `IMAGE` (an image model, e.g. `gemini-nano-banana-2.1`)
+ *   it answers a real PNG drawn from the prompt and seed, sized from `imageConfig` (the aspect
+ *   ratio at Gemini's 1K sizes, halved for `512`, doubled for `2K`, ×4 for `4K`), as base64
+ *   `inlineData`, with the output image tokens in `usageMetadata`. A text model asked for an
+ *   image answers 400, as Gemini does.
  * - With an inline image it answers a critique computed from the image's pixel statistics
  *   (deterministic, different for different images); text-only it answers a refined prompt.
  *   The answer is fitted to the request's `responseJsonSchema`.
+ * - `modelVersion` names the model asked for, or the one a routed id goes to (`routes`).
  * - `usageMetadata` follows Gemini's image token rule: 2.x models 258 tokens for an image with
  *   both sides ≤ 384 px, else 258 per 768×768 tile; 3.x models by `mediaResolution` (LOW 280,
  *   MEDIUM 560, HIGH 1120 = default, ULTRA_HIGH 2240). Text costs ⌈chars / 4⌉ tokens.
@@ -74,6 +80,17 @@ export const GEMINI_FAULTS = [
   "400-setting",
   /** 400 INVALID_ARGUMENT about the request's image (this call's own content). */
   "400-image",
+  /**
+   * 401 UNAUTHENTICATED asking for OAuth (`ACCESS_TOKEN_TYPE_UNSUPPORTED`): how Gemini rejects
+   * a standard `AIza…` key since 2026.
+   */
+  "standard-key",
+  /** Image generation: 200 with `finishReason: IMAGE_SAFETY` and no image. */
+  "image-safety",
+  /** Image generation: 200 `STOP` with a text part and no image. */
+  "no-image",
+  /** Image generation: 200 `STOP` with `inlineData` that is not an image. */
+  "bad-image",
 ] as const;
 
 /** One scripted failure mode. */
@@ -102,6 +119,11 @@ export interface GeminiStandInOptions {
    * @default {undefined} (every id of the form `gemini-…`)
    */
   models?: string[];
+  /**
+   * Ids Gemini routes to another model: their answers carry that model's `modelVersion`.
+   * @default {{ "gemini-2.5-flash": "gemini-3.5-flash-lite" }}
+   */
+  routes?: Record<string, string>;
 }
 
 /** What the stand-in saw of one `models.get` call. */
@@ -116,6 +138,11 @@ export interface RecordedModelGet {
 export interface RecordedRequest {
   /** Model id from the path, e.g. `gemini-3.8-flash`. */
   model: string;
+  /**
+   * An image generation, a critique (an inline image sent), a brief (text only, asking for
+   * checks) or a refinement (text only).
+   */
+  kind: "generate" | "critique" | "brief" | "refine";
   /** `v1beta` or `v1`. */
   apiVersion: string;
   /** Whether the `x-goog-api-key` header matched. */
@@ -130,6 +157,8 @@ export interface RecordedRequest {
   systemInstruction: string;
   /** `generationConfig` as sent. */
   generationConfig: Record<string, unknown>;
+  /** The image answered, for an image generation that made one. */
+  output?: { width: number; height: number; aspectRatio: string; imageSize: string };
   /** The fault applied, if any. */
   fault?: GeminiFault | "quota";
   /** HTTP status answered (0 while the answer is pending, e.g. `hang`). */
@@ -165,6 +194,7 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
   const windowMs = options.quotaWindowMs ?? 60_000;
   const retryDelayMs = options.retryDelayMs ?? 2000;
   const now = options.now ?? (() => performance.now());
+  const routes = options.routes ?? { "gemini-2.5-flash": "gemini-3.5-flash-lite" };
 
   const requests: RecordedRequest[] = [];
   const modelGets: RecordedModelGet[] = [];
@@ -234,6 +264,13 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
     const parsed = await _parseBody(body, model);
     const record: RecordedRequest = {
       model,
+      kind: parsed.imageOut
+        ? "generate"
+        : parsed.image
+        ? "critique"
+        : _asksForBrief(parsed.jsonSchema)
+        ? "brief"
+        : "refine",
       apiVersion,
       keyValid: sentKey === key,
       hasImage: parsed.image !== undefined,
@@ -252,6 +289,15 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
     if (!record.keyValid) return answer(_badKey());
     if (!known(model)) return answer(notFound(model, apiVersion));
     if (parsed.invalid) return answer(_error(400, "INVALID_ARGUMENT", parsed.invalid));
+    if (parsed.imageOut && !IMAGE_MODEL.test(model)) {
+      return answer(
+        _error(
+          400,
+          "INVALID_ARGUMENT",
+          "* GenerateContentRequest.generation_config.response_modalities: Model does not support the requested response modalities: image",
+        ),
+      );
+    }
 
     let fault = injected.shift() ?? _tokenFault(parsed, model, failedOnce);
     if (fault === "429x5") {
@@ -263,7 +309,7 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
 
     if (
       fault !== "bad-key" && fault !== "permission-denied" && fault !== "not-found" &&
-      fault !== "400-setting" && fault !== "400-image"
+      fault !== "400-setting" && fault !== "400-image" && fault !== "standard-key"
     ) {
       const t = now();
       accepted = accepted.filter((at) => at > t - windowMs);
@@ -286,6 +332,8 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
     switch (fault) {
       case "bad-key":
         return answer(_badKey());
+      case "standard-key":
+        return answer(_standardKeyRejected());
       case "permission-denied":
         return answer(
           _error(
@@ -345,7 +393,7 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
     const id = `standin-${(++counter).toString(36)}-${Date.now().toString(36)}`;
     const usage = (outputChars: number, thoughts: number) =>
       _usage(parsed.textTokens, parsed.imageTokens, Math.ceil(outputChars / 4), thoughts);
-    const base = { modelVersion: model, responseId: id };
+    const base = { modelVersion: routes[model] ?? model, responseId: id };
 
     if (fault === "block") {
       return answer(Response.json({
@@ -371,7 +419,17 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
       }));
     }
 
-    const value = parsed.image ? await _critique(parsed) : _refinement(parsed.prompt);
+    if (parsed.imageOut) {
+      const made = await _imageAnswer(parsed, model, fault);
+      if (made.output) record.output = made.output;
+      return answer(Response.json({ ...made.body, ...base }));
+    }
+
+    const value = parsed.image
+      ? await _critique(parsed)
+      : _asksForBrief(parsed.jsonSchema)
+      ? _brief(parsed.prompt)
+      : _refinement(parsed.prompt);
     const fitted = parsed.jsonSchema === undefined ? value : _fit(value, parsed.jsonSchema);
     let text = parsed.json ? JSON.stringify(fitted) : _prose(fitted);
     if (fault === "malformed" || fault === "malformed-once") {
@@ -448,6 +506,8 @@ interface ParsedBody {
   textTokens: number;
   /** Fingerprint of model + contents + system instruction, for `-once` faults. */
   contentKey: string;
+  /** An image asked for (`responseModalities` has `IMAGE`): its shape. */
+  imageOut?: { aspectRatio: string; imageSize: string; seed: number };
   /** Why the request is an INVALID_ARGUMENT, if it is. */
   invalid?: string;
 }
@@ -504,6 +564,25 @@ async function _parseBody(body: Record<string, unknown>, model: string): Promise
       "* GenerateContentRequest.generation_config.response_mime_type: response_mime_type must be application/json when response_schema is set.";
   }
   const prompt = texts.join("\n");
+  const seed = config.seed;
+  if (seed !== undefined && !(Number.isInteger(seed) && Math.abs(Number(seed)) < 2 ** 31)) {
+    invalid ??= `Invalid value at 'generation_config.seed' (TYPE_INT32), ${JSON.stringify(seed)}`;
+  }
+  let imageOut: ParsedBody["imageOut"];
+  const modalities = config.responseModalities;
+  if (Array.isArray(modalities) && modalities.some((m) => String(m).toUpperCase() === "IMAGE")) {
+    const imageConfig = _get(config, "imageConfig");
+    const aspectRatio = String(_get(imageConfig, "aspectRatio") ?? "1:1");
+    const imageSize = String(_get(imageConfig, "imageSize") ?? "1K");
+    if (!(aspectRatio in BASE_SIZES)) {
+      invalid ??=
+        `* GenerateContentRequest.generation_config.image_config.aspect_ratio: unsupported aspect ratio ${aspectRatio}`;
+    } else if (!(imageSize in TIER_SCALE)) {
+      invalid ??=
+        `* GenerateContentRequest.generation_config.image_config.image_size: unsupported image size ${imageSize}`;
+    }
+    imageOut = { aspectRatio, imageSize, seed: typeof seed === "number" ? seed : 0 };
+  }
   let imageTokens = 0;
   let image: ParsedBody["image"];
   let imageData: Uint8Array | undefined;
@@ -542,6 +621,7 @@ async function _parseBody(body: Record<string, unknown>, model: string): Promise
     imageTokens,
     textTokens: Math.ceil((prompt.length + systemInstruction.length) / 4),
     contentKey: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join(""),
+    ...(imageOut !== undefined && { imageOut }),
     ...(invalid !== undefined && { invalid }),
   };
 }
@@ -656,6 +736,20 @@ function _modelInfo(model: string): Record<string, unknown> {
   };
 }
 
+function _standardKeyRejected(): Response {
+  return _error(
+    401,
+    "UNAUTHENTICATED",
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+    [{
+      "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+      reason: "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+      domain: "googleapis.com",
+      metadata: { service: "generativelanguage.googleapis.com", method: "GenerateContent" },
+    }],
+  );
+}
+
 function _badKey(): Response {
   return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
     {
@@ -701,6 +795,129 @@ function _quota(model: string, delayMs: number, limit: number): Response {
       { "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay },
     ],
   );
+}
+
+/** Models that can answer with images. */
+const IMAGE_MODEL = /image|banana/;
+
+/** Gemini's image sizes at 1K, by aspect ratio. */
+const BASE_SIZES: Record<string, [number, number]> = {
+  "1:1": [1024, 1024],
+  "2:3": [832, 1248],
+  "3:2": [1248, 832],
+  "3:4": [864, 1184],
+  "4:3": [1184, 864],
+  "4:5": [896, 1152],
+  "5:4": [1152, 896],
+  "9:16": [768, 1344],
+  "16:9": [1344, 768],
+  "21:9": [1536, 672],
+};
+
+const TIER_SCALE: Record<string, number> = { "512": 0.5, "1K": 1, "2K": 2, "4K": 4 };
+
+/** Output image tokens of one image: 3 Pro Image's schedule, or 3.1 Flash Image's. */
+export function geminiImageOutputTokens(model: string, imageSize: string): number {
+  const pro: Record<string, number> = { "1K": 1120, "2K": 1120, "4K": 2000 };
+  const flash: Record<string, number> = { "512": 747, "1K": 1120, "2K": 1680, "4K": 2520 };
+  return (/pro-image/.test(model) ? pro : flash)[imageSize] ?? 1120;
+}
+
+/** The answer to an image generation: a PNG drawn from the prompt and seed, or the fault. */
+async function _imageAnswer(
+  parsed: ParsedBody,
+  model: string,
+  fault: GeminiFault | undefined,
+): Promise<{ body: Record<string, unknown>; output?: RecordedRequest["output"] }> {
+  const { aspectRatio, imageSize, seed } = parsed.imageOut!;
+  const thoughts = /lite/.test(model) ? 0 : 128;
+  const usage = (imageTokens: number, text = 0) => ({
+    promptTokenCount: parsed.textTokens,
+    candidatesTokenCount: imageTokens + text,
+    thoughtsTokenCount: thoughts,
+    totalTokenCount: parsed.textTokens + imageTokens + text + thoughts,
+    promptTokensDetails: [{ modality: "TEXT", tokenCount: parsed.textTokens }],
+    candidatesTokensDetails: [
+      ...(imageTokens > 0 ? [{ modality: "IMAGE", tokenCount: imageTokens }] : []),
+      ...(text > 0 ? [{ modality: "TEXT", tokenCount: text }] : []),
+    ],
+  });
+  if (fault === "image-safety") {
+    return {
+      body: {
+        candidates: [{
+          finishReason: "IMAGE_SAFETY",
+          finishMessage: "Unable to show the generated image: it may violate the usage policy.",
+          index: 0,
+        }],
+        usageMetadata: usage(0),
+      },
+    };
+  }
+  if (fault === "no-image") {
+    const text = "I can't create an image of that. Can I help with something else?";
+    return {
+      body: {
+        candidates: [{
+          content: { role: "model", parts: [{ text }] },
+          finishReason: "STOP",
+          index: 0,
+        }],
+        usageMetadata: usage(0, Math.ceil(text.length / 4)),
+      },
+    };
+  }
+  const [w1, h1] = BASE_SIZES[aspectRatio]!;
+  const scale = TIER_SCALE[imageSize]!;
+  const width = Math.round(w1 * scale);
+  const height = Math.round(h1 * scale);
+  const data = fault === "bad-image"
+    ? btoa("<html><body>not an image</body></html>")
+    : _base64(await _drawImage(parsed.prompt, seed, width, height));
+  return {
+    body: {
+      candidates: [{
+        content: { role: "model", parts: [{ inlineData: { mimeType: "image/png", data } }] },
+        finishReason: "STOP",
+        index: 0,
+      }],
+      usageMetadata: usage(geminiImageOutputTokens(model, imageSize)),
+    },
+    ...(fault !== "bad-image" && { output: { width, height, aspectRatio, imageSize } }),
+  };
+}
+
+/** Deterministic pixels from prompt + seed, so the critic sees different images. */
+async function _drawImage(
+  prompt: string,
+  seed: number,
+  width: number,
+  height: number,
+): Promise<Uint8Array> {
+  let hash = seed >>> 0;
+  for (const c of prompt) hash = Math.imul(hash ^ c.charCodeAt(0), 16777619) >>> 0;
+  const r = hash & 0xff, g = (hash >>> 8) & 0xff, b = (hash >>> 16) & 0xff;
+  const pixels = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      pixels[i] = (r + (x * 255) / width) & 0xff;
+      pixels[i + 1] = (g + (y * 255) / height) & 0xff;
+      pixels[i + 2] = (b + ((x + y) % 64)) & 0xff;
+    }
+  }
+  const png = await sharp(pixels, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
+  return new Uint8Array(png);
+}
+
+function _base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
 }
 
 const PALETTE: Array<[string, number, number, number]> = [
@@ -793,6 +1010,19 @@ async function _critique(parsed: ParsedBody): Promise<Record<string, unknown>> {
     problems.push(`The dominant colour is ${colour}, which the prompt never asks for`);
     suggestions.push(`a colour palette that matches the prompt rather than ${colour} tones`);
   } else strengths.push(`The ${colour} palette matches the prompt`);
+  // Checks of a brief, as "c1 (entity): question" lines: each passes or fails by the image, so
+  // different images answer differently and the same image always alike.
+  const checks = [...parsed.prompt.matchAll(/^(c\d+) \((\w+)\): (.*)$/gm)].map(([, id, , q]) => {
+    let h = Math.round(brightness);
+    for (const c of q!) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    const passed = h % 3 !== 0;
+    return {
+      id,
+      passed,
+      reason: passed ? `yes: the image shows it` : `no: the image does not show it clearly`,
+      ...(!passed && { fix: `make it clear that the answer to "${q}" is yes` }),
+    };
+  });
   return {
     score,
     criteria,
@@ -800,6 +1030,28 @@ async function _critique(parsed: ParsedBody): Promise<Record<string, unknown>> {
     strengths,
     problems,
     suggestions,
+    ...(checks.length > 0 && { checks }),
+  };
+}
+
+/** Whether a text-only request asks for a brief: its schema has checks with questions. */
+function _asksForBrief(schema: unknown): boolean {
+  const checks = (schema as { properties?: { checks?: { items?: { properties?: unknown } } } })
+    ?.properties?.checks?.items?.properties;
+  return typeof checks === "object" && checks !== null && "question" in checks;
+}
+
+/** A brief from the prompt's nouns: "Is there a <word>?" for its longest words, at least 4. */
+function _brief(text: string): Record<string, unknown> {
+  const prompt = /^Prompt: (.*)$/m.exec(text)?.[1] ?? text;
+  const words = [...new Set(prompt.toLowerCase().match(/[a-z]{5,}/g) ?? [])].slice(0, 6);
+  while (words.length < 4) words.push(["colour", "light", "mood", "detail"][words.length]!);
+  return {
+    checks: words.map((word, i) => ({
+      id: `c${i + 1}`,
+      question: `Is there ${word} in the image?`,
+      kind: i === 0 ? "entity" : "attribute",
+    })),
   };
 }
 
@@ -821,6 +1073,7 @@ function _refinement(text: string): Record<string, unknown> {
   const prompt = [current.trim(), ...additions].join(", ").slice(0, 1500);
   return {
     prompt,
+    instruction: additions[0] ?? "sharpen the details",
     changes: additions.map((s, i) => ({
       change: `Added "${s}"`,
       reason: problems[i] ?? "The critique asked for it",

@@ -88,7 +88,7 @@ Deno.test("startGeminiStandIn() bills images by model and mediaResolution, text 
       generation_config: { response_mime_type: "application/json" },
     };
     const cases: Array<[string, unknown, number]> = [
-      ["gemini-2.5-flash", snake, 1032],
+      ["gemini-2.5-flash-lite", snake, 1032],
       ["gemini-3.8-flash", snake, 1120],
       [
         "gemini-3.8-flash",
@@ -294,6 +294,92 @@ Deno.test("startGeminiStandIn() refuses each content 5 times with `429x5`, then 
       standIn.key,
     );
     assert.equal(other.status, 429, "counted per content");
+  } finally {
+    await standIn.close();
+  }
+});
+
+const imageBody = (text: string, imageConfig: Record<string, unknown>, extra = {}) =>
+  textBody(text, {
+    generationConfig: { responseModalities: ["IMAGE"], imageConfig, ...extra },
+  });
+
+Deno.test("startGeminiStandIn() draws a PNG sized by aspect ratio and tier, billed as image tokens", async () => {
+  const standIn = await startGeminiStandIn();
+  try {
+    const cases: Array<[string, Record<string, unknown>, [number, number], number]> = [
+      ["gemini-nano-banana-2.1", { aspectRatio: "4:3", imageSize: "1K" }, [1184, 864], 1120],
+      ["gemini-3.1-flash-image", { aspectRatio: "16:9", imageSize: "512" }, [672, 384], 747],
+      ["gemini-3-pro-image", { aspectRatio: "1:1", imageSize: "2K" }, [2048, 2048], 1120],
+    ];
+    for (const [model, imageConfig, [width, height], tokens] of cases) {
+      const { status, json } = await post(
+        standIn.url,
+        model,
+        imageBody("a red kite", imageConfig, { seed: 7 }),
+        standIn.key,
+      );
+      assert.equal(status, 200, model);
+      const candidate = (json.candidates as Array<Record<string, unknown>>)[0]!;
+      const part = (candidate.content as { parts: Array<Record<string, unknown>> }).parts[0]!;
+      const inline = part.inlineData as { mimeType: string; data: string };
+      assert.equal(inline.mimeType, "image/png");
+      const bytes = Uint8Array.from(atob(inline.data), (c) => c.charCodeAt(0));
+      const meta = await sharp(bytes).metadata();
+      assert.deepEqual([meta.format, meta.width, meta.height], ["png", width, height], model);
+      const usage = json.usageMetadata as {
+        candidatesTokensDetails: Array<{ modality: string; tokenCount: number }>;
+      };
+      assert.deepEqual(usage.candidatesTokensDetails, [{ modality: "IMAGE", tokenCount: tokens }]);
+      assert.equal(json.modelVersion, model);
+    }
+    assert.deepEqual(standIn.requests.map((r) => r.kind), ["generate", "generate", "generate"]);
+    assert.deepEqual(standIn.requests[0]!.output, {
+      width: 1184,
+      height: 864,
+      aspectRatio: "4:3",
+      imageSize: "1K",
+    });
+
+    const refused: Array<[string, unknown, RegExp]> = [
+      ["gemini-3.8-flash", imageBody("a kite", {}), /response_modalities/],
+      ["gemini-nano-banana-2.1", imageBody("a kite", { aspectRatio: "7:5" }), /aspect_ratio/],
+      ["gemini-nano-banana-2.1", imageBody("a kite", {}, { seed: 2 ** 31 }), /TYPE_INT32/],
+    ];
+    for (const [model, body, message] of refused) {
+      const { status, json } = await post(standIn.url, model, body, standIn.key);
+      assert.equal(status, 400);
+      assert.match((json.error as { message: string }).message, message);
+    }
+
+    const blocked = await post(
+      standIn.url,
+      "gemini-nano-banana-2.1",
+      imageBody("a kite [gemini:image-safety]", {}),
+      standIn.key,
+    );
+    const candidate = (blocked.json.candidates as Array<Record<string, unknown>>)[0]!;
+    assert.equal(candidate.finishReason, "IMAGE_SAFETY");
+    assert.equal(candidate.content, undefined);
+  } finally {
+    await standIn.close();
+  }
+});
+
+Deno.test("startGeminiStandIn() answers a routed id with the model it goes to", async () => {
+  const standIn = await startGeminiStandIn();
+  try {
+    const { json } = await post(standIn.url, "gemini-2.5-flash", textBody("hi"), standIn.key);
+    assert.equal(json.modelVersion, "gemini-3.5-flash-lite");
+    const rejected = await post(
+      standIn.url,
+      "gemini-3.8-flash",
+      textBody("hi [gemini:standard-key]"),
+      standIn.key,
+    );
+    assert.equal(rejected.status, 401);
+    const error = rejected.json.error as { details: Array<Record<string, unknown>> };
+    assert.equal(error.details[0]!.reason, "ACCESS_TOKEN_TYPE_UNSUPPORTED");
   } finally {
     await standIn.close();
   }

@@ -96,16 +96,20 @@ export async function createJudge(
     if (!named.available(settingsOf(config, named.name))) {
       throw new InputError(`Cannot use ${named.title} as the judge as ${named.unavailable}`);
     }
-    if (named.name === "local" && choice.model !== undefined && choice.model !== LOCAL_CRITIC_MODEL) {
+    if (
+      named.name === "local" && choice.model !== undefined && choice.model !== LOCAL_CRITIC_MODEL
+    ) {
       throw new InputError(
         `Cannot judge with local model '${choice.model}' as the local critic has one model: give --judge local`,
       );
     }
     provider = named;
   } else {
-    provider = config.offline ? providerNamed("local")! : critics.find((p) =>
-      p.name !== loopName && p.name !== "local" && p.available(settingsOf(config, p.name))
-    ) ?? loop;
+    provider = config.offline
+      ? providerNamed("local")!
+      : critics.find((p) =>
+        p.name !== loopName && p.name !== "local" && p.available(settingsOf(config, p.name))
+      ) ?? loop;
   }
   const model = criticModelOf(
     provider,

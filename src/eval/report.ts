@@ -100,6 +100,17 @@ export interface EvalReport {
   /** What the numbers cannot show, in plain words; null when there is nothing to say. */
   caveat: string | null;
   equalSpend: EqualSpend;
+  /** What this run spent, against `--max-cost`. */
+  budget: {
+    /** `--max-cost`; null without one. */
+    maxCostUsd: number | null;
+    /** Set aside for the judge before the strategies ran: its estimate for every final. */
+    judgeReserveUsd: number;
+    /** Spent by the strategies' runs this time. */
+    strategiesUsd: number;
+    /** Spent by the judge this time. */
+    judgeUsd: number;
+  };
   strategies: Partial<Record<StrategyName, StrategySummary>>;
   comparison: { refineVsBestOfN: Comparison | null };
   judge: {
@@ -114,7 +125,7 @@ export interface EvalReport {
     cached: number;
     failed: number;
     notJudged: number;
-    stoppedBy: JudgeRun["stoppedBy"] | null;
+    stoppedBy: NonNullable<JudgeRun["stoppedBy"]> | null;
   };
   /** Per prompt id, per strategy. */
   prompts: Array<{ id: string } & Partial<Record<StrategyName, PromptLine>>>;
@@ -126,6 +137,7 @@ export interface ReportSource {
   offline: boolean;
   plans: StrategyPlan[];
   equalSpend: EqualSpend;
+  budget: { maxCostUsd: number | undefined; judgeReserveUsd: number; strategiesUsd: number };
   results: StrategyResults[];
   judge: Judge;
   judgeRun: JudgeRun;
@@ -185,6 +197,12 @@ export function buildReport(source: ReportSource): EvalReport {
     offline: source.offline,
     caveat: source.offline ? OFFLINE_CAVEAT : independent ? null : SAME_JUDGE_CAVEAT,
     equalSpend: source.equalSpend,
+    budget: {
+      maxCostUsd: source.budget.maxCostUsd ?? null,
+      judgeReserveUsd: round(source.budget.judgeReserveUsd, 6),
+      strategiesUsd: round(source.budget.strategiesUsd, 6),
+      judgeUsd: judgeRun.spentUsd,
+    },
     strategies,
     comparison: { refineVsBestOfN },
     judge: {
@@ -248,6 +266,16 @@ function compare(pairs: Array<[Verdict | undefined, Verdict | undefined]>): Comp
       .map((x) => round(x, 4)) as [number, number],
     ...base,
   };
+}
+
+/**
+ * Best-of-n's actual cost per prompt over refine's: how close the estimates brought the spends;
+ * null unless both cost something.
+ */
+export function actualSpendRatio(report: EvalReport): number | null {
+  const bestOfN = report.strategies["best-of-n"]?.costPerPromptUsd ?? null;
+  const refine = report.strategies.refine?.costPerPromptUsd ?? null;
+  return bestOfN !== null && refine !== null && bestOfN > 0 && refine > 0 ? bestOfN / refine : null;
 }
 
 /** Writes `<root>/eval.json` atomically, never through a link below `root`. */

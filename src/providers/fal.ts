@@ -186,6 +186,11 @@ const SETTING_FIELDS = new Set([
 ]);
 /** Submit headers: fal's queue must not rerun a failed request unseen (see the module doc). */
 const SUBMIT_HEADERS = { "x-fal-no-retry": "1" };
+/**
+ * Answers to the status stream that mean it is not served there (a proxy without SSE, an old
+ * gateway): polling follows, and if the status answers, the rest of the run polls.
+ */
+const STREAM_UNSERVED = new Set([400, 404, 405, 406, 501]);
 /** Largest image head read to learn an image's size, in bytes. */
 const SIZE_PEEK_BYTES = 1 << 20;
 
@@ -235,6 +240,8 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const cancelledIds = new Set<string>();
   /** What fal answered to each cancel, by request id (the SDK drops the body). */
   const cancelAnswers = new Map<string, string>();
+  /** Why each request's status stream failed, as this generator classified it. */
+  const streamFailures = new Map<string, ProviderError>();
   /**
    * Requests fal completed (and billed) whose image this process did not get, by their input:
    * the next attempt with the same input fetches that result instead of paying again. `charged`
@@ -246,6 +253,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     innerFetch,
     redact,
     onCancelAnswer: (requestId, status) => cancelAnswers.set(requestId, status),
+    onStreamFailure: (requestId, error) => streamFailures.set(requestId, error),
   });
 
   // The SDK loads on the first call: a run that never calls fal never loads it.
@@ -432,14 +440,12 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       fetch: innerFetch,
       logger: log,
     });
-    let data = download.data instanceof Uint8Array
-      ? download.data
-      : _billedStream(download.data, (error) => {
-        // The bytes broke off on the way to disk: fal billed the request, and still has it.
-        if (!(error instanceof ProviderError)) return error;
-        if (error.retryable) undelivered.set(job.key, { requestId, charged: job.price });
-        return _with(error, { requestId, costUsd });
-      });
+    let data: GeneratedImage["data"] = _billedStream(download.data, (error) => {
+      // The bytes broke off on the way to disk: fal billed the request, and still has it.
+      if (!(error instanceof ProviderError)) return error;
+      if (error.retryable) undelivered.set(job.key, { requestId, charged: job.price });
+      return _with(error, { requestId, costUsd });
+    });
     if (entry?.unit === "megapixel" && (image.width === undefined || image.height === undefined)) {
       // Billed by the megapixel, and fal did not say how many: read them off the image itself.
       const head = await withImageSize(data, SIZE_PEEK_BYTES);
@@ -573,7 +579,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   ): Promise<{ queueMs: number; inferenceSeconds: unknown }> {
     const since = performance.now();
     if (streaming) {
-      const streamed = await streamStatus(model, requestId, since, signal);
+      const streamed = await followStream(model, requestId, since, signal);
       if (streamed.done) return streamed.done;
       if (streamed.unserved) {
         const polled = await poll(model, requestId, since, signal);
@@ -594,7 +600,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * Follows `…/status/stream` until it ends. `done` when it ended on COMPLETED; `unserved`
    * (why) when it failed before its first event; neither when it broke off midway.
    */
-  async function streamStatus(
+  async function followStream(
     model: string,
     requestId: string,
     since: number,
@@ -617,7 +623,13 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       last = await stream.done();
     } catch (error) {
       if (signal.aborted) throw signal.reason;
-      const reason = redact(error instanceof Error ? error.message : String(error));
+      const cause = streamFailures.get(requestId);
+      // fal's own answer (a rate limit, a 5xx, the key) is this attempt's, as a poll's would be;
+      // a path nobody serves, or a body that is no stream, means polling instead.
+      if (cause !== undefined && !STREAM_UNSERVED.has(cause.status ?? 0)) throw cause;
+      const reason = redact(
+        cause?.message ?? (error instanceof Error ? error.message : String(error)),
+      );
       if (events === 0) return { unserved: reason };
       log.debug("fal's status stream for {requestId} broke off: {reason}; polling", {
         model,
@@ -627,6 +639,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       return {};
     } finally {
       signal.removeEventListener("abort", onAbort);
+      streamFailures.delete(requestId);
     }
     if (signal.aborted) throw signal.reason;
     const final = (last ?? {}) as { status?: unknown; metrics?: { inference_time?: unknown } };
@@ -943,6 +956,11 @@ interface ApiFetchOptions {
   redact: (text: string) => string;
   /** Told fal's answer to a cancel (its `status`), which the SDK does not return. */
   onCancelAnswer?: (requestId: string, status: string) => void;
+  /**
+   * Told why a status stream call failed: the SDK hands its listener only an `ApiError` with
+   * status 500 in place of it.
+   */
+  onStreamFailure?: (requestId: string, error: ProviderError) => void;
 }
 
 /**
@@ -951,6 +969,26 @@ interface ApiFetchOptions {
  * every failure so the SDK's own retry loop never fires.
  */
 function _apiFetch(
+  options: ApiFetchOptions,
+): typeof fetch {
+  const call = _apiCall(options);
+  const onStreamFailure = options.onStreamFailure;
+  return async (input, init) => {
+    try {
+      return await call(input, init);
+    } catch (error) {
+      const path = String(input instanceof Request ? input.url : input);
+      const requestId = /\/requests\/([^/]+)\/status\/stream(?:\?|$)/.exec(path)?.[1];
+      if (requestId !== undefined && error instanceof ProviderError) {
+        onStreamFailure?.(requestId, error);
+      }
+      throw error;
+    }
+  };
+}
+
+/** One call of {@linkcode _apiFetch}. */
+function _apiCall(
   { base, innerFetch, redact, onCancelAnswer }: ApiFetchOptions,
 ): typeof fetch {
   return async (input, init) => {
@@ -1312,10 +1350,11 @@ export const falProvider = {
   unavailable:
     "FAL_KEY is not set: export FAL_KEY (or FAL_AI_API_KEY), add it to .env or the config file, or run with --generator local",
   resolveModel: resolveFalModel,
-  create({ settings, models, size, timeoutMs }: CreateContext<FalSettings>) {
+  // deno-lint-ignore require-await -- async, so a refused size rejects like every other fault
+  async create({ settings, models, size, timeoutMs }: CreateContext<FalSettings>) {
     // A size the model cannot make would fail every prompt, after paying for nothing: say so now.
     for (const id of models) checkFalSize(id, size.width, size.height);
-    return Promise.resolve({
+    return {
       generator: createFalGenerator({
         models: [...models],
         apiKey: settings.key!,
@@ -1327,6 +1366,6 @@ export const falProvider = {
         ...(settings.steps !== undefined && { steps: settings.steps }),
         ...(settings.prices !== undefined && { prices: settings.prices }),
       }),
-    });
+    };
   },
 } as const satisfies ProviderDescriptor<FalSettings>;

@@ -10,15 +10,18 @@ import {
   startFalStandIn,
 } from "../../tests/fal_standin.ts";
 import {
-  checkFalSize,
   createFalGenerator,
-  DEFAULT_FAL_PRICES,
-  estimateFalCost,
   type FalGeneratorOptions,
   FalNsfwError,
   parseRetryAfter,
-  resolveFalModel,
 } from "./fal.ts";
+import {
+  checkFalSize,
+  DEFAULT_FAL_PRICES,
+  estimateFalCost,
+  FAL_MODELS,
+  resolveFalModel,
+} from "./fal_models.ts";
 import type { GeneratedImage, GenerateRequest } from "./provider.ts";
 
 const SPEC: PromptSpec = {
@@ -129,31 +132,253 @@ Deno.test("createFalGenerator() sends preset sizes by name and the seed fal draw
   });
 });
 
-Deno.test("createFalGenerator() uses each endpoint's field names for format and steps", async () => {
-  await withStandIn(async (standIn, options) => {
-    const generator = createFalGenerator({ ...options, steps: 8, enableSafetyChecker: false });
-    for (const model of ["sdxl", "sd-1.5", "flux-pro", "flux-dev"]) {
-      const image = await generator.generate(request({ model, format: "jpeg" }));
-      await bytesOf(image);
-    }
-    const inputs = standIn.calls("submit").map((r) => [r.endpoint, r.input]);
-    assert.deepEqual(inputs.map(([endpoint]) => endpoint), [
-      "fal-ai/fast-sdxl",
-      "fal-ai/stable-diffusion-v15",
-      "fal-ai/flux-pro/v1.1",
-      "fal-ai/flux/dev",
-    ]);
-    const [sdxl, sd15, pro, dev] = inputs.map(([, input]) => input as Record<string, unknown>);
-    assert.equal(sdxl!.format, "jpeg");
-    assert.equal(sdxl!.output_format, undefined);
-    assert.equal(sdxl!.num_inference_steps, 8);
-    assert.equal(sd15!.format, "jpeg");
-    assert.equal(pro!.num_inference_steps, undefined);
-    assert.equal(pro!.output_format, "jpeg");
-    assert.equal(dev!.num_inference_steps, 8);
-    assert.equal(dev!.enable_safety_checker, false);
+/** One family's input shape, as the stand-in must receive it from the real SDK. */
+interface FamilyCase {
+  model: string;
+  /** The request's size and options. */
+  width: number;
+  height: number;
+  format?: "png" | "jpeg";
+  generator?: Partial<FalGeneratorOptions>;
+  /** The exact input fal must receive (prompt and seed filled in). */
+  input: Record<string, unknown>;
+  /** The image made, and what the record says. */
+  made: { width: number; height: number; seed: boolean; format: "png" | "jpeg" };
+}
+
+const FAMILY_CASES: FamilyCase[] = [
+  {
+    model: "flux-dev",
+    width: 256,
+    height: 192,
+    generator: { steps: 8, enableSafetyChecker: false },
+    input: {
+      image_size: { width: 256, height: 192 },
+      seed: 42,
+      num_images: 1,
+      output_format: "png",
+      enable_safety_checker: false,
+      num_inference_steps: 8,
+    },
+    made: { width: 256, height: 192, seed: true, format: "png" },
+  },
+  {
+    model: "flux-pro",
+    width: 1024,
+    height: 768,
+    format: "jpeg",
+    generator: { steps: 8, enableSafetyChecker: false },
+    // No checker switch and no steps: the most permissive tolerance instead.
+    input: {
+      image_size: "landscape_4_3",
+      seed: 42,
+      num_images: 1,
+      output_format: "jpeg",
+      safety_tolerance: "6",
+    },
+    made: { width: 1024, height: 768, seed: true, format: "jpeg" },
+  },
+  {
+    model: "flux-2",
+    width: 512,
+    height: 512,
+    generator: { steps: 12 },
+    input: {
+      image_size: "square",
+      seed: 42,
+      num_images: 1,
+      output_format: "png",
+      enable_safety_checker: true,
+      num_inference_steps: 12,
+    },
+    made: { width: 512, height: 512, seed: true, format: "png" },
+  },
+  {
+    model: "flux-2-pro",
+    width: 640,
+    height: 512,
+    generator: { steps: 12 },
+    input: {
+      image_size: { width: 640, height: 512 },
+      seed: 42,
+      output_format: "png",
+      enable_safety_checker: true,
+    },
+    made: { width: 640, height: 512, seed: true, format: "png" },
+  },
+  {
+    model: "flux-2-max",
+    width: 512,
+    height: 640,
+    generator: { enableSafetyChecker: false },
+    input: {
+      image_size: { width: 512, height: 640 },
+      seed: 42,
+      output_format: "png",
+      enable_safety_checker: false,
+      safety_tolerance: "5",
+    },
+    made: { width: 512, height: 640, seed: true, format: "png" },
+  },
+  ...["flux-2-flash", "flux-2-turbo"].map((model) => ({
+    model,
+    width: 576,
+    height: 1024,
+    generator: { steps: 12 },
+    input: {
+      image_size: "portrait_16_9",
+      seed: 42,
+      num_images: 1,
+      output_format: "png",
+      enable_safety_checker: true,
+    },
+    made: { width: 576, height: 1024, seed: true, format: "png" as const },
+  })),
+  {
+    model: "nano-banana-2",
+    width: 512,
+    height: 288,
+    input: {
+      aspect_ratio: "16:9",
+      resolution: "0.5K",
+      seed: 42,
+      num_images: 1,
+      output_format: "png",
+    },
+    // 0.5K at 16:9, whatever the request said; and no seed comes back.
+    made: { width: 680, height: 384, seed: false, format: "png" },
+  },
+  {
+    model: "nano-banana-pro",
+    width: 1000,
+    height: 1000,
+    format: "jpeg",
+    generator: { enableSafetyChecker: false },
+    input: {
+      aspect_ratio: "1:1",
+      resolution: "1K",
+      seed: 42,
+      num_images: 1,
+      output_format: "jpeg",
+      safety_tolerance: "6",
+    },
+    made: { width: 1024, height: 1024, seed: false, format: "jpeg" },
+  },
+  {
+    model: "imagen-4",
+    width: 1024,
+    height: 768,
+    input: {
+      aspect_ratio: "4:3",
+      resolution: "1K",
+      seed: 42,
+      num_images: 1,
+      output_format: "png",
+    },
+    made: { width: 1184, height: 888, seed: false, format: "png" },
+  },
+  {
+    model: "seedream-4.5",
+    width: 1920,
+    height: 1920,
+    format: "jpeg",
+    input: {
+      image_size: { width: 1920, height: 1920 },
+      seed: 42,
+      num_images: 1,
+      max_images: 1,
+      enable_safety_checker: true,
+    },
+    // No output format field: Seedream answers PNG, recorded as such.
+    made: { width: 1920, height: 1920, seed: true, format: "png" },
+  },
+  {
+    model: "seedream-5-lite",
+    width: 2560,
+    height: 1440,
+    input: {
+      image_size: { width: 2560, height: 1440 },
+      num_images: 1,
+      max_images: 1,
+      enable_safety_checker: true,
+    },
+    // It takes no seed, and reports the one it drew.
+    made: { width: 2560, height: 1440, seed: true, format: "png" },
+  },
+  {
+    model: "qwen-image",
+    width: 256,
+    height: 192,
+    generator: { steps: 20 },
+    input: {
+      image_size: { width: 256, height: 192 },
+      seed: 42,
+      num_images: 1,
+      output_format: "png",
+      enable_safety_checker: true,
+      num_inference_steps: 20,
+    },
+    made: { width: 256, height: 192, seed: true, format: "png" },
+  },
+  {
+    model: "ideogram-v3",
+    width: 512,
+    height: 512,
+    generator: { steps: 20, enableSafetyChecker: false },
+    input: { image_size: "square", seed: 42, num_images: 1, expand_prompt: false },
+    made: { width: 512, height: 512, seed: true, format: "png" },
+  },
+  ...["recraft-v3", "recraft-v4"].map((model) => ({
+    model,
+    width: 1024,
+    height: 1024,
+    input: { image_size: "square_hd", enable_safety_checker: true },
+    made: { width: 1024, height: 1024, seed: false, format: "png" as const },
+  })),
+  ...["sdxl", "sd-1.5"].map((model) => ({
+    model,
+    width: 256,
+    height: 192,
+    format: "jpeg" as const,
+    generator: { steps: 8 },
+    input: {
+      image_size: { width: 256, height: 192 },
+      seed: 42,
+      num_images: 1,
+      format: "jpeg",
+      enable_safety_checker: true,
+      num_inference_steps: 8,
+    },
+    made: { width: 256, height: 192, seed: true, format: "jpeg" as const },
+  })),
+];
+
+for (const c of FAMILY_CASES) {
+  const id = resolveFalModel(c.model);
+  const family = FAL_MODELS.find((m) => m.id === id)!.family;
+  Deno.test(`createFalGenerator() sends ${family}'s input shape to ${id}`, async () => {
+    await withStandIn(async (standIn, options) => {
+      const image = await createFalGenerator({ ...options, ...c.generator }).generate(
+        request({ model: c.model, width: c.width, height: c.height, format: c.format ?? "png" }),
+      );
+      const meta = await sharp(await bytesOf(image)).metadata();
+      const [submit, ...more] = standIn.calls("submit");
+      assert.equal(more.length, 0);
+      assert.equal(submit!.status, 200, `the stand-in took it: ${JSON.stringify(submit!.input)}`);
+      assert.equal(submit!.path, `/${id}`);
+      assert.deepEqual(submit!.input, { prompt: SPEC.prompt, ...c.input });
+      assert.deepEqual([meta.width, meta.height, meta.format], [
+        c.made.width,
+        c.made.height,
+        c.made.format,
+      ]);
+      assert.equal(image.format, c.made.format);
+      assert.equal(image.model, id);
+      if (c.made.seed) assert.equal(typeof image.seed, "number");
+      else assert.ok(!("seed" in image), "no seed is recorded where the model reports none");
+    });
   });
-});
+}
 
 Deno.test("resolveFalModel() maps aliases, passes endpoint ids through and rejects the rest", () => {
   assert.equal(resolveFalModel(), "fal-ai/flux/schnell");
@@ -201,13 +426,14 @@ Deno.test("createFalGenerator() fails a 422 as final with fal's detail, list or 
 Deno.test("createFalGenerator() sends each 429/5xx exactly once and leaves the retry to the caller", async () => {
   await withStandIn(async (standIn, options) => {
     const generator = createFalGenerator(options);
-    const cases: Array<{ fault: FalFault; kind: "submit" | "status" | "result"; status: number }> =
+    // Status faults answer the status stream, which the generator follows instead of polling.
+    const cases: Array<{ fault: FalFault; kind: "submit" | "stream" | "result"; status: number }> =
       [
         { fault: "429", kind: "submit", status: 429 },
         { fault: "429-once", kind: "submit", status: 429 },
         { fault: "503-once", kind: "submit", status: 503 },
-        { fault: "500", kind: "status", status: 500 },
-        { fault: "500-once", kind: "status", status: 500 },
+        { fault: "500", kind: "stream", status: 500 },
+        { fault: "500-once", kind: "stream", status: 500 },
       ];
     for (const c of cases) {
       standIn.reset();
@@ -219,6 +445,7 @@ Deno.test("createFalGenerator() sends each 429/5xx exactly once and leaves the r
       assert.equal(error.retryAfterMs, undefined, c.fault);
       assert.equal(standIn.calls(c.kind).length, 1, `${c.fault}: one ${c.kind} on the wire`);
       assert.equal(standIn.calls("submit").length, 1, `${c.fault}: one submit on the wire`);
+      assert.equal(standIn.calls("status").length, 0, `${c.fault}: no poll behind its back`);
       // The SDK's own backoff starts at 1 s; finishing well below it proves it never slept.
       assert.ok(performance.now() - started < 900, `${c.fault} took too long`);
     }
@@ -455,7 +682,7 @@ Deno.test("createFalGenerator() stops on the request's signal and cancels on fal
     const pending = createFalGenerator(options).generate(
       request({ prompt: faulty("hang"), signal: controller.signal }),
     );
-    while (standIn.calls("status").length < 2) await new Promise((r) => setTimeout(r, 2));
+    await until(() => standIn.calls("stream").length > 0);
     controller.abort(reason);
     await assert.rejects(pending, (e) => e === reason);
     assert.equal(standIn.calls("cancel").length, 1);
@@ -509,6 +736,8 @@ Deno.test("createFalGenerator() prices images by endpoint, with overrides", asyn
     const unknown = await generator.generate(request({ model: "someone/new-model" }));
     await bytesOf(unknown);
     assert.equal(unknown.costUsd, 0);
+    assert.equal(unknown.costUnknown, true, "no price is not a price of 0");
+    assert.equal(perImage.costUnknown, undefined);
   });
   assert.equal(
     estimateFalCost(DEFAULT_FAL_PRICES["fal-ai/flux/dev"]!, [{ width: 1024, height: 768 }]),
@@ -580,7 +809,10 @@ Deno.test("createFalGenerator() times out with one submit, cancels it, and never
     assert.match(first.message, /took longer than 150 ms \(timeoutMs\); it was cancelled on fal/);
     assert.equal(first.costUsd ?? 0, 0, "a request cancelled before it finished is not billed");
     const cancelledId = standIn.calls("submit")[0]!.requestId!;
-    const polled = () => standIn.calls("status").filter((r) => r.requestId === cancelledId).length;
+    const polled = () =>
+      [...standIn.calls("status"), ...standIn.calls("stream")].filter((r) =>
+        r.requestId === cancelledId
+      ).length;
     const polledBefore = polled();
     // The next attempt is told about that request, as a resumed run would be: it is not
     // recovered (this process cancelled it), and the one new request is cancelled too.
@@ -604,7 +836,7 @@ Deno.test("createFalGenerator() recovers an earlier run's request, and cancels i
     const lost = createFalGenerator(options).generate(
       request({ prompt: faulty("hang"), signal: earlier.signal }),
     ).catch(() => {});
-    await until(() => standIn.calls("status").length > 0);
+    await until(() => standIn.calls("stream").length > 0);
     const id = standIn.calls("submit")[0]!.requestId!;
     const resumed = createFalGenerator({ ...options, timeoutMs: 150 });
     const error = await providerError(
@@ -769,4 +1001,224 @@ Deno.test("checkFalSize() refuses sizes a model family cannot make", () => {
       e instanceof InputError && /FLUX1\.1 \[pro\] makes 256 to 1440 px a side/.test(e.message) &&
       /--size/.test(e.message),
   );
+});
+
+/** The InputError `fn` throws, for its message. */
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
+    return error.message;
+  }
+  return assert.fail("expected the size to be refused");
+}
+
+Deno.test("checkFalSize() names each family's limits: FLUX.2's sides, Seedream's area", () => {
+  checkFalSize("fal-ai/flux-2", 512, 2048);
+  assert.match(
+    refusal(() => checkFalSize("fal-ai/flux-2-pro", 4096, 1024)),
+    /^Cannot generate 4096x1024 images with fal endpoint 'fal-ai\/flux-2-pro' as FLUX\.2 \[pro\] makes 512 to 2048 px a side: current width is 4096; choose another --size$/,
+  );
+  assert.match(
+    refusal(() => checkFalSize("fal-ai/flux-2/flash", 1024, 256)),
+    /current height is 256/,
+  );
+  // Seedream 4.5: each side 1920–4096, or 2560x1440–4096x4096 px in all.
+  checkFalSize("fal-ai/bytedance/seedream/v4.5/text-to-image", 1920, 1920);
+  checkFalSize("fal-ai/bytedance/seedream/v4.5/text-to-image", 2560, 1440);
+  assert.match(
+    refusal(() => checkFalSize("fal-ai/bytedance/seedream/v4.5/text-to-image", 1024, 768)),
+    /Seedream 4\.5 makes 1920 to 4096 px a side, or 2560x1440 to 4096x4096 px in all \(3\.69 to 16\.78 MP\): current size is 1024x768 \(0\.79 MP\)/,
+  );
+  assert.match(
+    refusal(() => checkFalSize("fal-ai/bytedance/seedream/v5/lite/text-to-image", 4096, 4096)),
+    /Seedream 5 Lite makes 2560x1440 to 3072x3072 px in all/,
+  );
+  // Endpoints retake does not know are left to fal.
+  checkFalSize("someone/new-model", 64, 4096);
+});
+
+Deno.test("checkFalSize() maps a size to the nearest ratio and tier, refusing one more than 5% off", () => {
+  checkFalSize("fal-ai/nano-banana-2", 1024, 576); // 16:9
+  checkFalSize("fal-ai/nano-banana-2", 4096, 1024); // 4:1, only Nano Banana 2 has it
+  checkFalSize("fal-ai/imagen4/preview", 1000, 760); // 4:3 is 1.3% off
+  const off = refusal(() => checkFalSize("fal-ai/nano-banana-pro", 4096, 1024));
+  assert.match(off, /Nano Banana Pro makes only the aspect ratios 21:9, 16:9, 3:2/);
+  assert.match(off, /the nearest to 4\.000 is 21:9, 71\.4% off \(at most 5%\)/);
+  assert.match(off, /choose another --size, e\.g\. \d+x\d+$/);
+  assert.match(
+    refusal(() => checkFalSize("fal-ai/imagen4/preview", 1100, 1000)),
+    /nearest to 1\.100 is 1:1, 10\.0% off/,
+  );
+  const small = refusal(() => checkFalSize("fal-ai/nano-banana-pro", 256, 256));
+  assert.match(small, /makes the sizes 1K \(1024x1024 at 1:1\), 2K \(2048x2048 at 1:1\), 4K/);
+  assert.match(small, /256x256 is more than twice a side off the nearest, 1K; .*e\.g\. 1024x1024$/);
+  checkFalSize("fal-ai/nano-banana-2", 256, 256); // 0.5K is twice 256 a side: close enough
+});
+
+Deno.test("falProvider.create() refuses a size the model cannot make before any call", async () => {
+  const { falProvider } = await import("./fal.ts");
+  const settings = falProvider.schema.parse({ key: "k-123456" });
+  await assert.rejects(
+    () =>
+      falProvider.create({
+        settings,
+        roles: new Set(["generate"]),
+        models: ["fal-ai/flux/schnell", "fal-ai/nano-banana-pro"],
+        size: { width: 1000, height: 300 },
+        criticModel: undefined,
+        timeoutMs: 1000,
+      }),
+    (e: unknown) => e instanceof InputError && /fal-ai\/nano-banana-pro/.test(e.message),
+  );
+});
+
+Deno.test("estimateFalCost() and estimateCostUsd() price per image, megapixel and tier", () => {
+  const generator = createFalGenerator({ apiKey: "k-123456" });
+  const estimate = (model: string, width: number, height: number) =>
+    generator.estimateCostUsd!({ model, width, height });
+  assert.equal(estimate("flux-dev", 1024, 1024), 0.025);
+  assert.equal(estimate("flux-dev", 1100, 1000), 0.05, "megapixels are started ones");
+  // FLUX.2 [pro]: $0.03 the first megapixel, $0.015 each one after it.
+  assert.equal(estimate("flux-2-pro", 1024, 1024), 0.03);
+  assert.equal(estimate("flux-2-pro", 2048, 2048), 0.075);
+  // Nano Banana 2: per image, by the resolution tier the size maps to.
+  assert.equal(estimate("nano-banana-2", 512, 512), 0.06);
+  assert.equal(estimate("nano-banana-2", 1024, 768), 0.08);
+  assert.equal(estimate("nano-banana-2", 2048, 1152), 0.12);
+  assert.equal(estimate("nano-banana-2", 4096, 4096), 0.16);
+  assert.equal(estimate("seedream-4.5", 2048, 2048), 0.04);
+  // No published price: unknown, never 0.
+  for (const model of ["flux-2", "nano-banana-pro", "imagen-4", "qwen-image", "someone/app"]) {
+    assert.equal(estimate(model, 1024, 1024), undefined, model);
+  }
+  assert.equal(
+    estimateFalCost({ usd: 0.1, unit: "image", tierFactors: { "4K": 2 } }, [
+      { width: 1, height: 1 },
+      { width: 1, height: 1 },
+    ], "4K"),
+    0.4,
+  );
+  // A bare number overrides the amount and keeps the unit and the tiers.
+  const overridden = createFalGenerator({
+    apiKey: "k-123456",
+    prices: { "fal-ai/nano-banana-2": 0.1 },
+  });
+  assert.equal(
+    overridden.estimateCostUsd!({ model: "nano-banana-2", width: 4096, height: 4096 }),
+    0.2,
+  );
+});
+
+Deno.test("createFalGenerator() prices a per-megapixel image at the size of the file when fal's answer has none", async () => {
+  await withStandIn(async (standIn, options) => {
+    // fal says nothing of the size, and the image it made is not the size asked for.
+    const made = new Uint8Array(
+      await sharp({ create: { width: 1500, height: 1000, channels: 3, background: "teal" } })
+        .png().toBuffer(),
+    );
+    const served: typeof fetch = (input, init) =>
+      String(input).includes("/files/")
+        ? Promise.resolve(new Response(made, { headers: { "content-type": "image/png" } }))
+        : fetch(input, init);
+    const image = await createFalGenerator({ ...options, fetch: served }).generate(
+      request({ model: "flux-dev", width: 1024, height: 1024, prompt: faulty("no-size") }),
+    );
+    assert.deepEqual(await bytesOf(image), made, "every byte still arrives");
+    assert.deepEqual([image.width, image.height], [1500, 1000]);
+    assert.equal(image.costUsd, 0.05, "2 started megapixels, not the 1 asked for");
+    const result = JSON.parse(JSON.stringify(standIn.calls("result")[0]));
+    assert.equal(result.status, 200);
+  });
+});
+
+Deno.test("createFalGenerator() submits with x-fal-no-retry, so a failed run is an attempt of its own", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator(options);
+    const prompt = faulty("runner-503-once");
+    const error = await providerError(generator.generate(request({ prompt })));
+    assert.equal(error.status, 503);
+    assert.equal(error.retryable, true);
+    assert.equal(error.costUsd ?? 0, 0, "fal bills no server error");
+    const first = standIn.calls("submit")[0]!;
+    assert.equal(first.falHeaders["x-fal-no-retry"], "1");
+    assert.equal(standIn.job(first.requestId!)!.runs, 1, "fal did not rerun it behind our back");
+    // The pipeline's retry is a new submit, and it is recorded as the second attempt.
+    await bytesOf(await generator.generate(request({ prompt })));
+    assert.equal(standIn.calls("submit").length, 2);
+  });
+});
+
+Deno.test("createFalGenerator() follows the status stream: one status request per generation", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator(options);
+    for (let i = 0; i < 3; i++) await bytesOf(await generator.generate(request({ seed: i })));
+    assert.equal(standIn.calls("stream").length, 3);
+    assert.equal(standIn.calls("status").length, 0);
+    // Polling, for comparison: at least one status call per generation, more while it runs.
+    standIn.reset();
+    const polling = createFalGenerator({ ...options, statusUpdates: "poll" });
+    for (let i = 0; i < 3; i++) await bytesOf(await polling.generate(request({ seed: i })));
+    assert.equal(standIn.calls("stream").length, 0);
+    assert.ok(standIn.calls("status").length >= 6, `${standIn.calls("status").length} polls`);
+  }, { latencyMs: 20 });
+});
+
+Deno.test("createFalGenerator() polls for the rest of the run where the status stream is not served", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { buffer: (record) => records.push(record) },
+    loggers: [
+      { category: ["retake", "fal"], lowestLevel: "info", sinks: ["buffer"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    await withStandIn(async (standIn, options) => {
+      const generator = createFalGenerator(options);
+      for (let i = 0; i < 3; i++) await bytesOf(await generator.generate(request({ seed: i })));
+      assert.deepEqual(standIn.calls("stream").map((r) => r.status), [404], "tried once");
+      assert.ok(standIn.calls("status").length >= 3);
+      assert.equal(standIn.calls("submit").length, 3);
+      const said = records.filter((r) => String(r.message.join("")).includes("status stream"));
+      assert.equal(said.length, 1);
+    }, { statusStream: false });
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("createFalGenerator() sends FLUX.1-style input to an endpoint it does not know, with a warning", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { buffer: (record) => records.push(record) },
+    loggers: [
+      { category: ["retake", "fal"], lowestLevel: "warning", sinks: ["buffer"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    await withStandIn(async (standIn, options) => {
+      const generator = createFalGenerator(options);
+      for (let i = 0; i < 2; i++) {
+        await bytesOf(await generator.generate(request({ model: "someone/new-model" })));
+      }
+      assert.deepEqual(standIn.calls("submit")[0]!.input, {
+        prompt: SPEC.prompt,
+        image_size: { width: 256, height: 192 },
+        seed: 42,
+        num_images: 1,
+        output_format: "png",
+        enable_safety_checker: true,
+      });
+      const warned = records.filter((r) =>
+        r.message.join("").includes("does not know fal endpoint")
+      );
+      assert.equal(warned.length, 1, "once per endpoint");
+      assert.equal(warned[0]!.properties.model, "someone/new-model");
+    });
+  } finally {
+    await reset();
+  }
 });

@@ -22,9 +22,12 @@ import type {
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { urlString } from "../schema.ts";
-import { critiqueSchema } from "../critique.ts";
+import { briefSchema, critiqueSchema } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
 import {
+  alignChecks,
+  BRIEF_INSTRUCTION,
+  briefText,
   CRITIC_INSTRUCTION,
   critiqueText,
   parseAnswer,
@@ -54,12 +57,17 @@ import {
   priceOf,
 } from "./gemini_models.ts";
 import {
+  BRIEF_JSON_SCHEMA,
   CRITIQUE_JSON_SCHEMA,
+  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
   type Refinement,
+  REFINEMENT_EDIT_JSON_SCHEMA,
   REFINEMENT_JSON_SCHEMA,
   refinementSchema,
 } from "./gemini_schema.ts";
 import type {
+  BriefRequest,
+  BriefResult,
   CreateContext,
   CritiqueRequest,
   CritiqueResult,
@@ -166,7 +174,7 @@ function _critic(client: TextClient, check = client.check): ImageCritic {
       const config: GenerateContentConfig = {
         systemInstruction: CRITIC_INSTRUCTION,
         responseMimeType: "application/json",
-        responseJsonSchema: CRITIQUE_JSON_SCHEMA,
+        responseJsonSchema: request.brief ? CRITIQUE_WITH_CHECKS_JSON_SCHEMA : CRITIQUE_JSON_SCHEMA,
         ...client.sampling(0.2),
         ...client.modelConfig,
         ...(client.generation >= 3 && { mediaResolution: MEDIA_RESOLUTION_LOW }),
@@ -185,7 +193,25 @@ function _critic(client: TextClient, check = client.check): ImageCritic {
         critiqueSchema,
         request,
       );
-      return { critique: answer.value, ...answer.meta };
+      return { critique: alignChecks(answer.value, request.brief), ...answer.meta };
+    },
+    async brief(request: BriefRequest): Promise<BriefResult> {
+      const config: GenerateContentConfig = {
+        systemInstruction: BRIEF_INSTRUCTION,
+        responseMimeType: "application/json",
+        responseJsonSchema: BRIEF_JSON_SCHEMA,
+        ...client.sampling(0.2),
+        ...client.modelConfig,
+      };
+      const contents: Content[] = [{ role: "user", parts: [{ text: briefText(request.spec) }] }];
+      const answer = await client.generateJson(
+        "critique",
+        contents,
+        config,
+        briefSchema,
+        request,
+      );
+      return { brief: answer.value, ...answer.meta };
     },
   };
 }
@@ -199,7 +225,9 @@ function _refiner(client: TextClient, check = client.check): PromptRefiner {
       const config: GenerateContentConfig = {
         systemInstruction: REFINER_INSTRUCTION,
         responseMimeType: "application/json",
-        responseJsonSchema: REFINEMENT_JSON_SCHEMA,
+        responseJsonSchema: request.mode === "edit"
+          ? REFINEMENT_EDIT_JSON_SCHEMA
+          : REFINEMENT_JSON_SCHEMA,
         ...client.sampling(0.7),
         ...client.modelConfig,
       };
@@ -212,7 +240,12 @@ function _refiner(client: TextClient, check = client.check): PromptRefiner {
         request,
       );
       const value: Refinement = answer.value;
-      return { prompt: value.prompt, changes: value.changes, ...answer.meta };
+      return {
+        prompt: value.prompt,
+        changes: value.changes,
+        ...(value.instruction !== undefined && { instruction: value.instruction }),
+        ...answer.meta,
+      };
     },
   };
 }
@@ -284,9 +317,10 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
   const prices = { ...defaultGeminiPrices(), ...options.prices };
   const price = priceOf(prices, model);
   if (price === undefined) {
-    log.warn("No price known for Gemini model {model}: its calls are recorded at cost 0", {
-      model,
-    });
+    connection.warnAtStart(
+      "No price known for Gemini model {model}: its calls are recorded at cost 0",
+      { model },
+    );
   }
   const chosen: ChosenModel = { model, flag: "--critic-model" };
   const generation = geminiGeneration(_answering(model));
@@ -331,6 +365,7 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
       // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
       for (let attempt = 1; attempt <= 2; attempt++) {
         if (signal.aborted) throw signal.reason;
+        connection.flushWarnings();
         const started = performance.now();
         let response: GenerateContentResponse;
         try {

@@ -61,6 +61,13 @@ export interface GeminiConnection {
   checkModel(chosen: ChosenModel, signal: AbortSignal): Promise<Model | undefined>;
   /** Warns once per model when an answer came from another model than the one asked for. */
   noteModelVersion(model: string, response: GenerateContentResponse): string | undefined;
+  /**
+   * Keeps a warning for the start of the run: the checks run before the run's logging is set
+   * up, so what they find is logged with the first paid call, before it is sent.
+   */
+  warnAtStart(message: string, properties: Record<string, unknown>): void;
+  /** Logs the warnings kept for the start; call before each paid call. */
+  flushWarnings(): void;
 }
 
 /** Connects to Gemini (the SDK itself loads on the first call). */
@@ -77,6 +84,7 @@ export function connectGemini(options: GeminiConnectionOptions): GeminiConnectio
   const redact = redactor([apiKey]);
   const standardKey = apiKey.startsWith("AIza");
   const noted = new Set<string>();
+  const pending: Array<[string, Record<string, unknown>]> = [];
 
   const classify = (
     error: unknown,
@@ -164,9 +172,15 @@ export function connectGemini(options: GeminiConnectionOptions): GeminiConnectio
       const notice = changeNotice(model, flag, info);
       if (notice !== undefined) {
         noted.add(model);
-        log.warn(notice, { model });
+        connection.warnAtStart(notice, { model });
       }
       return info;
+    },
+    warnAtStart(message, properties) {
+      pending.push([message, properties]);
+    },
+    flushWarnings() {
+      for (const [message, properties] of pending.splice(0)) log.warn(message, properties);
     },
     noteModelVersion(model, response) {
       const version = response.modelVersion;

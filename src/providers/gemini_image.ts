@@ -187,7 +187,7 @@ export function geminiImageGenerator(
   for (const model of models) {
     const price = priceOf(prices, model);
     if (price?.image === undefined) {
-      log.warn(
+      connection.warnAtStart(
         "No image price known for Gemini model {model}: its images are recorded at their token cost, or 0",
         { model },
       );
@@ -197,7 +197,7 @@ export function geminiImageGenerator(
     const shape = geminiImageShape(model, width, height);
     const [a, b] = shape.aspectRatio.split(":").map(Number) as [number, number];
     if (Math.abs(Math.log(width / height / (a / b))) > 0.02) {
-      log.warn(
+      connection.warnAtStart(
         "Gemini makes images in fixed shapes: {model} draws {aspectRatio} at {imageSize} for {width}×{height}, and the saved images keep Gemini's size",
         { model, width, height, ...shape },
       );
@@ -257,6 +257,7 @@ export function geminiImageGenerator(
         abortSignal: signal,
       };
       const chosen = { model, flag: "--model" };
+      connection.flushWarnings();
       const started = performance.now();
       let response: GenerateContentResponse;
       try {

@@ -10,7 +10,7 @@
  * @module
  */
 import { z } from "zod";
-import { CRITERIA, type Criterion } from "../critique.ts";
+import { CHECK_KINDS, CRITERIA, type Criterion } from "../critique.ts";
 import { PROMPT_LIMITS } from "../prompts.ts";
 
 const SCORE = { type: "number", minimum: 0, maximum: 10 } as const;
@@ -71,6 +71,62 @@ export const CRITIQUE_JSON_SCHEMA = {
   propertyOrdering: CRITIQUE_ORDER,
 } as const;
 
+/** JSON Schema of a brief: the yes/no checks every image of a prompt is judged by. */
+export const BRIEF_JSON_SCHEMA = {
+  type: "object",
+  properties: {
+    checks: {
+      type: "array",
+      description:
+        "4 to 12 yes/no questions about the image, one fact each, covering what the prompt and its context ask for.",
+      items: {
+        type: "object",
+        properties: {
+          id: { type: "string", description: "c1, c2, … in order." },
+          question: {
+            type: "string",
+            description: 'A yes/no question, e.g. "Is there a lighthouse?"',
+          },
+          kind: { type: "string", enum: [...CHECK_KINDS], description: "What the check is about." },
+        },
+        required: ["id", "question", "kind"],
+        propertyOrdering: ["id", "question", "kind"],
+      },
+      maxItems: 12,
+    },
+  },
+  required: ["checks"],
+} as const;
+
+/** JSON Schema of a critique that also answers every check of a brief. */
+export const CRITIQUE_WITH_CHECKS_JSON_SCHEMA = {
+  ...CRITIQUE_JSON_SCHEMA,
+  properties: {
+    checks: {
+      type: "array",
+      description: "One answer per check of the brief, in its order.",
+      items: {
+        type: "object",
+        properties: {
+          id: { type: "string", description: "The check's id." },
+          passed: { type: "boolean", description: "Whether the image answers the question yes." },
+          reason: { type: "string", description: "What in the image decided it." },
+          fix: {
+            type: "string",
+            description: "For a failed check: one concrete change that would make it pass.",
+          },
+        },
+        required: ["id", "passed", "reason"],
+        propertyOrdering: ["id", "passed", "reason", "fix"],
+      },
+      maxItems: 12,
+    },
+    ...CRITIQUE_JSON_SCHEMA.properties,
+  },
+  required: ["checks", ...CRITIQUE_ORDER],
+  propertyOrdering: ["checks", ...CRITIQUE_ORDER],
+} as const;
+
 /** JSON Schema of a refinement: the next prompt and what changed. */
 export const REFINEMENT_JSON_SCHEMA = {
   type: "object",
@@ -98,6 +154,21 @@ export const REFINEMENT_JSON_SCHEMA = {
   propertyOrdering: ["changes", "prompt"],
 } as const;
 
+/** JSON Schema of a refinement whose next image edits the best one: also the edit to make. */
+export const REFINEMENT_EDIT_JSON_SCHEMA = {
+  ...REFINEMENT_JSON_SCHEMA,
+  properties: {
+    ...REFINEMENT_JSON_SCHEMA.properties,
+    instruction: {
+      type: "string",
+      description:
+        "The edit to make to the image, as one short instruction for an image editor, from the failed checks.",
+    },
+  },
+  required: ["changes", "prompt", "instruction"],
+  propertyOrdering: ["changes", "prompt", "instruction"],
+} as const;
+
 /** Schema of a refinement answer; rejects an empty or over-long prompt. */
 export const refinementSchema = z.object({
   prompt: z.string().trim().min(1, "must not be empty").max(
@@ -105,6 +176,7 @@ export const refinementSchema = z.object({
     `must be at most ${PROMPT_LIMITS.promptChars} characters`,
   ),
   changes: z.array(z.object({ change: z.string(), reason: z.string() })),
+  instruction: z.string().optional(),
 });
 
 /** A refinement answer. */

@@ -12,6 +12,7 @@ import {
 } from "../../tests/gemini_standin.ts";
 import {
   createGeminiCritic,
+  createGeminiGenerator,
   createGeminiProviders,
   createGeminiRefiner,
   defaultGeminiPrices,
@@ -504,7 +505,11 @@ Deno.test("gemini calls are logged at debug level without the key", async () => 
 });
 
 Deno.test("gemini JSON schemas match the zod schemas and avoid additionalProperties", () => {
-  const shape = Object.keys(critiqueSchema.shape).sort();
+  // The brief's check answers are optional: the critic is not asked for them here.
+  const shape = Object.entries(critiqueSchema.shape).filter(([, s]) =>
+    !s.safeParse(undefined).success
+  )
+    .map(([k]) => k).sort();
   assert.deepEqual(Object.keys(CRITIQUE_JSON_SCHEMA.properties).sort(), shape);
   assert.deepEqual([...CRITIQUE_JSON_SCHEMA.required].sort(), shape);
   assert.deepEqual(
@@ -619,5 +624,175 @@ Deno.test("gemini estimateCostUsd() bounds what a critique and a refinement cost
     assert.ok(refinement.costUsd > 0 && refinement.costUsd <= refiner.estimateCostUsd!()!);
     const unpriced = createGeminiCritic({ ...options, model: "gemini-9-experimental" });
     assert.equal(unpriced.estimateCostUsd!(), undefined);
+  });
+});
+
+Deno.test("gemini sends no temperature, topP or topK to Gemini 3, and keeps temperature for 2.x", async () => {
+  await withStandIn(async ({ standIn, image, options }) => {
+    const knobs = (i: number) =>
+      ["temperature", "topP", "topK"].filter((k) => k in standIn.requests[i]!.generationConfig);
+    // Gemini 3 (and the 2.5 Flash id, which Gemini answers with 3.5 Flash-Lite): none.
+    for (const model of ["gemini-3.8-flash", "gemini-3.6-flash", "gemini-2.5-flash"]) {
+      standIn.reset();
+      const { critic, refiner } = createGeminiProviders({ ...options, model });
+      await critic.critique(critiqueRequest(image));
+      await refiner.refine(refineRequest());
+      assert.deepEqual([knobs(0), knobs(1)], [[], []], model);
+      assert.equal(standIn.requests[0]!.generationConfig.mediaResolution, "MEDIA_RESOLUTION_LOW");
+    }
+    standIn.reset();
+    const { critic, refiner } = createGeminiProviders({
+      ...options,
+      model: "gemini-2.5-flash-lite",
+    });
+    await critic.critique(critiqueRequest(image));
+    await refiner.refine(refineRequest());
+    assert.equal(standIn.requests[0]!.generationConfig.temperature, 0.2);
+    assert.equal(standIn.requests[1]!.generationConfig.temperature, 0.7);
+  });
+});
+
+Deno.test("gemini records the model that answered beside the one asked for, billed at its rates, and warns once", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { buffer: (record) => records.push(record) },
+    loggers: [
+      { category: ["retake", "gemini"], lowestLevel: "warning", sinks: ["buffer"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+    reset: true,
+  });
+  try {
+    await withStandIn(async ({ image, options }) => {
+      const same = await createGeminiCritic(options).critique(critiqueRequest(image));
+      assert.equal(same.model, "gemini-3.8-flash");
+      assert.equal(same.modelVersion, "gemini-3.8-flash");
+
+      const { critic, refiner } = createGeminiProviders({ ...options, model: "gemini-2.5-flash" });
+      await critic.check!(new AbortController().signal);
+      const routed = await critic.critique(critiqueRequest(image));
+      const refined = await refiner.refine(refineRequest());
+      assert.equal(routed.model, "gemini-2.5-flash");
+      assert.equal(routed.modelVersion, "gemini-3.5-flash-lite");
+      assert.equal(refined.modelVersion, "gemini-3.5-flash-lite");
+      const rates = defaultGeminiPrices()["gemini-3.5-flash-lite"]!;
+      assert.ok(
+        Math.abs(
+          routed.costUsd -
+            (routed.usage!.inputTokens * rates.input + routed.usage!.outputTokens * rates.output) /
+              1e6,
+        ) < 1e-12,
+      );
+      const warnings = records.filter((r) => r.level === "warning").map((r) =>
+        r.message.map(String).join("")
+      );
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(
+        warnings[0]!,
+        /routes 'gemini-2\.5-flash' to 'gemini-3\.5-flash-lite' since 2026-12-01.*--critic-model/,
+      );
+    });
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("gemini check() names the replacement of a shut-down model, and warns about one to be shut down before the first paid call", async () => {
+  const warnings: Array<{ text: string; requestsSoFar: number }> = [];
+  let requests = () => 0;
+  await configure({
+    sinks: {
+      buffer: (record) =>
+        warnings.push({ text: record.message.map(String).join(""), requestsSoFar: requests() }),
+    },
+    loggers: [
+      { category: ["retake", "gemini"], lowestLevel: "warning", sinks: ["buffer"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+    reset: true,
+  });
+  try {
+    await withStandIn(async ({ standIn, image, options }) => {
+      requests = () => standIn.requests.length;
+      const signal = new AbortController().signal;
+      const gone = await providerError(
+        createGeminiCritic({ ...options, model: "gemini-2.0-flash" }).check!(signal),
+      );
+      assert.equal(gone.fatal, true);
+      assert.match(
+        gone.message,
+        /'gemini-2\.0-flash'.*shut it down on 2026-06-01: choose gemini-3\.1-flash-lite with --critic-model/,
+      );
+      const current = createGeminiCritic({ ...options, model: "gemini-3.1-flash-lite" });
+      await current.check!(signal);
+      await current.critique(critiqueRequest(image));
+      assert.equal(warnings.length, 0, "a current model gets no warning");
+
+      // The run's logging starts after the checks: the warning waits for the first paid call.
+      const generator = createGeminiGenerator({ ...options, models: ["gemini-3.1-flash-image"] });
+      await generator.check!(signal);
+      await generator.generate({
+        prompt: "a kite",
+        spec: SPEC,
+        iteration: 1,
+        width: 1024,
+        height: 1024,
+        seed: 1,
+        model: "gemini-3.1-flash-image",
+        format: "png",
+        signal,
+      });
+      assert.equal(warnings.length, 1);
+      assert.match(
+        warnings[0]!.text,
+        /'gemini-3\.1-flash-image' to shut down on 2026-10-29.*choose gemini-nano-banana-2\.1 with --model/,
+      );
+      // One request so far, the critique: the generation had not been sent yet.
+      assert.equal(warnings[0]!.requestsSoFar, 1, "logged before the generation was sent");
+    }, { models: ["gemini-3.8-flash", "gemini-3.1-flash-lite", "gemini-3.1-flash-image"] });
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("gemini wrong-key messages say where to create a current key", async () => {
+  await withStandIn(async ({ standIn, image, options }) => {
+    const signal = new AbortController().signal;
+    const standard = await providerError(
+      createGeminiCritic({ ...options, apiKey: "AIzaSyOldStandardKey-123" }).check!(signal),
+    );
+    assert.equal(standard.fatal, true);
+    assert.match(
+      standard.message,
+      /rejected the API key \(API_KEY_INVALID\): check GEMINI_API_KEY; .*standard API keys \(AIza…\).*auth key \(AQ\.…\) at aistudio\.google\.com\/apikey/,
+    );
+    const mistyped = await providerError(
+      createGeminiCritic({ ...options, apiKey: "AQ.Ab-mistyped-key" }).check!(signal),
+    );
+    assert.match(
+      mistyped.message,
+      /check GEMINI_API_KEY \(create a key at aistudio\.google\.com\/apikey\)/,
+    );
+    assert.doesNotMatch(mistyped.message, /AIza/);
+    // The 401 shape asks for OAuth: the fix is a new key all the same.
+    const oauth = await providerError(
+      createGeminiCritic(options).critique(critiqueRequest(image, "x [gemini:standard-key]")),
+    );
+    assert.equal(oauth.fatal, true);
+    assert.equal(oauth.status, 401);
+    assert.match(oauth.message, /ACCESS_TOKEN_TYPE_UNSUPPORTED.*aistudio\.google\.com\/apikey/);
+    assert.equal(standIn.requests.length, 1);
+  });
+});
+
+Deno.test("defaultGeminiPrices() knows today's models; retired ids cost what answers them", () => {
+  const prices = defaultGeminiPrices(new Date("2026-12-01T00:00:00Z"));
+  for (const id of ["gemini-3.1-flash-lite", "gemini-3.6-flash", "gemini-3.1-pro-preview"]) {
+    assert.ok(prices[id] !== undefined, id);
+  }
+  assert.equal(prices["gemini-2.5-flash"], undefined, "retired: not priced on its own");
+  assert.deepEqual(defaultGeminiPrices(new Date("2027-01-01T00:00:00Z"))["gemini-3.6-flash"], {
+    input: 1.5,
+    output: 7.5,
   });
 });
