@@ -231,6 +231,8 @@ export function geminiImageGenerator(
 
   return {
     name: PROVIDER,
+    // Gemini's image models take an image as input and change it as told: they edit themselves.
+    editModel: (model) => model,
     async check(signal) {
       await Promise.all(
         models.map((model) => connection.checkModel({ model, flag: "--model" }, signal)),
@@ -263,7 +265,7 @@ export function geminiImageGenerator(
       try {
         response = await (await connection.models()).generateContent({
           model,
-          contents: [{ role: "user", parts: [{ text: request.prompt }] }],
+          contents: [{ role: "user", parts: await _parts(request) }],
           config,
         });
       } catch (error) {
@@ -364,6 +366,20 @@ export function geminiImageGenerator(
  * The answer's image: the last inline image that is not a thought (Pro models show drafts
  * while they think).
  */
+/** The request's parts: the prompt, or for an edit the source image and what to change. */
+async function _parts(request: GenerateRequest): Promise<Part[]> {
+  if (request.edit === undefined) return [{ text: request.prompt }];
+  const bytes = await Deno.readFile(request.edit.imagePath);
+  const mimeType = /\.jpe?g$/i.test(request.edit.imagePath) ? "image/jpeg" : "image/png";
+  return [
+    { inlineData: { mimeType, data: Buffer.from(bytes).toString("base64") } },
+    {
+      text: `Edit this image: ${request.edit.instruction}\nKeep everything else as it is. ` +
+        `The result should show: ${request.prompt}`,
+    },
+  ];
+}
+
 function _imagePart(parts: Part[] | undefined): { data: string; mimeType: string } | undefined {
   const images = (parts ?? []).filter((p) =>
     p.thought !== true && typeof p.inlineData?.data === "string" &&

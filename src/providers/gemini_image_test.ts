@@ -250,3 +250,26 @@ Deno.test("geminiProvider builds generator, critic and refiner on one client wit
     assert.deepEqual(standIn.modelGets.map((g) => g.model), ["gemini-3-pro-image"]);
   });
 });
+
+Deno.test("the Gemini generator edits: the source image goes inline with the instruction", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createGeminiGenerator(options);
+    assert.equal(generator.editModel?.("gemini-nano-banana-2.1"), "gemini-nano-banana-2.1");
+    const first = await generator.generate(request());
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeFile(`${dir}/iteration-1.png`, await bytesOf(first.data));
+      const edited = await generator.generate(request({
+        iteration: 2,
+        edit: { imagePath: `${dir}/iteration-1.png`, instruction: "make the lighthouse taller" },
+      }));
+      assert.ok((await sharp(await bytesOf(edited.data)).metadata()).width! > 0);
+      const sent = standIn.requests.at(-1)!;
+      assert.equal(sent.kind, "generate");
+      assert.ok(sent.hasImage, "the source image was sent");
+      assert.match(sent.prompt, /make the lighthouse taller/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});

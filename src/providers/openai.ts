@@ -21,10 +21,13 @@ import type {
   ChatCompletionMessageParam,
 } from "openai/resources/chat/completions";
 import { z } from "zod";
-import { critiqueSchema } from "../critique.ts";
+import { briefSchema, critiqueSchema } from "../critique.ts";
 import { ProviderError, withBilledCost } from "../errors.ts";
 import { tokenPriceTable, urlString } from "../schema.ts";
 import {
+  alignChecks,
+  BRIEF_INSTRUCTION,
+  briefText,
   clip,
   CRITIC_INSTRUCTION,
   critiqueText,
@@ -34,12 +37,17 @@ import {
   refineText,
 } from "./_llm_prompts.ts";
 import {
+  BRIEF_JSON_SCHEMA,
   CRITIQUE_JSON_SCHEMA,
+  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
   type Refinement,
+  REFINEMENT_EDIT_JSON_SCHEMA,
   REFINEMENT_JSON_SCHEMA,
   refinementSchema,
 } from "./gemini_schema.ts";
 import type {
+  BriefRequest,
+  BriefResult,
   CreateContext,
   CritiqueRequest,
   CritiqueResult,
@@ -183,11 +191,29 @@ function _critic(client: Client): ImageCritic {
       const answer = await client.completeJson(
         "critique",
         messages,
-        { name: "critique", schema: CRITIQUE_STRICT_SCHEMA, temperature: 0.2 },
+        {
+          name: "critique",
+          schema: request.brief ? CRITIQUE_WITH_CHECKS_STRICT_SCHEMA : CRITIQUE_STRICT_SCHEMA,
+          temperature: 0.2,
+        },
         critiqueSchema,
         request.signal,
       );
-      return { critique: answer.value, ...answer.meta };
+      return { critique: alignChecks(answer.value, request.brief), ...answer.meta };
+    },
+    async brief(request: BriefRequest): Promise<BriefResult> {
+      const messages: ChatCompletionMessageParam[] = [
+        { role: "system", content: BRIEF_INSTRUCTION },
+        { role: "user", content: briefText(request.spec) },
+      ];
+      const answer = await client.completeJson(
+        "brief",
+        messages,
+        { name: "brief", schema: BRIEF_STRICT_SCHEMA, temperature: 0.2 },
+        briefSchema,
+        request.signal,
+      );
+      return { brief: answer.value, ...answer.meta };
     },
   };
 }
@@ -205,12 +231,23 @@ function _refiner(client: Client): PromptRefiner {
       const answer = await client.completeJson(
         "refine",
         messages,
-        { name: "refinement", schema: REFINEMENT_STRICT_SCHEMA, temperature: 0.7 },
+        {
+          name: "refinement",
+          schema: request.mode === "edit"
+            ? REFINEMENT_EDIT_STRICT_SCHEMA
+            : REFINEMENT_STRICT_SCHEMA,
+          temperature: 0.7,
+        },
         refinementSchema,
         request.signal,
       );
       const value: Refinement = answer.value;
-      return { prompt: value.prompt, changes: value.changes, ...answer.meta };
+      return {
+        prompt: value.prompt,
+        changes: value.changes,
+        ...(value.instruction !== undefined && { instruction: value.instruction }),
+        ...answer.meta,
+      };
     },
   };
 }
@@ -260,11 +297,14 @@ function _withoutNulls(value: unknown): unknown {
   );
 }
 
-const CRITIQUE_STRICT_SCHEMA = strictJsonSchema(CRITIQUE_JSON_SCHEMA) as Record<string, unknown>;
-const REFINEMENT_STRICT_SCHEMA = strictJsonSchema(REFINEMENT_JSON_SCHEMA) as Record<
-  string,
-  unknown
->;
+type JsonSchema = Record<string, unknown>;
+const CRITIQUE_STRICT_SCHEMA = strictJsonSchema(CRITIQUE_JSON_SCHEMA) as JsonSchema;
+const CRITIQUE_WITH_CHECKS_STRICT_SCHEMA = strictJsonSchema(
+  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
+) as JsonSchema;
+const BRIEF_STRICT_SCHEMA = strictJsonSchema(BRIEF_JSON_SCHEMA) as JsonSchema;
+const REFINEMENT_STRICT_SCHEMA = strictJsonSchema(REFINEMENT_JSON_SCHEMA) as JsonSchema;
+const REFINEMENT_EDIT_STRICT_SCHEMA = strictJsonSchema(REFINEMENT_EDIT_JSON_SCHEMA) as JsonSchema;
 
 /**
  * Text tokens one call sends at most, for the cost estimate a budget reserves: the
@@ -288,7 +328,13 @@ const SETTING_MESSAGE =
 
 interface JsonAnswer<T> {
   value: T;
-  meta: { model: string; costUsd: number; usage: TokenUsage; requestId?: string };
+  meta: {
+    model: string;
+    modelVersion?: string;
+    costUsd: number;
+    usage: TokenUsage;
+    requestId?: string;
+  };
 }
 
 interface Format {
