@@ -312,7 +312,7 @@ Deno.test("writeGallery() shows a comparison folder's models side by side and ma
     assert.equal(count(html, /data-winner="true"/g), 1);
     assert.match(html, /<h3>flux-dev <span class="winner-badge">★ winner<\/span><\/h3>/);
     assert.match(html, /<h3>flux schnell #2<\/h3>/);
-    assert.match(html, /best <b>8\.1<\/b> · \$0\.0500 · 9\.0 s/);
+    assert.match(html, /best <b>8\.1<\/b> · \$0\.0500 · 9\.0s/);
     assert.match(html, /Comparing 2 models · winner <b>flux-dev<\/b>/);
     assert.equal(count(html, /<img /g), 4);
     assert.ok(

@@ -88,6 +88,9 @@ Deno.test("retake --critic openai runs the example batch to completion, one Open
     for (const rec of recs) {
       assert.equal(rec.status, "completed", `${rec.id}: ${String(rec.error?.message)}`);
       assert.deepEqual(rec.providers, { generator: "fal", critic: "openai", refiner: "openai" });
+      // One brief per prompt, from the OpenAI critic, answered by every round's critique.
+      assert.equal(rec.briefStep!.provider, "openai");
+      assert.ok(rec.brief!.checks.length > 0);
       for (const it of rec.iterations) {
         const critique = it.steps.critique!;
         assert.equal(critique.provider, "openai");
@@ -96,6 +99,10 @@ Deno.test("retake --critic openai runs the example batch to completion, one Open
         assert.match(critique.requestId ?? "", /^req_standin_/);
         assert.ok(critique.usage!.inputTokens > 85 && critique.usage!.outputTokens > 0);
         assert.ok(critique.costUsd > 0);
+        assert.deepEqual(
+          it.critique!.checks!.map((c) => c.id),
+          rec.brief!.checks.map((c) => c.id),
+        );
         critiques++;
         if (it.refinedPrompt !== undefined) {
           assert.equal(it.steps.refine!.provider, "openai");
@@ -107,11 +114,11 @@ Deno.test("retake --critic openai runs the example batch to completion, one Open
     }
     assert.ok(refines > 0, "the batch refined prompts");
 
-    // Exactly the calls the work needs: one per critique and per refinement, and one free
-    // model check for the critic and the refiner together.
+    // Exactly the calls the work needs: one brief per prompt, one per critique and per
+    // refinement, and one free model check for the critic and the refiner together.
     const withImage = openai.requests.filter((r) => r.hasImage);
     assert.equal(withImage.length, critiques);
-    assert.equal(openai.requests.length - withImage.length, refines);
+    assert.equal(openai.requests.length - withImage.length, refines + expected);
     assert.equal(openai.modelLists.length, 1);
     assert.ok(openai.requests.every((r) => r.keyValid && r.model === "gpt-4o-mini"));
     for (const r of withImage) {

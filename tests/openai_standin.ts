@@ -6,10 +6,13 @@
  * - `POST /v1/chat/completions` with `Authorization: Bearer <key>`; anything else answers 401
  *   `invalid_api_key`, as OpenAI does. An unknown model answers 404 `model_not_found`.
  * - `GET /v1/models` lists the models (free on the real service), recorded in `modelLists`, not
- *   `requests`; `models: []` lists none, `listModels: false` answers 404 as some local servers do.
+ *   `requests`; `listModels: "empty"` lists none, `false` answers 404, as some local servers do.
  * - With an image it answers a critique derived from the prompt text and the image's size
- *   (deterministic: same request, same critique); text-only it answers a refinement that adds
- *   the critique's first suggestions to the round's prompt.
+ *   (deterministic: same request, same critique), answering the brief's checks when the
+ *   `response_format` schema asks for `checks`. Text-only it answers a brief (the schema asks for
+ *   checks with a `question`: one per comma-separated part of the prompt), or else a refinement
+ *   that adds the critique's first suggestions to the round's prompt, with an edit
+ *   `instruction` when the schema asks for one.
  * - `usage` counts ⌈chars / 4⌉ tokens for text, and 85 tokens per image at `detail: "low"`,
  *   else 85 + 170 per 512 px tile, as OpenAI's tile rule does.
  * - Faults are chosen per request by a token in the prompt text, e.g. `[openai:429-once]`, or
@@ -74,8 +77,16 @@ export interface OpenAIStandInOptions {
   retryAfterMs?: number;
   /** The model ids that exist and are listed. @default {["gpt-5.4-mini", "gpt-4o-mini", "llava:latest"]} */
   models?: string[];
-  /** Whether `GET /v1/models` exists; false answers 404. @default {true} */
-  listModels?: boolean;
+  /**
+   * What `GET /v1/models` answers: the models (true), an empty list (`"empty"`), or 404 (false).
+   * @default {true}
+   */
+  listModels?: boolean | "empty";
+  /**
+   * The `model` an answer names for the model asked for, as OpenAI names the snapshot that
+   * answered. @default {the model asked for}
+   */
+  answerModel?: (model: string) => string;
 }
 
 /** What the stand-in saw of one chat request. */
@@ -164,7 +175,7 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
         ? _error(404, "Not Found", "invalid_request_error", null, "unknown_url")
         : Response.json({
           object: "list",
-          data: models.map((m) => ({
+          data: (options.listModels === "empty" ? [] : models).map((m) => ({
             id: m,
             object: "model",
             created: 1767225600,
@@ -297,7 +308,12 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
         ));
     }
 
-    const value = parsed.image ? _critique(parsed) : _refinement(parsed.prompt);
+    const asked = _askedProperties(body.response_format);
+    const value = parsed.image
+      ? _critique(parsed, asked.has("checks"))
+      : asked.has("question")
+      ? _brief(parsed.prompt)
+      : _refinement(parsed.prompt, asked.has("instruction"));
     let content: string | null = JSON.stringify(value);
     let finish = "stop";
     let refusal: string | null = null;
@@ -323,7 +339,7 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
       id: `chatcmpl-standin${id}`,
       object: "chat.completion",
       created: Math.floor(Date.now() / 1000),
-      model: parsed.model,
+      model: options.answerModel?.(parsed.model) ?? parsed.model,
       choices: [{
         index: 0,
         message: { role: "assistant", content, refusal },
@@ -507,7 +523,7 @@ function _tokenFault(parsed: ParsedBody, failedOnce: Set<string>): OpenAIFault |
 const round1 = (n: number) => Math.round(Math.min(10, Math.max(0, n)) * 10) / 10;
 
 /** A critique derived from the prompt text and the image's size: same request, same critique. */
-function _critique(parsed: ParsedBody): Record<string, unknown> {
+function _critique(parsed: ParsedBody, withChecks: boolean): Record<string, unknown> {
   let hash = 0;
   for (const c of parsed.prompt) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
   const pick = (shift: number) => ((hash >>> shift) % 40) / 10;
@@ -537,7 +553,20 @@ function _critique(parsed: ParsedBody): Record<string, unknown> {
     problems.push("The atmosphere reads neutral rather than the mood the prompt asks for");
     suggestions.push("atmospheric haze and a colour palette that carries the mood");
   }
+  // The brief's checks as the critique text lists them: `c1 (entity): Is there a kite?`.
+  const checks = withChecks
+    ? [...parsed.prompt.matchAll(/^(c\d+) \(([a-z]+)\): (.*)$/gm)].map(([, id, , question], i) => {
+      const passed = ((hash >>> i) & 3) !== 0;
+      return {
+        id,
+        passed,
+        reason: passed ? `Yes: ${question}` : `No: the image does not show it (${question})`,
+        fix: passed ? null : `make it unmistakable: ${question!.replace(/\?$/, "")}`,
+      };
+    })
+    : undefined;
   return {
+    ...(checks !== undefined && { checks }),
     criteria,
     problems,
     strengths: ["The subject the prompt names is present"],
@@ -547,8 +576,37 @@ function _critique(parsed: ParsedBody): Record<string, unknown> {
   };
 }
 
+/** A brief: one entity check per comma-separated part of the prompt, at most 6. */
+function _brief(text: string): Record<string, unknown> {
+  const prompt = /^Prompt: (.*)$/m.exec(text)?.[1] ?? text;
+  const parts = prompt.replace(/\[openai:[a-z0-9-]+\]/g, "").split(/,| and /)
+    .map((part) => part.trim()).filter((part) => part !== "").slice(0, 6);
+  return {
+    checks: (parts.length > 0 ? parts : ["the subject"]).map((part, i) => ({
+      id: `c${i + 1}`,
+      question: `Does the image show ${part}?`,
+      kind: "entity",
+    })),
+  };
+}
+
+/** The property names anywhere in the `response_format` JSON Schema. */
+function _askedProperties(format: unknown): Set<string> {
+  const names = new Set<string>();
+  const walk = (node: unknown) => {
+    if (node === null || typeof node !== "object") return;
+    const properties = (node as { properties?: unknown }).properties;
+    if (properties && typeof properties === "object") {
+      for (const name of Object.keys(properties)) names.add(name);
+    }
+    for (const child of Object.values(node)) walk(child);
+  };
+  walk(format);
+  return names;
+}
+
 /** A refinement that appends the critique's first suggestions to the round's prompt. */
-function _refinement(text: string): Record<string, unknown> {
+function _refinement(text: string, withInstruction: boolean): Record<string, unknown> {
   const current = /^Prompt of round \d+: (.*)$/m.exec(text)?.[1] ??
     text.split("\n").find((line) => line.trim() !== "") ?? "an image";
   const critique = _embeddedJson(text);
@@ -565,6 +623,7 @@ function _refinement(text: string): Record<string, unknown> {
       reason: problems[i] ?? "The critique asked for it",
     })),
     prompt: [current.trim(), ...additions].join(", ").slice(0, 1500),
+    ...(withInstruction && { instruction: `add ${additions[0] ?? "a clear focal point"}` }),
   };
 }
 

@@ -106,7 +106,7 @@ Deno.test("startOpenAIStandIn() checks the bearer key, the route and the model l
 });
 
 Deno.test("startOpenAIStandIn() lists no models, or none at all, on request", async () => {
-  const empty = await startOpenAIStandIn({ models: [] });
+  const empty = await startOpenAIStandIn({ listModels: "empty" });
   const none = await startOpenAIStandIn({ listModels: false });
   try {
     const auth = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
@@ -264,4 +264,65 @@ Deno.test("startOpenAIStandIn() hang holds the answer until the stand-in closes"
   assert.equal(standIn.requests[0]!.status, 0);
   await standIn.close();
   assert.equal((await pending).status, 503);
+});
+
+Deno.test("startOpenAIStandIn() answers a brief, a critique that answers its checks, and an edit instruction", async () => {
+  const standIn = await startOpenAIStandIn({ answerModel: (m) => `${m}-2026-03-17` });
+  try {
+    const schemaWith = (name: string, properties: Record<string, unknown>) => ({
+      response_format: {
+        type: "json_schema",
+        json_schema: { name, schema: { type: "object", properties } },
+      },
+    });
+    const brief = await chat(
+      standIn.url,
+      textBody(
+        "Prompt: a red kite, a sandy beach and two gulls\nContext:\n(none)",
+        schemaWith("brief", {
+          checks: { type: "array", items: { type: "object", properties: { question: {} } } },
+        }),
+      ),
+      standIn.key,
+    );
+    assert.equal(brief.json.model, "gpt-5.4-mini-2026-03-17");
+    assert.deepEqual(JSON.parse(content(brief.json).text!).checks, [
+      { id: "c1", question: "Does the image show a red kite?", kind: "entity" },
+      { id: "c2", question: "Does the image show a sandy beach?", kind: "entity" },
+      { id: "c3", question: "Does the image show two gulls?", kind: "entity" },
+    ]);
+
+    const body = await imageBody(
+      "Original prompt: a red kite\nc1 (entity): Is there a kite?\nc2 (count): Are there two gulls?",
+    );
+    const critique = JSON.parse(
+      content(
+        (await chat(
+          standIn.url,
+          { ...body, ...schemaWith("critique", { checks: {}, score: {} }) },
+          standIn.key,
+        )).json,
+      ).text!,
+    );
+    assert.deepEqual(critique.checks.map((c: { id: string }) => c.id), ["c1", "c2"]);
+    for (const check of critique.checks) {
+      assert.equal(typeof check.passed, "boolean");
+      assert.equal(check.fix === null, check.passed, "a fix only for a failed check");
+    }
+    const plain = JSON.parse(content((await chat(standIn.url, body, standIn.key)).json).text!);
+    assert.equal(plain.checks, undefined, "no checks unless the schema asks for them");
+
+    const refine = (properties: Record<string, unknown>) =>
+      chat(
+        standIn.url,
+        textBody("Prompt of round 1: a kite", schemaWith("refinement", properties)),
+        standIn.key,
+      );
+    const edit = JSON.parse(content((await refine({ prompt: {}, instruction: {} })).json).text!);
+    assert.equal(edit.instruction, "add a clear focal point");
+    const redraw = JSON.parse(content((await refine({ prompt: {} })).json).text!);
+    assert.equal(redraw.instruction, undefined);
+  } finally {
+    await standIn.close();
+  }
 });

@@ -110,8 +110,8 @@ Deno.test("a finished batch run again makes zero provider calls; an edited promp
     const third = await runCli(["--out", "out", "batch.json"], { cwd, env: s.env });
     assert.equal(third.code, 0, third.stderr);
     const newCalls = paidCalls(s) - callsAfterFirst;
-    // One prompt: 2 generations + 2 critiques + 1 refinement.
-    assert.equal(newCalls, 5);
+    // One prompt: 2 generations + its brief + 2 critiques + 1 refinement.
+    assert.equal(newCalls, 6);
     const rec = await record(`${cwd}/out/batch`, "p2");
     assert.equal(rec.iterations[0]!.prompt, "A stormy lake at night with lightning");
     const aside = [...Deno.readDirSync(`${cwd}/out/batch/_previous`)].map((e) => e.name);
@@ -127,7 +127,7 @@ Deno.test("a finished batch run again makes zero provider calls; an edited promp
       env: s.env,
     });
     assert.equal(only.code, 0, only.stderr);
-    assert.equal(paidCalls(s) - callsAfterFirst, 10, "--force --only p0 redoes just p0");
+    assert.equal(paidCalls(s) - callsAfterFirst, 12, "--force --only p0 redoes just p0");
   } finally {
     await Deno.remove(cwd, { recursive: true });
     await s.close();
@@ -188,7 +188,7 @@ Deno.test("kill -9 at random moments, resume each time: no corrupt file, all com
     }
     for (const [key, count] of ends) assert.equal(count, 1, `${key} done ${count} times`);
     // Paid calls: at most one extra per kill (a call in flight when killed is lost).
-    const needed = BATCH.prompts.length * 5;
+    const needed = BATCH.prompts.length * 6;
     assert.ok(paidCalls(s) <= needed + kills * 4, `${paidCalls(s)} calls for ${needed} steps`);
   } finally {
     await Deno.remove(cwd, { recursive: true });

@@ -364,11 +364,13 @@ function _createClient(options: OpenAIOptions): Client {
   const baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
   const url = _parseUrl(baseUrl);
   const official = url.hostname === "api.openai.com";
+  // As people see it in messages and logs: no user name, password or query.
+  const shown = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
   const local = options.local ?? isLoopbackUrl(baseUrl);
   const apiKey = options.apiKey?.trim() ? options.apiKey : undefined;
   if (apiKey === undefined && !isLoopbackUrl(baseUrl)) {
     throw new TypeError(
-      `Cannot create the OpenAI client as 'apiKey' is empty and '${baseUrl}' is not on this machine: set OPENAI_API_KEY, or choose another critic`,
+      `Cannot create the OpenAI client as 'apiKey' is empty and '${shown}' is not on this machine: set OPENAI_API_KEY, or choose another critic`,
     );
   }
   const model = options.model ?? DEFAULT_OPENAI_MODEL;
@@ -376,21 +378,33 @@ function _createClient(options: OpenAIOptions): Client {
   const maxOutputTokens = _positive("maxOutputTokens", options.maxOutputTokens ?? 4096);
   const imageMaxSide = _positive("imageMaxSide", options.imageMaxSide ?? 384);
   const price = { ...DEFAULT_OPENAI_PRICES, ...options.prices }[model];
+  // The client is made and checked before the run's logging is set up: what they find is kept
+  // and logged with the first paid call, before it is sent.
+  const pending: Array<["info" | "warn", string, Record<string, unknown>]> = [];
+  const later = {
+    info: (message: string, properties: Record<string, unknown>) =>
+      void pending.push(["info", message, properties]),
+    warn: (message: string, properties: Record<string, unknown>) =>
+      void pending.push(["warn", message, properties]),
+  };
+  const flushWarnings = () => {
+    for (const [level, message, properties] of pending.splice(0)) log[level](message, properties);
+  };
   // A server on this machine bills nothing; elsewhere an unknown price is a hole in the budget.
   const free = price === undefined && local;
   if (free) {
-    log.info(
+    later.info(
       "No price known for model {model} at {server}, a server on this machine: its calls are recorded at cost 0 (add openai.prices to the config file if it bills)",
-      { model, server: baseUrl },
+      { model, server: shown },
     );
   } else if (price === undefined) {
-    log.warn("No price known for model {model} at {server}: its calls are recorded at cost 0", {
+    later.warn("No price known for model {model} at {server}: its calls are recorded at cost 0", {
       model,
-      server: baseUrl,
+      server: shown,
     });
   }
-  const server = official ? "OpenAI" : `the server at ${baseUrl}`;
-  const Server = official ? "OpenAI" : `The server at ${baseUrl}`;
+  const server = official ? "OpenAI" : `the server at ${shown}`;
+  const Server = official ? "OpenAI" : `The server at ${shown}`;
   const keyHint = official
     ? "check OPENAI_API_KEY (create a key at platform.openai.com/api-keys)"
     : `check OPENAI_API_KEY: it must be a key ${server} accepts (for OpenAI itself, create one at platform.openai.com/api-keys)`;
@@ -489,7 +503,7 @@ function _createClient(options: OpenAIOptions): Client {
         const classified = classify(error, signal, "model check");
         if (!(classified instanceof ProviderError)) throw classified;
         if (classified.status === 404) {
-          log.warn(
+          later.warn(
             "{server} has no model list (HTTP 404): the model is not checked before the run",
             {
               server: Server,
@@ -503,14 +517,14 @@ function _createClient(options: OpenAIOptions): Client {
           throw classified;
         }
         // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
-        log.warn("Could not check the OpenAI key and model before the run: {reason}", {
+        later.warn("Could not check the OpenAI key and model before the run: {reason}", {
           model,
           reason: classified.message,
         });
         return;
       }
       if (ids.length === 0) {
-        log.warn("{server} lists no models: model {model} is not checked before the run", {
+        later.warn("{server} lists no models: model {model} is not checked before the run", {
           server: Server,
           model,
         });
@@ -539,8 +553,10 @@ function _createClient(options: OpenAIOptions): Client {
       return Math.round(costOf(tokens) * 1e6) / 1e6;
     },
     async completeJson(operation, messages, format, schema, signal) {
+      flushWarnings();
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
       let requestId: string | undefined;
+      let modelVersion: string | undefined;
       let limit = maxOutputTokens;
       let problem = "";
       const withId = () => requestId !== undefined ? { requestId } : {};
@@ -577,6 +593,12 @@ function _createClient(options: OpenAIOptions): Client {
         usage.inputTokens += response.usage?.prompt_tokens ?? 0;
         usage.outputTokens += response.usage?.completion_tokens ?? 0;
         requestId = response._request_id ?? response.id ?? requestId;
+        // OpenAI names the snapshot that answered (`gpt-4o-mini-2024-07-18`).
+        if (
+          typeof response.model === "string" && response.model !== "" && response.model !== model
+        ) {
+          modelVersion = response.model;
+        }
         const choice = response.choices?.[0];
         const finish = choice?.finish_reason ?? undefined;
         log.debug(
@@ -623,7 +645,13 @@ function _createClient(options: OpenAIOptions): Client {
         if (checked.ok) {
           return {
             value: checked.value,
-            meta: { model, costUsd: costOf(usage), usage, ...withId() },
+            meta: {
+              model,
+              ...(modelVersion !== undefined && { modelVersion }),
+              costUsd: costOf(usage),
+              usage,
+              ...withId(),
+            },
           };
         }
         problem = checked.problem;

@@ -12,6 +12,7 @@ import {
 } from "../../tests/openai_standin.ts";
 import { CRITIC_INSTRUCTION, REFINER_INSTRUCTION } from "./_llm_prompts.ts";
 import { CRITIQUE_JSON_SCHEMA } from "./gemini_schema.ts";
+import { type Brief, briefSchema } from "../critique.ts";
 import {
   createOpenAIProviders,
   DEFAULT_OPENAI_MODEL,
@@ -494,13 +495,16 @@ Deno.test("openai check() lists models once, for free, and stops on a wrong key 
 });
 
 Deno.test("openai check() goes on with a warning when the server lists no models, or has no list", async () => {
-  for (const standInOptions of [{ models: [] }, { listModels: false }]) {
+  for (const standInOptions of [{ listModels: "empty" as const }, { listModels: false }]) {
     await withLogs(async (records) => {
       await withStandIn(async ({ standIn, options }) => {
-        await createOpenAIProviders({ ...options, model: "whatever" }).critic.check!(
-          AbortSignal.timeout(5_000),
-        );
+        const { critic, refiner } = createOpenAIProviders({ ...options, model: "gpt-4o-mini" });
+        await critic.check!(AbortSignal.timeout(5_000));
         assert.equal(standIn.modelLists.length, 1);
+        // The check runs before the run's logging is set up: its warning comes with the first
+        // paid call.
+        assert.equal(records.filter((r) => r.level === "warning").length, 0);
+        await refiner.refine(refineRequest());
         const warnings = records.filter((r) => r.level === "warning");
         assert.ok(
           warnings.some((r) => /not checked/.test(String(r.message.join("")))),
@@ -529,6 +533,13 @@ Deno.test("openai without a key works against a server on this machine, with a p
   assert.throws(
     () => createOpenAIProviders({ baseUrl: "https://openrouter.ai/api/v1" }),
     /'apiKey' is empty.*OPENAI_API_KEY/,
+  );
+  // A base URL is shown without its user name, password or query.
+  assert.throws(
+    () => createOpenAIProviders({ baseUrl: "https://me:hunter2@proxy.example/v1?token=t0k" }),
+    (error: Error) =>
+      /'https:\/\/proxy\.example\/v1' is not on this machine/.test(error.message) &&
+      !/hunter2|t0k/.test(error.message),
   );
   assert.throws(
     () => createOpenAIProviders({ apiKey: "k", maxOutputTokens: 0 }),
@@ -673,4 +684,93 @@ Deno.test("openaiProvider.create() builds a critic and a refiner that share one 
     await parts.refiner.refine(refineRequest());
     assert.equal(standIn.requests[0]!.model, "gpt-4o-mini");
   });
+});
+
+const BRIEF: Brief = {
+  checks: [
+    { id: "c1", question: "Is there a blue fishing boat?", kind: "entity" },
+    { id: "c2", question: "Is it dawn?", kind: "lighting" },
+    { id: "c3", question: "Is the harbour quiet?", kind: "mood" },
+  ],
+};
+
+Deno.test("openai critic makes the brief with a text-only call and a strict schema", async () => {
+  await withStandIn(async ({ standIn, options }) => {
+    const { critic } = createOpenAIProviders(options);
+    const result = await critic.brief!({ spec: SPEC, signal: new AbortController().signal });
+    assert.deepEqual(briefSchema.parse(result.brief), result.brief);
+    assert.deepEqual(result.brief.checks.map((c) => c.question), [
+      "Does the image show a blue fishing boat in a quiet harbour at dawn?",
+    ]);
+    assert.ok(result.costUsd > 0);
+    const seen = standIn.requests[0]!;
+    assert.equal(seen.hasImage, false);
+    assert.match(seen.system, /checklist/);
+    assert.match(seen.prompt, /^Prompt: a blue fishing boat/);
+    const format = seen.responseFormat as { json_schema: { name: string; schema: object } };
+    assert.equal(format.json_schema.name, "brief");
+    assert.ok(objects(format.json_schema.schema).every((o) => o.additionalProperties === false));
+  });
+});
+
+Deno.test("openai critic answers every check of the brief; a null fix for a passed check is dropped", async () => {
+  await withStandIn(async ({ standIn, image, options }) => {
+    const { critic } = createOpenAIProviders(options);
+    const result = await critic.critique({ ...critiqueRequest(image), brief: BRIEF });
+    assert.deepEqual(result.critique.checks!.map((c) => c.id), ["c1", "c2", "c3"]);
+    for (const check of result.critique.checks!) {
+      assert.equal("fix" in check, !check.passed, JSON.stringify(check));
+    }
+    const seen = standIn.requests[0]!;
+    assert.match(seen.prompt, /c2 \(lighting\): Is it dawn\?/);
+    const schema = (seen.responseFormat as { json_schema: { schema: Record<string, unknown> } })
+      .json_schema.schema;
+    const item = (schema.properties as Record<string, { items: Record<string, unknown> }>).checks!
+      .items.properties as Record<string, { type: unknown }>;
+    // Strict mode requires every property: the optional fix may be null instead.
+    assert.deepEqual(item.fix!.type, ["string", "null"]);
+    for (const object of objects(schema)) {
+      assert.deepEqual(
+        [...object.required as string[]].sort(),
+        Object.keys(object.properties as object).sort(),
+      );
+    }
+
+    const plain = await critic.critique(critiqueRequest(image));
+    assert.equal(plain.critique.checks, undefined);
+    const plainSchema = standIn.requests[1]!.responseFormat as {
+      json_schema: { schema: { properties: object } };
+    };
+    assert.ok(!("checks" in plainSchema.json_schema.schema.properties));
+  });
+});
+
+Deno.test("openai refiner writes an edit instruction in edit mode only", async () => {
+  await withStandIn(async ({ standIn, options }) => {
+    const { refiner } = createOpenAIProviders(options);
+    const edit = await refiner.refine({ ...refineRequest(), mode: "edit" });
+    assert.equal(edit.instruction, "add a bright blue hull on the fishing boat");
+    assert.match(standIn.requests[0]!.prompt, /write `instruction`/);
+    const redraw = await refiner.refine(refineRequest());
+    assert.equal(redraw.instruction, undefined);
+    assert.equal("instruction" in redraw, false);
+  });
+});
+
+Deno.test("openai records the snapshot that answered as modelVersion", async () => {
+  await withStandIn(async ({ options }) => {
+    const { refiner } = createOpenAIProviders({ ...options, model: "gpt-4o-mini" });
+    const result = await refiner.refine(refineRequest());
+    assert.equal(result.model, "gpt-4o-mini");
+    assert.equal(result.modelVersion, "gpt-4o-mini-2024-07-18");
+    // Priced by the id asked for.
+    const price = DEFAULT_OPENAI_PRICES["gpt-4o-mini"]!;
+    assert.ok(
+      Math.abs(
+        result.costUsd -
+          (result.usage!.inputTokens * price.input + result.usage!.outputTokens * price.output) /
+            1e6,
+      ) < 1e-12,
+    );
+  }, { answerModel: (m) => m === "gpt-4o-mini" ? "gpt-4o-mini-2024-07-18" : m });
 });
