@@ -124,6 +124,9 @@ function log(text: string): void {
   console.error(`bench: ${text}`);
 }
 
+/** Gemini calls per prompt of two rounds: the brief, two critiques and a refinement. */
+const GEMINI_CALLS = 4;
+
 /**
  * The fastest a batch can finish: all work at the binding quota, plus what must follow it.
  * `falLatencyMs` is the mean latency fal's stand-in really served (its timers fire late when the
@@ -136,11 +139,11 @@ function bound(
 ): { promptsPerSecond: number; steady: number } {
   const falPerSecond = s.falConcurrency / (falLatencyMs / 1000);
   const geminiPerSecond = s.geminiQuota / (s.quotaWindowMs / 1000);
-  const steady = Math.min(falPerSecond / 2, geminiPerSecond / 3);
+  const steady = Math.min(falPerSecond / 2, geminiPerSecond / GEMINI_CALLS);
   // The last image still needs its critique; the first critique needs an image.
   const seconds = Math.max(
     (2 * n) / falPerSecond + s.geminiLatencyMs / 1000,
-    (3 * n) / geminiPerSecond + falLatencyMs / 1000,
+    (GEMINI_CALLS * n) / geminiPerSecond + falLatencyMs / 1000,
   );
   return { promptsPerSecond: n / seconds, steady };
 }
@@ -274,7 +277,7 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
         run.falLatencyMs.toFixed(1)
       } ms served (${s.falLatencyMs}±${s.falJitterMs} set) ÷ 2 images; Gemini ${s.geminiQuota}/${
         s.quotaWindowMs / 1000
-      } s ÷ 3 calls); ${
+      } s ÷ ${GEMINI_CALLS} calls); ${
         (rate / nominal.promptsPerSecond).toFixed(3)
       }× the bound at the set latency`,
     };
@@ -382,7 +385,7 @@ async function rateBound(s: Settings, rows: Row[], work: string): Promise<void> 
       b.promptsPerSecond.toFixed(2)
     } prompts/s (Gemini ${r.geminiQuota}/${
       r.quotaWindowMs / 1000
-    } s ÷ 3 calls; fal C=${r.falConcurrency} is not binding); paced at ${
+    } s ÷ ${GEMINI_CALLS} calls; fal C=${r.falConcurrency} is not binding); paced at ${
       run.rates.gemini ?? "?"
     } calls/s; ${
       (rate / knownWindow).toFixed(3)

@@ -532,9 +532,9 @@ function _createClient(options: OpenAIOptions): Client {
       }
       // Ollama lists `llava:latest` and answers to `llava`.
       if (!ids.includes(model) && !ids.includes(`${model}:latest`)) {
-        const shown = ids.slice(0, 12).join(", ") + (ids.length > 12 ? ", …" : "");
+        const listed = ids.slice(0, 12).join(", ") + (ids.length > 12 ? ", …" : "");
         throw new ProviderError(
-          `Cannot critique with model '${model}' as ${server} does not list it: choose one it serves with --critic-model (it lists ${shown})`,
+          `Cannot critique with model '${model}' as ${server} does not list it: choose one it serves with --critic-model (it lists ${listed})`,
           { provider: PROVIDER, retryable: false, fatal: true },
         );
       }
