@@ -841,6 +841,8 @@ export const openaiProvider = {
     price: `$${price.input} / $${price.output} per 1M tokens in / out`,
   })),
   defaults: { critique: DEFAULT_OPENAI_MODEL, refine: DEFAULT_OPENAI_MODEL },
+  // People set OPENAI_API_KEY for other tools: retake spends on it only with --critic openai.
+  auto: false,
   available: (settings: OpenAISettings) =>
     settings.key !== undefined || isLoopbackUrl(settings.baseUrl),
   unavailable:

@@ -318,6 +318,11 @@ export interface ProviderDescriptor<S extends Record<string, unknown> = Record<s
    * first available provider, in registry order, for each role.
    */
   available(settings: S): boolean;
+  /**
+   * Whether `auto` may pick it at all. False for a service whose key people set for other tools
+   * (`OPENAI_API_KEY`): retake spends on it only when asked by name. @default {true}
+   */
+  readonly auto?: boolean;
   /** Why it cannot run and what to do, for a user who forced it: names the variable to set. */
   unavailable: string;
   /**

@@ -69,7 +69,9 @@ function choose(config: Config, role: Role, asked: string): ProviderDescriptor {
   if (config.offline) return providerNamed("local")!;
   const all = DESCRIPTORS;
   if (asked === "auto") {
-    return all.find((p) => p.roles.includes(role) && p.available(settingsOf(config, p)))!;
+    return all.find((p) =>
+      p.auto !== false && p.roles.includes(role) && p.available(settingsOf(config, p))
+    )!;
   }
   const provider = all.find((p) => p.name === asked);
   if (provider === undefined || !provider.roles.includes(role)) {

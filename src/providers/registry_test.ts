@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ENV_NAMES, loadConfig, secretsOf, USAGE } from "../config.ts";
 import { FLAGS } from "../cli/flags.ts";
-import { DESCRIPTORS } from "./registry.ts";
+import { chooseProviders, DESCRIPTORS } from "./registry.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -74,4 +74,21 @@ Deno.test("README's usage table and --help list every flag", () => {
     assert.ok(usage.includes(`--${flag.name}`), `README's usage table lists --${flag.name}`);
     assert.ok(USAGE.includes(`--${flag.name}`), `--help lists --${flag.name}`);
   }
+});
+
+Deno.test("auto never picks a service whose key people set for other tools: OPENAI_API_KEY alone stays offline", async () => {
+  const { config } = await loadConfig({
+    args: [],
+    env: { OPENAI_API_KEY: "sk-someone-elses-tool-1234" },
+    cwd: "/nonexistent",
+    readTextFile: () => Promise.reject(new Deno.errors.NotFound("none")),
+  });
+  assert.deepEqual(chooseProviders(config), { generator: "local", critic: "local" });
+  const { config: asked } = await loadConfig({
+    args: ["--critic", "openai"],
+    env: { OPENAI_API_KEY: "sk-someone-elses-tool-1234" },
+    cwd: "/nonexistent",
+    readTextFile: () => Promise.reject(new Deno.errors.NotFound("none")),
+  });
+  assert.equal(chooseProviders(asked).critic, "openai");
 });
