@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ENV_NAMES, loadConfig, secretsOf, USAGE } from "../config.ts";
 import { FLAGS } from "../cli/flags.ts";
+import { flagsTable, markdown, providersTable, tableCells } from "../cli/readme_tables.ts";
 import { chooseProviders, DESCRIPTORS } from "./registry.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -91,4 +92,16 @@ Deno.test("auto never picks a service whose key people set for other tools: OPEN
     readTextFile: () => Promise.reject(new Deno.errors.NotFound("none")),
   });
   assert.equal(chooseProviders(asked).critic, "openai");
+});
+
+Deno.test("README's providers and flags tables are the ones the registry and the flags table make", () => {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  const after = (marker: string) => {
+    const start = readme.indexOf(marker);
+    assert.ok(start >= 0, `README has '${marker}'`);
+    const table = readme.slice(start).split("\n\n")[1]!;
+    return tableCells(table);
+  };
+  assert.deepEqual(after("<!-- providers table"), tableCells(markdown(providersTable())));
+  assert.deepEqual(after("<!-- flags table"), tableCells(markdown(flagsTable())));
 });
