@@ -30,6 +30,9 @@ export const BATCH_ENTRIES: ReadonlySet<string> = new Set([
   "_previous",
   "_thumbs",
   ".retake.lock",
+  "eval",
+  "eval.json",
+  "eval.html",
 ]);
 const MAX_NAME = 80;
 // Names this version and the one before (8 hex digits) give an id that had to change.

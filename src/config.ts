@@ -12,6 +12,7 @@ import { InputError } from "./errors.ts";
 import type { Role } from "./providers/provider.ts";
 import { DESCRIPTORS, type PROVIDERS } from "./providers/registry.ts";
 import { positiveInt } from "./schema.ts";
+import { parseRunInfo } from "./run_file.ts";
 import { SIZE_PRESETS } from "./sizes.ts";
 
 export { SIZE_PRESETS };
@@ -355,14 +356,12 @@ async function readReplay(
   sources: ConfigSources,
   path: string,
 ): Promise<{ settings: Record<string, unknown>; promptFiles: string[] }> {
-  const text = await readOptional(sources, path, true);
-  let run: { settings?: Record<string, unknown>; promptFiles?: unknown; batch?: string };
-  try {
-    run = JSON.parse(text!);
-  } catch (error) {
-    throw new InputError(`Cannot replay '${path}': it is not valid JSON`, { cause: error });
+  const read = parseRunInfo((await readOptional(sources, path, true))!);
+  if (read.problem !== undefined) {
+    throw new InputError(`Cannot replay '${path}': it ${read.problem}`);
   }
-  if (!run.settings || typeof run.settings !== "object" || !Array.isArray(run.promptFiles)) {
+  const run = read.value;
+  if (!isPlainObject(run.settings) || !Array.isArray(run.promptFiles)) {
     throw new InputError(
       `Cannot replay '${path}': expected a retake run.json with 'settings' and 'promptFiles'`,
     );
@@ -420,6 +419,8 @@ export const USAGE = `retake — generate, critique and refine images in bulk
 Usage:
   retake [options] <prompts.json> [more.json ...]
   retake gallery <out>/<batch> [...]   rebuild a batch folder's index.html
+  retake eval [options] <prompts.json>  single vs best-of-n vs refine at equal spend
+                                       (retake eval --help)
   deno task run [options] <prompts.json>
 
 Options:

@@ -10,6 +10,7 @@ import sharp from "sharp";
 import { refuseLinks, safeFolderName, writeFileAtomic, writeStreamAtomic } from "./artifacts.ts";
 import { formatDuration } from "./duration.ts";
 import { messageOf } from "./errors.ts";
+import { readRunFile, type RunRead } from "./run_file.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "./record.ts";
 
 /** Options for {@linkcode writeGallery}. */
@@ -67,7 +68,7 @@ export async function writeGallery(
       `Cannot write the gallery as '${dir}' is not a folder: give a batch folder such as 'outputs/example'`,
     );
   }
-  const run = await readJson(`${dir}/run.json`);
+  const run = await readRunFile(dir);
   const comparison = await readJson(`${dir}/comparison.json`);
   const data: PageData = {
     name: dir.split(/[\\/]/).pop() || dir,
@@ -405,7 +406,7 @@ async function mapLimit<T, R>(
 
 interface PageData {
   name: string;
-  run: JsonRead;
+  run: RunRead;
   comparison: ComparisonPrompt[];
   /** From run.json in a comparison run: prompt-and-model folder → model. */
   modelByFolder: Map<string, string>;
@@ -462,10 +463,11 @@ ${renderToc(toc)}
 }
 
 function renderBatch(data: PageData): string {
-  const run = isObject(data.run.value) ? data.run.value : undefined;
-  const totals = isObject(run?.totals) ? run.totals : {};
-  const providers = isObject(run?.providers) ? run.providers : {};
-  const settings = isObject(run?.settings) ? run.settings : {};
+  // Checked field by field: a hand-edited or older run.json may lack any of them.
+  const run: UnknownRecord | undefined = isObject(data.run.value) ? data.run.value : undefined;
+  const totals: UnknownRecord = isObject(run?.totals) ? run.totals : {};
+  const providers: UnknownRecord = isObject(run?.providers) ? run.providers : {};
+  const settings: UnknownRecord = isObject(run?.settings) ? run.settings : {};
   const status = typeof run?.status === "string" ? run.status : undefined;
   const tiles: Array<[string, string]> = [
     ["Prompts", num(totals.prompts) !== undefined ? String(totals.prompts) : "–"],

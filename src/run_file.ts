@@ -1,6 +1,6 @@
 /**
  * `run.json`: the batch's summary file — its status, settings, providers, totals and one entry
- * per prompt and model. This module is the only one that writes it.
+ * per prompt and model. This module is the only one that writes it or reads it.
  *
  * @module
  */
@@ -144,21 +144,53 @@ export class RunFile {
   }
 }
 
+/** What reading a `run.json` gave: its content, or why there is none. */
+export type RunRead = { value: Partial<RunInfo>; problem?: undefined } | {
+  value?: undefined;
+  problem: string;
+};
+
+/**
+ * A `run.json`'s text as far as it can be trusted: an object, each field still to be checked
+ * where it is used (a hand-edited or older file may lack any of them).
+ */
+export function parseRunInfo(text: string): RunRead {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { problem: `is not valid JSON: ${messageOf(error)}` };
+  }
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? { value: value as Partial<RunInfo> }
+    : { problem: "is not an object" };
+}
+
+/** Reads `<batch>/run.json`. */
+export async function readRunFile(batchDir: string): Promise<RunRead> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${batchDir}/run.json`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { problem: "is missing" };
+    return { problem: `cannot be read: ${messageOf(error)}` };
+  }
+  return parseRunInfo(text);
+}
+
 /** The entries of the batch's earlier `run.json`, or none when it is missing or unreadable. */
 export async function previousEntries(batchDir: string): Promise<RunEntry[]> {
-  const runFile = `${batchDir}/run.json`;
-  let run: unknown;
-  try {
-    run = JSON.parse(await Deno.readTextFile(runFile));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    getLogger(["retake", "run"]).warn("Could not read the earlier {file}: {reason}", {
-      file: runFile,
-      reason: messageOf(error),
-    });
+  const run = await readRunFile(batchDir);
+  if (run.problem !== undefined) {
+    if (run.problem !== "is missing") {
+      getLogger(["retake", "run"]).warn("Could not read the earlier {file}: it {reason}", {
+        file: `${batchDir}/run.json`,
+        reason: run.problem,
+      });
+    }
     return [];
   }
-  const prompts = (run as { prompts?: unknown })?.prompts;
+  const prompts: unknown = run.value.prompts;
   return Array.isArray(prompts)
     ? prompts.filter((e): e is RunEntry =>
       typeof e?.id === "string" && typeof e?.model === "string" && typeof e?.status === "string"
