@@ -10,6 +10,7 @@ import { z } from "zod";
 import { flagLines, FLAGS, parseArgsOptions } from "./cli/flags.ts";
 import { InputError } from "./errors.ts";
 import type { Role } from "./providers/provider.ts";
+import type { RetryOptions } from "./retry.ts";
 import { DESCRIPTORS, type PROVIDERS } from "./providers/registry.ts";
 import { positiveInt } from "./schema.ts";
 import { parseRunInfo } from "./run_file.ts";
@@ -392,6 +393,20 @@ function dropUndefined(value: Record<string, unknown>): Record<string, unknown> 
     out[k] = isPlainObject(v) ? dropUndefined(v) : v;
   }
   return out;
+}
+
+/** The retry settings in the shape the backoff operator takes (`retry.ts`). */
+export function retryOptionsOf(config: Config): Omit<RetryOptions, "budget"> {
+  const r = config.retry;
+  return {
+    maxAttempts: r.maxAttempts,
+    maxOverloadRetries: r.maxOverloadRetries,
+    minTimeout: r.minTimeoutMs,
+    maxTimeout: r.maxTimeoutMs,
+    multiplier: r.multiplier,
+    jitter: r.jitter,
+    timeScale: r.timeScale,
+  };
 }
 
 /** The secret values in a config, for redaction. */

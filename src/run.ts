@@ -16,7 +16,7 @@ import {
   writeJsonAtomic,
 } from "./artifacts.ts";
 import { Budget } from "./budget.ts";
-import { type Config, secretsOf } from "./config.ts";
+import { type Config, retryOptionsOf, secretsOf } from "./config.ts";
 import { InputError, isFatal, messageOf, ProviderError } from "./errors.ts";
 import { fnv1a32 } from "./hash.ts";
 import { writeGallery } from "./gallery.ts";
@@ -302,16 +302,7 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       force: config.force,
       ...(io.signal && { stop: io.signal }),
       budget,
-      retry: {
-        maxAttempts: config.retry.maxAttempts,
-        maxOverloadRetries: config.retry.maxOverloadRetries,
-        minTimeout: config.retry.minTimeoutMs,
-        maxTimeout: config.retry.maxTimeoutMs,
-        multiplier: config.retry.multiplier,
-        jitter: config.retry.jitter,
-        timeScale: config.retry.timeScale,
-        budget: retryBudget,
-      },
+      retry: { ...retryOptionsOf(config), budget: retryBudget },
       timeoutMs: config.timeoutMs,
       // Remote providers keep the deadline themselves and cancel the request at the service.
       timeoutSlackMs: 5_000,

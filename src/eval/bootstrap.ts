@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../hash.ts";
 
 /** One prompt's outcome for A against B: a win 1, a tie 0.5, a loss 0. */
 export type PairOutcome = 0 | 0.5 | 1;
@@ -25,28 +26,8 @@ export const BOOTSTRAP_SEED = 12;
 /** The number of resamples every eval draws. */
 export const BOOTSTRAP_RESAMPLES = 2000;
 
-/**
- * A seeded generator of numbers in [0, 1) (mulberry32): a few lines, fast, and good enough to
- * draw resample indices; `Math.random` cannot be seeded, and no npm package is worth a
- * dependency for this.
- *
- * @example
- * ```ts
- * import { seededRandom } from "./bootstrap.ts";
- * const a = seededRandom(1), b = seededRandom(1);
- * if (a() !== b()) throw new Error("the same seed gives the same numbers");
- * ```
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator of numbers in [0, 1): the same seed draws the same resamples. */
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 /** A's outcome against B on one prompt, from their scores. */
 export function pairOutcome(a: number, b: number): PairOutcome {

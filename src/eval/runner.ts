@@ -8,7 +8,7 @@
  */
 import { ensureWritableDir, removeStaleTemps } from "../artifacts.ts";
 import { Budget } from "../budget.ts";
-import { type Config, secretsOf } from "../config.ts";
+import { type Config, retryOptionsOf, secretsOf } from "../config.ts";
 import type { Brief } from "../critique.ts";
 import { InputError, messageOf } from "../errors.ts";
 import { lockBatch } from "../lock.ts";
@@ -207,16 +207,7 @@ export async function runEval(
       budget: new Budget(
         config.maxCost === undefined ? undefined : Math.max(0, config.maxCost - spent),
       ),
-      retry: {
-        maxAttempts: config.retry.maxAttempts,
-        maxOverloadRetries: config.retry.maxOverloadRetries,
-        minTimeout: config.retry.minTimeoutMs,
-        maxTimeout: config.retry.maxTimeoutMs,
-        multiplier: config.retry.multiplier,
-        jitter: config.retry.jitter,
-        timeScale: config.retry.timeScale,
-        budget: new RetryBudget(config.retry.budget),
-      },
+      retry: { ...retryOptionsOf(config), budget: new RetryBudget(config.retry.budget) },
       stop: stopJudging,
       ...(io.abortNow && { abort: io.abortNow }),
       concurrency,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../hash.ts";
 import {
   COLOURS,
   type Cue,
@@ -17,28 +18,6 @@ import {
   type Subject,
   type TimeOfDay,
 } from "./scene_cues.ts";
-
-/**
- * A seeded PRNG (mulberry32): the same seed always gives the same sequence in [0, 1).
- *
- * @example
- * ```ts
- * import { mulberry32 } from "./scene_svg.ts";
- * const a = mulberry32(7);
- * const b = mulberry32(7);
- * if (a() !== b()) throw new Error("expected the same sequence");
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Palette {
   top: Rgb;
