@@ -26,8 +26,10 @@ import { getLogger } from "@logtape/logtape";
 import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
 import { ProviderError } from "../errors.ts";
 import { redactor } from "../redact.ts";
+import { Buffer } from "node:buffer";
 import { NETWORK_FAULT } from "./_http.ts";
 import { withImageSize } from "./_image_size.ts";
+import { falEditFor } from "./fal_edits.ts";
 import {
   checkFalSize,
   DEFAULT_FAL_MODEL,
@@ -153,6 +155,13 @@ export interface FalGeneratorOptions {
   models?: string[] | undefined;
 }
 
+/** A saved image as a `data:` URI, which fal's image inputs take like a URL. */
+async function _dataUri(path: string): Promise<string> {
+  const bytes = await Deno.readFile(path);
+  const type = /\.jpe?g$/i.test(path) ? "image/jpeg" : "image/png";
+  return `data:${type};base64,${Buffer.from(bytes).toString("base64")}`;
+}
+
 /** Longest wait for the cancel call after a timeout or abort, in ms. */
 const CANCEL_TIMEOUT_MS = 5_000;
 /**
@@ -269,6 +278,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
 
   const generator: ImageGenerator = {
     name: PROVIDER,
+    editModel: (model) => falEditFor(resolveFalModel(model))?.id,
     estimateCostUsd({ model, width, height }) {
       const id = resolveFalModel(model);
       return price(id, { width, height }, falTier(id, width, height));
@@ -279,8 +289,8 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       await checkCatalogue(models, signal);
     },
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
-      const model = resolveFalModel(request.model);
-      const input = falInput(model, {
+      const drawn = resolveFalModel(request.model);
+      const base = {
         prompt: request.prompt,
         width: request.width,
         height: request.height,
@@ -288,8 +298,16 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         format: request.format,
         safetyChecker: enableSafetyChecker,
         steps: options.steps,
+      };
+      // An edit goes to the family's edit endpoint, priced as the model it edits for.
+      const edit = request.edit === undefined ? undefined : falEditFor(drawn);
+      const model = edit?.id ?? drawn;
+      const input = edit === undefined ? falInput(drawn, base) : edit.input({
+        ...base,
+        imageUrl: request.edit!.imageUrl ?? await _dataUri(request.edit!.imagePath),
+        instruction: request.edit!.instruction,
       });
-      if (falModel(model) === undefined && !warnedModels.has(model)) {
+      if (falModel(drawn) === undefined && !warnedModels.has(drawn)) {
         warnedModels.add(model);
         log.warn(
           "retake does not know fal endpoint {model}: sending FLUX.1-style input (image_size, seed, output_format); a 422 will name any field it rejects",
@@ -308,6 +326,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       const tier = falTier(model, request.width, request.height);
       const job: Job = {
         model,
+        pricedAs: prices[model] !== undefined ? model : drawn,
         key,
         tier,
         ...(typeof input.seed === "number" && { seedSent: input.seed }),
@@ -315,7 +334,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         charged: 0,
         price: 0,
       };
-      job.price = price(model, request, tier) ?? 0;
+      job.price = price(job.pricedAs, request, tier) ?? 0;
       try {
         const earlier = undelivered.get(key);
         undelivered.delete(key);
@@ -406,7 +425,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     const image = output.image;
     let width = image.width ?? request.width;
     let height = image.height ?? request.height;
-    const entry = priceOf(model);
+    const entry = priceOf(job.pricedAs);
     job.price = entry === undefined ? 0 : estimateFalCost(entry, [{ width, height }], job.tier);
     let costUsd = owed(job);
     const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
@@ -469,6 +488,8 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       queueMs,
       ...(inferenceMs !== undefined && { inferenceMs }),
       ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
+      // fal keeps its outputs a while: a later edit can start from this URL, not a re-upload.
+      ...(/^https?:/.test(image.url) && { url: image.url }),
     };
   }
 
@@ -814,7 +835,10 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
 
 /** One attempt's request on fal, as far as it got. */
 interface Job {
+  /** The endpoint called (an edit endpoint, for an edit). */
   model: string;
+  /** The endpoint whose price applies: the edit endpoint's own, else the model it edits for. */
+  pricedAs: string;
   /** The `resolution` tier asked for, for prices that depend on it. */
   tier: string | undefined;
   /** The seed in the submitted input, if the endpoint takes one. */
