@@ -102,6 +102,8 @@ const coreSchema = z.object({
   ]).optional(),
   /** Stop starting paid steps once the run has spent this much, in USD. */
   maxCost: z.coerce.number().nonnegative().optional(),
+  /** Say what would run and what it could cost; make no call, write nothing. */
+  dryRun: z.boolean().default(false),
   /** After an interrupt, how long calls in flight may take to finish, in ms. */
   graceMs: z.coerce.number().nonnegative().default(10_000),
   quiet: z.boolean().default(false),

@@ -833,6 +833,7 @@ async function generateStep(
     durationMs: 0,
     attempts: 0,
     costUsd: image.costUsd,
+    ...(image.costUnknown && { costUnknown: true }),
     startedAt,
     ...(image.requestId !== undefined && { requestId: image.requestId }),
     ...(image.modelVersion !== undefined && { modelVersion: image.modelVersion }),
@@ -844,7 +845,7 @@ async function generateStep(
       const it: IterationRecord = {
         iteration,
         prompt,
-        seed: image.seed,
+        ...(image.seed !== undefined && { seed: image.seed }),
         model: image.model,
         image: saved.file,
         width: saved.width,

@@ -16,6 +16,7 @@ import {
   writeJsonAtomic,
 } from "./artifacts.ts";
 import { Budget } from "./budget.ts";
+import { describePlan } from "./dry_run.ts";
 import { type Config, retryOptionsOf, secretsOf } from "./config.ts";
 import { InputError, isFatal, messageOf, ProviderError } from "./errors.ts";
 import { fnv1a32 } from "./hash.ts";
@@ -151,6 +152,14 @@ export async function runBatch(
   sharp.cache(false);
   const specs = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
   const providers = preloaded?.providers ?? await createProviders(config);
+  if (config.dryRun) {
+    io.writeOut(describePlan(config, specs, providers));
+    return {
+      exitCode: EXIT.ok,
+      batchDir: `${config.out}/${batchName(config, promptFiles)}`,
+      outcomes: [],
+    };
+  }
   if (!preloaded?.providers) {
     await checkProviders(providers, io.signal ?? new AbortController().signal);
   }

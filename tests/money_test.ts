@@ -299,3 +299,29 @@ Deno.test("more rounds on a finished batch continue from the saved ones; nothing
     await s.close();
   }
 });
+
+Deno.test("--dry-run calls nothing, writes nothing, and says what it could cost and which price is unknown", async () => {
+  const s = await servers();
+  const cwd = await setup(3);
+  try {
+    const known = await runCli(["--out", "out", "--dry-run", "batch.json"], { cwd, env: s.env });
+    assert.equal(known.code, 0, known.stderr);
+    assert.match(known.stdout, /Dry run: no call is made/);
+    assert.match(known.stdout, /2 × image \(fal fal-ai\/flux\/schnell\): at most \$0\.0030 each/);
+    assert.match(known.stdout, /for the batch/);
+    const unknown = await runCli(
+      ["--out", "out", "--dry-run", "--model", "fal-ai/some-new/endpoint", "batch.json"],
+      { cwd, env: s.env },
+    );
+    assert.equal(unknown.code, 0, unknown.stderr);
+    assert.match(unknown.stdout, /price unknown/);
+    assert.equal(s.fal.requests.length + s.gemini.requests.length, 0, "no call at all");
+    await Deno.stat(`${cwd}/out`).then(
+      () => assert.fail("nothing written"),
+      (error) => assert.ok(error instanceof Deno.errors.NotFound),
+    );
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});

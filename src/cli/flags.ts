@@ -169,6 +169,12 @@ export const FLAGS: readonly Flag[] = [
     help: "spend at most this much in this run; 0 makes no paid call",
   },
   {
+    name: "dry-run",
+    type: "boolean",
+    setting: ["dryRun"],
+    help: "say what would run and the most it could cost; call nothing",
+  },
+  {
     name: "timeout",
     type: "string",
     arg: "MS",

@@ -24,6 +24,7 @@ export interface SizedImage {
  * const png = new Uint8Array(await sharp({ create: { width: 6, height: 4, channels: 3, background: "red" } }).png().toBuffer());
  * const { size, data } = await withImageSize(ReadableStream.from([png.subarray(0, 40), png.subarray(40)]));
  * if (size?.width !== 6 || size.height !== 4) throw new Error("expected 6×4");
+ * if (data instanceof Uint8Array) throw new Error("a stream stays a stream");
  * if ((await new Response(data).arrayBuffer()).byteLength !== png.length) throw new Error("bytes lost");
  * ```
  */
