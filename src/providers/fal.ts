@@ -27,7 +27,9 @@ import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
 import { ProviderError } from "../errors.ts";
 import { redactor } from "../redact.ts";
 import { Buffer } from "node:buffer";
-import { NETWORK_FAULT } from "./_http.ts";
+import { NETWORK_FAULT, originOf, parseRetryAfter, positiveOption } from "./_http.ts";
+
+export { parseRetryAfter };
 import { withImageSize } from "./_image_size.ts";
 import { falEditFor } from "./fal_edits.ts";
 import {
@@ -56,28 +58,6 @@ import type {
 
 const PROVIDER = "fal";
 const log = getLogger(["retake", "fal"]);
-
-/**
- * Reads a `Retry-After` header (delay in seconds, or an HTTP date) as ms from `now`.
- *
- * @example
- * ```ts
- * import { parseRetryAfter } from "./fal.ts";
- * if (parseRetryAfter("2") !== 2000) throw new Error("seconds");
- * const now = Date.parse("Wed, 21 Oct 2026 07:28:00 GMT");
- * if (parseRetryAfter("Wed, 21 Oct 2026 07:28:30 GMT", now) !== 30_000) throw new Error("date");
- * ```
- */
-export function parseRetryAfter(
-  value: string | null | undefined,
-  now: number = Date.now(),
-): number | undefined {
-  if (value === null || value === undefined || value.trim() === "") return undefined;
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 
 /**
  * An image fal's safety checker flagged, with `failOnNsfw` on: a failed step that a retry with
@@ -227,20 +207,25 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       "Cannot create the fal generator as 'apiKey' is empty: set FAL_KEY, or run with --generator local",
     );
   }
-  const timeoutMs = _positive("timeoutMs", options.timeoutMs ?? 120_000);
-  const pollIntervalMs = _positive("pollIntervalMs", options.pollIntervalMs ?? 500);
-  const maxDownloadBytes = _positive(
+  const timeoutMs = positiveOption("fal generator", "timeoutMs", options.timeoutMs ?? 120_000);
+  const pollIntervalMs = positiveOption(
+    "fal generator",
+    "pollIntervalMs",
+    options.pollIntervalMs ?? 500,
+  );
+  const maxDownloadBytes = positiveOption(
+    "fal generator",
     "maxDownloadBytes",
     options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
   );
-  if (options.steps !== undefined) _positive("steps", options.steps);
+  if (options.steps !== undefined) positiveOption("fal generator", "steps", options.steps);
   const enableSafetyChecker = options.enableSafetyChecker ?? true;
   const failOnNsfw = options.failOnNsfw ?? true;
   /** Cleared for the rest of the run once the status stream turns out not to be served. */
   let streaming = (options.statusUpdates ?? "stream") === "stream";
   const prices = _prices(options.prices);
   const base = options.baseUrl?.replace(/\/+$/, "");
-  const baseOrigin = base === undefined ? undefined : _origin(base);
+  const baseOrigin = base === undefined ? undefined : originOf("fal generator", base);
   const innerFetch = options.fetch ?? globalThis.fetch;
   const redact = redactor([apiKey]);
   const warnedPrices = new Set<string>();
@@ -1300,26 +1285,6 @@ function _prices(overrides: FalGeneratorOptions["prices"]): Record<string, FalPr
       : value;
   }
   return table;
-}
-
-function _origin(base: string): string {
-  try {
-    return new URL(base).origin;
-  } catch (error) {
-    throw new TypeError(
-      `Cannot create the fal generator as 'baseUrl' is not a URL: current value is '${base}'`,
-      { cause: error },
-    );
-  }
-}
-
-function _positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new RangeError(
-      `Cannot create the fal generator as '${name}' must be a positive number: current value is ${value}`,
-    );
-  }
-  return value;
 }
 
 /** The `fal` section of the config file. */

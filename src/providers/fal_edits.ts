@@ -36,49 +36,33 @@ function imageSize(r: FalEditRequest): NonNullable<In<"fal-ai/flux-2/edit">["ima
     { width: r.width, height: r.height };
 }
 
-const NANO_BANANA_2_EDIT: FalEdit = {
-  id: "fal-ai/nano-banana-2/edit",
-  input(r): In<"fal-ai/nano-banana-2/edit"> {
-    const base = falModel("fal-ai/nano-banana-2")!;
-    const { ratio, tier } = aspectOf(
-      base.sizes as Parameters<typeof aspectOf<string, string>>[0],
-      r.width,
-      r.height,
-    );
-    return {
-      prompt: r.instruction,
-      image_urls: [r.imageUrl],
-      aspect_ratio: ratio as NonNullable<In<"fal-ai/nano-banana-2/edit">["aspect_ratio"]>,
-      resolution: tier as NonNullable<In<"fal-ai/nano-banana-2/edit">["resolution"]>,
-      seed: r.seed,
-      num_images: 1,
-      output_format: r.format,
-      ...(!r.safetyChecker && { safety_tolerance: "6" as const }),
-    };
-  },
-};
-
-const NANO_BANANA_PRO_EDIT: FalEdit = {
-  id: "fal-ai/nano-banana-pro/edit",
-  input(r): In<"fal-ai/nano-banana-pro/edit"> {
-    const base = falModel("fal-ai/nano-banana-pro")!;
-    const { ratio, tier } = aspectOf(
-      base.sizes as Parameters<typeof aspectOf<string, string>>[0],
-      r.width,
-      r.height,
-    );
-    return {
-      prompt: r.instruction,
-      image_urls: [r.imageUrl],
-      aspect_ratio: ratio as NonNullable<In<"fal-ai/nano-banana-pro/edit">["aspect_ratio"]>,
-      resolution: tier as NonNullable<In<"fal-ai/nano-banana-pro/edit">["resolution"]>,
-      seed: r.seed,
-      num_images: 1,
-      output_format: r.format,
-      ...(!r.safetyChecker && { safety_tolerance: "6" as const }),
-    };
-  },
-};
+/** Nano Banana's edit endpoints take the shape as the drawing endpoint does. */
+function nanoBananaEdit(
+  drawn: "fal-ai/nano-banana-2" | "fal-ai/nano-banana-pro",
+  id: "fal-ai/nano-banana-2/edit" | "fal-ai/nano-banana-pro/edit",
+): FalEdit {
+  type Input = In<"fal-ai/nano-banana-2/edit"> & In<"fal-ai/nano-banana-pro/edit">;
+  return {
+    id,
+    input(r): Input {
+      const { ratio, tier } = aspectOf(
+        falModel(drawn)!.sizes as Parameters<typeof aspectOf<string, string>>[0],
+        r.width,
+        r.height,
+      );
+      return {
+        prompt: r.instruction,
+        image_urls: [r.imageUrl],
+        aspect_ratio: ratio as NonNullable<Input["aspect_ratio"]>,
+        resolution: tier as NonNullable<Input["resolution"]>,
+        seed: r.seed,
+        num_images: 1,
+        output_format: r.format,
+        ...(!r.safetyChecker && { safety_tolerance: "6" as const }),
+      };
+    },
+  };
+}
 
 const FLUX_2_EDIT: FalEdit = {
   id: "fal-ai/flux-2/edit",
@@ -144,8 +128,8 @@ function seedreamEdit(
 
 /** The edit endpoint of each model family that has one, by generation model. */
 const EDITS: Readonly<Record<string, FalEdit>> = {
-  "fal-ai/nano-banana-2": NANO_BANANA_2_EDIT,
-  "fal-ai/nano-banana-pro": NANO_BANANA_PRO_EDIT,
+  "fal-ai/nano-banana-2": nanoBananaEdit("fal-ai/nano-banana-2", "fal-ai/nano-banana-2/edit"),
+  "fal-ai/nano-banana-pro": nanoBananaEdit("fal-ai/nano-banana-pro", "fal-ai/nano-banana-pro/edit"),
   "fal-ai/flux-2": FLUX_2_EDIT,
   "fal-ai/flux-2-pro": FLUX_2_EDIT,
   "fal-ai/flux-2/flash": FLUX_2_EDIT,

@@ -24,6 +24,8 @@ import { z } from "zod";
 import { briefSchema, critiqueSchema } from "../critique.ts";
 import { ProviderError, withBilledCost } from "../errors.ts";
 import { tokenPriceTable, urlString } from "../schema.ts";
+import { redactor } from "../redact.ts";
+import { parseBaseUrl, parseRetryAfter, positiveOption } from "./_http.ts";
 import {
   alignChecks,
   BRIEF_INSTRUCTION,
@@ -362,7 +364,7 @@ type Sdk = typeof import("openai");
 
 function _createClient(options: OpenAIOptions): Client {
   const baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
-  const url = _parseUrl(baseUrl);
+  const url = parseBaseUrl("OpenAI client", baseUrl);
   const official = url.hostname === "api.openai.com";
   // As people see it in messages and logs: no user name, password or query.
   const shown = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
@@ -374,9 +376,13 @@ function _createClient(options: OpenAIOptions): Client {
     );
   }
   const model = options.model ?? DEFAULT_OPENAI_MODEL;
-  const timeoutMs = _positive("timeoutMs", options.timeoutMs ?? 60_000);
-  const maxOutputTokens = _positive("maxOutputTokens", options.maxOutputTokens ?? 4096);
-  const imageMaxSide = _positive("imageMaxSide", options.imageMaxSide ?? 384);
+  const timeoutMs = positiveOption("OpenAI client", "timeoutMs", options.timeoutMs ?? 60_000);
+  const maxOutputTokens = positiveOption(
+    "OpenAI client",
+    "maxOutputTokens",
+    options.maxOutputTokens ?? 4096,
+  );
+  const imageMaxSide = positiveOption("OpenAI client", "imageMaxSide", options.imageMaxSide ?? 384);
   const price = { ...DEFAULT_OPENAI_PRICES, ...options.prices }[model];
   // The client is made and checked before the run's logging is set up: what they find is kept
   // and logged with the first paid call, before it is sent.
@@ -410,8 +416,7 @@ function _createClient(options: OpenAIOptions): Client {
     : `check OPENAI_API_KEY: it must be a key ${server} accepts (for OpenAI itself, create one at platform.openai.com/api-keys)`;
   // What OpenAI's reasoning models need; other servers get the widely supported older fields.
   const reasoning = /^(?:openai\/)?(?:o\d|gpt-5)/.test(model);
-  const redact = (text: string) =>
-    apiKey === undefined ? text : text.replaceAll(apiKey, "[redacted]");
+  const redact = redactor(apiKey === undefined ? [] : [apiKey]);
 
   // The SDK loads on the first call: a run that never calls OpenAI never loads it. Every value
   // it would read from the environment is given, so it reads none it was not granted (only
@@ -748,32 +753,7 @@ function _classifyApiError(
 function _retryAfterMs(headers: Headers | undefined): number | undefined {
   const ms = Number(headers?.get("retry-after-ms") ?? NaN);
   if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
-  const value = headers?.get("retry-after");
-  if (value === null || value === undefined || value.trim() === "") return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function _parseUrl(value: string): URL {
-  try {
-    return new URL(value);
-  } catch (error) {
-    throw new TypeError(
-      `Cannot create the OpenAI client as 'baseUrl' is not a URL: current value is '${value}'`,
-      { cause: error },
-    );
-  }
-}
-
-function _positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new RangeError(
-      `Cannot create the OpenAI client as '${name}' must be a positive number: current value is ${value}`,
-    );
-  }
-  return value;
+  return parseRetryAfter(headers?.get("retry-after"));
 }
 
 /**
