@@ -64,20 +64,25 @@ function nanoBananaEdit(
   };
 }
 
-const FLUX_2_EDIT: FalEdit = {
-  id: "fal-ai/flux-2/edit",
-  input(r): In<"fal-ai/flux-2/edit"> {
-    return {
-      prompt: r.instruction,
-      image_urls: [r.imageUrl],
-      image_size: imageSize(r),
-      seed: r.seed,
-      num_images: 1,
-      output_format: r.format,
-      enable_safety_checker: r.safetyChecker,
-    };
-  },
-};
+/** Endpoints that take the source in `image_urls` and the size as `image_size`. */
+function imageUrlsEdit(id: "fal-ai/flux-2/edit" | "fal-ai/qwen-image-2/edit"): FalEdit {
+  return {
+    id,
+    input(r): In<"fal-ai/flux-2/edit"> & In<"fal-ai/qwen-image-2/edit"> {
+      return {
+        prompt: r.instruction,
+        image_urls: [r.imageUrl],
+        image_size: imageSize(r),
+        seed: r.seed,
+        num_images: 1,
+        output_format: r.format,
+        enable_safety_checker: r.safetyChecker,
+      };
+    },
+  };
+}
+
+const FLUX_2_EDIT = imageUrlsEdit("fal-ai/flux-2/edit");
 
 const KONTEXT: FalEdit = {
   id: "fal-ai/flux-pro/kontext",
@@ -89,21 +94,6 @@ const KONTEXT: FalEdit = {
       num_images: 1,
       output_format: r.format,
       ...(!r.safetyChecker && { safety_tolerance: "6" as const }),
-    };
-  },
-};
-
-const QWEN_IMAGE_2_EDIT: FalEdit = {
-  id: "fal-ai/qwen-image-2/edit",
-  input(r): In<"fal-ai/qwen-image-2/edit"> {
-    return {
-      prompt: r.instruction,
-      image_urls: [r.imageUrl],
-      image_size: imageSize(r),
-      seed: r.seed,
-      num_images: 1,
-      output_format: r.format,
-      enable_safety_checker: r.safetyChecker,
     };
   },
 };
@@ -138,7 +128,7 @@ const EDITS: Readonly<Record<string, FalEdit>> = {
   "fal-ai/flux/schnell": KONTEXT,
   "fal-ai/flux/dev": KONTEXT,
   "fal-ai/flux-pro/v1.1": KONTEXT,
-  "fal-ai/qwen-image": QWEN_IMAGE_2_EDIT,
+  "fal-ai/qwen-image": imageUrlsEdit("fal-ai/qwen-image-2/edit"),
   "fal-ai/bytedance/seedream/v4.5/text-to-image": seedreamEdit(
     "fal-ai/bytedance/seedream/v4.5/edit",
   ),
