@@ -240,7 +240,7 @@ const critiques = (gemini: GeminiStandIn) =>
 
 Deno.test("retake eval against the stand-ins: equal estimated spend, another provider judges, a rerun pays nothing", async () => {
   await withStandIns(async ({ fal, gemini, openai, cwd, env }) => {
-    const args = ["eval", "--out", "out", "--rounds", "3", "batch.json"];
+    const args = ["eval", "--out", "out", "--rounds", "3", "--judge", "openai", "batch.json"];
     const result = await runCli(args, { cwd, env });
     assert.equal(result.code, 0, result.stderr);
     const report = await readJson<EvalReport>(`${cwd}/out/batch/eval.json`);

@@ -105,11 +105,11 @@ export async function createJudge(
     }
     provider = named;
   } else {
-    provider = config.offline
-      ? providerNamed("local")!
-      : critics.find((p) =>
-        p.name !== loopName && p.name !== "local" && p.available(settingsOf(config, p.name))
-      ) ?? loop;
+    provider = config.offline ? providerNamed("local")! : critics.find((p) =>
+      // Not a service people set a key for for other tools (OpenAI): only with --judge.
+      p.name !== loopName && p.name !== "local" && p.auto !== false &&
+      p.available(settingsOf(config, p.name))
+    ) ?? loop;
   }
   const model = criticModelOf(
     provider,

@@ -258,7 +258,10 @@ Deno.test("createJudge() offline is the local critic, marked as the loop's own",
 
 Deno.test("createJudge() picks a provider that is not the loop's critic when one has a key", async () => {
   const both = await config([], { GEMINI_API_KEY: "g-key", OPENAI_API_KEY: "o-key" });
-  const other = await createJudge(both, undefined);
+  // OPENAI_API_KEY is often set for other tools: OpenAI judges only when named.
+  const unnamed = await createJudge(both, undefined);
+  assert.equal(unnamed.provider, "gemini");
+  const other = await createJudge(both, parseJudge("openai"));
   assert.equal(other.provider, "openai");
   assert.equal(other.independent, true);
   assert.match(other.loopCritic, /^gemini:/);
