@@ -321,7 +321,11 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
   const ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes };
   try {
     // Models run side by side: each is its own endpoint at the provider.
-    const pipeline = merge(...models.map(runModel)).pipe(tap((outcome) => outcomes.push(outcome)));
+    const pipeline = merge(...models.map(runModel)).pipe(tap((outcome) => {
+      outcomes.push(outcome);
+      // Only prompts still running are tracked: a batch of any size holds a bounded number.
+      live.delete(outcomeKey(outcome.id, outcome.model));
+    }));
     await untilDone(pipeline, hardStop(io, config.graceMs));
   } catch (error) {
     if (io.signal?.aborted) {
