@@ -593,19 +593,31 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         let last = "";
-        const send = () => {
-          const event = JSON.stringify(statusBody(job, logs));
-          if (event !== last) controller.enqueue(encoder.encode(`data: ${event}\n\n`));
-          last = event;
-          if (job.state === "COMPLETED") {
+        // The client may have gone (a killed retake): the stream is then closed under us, and
+        // there is no one left to tell.
+        const guarded = (write: () => void) => {
+          try {
+            write();
+          } catch (error) {
             cleanup();
-            controller.close();
+            if (!(error instanceof TypeError)) throw error;
           }
         };
-        const onClose = () => {
-          cleanup();
-          controller.close();
-        };
+        const send = () =>
+          guarded(() => {
+            const event = JSON.stringify(statusBody(job, logs));
+            if (event !== last) controller.enqueue(encoder.encode(`data: ${event}\n\n`));
+            last = event;
+            if (job.state === "COMPLETED") {
+              cleanup();
+              controller.close();
+            }
+          });
+        const onClose = () =>
+          guarded(() => {
+            cleanup();
+            controller.close();
+          });
         cleanup = () => {
           job.listeners.delete(send);
           closing.signal.removeEventListener("abort", onClose);
