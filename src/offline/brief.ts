@@ -11,6 +11,7 @@ import type { Brief, CheckAnswer, CheckKind } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
 import type { Check } from "./critic.ts";
 import { contextText, type Cue, cueKey, extractCues, mergeCues } from "./scene_cues.ts";
+import { cueNoun, isPlural, isThere } from "./wording.ts";
 
 /** Most checks a brief holds, as the issue's DSG-style checklists do. */
 const MAX_CHECKS = 12;
@@ -35,23 +36,26 @@ function question(cue: Cue): { question: string; kind: CheckKind } | undefined {
   const word = cue.words[0] ?? cue.name;
   switch (cue.kind) {
     case "subject":
-      return { question: `Is there ${article(word)} ${word}?`, kind: "entity" };
+      return { question: isThere(cueNoun(cue)), kind: "entity" };
     case "colour": {
-      const on = cue.subjects.length > 0 ? ` on the ${cue.subjects.join(" and ")}` : "";
+      const on = cue.subjects.length > 0
+        ? ` on the ${cue.subjects.map((s) => s === "snowcaps" ? "snow caps" : s).join(" and ")}`
+        : "";
       return { question: `Is the ${word} colour clearly there${on}?`, kind: "attribute" };
     }
-    case "weather":
-      return { question: `Does the ${word} show in the scene?`, kind: "attribute" };
+    case "weather": {
+      if (cue.name === "clear") return { question: `Is the sky ${word}?`, kind: "attribute" };
+      const noun = cueNoun(cue);
+      return {
+        question: `${isPlural(noun) ? "Do" : "Does"} the ${noun} show in the scene?`,
+        kind: "attribute",
+      };
+    }
     case "time":
       return { question: `Is the light that of ${word}?`, kind: "lighting" };
     case "mood":
       return { question: `Does the image feel ${word}?`, kind: "mood" };
   }
-}
-
-function article(word: string): string {
-  if (/s$/.test(word)) return "any";
-  return /^[aeiou]/.test(word) ? "an" : "a";
 }
 
 /**

@@ -3,7 +3,9 @@
  * warmth, colour shares, bright points, streaks, edge and Laplacian energy) and scores it
  * against the scene cues of the prompt and its context (title, scene, mood). Every problem names
  * the cue in quotes with the measured and the expected value, so the refiner knows what to
- * strengthen. Deterministic: the same image and prompt always get the same critique.
+ * strengthen, and a check fails exactly when the value it shows is outside the range it states:
+ * each check is judged on the rounded numbers its message prints. Deterministic: the same image
+ * and prompt always get the same critique.
  *
  * Small subjects (figures, boats, animals, lighthouses, paths) are not verified: pixel statistics
  * cannot find them reliably, so they neither earn nor lose points.
@@ -45,6 +47,7 @@ import {
   mergeCues,
   type Subject,
 } from "./scene_cues.ts";
+import { andList, be, cueList, cueNoun, cuePhrase, isPlural, quote } from "./wording.ts";
 
 /** Model id the local critic reports. */
 export const LOCAL_CRITIC_MODEL = "local-metrics-v1";
@@ -94,10 +97,12 @@ export interface Check {
  * if (critic.name !== "local") throw new Error("unexpected name");
  * ```
  */
-export function createLocalCritic(): ImageCritic {
+export function createLocalCritic(
+  weights: Readonly<Record<Criterion, number>> = CRITERION_WEIGHTS,
+): ImageCritic {
   return {
     name: "local",
-    critique: critiqueLocal,
+    critique: (request) => critiqueLocal(request, weights),
     brief: (request) => {
       request.signal.throwIfAborted();
       return Promise.resolve({
@@ -110,7 +115,10 @@ export function createLocalCritic(): ImageCritic {
 }
 
 /** Critiques one saved image; see {@linkcode createLocalCritic}. */
-export async function critiqueLocal(request: CritiqueRequest): Promise<CritiqueResult> {
+export async function critiqueLocal(
+  request: CritiqueRequest,
+  weights: Readonly<Record<Criterion, number>> = CRITERION_WEIGHTS,
+): Promise<CritiqueResult> {
   request.signal.throwIfAborted();
   let map: PixelMap;
   try {
@@ -132,7 +140,7 @@ export async function critiqueLocal(request: CritiqueRequest): Promise<CritiqueR
   request.signal.throwIfAborted();
   // Judged against what was asked for, never against the refined prompt it was drawn from.
   const cues = expectedCues(request.spec);
-  const critique = critiqueMap(map, cues);
+  const critique = critiqueMap(map, cues, weights);
   if (request.brief) critique.checks = answerBrief(request.brief, assess(map, cues));
   return { critique, model: LOCAL_CRITIC_MODEL, costUsd: 0 };
 }
@@ -146,7 +154,11 @@ export function expectedCues(spec: PromptSpec): Cue[] {
 }
 
 /** Scores measured pixels against cues and builds the critique. */
-export function critiqueMap(map: PixelMap, cues: readonly Cue[]): Critique {
+export function critiqueMap(
+  map: PixelMap,
+  cues: readonly Cue[],
+  weights: Readonly<Record<Criterion, number>> = CRITERION_WEIGHTS,
+): Critique {
   const checks = assess(map, cues);
   const criteria = {} as Record<Criterion, number>;
   for (const criterion of Object.keys(CRITERION_WEIGHTS) as Criterion[]) {
@@ -159,7 +171,7 @@ export function critiqueMap(map: PixelMap, cues: readonly Cue[]): Critique {
     criteria[criterion] = round1(10 * mean);
   }
   const weighted = (Object.keys(CRITERION_WEIGHTS) as Criterion[]).reduce(
-    (s, c) => s + CRITERION_WEIGHTS[c] * criteria[c],
+    (s, c) => s + weights[c] * criteria[c],
     0,
   );
   const failingCount = checks.filter((c) => c.score < PASS).length;
@@ -231,23 +243,34 @@ function colourChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     if (cue.kind !== "colour") continue;
     const info = COLOURS[cue.name];
     if (!info) continue;
-    const share = colourShare(map, info);
+    const share = shownPct(colourShare(map, info));
     const expected = expectedColourShare(cue);
-    const word = quoteWord(cue);
-    const on = cue.subjects.length > 0 ? ` on the ${cue.subjects.join(" and ")}` : "";
+    const colour = cuePhrase(cue);
+    const where = cue.subjects.length > 0 ? `the ${andList(cue.subjects.map(subjectName))}` : "";
+    const shows = where === ""
+      ? "the image shows"
+      : `${where} ${isPlural(where) ? "show" : "shows"}`;
+    const word = cue.words[0] ?? cue.name;
     out.push({
       cue: cueKey(cue),
       criterion: "promptAdherence",
       score: ratio(share, expected),
       weight: 1,
-      strength: `the requested ${word} is clearly there (${pct(share)} of pixels)`,
-      problem: `little of the requested ${word}${on}: ${pct(share)} of pixels, expected at least ${
-        pct(expected)
-      }`,
-      suggestion: `make the ${cue.words[0]}${on} more vivid and let it fill more of the frame`,
+      strength: `the requested ${colour} is clearly there (${pct(share)} of pixels)`,
+      problem: `${shows} little of the requested ${colour}: ${
+        pct(share)
+      } of pixels, expected at least ${pct(expected)}`,
+      suggestion: where === ""
+        ? `make the ${word} colour stronger and let it fill more of the frame`
+        : `give ${where} a stronger ${word} colour and let it fill more of the frame`,
     });
   }
   return out;
+}
+
+/** How a message names a subject; the vocabulary's own name where it reads as English. */
+function subjectName(subject: Subject): string {
+  return subject === "snowcaps" ? "snow caps" : subject;
 }
 
 interface SubjectProbe {
@@ -426,17 +449,23 @@ function subjectChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
     if (cue.kind !== "subject") continue;
     const probe = SUBJECT_PROBES[cue.name as Subject];
     if (!probe) continue;
-    const value = probe.measure(map, cue, cues);
+    const value = probe.unit === "share"
+      ? shownPct(probe.measure(map, cue, cues))
+      : shownFixed(probe.measure(map, cue, cues));
     const shown = probe.unit === "share" ? pct(value) : fixed(value);
     const expected = probe.unit === "share" ? pct(probe.expected) : fixed(probe.expected);
-    const word = quoteWord(cue);
+    const noun = cueNoun(cue);
     out.push({
       cue: cueKey(cue),
       criterion: "promptAdherence",
       score: ratio(value, probe.expected),
       weight: 1,
-      strength: `${word} is clearly rendered (${probe.what}: ${shown})`,
-      problem: `${word} is weak: ${probe.what} measures ${shown}, expected at least ${expected}`,
+      strength: `the requested ${quote(noun)} ${
+        be(noun)
+      } clearly rendered (${probe.what}: ${shown})`,
+      problem: `the requested ${quote(noun)} ${
+        be(noun)
+      } too faint: ${probe.what} at ${shown}, expected at least ${expected}`,
       suggestion: probe.fix,
     });
   }
@@ -447,77 +476,92 @@ function weatherChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
   const out: Check[] = [];
   for (const cue of cues) {
     if (cue.kind !== "weather") continue;
-    const word = quoteWord(cue);
+    const noun = cueNoun(cue);
+    const the = `the requested ${quote(noun)}`;
     if (cue.name === "mist") {
-      const mid = meanAndDeviation(map, "luma", { top: 0.25, bottom: 0.85 });
+      const deviation = shownFixed(
+        meanAndDeviation(map, "luma", { top: 0.25, bottom: 0.85 }).deviation,
+      );
       out.push({
         cue: cueKey(cue),
         criterion: "promptAdherence",
-        score: inverseRatio(mid.deviation, 0.11, 0.22),
+        score: inverseRatio(deviation, 0.11, 0.22),
         weight: 1,
-        strength: `${word} softens the scene (mid-ground contrast ${fixed(mid.deviation)})`,
-        problem: `the ${word} barely shows: mid-ground contrast ${
-          fixed(mid.deviation)
+        strength: `${the} softens the scene (mid-ground contrast ${fixed(deviation)})`,
+        problem: `${the} barely ${isPlural(noun) ? "show" : "shows"}: mid-ground contrast ${
+          fixed(deviation)
         }, expected at most 0.11 for a hazy scene`,
         suggestion: "add thick mist drifting through the middle of the scene",
       });
     } else if (cue.name === "rain") {
-      const streaks = streakShare(map);
+      const streaks = shownPct(streakShare(map));
       out.push({
         cue: cueKey(cue),
         criterion: "promptAdherence",
         score: ratio(streaks, 0.05),
         weight: 1,
-        strength: `${word} is visible as streaks (${pct(streaks)} of pixels)`,
-        problem: `the ${word} barely shows: rain streaks on ${
+        strength: `${the} ${be(noun)} visible as streaks (${pct(streaks)} of pixels)`,
+        problem: `${the} barely ${isPlural(noun) ? "show" : "shows"}: rain streaks on ${
           pct(streaks)
         } of pixels, expected at least 5%`,
         suggestion: "show heavy rain as dense streaks over the whole scene",
       });
     } else if (cue.name === "snow") {
-      const ground = shareWhere(
+      const ground = shownPct(shareWhere(
         map,
         { top: 0.75, bottom: 1 },
         (i) => map.saturation[i]! < 0.25 && map.value[i]! > 0.45,
-      );
+      ));
       const flakes = countBrightPoints(map, { top: 0, bottom: 0.7 }, 0.08);
+      // Name only the half that falls short: the other is no problem.
+      const short = [
+        ...(ground < 0.6
+          ? [`${pct(ground)} of the ground is snow-white (expected at least 60%)`]
+          : []),
+        ...(flakes < 120
+          ? [
+            `${
+              flakes === 1 ? "1 flake is" : `${flakes} flakes are`
+            } visible (expected at least 120)`,
+          ]
+          : []),
+      ];
       out.push({
         cue: cueKey(cue),
         criterion: "promptAdherence",
         score: 0.5 * ratio(ground, 0.6) + 0.5 * ratio(flakes, 120),
         weight: 1,
-        strength: `${word} covers the ground and falls through the air`,
-        problem: `the ${word} is thin: ${
-          pct(ground)
-        } of the ground is snow-white (expected 60%) and ${
-          fixed(flakes)
-        } flakes are visible (expected 120)`,
-        suggestion: "cover the ground in white snow and add heavy falling snow",
+        strength: `${the} ${be(noun)} on the ground and in the air`,
+        problem: `${the} ${be(noun)} thin: ${andList(short)}`,
+        suggestion: ground < 0.6 && flakes < 120
+          ? "cover the ground in white snow and add heavy falling snow"
+          : ground < 0.6
+          ? "cover the ground in white snow"
+          : "add heavy falling snow",
       });
     } else if (cue.name === "storm") {
-      const sky = meanAndDeviation(map, "luma", { top: 0, bottom: 0.45 }).mean;
+      const sky = shownFixed(meanAndDeviation(map, "luma", { top: 0, bottom: 0.45 }).mean);
       out.push({
         cue: cueKey(cue),
         criterion: "promptAdherence",
         score: inverseRatio(sky, 0.32, 0.6),
         weight: 1,
-        strength: `the ${word} sky is dark and heavy (mean ${fixed(sky)})`,
-        problem: `the ${word} sky is too light: mean brightness ${
+        strength: `the sky is dark and heavy, as ${the} asks (mean brightness ${fixed(sky)})`,
+        problem: `the sky is too light for ${the}: mean brightness ${
           fixed(sky)
         }, expected at most 0.32`,
         suggestion: "darken the sky with heavy storm clouds",
       });
     } else if (cue.name === "clear") {
-      const sky = meanAndDeviation(map, "saturation", { top: 0, bottom: 0.4 }).mean;
+      const sky = shownFixed(meanAndDeviation(map, "saturation", { top: 0, bottom: 0.4 }).mean);
+      const phrase = `the requested ${cuePhrase(cue).replace(/^a /, "")}`;
       out.push({
         cue: cueKey(cue),
         criterion: "promptAdherence",
         score: ratio(sky, 0.4),
         weight: 1,
-        strength: `the ${word} sky is clean and saturated`,
-        problem: `the ${word} sky is washed out: sky saturation ${
-          fixed(sky)
-        }, expected at least 0.40`,
+        strength: `${phrase} is clean and saturated`,
+        problem: `${phrase} is washed out: sky saturation ${fixed(sky)}, expected at least 0.40`,
         suggestion: "make the sky clear and deeply coloured",
       });
     }
@@ -552,6 +596,19 @@ const PROPERTY_WORDS: Record<LookProperty, [string, string]> = {
   warmth: ["too cool", "too warm"],
 };
 
+/** What to do when a property is below or above its range. */
+const PROPERTY_FIXES: Record<LookProperty, [string, string]> = {
+  brightness: ["brighten the image", "darken the image"],
+  contrast: ["raise the contrast", "lower the contrast"],
+  saturation: ["make the colours richer", "mute the colours"],
+  warmth: ["warm the colours", "cool the colours"],
+};
+
+/**
+ * Scores a measured property against the range its cues imply. It passes exactly when the
+ * value, as the message shows it, lies inside the range, as the message shows it: full marks
+ * over the middle of the range, the pass mark at its edges, nothing once a tolerance beyond.
+ */
 function lookCheck(
   criterion: Criterion,
   property: LookProperty,
@@ -560,28 +617,31 @@ function lookCheck(
 ): Check | undefined {
   const range = combineRanges(sources);
   if (!range) return undefined;
-  const words = unique(sources.map((s) => quoteWord(s.cue)));
-  const list = words.length === 1
-    ? words[0]!
-    : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
-  // Full marks near the middle of the range; at its edge about two thirds; nothing once a
-  // tolerance beyond it.
-  const centre = (range.min + range.max) / 2;
-  const half = (range.max - range.min) / 2;
-  const off = Math.max(0, Math.abs(measured - centre) - 0.3 * half);
-  const verdict = PROPERTY_WORDS[property][measured < centre ? 0 : 1];
-  const inside = measured >= range.min && measured <= range.max;
+  const list = cueList(sources.map((s) => s.cue));
+  const value = shownFixed(measured);
+  const min = shownFixed(range.min);
+  const max = shownFixed(range.max);
+  const centre = (min + max) / 2;
+  const half = (max - min) / 2;
+  const low = value < min;
+  let score: number;
+  if (low || value > max) {
+    const beyond = low ? min - value : value - max;
+    score = Math.min(PASS - 0.01, PASS * (1 - beyond / TOLERANCE[property]));
+  } else {
+    const off = Math.max(0, Math.abs(value - centre) - 0.3 * half);
+    score = half === 0 ? 1 : Math.max(PASS, 1 - (1 - PASS) * off / (0.7 * half));
+  }
+  const side = low ? 0 : 1;
   return {
     criterion,
-    score: Math.max(0, 1 - off / (0.7 * half + TOLERANCE[property])),
+    score: Math.max(0, score),
     weight: 1,
-    strength: `${property} ${fixed(measured)} suits ${list}`,
-    problem: `the image is ${inside ? "a little " : ""}${verdict} for ${list}: ${property} ${
-      fixed(measured)
-    }, expected ${fixed(range.min)}–${fixed(range.max)}${
-      inside ? `, ideally near ${fixed(centre)}` : ""
-    }`,
-    suggestion: `make the ${property} fit ${list} (${verdict.replace("too ", "less ")})`,
+    strength: `${property} ${fixed(value)} suits ${list}`,
+    problem: `the image is ${PROPERTY_WORDS[property][side]} for ${list}: ${property} ${
+      fixed(value)
+    }, expected ${fixed(min)}–${fixed(max)}`,
+    suggestion: `${PROPERTY_FIXES[property][side]} to suit ${list}`,
   };
 }
 
@@ -597,14 +657,16 @@ function lightingChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
   }
   if (out.length === 0) {
     // Without a time of day, only ask that the exposure be usable.
-    const b = look.brightness;
+    const b = shownFixed(look.brightness);
     out.push({
       criterion: "lighting",
       score: Math.max(0, 1 - Math.max(0.2 - b, b - 0.8, 0) / 0.2),
       weight: 1,
       strength: `exposure is balanced (mean brightness ${fixed(b)})`,
-      problem: `the exposure is off: mean brightness ${fixed(b)}, expected 0.20–0.80`,
-      suggestion: "balance the exposure",
+      problem: `the image is ${b < 0.2 ? "underexposed" : "overexposed"}: mean brightness ${
+        fixed(b)
+      }, expected 0.20–0.80`,
+      suggestion: b < 0.2 ? "brighten the image" : "darken the image",
     });
   }
   return out;
@@ -622,22 +684,29 @@ function moodChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
   return out;
 }
 
+/** Detail (Laplacian energy) a scene needs to hold the eye without looking busy. */
+const DETAIL = { min: 0.01, max: 0.14 };
+/** Most of the detail one half of the frame may carry before it looks lopsided. */
+const MAX_HALF_SHARE = 0.67;
+
 function compositionChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
   const left = edgeEnergyColumns(map, 0, 0.5);
   const right = edgeEnergyColumns(map, 0.5, 1);
-  const balance = left + right === 0 ? 0 : 1 - Math.abs(left - right) / (left + right);
-  const horizon = horizonRow(map);
-  const detail = laplacianEnergy(map);
+  // A frame with no detail at all has nothing to weigh, so it is not lopsided.
+  const heavier = shownPct(left + right === 0 ? 0.5 : Math.max(left, right) / (left + right));
+  const horizon = shownPct(horizonRow(map));
+  const detail = shownFixed(laplacianEnergy(map), 3);
   const subjects = subjectChecks(map, cues);
+  const sparse = detail < DETAIL.min;
   const out: Check[] = [
     {
       criterion: "composition",
-      score: clamp01((balance - 0.3) / 0.45),
+      score: passWhen(heavier <= MAX_HALF_SHARE, clamp01((1.7 - 2 * heavier) / 0.45)),
       weight: 1,
       strength: "visual weight is balanced across the frame",
-      problem: `the frame is lopsided: ${left > right ? "left" : "right"} half carries ${
-        pct(Math.max(left, right) / (left + right))
-      } of the detail`,
+      problem: `the frame is lopsided: the ${left > right ? "left" : "right"} half carries ${
+        pct(heavier)
+      } of the detail, expected at most ${pct(MAX_HALF_SHARE)}`,
       suggestion: "balance the scene with an element on the emptier side",
     },
     {
@@ -648,38 +717,49 @@ function compositionChecks(map: PixelMap, cues: readonly Cue[]): Check[] {
       weight: 1,
       strength: `the horizon sits well at ${pct(horizon)} of the height`,
       problem: `the horizon sits awkwardly at ${pct(horizon)} of the height, expected 30–78%`,
-      suggestion: "place the horizon nearer a third of the frame",
+      suggestion: horizon < 0.3
+        ? "lower the horizon toward a third of the frame"
+        : "raise the horizon toward two thirds of the frame",
     },
     {
       criterion: "composition",
-      score: detail < 0.012
-        ? detail / 0.012
-        : detail > 0.12
-        ? Math.max(0, 1 - (detail - 0.12) / 0.1)
-        : 1,
+      score: passWhen(
+        !sparse && detail <= DETAIL.max,
+        detail < 0.012 ? detail / 0.012 : detail > 0.12 ? 1 - (detail - 0.12) / 0.1 : 1,
+      ),
       weight: 1,
       strength: "the scene has enough detail to hold the eye",
-      problem: `the scene is ${detail < 0.005 ? "empty" : "cluttered"}: detail energy ${
-        fixed(detail, 3)
-      }, expected 0.005–0.120`,
-      suggestion: detail < 0.005 ? "add a clear subject" : "simplify the busiest areas",
+      // Named by the side of the range it is on, so the advice never points the wrong way.
+      problem: `the scene is ${
+        sparse ? (detail < DETAIL.min / 2 ? "empty" : "sparse") : "cluttered"
+      }: detail energy ${fixed(detail, 3)}, expected ${fixed(DETAIL.min, 3)}–${
+        fixed(DETAIL.max, 3)
+      }`,
+      suggestion: sparse
+        ? "add detail and texture, with a clear subject in the emptier areas"
+        : "simplify the busiest areas",
     },
   ];
   if (subjects.length > 0) {
     // The requested subjects are what a composition is built around.
-    const mean = subjects.reduce((s, c) => s + c.score, 0) / subjects.length;
+    const mean = shownPct(subjects.reduce((s, c) => s + c.score, 0) / subjects.length);
     out.push({
       criterion: "composition",
       score: mean,
       weight: 2,
       strength: "the requested subjects anchor the composition",
-      problem: `the requested subjects are too faint to anchor the composition (${
+      problem: `the requested subjects are too faint to anchor the composition: ${
         pct(mean)
-      } rendered)`,
+      } rendered, expected at least ${pct(PASS)}`,
       suggestion: "make the main subjects larger and more prominent",
     });
   }
   return out;
+}
+
+/** A score that passes exactly when the condition the message states holds. */
+function passWhen(inside: boolean, score: number): number {
+  return inside ? Math.max(PASS, clamp01(score)) : Math.min(PASS - 0.01, clamp01(score));
 }
 
 function edgeEnergyColumns(map: PixelMap, from: number, to: number): number {
@@ -728,14 +808,12 @@ function technicalChecks(map: PixelMap): Check[] {
       score: ratio(high - low, 0.3),
       weight: 1,
       strength: "the tonal range is full",
-      problem: `the tonal range is narrow: ${fixed(low)}–${fixed(high)}, expected a spread of 0.30`,
+      problem: `the tonal range is narrow: ${fixed(low)}–${
+        fixed(high)
+      }, expected a spread of at least 0.30`,
       suggestion: "widen the tonal range",
     },
   ];
-}
-
-function quoteWord(cue: Cue): string {
-  return `'${cue.words[0] ?? cue.name}'`;
 }
 
 function ratio(value: number, expected: number): number {
@@ -759,8 +837,18 @@ function pct(v: number): string {
   return v < 0.1 && v > 0 ? `${(v * 100).toFixed(1)}%` : `${Math.round(v * 100)}%`;
 }
 
+/** The share `pct` shows: checks judge this, so a message never contradicts its verdict. */
+function shownPct(v: number): number {
+  return v < 0.1 && v > 0 ? Math.round(v * 1000) / 1000 : Math.round(v * 100) / 100;
+}
+
 function fixed(v: number, digits = 2): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(digits);
+}
+
+/** The number `fixed` shows. */
+function shownFixed(v: number, digits = 2): number {
+  return Number.isInteger(v) ? v : Number(v.toFixed(digits));
 }
 
 function unique<T>(items: T[]): T[] {

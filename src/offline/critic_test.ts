@@ -4,7 +4,9 @@ import sharp from "sharp";
 import { critiqueSchema } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
 import type { PromptSpec } from "../prompts.ts";
-import { createLocalCritic } from "./critic.ts";
+import { assess, createLocalCritic, critiqueMap } from "./critic.ts";
+import { measureLook, pixelMap } from "./image_stats.ts";
+import { extractCues } from "./scene_cues.ts";
 import { createLocalGenerator } from "./generator.ts";
 import type { CritiqueRequest } from "../providers/provider.ts";
 
@@ -124,4 +126,44 @@ Deno.test("localCritic() fails with a ProviderError for a file that is not an im
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A solid image of one grey level, measured as the critic measures. */
+function solid(level: number) {
+  return pixelMap(new Uint8Array(80 * 60 * 3).fill(level), 80, 60, 3);
+}
+
+Deno.test("assess() fails a look check exactly when the value it shows is outside the range it states", () => {
+  const cues = extractCues("a quiet harbor at night");
+  let inside = 0;
+  let outside = 0;
+  // Grey levels whose brightness runs from the middle of the night range to well past it.
+  for (let level = 10; level <= 120; level++) {
+    const map = solid(level);
+    const shown = Number(measureLook(map).brightness.toFixed(2));
+    const check = assess(map, cues).find((c) => c.problem.includes("for 'night'"))!;
+    assert.match(check.problem, /^the image is too (dark|bright) for 'night': brightness /);
+    assert.match(check.problem, new RegExp(`brightness ${shown.toFixed(2)}, expected 0.04–0.20$`));
+    if (shown >= 0.04 && shown <= 0.2) {
+      inside++;
+      assert.ok(check.score >= 0.8, `brightness ${shown} fails: ${check.score}`);
+    } else {
+      outside++;
+      assert.ok(check.score < 0.8, `brightness ${shown} passes: ${check.score}`);
+      assert.equal(check.suggestion, "darken the image to suit 'night'");
+    }
+  }
+  assert.ok(inside > 10 && outside > 10, `${inside} inside, ${outside} outside`);
+});
+
+Deno.test("critiqueMap() calls a scene with too little detail sparse or empty, never cluttered", () => {
+  const critique = critiqueMap(solid(90), extractCues("a lake"));
+  const problem = critique.problems.find((p) => p.startsWith("the scene is"));
+  assert.match(
+    problem ?? "",
+    /^the scene is (empty|sparse): detail energy [\d.]+, expected 0\.010–0\.140$/,
+  );
+  assert.ok(!critique.suggestions.some((s) => /simplify/.test(s)), critique.suggestions.join("\n"));
+  // Nothing to weigh is not lopsided.
+  assert.ok(!critique.problems.some((p) => /lopsided/.test(p)), critique.problems.join("\n"));
 });

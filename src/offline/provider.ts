@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import type { CreateContext, ProviderDescriptor } from "../providers/provider.ts";
+import { criterionShares } from "../rubric.ts";
 
 /** The model id the local generator records. */
 export const LOCAL_MODEL = "local-svg-v1";
@@ -28,7 +29,7 @@ export const localProvider = {
   unavailable: "",
   // The local generator has one model; another model id would be recorded falsely.
   resolveModel: () => LOCAL_MODEL,
-  async create({ roles }: CreateContext<Record<string, never>>) {
+  async create({ roles, rubric }: CreateContext<Record<string, never>>) {
     const [generator, critic, refiner] = await Promise.all([
       roles.has("generate") ? import("./generator.ts") : undefined,
       roles.has("critique") ? import("./critic.ts") : undefined,
@@ -36,7 +37,12 @@ export const localProvider = {
     ]);
     return {
       ...(generator && { generator: generator.createLocalGenerator() }),
-      ...(critic && { critic: critic.createLocalCritic() }),
+      // The user's weights (shares summing to 1, as the built-in ones do) make its score.
+      ...(critic && {
+        critic: critic.createLocalCritic(
+          rubric?.weights === undefined ? undefined : criterionShares(rubric.weights),
+        ),
+      }),
       ...(refiner && { refiner: refiner.createLocalRefiner() }),
     };
   },

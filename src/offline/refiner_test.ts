@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import type { Critique } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
-import { createLocalRefiner, flaggedCues } from "./refiner.ts";
+import { createLocalRefiner, flaggedCues, keepsWords, MAX_LENGTH_RATIO } from "./refiner.ts";
 import type { RefineRequest, RoundHistory } from "../providers/provider.ts";
-import { extractCues, strengthOf } from "./scene_cues.ts";
+import { EMPHASIS_WORDS, extractCues, strengthOf, tokenize } from "./scene_cues.ts";
 
 const signal = new AbortController().signal;
 
@@ -103,4 +103,48 @@ Deno.test("localRefiner() leaves a prompt alone when nothing is missing", async 
 Deno.test("flaggedCues() maps quoted words in problems to cue keys", () => {
   const flagged = flaggedCues(["the image is too dark for 'midday' and 'misty': brightness 0.3"]);
   assert.deepEqual([...flagged.keys()].sort(), ["time:noon", "weather:mist"]);
+});
+
+Deno.test("localRefiner() rewrites the original rather than appending to an overgrown prompt", async () => {
+  const cabin: PromptSpec = {
+    id: "cabin",
+    prompt: "A small wooden house with warm yellow windows in falling snow at dusk",
+    mood: "cozy, warm",
+    extra: {},
+  };
+  // What the refiner used to hand back by round 4.
+  const overgrown = "A small saturated vivid prominent wooden house with saturated intense vivid " +
+    "warm yellow windows in falling snow at dusk, deeply warm, bright brilliant lit windows, " +
+    "strong dusk light, deeply cozy mood, deeply intensely warm, deeply intensely cozy";
+  const result = await refine(overgrown, cabin, [
+    "the house shows little of the requested 'wooden' colour: 2% of pixels, expected at least 4.0%",
+    "the windows show little of the requested 'yellow' colour: 0.4% of pixels, expected at least 0.8%",
+  ]);
+  const words = result.prompt.split(/\s+/);
+  assert.ok(words.length <= MAX_LENGTH_RATIO * cabin.prompt.split(/\s+/).length, result.prompt);
+  assert.ok(keepsWords(cabin.prompt, result.prompt), result.prompt);
+  const modifiers = tokenize(result.prompt).flat().filter((w) => w in EMPHASIS_WORDS);
+  assert.deepEqual(modifiers, [...new Set(modifiers)], result.prompt);
+  assert.doesNotMatch(result.prompt, /small (large|big)/, result.prompt);
+  for (const colour of ["brown", "yellow"]) {
+    assert.ok(strengthOf(extractCues(result.prompt), "colour", colour) >= 2, result.prompt);
+  }
+});
+
+Deno.test("localRefiner() keeps a prompt word for word when a rewrite would add nothing", async () => {
+  const first = await refine(desert.prompt, desert, [
+    "the dunes show little of the requested 'orange' colour: 4% of pixels, expected at least 50%",
+  ]);
+  const earlier: RoundHistory = { iteration: 1, prompt: desert.prompt, critique: critique([]) };
+  const second = await refine(first.prompt, desert, [], [earlier]);
+  assert.equal(second.prompt, first.prompt);
+  assert.deepEqual(second.changes, []);
+});
+
+Deno.test("localRefiner() fits the article to the word it puts after it", async () => {
+  const spec: PromptSpec = { id: "x", prompt: "a storm over a lighthouse", extra: {} };
+  const result = await refine(spec.prompt, spec, [
+    "the sky is too light for the requested 'storm': mean brightness 0.5, expected at most 0.32",
+  ]);
+  assert.match(result.prompt, /^an intense storm over a lighthouse/, result.prompt);
 });

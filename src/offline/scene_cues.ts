@@ -431,6 +431,19 @@ const MOOD_WORDS: Record<string, string> = {
   vibrant: "vibrant",
 };
 
+/** Every word the cue extractor reads, so wording can be checked for each. */
+export function cueVocabulary(): string[] {
+  return [
+    ...new Set([
+      ...Object.keys(COLOUR_WORDS),
+      ...Object.keys(TIME_WORDS),
+      ...Object.keys(WEATHER_WORDS),
+      ...Object.keys(SUBJECT_WORDS),
+      ...Object.keys(MOOD_WORDS),
+    ]),
+  ];
+}
+
 /** Words that strengthen the cues right after them, and by how much. */
 export const EMPHASIS_WORDS: Readonly<Record<string, number>> = {
   vivid: 1,
