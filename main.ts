@@ -5,11 +5,14 @@
  * @module
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
+import { typoCandidates } from "./src/cli/env_settings.ts";
+import { jsonLine } from "./src/cli/json_summary.ts";
 import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";
-import { escapeControls } from "./src/terminal_text.ts";
+import { escapeControls, escapeLines } from "./src/terminal_text.ts";
 import { evalCommand } from "./src/eval/command.ts";
 import { writeGallery } from "./src/gallery.ts";
 import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
+import { pendingRejectsRunner, runWithStudio, serveCommand } from "./src/studio/command.ts";
 
 /** Signals closer together than this count as one Ctrl-C. */
 const SAME_PRESS_MS = 500;
@@ -40,10 +43,37 @@ function streamWriter(stream: { writeSync(bytes: Uint8Array): number }): (text: 
 const writeOut = streamWriter(Deno.stdout);
 const writeErr = streamWriter(Deno.stderr);
 
+/** The terminal's width, for the progress line: 80 when it has none (a pipe, a file). */
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
+  }
+}
+
+/**
+ * The variables retake reads, and any set `RETAKE_*` name that looks like a typo of one (for
+ * a warning). The `run` task grants only `RETAKE_*` and the names retake reads, so the
+ * environment cannot be listed: the likely typos are asked for by name, where granted.
+ */
 function readEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
   for (const name of ENV_NAMES) env[name] = Deno.env.get(name);
+  const granted = Deno.permissions.querySync({ name: "env", variable: "RETAKE_TYPO" });
+  if (granted.state === "granted") {
+    for (const name of typoCandidates()) {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    }
+  }
   return env;
+}
+
+/** Whether the command line asks for `--json` (before any `--`), read even when it is invalid. */
+function wantsJson(args: string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
 }
 
 async function main(args: string[]): Promise<number> {
@@ -76,6 +106,16 @@ async function main(args: string[]): Promise<number> {
   try {
     // Only as the first word: `retake -n 2 gallery` runs a prompt file named gallery.
     if (args[0] === "gallery") return await gallery(args.slice(1));
+    if (args[0] === "serve") {
+      return await serveCommand(
+        args.slice(1),
+        { writeOut, writeErr, signal: interrupt.signal },
+        pendingRejectsRunner(
+          { writeOut, writeErr, isTerminal: false, signal: interrupt.signal },
+          { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile },
+        ),
+      );
+    }
     if (args[0] === "eval") {
       return await evalCommand(
         args.slice(1),
@@ -107,6 +147,7 @@ async function main(args: string[]): Promise<number> {
       writeOut,
       writeErr,
       isTerminal: Deno.stderr.isTerminal(),
+      columns: terminalColumns,
       signal: interrupt.signal,
       abortNow: abortNow.signal,
     };
@@ -114,17 +155,46 @@ async function main(args: string[]): Promise<number> {
     if (invocation.watch) {
       return await watchBatch(invocation.config, invocation.promptFiles, io);
     }
+    if (invocation.ui && invocation.watch) {
+      throw new InputError(
+        "Cannot use --ui with --watch: run with one of them (retake serve shows a watched batch too)",
+      );
+    }
+    if (invocation.ui) {
+      const { config, promptFiles } = invocation;
+      const sources = { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile };
+      return await runWithStudio(
+        config,
+        promptFiles,
+        invocation.port,
+        io,
+        async (attached) => {
+          const result = await runBatch(config, promptFiles, attached);
+          if (result.exitCode === EXIT.interrupted) {
+            writeErr(`Saved what was done. Run the same command again to resume.\n`);
+          }
+          return result;
+        },
+        pendingRejectsRunner(io, sources),
+      );
+    }
     const result = await runBatch(invocation.config, invocation.promptFiles, io);
     if (result.exitCode === EXIT.interrupted) {
       writeErr(`Saved what was done. Run the same command again to resume.\n`);
     }
     return result.exitCode;
   } catch (error) {
-    // Messages quote paths, ids and service answers: shown, never obeyed by the terminal.
-    writeErr(`error: ${escapeControls(messageOf(error))}\n`);
+    // Messages quote paths, ids and service answers: shown, never obeyed by the terminal. A
+    // list of problems (every invalid prompt) keeps its lines.
+    writeErr(`error: ${escapeLines(messageOf(error))}\n`);
     // Input errors carry 2; a bad key or an unknown model found by the free checks at start
     // (nothing was paid) is fatal: 3.
-    return exitCodeOf(error);
+    const code = exitCodeOf(error);
+    // A script reading --json's stdout gets a document for a run that never started too.
+    if (wantsJson(args)) {
+      writeOut(jsonLine({ status: "error", exitCode: code, error: messageOf(error) }));
+    }
+    return code;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);

@@ -94,6 +94,7 @@ export interface AdaptiveLimiterStats {
 }
 
 interface Waiter {
+  priority: number;
   resolve: (release: () => void) => void;
   reject: (reason: unknown) => void;
   signal: AbortSignal | undefined;
@@ -226,17 +227,22 @@ export class AdaptiveLimiter {
   }
 
   /**
-   * Waits for a permit, first come first served; resolves with the function that returns it
-   * (calling it twice is harmless). If `signal` aborts while waiting, the promise rejects with
-   * its reason; if it aborts after the permit was granted, the permit is returned by itself.
+   * Waits for a permit, highest `priority` first and first come first served among equals;
+   * resolves with the function that returns it (calling it twice is harmless). If `signal`
+   * aborts while waiting, the promise rejects with its reason; if it aborts after the permit
+   * was granted, the permit is returned by itself.
+   *
+   * @param priority A call that finishes work already under way (a later round) goes before
+   * one that starts new work, so a batch's first results come early. @default {0}
    */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  acquire(signal?: AbortSignal, priority = 0): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#waiters.length === 0 && this.#inFlight < this.limit && this.#holdMs() <= 0) {
       return Promise.resolve(this.#grant(signal));
     }
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
+        priority,
         resolve,
         reject,
         signal,
@@ -247,7 +253,10 @@ export class AdaptiveLimiter {
         },
       };
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
+      // After every waiter of the same or a higher priority: the queue stays sorted.
+      let at = this.#waiters.length;
+      while (at > 0 && this.#waiters[at - 1]!.priority < priority) at--;
+      this.#waiters.splice(at, 0, waiter);
       this.#pump();
     });
   }

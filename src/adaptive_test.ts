@@ -50,6 +50,29 @@ Deno.test("AdaptiveLimiter grants up to its limit, then queues callers first com
   assert.equal(limiter.inFlight, 0);
 });
 
+Deno.test("AdaptiveLimiter.acquire() grants the highest priority first, in order of arrival among equals", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 1, probe: false });
+  const [held] = await take(limiter, 1);
+  const order: string[] = [];
+  const wait = (name: string, priority?: number) =>
+    limiter.acquire(undefined, priority).then((release) => (order.push(name), release()));
+  const all = [
+    wait("new-1"),
+    wait("round-2", 4),
+    wait("new-2"),
+    wait("brief", 1.5),
+    wait("round-2b", 4),
+  ];
+  // One that gives up leaves the order of the others as it was.
+  const gone = new AbortController();
+  const abandoned = limiter.acquire(gone.signal, 9);
+  gone.abort(new Error("gone"));
+  await assert.rejects(abandoned, /gone/);
+  held!();
+  await Promise.all(all);
+  assert.deepEqual(order, ["round-2", "round-2b", "brief", "new-1", "new-2"]);
+});
+
 Deno.test("AdaptiveLimiter.acquire() rejects when its signal aborts while waiting; a granted permit returns on abort", async () => {
   const limiter = new AdaptiveLimiter({ initialLimit: 1 });
   const granted = new AbortController();

@@ -11,7 +11,7 @@ import { InputError } from "./errors.ts";
 import type { PromptSink } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type { GeneratedImage, ImageFormat } from "./providers/provider.ts";
-import type { PromptRecord } from "./record.ts";
+import { type PromptRecord, shownIteration } from "./record.ts";
 import { CONTROL_CHARS } from "./terminal_text.ts";
 
 /** Windows device names that cannot be folder names on any OS retake targets. */
@@ -27,6 +27,7 @@ export const BATCH_ENTRIES: ReadonlySet<string> = new Set([
   "log.jsonl",
   "index.html",
   "comparison.json",
+  "feedback.jsonl",
   "_previous",
   "_thumbs",
   ".retake.lock",
@@ -419,6 +420,8 @@ export class FolderSink implements PromptSink {
       ...(spec.scene !== undefined && { scene: spec.scene }),
       ...(spec.mood !== undefined && { mood: spec.mood }),
       prompt: spec.prompt,
+      // Flat, as a prompt file holds them: the file is itself a valid prompt entry.
+      ...spec.settings,
       ...spec.extra,
     }, { within: this.batchDir });
     await writeJsonAtomic(`${dir}/metadata.json`, record, { within: this.batchDir });
@@ -457,7 +460,12 @@ export class FolderSink implements PromptSink {
     );
   }
 
+  /**
+   * Copies `image` to `best.<ext>`, or the user's favourite (`record.chosen`) when it has one:
+   * their pick overrides the critic's.
+   */
   async saveBest(record: PromptRecord, image: string): Promise<string> {
+    if (record.chosen !== undefined) image = shownIteration(record)?.image ?? image;
     const file = `best${image.slice(image.lastIndexOf("."))}`;
     const target = `${this._dir(record)}/${file}`;
     await refuseLinks(target, this.batchDir);
@@ -472,6 +480,26 @@ export class FolderSink implements PromptSink {
       throw describeWriteError(target, error);
     }
     return file;
+  }
+
+  /**
+   * Makes `iteration` the prompt's favourite: `metadata.json` gets `chosen` and `best.<ext>`
+   * becomes a copy of its image. Returns the record as saved.
+   */
+  async choose(record: PromptRecord, iteration: number): Promise<PromptRecord> {
+    const it = record.iterations.find((r) => r.iteration === iteration);
+    if (it?.image === undefined) {
+      const saved = record.iterations.filter((r) => r.image !== undefined).map((r) => r.iteration);
+      throw new RangeError(
+        `Cannot choose iteration ${iteration} of prompt '${record.id}' as it has no saved image: saved iterations are ${
+          saved.length > 0 ? saved.join(", ") : "none"
+        }`,
+      );
+    }
+    const chosen: PromptRecord = { ...record, chosen: iteration };
+    chosen.bestImage = await this.saveBest(chosen, it.image);
+    await this.saveRecord(chosen);
+    return chosen;
   }
 
   async saveRecord(record: PromptRecord): Promise<void> {

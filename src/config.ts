@@ -4,43 +4,29 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
-import { flagLines, FLAGS, parseArgsOptions } from "./cli/flags.ts";
+import { FLAGS } from "./cli/flags.ts";
+import { parseCommandLine } from "./cli/parse_args.ts";
+import { ENV_NAMES, ENV_SETTINGS, OFFLINE_ENV, typoWarnings } from "./cli/env_settings.ts";
+import { looseNumberIssue, type Origin, settingMessage } from "./cli/setting_errors.ts";
 import { InputError } from "./errors.ts";
 import type { Role } from "./providers/provider.ts";
 import type { RetryOptions } from "./retry.ts";
 import { DESCRIPTORS, type PROVIDERS } from "./providers/registry.ts";
-import { positiveInt } from "./schema.ts";
+import {
+  iterationsSchema,
+  positiveInt,
+  seedSchema,
+  sizeSchema,
+  targetScoreSchema,
+} from "./schema.ts";
 import { parseRunInfo } from "./run_file.ts";
+import { criterionWeightsSchema, rubricTextSchema } from "./rubric.ts";
 import { SIZE_PRESETS } from "./sizes.ts";
 
 export { SIZE_PRESETS };
-
-const sizeMessage = (value: unknown) =>
-  `expected WIDTHxHEIGHT (e.g. 1024x768) or one of ${
-    Object.keys(SIZE_PRESETS).join(", ")
-  }: current value is ${typeof value === "string" ? `'${value}'` : JSON.stringify(value)}`;
-
-const sizeSchema = z.union([
-  z.string().transform((value, ctx) => {
-    const preset = SIZE_PRESETS[value];
-    if (preset) return preset;
-    const match = /^(\d{2,5})x(\d{2,5})$/.exec(value);
-    if (!match) {
-      ctx.addIssue({ code: "custom", message: sizeMessage(value) });
-      return z.NEVER;
-    }
-    return { width: Number(match[1]), height: Number(match[2]) };
-  }),
-  z.object({ width: positiveInt, height: positiveInt }),
-], { error: (issue) => sizeMessage(issue.input) }).pipe(
-  z.object({
-    width: z.number().int().min(64).max(4096),
-    height: z.number().int().min(64).max(4096),
-  }),
-);
 
 /** `"auto"` (adaptive, per provider), one number for every stage, or one per stage. */
 const concurrencySchema = z.union([
@@ -75,15 +61,19 @@ const coreSchema = z.object({
   ]).optional(),
   /** Critic/refiner model; default depends on the critic. */
   criticModel: z.string().min(1).optional(),
+  /** Text added to the critic's instructions: what you judge by (config file only). */
+  criticRubric: rubricTextSchema.optional(),
+  /** A weight per criterion: the overall score is their weighted mean (config file only). */
+  criticWeights: criterionWeightsSchema.optional(),
   /** Calls in flight per stage; `"auto"` finds each provider's quota while it runs. */
   concurrency: concurrencySchema.default("auto"),
-  iterations: positiveInt.max(20).default(2),
+  iterations: iterationsSchema.default(2),
   offline: z.boolean().default(false),
   /** Base seed; default derived from each prompt's id, so reruns are reproducible. */
-  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
+  seed: seedSchema.optional(),
   varySeed: z.boolean().default(false),
   /** Stop a prompt early once every check passes and a critique reaches this score. */
-  targetScore: z.coerce.number().min(0).max(10).optional(),
+  targetScore: targetScoreSchema.optional(),
   /** How refinements make the next image: edit the best one, draw anew, or choose per round. */
   refine: z.enum(["auto", "edit", "regenerate"]).default("auto"),
   /** Stop a prompt once its best round is this many rounds old. */
@@ -104,6 +94,8 @@ const coreSchema = z.object({
   maxCost: z.coerce.number().nonnegative().optional(),
   /** Say what would run and what it could cost; make no call, write nothing. */
   dryRun: z.boolean().default(false),
+  /** Print the summary (or the dry run's plan) as one JSON document on stdout. */
+  json: z.boolean().default(false),
   /** After an interrupt, how long calls in flight may take to finish, in ms. */
   graceMs: z.coerce.number().nonnegative().default(10_000),
   quiet: z.boolean().default(false),
@@ -160,6 +152,10 @@ export interface Invocation {
   help: boolean;
   version: boolean;
   watch: boolean;
+  /** `--ui`: the studio attached to the run. */
+  ui: boolean;
+  /** `--port`: the studio's port, as given (checked where the studio starts). */
+  port?: string;
   /** Where the config file came from, if one was read. */
   configFile?: string;
   /** Names of the environment variables that supplied keys (never the values). */
@@ -179,57 +175,26 @@ export interface ConfigSources {
   readTextFile: (path: string) => Promise<string>;
 }
 
-/**
- * Environment variables and the setting each feeds: each provider's own, then the core ones.
- * First name listed wins.
- */
-const ENV_SETTINGS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
-  ...DESCRIPTORS.flatMap((p) => p.env.map((e) => [e.names, [p.name, e.setting]] as const)),
-  [["RETAKE_OUT"], ["out"]],
-  [["RETAKE_SIZE"], ["size"]],
-  [["RETAKE_FORMAT"], ["format"]],
-  [["RETAKE_MODEL"], ["model"]],
-  [["RETAKE_CRITIC_MODEL"], ["criticModel"]],
-  [["RETAKE_CONCURRENCY", "BATCH_SIZE"], ["concurrency"]],
-  [["RETAKE_ITERATIONS"], ["iterations"]],
-  [["RETAKE_GENERATOR"], ["generator"]],
-  [["RETAKE_CRITIC"], ["critic"]],
-  [["RETAKE_TIMEOUT_MS"], ["timeoutMs"]],
-  [["RETAKE_MAX_COST"], ["maxCost"]],
-  [["RETAKE_RETRY_TIME_SCALE"], ["retry", "timeScale"]],
-];
-
 /** The settings that hold secrets, as `section.setting`. */
 const SECRET_PATHS = new Set(
   DESCRIPTORS.flatMap((p) => p.env.filter((e) => e.secret).map((e) => `${p.name}.${e.setting}`)),
 );
 
-/**
- * Every environment variable retake reads; `main.ts` reads exactly these, and the `run` task's
- * `--allow-env` must grant them (a test checks).
- */
-export const ENV_NAMES: string[] = ENV_SETTINGS.flatMap(([names]) => names).concat(
-  "RETAKE_OFFLINE",
-);
+export { ENV_NAMES };
+
+/** One source of settings: its name in messages, what it sets, and where that came from. */
+type Layer = [label: string, data: Record<string, unknown>, origin: Origin];
+
+function fileLayer(label: string, data: Record<string, unknown>): Layer {
+  return [label, data, { label }];
+}
 
 /** Builds the run's settings from every layer; throws {@linkcode InputError} on bad input. */
 export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: sources.args,
-      options: parseArgsOptions(),
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    throw new InputError(`${(error as Error).message}; run with --help for usage`, {
-      cause: error,
-    });
-  }
+  const parsed = parseCommandLine(sources.args);
   const flags = parsed.values;
 
-  const layers: Array<[string, Record<string, unknown>]> = [];
+  const layers: Layer[] = [];
   let configFile: string | undefined;
   const text = (name: string) => {
     const value = (flags as Record<string, unknown>)[name];
@@ -253,18 +218,19 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     if (data === null || typeof data !== "object" || Array.isArray(data)) {
       throw new InputError(`Cannot use config file '${candidate}': expected a JSON object`);
     }
-    layers.push([`config file '${candidate}'`, data as Record<string, unknown>]);
+    layers.push(fileLayer(`config file '${candidate}'`, data as Record<string, unknown>));
   }
 
   let replayFiles: string[] = [];
   const replayFile = text("replay");
   if (replayFile !== undefined) {
-    const replay = await readReplay(sources, replayFile);
+    // Prompt files given on the command line replace the run's: those need not exist any more.
+    const replay = await readReplay(sources, replayFile, parsed.positionals.length === 0);
     replayFiles = replay.promptFiles;
-    layers.push([`replayed run '${replayFile}'`, replay.settings]);
+    layers.push(fileLayer(`replayed run '${replayFile}'`, replay.settings));
   }
 
-  const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false);
+  const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false, "file");
   const dotenv = dotenvText === undefined ? {} : parseDotenv(dotenvText);
   // The real environment wins over .env, but only for variables it actually sets.
   const env: Record<string, string | undefined> = { ...dotenv };
@@ -272,49 +238,68 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     if (value !== undefined) env[name] = value;
   }
   const keySources: string[] = [];
-  const envSource = (name: string) =>
-    sources.env[name] !== undefined
-      ? `environment variable ${name}`
-      : `environment variable ${name} (from .env)`;
+  const envSource = (name: string): Origin => {
+    const dotenv = sources.env[name] === undefined;
+    return {
+      label: `environment variable ${name}${dotenv ? " (from .env)" : ""}`,
+      env: { name, dotenv },
+    };
+  };
   // One layer per variable, so an error names the variable that supplied the bad value.
   for (const [names, path] of ENV_SETTINGS) {
     const name = names.find((n) => env[n] !== undefined && env[n] !== "");
     if (name === undefined) continue;
     const fromEnv: Record<string, unknown> = {};
     setPath(fromEnv, path, env[name]);
-    layers.push([envSource(name), fromEnv]);
+    layers.push([envSource(name).label, fromEnv, envSource(name)]);
     if (SECRET_PATHS.has(path.join("."))) {
       keySources.push(sources.env[name] !== undefined ? name : `${name} (.env)`);
     }
   }
-  if (env.RETAKE_OFFLINE === "1" || env.RETAKE_OFFLINE === "true") {
-    layers.push([envSource("RETAKE_OFFLINE"), { offline: true }]);
+  if (env[OFFLINE_ENV] === "1" || env[OFFLINE_ENV] === "true") {
+    const origin = envSource(OFFLINE_ENV);
+    layers.push([origin.label, { offline: true }, origin]);
   }
 
-  const fromFlags: Record<string, unknown> = {};
+  // One layer per flag, so an error names the flag that gave the bad value.
   for (const flag of FLAGS) {
     const value = (flags as Record<string, unknown>)[flag.name];
-    if (value !== undefined && flag.setting) setPath(fromFlags, flag.setting, value);
+    if (value === undefined || !flag.setting) continue;
+    const fromFlag: Record<string, unknown> = {};
+    setPath(fromFlag, flag.setting, value);
+    layers.push(["command line", fromFlag, { label: "command line", flag: `--${flag.name}` }]);
   }
-  layers.push(["command line", fromFlags]);
 
   const merged: Record<string, unknown> = {};
   for (const [, layer] of layers) deepMerge(merged, layer);
   const result = configSchema.safeParse(merged);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
+  const loose = looseNumberIssue(configSchema, merged);
+  if (!result.success || loose !== undefined) {
+    const issue = loose ?? result.error!.issues[0]!;
     const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : issue.path;
-    const key = path.join(".") || "(settings)";
-    const source = layers.findLast(([, layer]) => setsPath(layer, path))?.[0] ?? "settings";
-    throw new InputError(`Invalid setting '${key}' from ${source}: ${issue.message}`);
+    const source = layers.findLast(([, layer]) => setsPath(layer, path));
+    throw new InputError(settingMessage({
+      issue,
+      schema: configSchema,
+      input: merged,
+      ...(source && { origin: { origin: source[2], path: givenPath(source[1], path) } }),
+      secret: SECRET_PATHS.has(path.slice(0, 2).join(".")),
+    }));
   }
-  const notices: string[] = [];
+  const notices: string[] = [
+    ...typoWarnings(
+      Object.keys(sources.env).filter((name) => sources.env[name] !== undefined),
+      "in the environment",
+    ),
+    ...typoWarnings(Object.keys(dotenv), "in .env"),
+  ];
   for (const [section, service] of BASE_URLS) {
     const url = (result.data[section as keyof ProviderSections] as { baseUrl?: string }).baseUrl;
     if (url === undefined) continue;
     const path = [section, "baseUrl"];
-    const source = layers.findLast(([, layer]) => setsPath(layer, path))?.[0] ?? "settings";
-    const shown = checkBaseUrl(`${section}.baseUrl`, url, source);
+    const layer = layers.findLast(([, data]) => setsPath(data, path));
+    const source = layer?.[0] ?? "settings";
+    const shown = checkBaseUrl(`${section}.baseUrl`, url, layer?.[2] ?? { label: source });
     notices.push(`Sending ${service} requests to ${shown} (${section}.baseUrl from ${source})`);
   }
   return {
@@ -323,6 +308,8 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     help: on("help"),
     version: on("version"),
     watch: on("watch"),
+    ui: on("ui"),
+    ...(text("port") !== undefined && { port: text("port")! }),
     ...(configFile !== undefined && { configFile }),
     keySources,
     notices,
@@ -338,14 +325,20 @@ const BASE_URLS = DESCRIPTORS.filter((p) => p.env.some((e) => e.setting === "bas
  * stand-in or proxy), where nothing on the network can read it. Returns the URL as shown to
  * people: without any user name, password or query.
  */
-function checkBaseUrl(key: string, value: string, source: string): string {
+function checkBaseUrl(key: string, value: string, origin: Origin): string {
   const url = new URL(value);
   const shown = `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`;
   const host = url.hostname.toLowerCase();
   const loopback = host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
   if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    const expected =
+      "expected an https:// URL, or http:// only to this machine (localhost, 127.0.0.1, [::1]), as the key is sent there";
     throw new InputError(
-      `Invalid setting '${key}' from ${source}: expected an https:// URL, or http:// only to this machine (localhost, 127.0.0.1, [::1]), as the key is sent there: current value is '${shown}'`,
+      origin.env === undefined
+        ? `Cannot use '${key}' from ${origin.label}: ${expected}: current value is '${shown}'`
+        : `Cannot use ${origin.env.name}=${shown} from ${
+          origin.env.dotenv ? ".env" : "the environment"
+        }: ${expected}`,
     );
   }
   return shown;
@@ -358,8 +351,9 @@ function checkBaseUrl(key: string, value: string, source: string): string {
 async function readReplay(
   sources: ConfigSources,
   path: string,
+  findPromptFiles: boolean,
 ): Promise<{ settings: Record<string, unknown>; promptFiles: string[] }> {
-  const read = parseRunInfo((await readOptional(sources, path, true))!);
+  const read = parseRunInfo((await readOptional(sources, path, true, "run file"))!);
   if (read.problem !== undefined) {
     throw new InputError(`Cannot replay '${path}': it ${read.problem}`);
   }
@@ -369,7 +363,7 @@ async function readReplay(
       `Cannot replay '${path}': expected a retake run.json with 'settings' and 'promptFiles'`,
     );
   }
-  const { quiet: _q, verbose: _v, force: _f, size, ...rest } = run.settings;
+  const { quiet: _q, verbose: _v, force: _f, json: _j, dryRun: _d, size, ...rest } = run.settings;
   const settings: Record<string, unknown> = {
     ...rest,
     ...(size !== undefined && { size }),
@@ -385,7 +379,67 @@ async function readReplay(
       ...Object.fromEntries(local.map((e) => [e.setting, undefined])),
     };
   }
-  return { settings: dropUndefined(settings), promptFiles: run.promptFiles.map(String) };
+  const promptFiles = findPromptFiles
+    ? await replayedPromptFiles(sources, path, {
+      out: run.settings.out,
+      batch: run.batch,
+      promptFiles: run.promptFiles,
+    })
+    : [];
+  return { settings: dropUndefined(settings), promptFiles };
+}
+
+/**
+ * The replayed run's prompt files, found where that run found them: its paths are relative to
+ * the folder it ran in, which is the run file's folder less `<out>/<batch>` (a run of `retake
+ * prompts/a.json` in /p writes /p/outputs/a/run.json). Then the run file's own folder, then
+ * this one, for a batch folder that was moved.
+ */
+async function replayedPromptFiles(
+  sources: ConfigSources,
+  path: string,
+  run: { out: unknown; batch: unknown; promptFiles: unknown[] },
+): Promise<string[]> {
+  const runDir = dirname(resolve(sources.cwd, path));
+  const bases: string[] = [];
+  const out = run.out;
+  if (typeof out === "string" && !isAbsolute(out) && typeof run.batch === "string") {
+    const made = resolve("/", out, run.batch);
+    if (runDir === made || runDir.endsWith(made)) {
+      bases.push(runDir.slice(0, runDir.length - made.length) || "/");
+    }
+  }
+  bases.push(runDir, resolve(sources.cwd));
+  const files: string[] = [];
+  for (const file of run.promptFiles.map(String)) {
+    if (isAbsolute(file)) {
+      files.push(file);
+      continue;
+    }
+    const tried = [...new Set(bases.map((base) => resolve(base, file)))];
+    let found: string | undefined;
+    for (const candidate of tried) {
+      if (await readOptional(sources, candidate, false, "prompt file") !== undefined) {
+        found = candidate;
+        break;
+      }
+    }
+    if (found === undefined) {
+      throw new InputError(
+        `Cannot replay '${path}' as its prompt file '${file}' is in none of ${
+          tried.map((t) => `'${t}'`).join(", ")
+        }: give the prompt files after the run file (retake --replay ${path} <prompts.json>)`,
+      );
+    }
+    files.push(relativeIfInside(sources.cwd, found));
+  }
+  return files;
+}
+
+/** `path` relative to `dir` when it is inside it, as a person would type it; else absolute. */
+function relativeIfInside(dir: string, path: string): string {
+  const rel = relative(resolve(dir), path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
 function dropUndefined(value: Record<string, unknown>): Record<string, unknown> {
@@ -430,70 +484,13 @@ export function publicSettings(config: Config): Record<string, unknown> {
   return settings;
 }
 
-/** Usage text for `--help`. */
-export const USAGE = `retake — generate, critique and refine images in bulk
-
-Usage:
-  retake [options] <prompts.json> [more.json ...]
-  retake gallery <out>/<batch> [...]   rebuild a batch folder's index.html
-  retake eval [options] <prompts.json>  single vs best-of-n vs refine at equal spend
-                                       (retake eval --help)
-  deno task run [options] <prompts.json>
-
-Options:
-${flagLines()}
-
-Models by generator (--model):
-${modelLines()}
-
-Keys and endpoints come from the environment, .env or the config file:
-${envLines()}
-Without keys retake runs offline.
-
-Exit codes: 0 all prompts completed, 1 some failed, 2 usage or input error (or the batch
-folder is in use), 3 the run was stopped (bad key, unknown model, full disk), 4 --max-cost
-reached, 130 interrupted.
-`;
-
-/** `--help`'s lines on each generator's model aliases. */
-function modelLines(): string {
-  return DESCRIPTORS.filter((p) => p.roles.includes("generate") && p.models.length > 0).map((p) => {
-    const aliases = p.models.flatMap((m) => m.aliases ?? []);
-    const names = aliases.length > 0 ? aliases : p.models.map((m) => m.id);
-    return wrap(`${p.name}: ${names.join(", ")}`, 2);
-  }).join("\n");
-}
-
-/** `--help`'s lines on each provider's environment variables. */
-function envLines(): string {
-  return DESCRIPTORS.flatMap((p) =>
-    p.env.map((e) => {
-      const names = e.names.length > 1
-        ? `${e.names[0]} (or ${e.names.slice(1).join(", ")})`
-        : e.names[0]!;
-      return `  ${names.padEnd(34)} ${e.description}`;
-    })
-  ).join("\n");
-}
-
-/** Words of `text` in lines of at most 80 columns, each indented by `indent` spaces. */
-function wrap(text: string, indent: number): string {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line !== "" && indent + line.length + 1 + word.length > 80) {
-      lines.push(line);
-      line = word;
-    } else line = line === "" ? word : `${line} ${word}`;
-  }
-  lines.push(line);
-  return lines.map((l) => " ".repeat(indent) + l).join("\n");
-}
+export { USAGE } from "./cli/usage.ts";
 
 async function readOptional(
   sources: ConfigSources,
   path: string,
   required: boolean,
+  what = "config file",
 ): Promise<string | undefined> {
   try {
     return await sources.readTextFile(path);
@@ -502,7 +499,7 @@ async function readOptional(
     const reason = error instanceof Deno.errors.NotFound
       ? "no such file"
       : (error as Error).message;
-    throw new InputError(`Cannot read config file '${path}': ${reason}`, { cause: error });
+    throw new InputError(`Cannot read ${what} '${path}': ${reason}`, { cause: error });
   }
 }
 
@@ -535,6 +532,18 @@ function setsPath(layer: Record<string, unknown>, path: PropertyKey[]): boolean 
     node = node[key as string];
   }
   return path.length > 0;
+}
+
+/** The part of `path` that `layer` holds: `--size 10x10` gives `size`, not `size.width`. */
+function givenPath(layer: Record<string, unknown>, path: readonly PropertyKey[]): PropertyKey[] {
+  const given: PropertyKey[] = [];
+  let node: unknown = layer;
+  for (const key of path) {
+    if (!isPlainObject(node) || !(key as string in node)) break;
+    given.push(key);
+    node = node[key as string];
+  }
+  return given;
 }
 
 function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {

@@ -264,7 +264,7 @@ Deno.test("loadConfig() takes 'auto' concurrency from a flag, the environment or
 
 Deno.test("loadConfig() rejects a size that is neither a preset nor WIDTHxHEIGHT", async () => {
   const message = await rejectionOf(load({ args: ["--size", "huge"] }));
-  assertMentions(message, "'size'", "command line", "WIDTHxHEIGHT", "landscape_4_3", "'huge'");
+  assertMentions(message, "--size huge", "WIDTHxHEIGHT", "landscape_4_3");
 });
 
 Deno.test("loadConfig() blames the flag for an out-of-range size even when the file sets one", async () => {
@@ -272,7 +272,7 @@ Deno.test("loadConfig() blames the flag for an out-of-range size even when the f
     args: ["--size", "10x10"],
     files: { [CONFIG]: `{"size": {"width": 640, "height": 480}}` },
   }));
-  assertMentions(message, "'size.width'", "from command line", "64");
+  assertMentions(message, "--size 10x10", "'width'", "64 to 4096");
 });
 
 Deno.test("loadConfig() names the config file for its own bad size", async () => {
@@ -282,29 +282,29 @@ Deno.test("loadConfig() names the config file for its own bad size", async () =>
 
 Deno.test("loadConfig() names the environment variable that supplied a bad size", async () => {
   const message = await rejectionOf(load({ env: { RETAKE_SIZE: "wide" } }));
-  assertMentions(message, "'size'", "environment variable RETAKE_SIZE", "'wide'");
+  assertMentions(message, "RETAKE_SIZE=wide", "from the environment", "WIDTHxHEIGHT");
 });
 
 Deno.test("loadConfig() says when a bad value came from .env", async () => {
   const message = await rejectionOf(load({ files: { [DOTENV]: "RETAKE_ITERATIONS=lots\n" } }));
-  assertMentions(message, "'iterations'", "RETAKE_ITERATIONS", ".env");
+  assertMentions(message, "RETAKE_ITERATIONS=lots", "from .env", "a whole number from 1 to 20");
 });
 
 Deno.test("loadConfig() rejects a number flag that is not a number", async () => {
   const message = await rejectionOf(load({ args: ["--iterations", "many"] }));
-  assertMentions(message, "'iterations'", "from command line", "expected number");
+  assertMentions(message, "--iterations many", "expected a whole number from 1 to 20");
 });
 
 Deno.test("loadConfig() rejects out-of-range numbers, naming setting and source", async () => {
   assertMentions(
     await rejectionOf(load({ args: ["--timeout=-5"] })),
-    "'timeoutMs'",
-    "command line",
+    "--timeout -5",
+    "milliseconds of 1 or more",
   );
   assertMentions(
     await rejectionOf(load({ env: { RETAKE_ITERATIONS: "0" } })),
-    "'iterations'",
-    "environment variable RETAKE_ITERATIONS",
+    "RETAKE_ITERATIONS=0",
+    "from the environment",
   );
   assertMentions(
     await rejectionOf(load({ files: { [CONFIG]: `{"retry": {"jitter": 2}}` } })),
@@ -316,10 +316,10 @@ Deno.test("loadConfig() rejects out-of-range numbers, naming setting and source"
 Deno.test("loadConfig() rejects a bad concurrency and says what it expects", async () => {
   for (const value of ["lots", "0", "65"]) {
     const message = await rejectionOf(load({ args: ["-c", value] }));
-    assertMentions(message, "'concurrency'", "command line");
+    assertMentions(message, `--concurrency ${value}`, "1 to 64");
   }
   const message = await rejectionOf(load({ env: { BATCH_SIZE: "lots" } }));
-  assertMentions(message, "'concurrency'", "BATCH_SIZE", "1 to 64", `"lots"`);
+  assertMentions(message, "BATCH_SIZE=lots", "1 to 64");
 });
 
 Deno.test("loadConfig() rejects an unknown flag and points to --help", async () => {
@@ -340,20 +340,19 @@ Deno.test("loadConfig() rejects an unknown nested key in the config file", async
 Deno.test("loadConfig() rejects an unknown generator name from any layer", async () => {
   assertMentions(
     await rejectionOf(load({ args: ["--generator", "dalle"] })),
-    "'generator'",
-    "command line",
-    `"fal"`,
+    "--generator dalle",
+    "one of auto, fal",
   );
   assertMentions(
     await rejectionOf(load({ env: { RETAKE_GENERATOR: "dalle" } })),
-    "'generator'",
-    "environment variable RETAKE_GENERATOR",
+    "RETAKE_GENERATOR=dalle",
+    "from the environment",
   );
   assertMentions(
     await rejectionOf(load({ files: { [CONFIG]: `{"critic": "gpt"}` } })),
     "'critic'",
     `config file '${CONFIG}'`,
-    `"gemini"`,
+    "gemini",
   );
 });
 
@@ -450,16 +449,15 @@ Deno.test("loadConfig() refuses a plain-http FAL_BASE_URL from .env, naming the 
   }));
   assertMentions(
     message,
-    "Invalid setting 'fal.baseUrl' from environment variable FAL_BASE_URL (from .env)",
+    "Cannot use FAL_BASE_URL=http://evil.example from .env",
     "expected an https:// URL",
-    "current value is 'http://evil.example'",
   );
   assert.ok(!message.includes("real-key"), message);
 });
 
 Deno.test("loadConfig() refuses a non-https base URL from the environment and the config file", async () => {
   const fromEnv = await rejectionOf(load({ env: { GEMINI_BASE_URL: "http://10.0.0.5:8080" } }));
-  assertMentions(fromEnv, "'gemini.baseUrl' from environment variable GEMINI_BASE_URL:");
+  assertMentions(fromEnv, "GEMINI_BASE_URL=http://10.0.0.5:8080 from the environment:");
   const fromFile = await rejectionOf(load({
     files: { [CONFIG]: `{"fal": {"baseUrl": "ftp://proxy.example"}}` },
   }));
@@ -468,14 +466,14 @@ Deno.test("loadConfig() refuses a non-https base URL from the environment and th
   const lookalike = await rejectionOf(
     load({ env: { FAL_BASE_URL: "http://127.0.0.1.evil.example" } }),
   );
-  assertMentions(lookalike, "'fal.baseUrl'");
+  assertMentions(lookalike, "FAL_BASE_URL=http://127.0.0.1.evil.example");
 });
 
 Deno.test("loadConfig() never echoes a base URL's password in its refusal", async () => {
   const message = await rejectionOf(
     load({ env: { FAL_BASE_URL: "http://user:hunter2@evil.example/x" } }),
   );
-  assertMentions(message, "current value is 'http://evil.example/x'");
+  assertMentions(message, "FAL_BASE_URL=http://evil.example/x from the environment");
   assert.ok(!message.includes("hunter2"), message);
 });
 

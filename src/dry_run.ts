@@ -1,6 +1,7 @@
 /**
- * `--dry-run`: what a run would do and the most it could cost, from the price tables, with no
- * call made and nothing written. A price that is not known is said, not counted as free.
+ * `--dry-run`: what a run would do and its cost range, from the price tables, after the free
+ * checks of keys and models; no paid call is made and nothing is written. A price that is not
+ * known is said, not counted as free.
  *
  * @module
  */
@@ -8,60 +9,153 @@ import type { Config } from "./config.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type { Providers } from "./providers/registry.ts";
 
-/** One paid step kind of the plan, and its estimate per call (undefined: price unknown). */
-interface PlanStep {
-  what: string;
-  calls: number;
-  eachUsd: number | undefined;
+/** One kind of paid step, its estimate per call (null: price unknown), and its calls. */
+export interface PlanStep {
+  step: "generate" | "critique" | "brief" | "refine";
+  provider: string;
+  model: string | null;
+  eachUsd: number | null;
+  /** Calls over the batch when every prompt stops at round 1. */
+  minCalls: number;
+  /** Calls over the batch when every prompt runs every round. */
+  maxCalls: number;
 }
 
-/** The plan's text for a person: the providers, the calls per prompt and the cost bound. */
-export function describePlan(config: Config, specs: PromptSpec[], providers: Providers): string {
-  const n = config.iterations;
+/** What a run would do (`--dry-run`; with `--json`, printed as it is). */
+export interface Plan {
+  dryRun: true;
+  prompts: number;
+  models: string[];
+  /** The most rounds any prompt runs (prompts may set their own). */
+  rounds: number;
+  batchDir: string;
+  providers: { generator: string; critic: string; refiner: string };
+  steps: PlanStep[];
+  /** The batch's cost range, in USD, counting known prices only. */
+  costUsd: { min: number; max: number };
+  /** Steps whose price is not known: their cost is not in the range. */
+  unknownPrices: string[];
+  maxCost: number | null;
+}
+
+/** The plan of a run of `specs` with `config` and `providers`. */
+export function planOf(
+  config: Config,
+  specs: PromptSpec[],
+  providers: Providers,
+  batchDir = config.out,
+): Plan {
   const { generator, critic, refiner } = providers;
-  const estimate = <T>(provider: { estimateCostUsd?: (a: T) => number | undefined }, arg: T) =>
-    provider.estimateCostUsd === undefined ? 0 : provider.estimateCostUsd(arg);
-  const size = { model: providers.model, width: config.size.width, height: config.size.height };
-  const steps: PlanStep[] = [
-    {
-      what: `image (${generator.name} ${providers.model})`,
-      calls: n,
-      eachUsd: estimate(generator, size),
-    },
-    { what: `critique (${critic.name})`, calls: n, eachUsd: estimate(critic, undefined) },
-    ...(critic.brief
-      ? [{ what: `brief (${critic.name})`, calls: 1, eachUsd: estimate(critic, undefined) }]
-      : []),
-    ...(n > 1
-      ? [{
-        what: `refinement (${refiner.name})`,
-        calls: n - 1,
-        eachUsd: estimate(refiner, undefined),
-      }]
-      : []),
+  const models = config.models?.length
+    ? [...new Set(config.models.map(providers.resolveModel))]
+    : [providers.model];
+  const priced = <T>(p: { estimateCostUsd?: (a: T) => number | undefined }, arg: T) =>
+    p.estimateCostUsd === undefined ? 0 : p.estimateCostUsd(arg) ?? null;
+  const steps = new Map<string, PlanStep>();
+  const add = (
+    key: string,
+    base: Omit<PlanStep, "minCalls" | "maxCalls">,
+    min: number,
+    max: number,
+  ) => {
+    const step = steps.get(key) ?? { ...base, minCalls: 0, maxCalls: 0 };
+    step.minCalls += min;
+    step.maxCalls += max;
+    steps.set(key, step);
+  };
+  let rounds = 0;
+  for (const spec of specs) {
+    const n = spec.settings?.iterations ?? config.iterations;
+    rounds = Math.max(rounds, n);
+    const size = spec.settings?.size ?? config.size;
+    for (const compared of models) {
+      const model = models.length > 1 ? compared : spec.settings?.model ?? compared;
+      const image = priced(generator, { model, width: size.width, height: size.height });
+      add(
+        `generate ${model} ${size.width}x${size.height}`,
+        {
+          step: "generate",
+          provider: generator.name,
+          model,
+          eachUsd: image,
+        },
+        1,
+        n,
+      );
+      const review = { provider: critic.name, model: config.criticModel ?? null };
+      add("critique", { step: "critique", ...review, eachUsd: priced(critic, undefined) }, 1, n);
+      if (critic.brief) {
+        add("brief", { step: "brief", ...review, eachUsd: priced(critic, undefined) }, 1, 1);
+      }
+      if (n > 1) {
+        add(
+          "refine",
+          {
+            step: "refine",
+            provider: refiner.name,
+            model: config.criticModel ?? null,
+            eachUsd: priced(refiner, undefined),
+          },
+          0,
+          n - 1,
+        );
+      }
+    }
+  }
+  const all = [...steps.values()];
+  const sum = (calls: (s: PlanStep) => number) =>
+    round6(all.reduce((total, s) => total + (s.eachUsd ?? 0) * calls(s), 0));
+  return {
+    dryRun: true,
+    prompts: specs.length,
+    models,
+    rounds,
+    batchDir,
+    providers: { generator: generator.name, critic: critic.name, refiner: refiner.name },
+    steps: all,
+    costUsd: { min: sum((s) => s.minCalls), max: sum((s) => s.maxCalls) },
+    unknownPrices: all.filter((s) => s.eachUsd === null).map(stepName),
+    maxCost: config.maxCost ?? null,
+  };
+}
+
+function round6(usd: number): number {
+  return Math.round(usd * 1e6) / 1e6;
+}
+
+function stepName(s: PlanStep): string {
+  const what = { generate: "image", critique: "critique", brief: "brief", refine: "refinement" }[
+    s.step
   ];
-  const unknown = steps.filter((s) => s.eachUsd === undefined);
-  const perPrompt = steps.reduce((sum, s) => sum + (s.eachUsd ?? 0) * s.calls, 0);
+  return `${what} (${s.provider}${s.model === null ? "" : ` ${s.model}`})`;
+}
+
+/** The plan's text for a person. */
+export function describePlan(plan: Plan): string {
   const usd = (v: number) => `$${v.toFixed(4)}`;
   const lines = [
-    "Dry run: no call is made and nothing is written.",
-    `  ${specs.length} prompt(s), up to ${n} round(s) each; output ${config.out}/…`,
-    ...steps.map((s) =>
-      `  ${String(s.calls).padStart(2)} × ${s.what}: ${
-        s.eachUsd === undefined ? "price unknown" : `at most ${usd(s.eachUsd)} each`
-      }`
+    "Dry run: files, settings, keys and models checked (those checks are free); no paid call was made and nothing was written.",
+    `  ${plan.prompts} prompt(s)${
+      plan.models.length > 1 ? ` × ${plan.models.length} models` : ""
+    }, up to ${plan.rounds} round(s) each; output ${plan.batchDir}`,
+    ...plan.steps.map((s) =>
+      `  ${s.minCalls === s.maxCalls ? s.maxCalls : `${s.minCalls}–${s.maxCalls}`} × ${
+        stepName(s)
+      }: ${s.eachUsd === null ? "price unknown" : `${usd(s.eachUsd)} each`}`
     ),
-    `  at most ${usd(perPrompt)} a prompt, ${usd(perPrompt * specs.length)} for the batch${
-      unknown.length > 0 ? ", not counting the steps whose price is unknown" : ""
-    } (estimates are upper bounds; rounds that stop early cost less)`,
+    `  cost: ${usd(plan.costUsd.min)} if every prompt stops at round 1 … ${
+      usd(plan.costUsd.max)
+    } if every prompt runs every round${
+      plan.unknownPrices.length > 0 ? ", not counting the steps whose price is unknown" : ""
+    } (estimates from the price tables)`,
   ];
-  if (unknown.length > 0) {
+  if (plan.unknownPrices.length > 0) {
     lines.push(
       `  Price unknown for ${
-        unknown.map((s) => s.what).join(", ")
+        plan.unknownPrices.join(", ")
       }: its cost is recorded as unknown, and --max-cost refuses to run until a price is set in the config file.`,
     );
   }
-  if (config.maxCost !== undefined) lines.push(`  --max-cost ${config.maxCost} caps this run.`);
+  if (plan.maxCost !== null) lines.push(`  --max-cost ${plan.maxCost} caps this run.`);
   return lines.join("\n") + "\n";
 }

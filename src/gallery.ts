@@ -127,7 +127,7 @@ interface ModelRun {
 }
 
 /** What the page shows for one prompt. */
-type Entry =
+export type Entry =
   | { kind: "single"; folder: string; record: PromptRecord }
   | { kind: "comparison"; folder: string; runs: ModelRun[] }
   | { kind: "unreadable"; folder: string; id?: string; problem: string }
@@ -186,7 +186,7 @@ interface FolderRef {
  * The prompt folders in `run.json` order, then any other prompt folder by name; and the
  * prompts `run.json` lists that have no folder.
  */
-async function listEntries(
+export async function listEntries(
   dir: string,
   run: unknown,
 ): Promise<{ folders: FolderRef[]; absent: Array<Extract<Entry, { kind: "absent" }>> }> {
@@ -238,7 +238,11 @@ function modelsByFolder(run: unknown): Map<string, string> {
   );
 }
 
-async function readEntry(dir: string, folder: string, listed: boolean): Promise<Entry | undefined> {
+export async function readEntry(
+  dir: string,
+  folder: string,
+  listed: boolean,
+): Promise<Entry | undefined> {
   const path = `${dir}/${folder}`;
   if (await isFile(`${path}/metadata.json`)) {
     const { record, problem } = await readRecord(`${path}/metadata.json`);
@@ -750,7 +754,7 @@ function renderChecks(record: PromptRecord, critique: UnknownRecord): string {
 }
 
 /** Why the prompt stopped, in words. */
-const END_REASONS: Record<string, string> = {
+export const END_REASONS: Record<string, string> = {
   iterations: "ran every round asked for",
   target: "reached the target",
   converged: "converged: the refiner returned the same prompt",
@@ -911,13 +915,13 @@ function badge(text: string, tone: string): string {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-function iterationsOf(record: PromptRecord): IterationRecord[] {
+export function iterationsOf(record: PromptRecord): IterationRecord[] {
   const list: unknown = record.iterations;
   return Array.isArray(list) ? list.filter(isObject) as unknown as IterationRecord[] : [];
 }
 
 /** The iteration's image file name, when it is a plain name inside the prompt folder. */
-function imageName(it: IterationRecord): string | undefined {
+export function imageName(it: IterationRecord): string | undefined {
   const image = str(it.image);
   if (!image || /[\\/]/.test(image) || image === "." || image === "..") return undefined;
   return image;
@@ -951,7 +955,7 @@ function formatTime(iso: string): string {
 }
 
 /** HTML-escapes text for element content and double- or single-quoted attributes. */
-function esc(text: string): string {
+export function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 

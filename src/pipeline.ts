@@ -13,11 +13,13 @@ import {
   finalize,
   from,
   fromEvent,
+  map,
   mergeMap,
-  type Observable,
+  Observable,
   of,
   type OperatorFunction,
   type SchedulerLike,
+  type Subscriber,
   switchMap,
   takeUntil,
   tap,
@@ -60,6 +62,8 @@ import {
   totalCost,
 } from "./record.ts";
 import { type RetryOptions, retryWithBackoff } from "./retry.ts";
+import type { PromptQueue } from "./steering/queue.ts";
+import type { Steering } from "./steering/steering.ts";
 
 const log = getLogger(["retake", "pipeline"]);
 
@@ -105,6 +109,13 @@ export type PipelineEvent =
     costUsd: number;
   }
   | { type: "retry"; id: string; step: StepName; attempt: number; delayMs: number }
+  /** A step's files and `metadata.json` are on disk (`record`: the brief). */
+  | {
+    type: "saved";
+    id: string;
+    iteration: number;
+    kind: "image" | "critique" | "refined" | "record";
+  }
   | {
     type: "prompt-end";
     id: string;
@@ -119,8 +130,13 @@ export interface PipelineOptions {
   critic: ImageCritic;
   refiner: PromptRefiner;
   sink: PromptSink;
-  /** Images per prompt: the first plus refined ones. */
+  /** Images per prompt: the first plus refined ones; a prompt's own `iterations` wins. */
   iterations: number;
+  /**
+   * How many rounds of stages to build: the most iterations any prompt asks for (its own, or
+   * `iterations`). Each prompt still stops at its own count. @default {iterations}
+   */
+  rounds?: number;
   /**
    * `refine` (the loop: each image from the refined prompt), or `sample`: every image from the
    * original prompt, each with its own seed (`seedFor` is asked per iteration), keeping the best
@@ -189,6 +205,17 @@ export interface PipelineOptions {
    */
   budget?: Budget;
   onEvent?: (event: PipelineEvent) => void;
+  /**
+   * The user's steering (the studio): no step starts while it is paused, a cancelled prompt's
+   * remaining steps are not started, and a refinement takes the prompt's pending notes as its
+   * first instructions.
+   */
+  steering?: Pick<Steering, "paused" | "resumed" | "cancelled" | "pendingNotes" | "markDone">;
+  /**
+   * Prompts to give one round more than they have, even when complete: each has a note
+   * (a reject) the next refinement takes. @default {undefined} (none)
+   */
+  reopen?: (id: string) => boolean;
   /** Monotonic clock in ms. @default {performance.now} */
   now?: () => number;
   /** Wall clock as ISO text. */
@@ -202,8 +229,8 @@ export interface PromptOutcome {
   id: string;
   folder: string;
   status: "completed" | "failed" | "interrupted";
-  /** Why an interrupted prompt stopped: the user, or the budget. */
-  stopCause?: "interrupt" | "budget";
+  /** Why an interrupted prompt stopped: the user, the budget, or a cancel in the studio. */
+  stopCause?: "interrupt" | "budget" | "cancel";
   /** True when a previous run had already completed it with the same inputs. */
   skipped: boolean;
   /** Generation model. */
@@ -233,11 +260,17 @@ interface State {
   /** Whether the prompt's folder was set up (so there is a record to save). */
   begun: boolean;
   started: number;
+  /** The last round this run makes of a reopened prompt (see `reopen`). */
+  lastRound?: number;
 }
 
-/** Runs every prompt through the loop; emits one outcome per prompt as it finishes. */
+/**
+ * Runs every prompt through the loop; emits one outcome per prompt as it finishes. From a
+ * {@linkcode PromptQueue}, a prompt is taken only when a first generation can start, so the
+ * queue's order (which the steering changes) is the order prompts start in.
+ */
 export function runPipeline(
-  prompts: Observable<PromptSpec>,
+  prompts: Observable<PromptSpec> | PromptQueue,
   options: PipelineOptions,
 ): Observable<PromptOutcome> {
   const now = options.now ?? (() => performance.now());
@@ -266,22 +299,30 @@ export function runPipeline(
   const window = new _Window(
     2 * Object.values(ceilings).reduce((a, b) => a + b) * options.iterations,
   );
-  let stream: Observable<State> = prompts.pipe(
+  const pull = prompts instanceof Observable ? undefined : pulled(prompts, ceilings.generate);
+  let stream: Observable<State> = (pull?.source ?? prompts as Observable<PromptSpec>).pipe(
     takeUntil(fromEvent(stop, "abort")),
     mergeMap(
       (spec) => defer(async () => (await window.enter(), await startPrompt(spec, ctx))),
       ceilings.generate,
     ),
   );
-  for (let i = 1; i <= options.iterations; i++) {
+  const rounds = Math.max(options.rounds ?? options.iterations, options.iterations);
+  for (let i = 1; i <= rounds; i++) {
+    // A prompt that asked for fewer rounds than the chain has ends here.
+    if (i > 1) stream = stream.pipe(map((s) => endAfter(ctx, s, i - 1)));
     stream = stream.pipe(stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)));
+    // A first generation's slot is free: the queue's front prompt may start.
+    if (i === 1 && pull) stream = stream.pipe(tap(pull.more));
     if (i === 1 && options.critic.brief) {
       // Once per prompt, before its first critique: the checklist every round is judged by. Made
       // after the first image, so a generator that cannot work costs the critic nothing.
       stream = stream.pipe(stage(ctx, "critique", 0, (s, signal) => briefStep(ctx, s, signal)));
     }
     stream = stream.pipe(stage(ctx, "critique", i, (s, signal) => critiqueStep(ctx, s, i, signal)));
-    if (i < options.iterations && options.mode !== "sample") {
+    if (i < rounds && options.mode !== "sample") {
+      // No refinement after a prompt's own last round: nothing would draw from it.
+      stream = stream.pipe(map((s) => endAfter(ctx, s, i)));
       stream = stream.pipe(stage(ctx, "refine", i, (s, signal) => refineStep(ctx, s, i, signal)));
     }
   }
@@ -302,6 +343,41 @@ export function runPipeline(
       }
     }),
   );
+}
+
+/**
+ * A queue's prompts as a stream that emits `credits` at first and one more per `more()`: the
+ * rest wait in the queue, where the steering can still reorder them.
+ */
+function pulled(
+  queue: PromptQueue,
+  credits: number,
+): { source: Observable<PromptSpec>; more: () => void } {
+  let subscriber: Subscriber<PromptSpec> | undefined;
+  let owed = credits;
+  const drain = () => {
+    while (subscriber && owed > 0) {
+      const spec = queue.take();
+      if (spec === undefined) {
+        subscriber.complete();
+        subscriber = undefined;
+        return;
+      }
+      owed--;
+      subscriber.next(spec);
+    }
+  };
+  return {
+    source: new Observable<PromptSpec>((s) => {
+      subscriber = s;
+      drain();
+      return () => subscriber = undefined;
+    }),
+    more: () => {
+      owed++;
+      drain();
+    },
+  };
 }
 
 /** A counting semaphore: at most `size` holders at once, the rest wait in order. */
@@ -411,10 +487,25 @@ function stage(
   iteration: number,
   call: (state: State, signal: AbortSignal) => Promise<StepResult>,
 ): OperatorFunction<State, State> {
-  return mergeMap((state: State) => {
+  // Paused (the studio): a step waits before anything of it starts, then is looked at anew.
+  return mergeMap((state: State) =>
+    skipped(state) ??
+      (ctx.steering?.paused
+        ? whilePaused(ctx).pipe(switchMap(() => skipped(state) ?? run(state)))
+        : run(state)), ctx.ceilings[step]);
+
+  function skipped(state: State): Observable<State> | undefined {
     if (state.stopped) return of(state);
-    if (alreadyDone(state, step, iteration)) return of(state);
+    if (state.lastRound !== undefined && iteration > state.lastRound) return of(state);
+    if (alreadyDone(state, step, iteration) && !takesNotes(ctx, state, step, iteration)) {
+      return of(state);
+    }
     if (ctx.stop.aborted) return of(halt(state, "interrupt"));
+    if (ctx.steering?.cancelled(state.spec.id)) return of(halt(state, "cancel"));
+    return undefined;
+  }
+
+  function run(state: State): Observable<State> {
     const id = state.spec.id;
     const provider = providerName(ctx, step);
     const where = { promptId: id, step, iteration, provider };
@@ -424,16 +515,21 @@ function stage(
     const started = ctx.now();
     ctx.emit({ type: "step-start", id, step, iteration });
     log.info("Started {step} {iteration} of {promptId} with {provider}", where);
-    const attempt$ = defer(() => {
-      const admitted$ = fromAbortable((signal) => admit(ctx, step, signal)).pipe(
+    // A retry is a new paid call: it waits out a pause too.
+    const attempt$ = defer(() => whilePaused(ctx)).pipe(switchMap(() => {
+      const admitted$ = fromAbortable((signal) => admit(ctx, step, signal, state.spec)).pipe(
+        // A pause that came while the call waited for its turn holds it still.
+        switchMap((ticket) => heldWhilePaused(ctx, state, ticket)),
         switchMap((ticket) => {
           attempts++;
           return attemptCall(ctx, state, step, iteration, ticket, attempts, call, billed);
         }),
       );
       const limiter = ctx.limiters?.[step];
-      return limiter ? limited(limiter, admitted$, ctx.now, ctx.retry.timeScale) : admitted$;
-    });
+      return limiter
+        ? limited(limiter, admitted$, ctx.now, ctx.retry.timeScale, priorityOf(step, iteration))
+        : admitted$;
+    }));
     return attempt$.pipe(
       retryWithBackoff({
         ...ctx.retry,
@@ -454,6 +550,7 @@ function stage(
           result.step.attempts = attempts;
           result.step.durationMs = Math.round(ctx.now() - started);
           await result.apply();
+          ctx.emit({ type: "saved", id, iteration, kind: savedKind(step, iteration) });
           const { durationMs } = result.step;
           const costUsd = result.step.costUsd + billed.usd;
           ctx.emit({ type: "step-end", id, step, iteration, ok: true, durationMs, costUsd });
@@ -466,7 +563,11 @@ function stage(
       ),
       catchError((error: unknown) => {
         if (error instanceof StopRequested || error instanceof BudgetRefusal) {
-          const cause = error instanceof BudgetRefusal ? "budget" : "interrupt";
+          const cause = error instanceof BudgetRefusal
+            ? "budget"
+            : ctx.steering?.cancelled(id)
+            ? "cancel"
+            : "interrupt";
           const durationMs = Math.round(ctx.now() - started);
           ctx.emit({ type: "step-end", id, step, iteration, ok: false, durationMs, costUsd: 0 });
           log.info("Did not start {step} {iteration} of {promptId}: {reason}", {
@@ -486,11 +587,55 @@ function stage(
         );
       }),
     );
-  }, ctx.ceilings[step]);
+  }
 }
 
-/** Ends a prompt's run without failing it: the next run resumes it. */
-function halt(state: State, cause: "interrupt" | "budget"): State {
+/** Waits while the steering pauses the queue; a stop (Ctrl-C) ends the wait. */
+function whilePaused(ctx: Ctx): Observable<void> {
+  const steering = ctx.steering;
+  if (!steering?.paused) return of(undefined);
+  return fromAbortable((signal) => steering.resumed(signal), ctx.stop);
+}
+
+/**
+ * The ticket once no pause holds the call; given back unused when a stop or a cancel came
+ * meanwhile.
+ */
+function heldWhilePaused(ctx: Ctx, state: State, ticket: Ticket): Observable<Ticket> {
+  if (!ctx.steering?.paused) return of(ticket);
+  return whilePaused(ctx).pipe(map(() => {
+    if (ctx.stop.aborted || ctx.steering?.cancelled(state.spec.id)) {
+      ticket.settle(false, 0);
+      throw new StopRequested();
+    }
+    return ticket;
+  }));
+}
+
+/**
+ * Whether a saved refinement is done again: the last round of a reopened prompt, refined before
+ * the user's note came, is refined anew so the note makes the next round.
+ */
+function takesNotes(ctx: Ctx, state: State, step: StepName, iteration: number): boolean {
+  return step === "refine" && state.lastRound === iteration + 1 &&
+    (ctx.steering?.pendingNotes(state.spec.id).length ?? 0) > 0;
+}
+
+function savedKind(step: StepName, iteration: number): "image" | "critique" | "refined" | "record" {
+  return iteration === 0
+    ? "record"
+    : step === "generate"
+    ? "image"
+    : step === "critique"
+    ? "critique"
+    : "refined";
+}
+
+/**
+ * Ends a prompt's run without failing it: the next run resumes it (a cancelled one only with
+ * `--force`).
+ */
+function halt(state: State, cause: "interrupt" | "budget" | "cancel"): State {
   state.stopped = true;
   state.interrupted = true;
   state.record.stopCause = cause;
@@ -507,10 +652,15 @@ interface Ticket {
  * Waits until a paid call may start: the service's first call has succeeded (or this is the one
  * call let through), the budget holds the step's estimate, and no stop was asked for meanwhile.
  */
-async function admit(ctx: Ctx, step: StepName, signal: AbortSignal): Promise<Ticket> {
+async function admit(
+  ctx: Ctx,
+  step: StepName,
+  signal: AbortSignal,
+  spec: PromptSpec,
+): Promise<Ticket> {
   const gate = ctx.gates[step];
   await gate.enter(signal);
-  const estimateUsd = estimateFor(ctx, step);
+  const estimateUsd = estimateFor(ctx, step, spec);
   let reservation;
   try {
     reservation = await ctx.budget.reserve(estimateUsd, signal);
@@ -534,10 +684,14 @@ async function admit(ctx: Ctx, step: StepName, signal: AbortSignal): Promise<Tic
   };
 }
 
-/** A step's estimated cost; 0 for a provider with no price (the local ones). */
-function estimateFor(ctx: Ctx, step: StepName): number {
+/**
+ * A step's estimated cost for `spec` (its own model and size); 0 for a provider with no price
+ * (the local ones).
+ */
+function estimateFor(ctx: Ctx, step: StepName, spec: PromptSpec): number {
+  const { model, width, height } = ownOf(ctx, spec);
   const estimate = step === "generate"
-    ? ctx.generator.estimateCostUsd?.({ model: ctx.model, width: ctx.width, height: ctx.height })
+    ? ctx.generator.estimateCostUsd?.({ model, width, height })
     : step === "critique"
     ? ctx.critic.estimateCostUsd?.()
     : ctx.refiner.estimateCostUsd?.();
@@ -613,6 +767,16 @@ function attemptCall(
 }
 
 /**
+ * A step's place in its prompt's chain (the brief, as iteration 0, comes right after the first
+ * image): a provider's permits go to the prompt furthest along first, so prompts under way
+ * finish before new ones start and a batch's first results come within a few prompts' time.
+ */
+function priorityOf(step: StepName, iteration: number): number {
+  if (iteration === 0) return 1.5;
+  return 3 * iteration + (step === "generate" ? 0 : step === "critique" ? 1 : 2) - 2;
+}
+
+/**
  * Runs `call$` once `limiter` grants a permit (waiting does not count against the call's
  * deadline), tells it how the call went, and returns the permit however the call ends.
  */
@@ -621,8 +785,9 @@ function limited(
   call$: Observable<StepResult>,
   now: () => number,
   timeScale = 1,
+  priority = 0,
 ): Observable<StepResult> {
-  return fromAbortable((signal) => limiter.acquire(signal)).pipe(
+  return fromAbortable((signal) => limiter.acquire(signal, priority)).pipe(
     switchMap((release) => {
       const started = now();
       return call$.pipe(
@@ -639,6 +804,32 @@ function limited(
       );
     }),
   );
+}
+
+/** A prompt's own settings over the batch's: model, size, rounds and target. */
+function ownOf(ctx: Ctx, spec: PromptSpec) {
+  const own = spec.settings ?? {};
+  const targetScore = own.targetScore ?? ctx.targetScore;
+  return {
+    model: own.model ?? ctx.model,
+    width: own.size?.width ?? ctx.width,
+    height: own.size?.height ?? ctx.height,
+    iterations: own.iterations ?? ctx.iterations,
+    target: {
+      ...(targetScore !== undefined && { targetScore }),
+      ...(ctx.targetCriteria !== undefined && { targetCriteria: ctx.targetCriteria }),
+    },
+  };
+}
+
+/**
+ * Stops a prompt once it has run `iteration` rounds and asked for no more: its own count, or
+ * for a reopened prompt the round its note asked for.
+ */
+function endAfter(ctx: Ctx, state: State, iteration: number): State {
+  const last = state.lastRound ?? ownOf(ctx, state.spec).iterations;
+  if (!state.stopped && iteration >= last) state.stopped = true;
+  return state;
 }
 
 async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
@@ -668,7 +859,10 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
   try {
     const previous = await ctx.sink.load(folder);
     const redo = previous !== undefined && (ctx.force || previous.inputHash !== inputHash);
-    if (!redo && previous?.status === "completed" && !continues(ctx, previous)) {
+    if (
+      !redo && previous?.status === "completed" && !continues(ctx, spec, previous) &&
+      !ctx.reopen?.(spec.id)
+    ) {
       log.info("Skipped {promptId}: completed by an earlier run with the same inputs", {
         promptId: spec.id,
       });
@@ -677,6 +871,9 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
     // Stopped (Ctrl-C, a fatal error) or out of budget: what is left is not begun at all.
     if (ctx.stop.aborted || ctx.halt.error !== undefined) return halt(state, "interrupt");
     if (ctx.budget.refused) return halt(state, "budget");
+    if (ctx.steering?.cancelled(spec.id)) {
+      return await cancelled(ctx, state, previous);
+    }
     ctx.emit({ type: "prompt-start", id: spec.id });
     if (redo) {
       const aside = await ctx.sink.moveAside(folder);
@@ -692,12 +889,32 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
         iteration: previous.iterations.length,
       });
     }
+    if (ctx.reopen?.(spec.id)) state.lastRound = state.record.iterations.length + 1;
     log.info("Started prompt {promptId}", { promptId: spec.id, folder });
     await ctx.sink.start(spec, state.record);
     state.begun = true;
   } catch (error) {
     return await failPrompt(ctx, state, "save", 0, error, 0, ctx.now());
   }
+  return state;
+}
+
+/**
+ * A prompt the user cancelled: nothing of it starts. Its folder says so, also when the cancel
+ * came before it started; one an earlier run left is kept as it was.
+ */
+async function cancelled(
+  ctx: Ctx,
+  state: State,
+  previous: PromptRecord | undefined,
+): Promise<State> {
+  log.info("Skipped {promptId}: cancelled in the studio (--force runs it again)", {
+    promptId: state.spec.id,
+  });
+  if (previous !== undefined) return halt({ ...state, record: previous }, "cancel");
+  halt(state, "cancel");
+  state.record.status = "interrupted";
+  await ctx.sink.start(state.spec, state.record);
   return state;
 }
 
@@ -720,11 +937,12 @@ export function reachedTarget(
  * Whether a completed prompt has rounds left to run: more iterations were asked for than it
  * ran, and it had not stopped for a reason that still holds (its target, or convergence).
  */
-function continues(ctx: Ctx, previous: PromptRecord): boolean {
-  if (previous.iterations.length >= ctx.iterations) return false;
+function continues(ctx: Ctx, spec: PromptSpec, previous: PromptRecord): boolean {
+  const own = ownOf(ctx, spec);
+  if (previous.iterations.length >= own.iterations) return false;
   if (previous.endReason === "converged") return false;
   const last = previous.iterations.at(-1);
-  return last?.critique !== undefined && !reachedTarget(ctx, last.critique);
+  return last?.critique !== undefined && !reachedTarget(own.target, last.critique);
 }
 
 /** Continues from the last saved step of an earlier attempt with the same inputs. */
@@ -763,13 +981,15 @@ async function generateStep(
   const startedAt = ctx.isoNow();
   const seed = ctx.seedFor(state.spec, iteration);
   const prompt = state.nextPrompt;
+  const own = ownOf(ctx, state.spec);
+  const { negativePrompt, steps } = state.spec.settings ?? {};
   const edit = editSource(ctx, state, iteration);
   const pending = state.record.pending;
   const earlier = state.recoverRequestId;
   // Tried once: if it cannot be recovered, this run pays for a new request instead.
   delete state.recoverRequestId;
   const recoverRequestId = earlier !== undefined && pending?.iteration === iteration &&
-      pending.model === ctx.model
+      pending.model === own.model
     ? earlier
     : undefined;
   if (earlier !== undefined && recoverRequestId === undefined) chargePending(state, EARLIER_RUN);
@@ -779,11 +999,13 @@ async function generateStep(
     prompt,
     spec: state.spec,
     iteration,
-    width: ctx.width,
-    height: ctx.height,
+    width: own.width,
+    height: own.height,
     seed,
-    model: ctx.model,
+    model: own.model,
     format: ctx.format,
+    ...(negativePrompt !== undefined && { negativePrompt }),
+    ...(steps !== undefined && { steps }),
     signal,
     ...(edit !== undefined && { edit: edit.source }),
     ...(recoverRequestId !== undefined && { recoverRequestId }),
@@ -792,10 +1014,10 @@ async function generateStep(
       // The service took the request, key and model included: others may go side by side.
       ctx.gates.generate.succeeded();
       // Billed from here on even if this process dies before the result: the estimate counts.
-      const costUsd = estimateFor(ctx, "generate");
+      const costUsd = estimateFor(ctx, "generate", state.spec);
       state.record.pending = {
         iteration,
-        model: ctx.model,
+        model: own.model,
         requestId,
         acceptedAt: ctx.isoNow(),
         costUsd,
@@ -896,15 +1118,17 @@ function actionOf(
 ): Partial<IterationRecord> {
   if (iteration === 1) return {};
   const next = state.record.iterations.find((r) => r.iteration === iteration - 1)?.next;
+  const note = next?.note !== undefined && { note: next.note };
   if (edit !== undefined) {
     return {
       action: "edit",
       editOf: edit.of,
       instruction: edit.source.instruction,
       ...(next && { actionReason: next.reason }),
+      ...note,
     };
   }
-  return { action: "redraw", ...(next && { actionReason: next.reason }) };
+  return { action: "redraw", ...(next && { actionReason: next.reason }), ...note };
 }
 
 /**
@@ -966,7 +1190,7 @@ async function critiqueStep(
       it.critique = result.critique;
       it.steps.critique = step;
       const plateau = plateaued(state.record, iteration, ctx.patience ?? 2);
-      if (plateau && iteration < ctx.iterations) {
+      if (plateau && iteration < ownOf(ctx, state.spec).iterations) {
         state.stopped = true;
         state.record.endReason = "plateau";
         log.info(
@@ -978,7 +1202,7 @@ async function critiqueStep(
           },
         );
       }
-      if (reachedTarget(ctx, result.critique)) {
+      if (reachedTarget(ownOf(ctx, state.spec).target, result.critique)) {
         state.stopped = true;
         state.record.endReason = "target";
         log.info("Prompt {promptId} reached the target score {score} at iteration {iteration}", {
@@ -1004,14 +1228,18 @@ async function refineStep(
     .filter((r) => r.critique)
     .map((r) => ({ iteration: r.iteration, prompt: r.prompt, critique: r.critique! }));
   const kinds = new Map((state.record.brief?.checks ?? []).map((c) => [c.id, c.kind]));
-  const canEdit = ctx.generator.editModel?.(ctx.model) !== undefined;
+  const canEdit = ctx.generator.editModel?.(ownOf(ctx, state.spec).model) !== undefined;
   const next = chooseNextRound(
     ctx.refineMode ?? "auto",
     canEdit,
     state.record.iterations.filter((r) => r.iteration <= iteration),
     kinds,
   );
+  // The user's notes (rejects in the studio) come first: they say what the critic missed.
+  const notes = ctx.steering?.pendingNotes(state.spec.id) ?? [];
+  const noteTexts = notes.map((e) => e.action.type === "reject" ? e.action.note : "");
   const result = await ctx.refiner.refine({
+    ...(notes.length > 0 && { notes: noteTexts }),
     prompt: it.prompt,
     spec: state.spec,
     critique: it.critique!,
@@ -1032,7 +1260,7 @@ async function refineStep(
       await ctx.sink.saveRefinedPrompt(state.record, iteration, result.prompt);
       it.refinedPrompt = result.prompt;
       it.refineChanges = result.changes;
-      it.next = decided;
+      it.next = notes.length > 0 ? { ...decided, note: noteTexts.join("\n") } : decided;
       it.steps.refine = step;
       state.nextPrompt = result.prompt;
       // The same prompt (and seed) drawn anew would only buy the same image again.
@@ -1049,8 +1277,22 @@ async function refineStep(
         );
       }
       await saveRecord(ctx, state);
+      // Only once the refinement that took them is saved: a crash before leaves them pending.
+      if (notes.length > 0) await markNotesDone(ctx, state, notes.map((e) => e.seq));
     },
   };
+}
+
+async function markNotesDone(ctx: Ctx, state: State, seqs: number[]): Promise<void> {
+  try {
+    await ctx.steering!.markDone(seqs);
+  } catch (error) {
+    // The round has the note; at worst a later run gives the prompt one round more.
+    log.warn("Could not mark the notes of {promptId} done in feedback.jsonl: {reason}", {
+      promptId: state.spec.id,
+      reason: messageOf(error),
+    });
+  }
 }
 
 /**

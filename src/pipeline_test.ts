@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import type { Brief, CheckKind, Critique } from "./critique.ts";
 import { uniformCritique } from "../tests/critique_fixture.ts";
+import type { AdaptiveLimiter } from "./adaptive.ts";
 import { Budget } from "./budget.ts";
 import { ProviderError } from "./errors.ts";
 import { type PipelineOptions, type PromptSink, reachedTarget, runPipeline } from "./pipeline.ts";
@@ -444,6 +445,40 @@ Deno.test("runPipeline() with 'auto' concurrency gives each provider one limit s
   assert.equal(generator.calls.length, 24);
   // Both generation stages together: never more than the provider's limit.
   assert.equal(generator.maxInFlight, 2);
+});
+
+Deno.test("runPipeline() with 'auto' concurrency gives a provider's permits to the prompt furthest along", async () => {
+  const pending: Array<{ name: string; go: () => void }> = [];
+  const generator = new FakeGenerator((req) =>
+    new Promise<void>((go) => pending.push({ name: `${req.spec.id}/${req.iteration}`, go }))
+  );
+  const limiters = new Map<string, AdaptiveLimiter>();
+  let finished = 0;
+  const opts = options({
+    generator,
+    concurrency: "auto",
+    // One generation at a time, so the order of the permits is the order of the calls.
+    adaptive: { initialLimit: 1, maxLimit: 1, probe: false },
+    sharedLimiters: limiters,
+    onEvent: (event) => event.type === "prompt-end" && finished++,
+  });
+  const outcomes = lastValueFrom(runPipeline(from(specs(3)), opts).pipe(toArray()));
+  const order: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    // Settled: one generation running, every other unfinished prompt waiting for its permit.
+    while (
+      pending.length !== 1 || limiters.get("fake")!.stats().waiting !== 3 - 1 - finished
+    ) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const call = pending.shift()!;
+    order.push(call.name);
+    call.go();
+  }
+  assert.equal((await outcomes).length, 3);
+  // First come first served would run p2/1 before p0/2 and finish nothing until the fifth call.
+  assert.deepEqual(order, ["p0/1", "p1/1", "p0/2", "p1/2", "p2/1", "p2/2"]);
+  assert.equal(generator.calls.length, 6);
 });
 
 Deno.test("runPipeline() pipelines given the same sharedLimiters share each provider's limit", async () => {

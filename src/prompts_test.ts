@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { InputError } from "./errors.ts";
-import { loadPromptFile, parsePrompts, PROMPT_LIMITS } from "./prompts.ts";
+import {
+  loadPromptFile,
+  mostRounds,
+  parsePrompts,
+  planGroups,
+  PROMPT_LIMITS,
+  promptHash,
+  withOwnModels,
+} from "./prompts.ts";
 
 const FILE = "prompts/demo.json";
 
@@ -506,4 +514,259 @@ Deno.test("loadPromptFile() passes the path into validation messages", async () 
     const message = await rejectionOf(loadPromptFile(path));
     assertMentions(message, `'${path}'`, "prompt #1", "field 'prompt'");
   });
+});
+
+// --- every problem at once ---------------------------------------------------------------------
+
+Deno.test("parsePrompts() reports every invalid prompt in one pass, each by file, prompt and field", () => {
+  const message = errorOf(() =>
+    parsePrompts(
+      file(
+        ok,
+        { id: "a", prompt: 7 },
+        { prompt: "no id" },
+        { id: "b", prompt: "x", size: "huge", seed: -1 },
+        { id: "ok", prompt: "again" },
+      ),
+      FILE,
+    )
+  );
+  assertMentions(message, "5 problems", "fix them and run again");
+  assertMentions(message, `prompt #2 (id 'a') in '${FILE}': field 'prompt' expected a string`);
+  assertMentions(message, `prompt #3 in '${FILE}': field 'id' is required`);
+  assertMentions(message, `prompt #4 (id 'b') in '${FILE}': field 'size' expected WIDTHxHEIGHT`);
+  assertMentions(message, `prompt #4 (id 'b') in '${FILE}': field 'seed' must be at least 0`);
+  assertMentions(message, "prompt #5 (id 'ok')", "duplicates prompt #1");
+  assert.equal(message.split("\n").length, 6, message);
+});
+
+Deno.test("parsePrompts() lists the first 20 problems and counts the rest", () => {
+  const bad = Array.from({ length: 25 }, (_, i) => ({ id: `p${i}`, prompt: "" }));
+  const message = errorOf(() => parsePrompts(file(...bad), FILE));
+  const lines = message.split("\n");
+  assertMentions(lines[0]!, "25 problems");
+  assert.equal(lines.length, 1 + PROMPT_LIMITS.problems + 1, message);
+  assertMentions(message, "prompt #20 (id 'p19')", "… and 5 more");
+  assert.ok(!message.includes("prompt #21"), message);
+});
+
+// --- per-prompt settings -----------------------------------------------------------------------
+
+Deno.test("parsePrompts() reads per-prompt settings apart from extra, sizes resolved", () => {
+  const [a, b] = parsePrompts(
+    file(
+      {
+        ...ok,
+        size: "square",
+        seed: 7,
+        negativePrompt: " blur ",
+        model: "flux-dev",
+        iterations: 4,
+        targetScore: 8.5,
+        steps: 30,
+        style: "ink",
+      },
+      { id: "b", prompt: "x", size: "640x480" },
+    ),
+    FILE,
+  );
+  assert.deepEqual(a!.settings, {
+    size: { width: 512, height: 512 },
+    seed: 7,
+    negativePrompt: "blur",
+    model: "flux-dev",
+    iterations: 4,
+    targetScore: 8.5,
+    steps: 30,
+  });
+  assert.deepEqual(a!.extra, { style: "ink" });
+  assert.deepEqual(b!.settings, { size: { width: 640, height: 480 } });
+});
+
+for (
+  const [field, value, expected] of [
+    ["size", "big", "expected WIDTHxHEIGHT"],
+    ["seed", 1.5, "expected a whole number"],
+    ["seed", 2 ** 32, "must be at most 4294967295"],
+    ["iterations", 0, "must be more than 0"],
+    ["iterations", 21, "must be at most 20"],
+    ["targetScore", 11, "must be at most 10"],
+    ["targetScore", "high", "expected a number"],
+    ["steps", 0, "must be at least 1"],
+    ["negativePrompt", 3, "expected a string"],
+    ["model", "", "must not be empty"],
+  ] as const
+) {
+  Deno.test(`parsePrompts() rejects ${field} ${JSON.stringify(value)} as the flag would`, () => {
+    const message = errorOf(() =>
+      parsePrompts(file({ id: "fox", prompt: "x", [field]: value }), FILE)
+    );
+    assertMentions(message, `prompt #1 (id 'fox') in '${FILE}': field '${field}' ${expected}`);
+  });
+}
+
+Deno.test("parsePrompts() names the side of a size that is too small", () => {
+  const message = errorOf(() =>
+    parsePrompts(file({ id: "fox", prompt: "x", size: "10x10" }), FILE)
+  );
+  assertMentions(message, "field 'size.width' must be at least 64");
+});
+
+// --- JSON Lines --------------------------------------------------------------------------------
+
+const JSONL = "prompts/demo.jsonl";
+
+Deno.test("parsePrompts() reads JSON Lines: one prompt a line, blank lines skipped", () => {
+  const text = `\uFEFF{"id":"a","prompt":"one"}\r\n\n   \n{"id":"b","prompt":"two","seed":3}\n`;
+  const specs = parsePrompts(text, JSONL);
+  assert.deepEqual(specs.map((s) => [s.id, s.prompt]), [["a", "one"], ["b", "two"]]);
+  assert.deepEqual(specs[1]!.settings, { seed: 3 });
+});
+
+Deno.test("parsePrompts() reports JSON Lines problems by line number, all at once", () => {
+  const text = [
+    `{"id":"a","prompt":"one"}`,
+    ``,
+    `{"id":"b","prompt":}`,
+    `{"id":"c"}`,
+    `[1]`,
+    `{"id":"A","prompt":"dup"}`,
+  ].join("\n");
+  const message = errorOf(() => parsePrompts(text, JSONL));
+  assertMentions(message, "4 problems");
+  assertMentions(message, `prompt at line 3 in '${JSONL}': invalid JSON at column 20`);
+  assertMentions(message, `prompt at line 4 (id 'c') in '${JSONL}': field 'prompt' is required`);
+  assertMentions(message, `prompt at line 5 in '${JSONL}': expected an object, got an array`);
+  assertMentions(message, "prompt at line 6 (id 'A')", "duplicates prompt at line 1");
+});
+
+Deno.test("parsePrompts() rejects an empty JSON Lines file and shows the expected shape", () => {
+  const message = errorOf(() => parsePrompts("\n\n", JSONL));
+  assertMentions(message, `'${JSONL}'`, "empty", "one JSON object per line");
+});
+
+// --- CSV ---------------------------------------------------------------------------------------
+
+const CSV = "prompts/demo.csv";
+
+Deno.test("parsePrompts() reads CSV with quoted commas, quotes and newlines, and a BOM", () => {
+  const text = "\uFEFFid,title,scene,mood,prompt,seed,size,style\r\n" +
+    'fox,Fox,,calm,"a fox, red",12,square,ink\r\n' +
+    'owl,,,,"an owl\nsaying ""hoo""",,,\r\n';
+  const [fox, owl] = parsePrompts(text, CSV);
+  assert.deepEqual(fox, {
+    id: "fox",
+    prompt: "a fox, red",
+    title: "Fox",
+    mood: "calm",
+    settings: { seed: 12, size: { width: 512, height: 512 } },
+    extra: { style: "ink" },
+  });
+  assert.deepEqual(owl, { id: "owl", prompt: 'an owl\nsaying "hoo"', extra: {} });
+});
+
+Deno.test("parsePrompts() reports CSV problems by row, as a spreadsheet numbers them", () => {
+  const text = "id,prompt,iterations\n" +
+    "a,one,2\n" +
+    'b,"two\nlines",lots\n' +
+    ",three,\n";
+  const message = errorOf(() => parsePrompts(text, CSV));
+  assertMentions(message, "2 problems");
+  assertMentions(
+    message,
+    `prompt at row 3 (id 'b') in '${CSV}': field 'iterations' expected a number`,
+  );
+  assertMentions(message, `prompt at row 4 in '${CSV}': field 'id' is required`);
+});
+
+Deno.test("parsePrompts() rejects a CSV header without an id or prompt column", () => {
+  const message = errorOf(() => parsePrompts("name,text\na,b\n", CSV));
+  assertMentions(
+    message,
+    `'${CSV}'`,
+    "no 'id' or 'prompt' column",
+    "current header is 'name,text'",
+  );
+  assertMentions(message, "id,title,scene,mood,prompt");
+});
+
+Deno.test("parsePrompts() reports a broken CSV quote with its line", () => {
+  const message = errorOf(() => parsePrompts('id,prompt\na,"unclosed\nb,c\n', CSV));
+  assertMentions(message, `Cannot parse prompt file '${CSV}'`, "line");
+});
+
+Deno.test("parsePrompts() rejects a CSV row with the wrong number of fields", () => {
+  const message = errorOf(() => parsePrompts("id,prompt\na,b,c\n", CSV));
+  assertMentions(message, `Cannot parse prompt file '${CSV}'`, "line 2");
+});
+
+Deno.test("loadPromptFile() reads each format from disk by its extension", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "retake-prompts-" });
+  try {
+    await Deno.writeTextFile(`${dir}/a.json`, file({ id: "j", prompt: "json" }));
+    await Deno.writeTextFile(`${dir}/a.JSONL`, `{"id":"l","prompt":"lines"}\n`);
+    await Deno.writeTextFile(`${dir}/a.csv`, "id,prompt\nc,comma\n");
+    assert.equal((await loadPromptFile(`${dir}/a.json`))[0]!.prompt, "json");
+    assert.equal((await loadPromptFile(`${dir}/a.JSONL`))[0]!.prompt, "lines");
+    assert.equal((await loadPromptFile(`${dir}/a.csv`))[0]!.prompt, "comma");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// --- content hash ------------------------------------------------------------------------------
+
+Deno.test("promptHash() changes with a prompt's own settings, but not its rounds or target", () => {
+  const base = { id: "fox", prompt: "a fox", extra: {} };
+  const settings = { model: "m", width: 1024 };
+  const plain = promptHash(base, settings);
+  assert.equal(promptHash({ ...base, settings: {} }, settings), plain, "no settings, same hash");
+  for (
+    const own of [
+      { seed: 1 },
+      { size: { width: 512, height: 512 } },
+      { negativePrompt: "blur" },
+      { model: "fal-ai/flux/dev" },
+      { steps: 20 },
+    ]
+  ) {
+    assert.notEqual(promptHash({ ...base, settings: own }, settings), plain, JSON.stringify(own));
+  }
+  // Asking for more rounds, or another target, continues from the saved ones, as -n does.
+  assert.equal(
+    promptHash({ ...base, settings: { iterations: 5, targetScore: 8 } }, settings),
+    plain,
+  );
+});
+
+// --- per-prompt plans --------------------------------------------------------------------------
+
+Deno.test("withOwnModels() resolves a prompt's model and refuses one under --models", () => {
+  const specs = [
+    { id: "a", prompt: "x", settings: { model: "flux-dev", seed: 2 }, extra: {} },
+    { id: "b", prompt: "y", extra: {} },
+  ];
+  const resolve = (name: string) => name === "flux-dev" ? "fal-ai/flux/dev" : name;
+  const [a, b] = withOwnModels({}, specs, resolve);
+  assert.deepEqual(a!.settings, { model: "fal-ai/flux/dev", seed: 2 });
+  assert.equal(b, specs[1]);
+  const message = errorOf(() => withOwnModels({ models: ["m1", "m2"] }, specs, resolve));
+  assertMentions(message, "--models", "prompt 'a'", "'model'", "remove the field");
+});
+
+Deno.test("mostRounds() and planGroups() see each prompt's own rounds, model and size", () => {
+  const specs = [
+    { id: "a", prompt: "x", extra: {} },
+    { id: "b", prompt: "y", settings: { iterations: 5 }, extra: {} },
+    { id: "c", prompt: "z", settings: { size: { width: 512, height: 512 } }, extra: {} },
+    { id: "d", prompt: "w", extra: {} },
+  ];
+  assert.equal(mostRounds(specs, 2), 5);
+  assert.equal(mostRounds(specs.slice(0, 1), 3), 3);
+  const groups = planGroups({ size: { width: 1024, height: 768 }, iterations: 2 }, "m", specs);
+  assert.deepEqual(groups, [
+    { plan: { model: "m", width: 1024, height: 768, iterations: 2 }, prompts: 2 },
+    { plan: { model: "m", width: 1024, height: 768, iterations: 5 }, prompts: 1 },
+    { plan: { model: "m", width: 512, height: 512, iterations: 2 }, prompts: 1 },
+  ]);
 });

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Brief, checksPassed, type Critique } from "./critique.ts";
-import type { PromptSpec } from "./prompts.ts";
+import type { PromptSettings, PromptSpec } from "./prompts.ts";
 import type { PromptChange, TokenUsage } from "./providers/provider.ts";
 
 /** The three kinds of step. */
@@ -34,6 +34,8 @@ export interface NextRound {
   reason: string;
   /** The edit instruction, for an edit. */
   instruction?: string;
+  /** The user's note (a reject in the studio) the refinement took as its first instruction. */
+  note?: string;
 }
 
 /** One round: image, critique, and (except on the last) the refined prompt. */
@@ -63,6 +65,8 @@ export interface IterationRecord {
   editOf?: number;
   /** The change asked of the edit. */
   instruction?: string;
+  /** The user's note that asked for this round (a reject in the studio), as the refiner got it. */
+  note?: string;
   /** Where the service keeps this image for a while (an edit can start from it). */
   imageUrl?: string;
   steps: Partial<Record<StepName, StepRecord>>;
@@ -104,8 +108,11 @@ export interface PromptRecord {
    * same prompt), or reached a plateau (no gain in `--patience` rounds).
    */
   endReason?: "iterations" | "target" | "converged" | "plateau";
-  /** Why an interrupted prompt stopped: the user (Ctrl-C, SIGTERM) or `--max-cost`. */
-  stopCause?: "interrupt" | "budget";
+  /**
+   * Why an interrupted prompt stopped: the user (Ctrl-C, SIGTERM), `--max-cost`, or `cancel`: the
+   * user cancelled it in the studio, and later runs leave it be unless `--force`.
+   */
+  stopCause?: "interrupt" | "budget" | "cancel";
   /** Hash of the prompt, its context and every setting that changes the result. */
   inputHash: string;
   error?: FailureRecord;
@@ -114,6 +121,8 @@ export interface PromptRecord {
   mood?: string;
   /** The original prompt text. */
   prompt: string;
+  /** The prompt's own settings (size, seed, negativePrompt, model, …), over the batch's. */
+  settings?: PromptSettings;
   extra: Record<string, unknown>;
   providers: { generator: string; critic: string; refiner: string };
   /** The checklist every round is judged by (also in `brief.json`), when the critic makes one. */
@@ -138,7 +147,9 @@ export interface PromptRecord {
   /** Iteration number with the highest critic score. */
   bestIteration?: number;
   bestScore?: number;
-  /** Copy of the best iteration's image, e.g. `best.png`. */
+  /** The iteration the user picked as their favourite; `bestImage` follows it. */
+  chosen?: number;
+  /** Copy of the chosen (else the best) iteration's image, e.g. `best.png`. */
   bestImage?: string;
   costUsd: number;
   durationMs: number;
@@ -163,6 +174,7 @@ export function newRecord(
     ...(spec.scene !== undefined && { scene: spec.scene }),
     ...(spec.mood !== undefined && { mood: spec.mood }),
     prompt: spec.prompt,
+    ...(spec.settings !== undefined && { settings: spec.settings }),
     extra: spec.extra,
     providers,
     iterations: [],
@@ -192,6 +204,14 @@ export function bestIteration(record: PromptRecord): IterationRecord | undefined
     if (it.critique && (!best || better(it.critique, best.critique!))) best = it;
   }
   return best;
+}
+
+/** The round `best.<ext>` shows: the user's favourite, else the critic's best. */
+export function shownIteration(record: PromptRecord): IterationRecord | undefined {
+  const chosen = record.chosen === undefined
+    ? undefined
+    : record.iterations.find((it) => it.iteration === record.chosen && it.image !== undefined);
+  return chosen ?? bestIteration(record);
 }
 
 function better(a: Critique, b: Critique): boolean {

@@ -16,7 +16,8 @@ import {
   writeJsonAtomic,
 } from "./artifacts.ts";
 import { Budget } from "./budget.ts";
-import { describePlan } from "./dry_run.ts";
+import { describePlan, planOf } from "./dry_run.ts";
+import { jsonLine, jsonSummary } from "./cli/json_summary.ts";
 import { type Config, retryOptionsOf, secretsOf } from "./config.ts";
 import { InputError, isFatal, messageOf, ProviderError } from "./errors.ts";
 import { fnv1a32 } from "./hash.ts";
@@ -24,32 +25,37 @@ import { writeGallery } from "./gallery.ts";
 import { verifyImageFile } from "./image_check.ts";
 import { setupLogging } from "./logging.ts";
 import { lockBatch } from "./lock.ts";
-import { type PromptOutcome, type PromptSink, runPipeline } from "./pipeline.ts";
-import { ProgressLine, ProgressTracker } from "./progress.ts";
-import { loadPromptFile, promptHash, type PromptSpec } from "./prompts.ts";
+import {
+  type PipelineEvent,
+  type PipelineOptions,
+  type PromptOutcome,
+  type PromptSink,
+  runPipeline,
+} from "./pipeline.ts";
+import { ProgressLine, ProgressTracker, stepsPerPrompt } from "./progress.ts";
+import { formatSummary } from "./summary.ts";
+import {
+  mostRounds,
+  planGroups,
+  problemsError,
+  promptHash,
+  type PromptSpec,
+  readPromptFile,
+  withOwnModels,
+} from "./prompts.ts";
 import { checkProviders, createProviders, type Providers } from "./providers/registry.ts";
 import { type PromptRecord, totalCost } from "./record.ts";
 import { RetryBudget } from "./retry.ts";
 import { escapeControls } from "./terminal_text.ts";
+import { EXIT } from "./exit_codes.ts";
 import { outcomeIndex, outcomeKey, previousEntries, RunFile } from "./run_file.ts";
 import { runOnChanges, watchFiles } from "./watch.ts";
+import { PromptQueue } from "./steering/queue.ts";
+import { Steering } from "./steering/steering.ts";
 
 export { VERSION } from "./run_file.ts";
 
-/** Exit codes (README, Exit codes). */
-export const EXIT = {
-  ok: 0,
-  /** Some prompts failed; the others completed. */
-  someFailed: 1,
-  /** Bad input or usage, or the batch folder is in use: nothing was run. */
-  input: 2,
-  /** A fatal error (bad key, unknown model, full disk) stopped the run. */
-  stopped: 3,
-  /** `--max-cost` was reached: a step it could not cover was not started. */
-  budget: 4,
-  /** Interrupted (Ctrl-C, SIGTERM). */
-  interrupted: 130,
-} as const;
+export { EXIT } from "./exit_codes.ts";
 
 /** The outside world, injected so tests can run a batch in-process. */
 export interface RunIo {
@@ -57,10 +63,20 @@ export interface RunIo {
   writeErr: (text: string) => void;
   /** Whether stderr is a terminal (live progress line). */
   isTerminal: boolean;
+  /** The terminal's width in columns, asked at every redraw of the progress line. @default {() => 80} */
+  columns?: () => number;
   /** Aborted on the first Ctrl-C / SIGTERM: drain, then stop after the grace period. */
   signal?: AbortSignal;
   /** Aborted on the second Ctrl-C: stop at once. */
   abortNow?: AbortSignal;
+  /**
+   * The batch's steering, when a studio is attached: the run follows its pause, front and
+   * cancel. Without one the run opens the batch's own (`feedback.jsonl`), so notes and cancels
+   * left by an earlier studio are honoured.
+   */
+  steering?: Steering;
+  /** Every pipeline event, as it happens (the studio's live view). */
+  onEvent?: (event: PipelineEvent) => void;
 }
 
 /** What a batch run produced. */
@@ -70,7 +86,10 @@ export interface BatchResult {
   outcomes: PromptOutcome[];
 }
 
-/** Loads and checks every prompt file before anything is written. */
+/**
+ * Loads and checks every prompt file before anything is written; every problem in every file
+ * is reported at once, in one {@linkcode InputError}.
+ */
 export async function loadPrompts(files: string[]): Promise<PromptSpec[]> {
   if (files.length === 0) {
     throw new InputError(
@@ -78,20 +97,36 @@ export async function loadPrompts(files: string[]): Promise<PromptSpec[]> {
     );
   }
   const all: PromptSpec[] = [];
+  const problems: string[] = [];
   const origin = new Map<string, string>();
   for (const file of files) {
-    for (const spec of await loadPromptFile(file)) {
+    let read;
+    try {
+      read = await readPromptFile(file);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      problems.push(error.message);
+      continue;
+    }
+    problems.push(...read.problems);
+    for (const spec of read.specs) {
       const key = spec.id.toLowerCase();
       const first = origin.get(key);
       if (first !== undefined) {
-        throw new InputError(
-          `Invalid prompt '${spec.id}' in '${file}': field 'id' is also used in '${first}'; ids must be unique across files`,
+        problems.push(
+          `Invalid prompt '${escapeControls(spec.id)}' in '${
+            escapeControls(file)
+          }': field 'id' is also used in '${
+            escapeControls(first)
+          }'; ids must be unique across files`,
         );
+        continue;
       }
       origin.set(key, file);
       all.push(spec);
     }
   }
+  if (problems.length > 0) throw problemsError(problems);
   return all;
 }
 
@@ -123,8 +158,8 @@ export function batchName(config: Config, files: string[]): string {
 
 /** Seed for a prompt's iteration: one per prompt unless `varySeed`. */
 export function seedFor(config: Config, spec: PromptSpec, iteration: number): number {
-  // These values are users' reproducible seeds, never to change.
-  const base = config.seed ?? fnv1a32(spec.id);
+  // These values are users' reproducible seeds, never to change. A prompt's own seed wins.
+  const base = spec.settings?.seed ?? config.seed ?? fnv1a32(spec.id);
   return (base + (config.varySeed ? iteration - 1 : 0)) >>> 0;
 }
 
@@ -150,30 +185,40 @@ export async function runBatch(
   // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
   // default) would only hold memory that grows with the batch.
   sharp.cache(false);
-  const specs = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
-  const providers = preloaded?.providers ?? await createProviders(config);
+  const loaded = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
+  const providers = preloaded?.providers ?? await createProviders(config, loaded);
+  // A prompt's own model, resolved as the batch's is (an alias to its id).
+  const specs = withOwnModels(config, loaded, providers.resolveModel);
+  // The checks of keys and models are free: a dry run makes them too, so it finds a bad key.
+  if (!preloaded?.providers) {
+    await checkProviders(providers, io.signal ?? new AbortController().signal);
+  }
   if (config.dryRun) {
-    io.writeOut(describePlan(config, specs, providers));
+    const plan = planOf(
+      config,
+      specs,
+      providers,
+      `${config.out}/${batchName(config, promptFiles)}`,
+    );
+    io.writeOut(config.json ? jsonLine(plan) : describePlan(plan));
     return {
       exitCode: EXIT.ok,
       batchDir: `${config.out}/${batchName(config, promptFiles)}`,
       outcomes: [],
     };
   }
-  if (!preloaded?.providers) {
-    await checkProviders(providers, io.signal ?? new AbortController().signal);
-  }
   const models = config.models?.length
     ? [...new Set(config.models.map(providers.resolveModel))]
     : [providers.model];
-  checkPricesForBudget(config, providers, models);
+  checkPricesForBudget(config, providers, models, specs);
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
   await ensureWritableDir(batchDir);
   const lock = preloaded?.locked ? undefined : await lockBatch(batchDir);
   try {
     await removeStaleTemps(batchDir);
     const mode = preloaded?.mode ?? "refine";
-    const batch = { config, promptFiles, io, specs, providers, models, batchDir, mode };
+    const steering = io.steering ?? await Steering.open(batchDir);
+    const batch = { config, promptFiles, io, specs, providers, models, batchDir, mode, steering };
     return await runLocked(batch, {
       partial: preloaded?.partial ?? false,
     });
@@ -192,16 +237,29 @@ interface Batch {
   models: string[];
   batchDir: string;
   mode: "refine" | "sample";
+  steering: Steering;
 }
 
 async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
   const { config, io, specs, providers, models, batchDir } = batch;
-  const tracker = new ProgressTracker(specs.length * models.length);
-  const progress = config.quiet
-    ? undefined
-    : new ProgressLine(tracker, { write: io.writeErr, interactive: io.isTerminal });
+  const budget = new Budget(config.maxCost);
+  const tracker = new ProgressTracker(specs.length * models.length, {
+    stepsPerPrompt: stepsPerPrompt({
+      iterations: config.iterations,
+      refine: batch.mode !== "sample",
+      brief: providers.critic.brief !== undefined,
+    }),
+    // Ctrl-C or the budget: calls in flight finish, nothing new starts, so no ETA holds.
+    draining: () => io.signal?.aborted === true || budget.refused,
+  });
+  const progress = config.quiet ? undefined : new ProgressLine(tracker, {
+    write: io.writeErr,
+    interactive: io.isTerminal,
+    ...(io.columns && { columns: io.columns }),
+  });
   const closeLogs = await setupLogging({
-    level: config.verbose ? "debug" : config.quiet ? "error" : "warning",
+    // -q hides the progress line, never a warning (README, Usage).
+    level: config.verbose ? "debug" : "warning",
     writeErr: io.writeErr,
     ...(progress && { beforeWrite: () => progress.clear() }),
     jsonlPath: `${batchDir}/log.jsonl`,
@@ -221,7 +279,6 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     critic: providers.critic.name,
     model: providers.model,
   });
-  const budget = new Budget(config.maxCost);
   await runFile.write("running", [], budget.spentUsd);
   const onInterrupt = () =>
     log.info(
@@ -258,11 +315,21 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
   // Prompts finish in any order; the summary follows the file.
   const order = new Map(specs.map((spec, index) => [spec.id, index]));
   outcomes.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const cost = { thisRunUsd: budget.spentUsd, batchUsd: runFile.batchCostUsd(outcomes) };
   io.writeOut(
-    formatSummary(batchDir, specs.length * models.length, outcomes, ending.status, {
-      thisRunUsd: budget.spentUsd,
-      batchUsd: runFile.batchCostUsd(outcomes),
-    }),
+    config.json
+      ? jsonLine(jsonSummary({
+        batchDir,
+        ids: specs.map((s) => s.id),
+        models,
+        outcomes,
+        status: ending.status,
+        exitCode: ending.exitCode,
+        format: config.format,
+        cost,
+        ...(stopReason !== undefined && { stopReason }),
+      }))
+      : formatSummary(batchDir, specs.length * models.length, outcomes, ending.status, cost),
   );
   if (stopReason) io.writeErr(`error: ${escapeControls(stopReason)}\n`);
   return { exitCode: ending.exitCode, batchDir, outcomes };
@@ -287,16 +354,32 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
   const retryBudget = new RetryBudget(config.retry.budget);
   // Compared models share each service's limiter: its quota is the account's, not a model's.
   const limiters = new Map<string, AdaptiveLimiter>();
-  const runModel = (model: string) => {
+  const { steering } = batch;
+  // --force redoes what was cancelled before this run; a cancel during it still counts.
+  const since = config.force ? steering.lastSeq : 0;
+  const steered: PipelineOptions["steering"] = {
+    get paused() {
+      return steering.paused;
+    },
+    resumed: (signal) => steering.resumed(signal),
+    cancelled: (id) => steering.cancelled(id, since),
+    pendingNotes: (id) => steering.pendingNotes(id),
+    markDone: (seqs) => steering.markDone(seqs),
+  };
+  const runModel = (model: string, pass: Pass) => {
     const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
     const track = (record: PromptRecord) =>
       live.set(outcomeKey(record.id, model), { record, sink, model });
-    return runPipeline(from(specs), {
+    return runPipeline(pass.prompts(), {
       generator: providers.generator,
       critic: providers.critic,
       refiner: providers.refiner,
-      sink: tracked(sink, track),
-      iterations: config.iterations,
+      sink: tracked(sink, track, steering),
+      iterations: pass.iterations ?? config.iterations,
+      // Prompts that ask for more rounds than the batch get them: the chain is built for the most.
+      rounds: mostRounds(specs, pass.iterations ?? config.iterations),
+      ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
+      ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
       patience: config.patience,
       refineMode: config.refine,
       mode: batch.mode,
@@ -315,18 +398,55 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       timeoutMs: config.timeoutMs,
       // Remote providers keep the deadline themselves and cancel the request at the service.
       timeoutSlackMs: 5_000,
-      onEvent: (event) => tracker.update(event),
+      steering: steered,
+      ...(pass.reopen && { reopen: pass.reopen }),
+      onEvent: (event) => {
+        // A note's round reopens a prompt the progress line has already counted as done.
+        const recount = event.type === "prompt-start" || event.type === "prompt-end";
+        if (!(pass.reopen && recount)) tracker.update(event);
+        io.onEvent?.(event);
+      },
     });
+  };
+  // With a studio attached the prompts wait in a queue it can reorder; a plain run keeps the
+  // file's order.
+  const queues: PromptQueue[] = [];
+  const mainPass: Pass = {
+    prompts: () => {
+      if (!io.steering) return from(specs);
+      const queue = new PromptQueue(specs);
+      queues.push(queue);
+      return queue;
+    },
+  };
+  const unsubscribe = steering.subscribe((entry) => {
+    if (entry.action.type === "front") { for (const queue of queues) queue.front(entry.action.id); }
+  });
+  const detach = steering.attach({
+    isLive: (id) => models.some((model) => live.has(outcomeKey(id, model))),
+  });
+  const stopper = hardStop(io, config.graceMs);
+  const settle = (outcome: PromptOutcome) => {
+    outcomes.push(outcome);
+    // Only prompts still running are tracked: a batch of any size holds a bounded number.
+    live.delete(outcomeKey(outcome.id, outcome.model));
   };
   const ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes };
   try {
     // Models run side by side: each is its own endpoint at the provider.
-    const pipeline = merge(...models.map(runModel)).pipe(tap((outcome) => {
-      outcomes.push(outcome);
-      // Only prompts still running are tracked: a batch of any size holds a bounded number.
-      live.delete(outcomeKey(outcome.id, outcome.model));
-    }));
-    await untilDone(pipeline, hardStop(io, config.graceMs));
+    const pipeline = merge(...models.map((model) => runModel(model, mainPass))).pipe(tap(settle));
+    await untilDone(pipeline, stopper);
+    await noteRounds(
+      batch,
+      budget,
+      outcomes,
+      since,
+      (pass) =>
+        untilDone(
+          merge(...models.map((model) => runModel(model, pass))).pipe(tap(settle)),
+          stopper,
+        ),
+    );
   } catch (error) {
     if (io.signal?.aborted) {
       log.warn("Interrupted: calls still in flight after the grace period were cancelled");
@@ -345,6 +465,12 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
     }
     await settleUnfinished(outcomes, live);
+  } finally {
+    unsubscribe();
+    detach();
+    await steering.settleFavourites().catch((error) =>
+      log.error("Could not save a favourite: {reason}", { reason: messageOf(error) })
+    );
   }
   if (ending.status === "completed") {
     if (io.signal?.aborted) {
@@ -364,11 +490,81 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
   return ending;
 }
 
-/** A sink that reports every record it saves, so the run knows each prompt's latest state. */
-function tracked(sink: FolderSink, track: (record: PromptRecord) => void): PromptSink {
+/** One run of the pipeline over some prompts: the batch's, or those with notes to act on. */
+interface Pass {
+  prompts: () => Parameters<typeof runPipeline>[0];
+  iterations?: number;
+  reopen?: PipelineOptions["reopen"];
+}
+
+/**
+ * After the batch, one more round for every prompt rejected with a note no round has taken yet
+ * (it had finished, or was on its last round, when the note came): again while notes keep
+ * coming, each note tried once. Outcomes of the prompts redone replace their earlier ones.
+ */
+async function noteRounds(
+  batch: Batch,
+  budget: Budget,
+  outcomes: PromptOutcome[],
+  cancelsBefore: number,
+  run: (pass: Pass) => Promise<void>,
+): Promise<void> {
+  const { io, specs, models, batchDir, steering } = batch;
+  const tried = new Set<number>();
+  while (!io.signal?.aborted && !budget.refused) {
+    // A note sent as the batch ended is still being written: it gets its round now.
+    await steering.idle();
+    const due = specs.filter((spec) =>
+      !steering.cancelled(spec.id, cancelsBefore) &&
+      steering.pendingNotes(spec.id).some((entry) => !tried.has(entry.seq))
+    );
+    if (due.length === 0) return;
+    for (const spec of due) {
+      for (const entry of steering.pendingNotes(spec.id)) tried.add(entry.seq);
+    }
+    const ids = new Set(due.map((spec) => spec.id));
+    let rounds = 0;
+    for (const model of models) {
+      const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
+      for (const spec of due) {
+        const record = await sink.load(sink.folderFor(spec)).catch(() => undefined);
+        rounds = Math.max(rounds, record?.iterations?.length ?? 0);
+      }
+    }
+    getLogger(["retake", "run"]).info(
+      "Giving {count} prompt(s) one more round for the notes they were rejected with",
+      { count: due.length, prompts: [...ids] },
+    );
+    // Redone: their outcome is the one this pass gives.
+    const kept = outcomes.filter((o) => !ids.has(o.id));
+    outcomes.splice(0, outcomes.length, ...kept);
+    await run({ prompts: () => from(due), iterations: rounds + 1, reopen: (id) => ids.has(id) });
+  }
+}
+
+/**
+ * A sink that reports every record it saves, so the run knows each prompt's latest state, and
+ * carries the user's favourite into every save: the record in the run's hands never drops it.
+ */
+function tracked(
+  sink: FolderSink,
+  track: (record: PromptRecord) => void,
+  steering: Steering,
+): PromptSink {
+  const choose = (record: PromptRecord) => {
+    const chosen = steering.chosen(record.id);
+    if (chosen === undefined) return;
+    if (record.iterations.some((it) => it.iteration === chosen && it.image !== undefined)) {
+      record.chosen = chosen;
+    }
+  };
   return Object.assign(Object.create(sink) as FolderSink, {
     start: (spec: PromptSpec, record: PromptRecord) => (track(record), sink.start(spec, record)),
-    saveRecord: (record: PromptRecord) => (track(record), sink.saveRecord(record)),
+    saveRecord: (record: PromptRecord) => (choose(record), track(record), sink.saveRecord(record)),
+    saveBest: (
+      record: PromptRecord,
+      image: string,
+    ) => (choose(record), sink.saveBest(record, image)),
   });
 }
 
@@ -421,14 +617,21 @@ async function settleUnfinished(
  * With `--max-cost`, every paid step needs a price to reserve: an unknown one would let the run
  * spend without limit, so it is refused before anything starts.
  */
-function checkPricesForBudget(config: Config, providers: Providers, models: string[]): void {
+function checkPricesForBudget(
+  config: Config,
+  providers: Providers,
+  models: string[],
+  specs: readonly PromptSpec[],
+): void {
   if (config.maxCost === undefined) return;
   const { generator, critic, refiner } = providers;
   const unknown: string[] = [];
+  // Every model at every size the prompts ask for, their own included.
   for (const model of models) {
-    const size = { model, width: config.size.width, height: config.size.height };
-    if (generator.estimateCostUsd && generator.estimateCostUsd(size) === undefined) {
-      unknown.push(`${generator.name} model '${model}'`);
+    for (const { plan } of planGroups(config, model, specs)) {
+      if (generator.estimateCostUsd && generator.estimateCostUsd(plan) === undefined) {
+        unknown.push(`${generator.name} model '${plan.model}'`);
+      }
     }
   }
   if (critic.estimateCostUsd && critic.estimateCostUsd() === undefined) {
@@ -482,56 +685,6 @@ export function compareModels(specs: PromptSpec[], models: string[], outcomes: P
   return { models: perModel, prompts };
 }
 
-/** The final summary on stdout. */
-export function formatSummary(
-  batchDir: string,
-  total: number,
-  outcomes: PromptOutcome[],
-  status: string,
-  cost: { thisRunUsd: number; batchUsd: number },
-): string {
-  const completed = outcomes.filter((o) => o.status === "completed");
-  const failed = outcomes.filter((o) => o.status === "failed");
-  const interrupted = outcomes.filter((o) => o.status === "interrupted");
-  const comparing = new Set(outcomes.map((o) => o.model)).size > 1;
-  // Ids, models, error texts and paths come from files and services: shown, never obeyed.
-  const name = (o: PromptOutcome) => escapeControls(comparing ? `${o.id} [${o.model}]` : o.id);
-  const lines = [
-    `retake: ${completed.length}/${total} prompts completed, ${failed.length} failed — ${status}`,
-    `  cost: $${cost.thisRunUsd.toFixed(4)} this run, $${cost.batchUsd.toFixed(4)} batch total`,
-  ];
-  for (const o of completed) {
-    lines.push(
-      `  ${o.skipped ? "done   " : "ok     "} ${name(o)}: best score ${
-        o.bestScore?.toFixed(1) ?? "-"
-      } (iteration ${o.bestIteration ?? "-"} of ${o.iterations})${
-        o.skipped ? ", unchanged since the last run" : ""
-      }`,
-    );
-  }
-  for (const o of interrupted) {
-    lines.push(
-      `  paused  ${name(o)}: saved after ${o.iterations} iteration(s)${
-        o.stopCause === "budget" ? " (--max-cost)" : ""
-      }; run again to resume`,
-    );
-  }
-  for (const o of failed) {
-    lines.push(
-      `  FAILED  ${name(o)}: ${o.error?.step ?? "?"} ${o.error?.iteration ?? ""}: ${
-        escapeControls(o.error?.message ?? "unknown")
-      }`,
-    );
-  }
-  const notRun = total - outcomes.length;
-  if (notRun > 0) {
-    lines.push(`  ${notRun} prompts not finished: saved steps are kept; run again to resume`);
-  }
-  const dir = escapeControls(batchDir);
-  lines.push(`Output: ${dir} (open ${dir}/index.html to see the images)`);
-  return lines.join("\n") + "\n";
-}
-
 /** The settings that change a prompt's result: part of its content hash. */
 function resultSettings(config: Config, providers: Providers): Record<string, unknown> {
   return {
@@ -539,6 +692,9 @@ function resultSettings(config: Config, providers: Providers): Record<string, un
     model: providers.model,
     critic: providers.critic.name,
     criticModel: config.criticModel,
+    // The rubric changes the scores, so the best round and the refined prompts.
+    criticRubric: config.criticRubric,
+    criticWeights: config.criticWeights,
     width: config.size.width,
     height: config.size.height,
     format: config.format,
@@ -587,7 +743,7 @@ export async function watchBatch(
   options: { debounceMs?: number } = {},
 ): Promise<number> {
   const specs = selectPrompts(await loadPrompts(promptFiles), config.only);
-  const providers = await createProviders(config);
+  const providers = await createProviders(config, specs);
   await checkProviders(providers, io.signal ?? new AbortController().signal);
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
   await ensureWritableDir(batchDir);

@@ -15,6 +15,8 @@ import sharp from "sharp";
 import { createFalGenerator } from "../src/providers/fal.ts";
 import { createGeminiCritic } from "../src/providers/gemini.ts";
 import type { PromptSpec } from "../src/prompts.ts";
+import { makeBatch } from "../src/studio/_test_batch.ts";
+import { startStudio } from "../src/studio/server.ts";
 import { runBaseline } from "./bench/baseline.ts";
 import { benchPrompts, writeMemoryBatch } from "./bench/child.ts";
 import { cliCommand, ROOT, RUN_ENV, runCli } from "./cli.ts";
@@ -246,6 +248,22 @@ async function cliBatch(
   };
 }
 
+/**
+ * Time from the run's start (`run.json`) until its first prompt finished (the earliest
+ * `finishedAt` in a prompt's `metadata.json`), in ms.
+ */
+async function firstFinishedMs(batchDir: string): Promise<number> {
+  const run = JSON.parse(await Deno.readTextFile(`${batchDir}/run.json`));
+  let first = Infinity;
+  for await (const entry of Deno.readDir(batchDir)) {
+    if (!entry.isDirectory) continue;
+    const meta = await Deno.readTextFile(`${batchDir}/${entry.name}/metadata.json`).catch(() => "");
+    const finishedAt = meta ? JSON.parse(meta).finishedAt : undefined;
+    if (finishedAt) first = Math.min(first, Date.parse(finishedAt));
+  }
+  return first - Date.parse(run.startedAt);
+}
+
 /** Writes `s.prompts` prompts to `dir/batch.json` and the run's settings to its config file. */
 async function writeBatch(dir: string, s: Settings, tag = ""): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
@@ -317,6 +335,25 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
     } (fal quota ${s.falConcurrency}); ${autoRun.boundText}`,
   });
   rows.push(refusedRow("Calls answered 429, adaptive", auto));
+  // Read before the resume below rewrites run.json's start time.
+  const firstMs = await firstFinishedMs(`${cwd}/out/auto`);
+
+  log("one prompt alone, for its own latency…");
+  const oneCwd = await writeBatch(`${work}/one`, { ...s, prompts: 1 }, " one");
+  const oneSrv = await servers(s);
+  const one = await cliBatch(oneCwd, "one", [], oneSrv);
+  await oneSrv.close();
+  check(one, 1, "one");
+  const oneMs = await firstFinishedMs(`${oneCwd}/out/one`);
+  rows.push({
+    metric: `Time to first finished prompt ÷ one prompt's latency, adaptive (${s.prompts} prompts)`,
+    value: firstMs / oneMs,
+    target: { op: "<=", value: 2 },
+    unit: "×",
+    detail: `first of ${s.prompts} finished ${
+      (firstMs / 1000).toFixed(2)
+    } s after the run started; one prompt alone took ${(oneMs / 1000).toFixed(2)} s`,
+  });
 
   log("resume: the finished adaptive batch again…");
   const again = await cliBatch(cwd, "auto", [], srv);
@@ -693,6 +730,47 @@ async function falStatus(s: Settings, rows: Row[]): Promise<void> {
   }
 }
 
+/** The studio's batch page of a 10,000-prompt batch: its first render, and a filtered one. */
+async function studioPage(rows: Row[], work: string): Promise<void> {
+  const prompts = 10_000;
+  log(`studio batch page, ${prompts} prompts…`);
+  await makeBatch(`${work}/studio`, "big", prompts, { images: false });
+  const studio = await startStudio({
+    out: `${work}/studio`,
+    secrets: { token: "a".repeat(64), csrf: "c".repeat(64) },
+  });
+  const get = async (path: string) => {
+    const started = performance.now();
+    const response = await fetch(`http://127.0.0.1:${studio.port}${path}`, {
+      headers: { cookie: `retake_studio_${studio.port}=${"a".repeat(64)}` },
+    });
+    const html = await response.text();
+    if (!response.ok || !html.includes("</html>")) {
+      throw new Error(`GET ${path}: ${response.status}`);
+    }
+    return performance.now() - started;
+  };
+  try {
+    const first = await get("/b/big/");
+    rows.push({
+      metric: `Studio: first render of a ${prompts.toLocaleString("en")}-prompt batch page`,
+      value: first,
+      target: { op: "<=", value: 1000 },
+      unit: "ms",
+      detail: "GET of page 1 (50 prompts, every round) from a cold server",
+    });
+    const filtered = await get("/b/big/?filter=failed");
+    rows.push({
+      metric: `Studio: first filtered page (failed) of ${prompts.toLocaleString("en")} prompts`,
+      value: filtered,
+      unit: "ms",
+      detail: "reads every record once; later filters reuse what is unchanged",
+    });
+  } finally {
+    await studio.close();
+  }
+}
+
 function format(value: number, unit: string): string {
   if (unit === "share") return `${(value * 100).toFixed(1)}%`;
   if (unit === "×") return `${value.toFixed(value >= 10 ? 1 : 3)}×`;
@@ -746,6 +824,7 @@ async function main(args: string[]): Promise<number> {
     if (wanted("overhead")) await overhead(s, rows);
     if (wanted("money")) await money(s, rows, work);
     if (wanted("fal")) await falStatus(s, rows);
+    if (wanted("studio")) await studioPage(rows, work);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

@@ -12,10 +12,13 @@ const RUN_TASK: string[] = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`))
   " ",
 );
 
-/** The permissions of the `run` task: the CLI must work with exactly these. */
-export const RUN_PERMISSIONS: string[] = RUN_TASK.filter((arg) =>
-  arg.startsWith("--allow-") || arg.startsWith("--v8-")
-).map((arg) => arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg);
+/**
+ * The permissions of the `run` task: the CLI must work with exactly these. A permission set
+ * (`-P`) is read from the deno.json beside `main.ts`, its paths relative to that file.
+ */
+export const RUN_PERMISSIONS: string[] = RUN_TASK.map((arg) => arg.replace(/^-qP\b/, "-P"))
+  .filter((arg) => arg.startsWith("--allow-") || arg.startsWith("--v8-") || /^-P\b/.test(arg))
+  .map((arg) => arg === "--allow-ffi=node_modules" ? `--allow-ffi=${ROOT}node_modules` : arg);
 
 /** The variables the `run` task sets before `deno` (`NAME=value deno run …`). */
 export const RUN_ENV: Record<string, string> = Object.fromEntries(

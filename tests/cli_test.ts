@@ -117,7 +117,7 @@ Deno.test("retake exits 2 on usage errors: no file, unknown flag, bad size", asy
     assert.match(flag.stderr, /bogus/);
     const size = await runCli(["--size", "huge", EXAMPLE], { cwd });
     assert.equal(size.code, 2);
-    assert.match(size.stderr, /'size' from command line/);
+    assert.match(size.stderr, /Cannot use --size huge: expected WIDTHxHEIGHT/);
     const missing = await runCli(["nope.json"], { cwd });
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nope\.json': no such file/);
@@ -225,6 +225,95 @@ Deno.test("a run of some prompts (--only) updates run.json and the gallery for t
     );
     const html = await Deno.readTextFile(`${batch}/index.html`);
     assert.match(html, /<dt>Prompts<\/dt><dd>7<\/dd>/);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("a mistyped flag names the nearest real one, in a run and in retake eval", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    const run = await runCli(["--itrations", "3", EXAMPLE], { cwd });
+    assert.equal(run.code, 2);
+    assert.equal(
+      run.stderr,
+      "error: Unknown option '--itrations': did you mean --iterations? (run retake --help)\n",
+    );
+    const evalRun = await runCli(["eval", "--itrations", "3", EXAMPLE], { cwd });
+    assert.equal(evalRun.code, 2);
+    assert.match(evalRun.stderr, /did you mean --iterations\? \(run retake eval --help\)/);
+    const cost = await runCli(["--max-cost", "-1", EXAMPLE], { cwd });
+    assert.equal(cost.code, 2);
+    assert.equal(
+      cost.stderr,
+      "error: Cannot use --max-cost -1: expected a number of US dollars of 0 or more\n",
+    );
+    assert.deepEqual([...Deno.readDirSync(cwd)], [], "nothing written");
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("retake --help and retake eval --help fit an 80-column terminal", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    for (const args of [["--help"], ["eval", "--help"]]) {
+      const help = await runCli(args, { cwd });
+      assert.equal(help.code, 0, help.stderr);
+      const wide = help.stdout.split("\n").filter((line) => [...line].length > 80);
+      assert.deepEqual(wide, [], `${args.join(" ")}: lines over 80 columns`);
+    }
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("--replay finds the run's prompt files from anywhere; a missing run file says so", async () => {
+  const root = await Deno.makeTempDir({ prefix: "retake-cli-replay-" });
+  try {
+    await Deno.mkdir(`${root}/project/prompts`, { recursive: true });
+    await Deno.mkdir(`${root}/elsewhere`);
+    await Deno.copyFile(EXAMPLE, `${root}/project/prompts/example.json`);
+    const first = await runCli(["-q", "-n", "1", "--only", "neon-rain", "prompts/example.json"], {
+      cwd: `${root}/project`,
+    });
+    assert.equal(first.code, 0, first.stderr);
+    const replay = await runCli(["-q", "--replay", "../project/outputs/example/run.json"], {
+      cwd: `${root}/elsewhere`,
+    });
+    assert.equal(replay.code, 0, replay.stderr);
+    const run = JSON.parse(
+      await Deno.readTextFile(`${root}/elsewhere/outputs/example-replay/run.json`),
+    );
+    assert.deepEqual(run.promptFiles, [`${root}/project/prompts/example.json`]);
+    assert.deepEqual(run.prompts.map((p: { id: string }) => p.id), ["neon-rain"]);
+
+    const missing = await runCli(["--replay", "nope/run.json"], { cwd: `${root}/elsewhere` });
+    assert.equal(missing.code, 2);
+    assert.equal(missing.stderr, "error: Cannot read run file 'nope/run.json': no such file\n");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a typo'd RETAKE_* variable in the environment or .env is warned of, even with -q", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "retake-cli-" });
+  try {
+    await Deno.writeTextFile(`${cwd}/.env`, "RETAKE_MAXCOST=1\n");
+    const result = await runCli(["-q", "--dry-run", EXAMPLE], {
+      cwd,
+      env: { RETAKE_ITERATION: "3" },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /^warning: ignoring RETAKE_ITERATION in the environment: retake reads no such variable; did you mean RETAKE_ITERATIONS\?$/m,
+    );
+    assert.match(
+      result.stderr,
+      /^warning: ignoring RETAKE_MAXCOST in \.env: .*RETAKE_MAX_COST\?$/m,
+    );
+    assert.match(result.stdout, /up to 2 round\(s\)/, "the typo set nothing");
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }

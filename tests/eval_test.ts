@@ -168,7 +168,7 @@ Deno.test("retake eval refuses bad input with exit 2 and writes nothing", async 
       [["--judge", "gemini"], /Cannot use Gemini as the judge with --offline/],
       [["--judge", "nobody"], /no provider of that name critiques images/],
       [["--watch"], /Cannot run an eval with --watch/],
-      [["--size", "12x12"], /Invalid setting 'size.width'/],
+      [["--size", "12x12"], /Cannot use --size 12x12: expected 'width' to be a whole number/],
     ];
     for (const [extra, error] of cases) {
       const result = await runCli(["eval", "--offline", "--out", "out", ...extra, EXAMPLE], {

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import type { Config } from "../src/config.ts";
 import type { PromptRecord } from "../src/record.ts";
-import { formatSummary, seedFor } from "../src/run.ts";
+import { seedFor } from "../src/run.ts";
+import { formatSummary } from "../src/summary.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { startFalStandIn } from "./fal_standin.ts";
 import { startGeminiStandIn } from "./gemini_standin.ts";
@@ -364,7 +365,7 @@ Deno.test("retake refuses a plain-http FAL_BASE_URL from .env before any request
     assert.equal(result.code, 2, result.stderr);
     assert.match(
       result.stderr,
-      /Invalid setting 'fal\.baseUrl' from environment variable FAL_BASE_URL \(from \.env\): expected an https:\/\/ URL/,
+      /Cannot use FAL_BASE_URL=http:\/\/fal-proxy\.example\.test from \.env: expected an https:\/\/ URL/,
     );
     assert.doesNotMatch(result.stderr, /real-fal-key-123/);
     assert.ok(!(await exists(`${cwd}/out`)), "nothing written, nothing sent");

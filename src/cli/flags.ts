@@ -15,7 +15,7 @@ export interface Flag {
   readonly arg?: string;
   /** The setting it sets, as a path in the config; absent for flags the CLI handles itself. */
   readonly setting?: readonly string[];
-  /** `--help` text; `\n` starts a new line. */
+  /** `--help` text, wrapped to the terminal's 80 columns by `usage.ts`. */
   readonly help: string;
 }
 
@@ -41,7 +41,7 @@ export const FLAGS: readonly Flag[] = [
     type: "string",
     arg: "SIZE",
     setting: ["size"],
-    help: "WIDTHxHEIGHT or a preset such as square_hd, landscape_4_3\n(default: 1024x768)",
+    help: "WIDTHxHEIGHT or a preset such as square_hd, landscape_4_3 (default: 1024x768)",
   },
   {
     name: "format",
@@ -91,14 +91,14 @@ export const FLAGS: readonly Flag[] = [
     type: "string",
     arg: "N",
     setting: ["concurrency"],
-    help: "calls in flight per stage, or auto: found per provider while it\nruns (default: auto)",
+    help: "calls in flight per stage, or auto: found per provider while it runs (default: auto)",
   },
   {
     name: "generator",
     type: "string",
     arg: "NAME",
     setting: ["generator"],
-    help: "a provider that generates, or auto (default: the first whose key\nis set)",
+    help: "a provider that generates, or auto (default: the first whose key is set)",
   },
   {
     name: "critic",
@@ -139,7 +139,7 @@ export const FLAGS: readonly Flag[] = [
     arg: "MODE",
     setting: ["refine"],
     help:
-      "edit (the best image so far), regenerate, or auto: edit when only\nlocal checks failed (default: auto)",
+      "edit (the best image so far), regenerate, or auto: edit when only local checks failed (default: auto)",
   },
   {
     name: "patience",
@@ -172,7 +172,13 @@ export const FLAGS: readonly Flag[] = [
     name: "dry-run",
     type: "boolean",
     setting: ["dryRun"],
-    help: "say what would run and the most it could cost; call nothing",
+    help: "check files, settings and keys; say what would run and its cost range; pay nothing",
+  },
+  {
+    name: "json",
+    type: "boolean",
+    setting: ["json"],
+    help: "print the summary, or the --dry-run plan, as one JSON document on stdout",
   },
   {
     name: "timeout",
@@ -193,6 +199,17 @@ export const FLAGS: readonly Flag[] = [
     type: "boolean",
     help: "after the run, re-process prompts edited in the files",
   },
+  {
+    name: "ui",
+    type: "boolean",
+    help: "open the studio: watch and steer the run in a browser",
+  },
+  {
+    name: "port",
+    type: "string",
+    arg: "N",
+    help: "the studio's port on 127.0.0.1 (default: a free one)",
+  },
   { name: "quiet", short: "q", type: "boolean", setting: ["quiet"], help: "no progress line" },
   {
     name: "verbose",
@@ -204,22 +221,3 @@ export const FLAGS: readonly Flag[] = [
   { name: "help", short: "h", type: "boolean", help: "this text" },
   { name: "version", short: "V", type: "boolean", help: "the version" },
 ];
-
-/** The options `node:util`'s `parseArgs` takes. */
-export function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?: string }> {
-  return Object.fromEntries(
-    FLAGS.map((f) => [f.name, { type: f.type, ...(f.short !== undefined && { short: f.short }) }]),
-  );
-}
-
-/** `--help`'s option lines: the flag in 27 columns, its text beside it. */
-export function flagLines(): string {
-  return FLAGS.flatMap((f) => {
-    const head = `${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.arg ? ` ${f.arg}` : ""}`;
-    const [first, ...rest] = f.help.split("\n");
-    return [
-      `  ${head.padEnd(24)} ${first}`,
-      ...rest.map((line) => `${" ".repeat(27)}${line}`),
-    ];
-  }).join("\n");
-}

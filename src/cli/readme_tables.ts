@@ -1,12 +1,15 @@
 /**
- * README's tables of providers and flags, made from the registry and the flags table, so the
- * README cannot drift from the code: a test compares them cell by cell.
+ * README's tables of providers, flags, environment variables and exit codes, made from the
+ * registry and the tables in the code, so the README cannot drift from them: tests compare them
+ * cell by cell.
  *
  * Run `deno run -A src/cli/readme_tables.ts` to print them for pasting.
  *
  * @module
  */
 import { DESCRIPTORS } from "../providers/registry.ts";
+import { exitCodes } from "../exit_codes.ts";
+import { ENV_SETTINGS, OFFLINE_ENV } from "./env_settings.ts";
 import { FLAGS } from "./flags.ts";
 
 /** The providers table: one row per provider, in `auto`'s order. */
@@ -34,6 +37,36 @@ export function flagsTable(): string[][] {
   return [["Option", "Meaning", "Default"], ...rows];
 }
 
+/** The environment table: each variable and what it sets. */
+export function envTable(): string[][] {
+  const providers = DESCRIPTORS.flatMap((p) =>
+    p.env.map((e) => [
+      e.names.map((n, i) => i === 0 ? `\`${n}\`` : `(or \`${n}\`)`).join(" "),
+      e.description,
+    ])
+  );
+  const own = ENV_SETTINGS.filter(([names]) => names[0]!.startsWith("RETAKE_")).map(
+    ([names, path]) => {
+      const flag = FLAGS.find((f) => f.setting?.join(".") === path.join("."));
+      return [
+        names.map((n, i) => i === 0 ? `\`${n}\`` : `(or \`${n}\`)`).join(" "),
+        flag ? `as \`--${flag.name}\`` : `\`${path.join(".")}\` in the config file`,
+      ];
+    },
+  );
+  return [
+    ["Variable", "Setting"],
+    ...providers,
+    ...own,
+    [`\`${OFFLINE_ENV}=1\``, "as `--offline`"],
+  ];
+}
+
+/** The exit codes table. */
+export function exitCodesTable(): string[][] {
+  return [["Code", "Meaning"], ...exitCodes().map((e) => [String(e.code), e.meaning])];
+}
+
 /** A table as Markdown (before `deno fmt` aligns it). */
 export function markdown(table: string[][]): string {
   const [head, ...rows] = table;
@@ -50,5 +83,7 @@ export function tableCells(text: string): string[][] {
 
 if (import.meta.main) {
   // deno-lint-ignore no-console
-  console.log(`${markdown(providersTable())}\n\n${markdown(flagsTable())}`);
+  console.log(
+    [providersTable(), flagsTable(), envTable(), exitCodesTable()].map(markdown).join("\n\n"),
+  );
 }

@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { type ConfigSources, loadConfig } from "../config.ts";
 import { InputError } from "../errors.ts";
-import { parseArgsOptions } from "../cli/flags.ts";
+import { parseCommandLine } from "../cli/parse_args.ts";
 import { EXIT, type RunIo, VERSION } from "../run.ts";
 import { escapeControls } from "../terminal_text.ts";
 import { type JudgeChoice, parseJudge } from "./judge.ts";
@@ -16,32 +15,37 @@ import { MAX_IMAGES, parseStrategies, STRATEGIES, type StrategyName } from "./st
 
 /** `retake eval --help`. */
 export const EVAL_USAGE =
-  `retake eval — does refining pay? Runs each strategy on the same prompts at equal
-spend, has a judge score every final image, and compares them.
+  `retake eval — does refining pay? Runs each strategy on the same prompts at
+equal spend, has a judge score every final image, and compares them.
 
 Usage:
   retake eval [options] <prompts.json> [more.json ...]
 
 Strategies:
   single      one image per prompt
-  best-of-n   N images from the original prompt (each its own seed), the best kept by the
-              loop's critic; N is chosen so its estimated spend matches refine's
+  best-of-n   N images from the original prompt (each its own seed), the best
+              kept by the loop's critic; N is chosen so its estimated spend
+              matches refine's
   refine      the normal loop: R images, R critiques, R-1 refinements
 
 Eval options:
   --strategies A,B,...     which to run (default: ${STRATEGIES.join(",")})
-  --judge PROVIDER[:MODEL] the critic that scores every final image against the original
-                           prompt and its brief (default: a provider with a key that is not
-                           the loop's critic; offline: the local critic, which is the loop's)
-  --rounds N               refine's rounds, 2 to ${MAX_IMAGES} (default: --iterations, at least 2)
+  --judge PROVIDER[:MODEL] the critic that scores every final image against
+                           the original prompt and its brief (default: a
+                           provider with a key that is not the loop's critic;
+                           offline: the local critic, which is the loop's)
+  --rounds N               refine's rounds, 2 to ${MAX_IMAGES} (default: --iterations,
+                           at least 2)
 
-Every option of a normal run applies too (see retake --help): --out, --name, --max-cost (for
-the whole eval, judge included), --offline, --size, --model, --critic-model, --seed, --only,
---force, --concurrency, --timeout, --config, --quiet, --verbose.
+Every option of a normal run applies too (see retake --help): --out, --name,
+--max-cost (for the whole eval, judge included), --offline, --size, --model,
+--critic-model, --seed, --only, --force, --concurrency, --timeout, --config,
+--quiet, --verbose.
 
-Writes <out>/<batch>/eval/<strategy>/ (a batch folder each: resumable, with its own gallery),
-<out>/<batch>/eval/judge/ (the judge's cached verdicts), <out>/<batch>/eval.json and
-<out>/<batch>/eval.html. Run the same command again to resume: finished work is not paid again.
+Writes <out>/<batch>/eval/<strategy>/ (a batch folder each: resumable, with its
+own gallery), <out>/<batch>/eval/judge/ (the judge's cached verdicts),
+<out>/<batch>/eval.json and <out>/<batch>/eval.html. Run the same command again
+to resume: finished work is not paid again.
 
 Exit codes: as for a run; 0 when every strategy and every verdict completed.
 `;
@@ -57,33 +61,19 @@ export interface EvalArgs {
 }
 
 const EVAL_FLAGS = ["strategies", "judge", "rounds"] as const;
+const EVAL_ARGS = { strategies: "A,B,...", judge: "PROVIDER[:MODEL]", rounds: "N" } as const;
 
 /** Splits eval's flags from the rest; throws an {@linkcode InputError} on a bad one. */
 export function parseEvalArgs(args: string[]): EvalArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        ...parseArgsOptions(),
-        ...Object.fromEntries(EVAL_FLAGS.map((name) => [name, { type: "string" as const }])),
-      },
-      allowPositionals: true,
-      strict: true,
-      tokens: true,
-    });
-  } catch (error) {
-    throw new InputError(`${(error as Error).message}; run 'retake eval --help' for usage`, {
-      cause: error,
-    });
-  }
+  const parsed = parseCommandLine(args, {
+    extra: EVAL_FLAGS.map((name) => ({ name, type: "string" as const, arg: EVAL_ARGS[name] })),
+    help: "retake eval --help",
+  });
   const drop = new Set<number>();
-  for (const token of parsed.tokens ?? []) {
-    if (token.kind !== "option" || !(EVAL_FLAGS as readonly string[]).includes(token.name)) {
-      continue;
-    }
-    drop.add(token.index);
-    if (token.value !== undefined && !token.inlineValue) drop.add(token.index + 1);
+  for (const place of parsed.places) {
+    if (!(EVAL_FLAGS as readonly string[]).includes(place.name)) continue;
+    drop.add(place.index);
+    if (place.valueIndex !== undefined) drop.add(place.valueIndex);
   }
   const values = parsed.values as Record<string, unknown>;
   const text = (name: string) => typeof values[name] === "string" ? values[name] : undefined;
@@ -124,6 +114,11 @@ export async function evalCommand(
   if (invocation.version) {
     io.writeOut(`retake ${VERSION}\n`);
     return EXIT.ok;
+  }
+  if (invocation.config.json) {
+    throw new InputError(
+      "Cannot use --json with retake eval: its results are written to <out>/<batch>/eval.json; read that file",
+    );
   }
   if (invocation.watch) {
     throw new InputError(

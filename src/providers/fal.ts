@@ -24,7 +24,8 @@
 import type { FalClient } from "@fal-ai/client";
 import { getLogger } from "@logtape/logtape";
 import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
-import { ProviderError } from "../errors.ts";
+import { InputError, ProviderError } from "../errors.ts";
+import { escapeControls } from "../terminal_text.ts";
 import { redactor } from "../redact.ts";
 import { Buffer } from "node:buffer";
 import { NETWORK_FAULT, originOf, parseRetryAfter, positiveOption } from "./_http.ts";
@@ -230,6 +231,25 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const redact = redactor([apiKey]);
   const warnedPrices = new Set<string>();
   const warnedModels = new Set<string>();
+  /** Prompt settings an endpoint has no field for, each said once per endpoint. */
+  const warnedUnsent = new Set<string>();
+  const warnUnsent = (model: string, input: Record<string, unknown>, request: GenerateRequest) => {
+    for (
+      const [setting, field, value] of [
+        ["negativePrompt", "negative_prompt", request.negativePrompt],
+        ["steps", "num_inference_steps", request.steps],
+      ] as const
+    ) {
+      if (value === undefined || field in input || warnedUnsent.has(`${model}\0${setting}`)) {
+        continue;
+      }
+      warnedUnsent.add(`${model}\0${setting}`);
+      log.warn(
+        "fal endpoint {model} takes no {field}: the prompts' {setting} is not sent to it (prompt {promptId} is the first)",
+        { model, field, setting, promptId: request.spec.id },
+      );
+    }
+  };
   /** Requests this generator cancelled: never worth recovering. */
   const cancelledIds = new Set<string>();
   /** What fal answered to each cancel, by request id (the SDK drops the body). */
@@ -282,7 +302,9 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         seed: request.seed,
         format: request.format,
         safetyChecker: enableSafetyChecker,
-        steps: options.steps,
+        // A prompt's own steps win over `fal.steps`.
+        steps: request.steps ?? options.steps,
+        negativePrompt: request.negativePrompt,
       };
       // An edit goes to the family's edit endpoint, priced as the model it edits for.
       const edit = request.edit === undefined ? undefined : falEditFor(drawn);
@@ -299,6 +321,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           { model },
         );
       }
+      warnUnsent(model, input, request);
       if (request.signal.aborted) throw request.signal.reason;
       const deadline = new AbortController();
       const timer = setTimeout(
@@ -358,7 +381,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           }
         }
       } catch (error) {
-        throw await failure(job, request, deadline.signal, error);
+        throw _ownSetting(await failure(job, request, deadline.signal, error), request);
       } finally {
         clearTimeout(timer);
       }
@@ -1173,6 +1196,36 @@ function _httpError(
 }
 
 /**
+ * A 422 on a setting fails every prompt alike, so it stops the run, unless the setting is this
+ * prompt's own (`steps`, `size`): then only this prompt fails, and the message says where to
+ * change it.
+ */
+function _ownSetting(error: unknown, request: GenerateRequest): unknown {
+  if (!(error instanceof ProviderError) || !error.fatal || error.status !== 422) return error;
+  const own = request.spec.settings ?? {};
+  const fields = [
+    ...(request.steps !== undefined ? ["num_inference_steps"] : []),
+    ...(own.size !== undefined ? ["image_size", "aspect_ratio", "resolution"] : []),
+  ];
+  if (!fields.some((field) => error.message.includes(`'${field}'`))) return error;
+  return new ProviderError(
+    error.message.replace(
+      /every prompt would fail alike; change it in the config or on the command line$/,
+      `it is a setting of prompt '${
+        escapeControls(request.spec.id)
+      }' alone; change it in the prompt file`,
+    ),
+    {
+      provider: error.provider,
+      retryable: false,
+      status: error.status,
+      ...(error.requestId !== undefined && { requestId: error.requestId }),
+      cause: error,
+    },
+  );
+}
+
+/**
  * The settings fields a 422 names, when it names only those (not the prompt): fal's FastAPI
  * `detail` list of `{loc: ["body", field], …}`.
  */
@@ -1340,9 +1393,21 @@ export const falProvider = {
     "FAL_KEY is not set: export FAL_KEY (or FAL_AI_API_KEY), add it to .env or the config file, or run with --generator local",
   resolveModel: resolveFalModel,
   // deno-lint-ignore require-await -- async, so a refused size rejects like every other fault
-  async create({ settings, models, size, timeoutMs }: CreateContext<FalSettings>) {
+  async create({ settings, models, size, timeoutMs, sizes }: CreateContext<FalSettings>) {
     // A size the model cannot make would fail every prompt, after paying for nothing: say so now.
-    for (const id of models) checkFalSize(id, size.width, size.height);
+    const asks: NonNullable<typeof sizes> = sizes ?? models.map((model) => ({ model, ...size }));
+    for (const asked of asks) {
+      try {
+        checkFalSize(asked.model, asked.width, asked.height);
+      } catch (error) {
+        if (!(error instanceof InputError) || asked.prompt === undefined) throw error;
+        throw new InputError(
+          `Invalid prompt '${escapeControls(asked.prompt)}': ${
+            error.message.replace(/; choose another --size$/, "")
+          }; change the prompt's 'size' or 'model'`,
+        );
+      }
+    }
     return {
       generator: createFalGenerator({
         models: [...models],

@@ -7,7 +7,8 @@
  * SD take `image_size` (pixels); Nano Banana and Imagen 4 take an `aspect_ratio` and a
  * `resolution` tier, so retake maps WIDTHxHEIGHT to the nearest of those and refuses a size none
  * comes close to. Some never report the seed they used (Nano Banana, Imagen 4, Recraft): their
- * images are recorded without one.
+ * images are recorded without one. Only Qwen-Image, Ideogram V3 and SD take a `negative_prompt`
+ * (a prompt's `negativePrompt`); for the others the fal provider warns that it is not sent.
  *
  * Sources (2026): the input types of `@fal-ai/client` 1.10.1 (`types/endpoints.d.ts`), fal's
  * model pages (`fal.ai/models/<id>`, their `llms.txt` and playgrounds) for limits and prices. A
@@ -42,8 +43,10 @@ export interface FalInputRequest {
   format: ImageFormat;
   /** `fal.safetyChecker`: run the endpoint's checker, or ask for its most permissive level. */
   safetyChecker: boolean;
-  /** `fal.steps`, sent to endpoints that take `num_inference_steps`. */
+  /** A prompt's `steps`, else `fal.steps`: sent to endpoints that take `num_inference_steps`. */
   steps: number | undefined;
+  /** A prompt's `negativePrompt`: sent to endpoints that take `negative_prompt`. */
+  negativePrompt?: string | undefined;
 }
 
 /** What fal charges for one endpoint, in USD. */
@@ -330,11 +333,12 @@ function qwenImageInput(r: FalInputRequest): In<"fal-ai/qwen-image"> {
     enable_safety_checker: r.safetyChecker,
   };
   if (r.steps !== undefined) input.num_inference_steps = r.steps;
+  if (r.negativePrompt !== undefined) input.negative_prompt = r.negativePrompt;
   return input;
 }
 
 function ideogramV3Input(r: FalInputRequest): In<"fal-ai/ideogram/v3"> {
-  return {
+  const input: In<"fal-ai/ideogram/v3"> = {
     prompt: r.prompt,
     image_size: imageSize(r),
     seed: r.seed,
@@ -343,6 +347,8 @@ function ideogramV3Input(r: FalInputRequest): In<"fal-ai/ideogram/v3"> {
     // prompt retake never wrote, and the refiner would refine the wrong text.
     expand_prompt: false,
   };
+  if (r.negativePrompt !== undefined) input.negative_prompt = r.negativePrompt;
+  return input;
 }
 
 // Recraft takes no seed, no count and no format; its checker switch only.
@@ -365,6 +371,7 @@ function sdInput(r: FalInputRequest): In<"fal-ai/fast-sdxl"> {
     enable_safety_checker: r.safetyChecker,
   };
   if (r.steps !== undefined) input.num_inference_steps = r.steps;
+  if (r.negativePrompt !== undefined) input.negative_prompt = r.negativePrompt;
   return input;
 }
 

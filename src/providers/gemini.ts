@@ -28,13 +28,14 @@ import {
   alignChecks,
   BRIEF_INSTRUCTION,
   briefText,
-  CRITIC_INSTRUCTION,
+  criticInstruction,
   critiqueText,
   parseAnswer,
   prepareImage,
   REFINER_INSTRUCTION,
   refineText,
 } from "./_llm_prompts.ts";
+import { type Rubric, weightedScore } from "../rubric.ts";
 import {
   BLOCKING_FINISH,
   type ChosenModel,
@@ -97,6 +98,8 @@ const log = getLogger(["retake", "gemini"]);
 
 /** Options shared by {@linkcode createGeminiCritic} and {@linkcode createGeminiRefiner}. */
 export interface GeminiOptions extends GeminiConnectionOptions {
+  /** The user's rubric: text for the critic's instructions, weights for its score. */
+  rubric?: Rubric | undefined;
   /** Model id. @default {"gemini-3.8-flash"} */
   model?: string | undefined;
   /**
@@ -127,7 +130,8 @@ export interface GeminiOptions extends GeminiConnectionOptions {
  * ```
  */
 export function createGeminiCritic(options: GeminiOptions): ImageCritic {
-  return _critic(_textClient(connectGemini(options), options));
+  const client = _textClient(connectGemini(options), options);
+  return _critic(client, client.check, options.rubric);
 }
 
 /**
@@ -142,7 +146,7 @@ export function createGeminiProviders(
   options: GeminiOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
   const client = _textClient(connectGemini(options), options);
-  return { critic: _critic(client), refiner: _refiner(client) };
+  return { critic: _critic(client, client.check, options.rubric), refiner: _refiner(client) };
 }
 
 /**
@@ -158,7 +162,7 @@ export function createGeminiRefiner(options: GeminiOptions): PromptRefiner {
   return _refiner(_textClient(connectGemini(options), options));
 }
 
-function _critic(client: TextClient, check = client.check): ImageCritic {
+function _critic(client: TextClient, check = client.check, rubric?: Rubric): ImageCritic {
   return {
     name: PROVIDER,
     // The same function for every part of one client, so it is checked once.
@@ -172,7 +176,7 @@ function _critic(client: TextClient, check = client.check): ImageCritic {
         PROVIDER,
       );
       const config: GenerateContentConfig = {
-        systemInstruction: CRITIC_INSTRUCTION,
+        systemInstruction: criticInstruction(rubric),
         responseMimeType: "application/json",
         responseJsonSchema: request.brief ? CRITIQUE_WITH_CHECKS_JSON_SCHEMA : CRITIQUE_JSON_SCHEMA,
         ...client.sampling(0.2),
@@ -193,7 +197,9 @@ function _critic(client: TextClient, check = client.check): ImageCritic {
         critiqueSchema,
         request,
       );
-      return { critique: alignChecks(answer.value, request.brief), ...answer.meta };
+      // The user's weights decide the overall score, whatever the model made of them.
+      const critique = weightedScore(alignChecks(answer.value, request.brief), rubric?.weights);
+      return { critique, ...answer.meta };
     },
     async brief(request: BriefRequest): Promise<BriefResult> {
       const config: GenerateContentConfig = {
@@ -562,7 +568,9 @@ export const geminiProvider = {
     "GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY), add it to .env or the config file, or choose another provider (--generator local, --critic local)",
   resolveModel: resolveGeminiImageModel,
   create(
-    { settings, roles, models, size, criticModel, timeoutMs }: CreateContext<GeminiSettings>,
+    { settings, roles, models, size, criticModel, timeoutMs, rubric }: CreateContext<
+      GeminiSettings
+    >,
   ) {
     // One connection for every part: one SDK client, one check before the run.
     const connection = connectGemini({
@@ -582,7 +590,7 @@ export const geminiProvider = {
         ...(settings.prices !== undefined && { prices: settings.prices }),
       });
       checks.push(text.check);
-      if (roles.has("critique")) parts.critic = _critic(text, check);
+      if (roles.has("critique")) parts.critic = _critic(text, check, rubric);
       if (roles.has("refine")) parts.refiner = _refiner(text, check);
     }
     if (roles.has("generate")) {

@@ -229,6 +229,7 @@ export function geminiImageGenerator(
       imageOut * (rates.image ?? rates.output)) / 1e6;
   };
 
+  const warnedNegative = new Set<string>();
   return {
     name: PROVIDER,
     // Gemini's image models take an image as input and change it as told: they edit themselves.
@@ -260,6 +261,14 @@ export function geminiImageGenerator(
       };
       const chosen = { model, flag: "--model" };
       connection.flushWarnings();
+      if (request.negativePrompt !== undefined && !warnedNegative.has(model)) {
+        // Gemini takes no negative prompt, and "no X" written into the text tends to draw X.
+        warnedNegative.add(model);
+        log.warn(
+          "Gemini takes no negative prompt: the prompts' negativePrompt is not sent to {model} (prompt {promptId} is the first)",
+          { model, promptId: request.spec.id },
+        );
+      }
       const started = performance.now();
       let response: GenerateContentResponse;
       try {

@@ -31,13 +31,14 @@ import {
   BRIEF_INSTRUCTION,
   briefText,
   clip,
-  CRITIC_INSTRUCTION,
+  criticInstruction,
   critiqueText,
   parseAnswer,
   prepareImage,
   REFINER_INSTRUCTION,
   refineText,
 } from "./_llm_prompts.ts";
+import { type Rubric, weightedScore } from "../rubric.ts";
 import {
   BRIEF_JSON_SCHEMA,
   CRITIQUE_JSON_SCHEMA,
@@ -97,6 +98,8 @@ export const DEFAULT_OPENAI_PRICES: Readonly<Record<string, OpenAITokenPrice>> =
 
 /** Options of {@linkcode createOpenAIProviders}. */
 export interface OpenAIOptions {
+  /** The user's rubric: text for the critic's instructions, weights for its score. */
+  rubric?: Rubric | undefined;
   /**
    * API key, sent only as the bearer token, never logged; may be absent for a server on this
    * machine that needs none. @default {undefined}
@@ -148,7 +151,7 @@ export function createOpenAIProviders(
   options: OpenAIOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
   const client = _createClient(options);
-  return { critic: _critic(client), refiner: _refiner(client) };
+  return { critic: _critic(client, options.rubric), refiner: _refiner(client) };
 }
 
 /** Whether `url` points at this machine, where no network can read what is sent. */
@@ -163,7 +166,7 @@ export function isLoopbackUrl(url: string | undefined): boolean {
   return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-function _critic(client: Client): ImageCritic {
+function _critic(client: Client, rubric?: Rubric): ImageCritic {
   return {
     name: PROVIDER,
     // The same function for the critic and the refiner of one client, so it is checked once.
@@ -177,7 +180,7 @@ function _critic(client: Client): ImageCritic {
         PROVIDER,
       );
       const messages: ChatCompletionMessageParam[] = [
-        { role: "system", content: CRITIC_INSTRUCTION },
+        { role: "system", content: criticInstruction(rubric) },
         {
           role: "user",
           content: [
@@ -201,7 +204,9 @@ function _critic(client: Client): ImageCritic {
         critiqueSchema,
         request.signal,
       );
-      return { critique: alignChecks(answer.value, request.brief), ...answer.meta };
+      // The user's weights decide the overall score, whatever the model made of them.
+      const critique = weightedScore(alignChecks(answer.value, request.brief), rubric?.weights);
+      return { critique, ...answer.meta };
     },
     async brief(request: BriefRequest): Promise<BriefResult> {
       const messages: ChatCompletionMessageParam[] = [
@@ -827,7 +832,7 @@ export const openaiProvider = {
     settings.key !== undefined || isLoopbackUrl(settings.baseUrl),
   unavailable:
     "OPENAI_API_KEY is not set: export OPENAI_API_KEY (create one at platform.openai.com/api-keys), or point OPENAI_BASE_URL at a server on this machine such as Ollama (http://127.0.0.1:11434/v1), or run with --critic local",
-  create({ settings, criticModel, timeoutMs }: CreateContext<OpenAISettings>) {
+  create({ settings, criticModel, timeoutMs, rubric }: CreateContext<OpenAISettings>) {
     const headers = parseHeaders(settings.headers);
     // One client for both: one price warning, and one check before the run.
     return Promise.resolve(createOpenAIProviders({
@@ -837,6 +842,7 @@ export const openaiProvider = {
       prices: settings.prices,
       timeoutMs,
       ...(headers !== undefined && { headers }),
+      ...(rubric !== undefined && { rubric }),
     }));
   },
 } as const satisfies ProviderDescriptor<OpenAISettings>;

@@ -12,6 +12,7 @@
 import type { z } from "zod";
 import type { Brief, Critique } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
+import type { Rubric } from "../rubric.ts";
 
 /** Output image encodings retake can save. */
 export type ImageFormat = "png" | "jpeg";
@@ -38,6 +39,13 @@ export interface GenerateRequest {
   /** Model or endpoint id, already resolved from aliases. */
   model: string;
   format: ImageFormat;
+  /**
+   * What the image must not show (a prompt's `negativePrompt`): sent where the model takes one;
+   * a provider whose model takes none says so once, as a warning.
+   */
+  negativePrompt?: string;
+  /** Denoising steps (a prompt's `steps`), where the model takes them; else the provider's own. */
+  steps?: number;
   signal: AbortSignal;
   /**
    * Called as soon as the service has accepted the request (and may bill it), with its id, so
@@ -208,6 +216,11 @@ export interface RefineRequest {
    * to make, from the failed checks. @default {"regenerate"}
    */
   mode?: "edit" | "regenerate";
+  /**
+   * The user's notes on the round (a reject in the studio), oldest first: the refiner's first
+   * instructions, above the critique. @default {undefined} (none)
+   */
+  notes?: string[];
 }
 
 /** One edit the refiner made, and why. */
@@ -289,8 +302,16 @@ export interface CreateContext<S> {
   models: readonly string[];
   /** The image size asked for. */
   size: { width: number; height: number };
+  /**
+   * Every model (resolved) and size the run will generate with, once each: the batch's, and
+   * those of prompts that set their own `model` or `size` (with the first such prompt's id), so
+   * the free checks at start cover them too. @default {every model at `size`}
+   */
+  sizes?: ReadonlyArray<{ model: string; width: number; height: number; prompt?: string }>;
   /** `--critic-model` (critique and refinement); undefined for the provider's default. */
   criticModel: string | undefined;
+  /** The user's rubric (`criticRubric`, `criticWeights`), for the critics that take one. */
+  rubric?: Rubric;
   /** Deadline for one call, in ms (`--timeout`). */
   timeoutMs: number;
 }

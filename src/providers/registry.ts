@@ -5,6 +5,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
+import type { PromptSpec } from "../prompts.ts";
 import { InputError } from "../errors.ts";
 import { localProvider } from "../offline/provider.ts";
 import { falProvider } from "./fal.ts";
@@ -98,8 +99,14 @@ const ROLE_NOUN: Record<Role, string> = {
   edit: "edits",
 };
 
-/** Builds the providers a config selects: each service once, for all the roles it plays. */
-export async function createProviders(config: Config): Promise<Providers> {
+/**
+ * Builds the providers a config selects: each service once, for all the roles it plays. The
+ * prompts' own models and sizes (`specs`) join the free checks at start.
+ */
+export async function createProviders(
+  config: Config,
+  specs: readonly PromptSpec[] = [],
+): Promise<Providers> {
   const generatorOf = choose(config, "generate", config.generator);
   const criticOf = choose(config, "critique", config.critic);
   // The refiner follows the critic: the model that judged the image writes the fix.
@@ -107,7 +114,31 @@ export async function createProviders(config: Config): Promise<Providers> {
   const resolve = (name: string | undefined) =>
     generatorOf.resolveModel?.(name) ?? name ?? generatorOf.defaults.generate ?? "default";
   const model = resolve(config.model);
-  const models = [...new Set([model, ...(config.models ?? []).map(resolve)])];
+  const batchModels = [...new Set([model, ...(config.models ?? []).map(resolve)])];
+  const sizes = new Map<
+    string,
+    { model: string; width: number; height: number; prompt?: string }
+  >();
+  const use = (model: string, size: { width: number; height: number }, prompt?: string) => {
+    const key = `${model}\0${size.width}x${size.height}`;
+    if (!sizes.has(key)) {
+      sizes.set(key, { model, ...size, ...(prompt !== undefined && { prompt }) });
+    }
+  };
+  for (const spec of specs) {
+    const own = spec.settings;
+    if (own?.model === undefined && own?.size === undefined) continue;
+    const ownModels = own.model !== undefined ? [resolve(own.model)] : batchModels;
+    for (const m of ownModels) use(m, own.size ?? config.size, spec.id);
+  }
+  if (specs.length === 0 || specs.some((s) => !s.settings?.model && !s.settings?.size)) {
+    for (const m of batchModels) use(m, config.size);
+  }
+  const models = [...new Set([...batchModels, ...[...sizes.values()].map((s) => s.model)])];
+  const rubric = {
+    ...(config.criticRubric !== undefined && { text: config.criticRubric }),
+    ...(config.criticWeights !== undefined && { weights: config.criticWeights }),
+  };
   const roles = new Map<ProviderDescriptor, Set<Role>>();
   for (
     const [provider, role] of [[generatorOf, "generate"], [criticOf, "critique"], [
@@ -126,7 +157,9 @@ export async function createProviders(config: Config): Promise<Providers> {
         roles: wanted,
         models,
         size: config.size,
+        sizes: [...sizes.values()],
         criticModel: config.criticModel,
+        ...(Object.keys(rubric).length > 0 && { rubric }),
         timeoutMs: config.timeoutMs,
       }),
     );

@@ -6,17 +6,33 @@ import { chooseProviders, DESCRIPTORS } from "./registry.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
+const DENO_JSON = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+
+/** The permission set a task loads (`-P`, `-qP=NAME`), if it loads one. */
+function permissionSet(task: string): Record<string, unknown> | undefined {
+  const args = String(DENO_JSON.tasks[task]).split(" ");
+  const flag = args.find((arg) => /^-q?P(=|$)/.test(arg));
+  if (flag === undefined) return undefined;
+  const name = flag.includes("=") ? flag.slice(flag.indexOf("=") + 1) : "default";
+  const set = DENO_JSON.permissions?.[name];
+  assert.ok(set, `deno.json task '${task}' loads permission set '${name}', which deno.json lacks`);
+  return set;
+}
+
 function allowEnv(task: string): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
-  const flag = String(tasks[task]).split(" ").find((arg) => arg.startsWith("--allow-env="));
+  const set = permissionSet(task);
+  if (set) return set.env as string[];
+  const flag = String(DENO_JSON.tasks[task]).split(" ").find((arg) =>
+    arg.startsWith("--allow-env=")
+  );
   return flag ? flag.slice("--allow-env=".length).split(",") : [];
 }
 
 const granted = (list: string[], name: string) =>
   list.some((entry) => entry.endsWith("*") ? name.startsWith(entry.slice(0, -1)) : entry === name);
 
-Deno.test("every provider's environment variables are granted by the run, gallery and compile tasks", () => {
-  for (const task of ["run", "gallery", "compile"]) {
+Deno.test("every provider's environment variables are granted by the run, gallery, compile and install tasks", () => {
+  for (const task of ["run", "gallery", "compile", "install"]) {
     const list = allowEnv(task);
     const missing = ENV_NAMES.filter((name) => !granted(list, name));
     assert.deepEqual(
@@ -24,6 +40,26 @@ Deno.test("every provider's environment variables are granted by the run, galler
       [],
       `deno.json task '${task}' must grant --allow-env for ${missing.join(",")}`,
     );
+  }
+});
+
+Deno.test("the run and gallery tasks' permission sets are as narrow as the flags they replace", () => {
+  for (const task of ["run", "gallery", "serve"]) {
+    if (!(task in DENO_JSON.tasks)) continue;
+    const set = permissionSet(task);
+    assert.ok(set, `deno.json task '${task}' loads a permission set`);
+    // Deno warns on every run that permission sets are experimental; -q keeps that off the screen.
+    assert.match(String(DENO_JSON.tasks[task]), /deno run -qP/, task);
+    assert.deepEqual(
+      Object.keys(set).sort(),
+      task === "gallery"
+        ? ["env", "ffi", "read", "sys", "write"]
+        : ["env", "ffi", "net", "read", "sys", "write"],
+      `${task}: no run, no import, no all; the gallery makes no network call`,
+    );
+    assert.deepEqual(set.ffi, ["node_modules"], `${task}: FFI only for sharp's native library`);
+    assert.deepEqual(set.sys, ["hostname"], `${task}: the host name only, for the batch lock`);
+    assert.ok((set.env as string[]).every((name) => name !== "*"), `${task}: named variables`);
   }
 });
 

@@ -1,0 +1,107 @@
+/**
+ * A prompt's own settings over the batch's: its model resolved, the rounds the pipeline builds,
+ * and what each prompt will ask of the generator, for the price checks and the dry run.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { InputError } from "../errors.ts";
+import type { Providers } from "../providers/registry.ts";
+import { escapeControls } from "../terminal_text.ts";
+import type { PromptSpec } from "./spec.ts";
+
+/**
+ * The specs with each prompt's own `model` resolved (an alias to its id), as the batch's is.
+ * With `--models` the comparison names the models, so a prompt that names its own is refused.
+ */
+export function withOwnModels(
+  config: Pick<Config, "models">,
+  specs: PromptSpec[],
+  resolve: (name: string) => string,
+): PromptSpec[] {
+  const comparing = (config.models?.length ?? 0) > 0;
+  return specs.map((spec) => {
+    const model = spec.settings?.model;
+    if (model === undefined) return spec;
+    if (comparing) {
+      throw new InputError(
+        `Cannot compare models with --models as prompt '${
+          escapeControls(spec.id)
+        }' sets its own 'model' ('${
+          escapeControls(model)
+        }'): remove the field from the prompt, or run without --models`,
+      );
+    }
+    return { ...spec, settings: { ...spec.settings, model: resolve(model) } };
+  });
+}
+
+/** The most rounds any prompt asks for: how many stages the pipeline builds. */
+export function mostRounds(specs: readonly PromptSpec[], iterations: number): number {
+  let most = iterations;
+  for (const spec of specs) most = Math.max(most, spec.settings?.iterations ?? iterations);
+  return most;
+}
+
+/** What one prompt asks of the generator: model, size and rounds, its own over the batch's. */
+export interface PromptPlan {
+  model: string;
+  width: number;
+  height: number;
+  iterations: number;
+}
+
+/**
+ * Each distinct {@linkcode PromptPlan} of a batch with how many prompts have it, for one
+ * generation model (`model`, default the batch's): what `--max-cost` and `--dry-run` price.
+ * A prompt's own model counts only when it has been resolved ({@linkcode withOwnModels}).
+ *
+ * @example
+ * ```ts
+ * import { planGroups } from "./settings.ts";
+ * const config = { size: { width: 1024, height: 768 }, iterations: 2 };
+ * const specs = [
+ *   { id: "a", prompt: "x", extra: {} },
+ *   { id: "b", prompt: "y", settings: { iterations: 4 }, extra: {} },
+ * ];
+ * const groups = planGroups(config, "fal-ai/flux/schnell", specs);
+ * if (groups.length !== 2 || groups[1]!.plan.iterations !== 4) throw new Error("not grouped");
+ * ```
+ */
+export function planGroups(
+  config: Pick<Config, "size" | "iterations">,
+  model: string,
+  specs: readonly PromptSpec[],
+): Array<{ plan: PromptPlan; prompts: number }> {
+  const groups = new Map<string, { plan: PromptPlan; prompts: number }>();
+  for (const spec of specs) {
+    const own = spec.settings ?? {};
+    const plan: PromptPlan = {
+      model: own.model ?? model,
+      width: own.size?.width ?? config.size.width,
+      height: own.size?.height ?? config.size.height,
+      iterations: own.iterations ?? config.iterations,
+    };
+    const key = JSON.stringify(plan);
+    const group = groups.get(key);
+    if (group) group.prompts++;
+    else groups.set(key, { plan, prompts: 1 });
+  }
+  return [...groups.values()];
+}
+
+/**
+ * The generation models and sizes a batch's prompts ask for beyond the batch's own, for the
+ * free checks at start (a size the model cannot make, a model that does not exist).
+ */
+export function ownModelsAndSizes(
+  providers: Pick<Providers, "model">,
+  specs: readonly PromptSpec[],
+): Array<{ id: string; model: string; width?: number; height?: number }> {
+  return specs.filter((s) => s.settings?.model !== undefined || s.settings?.size !== undefined)
+    .map((s) => ({
+      id: s.id,
+      model: s.settings?.model ?? providers.model,
+      ...(s.settings?.size !== undefined && s.settings.size),
+    }));
+}

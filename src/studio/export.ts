@@ -1,0 +1,113 @@
+/**
+ * Export: the chosen image of every prompt (the user's pick, else the critic's best) in one
+ * ZIP, with `prompts.csv` listing id, prompt, score and cost. Streamed: one image in memory
+ * at a time, whatever the batch's size.
+ *
+ * @module
+ */
+import { stringify } from "csv-stringify/sync";
+import { Zip, ZipDeflate, ZipPassThrough } from "fflate";
+import { type Entry, imageName, listEntries, readEntry } from "../gallery.ts";
+import type { PromptRecord } from "../record.ts";
+import { readRunFile } from "../run_file.ts";
+import { imagePath } from "./paths.ts";
+import { chosenOf } from "./page.ts";
+
+/** One line of `prompts.csv`. */
+export interface ExportRow {
+  id: string;
+  model: string;
+  prompt: string;
+  iteration: number | "";
+  score: number | "";
+  costUsd: number;
+  /** The image's name in the ZIP, or empty when the prompt has none. */
+  file: string;
+  chosenBy: "user" | "critic" | "";
+}
+
+/** `prompts.csv`'s text: a header, then one quoted-where-needed line per row. */
+export function exportCsv(rows: ExportRow[]): string {
+  return stringify(rows, {
+    header: true,
+    columns: ["id", "model", "prompt", "iteration", "score", "costUsd", "file", "chosenBy"],
+    // Every line ends the same, and a text with a newline stays one quoted field.
+    record_delimiter: "\r\n",
+  });
+}
+
+/** The round to export: the user's pick when it has an image, else the critic's best. */
+export function exportRound(
+  record: PromptRecord,
+): { iteration: number; image: string; by: "user" | "critic" } | undefined {
+  const rounds = Array.isArray(record.iterations) ? record.iterations : [];
+  const pick = chosenOf(record);
+  const picked = rounds.find((it) => it.iteration === pick);
+  if (picked && imageName(picked)) {
+    return { iteration: picked.iteration, image: imageName(picked)!, by: "user" };
+  }
+  const best = rounds.find((it) => it.iteration === record.bestIteration);
+  if (best && imageName(best)) {
+    return { iteration: best.iteration, image: imageName(best)!, by: "critic" };
+  }
+  return undefined;
+}
+
+/** The batch's export as a stream of ZIP bytes. */
+export function exportZip(batchDir: string): ReadableStream<Uint8Array> {
+  return ReadableStream.from(zipChunks(batchDir));
+}
+
+async function* zipChunks(batchDir: string): AsyncGenerator<Uint8Array> {
+  const out: Uint8Array[] = [];
+  let failure: unknown;
+  const zip = new Zip((error, chunk) => {
+    if (error) failure = error;
+    else out.push(chunk);
+  });
+  const drain = function* () {
+    if (failure) throw failure;
+    yield* out.splice(0);
+  };
+  const rows: ExportRow[] = [];
+  const run = await readRunFile(batchDir);
+  const { folders } = await listEntries(batchDir, run.value);
+  for (const folder of folders) {
+    const entry: Entry | undefined = await readEntry(batchDir, folder.name, true);
+    const runs = entry?.kind === "single"
+      ? [{ rel: entry.folder, record: entry.record, model: "" }]
+      : entry?.kind === "comparison"
+      ? entry.runs.flatMap((r) =>
+        r.record ? [{ rel: r.rel, record: r.record, model: r.subfolder }] : []
+      )
+      : [];
+    for (const { rel, record, model } of runs) {
+      const round = exportRound(record);
+      const ext = round?.image.slice(round.image.lastIndexOf(".")) ?? "";
+      const file = round ? `images/${rel}${ext}` : "";
+      const found = round && await imagePath(batchDir, [...rel.split("/"), round.image]);
+      const it = round && record.iterations.find((r) => r.iteration === round.iteration);
+      rows.push({
+        id: record.id,
+        model,
+        prompt: typeof record.prompt === "string" ? record.prompt : "",
+        iteration: round?.iteration ?? "",
+        score: typeof it?.critique?.score === "number" ? it.critique.score : "",
+        costUsd: typeof record.costUsd === "number" ? record.costUsd : 0,
+        file: found ? file : "",
+        chosenBy: found ? round.by : "",
+      });
+      if (!found) continue;
+      // Images are compressed already: stored as they are.
+      const member = new ZipPassThrough(file);
+      zip.add(member);
+      member.push(await Deno.readFile(found.path), true);
+      yield* drain();
+    }
+  }
+  const csv = new ZipDeflate("prompts.csv", { level: 6 });
+  zip.add(csv);
+  csv.push(new TextEncoder().encode(exportCsv(rows)), true);
+  zip.end();
+  yield* drain();
+}

@@ -1,0 +1,423 @@
+/**
+ * The studio: a local web app on 127.0.0.1 that browses every batch under the output folder,
+ * shows a live run's images as they are saved, and steers it. `retake serve` starts it alone;
+ * `retake run --ui` starts it beside the run it watches.
+ *
+ * @module
+ */
+import { safeFolderName } from "../artifacts.ts";
+import { InputError, messageOf } from "../errors.ts";
+import type { PipelineEvent } from "../pipeline.ts";
+import { formatProgress, ProgressTracker } from "../progress.ts";
+import { steeringActionSchema } from "../steering/feedback.ts";
+import type { FeedbackEntry, Steering, SteeringAction } from "../steering/steering.ts";
+import { APP_CSS, APP_JS } from "./assets.ts";
+import { StudioAuth } from "./auth.ts";
+import { BatchReader, type Filter, FILTERS, listBatches } from "./batch.ts";
+import { EventHub, watchBatchFolder } from "./events.ts";
+import { exportZip } from "./export.ts";
+import { readLogTail } from "./log_tail.ts";
+import { type LiveState, renderBatches, renderBatchPage, renderRow } from "./page.ts";
+import { batchPath, decodeSegments, imagePath, isPlainName } from "./paths.ts";
+import { thumbsFor } from "./thumbs.ts";
+
+/** Where the page's script, styles, images and requests may come from: only the studio. */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": CSP,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cross-origin-resource-policy": "same-origin",
+  "cache-control": "no-store",
+};
+
+/** Log lines a batch page shows. */
+const LOG_LINES = 100;
+/** Progress events per second at most, however fast the pipeline's events come. */
+const PROGRESS_EVERY_MS = 250;
+/** A POST body larger than this is refused: an action is a few hundred bytes. */
+const MAX_BODY = 16_384;
+
+/** The run this process is making, when the studio is attached to it (`--ui`). */
+export interface LiveRun {
+  /** The batch folder's name under `out`. */
+  batch: string;
+  /** Prompts × models the run works through, for the progress bar. */
+  total: number;
+  /** Models each prompt runs with (`--models`). @default {1} */
+  models?: number;
+  /** The run's steering: every action goes through it. */
+  steering?: Steering;
+}
+
+/** Options for {@linkcode startStudio}. */
+export interface StudioOptions {
+  /** The output folder whose batches the studio shows. */
+  out: string;
+  /** The port on 127.0.0.1; 0 picks a free one. @default {0} */
+  port?: number;
+  live?: LiveRun;
+  /** Opens a batch's steering, for a batch no run here is making. */
+  openSteering?: (batchDir: string) => Promise<Steering>;
+  /**
+   * Runs one more round of each prompt with a note not yet acted on, for a batch no run here is
+   * making (`retake serve`); it takes the batch's lock, so it waits for no live `retake run`.
+   */
+  runPendingRejects?: (
+    batchDir: string,
+    steering: Steering,
+    onEvent: (event: PipelineEvent) => void,
+  ) => Promise<void>;
+  /** Where problems the studio cannot show on a page go (stderr). */
+  onError?: (message: string) => void;
+  /** For tests: fixed secrets instead of random ones. */
+  secrets?: { token: string; csrf: string };
+}
+
+/** A running studio. */
+export interface Studio {
+  /** The URL to open, token included. */
+  url: string;
+  port: number;
+  auth: StudioAuth;
+  /** Feeds one pipeline event of the live run. */
+  onEvent(event: PipelineEvent): void;
+  /**
+   * Tells the studio the live run has ended: its batch is then steered as any other (a reject
+   * runs one more round through `runPendingRejects`; pause, front and cancel are refused).
+   */
+  runEnded(): void;
+  /** Stops serving; open event streams end. */
+  close(): Promise<void>;
+}
+
+/** Starts the studio; resolves once it listens. */
+export function startStudio(options: StudioOptions): Promise<Studio> {
+  const out = options.out.replace(/\/+$/, "") || ".";
+  const live = options.live;
+  let running = live !== undefined;
+  /** Whether `batch` is the run this process is making now. */
+  const isRunning = (batch: string) => running && batch === live?.batch;
+  const tracker = live ? new ProgressTracker(live.total) : undefined;
+  const ends = new Map<string, number>();
+  const readers = new Map<string, BatchReader>();
+  const steerings = new Map<string, Promise<Steering>>();
+  const watchers = new Map<string, () => void>();
+  const onError = options.onError ?? (() => {});
+  let rejects: Promise<void> = Promise.resolve();
+
+  const hub = new EventHub((batch, watching) => {
+    // A batch this process runs has the pipeline's own events; others are watched on disk.
+    if (batch === live?.batch) return;
+    if (!watching) {
+      watchers.get(batch)?.();
+      watchers.delete(batch);
+      return;
+    }
+    (async () => {
+      const dir = await batchPath(out, batch);
+      if (!dir || !hub.listening(batch) || watchers.has(batch)) return;
+      const real = await Deno.realPath(dir);
+      watchers.set(
+        batch,
+        watchBatchFolder(real, (folder) => hub.publish(batch, "row", { folder }), (error) => {
+          hub.publish(batch, "notice", { text: `Live updates stopped: ${messageOf(error)}` });
+        }),
+      );
+    })().catch((error) => onError(`Cannot watch batch '${batch}': ${messageOf(error)}`));
+  });
+
+  let progressTimer: ReturnType<typeof setTimeout> | undefined;
+  const liveState = (): LiveState | undefined =>
+    tracker && running
+      ? { snapshot: tracker.snapshot(), paused: live?.steering?.paused ?? false }
+      : undefined;
+  const publishProgress = () => {
+    progressTimer = undefined;
+    const state = liveState();
+    if (!state || !live) return;
+    const s = state.snapshot;
+    hub.publish(live.batch, "progress", {
+      done: s.completed + s.failed,
+      total: s.total,
+      costUsd: s.costUsd,
+      paused: state.paused,
+      text: formatLine(state),
+    });
+  };
+  const scheduleProgress = () => {
+    progressTimer ??= setTimeout(publishProgress, PROGRESS_EVERY_MS);
+  };
+
+  const feedbackListener = (batch: string) => (entry: FeedbackEntry) => {
+    const id = "id" in entry.action ? entry.action.id : undefined;
+    hub.publish(batch, "feedback", { ...entry, ...(id && { folder: safeFolderName(id) }) });
+    if (batch === live?.batch) scheduleProgress();
+  };
+  const unsubscribe = live?.steering?.subscribe(feedbackListener(live.batch));
+
+  const readerFor = (dir: string) => {
+    let reader = readers.get(dir);
+    if (!reader) readers.set(dir, reader = new BatchReader(dir));
+    return reader;
+  };
+
+  const steeringFor = (batch: string, dir: string): Promise<Steering> | undefined => {
+    if (batch === live?.batch) return live.steering && Promise.resolve(live.steering);
+    if (!options.openSteering) return undefined;
+    let opened = steerings.get(dir);
+    if (!opened) {
+      opened = options.openSteering(dir).then((steering) => {
+        steering.subscribe(feedbackListener(batch));
+        return steering;
+      });
+      opened.catch(() => steerings.delete(dir));
+      steerings.set(dir, opened);
+    }
+    return opened;
+  };
+
+  // Known once the port is: the handler runs only after `Deno.serve` returns.
+  const secrets: { auth?: StudioAuth } = {};
+
+  const handle = async (request: Request): Promise<Response> => {
+    const auth = secrets.auth;
+    if (!auth) return text(503, "The studio is starting: try again");
+    const checked = auth.check(request);
+    if (checked.kind !== "ok") return checked.response;
+    const url = new URL(request.url);
+    const path = url.pathname;
+    if (request.method !== "GET" && request.method !== "POST") {
+      return text(405, `Cannot ${request.method} ${path}: only GET and POST are served`);
+    }
+    if (request.method === "GET") {
+      if (path === "/app.js") return asset(APP_JS, "text/javascript; charset=utf-8");
+      if (path === "/app.css") return asset(APP_CSS, "text/css; charset=utf-8");
+      if (path === "/") {
+        return html(renderBatches(out, await listBatches(out), { csrf: auth.csrf }));
+      }
+      if (path === "/events") {
+        const batch = url.searchParams.get("batch") ?? "";
+        if (!isPlainName(batch)) return text(400, "Cannot stream events without ?batch=NAME");
+        return new Response(hub.stream(batch), {
+          headers: { ...SECURITY_HEADERS, "content-type": "text/event-stream; charset=utf-8" },
+        });
+      }
+    }
+    const match = /^\/b\/([^/]+)(\/.*)?$/.exec(path);
+    const segments = match && decodeSegments(match[1]!);
+    if (!match || !segments || segments.length !== 1) return text(404, `Not found: ${path}`);
+    const batch = segments[0]!;
+    const dir = await batchPath(out, batch);
+    if (!dir) {
+      return text(
+        404,
+        `Cannot show batch '${batch}': there is no batch folder of that name in '${out}'${
+          batch === live?.batch ? " yet: the run is starting, reload in a moment" : ""
+        }`,
+      );
+    }
+    const rest = match[2] ?? "";
+    if (rest === "") return redirect(`/b/${encodeURIComponent(batch)}/`);
+    if (request.method === "POST") {
+      if (rest !== "/action") return text(404, `Not found: ${path}`);
+      return await act(batch, dir, request);
+    }
+    if (rest === "/") return await batchPage(batch, dir, url);
+    if (rest === "/export.zip") {
+      return new Response(exportZip(dir), {
+        headers: {
+          ...SECURITY_HEADERS,
+          "content-type": "application/zip",
+          "content-disposition": `attachment; filename="${
+            batch.replace(/[^A-Za-z0-9._-]/g, "_")
+          }.zip"`,
+        },
+      });
+    }
+    const row = /^\/row\/([^/]+)$/.exec(rest);
+    if (row) {
+      const folder = decodeSegments(row[1]!)?.[0];
+      if (!folder || !isPlainName(folder)) return text(404, "Not found");
+      const entry = await readerFor(dir).entry(folder);
+      if (!entry) return text(404, `Cannot show prompt folder '${folder}': it has no record`);
+      const thumbs = await thumbsFor(dir, [entry]);
+      return html(renderRow(batch, entry, { thumbs, live: isRunning(batch) }));
+    }
+    if (rest.startsWith("/f/")) {
+      const parts = decodeSegments(rest.slice(3));
+      const file = parts && await imagePath(dir, parts);
+      if (!file) return text(404, "Cannot serve that file: only images inside the batch folder");
+      const data = await Deno.readFile(file.path);
+      return new Response(data, { headers: { ...SECURITY_HEADERS, "content-type": file.type } });
+    }
+    return text(404, `Not found: ${path}`);
+  };
+
+  const batchPage = async (batch: string, dir: string, url: URL): Promise<Response> => {
+    const asked = url.searchParams.get("filter") ?? "all";
+    const filter: Filter = (FILTERS as readonly string[]).includes(asked) ? asked as Filter : "all";
+    const number = Number(url.searchParams.get("page") ?? "1");
+    const page = await readerFor(dir).page(filter, Number.isInteger(number) ? number : 1);
+    const state = isRunning(batch) ? liveState() : undefined;
+    return html(renderBatchPage({
+      name: batch,
+      filter,
+      page,
+      ...(state && { live: state }),
+      logLines: await readLogTail(`${dir}/log.jsonl`, LOG_LINES),
+      thumbs: await thumbsFor(dir, page.entries),
+    }, { csrf: secrets.auth!.csrf }));
+  };
+
+  const act = async (batch: string, dir: string, request: Request): Promise<Response> => {
+    const body = await request.text();
+    if (body.length > MAX_BODY) return text(413, "Cannot take an action this large");
+    let parsed;
+    try {
+      parsed = steeringActionSchema.safeParse(JSON.parse(body));
+    } catch (error) {
+      return text(400, `Cannot read the action: ${messageOf(error)}`);
+    }
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return text(
+        400,
+        `Cannot apply the action as field '${
+          issue.path.join(".") || "type"
+        }' is invalid: ${issue.message}`,
+      );
+    }
+    const action = parsed.data as SteeringAction;
+    const isLive = isRunning(batch);
+    if (!isLive && action.type !== "favourite" && action.type !== "reject") {
+      return text(
+        409,
+        `Cannot ${action.type} in batch '${batch}' as no run of it is attached to this studio: start it with 'retake run … --ui'`,
+      );
+    }
+    const opened = steeringFor(batch, dir);
+    if (!opened) return text(501, "Cannot steer: this studio was started without steering");
+    let entry: FeedbackEntry;
+    let steering: Steering;
+    try {
+      steering = await opened;
+      entry = await steering.apply(action);
+    } catch (error) {
+      const status = error instanceof TypeError || error instanceof RangeError ? 400 : 500;
+      return text(status, messageOf(error));
+    }
+    if (!isLive && action.type === "reject" && options.runPendingRejects) {
+      const run = options.runPendingRejects;
+      // One re-run at a time; each takes every note pending by then.
+      const onEvent = (event: PipelineEvent) =>
+        hub.publish(batch, event.type, { ...event, folder: safeFolderName(event.id) });
+      rejects = rejects.then(() => run(dir, steering, onEvent)).catch((error) => {
+        const message = `Cannot run the rejected prompts of '${batch}': ${messageOf(error)}`;
+        hub.publish(batch, "notice", { text: message });
+        onError(message);
+      });
+    }
+    return new Response(JSON.stringify(entry), {
+      headers: { ...SECURITY_HEADERS, "content-type": "application/json" },
+    });
+  };
+
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: options.port ?? 0,
+      onListen: () => {},
+    }, async (request) => {
+      try {
+        return await handle(request);
+      } catch (error) {
+        onError(
+          `The studio could not answer ${new URL(request.url).pathname}: ${messageOf(error)}`,
+        );
+        return text(500, `Cannot answer: ${messageOf(error)}`);
+      }
+    });
+  } catch (error) {
+    unsubscribe?.();
+    if (error instanceof Deno.errors.AddrInUse) {
+      return Promise.reject(
+        new InputError(
+          `Cannot start the studio on port ${options.port} as it is in use: choose another with --port, or leave it out for a free one`,
+          { cause: error },
+        ),
+      );
+    }
+    return Promise.reject(error);
+  }
+  const port = server.addr.port;
+  const auth = secrets.auth = new StudioAuth(port, options.secrets?.token, options.secrets?.csrf);
+  return Promise.resolve({
+    url: `${auth.origin}/?token=${auth.token}`,
+    port,
+    auth,
+    onEvent(event: PipelineEvent) {
+      if (!live || !tracker) return;
+      // A prompt given one more round for a note ends again: it is still one prompt done.
+      let repeat = false;
+      if (event.type === "prompt-end") {
+        const seen = (ends.get(event.id) ?? 0) + 1;
+        ends.set(event.id, seen);
+        repeat = seen > (live.models ?? 1);
+      }
+      if (!repeat) tracker.update(event);
+      hub.publish(live.batch, event.type, { ...event, folder: safeFolderName(event.id) });
+      scheduleProgress();
+    },
+    runEnded() {
+      running = false;
+      if (live) hub.publish(live.batch, "ended", {});
+    },
+    async close() {
+      if (progressTimer !== undefined) clearTimeout(progressTimer);
+      unsubscribe?.();
+      for (const stop of watchers.values()) stop();
+      watchers.clear();
+      hub.close();
+      await rejects;
+      await server.shutdown();
+    },
+  });
+}
+
+/** The terminal's own progress line, so the page and the terminal agree. */
+function formatLine(state: LiveState): string {
+  return `${state.paused ? "paused · " : ""}${formatProgress(state.snapshot)}`;
+}
+
+function html(body: string): Response {
+  return new Response(body, {
+    headers: { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8" },
+  });
+}
+
+function asset(body: string, type: string): Response {
+  return new Response(body, { headers: { ...SECURITY_HEADERS, "content-type": type } });
+}
+
+function text(status: number, message: string): Response {
+  return new Response(`${message}\n`, {
+    status,
+    headers: { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+function redirect(location: string): Response {
+  return new Response(null, { status: 303, headers: { ...SECURITY_HEADERS, location } });
+}
