@@ -46,18 +46,21 @@ async function main() {
     await page.goto(batchUrl);
     await page.waitForSelector("body[data-connected='true']", CAP);
     await page.evaluate(() => {
-      window.__sameDocument = true;
+      globalThis.__sameDocument = true;
       // A second stream, to see the order of events as the server sent them.
-      window.__events = [];
+      globalThis.__events = [];
       const source = new EventSource(
         `/events?batch=${encodeURIComponent(document.body.dataset.batch)}`,
       );
       for (const type of ["step-start", "step-end", "feedback"]) {
-        source.addEventListener(type, (e) => window.__events.push({ type, ...JSON.parse(e.data) }));
+        source.addEventListener(
+          type,
+          (e) => globalThis.__events.push({ type, ...JSON.parse(e.data) }),
+        );
       }
-      window.__ready = new Promise((resolve) => source.onopen = resolve);
+      globalThis.__ready = new Promise((resolve) => source.onopen = resolve);
     });
-    await page.evaluate(() => window.__ready);
+    await page.evaluate(() => globalThis.__ready);
     report({ step: "batch page", url: page.url() });
 
     // A POST without the page's CSRF token is refused.
@@ -76,7 +79,7 @@ async function main() {
     await page.click("#pause");
     await page.waitForSelector("body[data-paused='true']", CAP);
     await page.waitForFunction(
-      () => window.__events.some((e) => e.type === "feedback" && e.action.type === "pause"),
+      () => globalThis.__events.some((e) => e.type === "feedback" && e.action.type === "pause"),
       undefined,
       CAP,
     );
@@ -84,31 +87,31 @@ async function main() {
     await page.waitForFunction(
       () => {
         const now = performance.now();
-        if (window.__count !== window.__events.length) {
-          window.__count = window.__events.length;
-          window.__since = now;
+        if (globalThis.__count !== globalThis.__events.length) {
+          globalThis.__count = globalThis.__events.length;
+          globalThis.__since = now;
         }
-        return now - window.__since > 1000;
+        return now - globalThis.__since > 1000;
       },
       undefined,
       { ...CAP, polling: 100 },
     );
     await page.screenshot({ path: cfg.pausedShot });
     const startsAfterPause = await page.evaluate(() => {
-      const at = window.__events.findIndex((e) =>
+      const at = globalThis.__events.findIndex((e) =>
         e.type === "feedback" && e.action.type === "pause"
       );
-      return window.__events.slice(at).filter((e) => e.type === "step-start").length;
+      return globalThis.__events.slice(at).filter((e) => e.type === "step-start").length;
     });
     report({ step: "paused", startsAfterPause });
     await page.click("#pause");
     await page.waitForSelector("body[data-paused='false']", CAP);
     await page.waitForFunction(
       () => {
-        const at = window.__events.findLastIndex((e) =>
+        const at = globalThis.__events.findLastIndex((e) =>
           e.type === "feedback" && e.action.type === "resume"
         );
-        return at !== -1 && window.__events.slice(at).some((e) => e.type === "step-start");
+        return at !== -1 && globalThis.__events.slice(at).some((e) => e.type === "step-start");
       },
       undefined,
       CAP,
@@ -123,25 +126,28 @@ async function main() {
     const folder = await row.getAttribute("data-folder");
     lastSeen = () =>
       page.locator(`#row-${folder}`).evaluate((e) => e.outerHTML).catch(() => undefined);
-    await row.locator("textarea").fill(cfg.note);
-    await row.locator("form.reject button").click();
-    const round = page.locator(`#row-${folder} article.round`, {
-      has: page.locator("p.note", { hasText: cfg.note }),
-    });
-    await round.waitFor(CAP);
-    const image = round.locator("img");
-    // A lazy image loads once it is near the viewport.
-    await image.scrollIntoViewIfNeeded(CAP);
-    await page.waitForFunction(
-      (img) => img.complete && img.naturalWidth > 0,
-      await image.elementHandle(CAP),
-      CAP,
-    );
-    const iteration = Number(await round.getAttribute("data-iteration"));
-    const sameDocument = await page.evaluate(() => window.__sameDocument === true);
+    // By its folder from now on: the row is replaced whenever its prompt changes.
+    const mine = page.locator(`#row-${folder}`);
+    await mine.locator("textarea").fill(cfg.note);
+    await mine.locator("form.reject button").click();
+    // The row is replaced as each step of the new round lands: looked up afresh at every poll.
+    const iteration = await (await page.waitForFunction(
+      ({ folder, note }) => {
+        const round = [...document.querySelectorAll(`#row-${folder} article.round`)]
+          .find((r) => r.querySelector("p.note")?.textContent.includes(note));
+        const img = round?.querySelector("img");
+        if (!img) return false;
+        // A lazy image loads once it is near the viewport.
+        img.scrollIntoView({ block: "nearest" });
+        return img.complete && img.naturalWidth > 0 && Number(round.dataset.iteration);
+      },
+      { folder, note: cfg.note },
+      { ...CAP, polling: 100 },
+    )).jsonValue();
+    const sameDocument = await page.evaluate(() => globalThis.__sameDocument === true);
     report({ step: "rejected", id, folder, iteration, sameDocument });
 
-    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.evaluate(() => globalThis.scrollTo(0, 0));
     // Every image in view has loaded before the screenshot is taken.
     await page.waitForFunction(
       () =>

@@ -276,7 +276,7 @@ function renderRound(
     ? `/b/${encodeURIComponent(batch)}/f/${thumb.split("/").map(encodeURIComponent).join("/")}`
     : src;
   const how = str(it.action) === "edit"
-    ? `edit of round ${num(it.editOf) ?? "?"}`
+    ? `edit of ${num(it.editOf) ?? "?"}`
     : str(it.action) === "redraw"
     ? "redrawn"
     : n === 1
