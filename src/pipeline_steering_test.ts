@@ -220,6 +220,26 @@ Deno.test("runPipeline() starts no step while paused; calls in flight finish; re
   }
 });
 
+Deno.test("runPipeline() does not count a pause against a call's deadline", async () => {
+  const f = await fixture({ timeoutMs: 100, retry: { maxAttempts: 1, minTimeout: 1, jitter: 0 } });
+  try {
+    f.generator.hold();
+    const done = lastValueFrom(runPipeline(from(specs(1)), f.options).pipe(toArray()));
+    await until(() => f.generator.calls.length === 1, "the first generation");
+    await f.steering.apply({ type: "pause" });
+    f.generator.release();
+    await until(() => f.waits.count >= 1, "the critique to wait out the pause");
+    // Paused for several deadlines: a slower machine only makes the pause longer.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await f.steering.apply({ type: "resume" });
+    const [outcome] = await done;
+    assert.equal(outcome!.status, "completed", String(outcome!.error?.message));
+    assert.equal(f.events.filter((e) => e.type === "retry").length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
 Deno.test("runPipeline() drains on a stop while paused: nothing more starts, prompts end interrupted", async () => {
   const stop = new AbortController();
   const f = await fixture({ stop: stop.signal });
