@@ -97,15 +97,22 @@ export function formatSummary(
     if (notRun > 0) {
       lines.push(`  ${notRun} prompts not finished: saved steps are kept; run again to resume`);
     }
-  } else if (interrupted.length > 0 || notRun > 0) {
+  } else {
+    const cancelled = interrupted.filter((o) => o.stopCause === "cancel").length;
+    const paused = interrupted.length - cancelled;
     const atBudget = interrupted.filter((o) => o.stopCause === "budget").length;
-    const parts = [
-      ...(interrupted.length > 0
-        ? [`${interrupted.length} prompts${atBudget > 0 ? ` (${atBudget} at --max-cost)` : ""}`]
-        : []),
-      ...(notRun > 0 ? [`${notRun} not started`] : []),
-    ];
-    lines.push(`  paused  ${parts.join(", ")}: saved steps are kept; run again to resume`);
+    if (paused > 0 || notRun > 0) {
+      const parts = [
+        ...(paused > 0
+          ? [`${paused} prompts${atBudget > 0 ? ` (${atBudget} at --max-cost)` : ""}`]
+          : []),
+        ...(notRun > 0 ? [`${notRun} not started`] : []),
+      ];
+      lines.push(`  paused  ${parts.join(", ")}: saved steps are kept; run again to resume`);
+    }
+    if (cancelled > 0) {
+      lines.push(`  cancel  ${cancelled} prompts cancelled in the studio; --force runs them anew`);
+    }
   }
   // A large batch's every prompt is in run.json, said once.
   if (!listAll && more <= 0) lines.push(`  every prompt's outcome: ${dir}/run.json`);

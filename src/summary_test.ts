@@ -151,3 +151,18 @@ Deno.test("formatSummary() names the model beside the id when models are compare
   assert.match(text, /p0001 \[a\]: best score/);
   assert.match(text, /p0001 \[b\]: best score/);
 });
+
+Deno.test("formatSummary() of a large batch counts prompts cancelled in the studio apart from paused ones", () => {
+  const outcomes = Array.from(
+    { length: 50 },
+    (_, i) =>
+      i < 3
+        ? outcome(i, { status: "interrupted", stopCause: "cancel" })
+        : i < 5
+        ? outcome(i, { status: "interrupted" })
+        : outcome(i),
+  );
+  const text = formatSummary("out/b", 50, outcomes, "completed", COST);
+  assert.match(text, /\n {2}paused {2}2 prompts: saved steps are kept; run again to resume\n/);
+  assert.match(text, /\n {2}cancel {2}3 prompts cancelled in the studio; --force runs them anew\n/);
+});
