@@ -408,12 +408,11 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       },
     });
   };
-  // With a studio attached the prompts wait in a queue it can reorder; a plain run keeps the
-  // file's order.
+  // The prompts wait in a queue, taken as first generations can start (a batch's first
+  // results come early), which a studio can reorder.
   const queues: PromptQueue[] = [];
   const mainPass: Pass = {
     prompts: () => {
-      if (!io.steering) return from(specs);
       const queue = new PromptQueue(specs);
       queues.push(queue);
       return queue;

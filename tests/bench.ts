@@ -94,7 +94,7 @@ const FULL: Settings = {
  */
 const QUICK: Settings = {
   ...FULL,
-  prompts: 200,
+  prompts: 400,
   baselinePrompts: 4,
   ratePrompts: 200,
   falConcurrency: 2,
