@@ -193,7 +193,7 @@ export async function runEval(
     await removeStaleTemps(`${evalDir}/judge`);
     // Each strategy's run closed its own log; the judge's calls log to the eval's.
     const closeLogs = await setupLogging({
-      level: config.verbose ? "debug" : config.quiet ? "error" : "warning",
+      level: config.verbose ? "debug" : "warning",
       writeErr: io.writeErr,
       jsonlPath: `${evalDir}/log.jsonl`,
       secrets: secretsOf(config),

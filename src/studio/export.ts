@@ -28,12 +28,19 @@ export interface ExportRow {
 
 /** `prompts.csv`'s text: a header, then one quoted-where-needed line per row. */
 export function exportCsv(rows: ExportRow[]): string {
-  return stringify(rows, {
+  // Ids and prompts are the user's text: one starting like a formula is a string when a
+  // spreadsheet opens the file, not a formula it runs (OWASP's CSV injection advice).
+  const safe = rows.map((row) => ({ ...row, id: inert(row.id), prompt: inert(row.prompt) }));
+  return stringify(safe, {
     header: true,
     columns: ["id", "model", "prompt", "iteration", "score", "costUsd", "file", "chosenBy"],
     // Every line ends the same, and a text with a newline stays one quoted field.
     record_delimiter: "\r\n",
   });
+}
+
+function inert(text: string): string {
+  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
 }
 
 /** The round to export: the user's pick when it has an image, else the critic's best. */

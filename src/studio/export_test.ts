@@ -60,3 +60,22 @@ Deno.test("exportRound() takes the user's pick over the critic's best, when it h
   assert.equal(exportRound(record({ chosen: 3 }))?.iteration, 2, "a pick without an image");
   assert.equal(exportRound(record({ bestIteration: 3 })), undefined);
 });
+
+Deno.test("exportCsv() keeps a prompt that starts like a formula a string in a spreadsheet", () => {
+  const base = {
+    model: "m",
+    iteration: 1,
+    score: 8,
+    costUsd: 0,
+    file: "a.png",
+    chosenBy: "critic" as const,
+  };
+  const text = exportCsv([
+    { ...base, id: "=HYPERLINK(1)", prompt: "+cmd|' /C calc'!A0" },
+    { ...base, id: "plain", prompt: "a calm lake - at dawn" },
+  ]);
+  const lines = text.split("\r\n");
+  assert.ok(lines[1]!.startsWith("'=HYPERLINK(1),"), lines[1] ?? "");
+  assert.ok(lines[1]!.includes("'+cmd|"), lines[1] ?? "");
+  assert.ok(lines[2]!.startsWith("plain,m,a calm lake - at dawn,"), lines[2] ?? "");
+});
