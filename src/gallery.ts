@@ -315,7 +315,7 @@ interface Thumb {
 }
 
 /** Image paths relative to the batch folder, for every iteration on the page. */
-function imagesOf(entries: Entry[]): string[] {
+export function imagesOf(entries: Entry[]): string[] {
   const images: string[] = [];
   const add = (base: string, record: PromptRecord) => {
     for (const it of iterationsOf(record)) {

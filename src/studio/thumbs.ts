@@ -5,25 +5,12 @@
  *
  * @module
  */
-import { type Entry, imageName, iterationsOf } from "../gallery.ts";
-import type { PromptRecord } from "../record.ts";
+import { type Entry, imagesOf } from "../gallery.ts";
 import type { ThumbLookup } from "./page.ts";
 
 /** The thumbnails of every round of `entries` that has a current one. */
 export async function thumbsFor(dir: string, entries: Entry[]): Promise<ThumbLookup> {
-  const images: string[] = [];
-  const add = (rel: string, record: PromptRecord) => {
-    for (const it of iterationsOf(record)) {
-      const image = imageName(it);
-      if (image) images.push(`${rel}/${image}`);
-    }
-  };
-  for (const entry of entries) {
-    if (entry.kind === "single") add(entry.folder, entry.record);
-    if (entry.kind === "comparison") {
-      for (const run of entry.runs) if (run.record) add(run.rel, run.record);
-    }
-  }
+  const images = imagesOf(entries);
   const found = new Map<string, string>();
   await Promise.all(images.map(async (rel) => {
     const thumb = `_thumbs/${rel.replace(/\.[^./]*$/, "")}.jpg`;
