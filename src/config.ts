@@ -112,6 +112,11 @@ const coreSchema = z.object({
     jitter: z.coerce.number().min(0).max(1).default(0.5),
     /** Retries allowed in the whole run. */
     budget: z.coerce.number().int().nonnegative().default(200),
+    /**
+     * Longest wait a service may ask for (a retry hint) before the run stops instead, saying when
+     * it can resume: a per-day quota asks for hours.
+     */
+    maxWaitMs: z.coerce.number().int().positive().default(120_000),
     /** Multiplies every delay, server hints included: for tests. */
     timeScale: z.coerce.number().nonnegative().default(1),
   }).prefault({}),
@@ -461,6 +466,7 @@ export function retryOptionsOf(config: Config): Omit<RetryOptions, "budget"> {
     maxTimeout: r.maxTimeoutMs,
     multiplier: r.multiplier,
     jitter: r.jitter,
+    maxRetryAfter: r.maxWaitMs,
     timeScale: r.timeScale,
   };
 }

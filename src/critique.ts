@@ -37,14 +37,18 @@ export const CHECK_KINDS = [
 /** One kind of check. */
 export type CheckKind = typeof CHECK_KINDS[number];
 
-/** Schema of `brief.json`: 1–12 yes/no checks, each with a short id (`c1`, `c2`, …). */
+/**
+ * Schema of `brief.json`: up to 12 yes/no checks, each with an id unique in the brief (`c1`,
+ * `c2`, … as asked, though a service may name them otherwise); none when the service wrote no
+ * usable check, and the images are then judged without a checklist.
+ */
 export const briefSchema = z.object({
   checks: z.array(z.object({
-    id: z.string().min(1).max(16),
+    id: z.string().min(1),
     /** A yes/no question about the image, e.g. "Is there a lighthouse?". */
     question: z.string().min(1),
     kind: z.enum(CHECK_KINDS),
-  })).min(1).max(12),
+  })).max(12),
 });
 
 /** The checklist a prompt's every image is judged by. */

@@ -21,7 +21,7 @@ export const EXIT_MEANINGS: Record<keyof typeof EXIT, string> = {
   someFailed: "some prompts failed (the summary lists each with its reason)",
   input: "usage or input error, or another retake is using the batch folder; nothing was written",
   stopped:
-    "the run was stopped by a fatal error (bad key, locked account, unknown model, full disk)",
+    "the run was stopped by a fatal error (bad key, unknown model, no quota, a wait too long, full disk)",
   budget:
     "`--max-cost` reached: a step it could not cover was not started; run again with a higher budget to resume",
   interrupted: "interrupted (Ctrl-C, SIGTERM); what was saved stays saved",

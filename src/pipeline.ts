@@ -1178,7 +1178,8 @@ async function critiqueStep(
     format: ctx.format,
     prompt: it.prompt,
     spec: state.spec,
-    ...(state.record.brief !== undefined && { brief: state.record.brief }),
+    // A brief the service wrote no usable check for judges nothing: the critique goes without.
+    ...(state.record.brief?.checks.length && { brief: state.record.brief }),
     iteration,
     signal,
   });
@@ -1444,6 +1445,7 @@ function stepRecord(
     costUsd: number;
     requestId?: string;
     usage?: TokenUsage;
+    normalised?: string[];
   },
   startedAt: string,
 ): StepRecord {
@@ -1457,6 +1459,7 @@ function stepRecord(
     startedAt,
     ...(result.requestId !== undefined && { requestId: result.requestId }),
     ...(result.usage !== undefined && { usage: result.usage }),
+    ...(result.normalised !== undefined && { normalised: result.normalised }),
   };
 }
 

@@ -25,6 +25,8 @@ export interface StepRecord {
   costUnknown?: true;
   requestId?: string;
   usage?: TokenUsage;
+  /** What of the service's answer was read leniently, where it did not fit as asked. */
+  normalised?: string[];
   startedAt: string;
 }
 

@@ -22,6 +22,7 @@ import {
   throwError,
   timer,
 } from "rxjs";
+import { formatDuration } from "./duration.ts";
 import { isOverload, ProviderError } from "./errors.ts";
 
 /** Options for {@linkcode retryWithBackoff}, in the shape of Deno std's `retry`. */
@@ -39,8 +40,8 @@ export interface RetryOptions {
   /** Share of each delay that is randomised away, 0–1. @default {0.5} */
   jitter?: number;
   /**
-   * Longest server retry hint honoured, in ms; a longer hint (a daily quota, say) ends the
-   * retries instead of stalling the run. @default {120000}
+   * Longest server retry hint honoured, in ms; a longer hint (a daily quota, say) stops the run
+   * with a fatal error that says when it can resume, instead of stalling it. @default {120000}
    */
   maxRetryAfter?: number;
   /** Multiplies every delay, hints included; tests set it near 0. @default {1} */
@@ -88,6 +89,36 @@ export class RetryBudget {
 /** Default classification: a {@linkcode ProviderError} says so itself; anything else is final. */
 export function isRetriable(error: unknown): boolean {
   return error instanceof ProviderError && error.retryable && !error.fatal;
+}
+
+/**
+ * The error that stops a run whose service asks for a longer wait than retake gives it: every
+ * other call to that service would be asked the same, so waiting in each one only stalls the run.
+ */
+export function waitTooLong(
+  error: ProviderError,
+  maxRetryAfter: number,
+  clock: Pick<SchedulerLike, "now"> = asyncScheduler,
+): ProviderError {
+  const wait = error.retryAfterMs ?? 0;
+  const at = new Date(clock.now() + wait).toISOString().replace(/\.\d+Z$/, "Z");
+  return new ProviderError(
+    `${error.message}; the ${error.provider} service asks to wait ${
+      formatDuration(wait)
+    }, longer than the ${
+      formatDuration(maxRetryAfter)
+    } retake waits (retry.maxWaitMs), so the run stops: run the same command after ${at} to resume`,
+    {
+      provider: error.provider,
+      retryable: false,
+      fatal: true,
+      retryAfterMs: wait,
+      ...(error.status !== undefined && { status: error.status }),
+      ...(error.requestId !== undefined && { requestId: error.requestId }),
+      ...(error.costUsd !== undefined && { costUsd: error.costUsd }),
+      cause: error,
+    },
+  );
 }
 
 /**
@@ -155,8 +186,9 @@ export function retryWithBackoff<T>(options: RetryOptions = {}): MonoTypeOperato
       return source.pipe(retry<T>({
         delay: (error: unknown) => {
           const hint = error instanceof ProviderError ? error.retryAfterMs : undefined;
-          if (!retriable(error) || (hint !== undefined && hint > maxRetryAfter)) {
-            return throwError(() => error);
+          if (!retriable(error)) return throwError(() => error);
+          if (hint !== undefined && hint > maxRetryAfter) {
+            return throwError(() => waitTooLong(error as ProviderError, maxRetryAfter, scheduler));
           }
           const overload = isOverload(error);
           if (overload ? ++overloads > maxOverloadRetries : ++failures >= maxAttempts) {

@@ -87,14 +87,24 @@ Deno.test("retryWithBackoff() stops retrying when the shared budget runs out", (
   });
 });
 
-Deno.test("retryWithBackoff() gives up when the server hint exceeds maxRetryAfter", () => {
-  scheduler().run(({ cold, expectObservable }) => {
-    const source = cold("-#", undefined, flaky(10 * 60_000));
-    expectObservable(source.pipe(retryWithBackoff({ maxRetryAfter: 60_000 }))).toBe(
-      "-#",
-      undefined,
-      flaky(10 * 60_000),
+Deno.test("retryWithBackoff() stops the run at once when the server asks to wait longer than maxRetryAfter", () => {
+  scheduler().run(({ cold, expectSubscriptions, flush }) => {
+    // OpenAI's words for a per-day limit: "Please try again in 114h18m0s".
+    const wait = (114 * 60 + 18) * 60_000;
+    const source = cold("-#", undefined, flaky(wait));
+    let error: unknown;
+    source.pipe(retryWithBackoff({ maxRetryAfter: 60_000 })).subscribe({ error: (e) => error = e });
+    flush();
+    expectSubscriptions(source.subscriptions).toBe(["^!"]);
+    assert.ok(error instanceof ProviderError);
+    assert.equal(error.fatal, true);
+    assert.equal(error.retryAfterMs, wait);
+    assert.match(
+      error.message,
+      /^busy; the test service asks to wait 114h18m, longer than the 1m00s/,
     );
+    // Virtual time starts at 0: the run may resume 114h18m after the epoch.
+    assert.match(error.message, /run the same command after 1970-01-05T18:18:00Z to resume$/);
   });
 });
 

@@ -28,6 +28,7 @@
  * @module
  */
 import sharp from "sharp";
+import { randomFromSchema, seeded } from "./schema_answers.ts";
 
 /**
  * Scripted failure modes. Those ending in `-once` fail only the first request for each distinct
@@ -124,6 +125,12 @@ export interface GeminiStandInOptions {
    * @default {{ "gemini-2.5-flash": "gemini-3.5-flash-lite" }}
    */
   routes?: Record<string, string>;
+  /**
+   * Text answers drawn at random from the request's `responseJsonSchema` (`schema_answers.ts`),
+   * as a service that keeps only to the letter of the schema may answer; request n of the
+   * stand-in uses seed `seed * 10007 + n`. @default {undefined} (answers computed from the image)
+   */
+  answers?: { seed: number };
 }
 
 /** What the stand-in saw of one `models.get` call. */
@@ -132,6 +139,13 @@ export interface RecordedModelGet {
   keyValid: boolean;
   /** HTTP status answered. */
   status: number;
+}
+
+/** An answer to replay as it stands: a status, a JSON body and headers. */
+export interface RecordedAnswer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
 }
 
 /** What the stand-in saw of one request. */
@@ -177,6 +191,11 @@ export interface GeminiStandIn {
   modelGets: RecordedModelGet[];
   /** Applies `fault` to the next `times` requests that carry a valid key. */
   inject(fault: GeminiFault, times?: number): void;
+  /**
+   * Answers the next `times` requests that carry a valid key with `answer` as it stands, e.g.
+   * a response body recorded from the real service. @default {times: Infinity}
+   */
+  replay(answer: RecordedAnswer, times?: number): void;
   /** Forgets requests, injected faults, `-once` memory and the quota window. */
   reset(): void;
   /** Ends pending answers and stops the server; resolves once it is down. */
@@ -197,6 +216,7 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
   const routes = options.routes ?? { "gemini-2.5-flash": "gemini-3.5-flash-lite" };
 
   const requests: RecordedRequest[] = [];
+  const replays: Array<{ answer: RecordedAnswer; left: number }> = [];
   const modelGets: RecordedModelGet[] = [];
   const injected: GeminiFault[] = [];
   const failedOnce = new Set<string>();
@@ -287,6 +307,12 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
       return response;
     };
     if (!record.keyValid) return answer(_badKey());
+    const replayed = replays[0];
+    if (replayed !== undefined) {
+      if (--replayed.left <= 0) replays.shift();
+      const { status, body: recorded, headers: recordedHeaders } = replayed.answer;
+      return answer(Response.json(recorded, { status, headers: recordedHeaders ?? {} }));
+    }
     if (!known(model)) return answer(notFound(model, apiVersion));
     if (parsed.invalid) return answer(_error(400, "INVALID_ARGUMENT", parsed.invalid));
     if (parsed.imageOut && !IMAGE_MODEL.test(model)) {
@@ -430,7 +456,14 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
       : _asksForBrief(parsed.jsonSchema)
       ? _brief(parsed.prompt)
       : _refinement(parsed.prompt);
-    const fitted = parsed.jsonSchema === undefined ? value : _fit(value, parsed.jsonSchema);
+    const fitted = parsed.jsonSchema === undefined
+      ? value
+      : options.answers !== undefined
+      ? randomFromSchema(
+        parsed.jsonSchema,
+        seeded(options.answers.seed * 10007 + requests.length),
+      )
+      : _fit(value, parsed.jsonSchema);
     let text = parsed.json ? JSON.stringify(fitted) : _prose(fitted);
     if (fault === "malformed" || fault === "malformed-once") {
       text = `Here is the evaluation you asked for:\n${text.slice(0, -1)}`;
@@ -472,10 +505,14 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
           key,
           requests,
           modelGets,
+          replay(recorded, times = Infinity) {
+            replays.push({ answer: recorded, left: times });
+          },
           inject(fault, times = 1) {
             for (let i = 0; i < times; i++) injected.push(fault);
           },
           reset() {
+            replays.length = 0;
             requests.length = 0;
             modelGets.length = 0;
             injected.length = 0;

@@ -24,6 +24,7 @@
  * @module
  */
 import sharp from "sharp";
+import { randomFromSchema, seeded } from "./schema_answers.ts";
 
 /**
  * Scripted failure modes. Those ending in `-once` fail only the first request for each distinct
@@ -87,6 +88,19 @@ export interface OpenAIStandInOptions {
    * answered. @default {the model asked for}
    */
   answerModel?: (model: string) => string;
+  /**
+   * Answers drawn at random from the request's `response_format` JSON Schema
+   * (`schema_answers.ts`), as a server that keeps only to the letter of the schema may answer;
+   * request n uses seed `seed * 10007 + n`. @default {undefined} (answers computed from the image)
+   */
+  answers?: { seed: number };
+}
+
+/** An answer to replay as it stands: a status, a JSON body and headers. */
+export interface RecordedAnswer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
 }
 
 /** What the stand-in saw of one chat request. */
@@ -136,6 +150,11 @@ export interface OpenAIStandIn {
   modelLists: RecordedModelList[];
   /** Applies `fault` to the next `times` chat requests that carry a valid key. */
   inject(fault: OpenAIFault, times?: number): void;
+  /**
+   * Answers the next `times` requests that carry a valid key with `answer` as it stands, e.g.
+   * a response body recorded from the real service. @default {times: Infinity}
+   */
+  replay(answer: RecordedAnswer, times?: number): void;
   /** Forgets requests, injected faults and `-once` memory. */
   reset(): void;
   /** Ends pending answers and stops the server; resolves once it is down. */
@@ -152,6 +171,7 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
   const models = options.models ?? ["gpt-5.4-mini", "gpt-4o-mini", "llava:latest"];
   const known = (model: string) => models.includes(model) || models.includes(`${model}:latest`);
   const requests: RecordedRequest[] = [];
+  const replays: Array<{ answer: RecordedAnswer; left: number }> = [];
   const modelLists: RecordedModelList[] = [];
   const injected: OpenAIFault[] = [];
   const failedOnce = new Set<string>();
@@ -228,6 +248,12 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
       return response;
     };
     if (!keyValid) return answer(_badKey(authorization));
+    const replayed = replays[0];
+    if (replayed !== undefined) {
+      if (--replayed.left <= 0) replays.shift();
+      const { status, body: recorded, headers: recordedHeaders } = replayed.answer;
+      return answer(Response.json(recorded, { status, headers: recordedHeaders ?? {} }));
+    }
     if (!known(parsed.model)) {
       return answer(_error(
         404,
@@ -309,7 +335,11 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
     }
 
     const asked = _askedProperties(body.response_format);
-    const value = parsed.image
+    const sentSchema = (body.response_format as { json_schema?: { schema?: unknown } } | undefined)
+      ?.json_schema?.schema;
+    const value = options.answers !== undefined && sentSchema !== undefined
+      ? randomFromSchema(sentSchema, seeded(options.answers.seed * 10007 + requests.length))
+      : parsed.image
       ? _critique(parsed, asked.has("checks"))
       : asked.has("question")
       ? _brief(parsed.prompt)
@@ -364,10 +394,14 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
           key,
           requests,
           modelLists,
+          replay(recorded, times = Infinity) {
+            replays.push({ answer: recorded, left: times });
+          },
           inject(fault, times = 1) {
             for (let i = 0; i < times; i++) injected.push(fault);
           },
           reset() {
+            replays.length = 0;
             requests.length = 0;
             modelLists.length = 0;
             injected.length = 0;

@@ -31,6 +31,32 @@ export function parseRetryAfter(
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/**
+ * The wait a service states in an error's text, in ms: OpenAI's "Please try again in 114h18m0s"
+ * (or `1m26.4s`, `8.64s`, `174ms`), Gemini's "Please retry in 38.96s".
+ *
+ * @example
+ * ```ts
+ * import { waitFromMessage } from "./_http.ts";
+ * if (waitFromMessage("Please try again in 1m26.4s. Visit …") !== 86_400) throw new Error("m s");
+ * if (waitFromMessage("Please retry in 38.96s.") !== 38_960) throw new Error("s");
+ * if (waitFromMessage("Please try again in 174ms.") !== 174) throw new Error("ms");
+ * if (waitFromMessage("Rate limit reached") !== undefined) throw new Error("none");
+ * ```
+ */
+export function waitFromMessage(message: string): number | undefined {
+  const match = /(?:try again|retry) (?:in|after) ((?:\d+(?:\.\d+)?(?:ms|h|m|s)\s*)+)/i.exec(
+    message,
+  );
+  if (!match) return undefined;
+  const unit = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+  let ms = 0;
+  for (const [, n, u] of match[1]!.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    ms += Number(n) * unit[u as keyof typeof unit];
+  }
+  return Math.round(ms);
+}
+
 /** `value`, when it is a positive number; else a `RangeError` naming the option and its owner. */
 export function positiveOption(owner: string, name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) {

@@ -7,8 +7,7 @@
  * @module
  */
 import sharp from "sharp";
-import type { z } from "zod";
-import type { Brief, Critique } from "../critique.ts";
+import type { Critique } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
 import type { PromptSpec } from "../prompts.ts";
 import { type Rubric, rubricInstruction } from "../rubric.ts";
@@ -102,21 +101,6 @@ Context:
 ${_context(request.spec)}${checks}`;
 }
 
-/**
- * The critic's answers to the brief, one per check in its order: an unanswered check counts as
- * failed, and answers to checks the brief does not have are dropped.
- */
-export function alignChecks(critique: Critique, brief: Brief | undefined): Critique {
-  if (!brief) return critique;
-  const answers = new Map((critique.checks ?? []).map((c) => [c.id, c]));
-  return {
-    ...critique,
-    checks: brief.checks.map((check) =>
-      answers.get(check.id) ?? { id: check.id, passed: false, reason: "the critic gave no answer" }
-    ),
-  };
-}
-
 function _roundSummary(round: { iteration: number; prompt: string; critique: Critique }): string {
   const c = round.critique;
   const problems = c.problems.length > 0 ? c.problems.join("; ") : "none";
@@ -185,29 +169,4 @@ function _base64(bytes: Uint8Array): string {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(binary);
-}
-
-/** An answer that passed its schema, or why it did not. */
-export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
-
-/** Parses an answer's text as JSON and checks it against `schema`. */
-export function parseAnswer<T>(text: string | null | undefined, schema: z.ZodType<T>): Parsed<T> {
-  if (text === undefined || text === null || text.trim() === "") {
-    return { ok: false, problem: "the answer had no text" };
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (error) {
-    return {
-      ok: false,
-      problem: `the answer is not valid JSON (${(error as Error).message}): '${clip(text, 80)}'`,
-    };
-  }
-  const result = schema.safeParse(data);
-  if (result.success) return { ok: true, value: result.data };
-  const issues = result.error.issues.slice(0, 3).map((issue) =>
-    `field '${issue.path.join(".") || "(root)"}' ${issue.message}`
-  );
-  return { ok: false, problem: `the answer does not match the schema: ${issues.join("; ")}` };
 }

@@ -22,15 +22,19 @@ import type {
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { urlString } from "../schema.ts";
-import { briefSchema, critiqueSchema } from "../critique.ts";
 import { ProviderError } from "../errors.ts";
 import {
-  alignChecks,
+  type AnswerReader,
+  parseAnswer,
+  readBrief,
+  readCritique,
+  readRefinement,
+} from "./_llm_answers.ts";
+import {
   BRIEF_INSTRUCTION,
   briefText,
   criticInstruction,
   critiqueText,
-  parseAnswer,
   prepareImage,
   REFINER_INSTRUCTION,
   refineText,
@@ -55,6 +59,7 @@ import {
   GEMINI_MODEL_CHANGES,
   geminiGeneration,
   type GeminiTokenPrice,
+  inputCost,
   priceOf,
 } from "./gemini_models.ts";
 import {
@@ -64,7 +69,6 @@ import {
   type Refinement,
   REFINEMENT_EDIT_JSON_SCHEMA,
   REFINEMENT_JSON_SCHEMA,
-  refinementSchema,
 } from "./gemini_schema.ts";
 import type {
   BriefRequest,
@@ -194,11 +198,11 @@ function _critic(client: TextClient, check = client.check, rubric?: Rubric): Ima
         "critique",
         contents,
         config,
-        critiqueSchema,
+        readCritique(request.brief),
         request,
       );
       // The user's weights decide the overall score, whatever the model made of them.
-      const critique = weightedScore(alignChecks(answer.value, request.brief), rubric?.weights);
+      const critique = weightedScore(answer.value, rubric?.weights);
       return { critique, ...answer.meta };
     },
     async brief(request: BriefRequest): Promise<BriefResult> {
@@ -214,7 +218,7 @@ function _critic(client: TextClient, check = client.check, rubric?: Rubric): Ima
         "critique",
         contents,
         config,
-        briefSchema,
+        readBrief,
         request,
       );
       return { brief: answer.value, ...answer.meta };
@@ -242,7 +246,7 @@ function _refiner(client: TextClient, check = client.check): PromptRefiner {
         "refine",
         contents,
         config,
-        refinementSchema,
+        readRefinement(request.mode === "edit", request.prompt),
         request,
       );
       const value: Refinement = answer.value;
@@ -282,6 +286,8 @@ interface JsonAnswer<T> {
     costUsd: number;
     usage: TokenUsage;
     requestId?: string;
+    /** What of the answer had to be read leniently; absent when it fitted as sent. */
+    normalised?: string[];
   };
 }
 
@@ -303,7 +309,7 @@ interface TextClient {
     operation: string,
     contents: Content[],
     config: GenerateContentConfig,
-    schema: z.ZodType<T>,
+    reader: AnswerReader<T>,
     request: { signal: AbortSignal },
   ): Promise<JsonAnswer<T>>;
 }
@@ -333,9 +339,8 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
   // Billed at the rates of the model that answered, where Gemini routed the request.
   const costOf = (usage: TokenUsage, answeredBy?: string) => {
     const rates = (answeredBy !== undefined ? priceOf(prices, answeredBy) : undefined) ?? price;
-    return rates === undefined
-      ? 0
-      : (usage.inputTokens * rates.input + usage.outputTokens * rates.output) / 1e6;
+    return rates === undefined ? 0 : (inputCost(usage.inputTokens, usage.cachedTokens ?? 0, rates) +
+      usage.outputTokens * rates.output) / 1e6;
   };
 
   return {
@@ -357,7 +362,7 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
       };
       return Math.round(costOf(tokens) * 1e6) / 1e6;
     },
-    async generateJson(operation, contents, config, schema, { signal }) {
+    async generateJson(operation, contents, config, reader, { signal }) {
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
       let spent = 0;
       let requestId: string | undefined;
@@ -399,6 +404,9 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
         const callUsage = usageOf(response);
         usage.inputTokens += callUsage.inputTokens;
         usage.outputTokens += callUsage.outputTokens;
+        if (callUsage.cachedTokens !== undefined) {
+          usage.cachedTokens = (usage.cachedTokens ?? 0) + callUsage.cachedTokens;
+        }
         if (callUsage.imageTokens !== undefined) {
           usage.imageTokens = (usage.imageTokens ?? 0) + callUsage.imageTokens;
         }
@@ -450,8 +458,16 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
             : `the answer ended with finishReason ${finish}`;
           continue;
         }
-        const checked = parseAnswer(response.text, schema);
+        const checked = parseAnswer(response.text, reader);
         if (checked.ok) {
+          if (checked.normalised.length > 0) {
+            log.warn("Gemini's {operation} answer was read leniently: {normalised}", {
+              operation,
+              model,
+              normalised: checked.normalised.join("; "),
+              requestId,
+            });
+          }
           return {
             value: checked.value,
             meta: {
@@ -460,6 +476,7 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
               costUsd: spent,
               usage,
               ...withId(),
+              ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
             },
           };
         }
@@ -499,6 +516,8 @@ const geminiSettings = z.strictObject({
       input: z.number().nonnegative(),
       output: z.number().nonnegative(),
       image: z.number().nonnegative().optional(),
+      /** Input tokens read from Gemini's cache; a tenth of `input` when not given. */
+      cached: z.number().nonnegative().optional(),
     }),
   ).optional(),
 });

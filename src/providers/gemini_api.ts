@@ -10,7 +10,7 @@ import type { GenerateContentResponse, GoogleGenAI, Model } from "@google/genai/
 import { getLogger } from "@logtape/logtape";
 import { ProviderError } from "../errors.ts";
 import { redactor } from "../redact.ts";
-import { NETWORK_FAULT } from "./_http.ts";
+import { NETWORK_FAULT, waitFromMessage } from "./_http.ts";
 import { clip } from "./_llm_prompts.ts";
 import { baseModelId, GEMINI_MODEL_CHANGES } from "./gemini_models.ts";
 import type { TokenUsage } from "./provider.ts";
@@ -231,10 +231,12 @@ function changeNotice(model: string, flag: string, info: Model): string | undefi
 export function usageOf(response: GenerateContentResponse): TokenUsage {
   const meta = response.usageMetadata;
   const image = meta?.promptTokensDetails?.find((d) => d.modality === "IMAGE")?.tokenCount;
+  const cached = meta?.cachedContentTokenCount;
   return {
     inputTokens: meta?.promptTokenCount ?? 0,
     outputTokens: (meta?.candidatesTokenCount ?? 0) + (meta?.thoughtsTokenCount ?? 0),
     ...(image !== undefined && { imageTokens: image }),
+    ...(cached !== undefined && cached > 0 && { cachedTokens: cached }),
   };
 }
 
@@ -336,8 +338,18 @@ function classifyApiError(
     );
   }
   if (status === 429) {
+    const never = quotaThatNeverRefills(
+      detail("google.rpc.QuotaFailure"),
+      String(body.message ?? ""),
+    );
+    if (never !== undefined) {
+      return new ProviderError(
+        `Cannot use Gemini model '${model}' as ${never} (HTTP 429${rpc}): enable billing for the key's project at ${KEY_PAGE}, use another key, or choose another model with ${flag}`,
+        { ...base, retryable: false, fatal: true },
+      );
+    }
     const retryAfterMs = durationMs(detail("google.rpc.RetryInfo")?.retryDelay) ??
-      retryHintFromMessage(apiMessage);
+      waitFromMessage(apiMessage);
     return new ProviderError(`Gemini rate limit reached (HTTP 429${rpc}): ${apiMessage}`, {
       ...base,
       retryable: true,
@@ -372,15 +384,39 @@ function classifyApiError(
   );
 }
 
+/**
+ * What a 429 says of a quota no retry within the run can get past, or undefined for a rate
+ * limit that refills in seconds: a quota of 0 (`limit: 0`, as the free tier gives models it does
+ * not cover), or a per-day quota used up (a `QuotaFailure` violation whose id says `PerDay`), which
+ * refills at midnight Pacific time. Each comes with a retry hint of seconds that would only
+ * be refused again.
+ */
+function quotaThatNeverRefills(
+  failure: Record<string, unknown> | undefined,
+  message: string,
+): string | undefined {
+  const violations = Array.isArray(failure?.violations)
+    ? failure.violations as Array<Record<string, unknown>>
+    : [];
+  const ids = violations.map((v) => String(v.quotaId ?? v.quotaMetric ?? ""));
+  const zero = /\blimit:\s*0\b/.test(message) ||
+    violations.some((v) => v.quotaValue === "0" || v.quotaValue === 0);
+  if (zero) {
+    const named = ids.find((id) => id !== "") ?? "its quota";
+    return `this key's quota for it is 0 (${named}${
+      /free_?tier/i.test(message + ids.join(" ")) ? ", free tier" : ""
+    })`;
+  }
+  const daily = ids.find((id) => /PerDay/i.test(id));
+  if (daily !== undefined) {
+    return `its daily quota is used up (${daily}); it refills at midnight Pacific time`;
+  }
+  return undefined;
+}
+
 /** `"53s"`, `"1.5s"`, `"0.250s"` → ms. */
 function durationMs(value: unknown): number | undefined {
   if (typeof value !== "string") return undefined;
   const match = /^(\d+(?:\.\d+)?)s$/.exec(value.trim());
-  return match ? Math.round(Number(match[1]) * 1000) : undefined;
-}
-
-/** Bare 429s sometimes only say "Please retry in 53.0s." in the message. */
-function retryHintFromMessage(message: string): number | undefined {
-  const match = /retry in (\d+(?:\.\d+)?)\s*s/i.exec(message);
   return match ? Math.round(Number(match[1]) * 1000) : undefined;
 }

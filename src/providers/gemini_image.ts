@@ -27,6 +27,7 @@ import {
   type GeminiImageSize,
   type GeminiTokenPrice,
   imageModel,
+  inputCost,
   priceOf,
 } from "./gemini_models.ts";
 import type { GeneratedImage, GenerateRequest, ImageFormat, ImageGenerator } from "./provider.ts";
@@ -225,7 +226,8 @@ export function geminiImageGenerator(
     const imageOut = meta.candidatesTokensDetails?.find((d) => d.modality === "IMAGE")
       ?.tokenCount ?? (gotImage ? candidates : 0);
     const textOut = Math.max(0, candidates - imageOut) + (meta.thoughtsTokenCount ?? 0);
-    return ((meta.promptTokenCount ?? 0) * rates.input + textOut * rates.output +
+    return (inputCost(meta.promptTokenCount ?? 0, meta.cachedContentTokenCount ?? 0, rates) +
+      textOut * rates.output +
       imageOut * (rates.image ?? rates.output)) / 1e6;
   };
 

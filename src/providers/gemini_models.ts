@@ -15,6 +15,20 @@ export interface GeminiTokenPrice {
   output: number;
   /** USD per 1M output image tokens, for image models. */
   image?: number | undefined;
+  /**
+   * USD per 1M input tokens Gemini read from its cache (`cachedContentTokenCount`).
+   * @default {a tenth of `input`, as Google's pricing page lists context caching}
+   */
+  cached?: number | undefined;
+}
+
+/**
+ * What `prompt` input tokens cost at `rates`, `cached` of them read from Gemini's cache (part of
+ * the prompt's count, billed at the cached rate), in USD × 1e6.
+ */
+export function inputCost(prompt: number, cached: number, rates: GeminiTokenPrice): number {
+  const fromCache = Math.min(Math.max(0, cached), prompt);
+  return (prompt - fromCache) * rates.input + fromCache * (rates.cached ?? rates.input / 10);
 }
 
 /** Default model for critique and refinement: the current vision-capable Flash. */
@@ -151,9 +165,19 @@ export const GEMINI_MODEL_CHANGES: Readonly<Record<string, GeminiModelChange>> =
   },
 };
 
-/** `models/gemini-3.8-flash-001` → `gemini-3.8-flash`: the id a model version belongs to. */
+/**
+ * `models/gemini-3.8-flash-001` → `gemini-3.8-flash`: the id a model version belongs to, without
+ * the version or date Gemini appends (`-001`, `-01-21`, `-09-2025`, `-1206`).
+ *
+ * @example
+ * ```ts
+ * import { baseModelId } from "./gemini_models.ts";
+ * const base = baseModelId("gemini-2.0-flash-thinking-exp-01-21");
+ * if (base !== "gemini-2.0-flash-thinking-exp") throw new Error(base);
+ * ```
+ */
 export function baseModelId(version: string): string {
-  return version.replace(/^models\//, "").replace(/-\d{3}$/, "");
+  return version.replace(/^models\//, "").replace(/(?:-\d{2}-\d{2,4}|-\d{3,4})$/, "");
 }
 
 /**

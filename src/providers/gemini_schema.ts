@@ -1,15 +1,17 @@
 /**
- * What retake asks Gemini to return: the JSON Schemas sent as `responseJsonSchema` and the zod
- * schemas every answer is checked against before anyone trusts it.
+ * What retake asks Gemini to return: the JSON Schemas sent as `responseJsonSchema` (and, in
+ * their strict form, to OpenAI-compatible servers).
  *
  * The JSON Schemas are hand-written in the subset Gemini documents for `responseJsonSchema`
- * (`type`, `description`, `properties`, `required`, `items`, `minimum`, `maximum`, `maxItems`,
- * `propertyOrdering`). `additionalProperties` is left out on purpose: other Gemini paths reject
- * or drop it, and zod strips unknown keys anyway.
+ * (`type`, `description`, `properties`, `required`, `items`, `minimum`, `maximum`, `minItems`,
+ * `maxItems`, `propertyOrdering`). `additionalProperties` is left out on purpose: other Gemini
+ * paths reject or drop it, and extra keys are ignored anyway.
+ *
+ * What comes back is read by `_llm_answers.ts`, which asks nothing these schemas do not say: an
+ * answer that fits them is always used.
  *
  * @module
  */
-import { z } from "zod";
 import { CHECK_KINDS, CRITERIA, type Criterion } from "../critique.ts";
 import { PROMPT_LIMITS } from "../prompts.ts";
 
@@ -92,6 +94,7 @@ export const BRIEF_JSON_SCHEMA = {
         required: ["id", "question", "kind"],
         propertyOrdering: ["id", "question", "kind"],
       },
+      minItems: 1,
       maxItems: 12,
     },
   },
@@ -169,15 +172,9 @@ export const REFINEMENT_EDIT_JSON_SCHEMA = {
   propertyOrdering: ["changes", "prompt", "instruction"],
 } as const;
 
-/** Schema of a refinement answer; rejects an empty or over-long prompt. */
-export const refinementSchema = z.object({
-  prompt: z.string().trim().min(1, "must not be empty").max(
-    PROMPT_LIMITS.promptChars,
-    `must be at most ${PROMPT_LIMITS.promptChars} characters`,
-  ),
-  changes: z.array(z.object({ change: z.string(), reason: z.string() })),
-  instruction: z.string().optional(),
-});
-
-/** A refinement answer. */
-export type Refinement = z.infer<typeof refinementSchema>;
+/** A refinement answer: the next prompt, what changed, and for an edit the instruction. */
+export interface Refinement {
+  prompt: string;
+  changes: Array<{ change: string; reason: string }>;
+  instruction?: string;
+}

@@ -376,12 +376,12 @@ Deno.test("gemini always-malformed JSON fails with a clear error after 2 request
   });
 });
 
-Deno.test("gemini schema-invalid answers name the fields that are wrong", async () => {
+Deno.test("gemini answers with no usable score are asked again once, and say why", async () => {
   await withStandIn(async ({ standIn, image, options }) => {
     standIn.inject("invalid-once", 2);
     const error = await providerError(createGeminiCritic(options).critique(critiqueRequest(image)));
     assert.equal(error.retryable, false);
-    assert.match(error.message, /does not match the schema: field 'score'/);
+    assert.match(error.message, /no usable critique in 2 attempts: the answer has no score/);
     assert.equal(standIn.requests.length, 2);
   });
 });

@@ -21,19 +21,23 @@ import type {
   ChatCompletionMessageParam,
 } from "openai/resources/chat/completions";
 import { z } from "zod";
-import { briefSchema, critiqueSchema } from "../critique.ts";
 import { ProviderError, withBilledCost } from "../errors.ts";
 import { tokenPriceTable, urlString } from "../schema.ts";
 import { redactor } from "../redact.ts";
-import { parseBaseUrl, parseRetryAfter, positiveOption } from "./_http.ts";
+import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "./_http.ts";
 import {
-  alignChecks,
+  type AnswerReader,
+  parseAnswer,
+  readBrief,
+  readCritique,
+  readRefinement,
+} from "./_llm_answers.ts";
+import {
   BRIEF_INSTRUCTION,
   briefText,
   clip,
   criticInstruction,
   critiqueText,
-  parseAnswer,
   prepareImage,
   REFINER_INSTRUCTION,
   refineText,
@@ -46,7 +50,6 @@ import {
   type Refinement,
   REFINEMENT_EDIT_JSON_SCHEMA,
   REFINEMENT_JSON_SCHEMA,
-  refinementSchema,
 } from "./gemini_schema.ts";
 import type {
   BriefRequest,
@@ -201,11 +204,11 @@ function _critic(client: Client, rubric?: Rubric): ImageCritic {
           schema: request.brief ? CRITIQUE_WITH_CHECKS_STRICT_SCHEMA : CRITIQUE_STRICT_SCHEMA,
           temperature: 0.2,
         },
-        critiqueSchema,
+        readCritique(request.brief),
         request.signal,
       );
       // The user's weights decide the overall score, whatever the model made of them.
-      const critique = weightedScore(alignChecks(answer.value, request.brief), rubric?.weights);
+      const critique = weightedScore(answer.value, rubric?.weights);
       return { critique, ...answer.meta };
     },
     async brief(request: BriefRequest): Promise<BriefResult> {
@@ -217,7 +220,7 @@ function _critic(client: Client, rubric?: Rubric): ImageCritic {
         "brief",
         messages,
         { name: "brief", schema: BRIEF_STRICT_SCHEMA, temperature: 0.2 },
-        briefSchema,
+        readBrief,
         request.signal,
       );
       return { brief: answer.value, ...answer.meta };
@@ -245,7 +248,7 @@ function _refiner(client: Client): PromptRefiner {
             : REFINEMENT_STRICT_SCHEMA,
           temperature: 0.7,
         },
-        refinementSchema,
+        readRefinement(request.mode === "edit", request.prompt),
         request.signal,
       );
       const value: Refinement = answer.value;
@@ -341,6 +344,8 @@ interface JsonAnswer<T> {
     costUsd: number;
     usage: TokenUsage;
     requestId?: string;
+    /** What of the answer had to be read leniently; absent when it fitted as sent. */
+    normalised?: string[];
   };
 }
 
@@ -360,7 +365,7 @@ interface Client {
     operation: string,
     messages: ChatCompletionMessageParam[],
     format: Format,
-    schema: z.ZodType<T>,
+    reader: AnswerReader<T>,
     signal: AbortSignal,
   ): Promise<JsonAnswer<T>>;
 }
@@ -562,7 +567,7 @@ function _createClient(options: OpenAIOptions): Client {
       };
       return Math.round(costOf(tokens) * 1e6) / 1e6;
     },
-    async completeJson(operation, messages, format, schema, signal) {
+    async completeJson(operation, messages, format, reader, signal) {
       flushWarnings();
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
       let requestId: string | undefined;
@@ -651,8 +656,20 @@ function _createClient(options: OpenAIOptions): Client {
           problem = `the answer ended with finish_reason ${String(finish)}`;
           continue;
         }
-        const checked = parseAnswer(choice.message?.content, z.preprocess(_withoutNulls, schema));
+        const checked = parseAnswer(
+          choice.message?.content,
+          (data, note) => reader(_withoutNulls(data), note),
+        );
         if (checked.ok) {
+          if (checked.normalised.length > 0) {
+            log.warn("{server}'s {operation} answer was read leniently: {normalised}", {
+              server: Server,
+              operation,
+              model,
+              normalised: checked.normalised.join("; "),
+              requestId,
+            });
+          }
           return {
             value: checked.value,
             meta: {
@@ -661,6 +678,7 @@ function _createClient(options: OpenAIOptions): Client {
               costUsd: costOf(usage),
               usage,
               ...withId(),
+              ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
             },
           };
         }
@@ -722,7 +740,10 @@ function _classifyApiError(
     );
   }
   if (status === 429) {
-    const retryAfterMs = _retryAfterMs(error.headers);
+    // OpenAI states the wait in the message ("Please try again in 114h18m0s") as often as in a
+    // header; the header wins where both are sent.
+    const retryAfterMs = _retryAfterMs(error.headers) ??
+      waitFromMessage(String(body.message ?? ""));
     return new ProviderError(`${Server} rate limit reached (${label}): ${apiMessage}`, {
       ...base,
       retryable: true,

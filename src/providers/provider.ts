@@ -23,6 +23,8 @@ export interface TokenUsage {
   outputTokens: number;
   /** Input tokens spent on images, where the service reports them separately. */
   imageTokens?: number;
+  /** Input tokens the service read from its cache, billed at its cached rate (part of input). */
+  cachedTokens?: number;
 }
 
 /** One round of image generation. */
@@ -171,6 +173,8 @@ export interface CritiqueResult {
   costUsd: number;
   usage?: TokenUsage;
   requestId?: string;
+  /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
+  normalised?: string[];
 }
 
 /** Make a prompt's checklist, once, from the prompt and its context. */
@@ -186,6 +190,8 @@ export interface BriefResult {
   costUsd: number;
   usage?: TokenUsage;
   requestId?: string;
+  /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
+  normalised?: string[];
 }
 
 /** Judges an image. */
@@ -244,6 +250,8 @@ export interface RefineResult {
   costUsd: number;
   usage?: TokenUsage;
   requestId?: string;
+  /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
+  normalised?: string[];
 }
 
 /** Writes the next prompt. */
