@@ -30,6 +30,7 @@ import { fromAbortable } from "./abortable.ts";
 import { AdaptiveLimiter, type AdaptiveLimiterOptions } from "./adaptive.ts";
 import { Budget, BudgetRefusal } from "./budget.ts";
 import { type Brief, briefSchema, type Criterion, type Critique } from "./critique.ts";
+import { nextAction, type PromptRules } from "./pipeline/next_action.ts";
 import {
   billedCost,
   isFatal,
@@ -310,7 +311,7 @@ export function runPipeline(
   const rounds = Math.max(options.rounds ?? options.iterations, options.iterations);
   for (let i = 1; i <= rounds; i++) {
     // A prompt that asked for fewer rounds than the chain has ends here.
-    if (i > 1) stream = stream.pipe(map((s) => endAfter(ctx, s, i - 1)));
+    if (i > 1) stream = stream.pipe(map((s) => decide(ctx, s)));
     stream = stream.pipe(stage(ctx, "generate", i, (s, signal) => generateStep(ctx, s, i, signal)));
     // A first generation's slot is free: the queue's front prompt may start.
     if (i === 1 && pull) stream = stream.pipe(tap(pull.more));
@@ -322,7 +323,7 @@ export function runPipeline(
     stream = stream.pipe(stage(ctx, "critique", i, (s, signal) => critiqueStep(ctx, s, i, signal)));
     if (i < rounds && options.mode !== "sample") {
       // No refinement after a prompt's own last round: nothing would draw from it.
-      stream = stream.pipe(map((s) => endAfter(ctx, s, i)));
+      stream = stream.pipe(map((s) => decide(ctx, s)));
       stream = stream.pipe(stage(ctx, "refine", i, (s, signal) => refineStep(ctx, s, i, signal)));
     }
   }
@@ -822,16 +823,6 @@ function ownOf(ctx: Ctx, spec: PromptSpec) {
   };
 }
 
-/**
- * Stops a prompt once it has run `iteration` rounds and asked for no more: its own count, or
- * for a reopened prompt the round its note asked for.
- */
-function endAfter(ctx: Ctx, state: State, iteration: number): State {
-  const last = state.lastRound ?? ownOf(ctx, state.spec).iterations;
-  if (!state.stopped && iteration >= last) state.stopped = true;
-  return state;
-}
-
 async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
   const folder = ctx.sink.folderFor(spec);
   const inputHash = ctx.hashFor(spec);
@@ -919,30 +910,50 @@ async function cancelled(
 }
 
 /**
- * Whether a critique meets the target: every check of the brief passes, the score reaches the
- * target score, and every per-criterion minimum that is set is met.
+ * Whether a completed prompt has steps left to run: the rules that stopped it (its rounds, its
+ * target, a plateau, a converged refiner) no longer hold under today's settings.
  */
-export function reachedTarget(
-  target: { targetScore?: number; targetCriteria?: Partial<Record<Criterion, number>> },
-  critique: Critique,
-): boolean {
-  const criteria = Object.entries(target.targetCriteria ?? {});
-  if (target.targetScore === undefined && criteria.length === 0) return false;
-  if (critique.checks?.some((c) => !c.passed)) return false;
-  if (target.targetScore !== undefined && critique.score < target.targetScore) return false;
-  return criteria.every(([name, min]) => critique.criteria[name as Criterion] >= (min ?? 0));
+function continues(ctx: Ctx, spec: PromptSpec, previous: PromptRecord): boolean {
+  // A brief it went without is not a reason to pay for the prompt again.
+  const rules = { ...rulesOf(ctx, spec), brief: false };
+  return nextAction(previous, rules).kind !== "stop";
+}
+
+/** The rules that decide when the prompt stops, as `nextAction` takes them. */
+function rulesOf(ctx: Ctx, spec: PromptSpec, lastRound?: number): PromptRules {
+  const own = ownOf(ctx, spec);
+  return {
+    iterations: own.iterations,
+    target: own.target,
+    patience: ctx.patience ?? 2,
+    brief: ctx.critic.brief !== undefined,
+    refine: ctx.mode !== "sample",
+    lastRound,
+  };
 }
 
 /**
- * Whether a completed prompt has rounds left to run: more iterations were asked for than it
- * ran, and it had not stopped for a reason that still holds (its target, or convergence).
+ * Stops the prompt when `nextAction` says its record has nothing left to do, and records why:
+ * asked after every saved critique and refinement, and before every round.
  */
-function continues(ctx: Ctx, spec: PromptSpec, previous: PromptRecord): boolean {
-  const own = ownOf(ctx, spec);
-  if (previous.iterations.length >= own.iterations) return false;
-  if (previous.endReason === "converged") return false;
-  const last = previous.iterations.at(-1);
-  return last?.critique !== undefined && !reachedTarget(own.target, last.critique);
+function decide(ctx: Ctx, state: State): State {
+  if (state.stopped) return state;
+  const next = nextAction(state.record, rulesOf(ctx, state.spec, state.lastRound));
+  if (next.kind !== "stop") return state;
+  state.stopped = true;
+  if (next.reason === "iterations") return state;
+  state.record.endReason = next.reason;
+  log.info("Prompt {promptId} stopped at iteration {iteration}: {reason}", {
+    promptId: state.spec.id,
+    iteration: next.iteration,
+    reason: {
+      target: "it reached the target",
+      plateau: `no gain in ${ctx.patience ?? 2} rounds`,
+      converged: "the refined prompt is unchanged",
+    }[next.reason],
+    endReason: next.reason,
+  });
+  return state;
 }
 
 /** Continues from the last saved step of an earlier attempt with the same inputs. */
@@ -1190,28 +1201,7 @@ async function critiqueStep(
       await ctx.sink.saveCritique(state.record, iteration, result.critique);
       it.critique = result.critique;
       it.steps.critique = step;
-      const plateau = plateaued(state.record, iteration, ctx.patience ?? 2);
-      if (plateau && iteration < ownOf(ctx, state.spec).iterations) {
-        state.stopped = true;
-        state.record.endReason = "plateau";
-        log.info(
-          "Prompt {promptId} stopped at iteration {iteration}: no gain in {patience} rounds",
-          {
-            promptId: state.spec.id,
-            iteration,
-            patience: ctx.patience ?? 2,
-          },
-        );
-      }
-      if (reachedTarget(ownOf(ctx, state.spec).target, result.critique)) {
-        state.stopped = true;
-        state.record.endReason = "target";
-        log.info("Prompt {promptId} reached the target score {score} at iteration {iteration}", {
-          promptId: state.spec.id,
-          score: result.critique.score,
-          iteration,
-        });
-      }
+      decide(ctx, state);
       await saveRecord(ctx, state);
     },
   };
@@ -1265,18 +1255,7 @@ async function refineStep(
       it.steps.refine = step;
       state.nextPrompt = result.prompt;
       // The same prompt (and seed) drawn anew would only buy the same image again.
-      if (decided.action === "redraw" && sameText(result.prompt, it.prompt)) {
-        // The same prompt (and seed) would only buy the same image again.
-        state.stopped = true;
-        state.record.endReason = "converged";
-        log.info(
-          "Prompt {promptId} converged at iteration {iteration}: the refined prompt is unchanged",
-          {
-            promptId: state.spec.id,
-            iteration,
-          },
-        );
-      }
+      decide(ctx, state);
       await saveRecord(ctx, state);
       // Only once the refinement that took them is saved: a crash before leaves them pending.
       if (notes.length > 0) await markNotesDone(ctx, state, notes.map((e) => e.seq));
@@ -1294,21 +1273,6 @@ async function markNotesDone(ctx: Ctx, state: State, seqs: number[]): Promise<vo
       reason: messageOf(error),
     });
   }
-}
-
-/**
- * Whether the best round is `patience` or more rounds old at `iteration`: refining has stopped
- * paying for this prompt.
- */
-function plateaued(record: PromptRecord, iteration: number, patience: number): boolean {
-  const best = bestIteration(record);
-  return best !== undefined && iteration - best.iteration >= patience;
-}
-
-/** Whether two prompts say the same, whitespace aside. */
-function sameText(a: string, b: string): boolean {
-  const norm = (text: string) => text.trim().replace(/\s+/g, " ");
-  return norm(a) === norm(b);
 }
 
 async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
