@@ -23,23 +23,9 @@ import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { urlString } from "../schema.ts";
 import { ProviderError } from "../errors.ts";
-import {
-  type AnswerReader,
-  parseAnswer,
-  readBrief,
-  readCritique,
-  readRefinement,
-} from "./_llm_answers.ts";
-import {
-  BRIEF_INSTRUCTION,
-  briefText,
-  criticInstruction,
-  critiqueText,
-  prepareImage,
-  REFINER_INSTRUCTION,
-  refineText,
-} from "./_llm_prompts.ts";
-import { type Rubric, weightedScore } from "../rubric.ts";
+import { parseAnswer } from "./_llm_answers.ts";
+import { type JsonClient, llmCritic, llmRefiner } from "./_llm_roles.ts";
+import type { Rubric } from "../rubric.ts";
 import {
   BLOCKING_FINISH,
   type ChosenModel,
@@ -62,27 +48,13 @@ import {
   inputCost,
   priceOf,
 } from "./gemini_models.ts";
-import {
-  BRIEF_JSON_SCHEMA,
-  CRITIQUE_JSON_SCHEMA,
-  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
-  type Refinement,
-  REFINEMENT_EDIT_JSON_SCHEMA,
-  REFINEMENT_JSON_SCHEMA,
-} from "./gemini_schema.ts";
 import type {
-  BriefRequest,
-  BriefResult,
   CreateContext,
-  CritiqueRequest,
-  CritiqueResult,
   ImageCritic,
   ModelEntry,
   PromptRefiner,
   ProviderDescriptor,
   ProviderParts,
-  RefineRequest,
-  RefineResult,
   TokenUsage,
 } from "./provider.ts";
 
@@ -134,8 +106,7 @@ export interface GeminiOptions extends GeminiConnectionOptions {
  * ```
  */
 export function createGeminiCritic(options: GeminiOptions): ImageCritic {
-  const client = _textClient(connectGemini(options), options);
-  return _critic(client, client.check, options.rubric);
+  return llmCritic(_textClient(connectGemini(options), options), options.rubric);
 }
 
 /**
@@ -150,7 +121,7 @@ export function createGeminiProviders(
   options: GeminiOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
   const client = _textClient(connectGemini(options), options);
-  return { critic: _critic(client, client.check, options.rubric), refiner: _refiner(client) };
+  return { critic: llmCritic(client, options.rubric), refiner: llmRefiner(client) };
 }
 
 /**
@@ -163,101 +134,7 @@ export function createGeminiProviders(
  * ```
  */
 export function createGeminiRefiner(options: GeminiOptions): PromptRefiner {
-  return _refiner(_textClient(connectGemini(options), options));
-}
-
-function _critic(client: TextClient, check = client.check, rubric?: Rubric): ImageCritic {
-  return {
-    name: PROVIDER,
-    // The same function for every part of one client, so it is checked once.
-    check,
-    estimateCostUsd: () => client.estimateCostUsd("critique"),
-    async critique(request: CritiqueRequest): Promise<CritiqueResult> {
-      const image = await prepareImage(
-        request.imagePath,
-        client.imageMaxSide,
-        request.signal,
-        PROVIDER,
-      );
-      const config: GenerateContentConfig = {
-        systemInstruction: criticInstruction(rubric),
-        responseMimeType: "application/json",
-        responseJsonSchema: request.brief ? CRITIQUE_WITH_CHECKS_JSON_SCHEMA : CRITIQUE_JSON_SCHEMA,
-        ...client.sampling(0.2),
-        ...client.modelConfig,
-        ...(client.generation >= 3 && { mediaResolution: MEDIA_RESOLUTION_LOW }),
-      };
-      const contents: Content[] = [{
-        role: "user",
-        parts: [
-          { inlineData: { mimeType: "image/jpeg", data: image } },
-          { text: critiqueText(request) },
-        ],
-      }];
-      const answer = await client.generateJson(
-        "critique",
-        contents,
-        config,
-        readCritique(request.brief),
-        request,
-      );
-      // The user's weights decide the overall score, whatever the model made of them.
-      const critique = weightedScore(answer.value, rubric?.weights);
-      return { critique, ...answer.meta };
-    },
-    async brief(request: BriefRequest): Promise<BriefResult> {
-      const config: GenerateContentConfig = {
-        systemInstruction: BRIEF_INSTRUCTION,
-        responseMimeType: "application/json",
-        responseJsonSchema: BRIEF_JSON_SCHEMA,
-        ...client.sampling(0.2),
-        ...client.modelConfig,
-      };
-      const contents: Content[] = [{ role: "user", parts: [{ text: briefText(request.spec) }] }];
-      const answer = await client.generateJson(
-        "critique",
-        contents,
-        config,
-        readBrief,
-        request,
-      );
-      return { brief: answer.value, ...answer.meta };
-    },
-  };
-}
-
-function _refiner(client: TextClient, check = client.check): PromptRefiner {
-  return {
-    name: PROVIDER,
-    check,
-    estimateCostUsd: () => client.estimateCostUsd("refine"),
-    async refine(request: RefineRequest): Promise<RefineResult> {
-      const config: GenerateContentConfig = {
-        systemInstruction: REFINER_INSTRUCTION,
-        responseMimeType: "application/json",
-        responseJsonSchema: request.mode === "edit"
-          ? REFINEMENT_EDIT_JSON_SCHEMA
-          : REFINEMENT_JSON_SCHEMA,
-        ...client.sampling(0.7),
-        ...client.modelConfig,
-      };
-      const contents: Content[] = [{ role: "user", parts: [{ text: refineText(request) }] }];
-      const answer = await client.generateJson(
-        "refine",
-        contents,
-        config,
-        readRefinement(request.mode === "edit", request.prompt),
-        request,
-      );
-      const value: Refinement = answer.value;
-      return {
-        prompt: value.prompt,
-        changes: value.changes,
-        ...(value.instruction !== undefined && { instruction: value.instruction }),
-        ...answer.meta,
-      };
-    },
-  };
+  return llmRefiner(_textClient(connectGemini(options), options));
 }
 
 /** The model that answers `model`'s requests, where Gemini routes it to another one. */
@@ -278,42 +155,6 @@ function _modelConfig(model: string): GenerateContentConfig {
   return {};
 }
 
-interface JsonAnswer<T> {
-  value: T;
-  meta: {
-    model: string;
-    modelVersion?: string;
-    costUsd: number;
-    usage: TokenUsage;
-    requestId?: string;
-    /** What of the answer had to be read leniently; absent when it fitted as sent. */
-    normalised?: string[];
-  };
-}
-
-interface TextClient {
-  /** The Gemini generation of the model that answers (0 when unknown). */
-  generation: number;
-  imageMaxSide: number;
-  modelConfig: GenerateContentConfig;
-  /**
-   * `temperature` for Gemini 1 and 2 only: Gemini 3.6 and later ignore sampling settings (and
-   * Vertex rejects them), so Gemini 3, and models of unknown generation, get none.
-   */
-  sampling(temperature: number): GenerateContentConfig;
-  /** Checks the key and the model with `models.get`, which Gemini does not bill. */
-  check(signal: AbortSignal): Promise<void>;
-  /** The most one call of `operation` may cost, in USD; undefined when the price is unknown. */
-  estimateCostUsd(operation: "critique" | "refine"): number | undefined;
-  generateJson<T>(
-    operation: string,
-    contents: Content[],
-    config: GenerateContentConfig,
-    reader: AnswerReader<T>,
-    request: { signal: AbortSignal },
-  ): Promise<JsonAnswer<T>>;
-}
-
 /**
  * Text tokens one call sends at most, for the cost estimate a budget reserves: the
  * instructions, a prompt at its 4,000-character limit (twice, when refined) and its context;
@@ -322,7 +163,7 @@ interface TextClient {
 const CRITIQUE_TEXT_TOKENS = 4_000;
 const REFINE_TEXT_TOKENS = 8_000;
 
-function _textClient(connection: GeminiConnection, options: GeminiOptions): TextClient {
+function _textClient(connection: GeminiConnection, options: GeminiOptions): JsonClient {
   const model = options.model ?? DEFAULT_GEMINI_MODEL;
   const maxOutputTokens = positiveOption("maxOutputTokens", options.maxOutputTokens ?? 4096);
   const imageMaxSide = positiveOption("imageMaxSide", options.imageMaxSide ?? 384);
@@ -343,11 +184,11 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
       usage.outputTokens * rates.output) / 1e6;
   };
 
+  const modelConfig = _modelConfig(_answering(model));
+
   return {
-    generation,
+    provider: PROVIDER,
     imageMaxSide,
-    modelConfig: _modelConfig(_answering(model)),
-    sampling: (temperature) => generation > 0 && generation < 3 ? { temperature } : {},
     async check(signal) {
       await connection.checkModel(chosen, signal);
     },
@@ -362,7 +203,23 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Text
       };
       return Math.round(costOf(tokens) * 1e6) / 1e6;
     },
-    async generateJson(operation, contents, config, reader, { signal }) {
+    async ask({ operation, system, text, image, schema, temperature, reader, signal }) {
+      const config: GenerateContentConfig = {
+        systemInstruction: system,
+        responseMimeType: "application/json",
+        responseJsonSchema: schema,
+        // Gemini 3.6 and later ignore sampling settings (and Vertex rejects them): only 1 and 2.
+        ...(generation > 0 && generation < 3 && { temperature }),
+        ...modelConfig,
+        ...(image !== undefined && generation >= 3 && { mediaResolution: MEDIA_RESOLUTION_LOW }),
+      };
+      const contents: Content[] = [{
+        role: "user",
+        parts: [
+          ...(image !== undefined ? [{ inlineData: { mimeType: "image/jpeg", data: image } }] : []),
+          { text },
+        ],
+      }];
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
       let spent = 0;
       let requestId: string | undefined;
@@ -609,8 +466,8 @@ export const geminiProvider = {
         ...(settings.prices !== undefined && { prices: settings.prices }),
       });
       checks.push(text.check);
-      if (roles.has("critique")) parts.critic = _critic(text, check, rubric);
-      if (roles.has("refine")) parts.refiner = _refiner(text, check);
+      if (roles.has("critique")) parts.critic = llmCritic(text, rubric, check);
+      if (roles.has("refine")) parts.refiner = llmRefiner(text, check);
     }
     if (roles.has("generate")) {
       const generator = geminiImageGenerator(connection, {

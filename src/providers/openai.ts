@@ -18,50 +18,21 @@ import type OpenAI from "openai";
 import type {
   ChatCompletion,
   ChatCompletionCreateParamsNonStreaming,
-  ChatCompletionMessageParam,
 } from "openai/resources/chat/completions";
 import { z } from "zod";
 import { ProviderError, withBilledCost } from "../errors.ts";
 import { tokenPriceTable, urlString } from "../schema.ts";
 import { redactor } from "../redact.ts";
 import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "./_http.ts";
-import {
-  type AnswerReader,
-  parseAnswer,
-  readBrief,
-  readCritique,
-  readRefinement,
-} from "./_llm_answers.ts";
-import {
-  BRIEF_INSTRUCTION,
-  briefText,
-  clip,
-  criticInstruction,
-  critiqueText,
-  prepareImage,
-  REFINER_INSTRUCTION,
-  refineText,
-} from "./_llm_prompts.ts";
-import { type Rubric, weightedScore } from "../rubric.ts";
-import {
-  BRIEF_JSON_SCHEMA,
-  CRITIQUE_JSON_SCHEMA,
-  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
-  type Refinement,
-  REFINEMENT_EDIT_JSON_SCHEMA,
-  REFINEMENT_JSON_SCHEMA,
-} from "./gemini_schema.ts";
+import { parseAnswer } from "./_llm_answers.ts";
+import { type JsonClient, type JsonQuestion, llmCritic, llmRefiner } from "./_llm_roles.ts";
+import { clip } from "./_llm_prompts.ts";
+import type { Rubric } from "../rubric.ts";
 import type {
-  BriefRequest,
-  BriefResult,
   CreateContext,
-  CritiqueRequest,
-  CritiqueResult,
   ImageCritic,
   PromptRefiner,
   ProviderDescriptor,
-  RefineRequest,
-  RefineResult,
   TokenUsage,
 } from "./provider.ts";
 
@@ -154,7 +125,7 @@ export function createOpenAIProviders(
   options: OpenAIOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
   const client = _createClient(options);
-  return { critic: _critic(client, options.rubric), refiner: _refiner(client) };
+  return { critic: llmCritic(client, options.rubric), refiner: llmRefiner(client) };
 }
 
 /** Whether `url` points at this machine, where no network can read what is sent. */
@@ -167,99 +138,6 @@ export function isLoopbackUrl(url: string | undefined): boolean {
     return false;
   }
   return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function _critic(client: Client, rubric?: Rubric): ImageCritic {
-  return {
-    name: PROVIDER,
-    // The same function for the critic and the refiner of one client, so it is checked once.
-    check: client.check,
-    estimateCostUsd: () => client.estimateCostUsd("critique"),
-    async critique(request: CritiqueRequest): Promise<CritiqueResult> {
-      const image = await prepareImage(
-        request.imagePath,
-        client.imageMaxSide,
-        request.signal,
-        PROVIDER,
-      );
-      const messages: ChatCompletionMessageParam[] = [
-        { role: "system", content: criticInstruction(rubric) },
-        {
-          role: "user",
-          content: [
-            // The copy is already small: "low" keeps OpenAI's tile-priced models at their minimum.
-            {
-              type: "image_url",
-              image_url: { url: `data:image/jpeg;base64,${image}`, detail: "low" },
-            },
-            { type: "text", text: critiqueText(request) },
-          ],
-        },
-      ];
-      const answer = await client.completeJson(
-        "critique",
-        messages,
-        {
-          name: "critique",
-          schema: request.brief ? CRITIQUE_WITH_CHECKS_STRICT_SCHEMA : CRITIQUE_STRICT_SCHEMA,
-          temperature: 0.2,
-        },
-        readCritique(request.brief),
-        request.signal,
-      );
-      // The user's weights decide the overall score, whatever the model made of them.
-      const critique = weightedScore(answer.value, rubric?.weights);
-      return { critique, ...answer.meta };
-    },
-    async brief(request: BriefRequest): Promise<BriefResult> {
-      const messages: ChatCompletionMessageParam[] = [
-        { role: "system", content: BRIEF_INSTRUCTION },
-        { role: "user", content: briefText(request.spec) },
-      ];
-      const answer = await client.completeJson(
-        "brief",
-        messages,
-        { name: "brief", schema: BRIEF_STRICT_SCHEMA, temperature: 0.2 },
-        readBrief,
-        request.signal,
-      );
-      return { brief: answer.value, ...answer.meta };
-    },
-  };
-}
-
-function _refiner(client: Client): PromptRefiner {
-  return {
-    name: PROVIDER,
-    check: client.check,
-    estimateCostUsd: () => client.estimateCostUsd("refine"),
-    async refine(request: RefineRequest): Promise<RefineResult> {
-      const messages: ChatCompletionMessageParam[] = [
-        { role: "system", content: REFINER_INSTRUCTION },
-        { role: "user", content: refineText(request) },
-      ];
-      const answer = await client.completeJson(
-        "refine",
-        messages,
-        {
-          name: "refinement",
-          schema: request.mode === "edit"
-            ? REFINEMENT_EDIT_STRICT_SCHEMA
-            : REFINEMENT_STRICT_SCHEMA,
-          temperature: 0.7,
-        },
-        readRefinement(request.mode === "edit", request.prompt),
-        request.signal,
-      );
-      const value: Refinement = answer.value;
-      return {
-        prompt: value.prompt,
-        changes: value.changes,
-        ...(value.instruction !== undefined && { instruction: value.instruction }),
-        ...answer.meta,
-      };
-    },
-  };
 }
 
 /**
@@ -308,13 +186,13 @@ function _withoutNulls(value: unknown): unknown {
 }
 
 type JsonSchema = Record<string, unknown>;
-const CRITIQUE_STRICT_SCHEMA = strictJsonSchema(CRITIQUE_JSON_SCHEMA) as JsonSchema;
-const CRITIQUE_WITH_CHECKS_STRICT_SCHEMA = strictJsonSchema(
-  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
-) as JsonSchema;
-const BRIEF_STRICT_SCHEMA = strictJsonSchema(BRIEF_JSON_SCHEMA) as JsonSchema;
-const REFINEMENT_STRICT_SCHEMA = strictJsonSchema(REFINEMENT_JSON_SCHEMA) as JsonSchema;
-const REFINEMENT_EDIT_STRICT_SCHEMA = strictJsonSchema(REFINEMENT_EDIT_JSON_SCHEMA) as JsonSchema;
+/** Each schema `_llm_roles.ts` sends, in its strict form, made once. */
+const STRICT = new Map<unknown, JsonSchema>();
+const strictOf = (schema: unknown): JsonSchema => {
+  let strict = STRICT.get(schema);
+  if (strict === undefined) STRICT.set(schema, strict = strictJsonSchema(schema) as JsonSchema);
+  return strict;
+};
 
 /**
  * Text tokens one call sends at most, for the cost estimate a budget reserves: the
@@ -336,43 +214,9 @@ const SETTING_PARAM =
 const SETTING_MESSAGE =
   /response_format|json_schema|max_(?:completion_)?tokens|temperature|reasoning_effort|unsupported (?:parameter|value)|image_url is only supported|does not support (?:image|vision)|not a multimodal model|image input is not supported/i;
 
-interface JsonAnswer<T> {
-  value: T;
-  meta: {
-    model: string;
-    modelVersion?: string;
-    costUsd: number;
-    usage: TokenUsage;
-    requestId?: string;
-    /** What of the answer had to be read leniently; absent when it fitted as sent. */
-    normalised?: string[];
-  };
-}
-
-interface Format {
-  name: string;
-  schema: Record<string, unknown>;
-  temperature: number;
-}
-
-interface Client {
-  imageMaxSide: number;
-  /** Checks the key and the model with `GET /models`, which costs nothing. */
-  check(signal: AbortSignal): Promise<void>;
-  /** The most one call of `operation` may cost, in USD; undefined when the price is unknown. */
-  estimateCostUsd(operation: "critique" | "refine"): number | undefined;
-  completeJson<T>(
-    operation: string,
-    messages: ChatCompletionMessageParam[],
-    format: Format,
-    reader: AnswerReader<T>,
-    signal: AbortSignal,
-  ): Promise<JsonAnswer<T>>;
-}
-
 type Sdk = typeof import("openai");
 
-function _createClient(options: OpenAIOptions): Client {
+function _createClient(options: OpenAIOptions): JsonClient {
   const baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
   const url = parseBaseUrl("OpenAI client", baseUrl);
   const official = url.hostname === "api.openai.com";
@@ -491,23 +335,36 @@ function _createClient(options: OpenAIOptions): Client {
       : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
 
   const body = (
-    messages: ChatCompletionMessageParam[],
-    format: Format,
+    question: JsonQuestion<unknown>,
     limit: number,
   ): ChatCompletionCreateParamsNonStreaming => ({
     model,
-    messages,
+    messages: [
+      { role: "system", content: question.system },
+      {
+        role: "user",
+        content: question.image === undefined ? question.text : [
+          // The copy is already small: "low" keeps OpenAI's tile-priced models at their minimum.
+          {
+            type: "image_url",
+            image_url: { url: `data:image/jpeg;base64,${question.image}`, detail: "low" },
+          },
+          { type: "text", text: question.text },
+        ],
+      },
+    ],
     response_format: {
       type: "json_schema",
-      json_schema: { name: format.name, schema: format.schema, strict: true },
+      json_schema: { name: question.name, schema: strictOf(question.schema), strict: true },
     },
     ...(official ? { max_completion_tokens: limit } : { max_tokens: limit }),
     // Reasoning models take only the default temperature, and spend output tokens thinking.
-    ...(reasoning ? {} : { temperature: format.temperature }),
+    ...(reasoning ? {} : { temperature: question.temperature }),
     ...(reasoning && official && { reasoning_effort: "low" as const }),
   });
 
   return {
+    provider: PROVIDER,
     imageMaxSide,
     async check(signal) {
       let ids: string[];
@@ -567,7 +424,8 @@ function _createClient(options: OpenAIOptions): Client {
       };
       return Math.round(costOf(tokens) * 1e6) / 1e6;
     },
-    async completeJson(operation, messages, format, reader, signal) {
+    async ask<T>(question: JsonQuestion<T>) {
+      const { operation, reader, signal } = question;
       flushWarnings();
       const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
       let requestId: string | undefined;
@@ -587,9 +445,12 @@ function _createClient(options: OpenAIOptions): Client {
         const started = performance.now();
         let response: ChatCompletion & { _request_id?: string | null };
         try {
-          response = await (await client()).chat.completions.create(body(messages, format, limit), {
-            signal,
-          });
+          response = await (await client()).chat.completions.create(
+            body(question as JsonQuestion<unknown>, limit),
+            {
+              signal,
+            },
+          );
         } catch (error) {
           const classified = classify(error, signal, operation);
           log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
