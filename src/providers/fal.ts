@@ -158,8 +158,8 @@ const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai|api\.fal
 /** fal's Platform API, which answers metadata for free (docs.fal.ai/platform-apis/v1). */
 const PLATFORM_API = "https://api.fal.ai/v1";
 /**
- * Input fields that come from settings, not from the prompt: a 422 about one of them at submit
- * fails every prompt alike.
+ * Input fields that come from settings, not from the prompt: a 422 about one of them fails every
+ * prompt alike, whether fal sends it at submit or, as its queue does, from the result call.
  */
 const SETTING_FIELDS = new Set([
   "image_size",
@@ -381,7 +381,12 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           }
         }
       } catch (error) {
-        throw _ownSetting(await failure(job, request, deadline.signal, error), request);
+        throw _settingError(
+          await failure(job, request, deadline.signal, error),
+          request,
+          model,
+          edit === undefined ? undefined : drawn,
+        );
       } finally {
         clearTimeout(timer);
       }
@@ -1172,7 +1177,10 @@ function _httpError(
       { ...common, retryable: false, fatal: true },
     );
   }
-  const settings = submit && status === 422 ? _settingFields(body) : [];
+  // fal's queue takes any input and refuses it once the request ran, from the result call
+  // (reference `fal.md` §3.3); a gateway may refuse it at submit. Either way it is the same answer.
+  const result = method === "GET" && /\/requests\/[^/]+$/.test(path);
+  const settings = (submit || result) && status === 422 ? _settingFields(body) : [];
   if (settings.length > 0) {
     return new ProviderError(
       `Cannot generate with fal as it rejected the setting ${
@@ -1196,33 +1204,46 @@ function _httpError(
 }
 
 /**
- * A 422 on a setting fails every prompt alike, so it stops the run, unless the setting is this
- * prompt's own (`steps`, `size`): then only this prompt fails, and the message says where to
- * change it.
+ * A 422 on a setting fails every prompt alike, so it stops the run, naming the endpoint (`model`;
+ * for an edit, `editOf` is the model it edits for) — unless the setting is this prompt's own
+ * (`steps`, `size`): then only this prompt fails, and the message says where to change it.
  */
-function _ownSetting(error: unknown, request: GenerateRequest): unknown {
+function _settingError(
+  error: unknown,
+  request: GenerateRequest,
+  model: string,
+  editOf: string | undefined,
+): unknown {
   if (!(error instanceof ProviderError) || !error.fatal || error.status !== 422) return error;
   const own = request.spec.settings ?? {};
   const fields = [
     ...(request.steps !== undefined ? ["num_inference_steps"] : []),
     ...(own.size !== undefined ? ["image_size", "aspect_ratio", "resolution"] : []),
   ];
-  if (!fields.some((field) => error.message.includes(`'${field}'`))) return error;
-  return new ProviderError(
-    error.message.replace(
+  const prompts = fields.some((field) => error.message.includes(`'${field}'`));
+  const endpoint = `fal endpoint '${model}'${
+    editOf === undefined ? "" : ` (the edit endpoint of '${editOf}')`
+  }`;
+  const message = error.message
+    .replace(/^Cannot generate with fal as/, `Cannot generate with ${endpoint} as`)
+    .replace(
       /every prompt would fail alike; change it in the config or on the command line$/,
-      `it is a setting of prompt '${
-        escapeControls(request.spec.id)
-      }' alone; change it in the prompt file`,
-    ),
-    {
-      provider: error.provider,
-      retryable: false,
-      status: error.status,
-      ...(error.requestId !== undefined && { requestId: error.requestId }),
-      cause: error,
-    },
-  );
+      prompts
+        ? `it is a setting of prompt '${
+          escapeControls(request.spec.id)
+        }' alone; change it in the prompt file`
+        : editOf === undefined
+        ? "$&"
+        : "$&, or redraw instead of editing (--refine regenerate)",
+    );
+  return new ProviderError(message, {
+    provider: error.provider,
+    retryable: false,
+    fatal: !prompts,
+    status: error.status,
+    ...(error.requestId !== undefined && { requestId: error.requestId }),
+    cause: error,
+  });
 }
 
 /**

@@ -423,6 +423,81 @@ Deno.test("createFalGenerator() fails a 422 as final with fal's detail, list or 
   });
 });
 
+Deno.test("createFalGenerator() stops the run on a setting fal rejects at the result, as at submit", async () => {
+  // Real fal takes the submit, reports COMPLETED and answers the result call with the 422: the
+  // stand-in does so for an input its endpoint refuses (FLUX.2's 512–2048 px a side here, on an
+  // endpoint retake does not know and so cannot check before the run).
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator(options);
+    const wide = { model: "fal-ai/flux-2/lora", width: 4096, height: 2304 };
+    const error = await providerError(generator.generate(request(wide)));
+    assert.equal(error.status, 422);
+    assert.equal(error.fatal, true, "every prompt sends this size: the run stops");
+    assert.equal(error.retryable, false);
+    assert.match(
+      error.message,
+      /^Cannot generate with fal endpoint 'fal-ai\/flux-2\/lora' as it rejected the setting 'image_size'.*every prompt would fail alike/,
+    );
+    assert.match(error.message, /between 512 and 2048 pixels/);
+    assert.equal(error.costUsd ?? 0, 0, "a refusal is no output: not billed");
+    assert.equal(standIn.calls("submit")[0]!.status, 200, "fal took the submit");
+    assert.deepEqual(standIn.calls("result").map((r) => r.status), [422], "one result fetch");
+
+    // The same size as a prompt's own setting fails that prompt only.
+    const own = await providerError(generator.generate(request({
+      ...wide,
+      spec: { ...SPEC, settings: { size: { width: 4096, height: 2304 } } },
+    })));
+    assert.equal(own.fatal, false);
+    assert.match(own.message, /setting of prompt 'harbour' alone; change it in the prompt file/);
+
+    // A prompt fal's content checker refuses fails that prompt only, wherever it arrives.
+    const content = await providerError(generator.generate(request({ prompt: faulty("422") })));
+    assert.equal(content.fatal, false);
+    assert.match(content.message, /content_policy_violation/);
+  }, { latencyMs: 5 });
+});
+
+Deno.test("createFalGenerator() fails a prompt fal refuses at the result, replaying a body live fal sent", async () => {
+  // Recorded from live fal by TanStack/ai PR #396 ("fix(ai-fal): handle errors from fal result
+  // fetch on completed jobs", verified against live fal with a prompt over 2500 characters; the
+  // body is the one its test `throws detailed error when result fetch returns validation error`
+  // replays): the submit is taken, the status reaches COMPLETED, the result call answers 422.
+  const recorded = {
+    detail: [{
+      type: "string_too_long",
+      loc: ["body", "prompt"],
+      msg: "String should have at most 2500 characters",
+    }],
+  };
+  await withStandIn(async (standIn, options) => {
+    const replay: typeof fetch = async (input, init) => {
+      const url = String(input);
+      if (!/\/requests\/[^/]+$/.test(new URL(url).pathname)) return fetch(input, init);
+      const answer = await fetch(input, init); // the stand-in still sees the result call
+      await answer.body?.cancel();
+      return Response.json(recorded, {
+        status: 422,
+        headers: { "x-fal-request-id": answer.headers.get("x-fal-request-id") ?? "" },
+      });
+    };
+    const error = await providerError(
+      createFalGenerator({ ...options, fetch: replay }).generate(request()),
+    );
+    assert.equal(error.status, 422);
+    assert.equal(error.fatal, false, "the prompt is at fault, not a setting: only it fails");
+    assert.equal(error.retryable, false, "the same prompt would be refused again");
+    assert.match(
+      error.message,
+      /prompt: String should have at most 2500 characters \(string_too_long\)/,
+    );
+    assert.equal(error.requestId, standIn.calls("submit")[0]!.requestId);
+    assert.equal(error.costUsd ?? 0, 0);
+    assert.equal(standIn.calls("submit").length, 1);
+    assert.equal(standIn.calls("result").length, 1, "a refusal is not fetched again");
+  });
+});
+
 Deno.test("createFalGenerator() sends each 429/5xx exactly once and leaves the retry to the caller", async () => {
   await withStandIn(async (standIn, options) => {
     const generator = createFalGenerator(options);
