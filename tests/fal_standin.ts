@@ -158,6 +158,8 @@ export type FalCallKind =
 export interface FalRecordedRequest {
   method: string;
   path: string;
+  /** The query string, decoded, without `?` (e.g. the endpoint ids a pricing call asks for). */
+  query: string;
   kind: FalCallKind;
   /** Full endpoint id of the request's job, e.g. `fal-ai/flux/schnell`. */
   endpoint?: string;
@@ -368,6 +370,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     const record: FalRecordedRequest = {
       method: req.method,
       path,
+      query: decodeURIComponent(url.search.slice(1)),
       kind: "unknown",
       keyValid: auth === `Key ${key}`,
       falHeaders: Object.fromEntries(

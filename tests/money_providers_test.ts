@@ -91,7 +91,7 @@ Deno.test("a wrong key or an unknown model stops the run with exit 3 before the 
       for (const secret of Object.values(c.env ?? {})) {
         assert.ok(!(result.stderr + result.stdout).includes(secret), `${c.name}: key leaked`);
       }
-    }, { endpoints: ["fal-ai/flux/schnell", "fal-ai/flux/dev"] });
+    }, { endpoints: ["fal-ai/flux/schnell", "fal-ai/flux/dev", "fal-ai/flux-pro/kontext"] });
   }
 });
 

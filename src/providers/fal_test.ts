@@ -1067,6 +1067,106 @@ Deno.test("createFalGenerator() estimates a step's cost from the price table, an
   });
 });
 
+Deno.test("createFalGenerator() prices each call as the endpoint it went to: an edit at its edit endpoint's price", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator({
+      ...options,
+      prices: { "fal-ai/flux-2-pro": { usd: 0.03, unit: "megapixel", extraMegapixelUsd: 0.015 } },
+    });
+    const size = { width: 1024, height: 768 };
+    const edit = {
+      imagePath: "/nowhere.png",
+      imageUrl: `${standIn.url}/files/x.png`,
+      instruction: "make the boat red",
+    };
+    // fal.ai/models/fal-ai/flux-pro/kontext: $0.04 per image, whatever FLUX.1 model drew it.
+    assert.equal(generator.estimateCostUsd!({ model: "flux-schnell", ...size }), 0.003);
+    assert.equal(generator.estimateCostUsd!({ model: "flux-schnell", ...size, edit: true }), 0.04);
+    // Nano Banana 2's edit endpoint: $0.08 an image, ×1.5 at 2K, the tier of the image it edits.
+    assert.equal(
+      generator.estimateCostUsd!({ model: "nano-banana-2", width: 2048, height: 2048, edit: true }),
+      0.12,
+    );
+    // No confirmed price for FLUX.2's edit endpoint: unknown, not FLUX.2 [pro]'s $0.03.
+    assert.equal(
+      generator.estimateCostUsd!({ model: "flux-2-pro", ...size, edit: true }),
+      undefined,
+    );
+    // A family without an edit endpoint always redraws: the drawing's price.
+    assert.equal(generator.estimateCostUsd!({ model: "recraft-v3", ...size, edit: true }), 0.04);
+
+    const kontext = await generator.generate(request({ model: "flux-schnell", ...size, edit }));
+    await bytesOf(kontext);
+    assert.equal(kontext.model, "fal-ai/flux-pro/kontext");
+    assert.equal(kontext.costUsd, 0.04, "the edit at Kontext's price, not FLUX.1 [schnell]'s");
+    const flux2 = await generator.generate(request({ model: "flux-2-pro", ...size, edit }));
+    await bytesOf(flux2);
+    assert.equal(flux2.model, "fal-ai/flux-2/edit");
+    assert.equal(flux2.costUsd, 0);
+    assert.equal(flux2.costUnknown, true, "an unknown edit price is unknown, not the drawing's");
+    assert.deepEqual(standIn.calls("submit").map((r) => [r.endpoint, r.status]), [
+      ["fal-ai/flux-pro/kontext", 200],
+      ["fal-ai/flux-2/edit", 200],
+    ]);
+  });
+});
+
+Deno.test("createFalGenerator().check() covers the edit endpoints of a run that may edit, for free", async () => {
+  await withStandIn(async (standIn, options) => {
+    const signal = new AbortController().signal;
+    const models = ["flux-2-pro", "flux-2-flash"];
+    // fal's pricing API knows FLUX.2's edit price, which retake's table lacks.
+    const learning = createFalGenerator({
+      ...options,
+      models,
+      edits: true,
+      fetch: (input, init) =>
+        String(input).includes("/v1/models/pricing")
+          ? fetch(input, init).then(() =>
+            Response.json({
+              prices: [{
+                endpoint_id: "fal-ai/flux-2/edit",
+                unit_price: 0.012,
+                unit: "megapixels",
+              }],
+            })
+          )
+          : fetch(input, init),
+    });
+    await learning.check!(signal);
+    const [pricing] = standIn.calls("pricing");
+    assert.deepEqual(pricing!.query.replace(/^endpoint_id=/, "").split(","), [
+      "fal-ai/flux-2-pro",
+      "fal-ai/flux-2/flash",
+      "fal-ai/flux-2/edit",
+    ], "each edit endpoint once");
+    assert.equal(
+      learning.estimateCostUsd!({ model: "flux-2-pro", width: 1024, height: 768, edit: true }),
+      0.012,
+    );
+    // An edit endpoint fal does not list stops a run that may edit, before any paid call.
+    standIn.reset();
+    const missing = await providerError(
+      createFalGenerator({ ...options, models: ["flux-schnell"], edits: true }).check!(signal),
+    );
+    assert.equal(missing.fatal, true);
+    assert.match(
+      missing.message,
+      /fal model 'fal-ai\/flux\/schnell' as fal has no endpoint 'fal-ai\/flux-pro\/kontext'.*--refine regenerate/,
+    );
+    // A run that only redraws does not need it.
+    await createFalGenerator({ ...options, models: ["flux-schnell"] }).check!(signal);
+    assert.equal(standIn.stats().submitted, 0, "checking costs nothing");
+  }, {
+    endpoints: [
+      "fal-ai/flux/schnell",
+      "fal-ai/flux-2-pro",
+      "fal-ai/flux-2/flash",
+      "fal-ai/flux-2/edit",
+    ],
+  });
+});
+
 Deno.test("checkFalSize() refuses sizes a model family cannot make", () => {
   checkFalSize("fal-ai/flux/schnell", 4096, 4096);
   checkFalSize("fal-ai/flux-pro/v1.1", 1440, 256);
