@@ -7,11 +7,16 @@
  */
 import type { Config } from "./config.ts";
 import type { PromptSpec } from "./prompts.ts";
+import { mayEdit } from "./next_round.ts";
 import type { Providers } from "./providers/registry.ts";
 
 /** One kind of paid step, its estimate per call (null: price unknown), and its calls. */
 export interface PlanStep {
-  step: "generate" | "critique" | "brief" | "refine";
+  /**
+   * `edit`: a round after the first made as an edit on the model's edit endpoint, priced as that
+   * endpoint (`model`); each such round is an edit or a redraw (`generate`), never both.
+   */
+  step: "generate" | "edit" | "critique" | "brief" | "refine";
   provider: string;
   model: string | null;
   eachUsd: number | null;
@@ -31,7 +36,10 @@ export interface Plan {
   batchDir: string;
   providers: { generator: string; critic: string; refiner: string };
   steps: PlanStep[];
-  /** The batch's cost range, in USD, counting known prices only. */
+  /**
+   * The batch's cost range, in USD, counting known prices only; `max` counts each round after the
+   * first at the dearer of an edit and a redraw.
+   */
   costUsd: { min: number; max: number };
   /** Steps whose price is not known: their cost is not in the range. */
   unknownPrices: string[];
@@ -64,6 +72,9 @@ export function planOf(
     steps.set(key, step);
   };
   let rounds = 0;
+  // What edits dearer than redraws add to the most a batch can cost.
+  let editSurcharge = 0;
+  const edits = mayEdit(config, specs);
   for (const spec of specs) {
     const n = spec.settings?.iterations ?? config.iterations;
     rounds = Math.max(rounds, n);
@@ -82,6 +93,22 @@ export function planOf(
         1,
         n,
       );
+      const editModel = edits && n > 1 ? generator.editModel?.(model) : undefined;
+      if (editModel !== undefined) {
+        const edit = priced(generator, {
+          model,
+          width: size.width,
+          height: size.height,
+          edit: true,
+        });
+        add(
+          `edit ${editModel} ${size.width}x${size.height}`,
+          { step: "edit", provider: generator.name, model: editModel, eachUsd: edit },
+          0,
+          n - 1,
+        );
+        if (edit !== null && image !== null) editSurcharge += (n - 1) * Math.max(0, edit - image);
+      }
       const review = { provider: critic.name, model: config.criticModel ?? null };
       add("critique", { step: "critique", ...review, eachUsd: priced(critic, undefined) }, 1, n);
       if (critic.brief) {
@@ -103,8 +130,9 @@ export function planOf(
     }
   }
   const all = [...steps.values()];
+  // An edit stands in for a redraw, which `generate` counts already.
   const sum = (calls: (s: PlanStep) => number) =>
-    round6(all.reduce((total, s) => total + (s.eachUsd ?? 0) * calls(s), 0));
+    all.reduce((total, s) => total + (s.step === "edit" ? 0 : (s.eachUsd ?? 0) * calls(s)), 0);
   return {
     dryRun: true,
     prompts: specs.length,
@@ -113,7 +141,10 @@ export function planOf(
     batchDir,
     providers: { generator: generator.name, critic: critic.name, refiner: refiner.name },
     steps: all,
-    costUsd: { min: sum((s) => s.minCalls), max: sum((s) => s.maxCalls) },
+    costUsd: {
+      min: round6(sum((s) => s.minCalls)),
+      max: round6(sum((s) => s.maxCalls) + editSurcharge),
+    },
     unknownPrices: all.filter((s) => s.eachUsd === null).map(stepName),
     maxCost: config.maxCost ?? null,
   };
@@ -124,9 +155,13 @@ function round6(usd: number): number {
 }
 
 function stepName(s: PlanStep): string {
-  const what = { generate: "image", critique: "critique", brief: "brief", refine: "refinement" }[
-    s.step
-  ];
+  const what = {
+    generate: "image",
+    edit: "edit",
+    critique: "critique",
+    brief: "brief",
+    refine: "refinement",
+  }[s.step];
   return `${what} (${s.provider}${s.model === null ? "" : ` ${s.model}`})`;
 }
 
@@ -146,6 +181,10 @@ export function describePlan(plan: Plan): string {
     `  cost: ${usd(plan.costUsd.min)} if every prompt stops at round 1 … ${
       usd(plan.costUsd.max)
     } if every prompt runs every round${
+      plan.steps.some((s) => s.step === "edit")
+        ? " (each at the dearer of an edit and a redraw)"
+        : ""
+    }${
       plan.unknownPrices.length > 0 ? ", not counting the steps whose price is unknown" : ""
     } (estimates from the price tables)`,
   ];

@@ -518,7 +518,9 @@ function stage(
     log.info("Started {step} {iteration} of {promptId} with {provider}", where);
     // A retry is a new paid call: it waits out a pause too.
     const attempt$ = defer(() => whilePaused(ctx)).pipe(switchMap(() => {
-      const admitted$ = fromAbortable((signal) => admit(ctx, step, signal, state.spec)).pipe(
+      // An edit is reserved at its own endpoint's price, not the drawing's.
+      const edit = step === "generate" && editSource(ctx, state, iteration) !== undefined;
+      const admitted$ = fromAbortable((signal) => admit(ctx, step, signal, state.spec, edit)).pipe(
         // A pause that came while the call waited for its turn holds it still.
         switchMap((ticket) => heldWhilePaused(ctx, state, ticket)),
         switchMap((ticket) => {
@@ -658,10 +660,11 @@ async function admit(
   step: StepName,
   signal: AbortSignal,
   spec: PromptSpec,
+  edit: boolean,
 ): Promise<Ticket> {
   const gate = ctx.gates[step];
   await gate.enter(signal);
-  const estimateUsd = estimateFor(ctx, step, spec);
+  const estimateUsd = estimateFor(ctx, step, spec, edit);
   let reservation;
   try {
     reservation = await ctx.budget.reserve(estimateUsd, signal);
@@ -686,13 +689,13 @@ async function admit(
 }
 
 /**
- * A step's estimated cost for `spec` (its own model and size); 0 for a provider with no price
- * (the local ones).
+ * A step's estimated cost for `spec` (its own model and size; for an `edit`, at the edit
+ * endpoint's price); 0 for a provider with no price (the local ones).
  */
-function estimateFor(ctx: Ctx, step: StepName, spec: PromptSpec): number {
+function estimateFor(ctx: Ctx, step: StepName, spec: PromptSpec, edit = false): number {
   const { model, width, height } = ownOf(ctx, spec);
   const estimate = step === "generate"
-    ? ctx.generator.estimateCostUsd?.({ model, width, height })
+    ? ctx.generator.estimateCostUsd?.({ model, width, height, ...(edit && { edit }) })
     : step === "critique"
     ? ctx.critic.estimateCostUsd?.()
     : ctx.refiner.estimateCostUsd?.();
@@ -1025,7 +1028,7 @@ async function generateStep(
       // The service took the request, key and model included: others may go side by side.
       ctx.gates.generate.succeeded();
       // Billed from here on even if this process dies before the result: the estimate counts.
-      const costUsd = estimateFor(ctx, "generate", state.spec);
+      const costUsd = estimateFor(ctx, "generate", state.spec, edit !== undefined);
       state.record.pending = {
         iteration,
         model: own.model,

@@ -17,6 +17,7 @@ import {
 } from "./artifacts.ts";
 import { Budget } from "./budget.ts";
 import { describePlan, planOf } from "./dry_run.ts";
+import { mayEdit } from "./next_round.ts";
 import { jsonLine, jsonSummary } from "./cli/json_summary.ts";
 import { type Config, retryOptionsOf, secretsOf } from "./config.ts";
 import { InputError, isFatal, messageOf, ProviderError } from "./errors.ts";
@@ -625,11 +626,19 @@ function checkPricesForBudget(
   if (config.maxCost === undefined) return;
   const { generator, critic, refiner } = providers;
   const unknown: string[] = [];
-  // Every model at every size the prompts ask for, their own included.
+  const edits = mayEdit(config, specs);
+  // Every model at every size the prompts ask for, their own included, and its edits.
   for (const model of models) {
     for (const { plan } of planGroups(config, model, specs)) {
       if (generator.estimateCostUsd && generator.estimateCostUsd(plan) === undefined) {
         unknown.push(`${generator.name} model '${plan.model}'`);
+      }
+      const editModel = edits ? generator.editModel?.(plan.model) : undefined;
+      if (
+        editModel !== undefined && generator.estimateCostUsd &&
+        generator.estimateCostUsd({ ...plan, edit: true }) === undefined
+      ) {
+        unknown.push(`${generator.name} edit endpoint '${editModel}'`);
       }
     }
   }
@@ -643,7 +652,11 @@ function checkPricesForBudget(
     throw new InputError(
       `Cannot keep to --max-cost as the price of ${
         [...new Set(unknown)].join(" and ")
-      } is unknown: add it to the prices in the config file (see README, Costs), or run without --max-cost`,
+      } is unknown: add it to the prices in the config file (see README, Costs), or run without --max-cost${
+        unknown.some((u) => u.includes(" edit endpoint "))
+          ? " (or redraw instead of editing: --refine regenerate)"
+          : ""
+      }`,
     );
   }
 }

@@ -14,10 +14,15 @@
  *   docs.fal.ai/platform-apis/v1/models and …/v1/models/pricing. With `endpoints` set, only those
  *   endpoints exist: others are missing from the catalogue and a submit answers 404.
  * - The model families retake knows have their own input schema here, from fal's published ones
- *   (see `ENDPOINTS`): a field the endpoint lacks answers 422 `extra_forbidden` (fal's models may
+ *   (see `ENDPOINTS`): a field the endpoint lacks is refused as `extra_forbidden` (fal's models may
  *   ignore extra fields instead; refusing them is what proves retake sends each family's shape),
- *   a value out of range 422, and `aspect_ratio` is required where the family takes one (fal
- *   would default it; retake must always send the shape it was asked for). Each answers in its
+ *   so is a value out of range, and `aspect_ratio` is required where the family takes one (fal
+ *   would default it; retake must always send the shape it was asked for).
+ * - Bad input is refused where real fal refuses it: not at submit (fal's queue accepts any JSON
+ *   object for an endpoint it has) but when the request runs. It goes `IN_QUEUE` → `IN_PROGRESS` →
+ *   `COMPLETED`, the final status carrying `error` and `error_type` (the fields fal's own Python
+ *   client reads, `fal_client.Completed`), and the result call answers 422 with the `detail` list
+ *   (reference `fal.md` §0 and §3.3; TanStack/ai PR #396 saw it against live fal). Each answers in its
  *   family's output shape: Nano Banana and Imagen 4 without `seed` or image sizes, Recraft with
  *   neither, FLUX.2 [pro]/[max] without `has_nsfw_concepts`, and so on. Other endpoint ids get
  *   FLUX.1's permissive checks and output.
@@ -50,7 +55,10 @@ export const FAL_FAULTS = [
   "422",
   /** The result call answers 422 with a string `detail`. */
   "422-string",
-  /** The submit call answers 422 (input validation). */
+  /**
+   * The submit call answers 422 (input validation), as a gateway or proxy that validates before
+   * queueing would; fal's own queue reports bad input at the result.
+   */
   "422-submit",
   /** The submit call answers 429 with no `Retry-After`. */
   "429",
@@ -150,6 +158,8 @@ export type FalCallKind =
 export interface FalRecordedRequest {
   method: string;
   path: string;
+  /** The query string, decoded, without `?` (e.g. the endpoint ids a pricing call asks for). */
+  query: string;
   kind: FalCallKind;
   /** Full endpoint id of the request's job, e.g. `fal-ai/flux/schnell`. */
   endpoint?: string;
@@ -240,6 +250,8 @@ interface Job {
   runs: number;
   /** The runner failed and fal did not rerun it: the result is a 503. */
   runnerFailed?: boolean;
+  /** What the endpoint's input model refused: the result is a 422 with this `detail`. */
+  rejected?: FieldError[];
   submittedAt: number;
   startedAt?: number;
   completedAt?: number;
@@ -358,6 +370,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     const record: FalRecordedRequest = {
       method: req.method,
       path,
+      query: decodeURIComponent(url.search.slice(1)),
       kind: "unknown",
       keyValid: auth === `Key ${key}`,
       falHeaders: Object.fromEntries(
@@ -509,16 +522,21 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       return _detail(503, "No runner could be scheduled", "runner_scheduling_failure");
     }
     if (fault === "422-submit") {
-      problems.push({
+      return _validation([...problems, {
         loc: ["body", "num_inference_steps"],
         msg: "Input should be less than or equal to 12",
         type: "less_than_equal",
         ctx: { le: 12 },
-      });
+      }]);
     }
-    if (problems.length > 0) return _validation(problems);
 
-    const size = schema === undefined ? _size(endpoint, input.image_size) : schema.size(input);
+    // Refused input still makes a request: fal says so once it has run (see the module doc).
+    const rejected = problems.length > 0 ? problems : undefined;
+    const size: [number, number] = rejected !== undefined
+      ? [0, 0]
+      : schema === undefined
+      ? _size(endpoint, input.image_size)
+      : schema.size(input);
     const format = schema?.format === "png"
       ? "png"
       : (input[schema?.format ?? "output_format"] ?? input.format ?? schema?.defaultFormat) ===
@@ -532,6 +550,7 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
       input,
       prompt,
       ...(fault && !SUBMIT_FAULTS.has(fault) && { fault }),
+      ...(rejected !== undefined && { rejected }),
       state: "IN_QUEUE",
       cancelled: false,
       seed: typeof input.seed === "number" ? input.seed : Math.floor(Math.random() * 2 ** 31),
@@ -569,6 +588,8 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     if (logs && job.state !== "IN_QUEUE") body.logs = _logs(job);
     if (job.state === "COMPLETED") {
       body.metrics = { inference_time: _inferenceSeconds(job) };
+      const failure = _failure(job);
+      if (failure !== undefined) Object.assign(body, failure);
     }
     return body;
   };
@@ -653,17 +674,12 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
     if (job.runnerFailed) {
       return _detail(503, "The runner disconnected", "runner_disconnected", headers);
     }
+    if (job.rejected !== undefined) return _validation(job.rejected, headers);
     switch (job.fault) {
       case "422":
-        return _validation([{
-          loc: ["body", "prompt"],
-          msg:
-            "The content could not be processed because it contained material flagged by a content checker.",
-          type: "content_policy_violation",
-          url: "https://docs.fal.ai/errors#content_policy_violation",
-        }], headers);
+        return _validation([CONTENT_POLICY], headers);
       case "422-string":
-        return _detail(422, "Prompt could not be processed.", undefined, headers);
+        return _detail(422, PROMPT_REFUSED.msg, undefined, headers);
       case "504-once":
         if (job.faultsFired++ === 0) {
           return _detail(504, "Request timed out", "request_timeout", headers);
@@ -1097,6 +1113,36 @@ const ENDPOINTS: Record<string, EndpointSchema> = {
       enable_prompt_expansion: flag,
     }, FLUX_1_OUTPUT),
   ])),
+  // An endpoint retake does not know (it sends FLUX.1-style input): FLUX.2's size limits apply,
+  // which retake cannot check before the run.
+  "fal-ai/flux-2/lora": flux2({
+    num_images: integer(1, 4),
+    output_format: oneOf("jpeg", "png", "webp"),
+    num_inference_steps: integer(4, 50),
+    guidance_scale: number,
+    acceleration: oneOf("none", "regular", "high"),
+    enable_prompt_expansion: flag,
+    loras: anything,
+  }, FLUX_1_OUTPUT),
+  // FLUX.1 Kontext [pro], the FLUX family's edit endpoint: the source image in `image_url`.
+  "fal-ai/flux-pro/kontext": {
+    fields: {
+      prompt: text,
+      image_url: text,
+      seed: integer(),
+      guidance_scale: number,
+      num_images: integer(1, 4),
+      output_format: oneOf("jpeg", "png"),
+      safety_tolerance: TOLERANCE,
+      enhance_prompt: flag,
+      sync_mode: flag,
+      aspect_ratio: oneOf("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"),
+    },
+    required: ["prompt", "image_url"],
+    size: () => [1024, 768],
+    format: "output_format",
+    output: FLUX_1_OUTPUT,
+  },
   "fal-ai/nano-banana-2": nanoBanana(
     [...BASE_RATIOS, "4:1", "1:4", "8:1", "1:8"],
     ["0.5K", "1K", "2K", "4K"],
@@ -1215,6 +1261,27 @@ function _describeJob(record: FalRecordedRequest, job: Job): void {
   if (job.fault) record.fault = job.fault;
 }
 
+/**
+ * The `error` and `error_type` a COMPLETED status carries for a request that failed; undefined
+ * for one with an output. (fal's docs do not list the values for a model's 422: the stand-in
+ * gives the first `detail` entry's message and type.)
+ */
+function _failure(job: Job): { error: string; error_type: string } | undefined {
+  if (job.cancelled) {
+    return { error: "Request was cancelled by the client", error_type: "client_cancelled" };
+  }
+  if (job.runnerFailed) {
+    return { error: "The runner disconnected", error_type: "runner_disconnected" };
+  }
+  const first = job.rejected?.[0] ??
+    (job.fault === "422"
+      ? CONTENT_POLICY
+      : job.fault === "422-string"
+      ? PROMPT_REFUSED
+      : undefined);
+  return first === undefined ? undefined : { error: first.msg, error_type: first.type };
+}
+
 function _tokenFault(
   endpoint: string,
   prompt: string,
@@ -1239,6 +1306,21 @@ interface FieldError {
   url?: string;
   ctx?: Record<string, unknown>;
 }
+
+/** The `422` fault's refusal, in the shape docs.fal.ai/errors gives a model error. */
+const CONTENT_POLICY: FieldError = {
+  loc: ["body", "prompt"],
+  msg:
+    "The content could not be processed because it contained material flagged by a content checker.",
+  type: "content_policy_violation",
+  url: "https://docs.fal.ai/errors#content_policy_violation",
+};
+/** The `422-string` fault's refusal (a string `detail`). */
+const PROMPT_REFUSED: FieldError = {
+  loc: ["body"],
+  msg: "Prompt could not be processed.",
+  type: "value_error",
+};
 
 /** The checks fal's input models make that a client can plausibly get wrong. */
 function _validate(endpoint: string, input: Record<string, unknown>): FieldError[] {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createFalClient, type RequestMiddleware } from "@fal-ai/client";
+import { createFalClient, type RequestMiddleware, ValidationError } from "@fal-ai/client";
 import sharp from "sharp";
 import { type FalStandIn, type FalStandInOptions, startFalStandIn } from "./fal_standin.ts";
 
@@ -33,6 +33,20 @@ function api(standIn: FalStandIn) {
     async put(path: string) {
       const response = await fetch(`${standIn.url}${path}`, { method: "PUT", headers });
       return { status: response.status, body: await response.json() };
+    },
+    /**
+     * Submits, waits until the request completed, and fetches its result: `status` is the
+     * result's (the submit's when it was refused), `final` the last status seen.
+     */
+    async outcome(input: Record<string, unknown>, endpoint = "fal-ai/flux/schnell") {
+      const submitted = await this.submit(input, endpoint);
+      if (submitted.status !== 200) return { ...submitted, submitted: submitted.status };
+      const app = endpoint.split("/").slice(0, 2).join("/");
+      const path = `/${app}/requests/${submitted.body.request_id}`;
+      let final = await this.get(`${path}/status`);
+      await until(async () => (final = await this.get(`${path}/status`)).status === 200);
+      const result = await this.get(path);
+      return { status: result.status, body: result.body, final: final.body, submitted: 200 };
     },
   };
 }
@@ -203,9 +217,12 @@ Deno.test("fal stand-in applies faults from prompt tokens (-once per prompt) and
     assert.equal((await call.submit({ prompt: "c" })).status, 200);
     assert.equal((await call.submit({ prompt: "d [fal:no-such-fault]" })).status, 200);
 
-    const invalid = await call.submit({ prompt: "e", image_size: "huge" });
+    const invalid = await call.outcome({ prompt: "e", image_size: "huge" });
+    assert.equal(invalid.submitted, 200, "fal's queue takes it");
     assert.equal(invalid.status, 422);
     assert.deepEqual(invalid.body.detail[0].loc, ["body", "image_size"]);
+    const atSubmit = await call.submit({ prompt: "e [fal:422-submit]" });
+    assert.equal(atSubmit.status, 422, "the 422-submit fault refuses at submit");
 
     const retryAfter = await fetch(`${standIn.url}/fal-ai/flux/schnell`, {
       method: "POST",
@@ -269,7 +286,7 @@ Deno.test("fal stand-in fails the first result fetches of a `result-500` request
 Deno.test("fal stand-in holds Nano Banana to its own fields: no image_size, an aspect_ratio", async () => {
   await withStandIn(async (standIn) => {
     const call = api(standIn);
-    const wrong = await call.submit(
+    const wrong = await call.outcome(
       { prompt: "a heron", image_size: "square_hd", seed: 3 },
       "fal-ai/nano-banana-2",
     );
@@ -282,7 +299,7 @@ Deno.test("fal stand-in holds Nano Banana to its own fields: no image_size, an a
         type: "extra_forbidden",
       },
     ]);
-    const badTier = await call.submit(
+    const badTier = await call.outcome(
       { prompt: "a heron", aspect_ratio: "1:1", resolution: "0.5K" },
       "fal-ai/nano-banana-pro",
     );
@@ -327,12 +344,44 @@ Deno.test("fal stand-in checks each family's sizes and fields as fal documents t
       ["fal-ai/fast-sdxl", { prompt: "x", output_format: "png" }, 422],
       ["fal-ai/fast-sdxl", { prompt: "x", format: "png" }, 200],
       ["someone/own-app", { prompt: "x", anything: "goes" }, 200],
+      ["fal-ai/flux-2/lora", { prompt: "x", image_size: { width: 4096, height: 2304 } }, 422],
+      ["fal-ai/flux-pro/kontext", { prompt: "x", seed: 1 }, 422],
+      ["fal-ai/flux-pro/kontext", { prompt: "x", image_url: "https://a.b/c.png" }, 200],
     ];
     for (const [endpoint, input, status] of cases) {
-      const answer = await call.submit(input, endpoint);
+      const answer = await call.outcome(input, endpoint);
       assert.equal(answer.status, status, `${endpoint} ${JSON.stringify(input)}`);
     }
   });
+});
+
+Deno.test("fal stand-in reports bad input at the result, as real fal does: submit taken, COMPLETED, then 422", async () => {
+  await withStandIn(async (standIn) => {
+    const fal = createFalClient({
+      credentials: standIn.key,
+      requestMiddleware: redirectTo(standIn.url),
+    });
+    const updates: Array<Record<string, unknown>> = [];
+    const error = await fal.subscribe("fal-ai/flux-2", {
+      input: { prompt: "a wide harbour", image_size: { width: 4096, height: 2304 } },
+      mode: "streaming",
+      onQueueUpdate: (update) => updates.push(update as unknown as Record<string, unknown>),
+    }).then(() => assert.fail("expected the result call to fail"), (e: unknown) => e);
+    assert.ok(error instanceof ValidationError, `expected the SDK's ValidationError, got ${error}`);
+    assert.equal(error.status, 422);
+    assert.deepEqual(error.fieldErrors.map((e) => e.loc), [["body", "image_size"]]);
+    const last = updates.at(-1)!;
+    assert.equal(last.status, "COMPLETED", "fal has no FAILED status");
+    assert.equal(last.error, "The width and height must be between 512 and 2048 pixels");
+    assert.equal(last.error_type, "value_error");
+    const [submit] = standIn.calls("submit");
+    assert.equal(submit!.status, 200, "the submit was taken");
+    assert.deepEqual(standIn.calls("result").map((r) => r.status), [422]);
+
+    const content = await api(standIn).outcome({ prompt: "a boat [fal:422]" });
+    assert.equal(content.final!.error_type, "content_policy_violation");
+    assert.equal(content.body.detail[0].type, "content_policy_violation");
+  }, { latencyMs: 5 });
 });
 
 Deno.test("fal stand-in reruns a failed runner unseen, unless the submit says x-fal-no-retry", async () => {

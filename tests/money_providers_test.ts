@@ -91,7 +91,7 @@ Deno.test("a wrong key or an unknown model stops the run with exit 3 before the 
       for (const secret of Object.values(c.env ?? {})) {
         assert.ok(!(result.stderr + result.stdout).includes(secret), `${c.name}: key leaked`);
       }
-    }, { endpoints: ["fal-ai/flux/schnell", "fal-ai/flux/dev"] });
+    }, { endpoints: ["fal-ai/flux/schnell", "fal-ai/flux/dev", "fal-ai/flux-pro/kontext"] });
   }
 });
 
@@ -143,6 +143,48 @@ Deno.test("a result fal fails to hand over is fetched again, not paid for again"
       );
       assert.equal(record.status, "completed");
       assert.ok(record.iterations[0]!.steps.generate!.costUsd > 0, "the job fal billed is costed");
+    }
+  });
+});
+
+const SEVEN = Array.from({ length: 7 }, (_, i) => `A wide harbour at dawn, boat ${i}`);
+
+Deno.test("a setting fal rejects at the result stops the run at the first prompt: exit 3, one submit, one result", async () => {
+  // Real fal takes the submit and refuses the input once the request runs (COMPLETED, then a
+  // 422 from the result call); the stand-in does the same. FLUX.2's LoRA endpoint makes 512–2048
+  // px a side, which retake cannot check for an endpoint it does not know.
+  await withBatch(SEVEN, async ({ fal, cwd, env }) => {
+    const result = await runCli(
+      ["--out", "out", "--model", "fal-ai/flux-2/lora", "--size", "4096x2304", "batch.json"],
+      { cwd, env },
+    );
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /rejected the setting 'image_size'.*between 512 and 2048 pixels/);
+    assert.match(result.stderr, /every prompt would fail alike/);
+    assert.equal(fal.calls("submit").length, 1, "the first prompt's submit, no other");
+    assert.equal(fal.calls("result").length, 1, "its result, fetched once");
+    const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/batch/run.json`));
+    assert.equal(run.totals.failed, 1, JSON.stringify(run.totals));
+  });
+});
+
+Deno.test("a prompt fal's content checker refuses at the result fails that prompt only", async () => {
+  const prompts = ["A red kite [fal:422]", "A blue kite", "A green kite"];
+  await withBatch(prompts, async ({ fal, cwd, env }) => {
+    const result = await runCli(["--out", "out", "-n", "1", "batch.json"], { cwd, env });
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(fal.calls("submit").length, 3, "the others go on");
+    assert.equal(fal.calls("submit", prompts[0]).length, 1, "a refusal is not sent again");
+    const refused: PromptRecord = JSON.parse(
+      await Deno.readTextFile(`${cwd}/out/batch/p0/metadata.json`),
+    );
+    assert.equal(refused.status, "failed");
+    assert.match(refused.error!.message, /content_policy_violation/);
+    for (const id of ["p1", "p2"]) {
+      const record: PromptRecord = JSON.parse(
+        await Deno.readTextFile(`${cwd}/out/batch/${id}/metadata.json`),
+      );
+      assert.equal(record.status, "completed");
     }
   });
 });

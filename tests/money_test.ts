@@ -3,6 +3,7 @@
  * paid call counted where it arrives.
  */
 import assert from "node:assert/strict";
+import type { Plan } from "../src/dry_run.ts";
 import type { PromptRecord } from "../src/record.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
@@ -326,6 +327,149 @@ Deno.test("--dry-run calls nothing, writes nothing, and says what it could cost 
       () => assert.fail("nothing written"),
       (error) => assert.ok(error instanceof Deno.errors.NotFound),
     );
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+/**
+ * `--refine edit`, two rounds, flux schnell at 1024×768 ($0.003 a drawing): round 2 is a Kontext
+ * edit. The local critic costs nothing, so fal's calls are the whole cost.
+ */
+const EDIT_ROUND = [
+  "--out",
+  "out",
+  "--size",
+  "1024x768",
+  "--refine",
+  "edit",
+  "-n",
+  "2",
+  "--critic",
+  "local",
+];
+
+Deno.test("an edit round is priced as its own endpoint: Kontext at $0.04 in metadata.json, run.json and the summary", async () => {
+  const s = await servers();
+  const cwd = await setup(1);
+  try {
+    const result = await runCli([...EDIT_ROUND, "batch.json"], { cwd, env: s.env });
+    assert.equal(result.code, 0, result.stderr);
+    const endpoints = s.fal.calls("submit").map((r) => r.endpoint);
+    assert.deepEqual(endpoints, ["fal-ai/flux/schnell", "fal-ai/flux-pro/kontext"]);
+    const [record] = await records(`${cwd}/out/batch`);
+    const [drawn, edited] = record!.iterations.map((it) => it.steps.generate!);
+    assert.equal(drawn!.costUsd, 0.003, "FLUX.1 [schnell]: $0.003 per megapixel");
+    assert.equal(edited!.model, "fal-ai/flux-pro/kontext");
+    // fal.ai/models/fal-ai/flux-pro/kontext: $0.04 per image.
+    assert.equal(edited!.costUsd, 0.04, "the edit at Kontext's price, not the drawing's");
+    const total = await assertCostsAgree(`${cwd}/out/batch`, result.stdout);
+    assert.equal(total, 0.043, "the batch counts the edit");
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+Deno.test("--max-cost reserves an edit at its own price: a Kontext edit the budget cannot cover is never sent", async () => {
+  const s = await servers();
+  const cwd = await setup(1);
+  try {
+    // Round 1's drawing ($0.003) fits in $0.02; a $0.04 edit does not (before, it was reserved
+    // at the drawing's $0.003, sent, and the run spent $0.043 of a $0.02 budget).
+    const result = await runCli([...EDIT_ROUND, "--max-cost", "0.02", "batch.json"], {
+      cwd,
+      env: s.env,
+    });
+    assert.equal(result.code, 4, result.stderr);
+    assert.deepEqual(s.fal.calls("submit").map((r) => r.endpoint), ["fal-ai/flux/schnell"]);
+    const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/batch/run.json`));
+    assert.ok(run.totals.thisRunCostUsd <= 0.02, `spent ${run.totals.thisRunCostUsd}`);
+    const refused = logLines(`${cwd}/out/batch`).filter((l) => l.outcome === "budget");
+    assert.match(JSON.stringify(refused), /Cannot start a step estimated at \$0\.04 /);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+Deno.test("--dry-run counts the rounds after the first at the dearer of an edit and a redraw", async () => {
+  const s = await servers();
+  const cwd = await setup(1);
+  try {
+    const plan = async (...args: string[]) => {
+      const result = await runCli(
+        [
+          "--out",
+          "out",
+          "--size",
+          "1024x768",
+          "-n",
+          "3",
+          "--critic",
+          "local",
+          "--dry-run",
+          "--json",
+          ...args,
+          "batch.json",
+        ],
+        { cwd, env: s.env },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout) as Plan;
+    };
+    const auto = await plan();
+    const edit = auto.steps.find((step) => step.step === "edit");
+    assert.deepEqual(
+      edit && [edit.model, edit.eachUsd, edit.minCalls, edit.maxCalls],
+      ["fal-ai/flux-pro/kontext", 0.04, 0, 2],
+    );
+    // A $0.003 drawing, then two $0.04 Kontext edits at most.
+    assert.deepEqual(auto.costUsd, { min: 0.003, max: 0.083 });
+    const redraws = await plan("--refine", "regenerate");
+    assert.equal(redraws.steps.some((step) => step.step === "edit"), false);
+    assert.deepEqual(redraws.costUsd, { min: 0.003, max: 0.009 });
+    assert.equal(submits(s), 0);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+    await s.close();
+  }
+});
+
+Deno.test("the free checks before the first paid call cover the edit endpoints a run may use", async () => {
+  // fal's catalogue without FLUX.1 Kontext [pro]: a run that may edit FLUX.1 images cannot.
+  const s = await servers({
+    endpoints: ["fal-ai/flux/schnell", "fal-ai/flux-2-pro", "fal-ai/flux-2/edit"],
+  });
+  const cwd = await setup(2);
+  try {
+    const noKontext = await runCli(["--out", "out", "-n", "2", "batch.json"], { cwd, env: s.env });
+    assert.equal(noKontext.code, 3, noKontext.stderr);
+    assert.match(noKontext.stderr, /fal-ai\/flux-pro\/kontext.*--refine regenerate/);
+    assert.equal(submits(s) + geminiCalls(s), 0, "stopped before any paid call");
+    const priced = s.fal.calls("pricing").map((r) => r.query);
+    assert.ok(priced.some((q) => q.includes("fal-ai/flux-pro/kontext")), priced.join("\n"));
+
+    // Redrawing only, the edit endpoint does not matter.
+    const redraw = await runCli(
+      ["--out", "out", "-n", "2", "--refine", "regenerate", "batch.json"],
+      {
+        cwd,
+        env: s.env,
+      },
+    );
+    assert.equal(redraw.code, 0, redraw.stderr);
+
+    // FLUX.2 [pro] has a price; its edit endpoint has none retake could confirm.
+    const before = submits(s);
+    const unknown = await runCli(
+      ["--out", "out2", "--model", "flux-2-pro", "-n", "2", "--max-cost", "1", "batch.json"],
+      { cwd, env: s.env },
+    );
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /price of fal edit endpoint 'fal-ai\/flux-2\/edit'.* is unknown/);
+    assert.equal(submits(s), before, "refused before any paid call");
   } finally {
     await Deno.remove(cwd, { recursive: true });
     await s.close();

@@ -134,6 +134,11 @@ export interface FalGeneratorOptions {
    * verify before any paid call. @default {[DEFAULT_FAL_MODEL]}
    */
   models?: string[] | undefined;
+  /**
+   * The run may edit images: {@linkcode ImageGenerator.check} verifies the edit endpoints of
+   * `models` too, and asks fal their prices. @default {false}
+   */
+  edits?: boolean | undefined;
 }
 
 /** A saved image as a `data:` URI, which fal's image inputs take like a URL. */
@@ -158,8 +163,8 @@ const FAL_HOSTS = /^https:\/\/(?:queue\.fal\.run|fal\.run|rest\.fal\.ai|api\.fal
 /** fal's Platform API, which answers metadata for free (docs.fal.ai/platform-apis/v1). */
 const PLATFORM_API = "https://api.fal.ai/v1";
 /**
- * Input fields that come from settings, not from the prompt: a 422 about one of them at submit
- * fails every prompt alike.
+ * Input fields that come from settings, not from the prompt: a 422 about one of them fails every
+ * prompt alike, whether fal sends it at submit or, as its queue does, from the result call.
  */
 const SETTING_FIELDS = new Set([
   "image_size",
@@ -284,14 +289,21 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   const generator: ImageGenerator = {
     name: PROVIDER,
     editModel: (model) => falEditFor(resolveFalModel(model))?.id,
-    estimateCostUsd({ model, width, height }) {
+    estimateCostUsd({ model, width, height, edit }) {
       const id = resolveFalModel(model);
-      return price(id, { width, height }, falTier(id, width, height));
+      // An edit is billed as the endpoint it goes to, at the tier of the image it edits.
+      const target = edit ? falEditFor(id)?.id ?? id : id;
+      return price(target, { width, height }, falTier(id, width, height));
     },
     async check(signal) {
       const models = [...new Set((options.models ?? [DEFAULT_FAL_MODEL]).map(resolveFalModel))];
-      await checkKeyAndPrices(models, signal);
-      await checkCatalogue(models, signal);
+      const edits = new Map<string, string>();
+      for (const model of options.edits ? models : []) {
+        const edit = falEditFor(model)?.id;
+        if (edit !== undefined && !edits.has(edit)) edits.set(edit, model);
+      }
+      await checkKeyAndPrices([...models, ...edits.keys()], signal);
+      await checkCatalogue(models, edits, signal);
     },
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
       const drawn = resolveFalModel(request.model);
@@ -306,7 +318,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         steps: request.steps ?? options.steps,
         negativePrompt: request.negativePrompt,
       };
-      // An edit goes to the family's edit endpoint, priced as the model it edits for.
+      // An edit goes to the family's edit endpoint, and is priced as that endpoint.
       const edit = request.edit === undefined ? undefined : falEditFor(drawn);
       const model = edit?.id ?? drawn;
       const input = edit === undefined ? falInput(drawn, base) : edit.input({
@@ -331,10 +343,10 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       );
       const signal = AbortSignal.any([request.signal, deadline.signal]);
       const key = JSON.stringify([model, input]);
-      const tier = falTier(model, request.width, request.height);
+      // An edit asks for the tier its source was drawn at.
+      const tier = falTier(drawn, request.width, request.height);
       const job: Job = {
         model,
-        pricedAs: prices[model] !== undefined ? model : drawn,
         key,
         tier,
         ...(typeof input.seed === "number" && { seedSent: input.seed }),
@@ -342,7 +354,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         charged: 0,
         price: 0,
       };
-      job.price = price(job.pricedAs, request, tier) ?? 0;
+      job.price = price(model, request, tier) ?? 0;
       try {
         const earlier = undelivered.get(key);
         undelivered.delete(key);
@@ -381,7 +393,12 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           }
         }
       } catch (error) {
-        throw _ownSetting(await failure(job, request, deadline.signal, error), request);
+        throw _settingError(
+          await failure(job, request, deadline.signal, error),
+          request,
+          model,
+          edit === undefined ? undefined : drawn,
+        );
       } finally {
         clearTimeout(timer);
       }
@@ -433,7 +450,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     const image = output.image;
     let width = image.width ?? request.width;
     let height = image.height ?? request.height;
-    const entry = priceOf(job.pricedAs);
+    const entry = priceOf(job.model);
     job.price = entry === undefined ? 0 : estimateFalCost(entry, [{ width, height }], job.tier);
     let costUsd = owed(job);
     const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
@@ -727,10 +744,16 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   /**
    * The endpoints, through fal's model catalogue. fal's own (`fal-ai/…`) endpoints are all
    * listed, so one missing is a typo; other owners' apps may be private, and are left to the
-   * first submit (a 404 there is free, and stops the run).
+   * first submit (a 404 there is free, and stops the run). `edits` maps each edit endpoint the
+   * run may use to the model it edits for: retake chose it, so one missing means fal dropped it.
    */
-  async function checkCatalogue(models: string[], signal: AbortSignal): Promise<void> {
-    const query = new URLSearchParams(models.map((id) => ["endpoint_id", id]));
+  async function checkCatalogue(
+    models: string[],
+    edits: ReadonlyMap<string, string>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const ids = [...models, ...edits.keys()];
+    const query = new URLSearchParams(ids.map((id) => ["endpoint_id", id]));
     const answer = await platform(`/models?${query}`, signal);
     const list = (answer as { models?: unknown } | undefined)?.models;
     if (!Array.isArray(list)) return;
@@ -746,6 +769,13 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       log.warn("fal's catalogue does not list {model}: the first request will tell if it exists", {
         model,
       });
+    }
+    for (const [edit, model] of edits) {
+      if (listed.has(edit)) continue;
+      throw new ProviderError(
+        `Cannot edit images of fal model '${model}' as fal has no endpoint '${edit}' (its edit endpoint): run with --refine regenerate to redraw instead`,
+        { provider: PROVIDER, retryable: false, fatal: true, status: 404 },
+      );
     }
   }
 
@@ -843,10 +873,8 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
 
 /** One attempt's request on fal, as far as it got. */
 interface Job {
-  /** The endpoint called (an edit endpoint, for an edit). */
+  /** The endpoint called (an edit endpoint, for an edit), whose price applies. */
   model: string;
-  /** The endpoint whose price applies: the edit endpoint's own, else the model it edits for. */
-  pricedAs: string;
   /** The `resolution` tier asked for, for prices that depend on it. */
   tier: string | undefined;
   /** The seed in the submitted input, if the endpoint takes one. */
@@ -1172,7 +1200,10 @@ function _httpError(
       { ...common, retryable: false, fatal: true },
     );
   }
-  const settings = submit && status === 422 ? _settingFields(body) : [];
+  // fal's queue takes any input and refuses it once the request ran, from the result call
+  // (reference `fal.md` §3.3); a gateway may refuse it at submit. Either way it is the same answer.
+  const result = method === "GET" && /\/requests\/[^/]+$/.test(path);
+  const settings = (submit || result) && status === 422 ? _settingFields(body) : [];
   if (settings.length > 0) {
     return new ProviderError(
       `Cannot generate with fal as it rejected the setting ${
@@ -1196,33 +1227,46 @@ function _httpError(
 }
 
 /**
- * A 422 on a setting fails every prompt alike, so it stops the run, unless the setting is this
- * prompt's own (`steps`, `size`): then only this prompt fails, and the message says where to
- * change it.
+ * A 422 on a setting fails every prompt alike, so it stops the run, naming the endpoint (`model`;
+ * for an edit, `editOf` is the model it edits for) — unless the setting is this prompt's own
+ * (`steps`, `size`): then only this prompt fails, and the message says where to change it.
  */
-function _ownSetting(error: unknown, request: GenerateRequest): unknown {
+function _settingError(
+  error: unknown,
+  request: GenerateRequest,
+  model: string,
+  editOf: string | undefined,
+): unknown {
   if (!(error instanceof ProviderError) || !error.fatal || error.status !== 422) return error;
   const own = request.spec.settings ?? {};
   const fields = [
     ...(request.steps !== undefined ? ["num_inference_steps"] : []),
     ...(own.size !== undefined ? ["image_size", "aspect_ratio", "resolution"] : []),
   ];
-  if (!fields.some((field) => error.message.includes(`'${field}'`))) return error;
-  return new ProviderError(
-    error.message.replace(
+  const prompts = fields.some((field) => error.message.includes(`'${field}'`));
+  const endpoint = `fal endpoint '${model}'${
+    editOf === undefined ? "" : ` (the edit endpoint of '${editOf}')`
+  }`;
+  const message = error.message
+    .replace(/^Cannot generate with fal as/, `Cannot generate with ${endpoint} as`)
+    .replace(
       /every prompt would fail alike; change it in the config or on the command line$/,
-      `it is a setting of prompt '${
-        escapeControls(request.spec.id)
-      }' alone; change it in the prompt file`,
-    ),
-    {
-      provider: error.provider,
-      retryable: false,
-      status: error.status,
-      ...(error.requestId !== undefined && { requestId: error.requestId }),
-      cause: error,
-    },
-  );
+      prompts
+        ? `it is a setting of prompt '${
+          escapeControls(request.spec.id)
+        }' alone; change it in the prompt file`
+        : editOf === undefined
+        ? "$&"
+        : "$&, or redraw instead of editing (--refine regenerate)",
+    );
+  return new ProviderError(message, {
+    provider: error.provider,
+    retryable: false,
+    fatal: !prompts,
+    status: error.status,
+    ...(error.requestId !== undefined && { requestId: error.requestId }),
+    cause: error,
+  });
 }
 
 /**
@@ -1393,7 +1437,7 @@ export const falProvider = {
     "FAL_KEY is not set: export FAL_KEY (or FAL_AI_API_KEY), add it to .env or the config file, or run with --generator local",
   resolveModel: resolveFalModel,
   // deno-lint-ignore require-await -- async, so a refused size rejects like every other fault
-  async create({ settings, models, size, timeoutMs, sizes }: CreateContext<FalSettings>) {
+  async create({ settings, models, size, timeoutMs, sizes, roles }: CreateContext<FalSettings>) {
     // A size the model cannot make would fail every prompt, after paying for nothing: say so now.
     const asks: NonNullable<typeof sizes> = sizes ?? models.map((model) => ({ model, ...size }));
     for (const asked of asks) {
@@ -1419,6 +1463,7 @@ export const falProvider = {
         failOnNsfw: settings.failOnNsfw,
         ...(settings.steps !== undefined && { steps: settings.steps }),
         ...(settings.prices !== undefined && { prices: settings.prices }),
+        edits: roles.has("edit"),
       }),
     };
   },

@@ -598,10 +598,35 @@ export function falModel(id: string): FalModel | undefined {
 /** Friendly model names and the fal endpoint ids they stand for. */
 export const FAL_MODEL_ALIASES: Readonly<Record<string, string>> = Object.fromEntries(BY_ALIAS);
 
-/** Published prices by endpoint id. */
-export const DEFAULT_FAL_PRICES: Readonly<Record<string, FalPrice>> = Object.fromEntries(
-  FAL_MODELS.flatMap((m) => m.price === undefined ? [] : [[m.id, m.price]]),
-);
+/**
+ * Published prices of the edit endpoints (`fal_edits.ts`): an edit is billed as the endpoint it
+ * goes to, which may cost far more than a drawing of the model it edits for (Kontext [pro]'s
+ * $0.04 an image against FLUX.1 [schnell]'s $0.003 a megapixel). Sources (2026): FLUX.1 Kontext
+ * [pro] and Nano Banana 2 edit from their fal pages
+ * (fal.ai/models/fal-ai/flux-pro/kontext/llms.txt: "$0.04 per images";
+ * fal.ai/models/fal-ai/nano-banana-2/edit/llms.txt: "$0.08 per image … 2K and 4K outputs … 1.5
+ * times and 2 times …, 0.5K … 0.75 times"); Seedream 4.5 edit from a reseller that passes fal's
+ * page through (infr.sh: fal, $0.04 per image), the same as its drawings. FLUX.2's, Nano Banana
+ * Pro's, Qwen-Image 2's and Seedream 5 Lite's edit prices were not found: fal's pricing API is
+ * asked for them before a run that may edit.
+ */
+export const FAL_EDIT_PRICES: Readonly<Record<string, FalPrice>> = {
+  "fal-ai/flux-pro/kontext": { usd: 0.04, unit: "image" },
+  "fal-ai/nano-banana-2/edit": {
+    usd: 0.08,
+    unit: "image",
+    tierFactors: { "0.5K": 0.75, "1K": 1, "2K": 1.5, "4K": 2 },
+  },
+  "fal-ai/bytedance/seedream/v4.5/edit": { usd: 0.04, unit: "image" },
+};
+
+/** Published prices by endpoint id: every drawing and edit endpoint priced as itself. */
+export const DEFAULT_FAL_PRICES: Readonly<Record<string, FalPrice>> = {
+  ...Object.fromEntries(
+    FAL_MODELS.flatMap((m) => m.price === undefined ? [] : [[m.id, m.price]]),
+  ),
+  ...FAL_EDIT_PRICES,
+};
 
 /**
  * Turns a model alias into a fal endpoint id; a full id (`owner/app[/path]`) passes through.

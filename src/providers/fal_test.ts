@@ -423,6 +423,81 @@ Deno.test("createFalGenerator() fails a 422 as final with fal's detail, list or 
   });
 });
 
+Deno.test("createFalGenerator() stops the run on a setting fal rejects at the result, as at submit", async () => {
+  // Real fal takes the submit, reports COMPLETED and answers the result call with the 422: the
+  // stand-in does so for an input its endpoint refuses (FLUX.2's 512–2048 px a side here, on an
+  // endpoint retake does not know and so cannot check before the run).
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator(options);
+    const wide = { model: "fal-ai/flux-2/lora", width: 4096, height: 2304 };
+    const error = await providerError(generator.generate(request(wide)));
+    assert.equal(error.status, 422);
+    assert.equal(error.fatal, true, "every prompt sends this size: the run stops");
+    assert.equal(error.retryable, false);
+    assert.match(
+      error.message,
+      /^Cannot generate with fal endpoint 'fal-ai\/flux-2\/lora' as it rejected the setting 'image_size'.*every prompt would fail alike/,
+    );
+    assert.match(error.message, /between 512 and 2048 pixels/);
+    assert.equal(error.costUsd ?? 0, 0, "a refusal is no output: not billed");
+    assert.equal(standIn.calls("submit")[0]!.status, 200, "fal took the submit");
+    assert.deepEqual(standIn.calls("result").map((r) => r.status), [422], "one result fetch");
+
+    // The same size as a prompt's own setting fails that prompt only.
+    const own = await providerError(generator.generate(request({
+      ...wide,
+      spec: { ...SPEC, settings: { size: { width: 4096, height: 2304 } } },
+    })));
+    assert.equal(own.fatal, false);
+    assert.match(own.message, /setting of prompt 'harbour' alone; change it in the prompt file/);
+
+    // A prompt fal's content checker refuses fails that prompt only, wherever it arrives.
+    const content = await providerError(generator.generate(request({ prompt: faulty("422") })));
+    assert.equal(content.fatal, false);
+    assert.match(content.message, /content_policy_violation/);
+  }, { latencyMs: 5 });
+});
+
+Deno.test("createFalGenerator() fails a prompt fal refuses at the result, replaying a body live fal sent", async () => {
+  // Recorded from live fal by TanStack/ai PR #396 ("fix(ai-fal): handle errors from fal result
+  // fetch on completed jobs", verified against live fal with a prompt over 2500 characters; the
+  // body is the one its test `throws detailed error when result fetch returns validation error`
+  // replays): the submit is taken, the status reaches COMPLETED, the result call answers 422.
+  const recorded = {
+    detail: [{
+      type: "string_too_long",
+      loc: ["body", "prompt"],
+      msg: "String should have at most 2500 characters",
+    }],
+  };
+  await withStandIn(async (standIn, options) => {
+    const replay: typeof fetch = async (input, init) => {
+      const url = String(input);
+      if (!/\/requests\/[^/]+$/.test(new URL(url).pathname)) return fetch(input, init);
+      const answer = await fetch(input, init); // the stand-in still sees the result call
+      await answer.body?.cancel();
+      return Response.json(recorded, {
+        status: 422,
+        headers: { "x-fal-request-id": answer.headers.get("x-fal-request-id") ?? "" },
+      });
+    };
+    const error = await providerError(
+      createFalGenerator({ ...options, fetch: replay }).generate(request()),
+    );
+    assert.equal(error.status, 422);
+    assert.equal(error.fatal, false, "the prompt is at fault, not a setting: only it fails");
+    assert.equal(error.retryable, false, "the same prompt would be refused again");
+    assert.match(
+      error.message,
+      /prompt: String should have at most 2500 characters \(string_too_long\)/,
+    );
+    assert.equal(error.requestId, standIn.calls("submit")[0]!.requestId);
+    assert.equal(error.costUsd ?? 0, 0);
+    assert.equal(standIn.calls("submit").length, 1);
+    assert.equal(standIn.calls("result").length, 1, "a refusal is not fetched again");
+  });
+});
+
 Deno.test("createFalGenerator() sends each 429/5xx exactly once and leaves the retry to the caller", async () => {
   await withStandIn(async (standIn, options) => {
     const generator = createFalGenerator(options);
@@ -989,6 +1064,106 @@ Deno.test("createFalGenerator() estimates a step's cost from the price table, an
       learning.estimateCostUsd!({ model: "someone/new-model", width: 512, height: 512 }),
       0.01,
     );
+  });
+});
+
+Deno.test("createFalGenerator() prices each call as the endpoint it went to: an edit at its edit endpoint's price", async () => {
+  await withStandIn(async (standIn, options) => {
+    const generator = createFalGenerator({
+      ...options,
+      prices: { "fal-ai/flux-2-pro": { usd: 0.03, unit: "megapixel", extraMegapixelUsd: 0.015 } },
+    });
+    const size = { width: 1024, height: 768 };
+    const edit = {
+      imagePath: "/nowhere.png",
+      imageUrl: `${standIn.url}/files/x.png`,
+      instruction: "make the boat red",
+    };
+    // fal.ai/models/fal-ai/flux-pro/kontext: $0.04 per image, whatever FLUX.1 model drew it.
+    assert.equal(generator.estimateCostUsd!({ model: "flux-schnell", ...size }), 0.003);
+    assert.equal(generator.estimateCostUsd!({ model: "flux-schnell", ...size, edit: true }), 0.04);
+    // Nano Banana 2's edit endpoint: $0.08 an image, ×1.5 at 2K, the tier of the image it edits.
+    assert.equal(
+      generator.estimateCostUsd!({ model: "nano-banana-2", width: 2048, height: 2048, edit: true }),
+      0.12,
+    );
+    // No confirmed price for FLUX.2's edit endpoint: unknown, not FLUX.2 [pro]'s $0.03.
+    assert.equal(
+      generator.estimateCostUsd!({ model: "flux-2-pro", ...size, edit: true }),
+      undefined,
+    );
+    // A family without an edit endpoint always redraws: the drawing's price.
+    assert.equal(generator.estimateCostUsd!({ model: "recraft-v3", ...size, edit: true }), 0.04);
+
+    const kontext = await generator.generate(request({ model: "flux-schnell", ...size, edit }));
+    await bytesOf(kontext);
+    assert.equal(kontext.model, "fal-ai/flux-pro/kontext");
+    assert.equal(kontext.costUsd, 0.04, "the edit at Kontext's price, not FLUX.1 [schnell]'s");
+    const flux2 = await generator.generate(request({ model: "flux-2-pro", ...size, edit }));
+    await bytesOf(flux2);
+    assert.equal(flux2.model, "fal-ai/flux-2/edit");
+    assert.equal(flux2.costUsd, 0);
+    assert.equal(flux2.costUnknown, true, "an unknown edit price is unknown, not the drawing's");
+    assert.deepEqual(standIn.calls("submit").map((r) => [r.endpoint, r.status]), [
+      ["fal-ai/flux-pro/kontext", 200],
+      ["fal-ai/flux-2/edit", 200],
+    ]);
+  });
+});
+
+Deno.test("createFalGenerator().check() covers the edit endpoints of a run that may edit, for free", async () => {
+  await withStandIn(async (standIn, options) => {
+    const signal = new AbortController().signal;
+    const models = ["flux-2-pro", "flux-2-flash"];
+    // fal's pricing API knows FLUX.2's edit price, which retake's table lacks.
+    const learning = createFalGenerator({
+      ...options,
+      models,
+      edits: true,
+      fetch: (input, init) =>
+        String(input).includes("/v1/models/pricing")
+          ? fetch(input, init).then(() =>
+            Response.json({
+              prices: [{
+                endpoint_id: "fal-ai/flux-2/edit",
+                unit_price: 0.012,
+                unit: "megapixels",
+              }],
+            })
+          )
+          : fetch(input, init),
+    });
+    await learning.check!(signal);
+    const [pricing] = standIn.calls("pricing");
+    assert.deepEqual(pricing!.query.replace(/^endpoint_id=/, "").split(","), [
+      "fal-ai/flux-2-pro",
+      "fal-ai/flux-2/flash",
+      "fal-ai/flux-2/edit",
+    ], "each edit endpoint once");
+    assert.equal(
+      learning.estimateCostUsd!({ model: "flux-2-pro", width: 1024, height: 768, edit: true }),
+      0.012,
+    );
+    // An edit endpoint fal does not list stops a run that may edit, before any paid call.
+    standIn.reset();
+    const missing = await providerError(
+      createFalGenerator({ ...options, models: ["flux-schnell"], edits: true }).check!(signal),
+    );
+    assert.equal(missing.fatal, true);
+    assert.match(
+      missing.message,
+      /fal model 'fal-ai\/flux\/schnell' as fal has no endpoint 'fal-ai\/flux-pro\/kontext'.*--refine regenerate/,
+    );
+    // A run that only redraws does not need it.
+    await createFalGenerator({ ...options, models: ["flux-schnell"] }).check!(signal);
+    assert.equal(standIn.stats().submitted, 0, "checking costs nothing");
+  }, {
+    endpoints: [
+      "fal-ai/flux/schnell",
+      "fal-ai/flux-2-pro",
+      "fal-ai/flux-2/flash",
+      "fal-ai/flux-2/edit",
+    ],
   });
 });
 

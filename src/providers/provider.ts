@@ -131,10 +131,14 @@ export interface ImageGenerator extends ProviderChecks {
   editModel?(model: string): string | undefined;
   /**
    * The most one generation of this size may cost, in USD, from the price table, for the
-   * budget to reserve before starting it; undefined when the price is unknown. Absent for
-   * providers that never cost anything (the local ones).
+   * budget to reserve before starting it; undefined when the price is unknown. With `edit`, the
+   * cost of one edit of an image of `model`, priced as the endpoint it goes to
+   * ({@linkcode ImageGenerator.editModel}). Absent for providers that never cost anything (the
+   * local ones).
    */
-  estimateCostUsd?(request: { model: string; width: number; height: number }): number | undefined;
+  estimateCostUsd?(
+    request: { model: string; width: number; height: number; edit?: boolean },
+  ): number | undefined;
 }
 
 /** An earlier round, so refinements do not undo their own fixes. */

@@ -7,6 +7,7 @@
 import type { Config } from "../config.ts";
 import type { PromptSpec } from "../prompts.ts";
 import { InputError } from "../errors.ts";
+import { mayEdit } from "../next_round.ts";
 import { localProvider } from "../offline/provider.ts";
 import { falProvider } from "./fal.ts";
 import { geminiProvider } from "./gemini.ts";
@@ -148,6 +149,8 @@ export async function createProviders(
   ) {
     roles.set(provider, (roles.get(provider) ?? new Set<Role>()).add(role));
   }
+  // A run that may edit asks the generator for edits too: its free checks cover the edit endpoints.
+  if (mayEdit(config, specs)) roles.get(generatorOf)!.add("edit");
   const parts = new Map<ProviderDescriptor, ProviderParts>();
   for (const [provider, wanted] of roles) {
     parts.set(
