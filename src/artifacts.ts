@@ -144,7 +144,13 @@ export async function writeStreamAtomic(
       await Deno.writeFile(temp, data, { createNew: true });
     } else {
       const file = await Deno.open(temp, { write: true, createNew: true });
-      await data.pipeTo(file.writable);
+      try {
+        // Not `pipeTo(file.writable)`: that stream buffers 64 KiB and its close drops the error
+        // of the last write, so a disk that filled at the end left a short file and no error.
+        for await (const chunk of data) await writeAll(file, chunk);
+      } finally {
+        file.close();
+      }
     }
     await verify?.(temp);
     await Deno.rename(temp, path);
@@ -244,7 +250,8 @@ export async function removeStaleTemps(batchDir: string): Promise<string[]> {
   return removed;
 }
 
-function tempPathFor(path: string): string {
+/** A temporary name beside `path`, as {@linkcode removeStaleTemps} knows them. */
+export function tempPathFor(path: string): string {
   const slash = path.lastIndexOf("/");
   const dir = slash === -1 ? "." : path.slice(0, slash);
   const base = path.slice(slash + 1);
@@ -260,7 +267,17 @@ async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined
   }
 }
 
-async function removeQuietly(path: string): Promise<void> {
+/** Writes all of `data` at the file's position: one write may take only part of it. */
+export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  for (let written = 0; written < data.length;) {
+    const n = await file.write(data.subarray(written));
+    if (n <= 0) throw new Error("the file took no bytes (short write)");
+    written += n;
+  }
+}
+
+/** Removes `path`; one already gone is fine. */
+export async function removeQuietly(path: string): Promise<void> {
   try {
     await Deno.remove(path);
   } catch (error) {
@@ -280,7 +297,8 @@ export class WriteError extends Error {
   }
 }
 
-function describeWriteError(path: string, error: unknown): Error {
+/** A failed write of `path` as a {@linkcode WriteError} that says what to do. */
+export function describeWriteError(path: string, error: unknown): Error {
   if (error instanceof WriteError) return error;
   if (error instanceof Error && error.message.startsWith("Cannot save")) return error;
   const text = String((error as Error)?.message);

@@ -676,3 +676,42 @@ Deno.test("FolderSink.moveAside() refuses a _previous that is a link", async () 
     assert.ok((await Deno.stat(`${dir}/batch/p2`)).isDirectory);
   });
 });
+
+Deno.test({
+  name:
+    "writeStreamAtomic() on a disk that fills at the stream's last bytes says the disk is full, not that the image is short",
+  ignore: !RUNNING_AS_ROOT,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const mount = await new Deno.Command("mount", {
+        args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir],
+        stderr: "null",
+      }).output();
+      if (!mount.success) return; // No mount permission in this sandbox.
+      try {
+        // 16 KiB left, then 40 KiB in one chunk: less than a 64 KiB write buffer holds, so only
+        // the final flush meets the full disk.
+        await Deno.writeFile(`${dir}/filler`, new Uint8Array(1024 * 1024 - 16 * 1024));
+        let verified = false;
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new Uint8Array(40 * 1024).fill(7));
+            controller.close();
+          },
+        });
+        const error = await rejectionOf(
+          writeStreamAtomic(`${dir}/img.png`, stream, () => {
+            verified = true;
+            return Promise.resolve();
+          }),
+        );
+        assert.ok(error instanceof WriteError, error.message);
+        assert.equal(error.fatal, true);
+        assert.match(error.message, /the disk is full/);
+        assert.equal(verified, false, "verify must not run on a short file");
+        assert.deepEqual(await listDir(dir), ["filler"]);
+      } finally {
+        await new Deno.Command("umount", { args: [dir] }).output();
+      }
+    }),
+});

@@ -280,6 +280,9 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     critic: providers.critic.name,
     model: providers.model,
   });
+  // Room for the final record before anything is paid: a disk that fills during the run must
+  // still get the run.json that says why it stopped.
+  await runFile.reserve();
   await runFile.write("running", [], budget.spentUsd);
   const onInterrupt = () =>
     log.info(
@@ -295,15 +298,20 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
   const { outcomes } = ending;
   let stopReason = ending.stopReason;
   try {
-    await runFile.write(ending.status, outcomes, budget.spentUsd);
+    await runFile.finish(ending.status, outcomes, budget.spentUsd, ending.stopReason);
+  } catch (error) {
+    // Every prompt's own metadata is already saved; a missing summary file must not hide that.
+    log.error("Could not write {file}: {reason}", { file: runFile.path, reason: messageOf(error) });
+    stopReason ??= messageOf(error);
+  }
+  try {
     if (models.length > 1) {
       await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
     }
     const page = await writeGallery(batchDir);
     log.info("Wrote the gallery {page}", { page });
   } catch (error) {
-    // Every prompt's own metadata is already saved; a missing summary file must not hide that.
-    log.error("Could not write {file}: {reason}", { file: runFile.path, reason: messageOf(error) });
+    log.error("Could not write the gallery or comparison: {reason}", { reason: messageOf(error) });
     stopReason ??= messageOf(error);
   }
   log.info("Finished batch {batch}: {status} in {durationMs} ms, ${costUsd} this run", {

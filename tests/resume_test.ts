@@ -201,13 +201,15 @@ Deno.test("Ctrl-C drains: calls in flight are saved, exit 130, the next run resu
   const cwd = await setup();
   try {
     const child = cliCommand(["--out", "out", "batch.json"], { cwd, env: s.env }).spawn();
-    // Wait until the first generation is under way, then interrupt.
-    const until = performance.now() + 10_000;
-    while (s.fal.calls("submit").length === 0 && performance.now() < until) {
+    // Wait until the first generation is under way, then interrupt: for the event, however long
+    // a busy machine takes to get there, not for a time.
+    let exited = false;
+    const output = child.output().finally(() => (exited = true));
+    while (s.fal.calls("submit").length === 0 && !exited) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    child.kill("SIGINT");
-    const out = await child.output();
+    if (!exited) child.kill("SIGINT");
+    const out = await output;
     const stderr = new TextDecoder().decode(out.stderr);
     const stdout = new TextDecoder().decode(out.stdout);
     assert.equal(out.code, 130, stderr);
@@ -338,8 +340,10 @@ Deno.test({
       });
       assert.equal(full.code, 3, full.stderr);
       assert.match(full.stderr, /the disk is full; free some space and run again to resume/);
+      // runCli has waited for the process to exit: this is the run's last word.
       const run = JSON.parse(await Deno.readTextFile(`${mnt}/out/batch/run.json`));
-      assert.equal(run.status, "stopped");
+      assert.equal(run.status, "stopped", full.stderr);
+      assert.match(run.stopReason, /the disk is full; free some space and run again to resume/);
       // With two generations in flight, at most the other one finishes after the failed write.
       let saved = 0;
       for await (const entry of Deno.readDir(`${mnt}/out/batch`)) {
@@ -350,6 +354,223 @@ Deno.test({
       }
       const submitted = s.fal.calls("submit").length;
       assert.ok(submitted <= saved + 2, `${submitted} paid generations for ${saved} saved images`);
+    } finally {
+      await new Deno.Command("umount", { args: [mnt] }).output();
+      await Deno.remove(cwd, { recursive: true });
+      await s.close();
+    }
+  },
+});
+
+/** Mounts a tmpfs of `size` on a new folder in `cwd`; undefined without mount permission. */
+async function smallDisk(cwd: string, size: string): Promise<string | undefined> {
+  const mnt = `${cwd}/small`;
+  await Deno.mkdir(mnt);
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mnt],
+    stderr: "null",
+  }).output();
+  return mount.success ? mnt : undefined;
+}
+
+/** Fills the disk of `dir` until it takes not one byte more, as another program would. */
+async function fillDisk(dir: string): Promise<void> {
+  const file = await Deno.open(`${dir}/filler`, { write: true, createNew: true });
+  try {
+    for (const size of [1 << 20, 4096, 1]) {
+      const chunk = new Uint8Array(size).fill(0x5a);
+      try {
+        for (;;) await file.write(chunk);
+      } catch (error) {
+        if (!/No space left|os error 28/.test(String(error))) throw error;
+      }
+    }
+  } finally {
+    file.close();
+  }
+}
+
+/** A pass-through proxy to `target` that holds the first POST (the first paid call) until released. */
+function holdFirstPost(target: string) {
+  const arrived = Promise.withResolvers<void>();
+  const released = Promise.withResolvers<void>();
+  let held = false;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      if (req.method === "POST" && !held) {
+        held = true;
+        arrived.resolve();
+        await released.promise;
+      }
+      const url = new URL(req.url);
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      const answer = await fetch(`${target}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers,
+        ...(req.method === "POST" && { body: await req.arrayBuffer() }),
+      });
+      // fetch has already decoded the body: pass it on as plain bytes.
+      const out = new Headers(answer.headers);
+      out.delete("content-encoding");
+      out.delete("content-length");
+      return new Response(await answer.arrayBuffer(), { status: answer.status, headers: out });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    arrived: arrived.promise,
+    release: () => released.resolve(),
+    close: () => server.shutdown(),
+  };
+}
+
+/** Paid steps a prompt's files hold: its brief, and each round's image, critique and refinement. */
+async function savedSteps(dir: string): Promise<{ fal: number; gemini: number }> {
+  let fal = 0;
+  let gemini = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isDirectory || !/^p\d+$/.test(entry.name)) continue;
+    const rec = await record(dir, entry.name).catch(() => undefined);
+    if (rec === undefined) continue;
+    if (rec.brief !== undefined) gemini++;
+    for (const it of rec.iterations) {
+      if (it.image !== undefined) fal++;
+      if (it.critique !== undefined) gemini++;
+      if (it.refinedPrompt !== undefined) gemini++;
+    }
+  }
+  return { fal, gemini };
+}
+
+Deno.test({
+  name:
+    "a disk another program fills to the last byte while a paid call runs: the run stops at the failed write, run.json says stopped and why",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const s = await servers();
+    const proxy = holdFirstPost(s.gemini.url);
+    const cwd = await setup();
+    const mnt = await smallDisk(cwd, "3m");
+    if (mnt === undefined) {
+      await Deno.remove(cwd, { recursive: true });
+      await proxy.close();
+      await s.close();
+      return; // No mount permission in this sandbox: nothing to test here.
+    }
+    try {
+      await Deno.writeTextFile(
+        `${cwd}/batch.json`,
+        JSON.stringify({ prompts: BATCH.prompts.slice(0, 1) }),
+      );
+      const env = { ...s.env, GEMINI_BASE_URL: proxy.url };
+      const child = cliCommand(["--out", `${mnt}/out`, "batch.json"], { cwd, env }).spawn();
+      const output = child.output();
+      // The first Gemini call (the brief, after the first image) waits here while the disk fills.
+      const exited = await Promise.race([proxy.arrived.then(() => false), output.then(() => true)]);
+      if (exited) assert.fail(new TextDecoder().decode((await output).stderr));
+      await fillDisk(mnt);
+      proxy.release();
+      const full = await output;
+      const stderr = new TextDecoder().decode(full.stderr);
+      assert.equal(full.code, 3, stderr);
+      assert.match(stderr, /the disk is full; free some space and run again to resume/);
+      const run = JSON.parse(await Deno.readTextFile(`${mnt}/out/batch/run.json`));
+      assert.equal(run.status, "stopped", stderr);
+      assert.match(run.stopReason, /brief\.json': the disk is full/);
+      assert.equal(run.prompts[0].status, "failed");
+      assert.match(run.prompts[0].error.message, /the disk is full/);
+      // Paid: the image, saved, and the brief the full disk refused; nothing after.
+      assert.equal(s.fal.calls("submit").length, 1);
+      assert.equal(s.gemini.requests.length, 1);
+      await assertNothingCorrupt(`${mnt}/out`);
+
+      await Deno.remove(`${mnt}/filler`);
+      const grow = await new Deno.Command("mount", { args: ["-o", "remount,size=20m", mnt] })
+        .output();
+      assert.ok(grow.success);
+      const again = await runCli(["--out", `${mnt}/out`, "batch.json"], { cwd, env: s.env });
+      assert.equal(again.code, 0, again.stderr);
+      const done = JSON.parse(await Deno.readTextFile(`${mnt}/out/batch/run.json`));
+      assert.equal(done.status, "completed");
+      assert.equal(done.stopReason, undefined);
+      // The minimum for one prompt is 2 images + brief + 2 critiques + 1 refinement; only the
+      // brief the full disk refused is paid twice.
+      assert.equal(s.fal.calls("submit").length, 2);
+      assert.equal(s.gemini.requests.length, 4 + 1);
+      const leftovers = [...Deno.readDirSync(`${mnt}/out/batch`)].filter((e) =>
+        e.name.endsWith(".tmp")
+      );
+      assert.deepEqual(leftovers, []);
+    } finally {
+      await new Deno.Command("umount", { args: [mnt] }).output();
+      await Deno.remove(cwd, { recursive: true });
+      await proxy.close();
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a 3 MB disk with paid providers: the run stops at the first failed write, run.json says stopped and why, and the resume pays only for what was lost",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const s = await servers();
+    const cwd = await setup();
+    const mnt = await smallDisk(cwd, "3m");
+    if (mnt === undefined) {
+      await Deno.remove(cwd, { recursive: true });
+      await s.close();
+      return; // No mount permission in this sandbox: nothing to test here.
+    }
+    try {
+      const prompts = Array.from({ length: 12 }, (_, i) => ({
+        id: `p${i}`,
+        prompt: `A busy market number ${i} at noon with striped awnings`,
+      }));
+      await Deno.writeTextFile(`${cwd}/batch.json`, JSON.stringify({ prompts }));
+      const full = await runCli(["--out", `${mnt}/out`, "-c", "2", "batch.json"], {
+        cwd,
+        env: s.env,
+      });
+      assert.equal(full.code, 3, full.stderr);
+      assert.match(full.stderr, /the disk is full; free some space and run again to resume/);
+      const dir = `${mnt}/out/batch`;
+      const run = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
+      assert.equal(run.status, "stopped", full.stderr);
+      assert.match(run.stopReason, /the disk is full; free some space and run again to resume/);
+      await assertNothingCorrupt(`${mnt}/out`);
+      // Paid calls beyond what was saved: at most the calls in flight when the first write
+      // failed (-c 2: two generations; two critiques or briefs and two refinements).
+      const saved = await savedSteps(dir);
+      const fal = s.fal.calls("submit").length;
+      const gemini = s.gemini.requests.length;
+      assert.ok(fal <= saved.fal + 2, `${fal} generations paid, ${saved.fal} saved`);
+      assert.ok(gemini <= saved.gemini + 4, `${gemini} Gemini calls paid, ${saved.gemini} saved`);
+
+      const grow = await new Deno.Command("mount", { args: ["-o", "remount,size=100m", mnt] })
+        .output();
+      assert.ok(grow.success);
+      const again = await runCli(["--out", `${mnt}/out`, "-c", "2", "batch.json"], {
+        cwd,
+        env: s.env,
+      });
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /12\/12 prompts completed/);
+      // The minimum for the batch: per prompt 2 images, a brief, 2 critiques, a refinement.
+      // Only the calls whose result the full disk refused are paid twice.
+      const lostFal = fal - saved.fal;
+      const lostGemini = gemini - saved.gemini;
+      // (A generation fal accepted but the disk refused may be fetched again unpaid.)
+      const totalFal = s.fal.calls("submit").length;
+      const totalGemini = s.gemini.requests.length;
+      assert.ok(totalFal >= 12 * 2 && totalFal <= 12 * 2 + lostFal, `${totalFal} generations`);
+      assert.ok(
+        totalGemini >= 12 * 4 && totalGemini <= 12 * 4 + lostGemini,
+        `${totalGemini} Gemini calls`,
+      );
     } finally {
       await new Deno.Command("umount", { args: [mnt] }).output();
       await Deno.remove(cwd, { recursive: true });
