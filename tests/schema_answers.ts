@@ -12,17 +12,8 @@
  * @module
  */
 
-/** A generator of numbers in [0, 1), seeded (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A generator of numbers in [0, 1), seeded: the project's one PRNG. */
+export { mulberry32 as seeded } from "../src/hash.ts";
 
 const WORDS = [
   "check_subject_presence",
