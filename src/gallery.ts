@@ -163,11 +163,13 @@ async function readJson(dir: string, rel: string, maxBytes: number): Promise<Jso
   }
 }
 
+/** The record in `rel`; undefined when there is none. */
 async function readRecord(
   dir: string,
   rel: string,
-): Promise<{ record?: PromptRecord; problem?: string }> {
+): Promise<{ record?: PromptRecord; problem?: string } | undefined> {
   const read = await readJson(dir, rel, MAX_RECORD_BYTES);
+  if (read.problem === "is missing") return undefined;
   if (read.problem) return { problem: `metadata.json ${read.problem}` };
   const value = read.value;
   if (!isObject(value) || typeof value.id !== "string" || !Array.isArray(value.iterations)) {
@@ -176,11 +178,11 @@ async function readRecord(
   return { record: value as unknown as PromptRecord };
 }
 
-/** Whether `path` is there as a file or a link (a link is then refused when it is read). */
-async function isFile(path: string): Promise<boolean> {
+/** Whether `path` is there at all (a file, or a link that is then refused when read). */
+async function exists(path: string): Promise<boolean> {
   try {
-    const info = await Deno.lstat(path);
-    return info.isFile || info.isSymlink;
+    await Deno.lstat(path);
+    return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
@@ -264,27 +266,34 @@ export async function readEntry(
   listed: boolean,
 ): Promise<Entry | undefined> {
   const path = `${dir}/${folder}`;
-  if (await isFile(`${path}/metadata.json`)) {
-    const { record, problem } = await readRecord(dir, `${folder}/metadata.json`);
-    if (record) return { kind: "single", folder, record };
+  // Read at once (no check first): one call per prompt, which a filter makes 50,000 times.
+  const own = await readRecord(dir, `${folder}/metadata.json`);
+  if (own?.record) return { kind: "single", folder, record: own.record };
+  if (own) {
     return {
       kind: "unreadable",
       folder,
-      problem: problem!,
+      problem: own.problem!,
       ...await idFromPromptJson(dir, folder),
     };
   }
   const runs: ModelRun[] = [];
-  for (const sub of await subfolders(path)) {
-    if (!(await isFile(`${path}/${sub}/metadata.json`))) continue;
-    runs.push({
-      rel: `${folder}/${sub}`,
-      subfolder: sub,
-      ...await readRecord(dir, `${folder}/${sub}/metadata.json`),
-    });
+  let names: string[];
+  try {
+    names = await subfolders(path);
+  } catch (error) {
+    // Not a folder (a file, or gone since the listing): nothing to show.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
+    throw error;
+  }
+  for (const sub of names) {
+    const read = await readRecord(dir, `${folder}/${sub}/metadata.json`);
+    if (read) runs.push({ rel: `${folder}/${sub}`, subfolder: sub, ...read });
   }
   if (runs.length > 0) return { kind: "comparison", folder, runs };
-  if (listed || await isFile(`${path}/prompt.json`)) {
+  if (listed || await exists(`${path}/prompt.json`)) {
     return {
       kind: "unreadable",
       folder,

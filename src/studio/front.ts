@@ -1,10 +1,14 @@
 /**
  * The studio's door on 127.0.0.1: every process on the machine can reach it, so it holds a
- * bounded number of connections, drops one that sends no complete request head in time or goes
- * quiet, and never fails on a full file table. Bytes pass unchanged to the studio's HTTP server,
- * which listens on a Unix socket in a folder only this user can enter. (`Deno.serve` has no
- * header or idle timeout, and its accept loop dies on `Too many open files`, taking the process
- * and a run under it along.)
+ * bounded number of connections, drops one that sends no complete request head in time, and
+ * never fails on a full file table. Bytes pass to the studio's HTTP server, which listens on a
+ * Unix socket in a folder only this user can enter. (`Deno.serve` has no header or idle
+ * timeout, and its accept loop dies on `Too many open files`, taking the process and a run
+ * under it along.)
+ *
+ * Each connection carries one request: the door adds `Connection: close` to it, so the server
+ * closes the connection once it has answered. A connection is thus either sending its head
+ * (timed) or the server's until it closes it: no one can hold one open idle after an answer.
  *
  * @module
  */
@@ -17,10 +21,8 @@ export interface FrontOptions {
   backend: Deno.ConnectOptions | Deno.UnixConnectOptions;
   /** Connections open at once; one more is closed as it comes. @default {64} */
   maxConnections?: number;
-  /** Time a new connection has to send its first request head, in ms. @default {10_000} */
+  /** Time a new connection has to send its request head, in ms. @default {10_000} */
   headMs?: number;
-  /** A connection with no byte either way for this long is closed, in ms. @default {60_000} */
-  idleMs?: number;
   /** Problems no request can report (the accept loop's). */
   onError?: (message: string) => void;
 }
@@ -36,12 +38,15 @@ export interface Front {
 
 const CHUNK = 64 * 1024;
 const HEAD_END = [13, 10, 13, 10];
+/** Added after the request line: the server answers this one request, then closes. */
+const CLOSE = new TextEncoder().encode("Connection: close\r\n");
+/** The longest request line taken: a studio URL is a few hundred bytes. */
+const MAX_REQUEST_LINE = 8192;
 
 /** Opens the door; throws `Deno.errors.AddrInUse` when the port is taken. */
 export function openFront(options: FrontOptions): Front {
   const max = options.maxConnections ?? 64;
   const headMs = options.headMs ?? 10_000;
-  const idleMs = options.idleMs ?? 60_000;
   const onError = options.onError ?? (() => {});
   const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port });
   const open = new Set<Passage>();
@@ -50,8 +55,7 @@ export function openFront(options: FrontOptions): Front {
   const sweep = () => {
     const now = performance.now();
     for (const passage of open) {
-      const quiet = now - passage.lastByte;
-      if ((!passage.headSeen && now - passage.opened > headMs) || quiet > idleMs) passage.end();
+      if (!passage.headSeen && now - passage.opened > headMs) passage.end();
     }
     if (open.size === 0 && sweeper !== undefined) {
       clearInterval(sweeper);
@@ -79,7 +83,7 @@ export function openFront(options: FrontOptions): Front {
       }
       const passage = new Passage(client, () => open.delete(passage));
       open.add(passage);
-      sweeper ??= setInterval(sweep, Math.max(50, Math.min(headMs, idleMs) / 4));
+      sweeper ??= setInterval(sweep, Math.max(50, headMs / 4));
       passage.start(options.backend);
     }
   })();
@@ -102,10 +106,11 @@ export function openFront(options: FrontOptions): Front {
 /** One client connection and its connection to the HTTP server. */
 class Passage {
   readonly opened = performance.now();
-  lastByte = performance.now();
-  /** Whether the first request head came whole. */
+  /** Whether the request head came whole. */
   headSeen = false;
   #matched = 0;
+  /** Bytes of the request line seen before its end; -1 once it has ended. */
+  #lineBytes = 0;
   #backend: Deno.Conn | undefined;
   #ended = false;
   readonly #client: Deno.Conn;
@@ -148,10 +153,23 @@ class Passage {
         else this.end();
         return;
       }
-      this.lastByte = performance.now();
-      const bytes = buffer.subarray(0, n);
-      if (fromClient && !this.headSeen) this.#look(bytes);
-      for (let written = 0; written < n;) written += await to.write(bytes.subarray(written));
+      let bytes = buffer.subarray(0, n);
+      if (fromClient && !this.headSeen) {
+        this.#look(bytes);
+        if (this.#lineBytes !== -1) {
+          const lf = bytes.indexOf(10);
+          if (lf === -1) {
+            this.#lineBytes += bytes.length;
+            if (this.#lineBytes > MAX_REQUEST_LINE) return this.end();
+          } else {
+            this.#lineBytes = -1;
+            await writeAll(to, bytes.subarray(0, lf + 1));
+            await writeAll(to, CLOSE);
+            bytes = bytes.subarray(lf + 1);
+          }
+        }
+      }
+      await writeAll(to, bytes);
     }
   }
 
@@ -164,6 +182,12 @@ class Passage {
         return;
       }
     }
+  }
+}
+
+async function writeAll(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let written = 0; written < bytes.length;) {
+    written += await to.write(bytes.subarray(written));
   }
 }
 

@@ -91,7 +91,7 @@ export interface StudioOptions {
   /** For tests: fixed secrets instead of random ones. */
   secrets?: { token: string; csrf: string; session?: string };
   /** For tests: the door's limits (see {@linkcode openFront}). */
-  limits?: { maxConnections?: number; headMs?: number; idleMs?: number };
+  limits?: { maxConnections?: number; headMs?: number };
 }
 
 /** A running studio. */
