@@ -94,6 +94,7 @@ try {
     await out;
   }
   const peak = Math.max(...Object.values(steps));
+  // deno-lint-ignore no-console
   console.log(JSON.stringify({ prompts, peakMb: peak, limitMb: LIMIT_MB, steps, timings }));
   if (peak >= LIMIT_MB) Deno.exitCode = 1;
 } finally {
