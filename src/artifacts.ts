@@ -12,6 +12,7 @@ import type { PromptSink } from "./pipeline.ts";
 import type { PromptSpec } from "./prompts.ts";
 import type { GeneratedImage, ImageFormat } from "./providers/provider.ts";
 import { type PromptRecord, shownIteration } from "./record.ts";
+import { openInside, readTextInside } from "./safe_read.ts";
 import { CONTROL_CHARS } from "./terminal_text.ts";
 
 /** Windows device names that cannot be folder names on any OS retake targets. */
@@ -41,6 +42,28 @@ const HASHED = /-[0-9a-f]{8}(?:[0-9a-f]{8})?$/;
 /** How retake names its temporary files (see {@linkcode tempPathFor}). */
 const TEMP_NAME = /^\..+\.[0-9a-f]{8}\.tmp$/;
 const PROBE_NAME = /^\.retake-write-check-[0-9a-f-]{36}$/;
+/** The name {@linkcode FolderSink.saveImage} gives a round's image. */
+const ROUND_IMAGE = /^iteration-[1-9][0-9]{0,5}\.(?:png|jpg)$/;
+/** The name {@linkcode FolderSink.saveBest} gives the copy of the best round's image. */
+const BEST_IMAGE = /^best\.(?:png|jpg)$/;
+/**
+ * The largest `metadata.json` retake reads: a record of a hundred rounds with long critiques
+ * is well under a megabyte, so a larger one is not retake's.
+ */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Whether `name` is one a round's image is saved as (`iteration-<n>.png` or `.jpg`): a name
+ * read from a record is used only then, so a record cannot point a reader anywhere else.
+ */
+export function isRoundImageName(name: unknown): name is string {
+  return typeof name === "string" && ROUND_IMAGE.test(name);
+}
+
+/** Whether `name` is the best round's copy (`best.png` or `best.jpg`). */
+export function isBestImageName(name: unknown): name is string {
+  return typeof name === "string" && BEST_IMAGE.test(name);
+}
 
 /**
  * Maps a prompt id to a folder name that is safe on every file system: only `A-Za-z0-9._-`,
@@ -376,7 +399,7 @@ export class FolderSink implements PromptSink {
     const file = `${dir}/metadata.json`;
     await refuseLinks(file, this.batchDir);
     await this._adoptLegacy(folder);
-    const text = await readOptional(file);
+    const text = await readTextInside(this.batchDir, `${folder}/metadata.json`, MAX_RECORD_BYTES);
     if (text === undefined) return undefined;
     let record: PromptRecord;
     try {
@@ -484,14 +507,25 @@ export class FolderSink implements PromptSink {
    */
   async saveBest(record: PromptRecord, image: string): Promise<string> {
     if (record.chosen !== undefined) image = shownIteration(record)?.image ?? image;
+    // The name comes from a record, which a batch folder from elsewhere may have made up.
+    if (!isRoundImageName(image)) {
+      throw new WriteError(
+        `Cannot save the best image of prompt '${record.id}' as its record names image '${image}', which is not a round's image (iteration-<n>.png or .jpg): the record was edited; run the prompt again with --force`,
+        false,
+      );
+    }
     const file = `best${image.slice(image.lastIndexOf("."))}`;
     const target = `${this._dir(record)}/${file}`;
     await refuseLinks(target, this.batchDir);
     const temp = tempPathFor(target);
     try {
-      const source = await Deno.open(`${this._dir(record)}/${image}`, { read: true });
+      // Never through a link: a round's image linked to a file elsewhere is not copied in.
+      const source = await openInside(this.batchDir, `${record.folder}/${image}`);
+      if (source === undefined) {
+        throw new Deno.errors.NotFound(`'${this._dir(record)}/${image}' does not exist`);
+      }
       const copy = await Deno.open(temp, { write: true, createNew: true });
-      await source.readable.pipeTo(copy.writable);
+      await source.stream().pipeTo(copy.writable);
       await Deno.rename(temp, target);
     } catch (error) {
       await removeQuietly(temp);
@@ -553,7 +587,11 @@ export class FolderSink implements PromptSink {
     if (await lstatOrUndefined(target)) return;
     if (!(await lstatOrUndefined(legacy))?.isDirectory) return;
     await refuseLinks(`${legacy}/metadata.json`, this.batchDir);
-    const text = await readOptional(`${legacy}/metadata.json`);
+    const text = await readTextInside(
+      this.batchDir,
+      `${known.legacy}/metadata.json`,
+      MAX_RECORD_BYTES,
+    );
     let id: unknown;
     try {
       id = text === undefined ? undefined : JSON.parse(text)?.id;
@@ -574,14 +612,5 @@ export class FolderSink implements PromptSink {
       "Renamed {from} to {to}: folder names now carry a 64-bit hash",
       { from: legacy, to: target },
     );
-  }
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
   }
 }

@@ -715,3 +715,35 @@ Deno.test({
       }
     }),
 });
+
+Deno.test("FolderSink.saveBest() copies only a round's own image, never a name or link out", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/p`);
+    await Deno.writeTextFile(`${dir}/secret.env`, "API_KEY=1");
+    await Deno.symlink(`${dir}/secret.env`, `${dir}/p/iteration-1.png`);
+    await Deno.writeTextFile(`${dir}/p/iteration-2.png`, "PNG");
+    const sink = new FolderSink(dir, () => Promise.resolve({ width: 1, height: 1 }));
+    const record = {
+      ...newRecord(
+        { id: "p", prompt: "x", extra: {} },
+        "p",
+        {
+          generator: "g",
+          critic: "c",
+          refiner: "r",
+        },
+        "2026-01-01T00:00:00Z",
+        "h",
+      ),
+    };
+    await assert.rejects(sink.saveBest(record, "../secret.env"), /not a round's image/);
+    await assert.rejects(sink.saveBest(record, "iteration-1.png"), /symbolic link/);
+    await assert.rejects(Deno.lstat(`${dir}/p/best.png`), Deno.errors.NotFound);
+    await assert.rejects(Deno.lstat(`${dir}/p/best.env`), Deno.errors.NotFound);
+    assert.equal(await sink.saveBest(record, "iteration-2.png"), "best.png");
+    assert.equal(await Deno.readTextFile(`${dir}/p/best.png`), "PNG");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -194,8 +194,29 @@ function fileLayer(label: string, data: Record<string, unknown>): Layer {
   return [label, data, { label }];
 }
 
+/** Options for {@linkcode loadConfig}. */
+export interface LoadOptions {
+  /**
+   * The `--replay` file comes with a batch folder that may be someone else's (the round a note
+   * asks for in `retake serve`): it shapes the round (model, size, seed, rubric), but what
+   * spends money and how (offline, `maxCost`, retries, concurrency, timeouts, every provider's
+   * section with its prices) is this machine's settings; the file can only make a run more
+   * careful (offline, a lower `maxCost`), never less. @default {false}
+   */
+  receivedReplay?: boolean;
+}
+
+/**
+ * Settings a received `run.json` never gives: they decide what a run spends, or where its calls
+ * go and with which key.
+ */
+const SPENDING = ["offline", "maxCost", "retry", "concurrency", "timeoutMs", "graceMs", "dryRun"];
+
 /** Builds the run's settings from every layer; throws {@linkcode InputError} on bad input. */
-export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
+export async function loadConfig(
+  sources: ConfigSources,
+  options: LoadOptions = {},
+): Promise<Invocation> {
   const parsed = parseCommandLine(sources.args);
   const flags = parsed.values;
 
@@ -227,12 +248,26 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
   }
 
   let replayFiles: string[] = [];
+  let careful: { offline: boolean; maxCost?: number } = { offline: false };
   const replayFile = text("replay");
   if (replayFile !== undefined) {
     // Prompt files given on the command line replace the run's: those need not exist any more.
     const replay = await readReplay(sources, replayFile, parsed.positionals.length === 0);
     replayFiles = replay.promptFiles;
-    layers.push(fileLayer(`replayed run '${replayFile}'`, replay.settings));
+    let settings = replay.settings;
+    if (options.receivedReplay) {
+      const maxCost = settings.maxCost;
+      careful = {
+        offline: settings.offline === true,
+        ...(typeof maxCost === "number" && Number.isFinite(maxCost) && maxCost >= 0 &&
+          { maxCost }),
+      };
+      const providers = new Set(DESCRIPTORS.map((p) => p.name));
+      settings = Object.fromEntries(
+        Object.entries(settings).filter(([key]) => !SPENDING.includes(key) && !providers.has(key)),
+      );
+    }
+    layers.push(fileLayer(`replayed run '${replayFile}'`, settings));
   }
 
   const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false, "file");
@@ -307,8 +342,14 @@ export async function loadConfig(sources: ConfigSources): Promise<Invocation> {
     const shown = checkBaseUrl(`${section}.baseUrl`, url, layer?.[2] ?? { label: source });
     notices.push(`Sending ${service} requests to ${shown} (${section}.baseUrl from ${source})`);
   }
+  const config = result.data;
+  // A received run can only make this one more careful.
+  if (careful.offline) config.offline = true;
+  if (careful.maxCost !== undefined) {
+    config.maxCost = Math.min(config.maxCost ?? Infinity, careful.maxCost);
+  }
   return {
-    config: result.data,
+    config,
     promptFiles: parsed.positionals.length > 0 ? parsed.positionals : replayFiles,
     help: on("help"),
     version: on("version"),

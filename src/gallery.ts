@@ -7,10 +7,19 @@
  */
 import { diffWords } from "diff";
 import sharp from "sharp";
-import { refuseLinks, safeFolderName, writeFileAtomic, writeStreamAtomic } from "./artifacts.ts";
+import {
+  isRoundImageName,
+  MAX_RECORD_BYTES,
+  refuseLinks,
+  safeFolderName,
+  writeFileAtomic,
+  writeStreamAtomic,
+} from "./artifacts.ts";
+import { MAX_RUN_FILE_BYTES, readBatchRun } from "./batch_run.ts";
 import { formatDuration } from "./duration.ts";
 import { messageOf } from "./errors.ts";
-import { readRunFile, type RunRead } from "./run_file.ts";
+import type { RunRead } from "./run_file.ts";
+import { readBytesInside, readTextInside } from "./safe_read.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "./record.ts";
 
 /** Options for {@linkcode writeGallery}. */
@@ -28,6 +37,8 @@ const DEFAULT_THUMB_WIDTH = 360;
 const THUMB_DIR = "_thumbs";
 const THUMB_CONCURRENCY = 4;
 const PROBLEMS_SHOWN = 3;
+/** The largest image a thumbnail is made of: a generated image is a few megabytes. */
+const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Writes `<batchDir>/index.html`, a static page showing the batch's totals from `run.json` and
@@ -68,8 +79,8 @@ export async function writeGallery(
       `Cannot write the gallery as '${dir}' is not a folder: give a batch folder such as 'outputs/example'`,
     );
   }
-  const run = await readRunFile(dir);
-  const comparison = await readJson(`${dir}/comparison.json`);
+  const run = await readBatchRun(dir);
+  const comparison = await readJson(dir, "comparison.json", MAX_RUN_FILE_BYTES);
   const data: PageData = {
     name: dir.split(/[\\/]/).pop() || dir,
     run,
@@ -133,14 +144,18 @@ export type Entry =
   | { kind: "unreadable"; folder: string; id?: string; problem: string }
   | { kind: "absent"; id: string; status: string };
 
-async function readJson(path: string): Promise<JsonRead> {
-  let text: string;
+/**
+ * A JSON file of the batch folder: never through a link (a folder from elsewhere may hold one
+ * to any file on this machine), never more than `maxBytes`.
+ */
+async function readJson(dir: string, rel: string, maxBytes: number): Promise<JsonRead> {
+  let text: string | undefined;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextInside(dir, rel, maxBytes);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return { problem: "is missing" };
     return { problem: `cannot be read: ${messageOf(error)}` };
   }
+  if (text === undefined) return { problem: "is missing" };
   try {
     return { value: JSON.parse(text) };
   } catch (error) {
@@ -148,8 +163,13 @@ async function readJson(path: string): Promise<JsonRead> {
   }
 }
 
-async function readRecord(path: string): Promise<{ record?: PromptRecord; problem?: string }> {
-  const read = await readJson(path);
+/** The record in `rel`; undefined when there is none. */
+async function readRecord(
+  dir: string,
+  rel: string,
+): Promise<{ record?: PromptRecord; problem?: string } | undefined> {
+  const read = await readJson(dir, rel, MAX_RECORD_BYTES);
+  if (read.problem === "is missing") return undefined;
   if (read.problem) return { problem: `metadata.json ${read.problem}` };
   const value = read.value;
   if (!isObject(value) || typeof value.id !== "string" || !Array.isArray(value.iterations)) {
@@ -158,9 +178,11 @@ async function readRecord(path: string): Promise<{ record?: PromptRecord; proble
   return { record: value as unknown as PromptRecord };
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** Whether `path` is there at all (a file, or a link that is then refused when read). */
+async function exists(path: string): Promise<boolean> {
   try {
-    return (await Deno.stat(path)).isFile;
+    await Deno.lstat(path);
+    return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
@@ -244,34 +266,46 @@ export async function readEntry(
   listed: boolean,
 ): Promise<Entry | undefined> {
   const path = `${dir}/${folder}`;
-  if (await isFile(`${path}/metadata.json`)) {
-    const { record, problem } = await readRecord(`${path}/metadata.json`);
-    if (record) return { kind: "single", folder, record };
-    return { kind: "unreadable", folder, problem: problem!, ...await idFromPromptJson(path) };
+  // Read at once (no check first): one call per prompt, which a filter makes 50,000 times.
+  const own = await readRecord(dir, `${folder}/metadata.json`);
+  if (own?.record) return { kind: "single", folder, record: own.record };
+  if (own) {
+    return {
+      kind: "unreadable",
+      folder,
+      problem: own.problem!,
+      ...await idFromPromptJson(dir, folder),
+    };
   }
   const runs: ModelRun[] = [];
-  for (const sub of await subfolders(path)) {
-    if (!(await isFile(`${path}/${sub}/metadata.json`))) continue;
-    runs.push({
-      rel: `${folder}/${sub}`,
-      subfolder: sub,
-      ...await readRecord(`${path}/${sub}/metadata.json`),
-    });
+  let names: string[];
+  try {
+    names = await subfolders(path);
+  } catch (error) {
+    // Not a folder (a file, or gone since the listing): nothing to show.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
+    throw error;
+  }
+  for (const sub of names) {
+    const read = await readRecord(dir, `${folder}/${sub}/metadata.json`);
+    if (read) runs.push({ rel: `${folder}/${sub}`, subfolder: sub, ...read });
   }
   if (runs.length > 0) return { kind: "comparison", folder, runs };
-  if (listed || await isFile(`${path}/prompt.json`)) {
+  if (listed || await exists(`${path}/prompt.json`)) {
     return {
       kind: "unreadable",
       folder,
       problem: "metadata.json is missing",
-      ...await idFromPromptJson(path),
+      ...await idFromPromptJson(dir, folder),
     };
   }
   return undefined;
 }
 
-async function idFromPromptJson(path: string): Promise<{ id?: string }> {
-  const read = await readJson(`${path}/prompt.json`);
+async function idFromPromptJson(dir: string, folder: string): Promise<{ id?: string }> {
+  const read = await readJson(dir, `${folder}/prompt.json`, MAX_RECORD_BYTES);
   return isObject(read.value) && typeof read.value.id === "string" ? { id: read.value.id } : {};
 }
 
@@ -347,19 +381,22 @@ async function makeThumbnails(
 
 async function makeThumbnail(dir: string, rel: string, width: number): Promise<Thumb> {
   const thumbRel = `${THUMB_DIR}/${rel.replace(/\.[^./]*$/, "")}.jpg`;
-  const source = `${dir}/${rel}`;
   const target = `${dir}/${thumbRel}`;
   try {
-    const sourceTime = (await Deno.stat(source)).mtime?.getTime() ?? Infinity;
-    const existing = await statOrUndefined(target);
-    const targetTime = existing?.mtime?.getTime() ?? -Infinity;
+    // Read as bytes, never through a link: a thumbnail of a file elsewhere would copy it in.
+    const source = await readBytesInside(dir, rel, MAX_IMAGE_BYTES);
+    if (source === undefined) throw new Deno.errors.NotFound(`'${dir}/${rel}' does not exist`);
+    const sourceTime = (await Deno.lstat(`${dir}/${rel}`)).mtime?.getTime() ?? Infinity;
+    const existing = await lstatOrUndefined(target);
+    const targetTime = existing?.isFile ? existing.mtime?.getTime() ?? -Infinity : -Infinity;
     if (targetTime >= sourceTime) {
       // Kept only if made at this width (or at the image's own, when that is smaller).
+      const made = await readBytesInside(dir, thumbRel, MAX_IMAGE_BYTES);
       const [meta, sourceMeta] = await Promise.all([
-        sharp(target).metadata(),
+        made ? sharp(made).metadata() : Promise.resolve(undefined),
         sharp(source).metadata(),
       ]);
-      if (meta.width === Math.min(width, sourceMeta.width) && meta.height) {
+      if (meta && meta.width === Math.min(width, sourceMeta.width) && meta.height) {
         return { rel: thumbRel, width: meta.width, height: meta.height };
       }
     }
@@ -375,6 +412,15 @@ async function makeThumbnail(dir: string, rel: string, width: number): Promise<T
     return { rel: thumbRel, width: info.width, height: info.height };
   } catch (error) {
     return { problem: messageOf(error) };
+  }
+}
+
+async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
   }
 }
 
@@ -920,11 +966,12 @@ export function iterationsOf(record: PromptRecord): IterationRecord[] {
   return Array.isArray(list) ? list.filter(isObject) as unknown as IterationRecord[] : [];
 }
 
-/** The iteration's image file name, when it is a plain name inside the prompt folder. */
+/**
+ * The iteration's image file name, when it is one a round's image is saved as: a record from
+ * elsewhere cannot point the page, the thumbnails or the export at any other file.
+ */
 export function imageName(it: IterationRecord): string | undefined {
-  const image = str(it.image);
-  if (!image || /[\\/]/.test(image) || image === "." || image === "..") return undefined;
-  return image;
+  return isRoundImageName(it.image) ? it.image : undefined;
 }
 
 function statusTone(status: string): string {

@@ -461,3 +461,26 @@ Deno.test("writeGallery() never writes through a link in _thumbs/ or at index.ht
     }
   });
 });
+
+Deno.test("writeGallery() makes no thumbnail of a file outside the batch, linked or named", async () => {
+  await withBatch(async (batch) => {
+    const [first, second] = EXAMPLE_IDS as [string, string];
+    const outside = `${batch}/../outside.png`;
+    await sharp({ create: { width: 40, height: 30, channels: 3, background: "red" } }).png()
+      .toFile(outside);
+    // One prompt's round image is a link out of the batch; another's record names a path out.
+    await Deno.remove(`${batch}/${first}/iteration-1.png`);
+    await Deno.symlink(outside, `${batch}/${first}/iteration-1.png`);
+    const record = await readRecord(`${batch}/${second}/metadata.json`);
+    record.iterations[0]!.image = "../../outside.png";
+    await Deno.writeTextFile(`${batch}/${second}/metadata.json`, JSON.stringify(record));
+    await Deno.remove(`${batch}/_thumbs`, { recursive: true }).catch(() => {});
+    const html = await Deno.readTextFile(await writeGallery(batch));
+    await assert.rejects(
+      Deno.lstat(`${batch}/_thumbs/${first}/iteration-1.jpg`),
+      Deno.errors.NotFound,
+    );
+    assert.match(sectionFor(html, first), /thumbnail failed: [^<]*symbolic link/);
+    assert.doesNotMatch(html, /outside\.png/);
+  });
+});

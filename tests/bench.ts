@@ -737,13 +737,16 @@ async function studioPage(rows: Row[], work: string): Promise<void> {
   await makeBatch(`${work}/studio`, "big", prompts, { images: false });
   const studio = await startStudio({
     out: `${work}/studio`,
-    secrets: { token: "a".repeat(64), csrf: "c".repeat(64) },
+    secrets: { token: "a".repeat(64), csrf: "c".repeat(64), session: "e".repeat(32) },
   });
   const get = async (path: string) => {
     const started = performance.now();
-    const response = await fetch(`http://127.0.0.1:${studio.port}${path}`, {
-      headers: { cookie: `retake_studio_${studio.port}=${"a".repeat(64)}` },
-    });
+    const response = await fetch(
+      `http://127.0.0.1:${studio.port}${studio.auth.base}${path.slice(1)}`,
+      {
+        headers: { cookie: `retake_studio_${studio.port}=${"a".repeat(64)}` },
+      },
+    );
     const html = await response.text();
     if (!response.ok || !html.includes("</html>")) {
       throw new Error(`GET ${path}: ${response.status}`);

@@ -36,7 +36,9 @@ async function main() {
 
     await page.goto(cfg.url);
     report({ step: "first visit", url: page.url() });
-    const batchUrl = `${cfg.origin}/b/${encodeURIComponent(cfg.batch)}/`;
+    // The studio lives under its session's own path, which the first visit was sent to.
+    const base = new URL(page.url()).pathname;
+    const batchUrl = `${cfg.origin}${base}b/${encodeURIComponent(cfg.batch)}/`;
     // The batch folder appears once the run has written its run.json.
     for (;;) {
       const response = await page.request.get(batchUrl);
@@ -49,8 +51,9 @@ async function main() {
       globalThis.__sameDocument = true;
       // A second stream, to see the order of events as the server sent them.
       globalThis.__events = [];
+      const root = document.querySelector('meta[name="base"]').content;
       const source = new EventSource(
-        `/events?batch=${encodeURIComponent(document.body.dataset.batch)}`,
+        `${root}events?batch=${encodeURIComponent(document.body.dataset.batch)}`,
       );
       for (const type of ["step-start", "step-end", "feedback"]) {
         source.addEventListener(

@@ -5,6 +5,7 @@
  * stops on SIGTERM.
  */
 import assert from "node:assert/strict";
+import { login } from "../src/studio/_test_session.ts";
 import { cliCommand, EXAMPLE, runCli } from "./cli.ts";
 
 Deno.test("retake serve refuses a missing folder and a bad --port with exit 2", async () => {
@@ -66,16 +67,15 @@ Deno.test("retake serve: token, live rows from another run, and a reject's new r
       (await stderr.until(/Studio: (http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{64})\n/))[1]!,
     );
     const origin = url.origin;
-    const cookie = `retake_studio_${url.port}=${url.searchParams.get("token")}`;
 
     const refused = await fetch(`${origin}/b/example/`);
     assert.equal(refused.status, 401);
     await refused.body?.cancel();
-    const page = await (await fetch(`${origin}/b/example/`, { headers: { cookie } })).text();
-    const csrf = /<meta name="csrf" content="([0-9a-f]{64})">/.exec(page)![1]!;
+    const session = await login(url.href);
+    const page = await (await session.get("/b/example/")).text();
     assert.match(page, /id="row-forest-awakening"/);
 
-    const stream = await fetch(`${origin}/events?batch=example`, { headers: { cookie } });
+    const stream = await session.get("/events?batch=example");
     events = new Reader(stream.body!);
     await events.until(/: connected/);
 
@@ -85,16 +85,11 @@ Deno.test("retake serve: token, live rows from another run, and a reject's new r
     await events.until(/event: row\ndata: \{"folder":"forest-awakening"\}/);
 
     const note = "add a small red boat on the path";
-    const post = (headers: Record<string, string>) =>
-      fetch(`${origin}/b/example/action`, {
-        method: "POST",
-        headers: { cookie, origin, "content-type": "application/json", ...headers },
-        body: JSON.stringify({ type: "reject", id: "neon-rain", note }),
-      });
-    const noCsrf = await post({});
+    const action = { type: "reject", id: "neon-rain", note };
+    const noCsrf = await session.post("/b/example/action", action, { "x-csrf-token": "" });
     assert.equal(noCsrf.status, 403);
     await noCsrf.body?.cancel();
-    const accepted = await post({ "x-csrf-token": csrf });
+    const accepted = await session.post("/b/example/action", action);
     assert.equal(accepted.status, 200, await accepted.clone().text());
     await accepted.body?.cancel();
 

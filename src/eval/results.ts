@@ -5,11 +5,12 @@
  *
  * @module
  */
-import { refuseLinks, safeFolderName } from "../artifacts.ts";
+import { isBestImageName, MAX_RECORD_BYTES, safeFolderName } from "../artifacts.ts";
 import { type Brief, briefSchema } from "../critique.ts";
 import { messageOf } from "../errors.ts";
 import type { PromptSpec } from "../prompts.ts";
 import type { PromptRecord } from "../record.ts";
+import { openInside, readTextInside } from "../safe_read.ts";
 import type { StrategyName } from "./strategies.ts";
 
 /** One prompt's result in one strategy's folder. */
@@ -87,7 +88,10 @@ async function readPrompt(dir: string, spec: PromptSpec, within: string): Promis
     };
   }
   const brief = await readBrief(`${dir}/${folder}/brief.json`, within, record);
-  const final = record.status === "completed" && typeof record.bestImage === "string"
+  // The judge sends the final image to a paid service: only the copy retake saved, and only
+  // when it is a file of the folder itself, not a link to one elsewhere.
+  const final = record.status === "completed" && isBestImageName(record.bestImage) &&
+      await isPlainFile(`${dir}/${folder}/${record.bestImage}`, within)
     ? `${dir}/${folder}/${record.bestImage}`
     : undefined;
   return {
@@ -116,16 +120,13 @@ async function readBrief(
   return fromRecord.success ? fromRecord.data : undefined;
 }
 
-/** A JSON file's content, or undefined when it does not exist. */
+/**
+ * A JSON file's content, or undefined when it does not exist; never read through a link below
+ * `within`, nor larger than a record.
+ */
 export async function readJson(path: string, within: string): Promise<unknown> {
-  await refuseLinks(path, within);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
+  const text = await readTextInside(within, relativeTo(path, within), MAX_RECORD_BYTES);
+  if (text === undefined) return undefined;
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -133,6 +134,25 @@ export async function readJson(path: string, within: string): Promise<unknown> {
       cause: error,
     });
   }
+}
+
+/** Whether `path` is a regular file reached through no link below `within`. */
+async function isPlainFile(path: string, within: string): Promise<boolean> {
+  try {
+    const file = await openInside(within, relativeTo(path, within));
+    await file?.close();
+    return file !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function relativeTo(path: string, within: string): string {
+  const root = within.replace(/\/+$/, "");
+  if (!path.startsWith(`${root}/`)) {
+    throw new RangeError(`Cannot read '${path}' as it is not inside '${within}'`);
+  }
+  return path.slice(root.length + 1);
 }
 
 function finite(value: unknown): number {

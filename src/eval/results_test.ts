@@ -37,6 +37,7 @@ Deno.test("readStrategyResults() reads each prompt's final image, spend and brie
       durationMs: 3400,
     });
     await write(`${dir}/done/brief.json`, BRIEF);
+    await write(`${dir}/done/best.png`, "png");
     await write(`${dir}/half/metadata.json`, {
       id: "half",
       status: "interrupted",
@@ -74,5 +75,37 @@ Deno.test("readStrategyResults() reads each prompt's final image, spend and brie
     assert.deepEqual([never!.status, never!.images, never!.costUsd], ["not run", 0, 0]);
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("readStrategyResults() gives no final image a record points outside its folder", async () => {
+  const root = await Deno.makeTempDir({ prefix: "retake-eval-results-" });
+  const dir = `${root}/eval/refine`;
+  const outside = await Deno.makeTempFile({ prefix: "retake-eval-secret-", suffix: ".png" });
+  try {
+    const record = (id: string, bestImage: string) => ({
+      id,
+      status: "completed",
+      iterations: [{ iteration: 1, prompt: "p", seed: 1, image: "iteration-1.png", steps: {} }],
+      bestIteration: 1,
+      bestImage,
+      costUsd: 0,
+      durationMs: 1,
+    });
+    await write(`${dir}/up/metadata.json`, record("up", `../../../${outside.split("/").pop()}`));
+    await write(`${dir}/linked/metadata.json`, record("linked", "best.png"));
+    await Deno.symlink(outside, `${dir}/linked/best.png`);
+    await write(`${dir}/other/metadata.json`, record("other", "iteration-1.png"));
+    await write(`${dir}/other/iteration-1.png`, "png");
+    const results = await readStrategyResults(
+      "refine",
+      dir,
+      ["up", "linked", "other"].map(spec),
+      root,
+    );
+    assert.deepEqual(results.prompts.map((p) => p.finalImage), [undefined, undefined, undefined]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(outside);
   }
 });

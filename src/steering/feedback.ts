@@ -9,12 +9,22 @@
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { refuseLinks } from "../artifacts.ts";
+import { readTextInside } from "../safe_read.ts";
 
 /** What the file is called inside the batch folder. */
 export const FEEDBACK_FILE = "feedback.jsonl";
 
 /** The longest note a reject may carry: it goes into the refiner's prompt. */
 export const MAX_NOTE = 2000;
+
+/**
+ * The largest `feedback.jsonl` read: some 50,000 actions. One larger was not written by a
+ * person clicking, and reading it would hold up everything else the process does.
+ */
+export const MAX_FEEDBACK_BYTES = 8 * 1024 * 1024;
+
+/** Lines parsed between two turns of the event loop, so a long file holds up no request. */
+const LINES_PER_TURN = 2000;
 
 const id = z.string().min(1).max(500);
 const iteration = z.number().int().positive();
@@ -27,6 +37,8 @@ export const steeringActionSchema = z.discriminatedUnion("type", [
     id,
     note: z.string().trim().min(1).max(MAX_NOTE),
     iteration: iteration.optional(),
+    /** The note, read from the file, this one runs in its place (the user confirmed it). */
+    confirms: z.number().int().positive().optional(),
   }),
   z.object({ type: z.literal("pause") }),
   z.object({ type: z.literal("resume") }),
@@ -37,7 +49,7 @@ export const steeringActionSchema = z.discriminatedUnion("type", [
 /** One thing the user asked of a batch. */
 export type SteeringAction =
   | { type: "favourite"; id: string; iteration: number }
-  | { type: "reject"; id: string; note: string; iteration?: number }
+  | { type: "reject"; id: string; note: string; iteration?: number; confirms?: number }
   | { type: "pause" }
   | { type: "resume" }
   | { type: "front"; id: string }
@@ -101,17 +113,19 @@ export class FeedbackLog {
   ): Promise<{ log: FeedbackLog; contents: FeedbackContents }> {
     const path = `${batchDir}/${FEEDBACK_FILE}`;
     await refuseLinks(path, batchDir);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
+    // Never through a link, and never a file larger than clicks make.
+    const text = await readTextInside(batchDir, FEEDBACK_FILE, MAX_FEEDBACK_BYTES) ?? "";
     const contents: FeedbackContents = { entries: [], done: new Set() };
     let lastSeq = 0;
+    let skipped = 0;
+    let firstSkipped = 0;
     const lines = text.split("\n");
-    lines.forEach((line, index) => {
-      if (line.trim() === "") return;
+    for (let index = 0; index < lines.length; index++) {
+      if (index > 0 && index % LINES_PER_TURN === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      const line = lines[index]!;
+      if (line.trim() === "") continue;
       let parsed;
       try {
         parsed = lineSchema.safeParse(JSON.parse(line));
@@ -119,17 +133,21 @@ export class FeedbackLog {
         parsed = undefined;
       }
       if (!parsed?.success) {
-        getLogger(["retake", "steering"]).warn(
-          "Skipped line {line} of {file}: it is not a feedback entry",
-          { line: index + 1, file: path },
-        );
-        return;
+        if (skipped++ === 0) firstSkipped = index + 1;
+        continue;
       }
       const value = parsed.data;
       lastSeq = Math.max(lastSeq, value.seq);
       if ("done" in value) contents.done.add(value.done);
       else contents.entries.push(value as FeedbackEntry);
-    });
+    }
+    if (skipped > 0) {
+      // One warning, however many lines: a file from elsewhere may hold thousands.
+      getLogger(["retake", "steering"]).warn(
+        "Skipped {count} line(s) of {file}, from line {line}: they are not feedback entries",
+        { count: skipped, line: firstSkipped, file: path },
+      );
+    }
     const now = options.now ?? (() => new Date().toISOString());
     return {
       log: new FeedbackLog(batchDir, lastSeq, text !== "" && !text.endsWith("\n"), now),

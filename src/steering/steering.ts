@@ -8,9 +8,13 @@
  * process on the batch. Pause and move-to-front act on the live queue only: a later
  * `retake run` has no studio to resume it from, so it never starts paused.
  *
+ * A note costs a round. A studio's steering (`fileNotes: "confirm"`) runs only the notes sent
+ * through it: the file may come with a batch folder from elsewhere, so the notes read from it
+ * wait until the user confirms each one ({@linkcode Steering.heldNotes}).
+ *
  * @module
  */
-import { FolderSink } from "../artifacts.ts";
+import { FolderSink, isRoundImageName } from "../artifacts.ts";
 import { verifyImageFile } from "../image_check.ts";
 import type { PromptSpec } from "../prompts.ts";
 import type { PromptRecord } from "../record.ts";
@@ -22,6 +26,12 @@ import {
 } from "./feedback.ts";
 
 export type { FeedbackEntry, SteeringAction } from "./feedback.ts";
+
+/**
+ * What the notes read from `feedback.jsonl` do: `run` (a plain `retake run`: the user chose to
+ * run the batch) or `confirm` (a studio: they wait until the user confirms each).
+ */
+export type FileNotes = "run" | "confirm";
 
 /** What a live run tells the steering, so a favourite of a running prompt goes through it. */
 export interface RunHooks {
@@ -45,6 +55,10 @@ export class Steering {
   readonly #sink: FolderSink;
   #paused = false;
   #run: RunHooks | undefined;
+  /** Whether notes read from the file run (a plain `retake run`) or wait to be confirmed. */
+  readonly #fileNotes: FileNotes;
+  /** Sequence numbers of the actions this instance wrote: this session's. */
+  readonly #mine = new Set<number>();
   /** Actions being written: a run about to end waits for them, so none comes too late. */
   readonly #applying = new Set<Promise<unknown>>();
 
@@ -53,8 +67,10 @@ export class Steering {
     log: FeedbackLog,
     entries: FeedbackEntry[],
     done: Set<number>,
+    fileNotes: FileNotes,
   ) {
     this.batchDir = batchDir;
+    this.#fileNotes = fileNotes;
     this.#log = log;
     this.#entries = entries;
     this.#done = done;
@@ -64,10 +80,22 @@ export class Steering {
     this.#paused = false;
   }
 
-  /** Reads the batch's `feedback.jsonl` (none yet is fine) and returns its steering. */
-  static async open(batchDir: string, options: { now?: () => string } = {}): Promise<Steering> {
+  /**
+   * Reads the batch's `feedback.jsonl` (none yet is fine) and returns its steering. With
+   * `fileNotes: "confirm"` (a studio) the notes read from the file are held, not run.
+   */
+  static async open(
+    batchDir: string,
+    options: { now?: () => string; fileNotes?: FileNotes } = {},
+  ): Promise<Steering> {
     const { log, contents } = await FeedbackLog.open(batchDir, options);
-    return new Steering(batchDir, log, contents.entries, contents.done);
+    return new Steering(
+      batchDir,
+      log,
+      contents.entries,
+      contents.done,
+      options.fileNotes ?? "run",
+    );
   }
 
   /**
@@ -100,9 +128,20 @@ export class Steering {
     const checked = parsed.data as SteeringAction;
     let record: PromptRecord | undefined;
     if (checked.type === "favourite") record = await this.#recordWithImage(checked);
+    const confirms = checked.type === "reject" ? checked.confirms : undefined;
+    if (checked.type === "reject" && confirms !== undefined) {
+      if (!this.heldNotes(checked.id).some((e) => e.seq === confirms)) {
+        throw new RangeError(
+          `Cannot confirm note ${confirms} of prompt '${checked.id}' as it is not a note waiting for confirmation: reload the page`,
+        );
+      }
+    }
     const entry = await this.#log.append(checked);
+    this.#mine.add(entry.seq);
     this.#entries.push(entry);
     this.#remember(entry);
+    // The confirmed note runs as this one: it is not held any more.
+    if (confirms !== undefined) await this.markDone([confirms]);
     if (checked.type === "resume") this.#wake();
     if (checked.type === "favourite") {
       // A running prompt's record is the run's: its next save carries the choice, and the run
@@ -151,20 +190,37 @@ export class Steering {
     return this.#chosen.get(id);
   }
 
-  /** The prompt's rejects whose notes no round has taken yet, oldest first. */
+  /** The prompt's rejects whose notes no round has taken yet and may run, oldest first. */
   pendingNotes(id: string): FeedbackEntry[] {
     return this.#entries.filter((e) =>
-      e.action.type === "reject" && e.action.id === id && !this.#done.has(e.seq)
+      e.action.type === "reject" && e.action.id === id && this.#runs(e)
     );
   }
 
-  /** Every prompt with a note not yet acted on, in the order the notes came. */
+  /** Every prompt with a note not yet acted on that may run, in the order the notes came. */
   pendingIds(): string[] {
     const ids = new Set<string>();
     for (const e of this.#entries) {
-      if (e.action.type === "reject" && !this.#done.has(e.seq)) ids.add(e.action.id);
+      if (e.action.type === "reject" && this.#runs(e)) ids.add(e.action.id);
     }
     return [...ids];
+  }
+
+  /**
+   * The prompt's notes read from the file that wait for the user to confirm them (a studio's
+   * steering), oldest first: shown, never run until confirmed.
+   */
+  heldNotes(id: string): FeedbackEntry[] {
+    if (this.#fileNotes === "run") return [];
+    return this.#entries.filter((e) =>
+      e.action.type === "reject" && e.action.id === id && !this.#done.has(e.seq) &&
+      !this.#mine.has(e.seq)
+    );
+  }
+
+  /** Whether a note not yet acted on may run: this session's, or any for a plain run. */
+  #runs(entry: FeedbackEntry): boolean {
+    return !this.#done.has(entry.seq) && (this.#fileNotes === "run" || this.#mine.has(entry.seq));
   }
 
   /** Every action so far, this process's and earlier ones', oldest first. */
@@ -229,6 +285,11 @@ export class Steering {
       );
     }
     const it = record.iterations.find((r) => r.iteration === action.iteration);
+    if (it?.image !== undefined && !isRoundImageName(it.image)) {
+      throw new RangeError(
+        `Cannot choose iteration ${action.iteration} of prompt '${action.id}' as its record names image '${it.image}', which is not a round's image (iteration-<n>.png or .jpg): the record was edited`,
+      );
+    }
     if (it?.image === undefined) {
       const saved = record.iterations.filter((r) => r.image !== undefined).map((r) => r.iteration);
       throw new RangeError(

@@ -153,3 +153,30 @@ Deno.test("Steering leaves a favourite of a prompt a run holds to the run, then 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Steering of a studio holds the file's notes until one is confirmed, then runs only that", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const earlier = await Steering.open(dir);
+    await earlier.apply({ type: "reject", id: "p1", note: "from the file" });
+    await earlier.apply({ type: "reject", id: "p2", note: "also from the file" });
+    const studio = await Steering.open(dir, { fileNotes: "confirm" });
+    assert.deepEqual(studio.pendingIds(), [], "nothing from the file runs");
+    assert.deepEqual(studio.heldNotes("p1").map((e) => e.seq), [1]);
+    await assert.rejects(
+      studio.apply({ type: "reject", id: "p1", note: "x", confirms: 2 }),
+      (error: Error) => error instanceof RangeError && /not a note waiting/.test(error.message),
+    );
+    await studio.apply({ type: "reject", id: "p1", note: "from the file", confirms: 1 });
+    assert.deepEqual(studio.pendingIds(), ["p1"]);
+    assert.deepEqual(studio.heldNotes("p1"), []);
+    assert.equal(studio.heldNotes("p2").length, 1, "the other note still waits");
+    assert.deepEqual(
+      (await Steering.open(dir)).pendingIds(),
+      ["p2", "p1"],
+      "a plain run still honours what is left",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -12,13 +12,14 @@ export const APP_JS = `"use strict";
   const body = document.body;
   const batch = body.dataset.batch;
   const csrf = document.querySelector('meta[name="csrf"]').content;
+  const root = document.querySelector('meta[name="base"]').content;
   const notice = document.getElementById("notice");
   const say = (text) => {
     notice.textContent = text;
     notice.hidden = !text;
   };
   if (!batch) return;
-  const base = "/b/" + encodeURIComponent(batch) + "/";
+  const base = root + "b/" + encodeURIComponent(batch) + "/";
 
   async function post(action) {
     const response = await fetch(base + "action", {
@@ -81,6 +82,12 @@ export const APP_JS = `"use strict";
       action.id = holder.dataset.id;
     }
     if (button.dataset.iteration) action.iteration = Number(button.dataset.iteration);
+    if (action.type === "confirm") {
+      // A note from the file, run as the user's own now that they asked for it.
+      action.type = "reject";
+      action.note = button.dataset.note;
+      action.confirms = Number(button.dataset.seq);
+    }
     button.disabled = true;
     post(action).then(() => say(""), (error) => say(error.message)).finally(() => {
       button.disabled = false;
@@ -114,7 +121,7 @@ export const APP_JS = `"use strict";
     }
   }
 
-  const events = new EventSource("/events?batch=" + encodeURIComponent(batch));
+  const events = new EventSource(root + "events?batch=" + encodeURIComponent(batch));
   events.onopen = () => {
     body.dataset.connected = "true";
   };
@@ -223,6 +230,10 @@ table.batches td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .reject textarea { display: block; width: 100%; margin: 4px 0 6px; font: inherit; font-size: 13px;
   border: 1px solid var(--line); border-radius: 8px; padding: 6px 8px; background: var(--bg); color: var(--ink); }
 .reject.sent button::after { content: " ✓ sent"; color: var(--ok); }
+.held { margin-top: 8px; font-size: 12px; color: var(--soft); border-left: 3px solid var(--warn);
+  padding-left: 8px; }
+.held ul { margin: 4px 0; padding-left: 16px; }
+.held q { color: var(--ink); }
 .rounds { display: flex; gap: 14px; overflow-x: auto; align-items: flex-start; padding-bottom: 4px; }
 .round { flex: 0 0 280px; border: 1px solid var(--line); border-radius: 12px; overflow: hidden;
   display: flex; flex-direction: column; gap: 6px; padding-bottom: 10px; }

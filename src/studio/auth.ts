@@ -4,6 +4,11 @@
  * request that changes anything must also carry the page's CSRF token and come from the
  * studio's own origin.
  *
+ * A browser sends a cookie of 127.0.0.1 to every port of it: a page of another local server
+ * would get the token. So the studio lives under a secret path, `/s/<session>/`, and the cookie
+ * is scoped to it: the browser sends it only to a URL that already names the secret, which no
+ * other server is sent to. The cookie alone opens nothing, nor does the path alone.
+ *
  * @module
  */
 
@@ -23,7 +28,8 @@ export function sameSecret(a: string, b: string): boolean {
 
 /** What {@linkcode StudioAuth.check} decided. */
 export type AuthResult =
-  | { kind: "ok" }
+  /** `path` is the request's path below the session's base, from `/`. */
+  | { kind: "ok"; path: string }
   /** The token came in the URL: set the cookie and send the browser to the URL without it. */
   | { kind: "redirect"; response: Response }
   | { kind: "refused"; response: Response };
@@ -34,11 +40,19 @@ export class StudioAuth {
   readonly token: string;
   /** Written into each page; a POST must send it back in the `x-csrf-token` header. */
   readonly csrf: string;
+  /** Every page's path starts with it: `/s/<32 hex>/`. */
+  readonly base: string;
   readonly #port: number;
 
-  constructor(port: number, token: string = randomToken(), csrf: string = randomToken()) {
+  constructor(
+    port: number,
+    token: string = randomToken(),
+    csrf: string = randomToken(),
+    session: string = randomToken().slice(0, 32),
+  ) {
     this.token = token;
     this.csrf = csrf;
+    this.base = `/s/${session}/`;
     this.#port = port;
   }
 
@@ -54,7 +68,7 @@ export class StudioAuth {
 
   /**
    * Checks the host (a page on another site that resolves its own name to 127.0.0.1 sends its
-   * own Host), the token, and for a POST the CSRF token and the origin.
+   * own Host), the session's path, the token, and for a POST the CSRF token and the origin.
    */
   check(request: Request): AuthResult {
     const url = new URL(request.url);
@@ -62,16 +76,29 @@ export class StudioAuth {
     if (host !== `127.0.0.1:${this.#port}`) {
       return refused(421, `Cannot serve host '${host ?? ""}': open ${this.origin} instead`);
     }
-    const cookie = cookieValue(request.headers.get("cookie"), this.cookieName);
     const query = url.searchParams.get("token");
-    const hasCookie = cookie !== undefined && sameSecret(cookie, this.token);
-    if (!hasCookie) {
-      if (query === null || !sameSecret(query, this.token)) {
-        return refused(
-          401,
-          "Cannot open the studio without its token: use the full URL retake printed (Studio: http://127.0.0.1:…/?token=…)",
-        );
-      }
+    const given = query !== null && sameSecret(query, this.token);
+    const inside = url.pathname.startsWith(this.base);
+    if (given && request.method === "GET") {
+      // Out of the address bar and the history: the cookie carries it from now on. Only ever
+      // to a path of this studio's, whatever the URL asked for.
+      url.searchParams.delete("token");
+      const location = inside ? `${url.pathname}${url.search}` : this.base;
+      const headers = new Headers({
+        location,
+        "set-cookie":
+          `${this.cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=${this.base}`,
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+      });
+      return { kind: "redirect", response: new Response(null, { status: 303, headers }) };
+    }
+    const cookie = cookieValue(request.headers.get("cookie"), this.cookieName);
+    if (!inside || cookie === undefined || !sameSecret(cookie, this.token)) {
+      return refused(
+        401,
+        "Cannot open the studio without its token: use the full URL retake printed (Studio: http://127.0.0.1:…/?token=…)",
+      );
     }
     if (request.method === "POST") {
       const origin = request.headers.get("origin");
@@ -82,19 +109,8 @@ export class StudioAuth {
       if (!sameSecret(csrf, this.csrf)) {
         return refused(403, "Cannot accept a request without the page's CSRF token: reload it");
       }
-      return { kind: "ok" };
     }
-    if (query !== null && request.method === "GET") {
-      // Out of the address bar and the history: the cookie carries it from now on.
-      url.searchParams.delete("token");
-      const headers = new Headers({
-        location: `${url.pathname}${url.search}`,
-        "set-cookie": `${this.cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
-        "cache-control": "no-store",
-      });
-      return { kind: "redirect", response: new Response(null, { status: 303, headers }) };
-    }
-    return { kind: "ok" };
+    return { kind: "ok", path: url.pathname.slice(this.base.length - 1) };
   }
 }
 

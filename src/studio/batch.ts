@@ -4,9 +4,11 @@
  *
  * @module
  */
+import { z } from "zod";
+import { readBatchRun } from "../batch_run.ts";
 import { type Entry, listEntries, readEntry } from "../gallery.ts";
 import type { PromptRecord } from "../record.ts";
-import { readRunFile, type RunInfo } from "../run_file.ts";
+import type { RunInfo } from "../run_file.ts";
 
 /** One line of the batches list. */
 export interface BatchSummary {
@@ -34,7 +36,23 @@ const READ_AHEAD = 64;
 /** The score a prompt is "below target" under when the run set no `--target-score`. */
 export const DEFAULT_TARGET = 8;
 
-/** Every batch folder (one with a `run.json`) directly under `out`, newest first. */
+const count = z.number().int().nonnegative();
+const usd = z.number().nonnegative();
+
+/** `value` when `schema` takes it, else undefined: each field of a run.json stands alone. */
+function valid<T>(schema: z.ZodType<T>, value: unknown): T | undefined {
+  const parsed = schema.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The longest status word shown: retake's own are a few words. */
+const MAX_STATUS = 60;
+
+/**
+ * Every batch folder (one with a `run.json`) directly under `out`, newest first. A `run.json`
+ * may come from anywhere: only the fields that are what retake writes (counts, a cost, a date)
+ * are kept, and the page escapes those too.
+ */
 export async function listBatches(out: string): Promise<BatchSummary[]> {
   const batches: BatchSummary[] = [];
   let entries: Deno.DirEntry[];
@@ -47,20 +65,31 @@ export async function listBatches(out: string): Promise<BatchSummary[]> {
   for (const entry of entries) {
     // A directory entry's type is the link's own: a link to a folder elsewhere is not listed.
     if (!entry.isDirectory || entry.name.startsWith(".")) continue;
-    const read = await readRunFile(`${out}/${entry.name}`);
+    // A batch holds its own run.json: a link to one elsewhere makes no batch.
+    const file = await Deno.lstat(`${out}/${entry.name}/run.json`).catch(() => undefined);
+    if (!file?.isFile) continue;
+    const read = await readBatchRun(`${out}/${entry.name}`);
     if (read.problem === "is missing") continue;
     const run: Partial<RunInfo> = read.value ?? {};
-    const totals = typeof run.totals === "object" && run.totals !== null ? run.totals : undefined;
+    const totals: Record<string, unknown> = isObject(run.totals) ? run.totals : {};
+    const status = read.problem
+      ? `run.json ${read.problem.split(":")[0]}`
+      : typeof run.status === "string"
+      ? run.status.slice(0, MAX_STATUS)
+      : "unknown";
+    const prompts = valid(count, totals.prompts);
+    const completed = valid(count, totals.completed);
+    const failed = valid(count, totals.failed);
+    const costUsd = valid(usd, totals.costUsd);
+    const startedAt = valid(z.iso.datetime(), run.startedAt);
     batches.push({
       name: entry.name,
-      status: read.problem ? `run.json ${read.problem}` : String(run.status ?? "unknown"),
-      ...(totals && {
-        prompts: totals.prompts,
-        completed: totals.completed,
-        failed: totals.failed,
-        costUsd: totals.costUsd,
-      }),
-      ...(typeof run.startedAt === "string" && { startedAt: run.startedAt }),
+      status,
+      ...(prompts !== undefined && { prompts }),
+      ...(completed !== undefined && { completed }),
+      ...(failed !== undefined && { failed }),
+      ...(costUsd !== undefined && { costUsd }),
+      ...(startedAt !== undefined && { startedAt }),
     });
   }
   return batches.sort((a, b) =>
@@ -101,7 +130,7 @@ export class BatchReader {
 
   /** Page `page` (from 1) of the prompts that match `filter`. */
   async page(filter: Filter, page: number, pageSize: number = PAGE_SIZE): Promise<BatchPage> {
-    const read = await readRunFile(this.dir);
+    const read = await readBatchRun(this.dir);
     const run: Partial<RunInfo> = read.value ?? {};
     const settings = isObject(run.settings) ? run.settings : {};
     const target = typeof settings.targetScore === "number" ? settings.targetScore : DEFAULT_TARGET;
@@ -160,7 +189,7 @@ export class BatchReader {
   }
 
   async #flagsOfFolder(folder: string, target: number): Promise<Set<Filter>> {
-    const stat = await Deno.stat(`${this.dir}/${folder}/metadata.json`).catch(() => undefined);
+    const stat = await Deno.lstat(`${this.dir}/${folder}/metadata.json`).catch(() => undefined);
     const mtime = stat?.mtime?.getTime() ?? -1;
     const known = this.#summaries.get(folder);
     if (known && known.mtime === mtime && stat !== undefined) return known.flags;

@@ -110,7 +110,7 @@ export async function serveCommand(
   const studio = await startStudio({
     out,
     port: parsePort(parsed.values.port),
-    openSteering: (dir) => Steering.open(dir),
+    openSteering: (dir) => Steering.open(dir, { fileNotes: "confirm" }),
     ...(runPendingRejects && { runPendingRejects }),
     onError: (message) => io.writeErr(`${escapeControls(message)}\n`),
   });
@@ -139,12 +139,14 @@ export async function runWithStudio(
   const batch = batchName(config, promptFiles);
   const models = Math.max(1, new Set(config.models ?? []).size);
   const batchDir = `${config.out}/${batch}`;
-  const steering = await Steering.open(batchDir);
+  // Notes a studio did not send in this session wait on the page for a click: the batch folder
+  // may have come from elsewhere, and each note is a paid round.
+  const steering = await Steering.open(batchDir, { fileNotes: "confirm" });
   const studio = await startStudio({
     out: config.out,
     port: listen,
     live: { batch, total: specs.length * models, models, steering },
-    openSteering: (dir) => Steering.open(dir),
+    openSteering: (dir) => Steering.open(dir, { fileNotes: "confirm" }),
     ...(runPendingRejects && { runPendingRejects }),
     onError: (message) => io.writeErr(`${escapeControls(message)}\n`),
   });

@@ -7,10 +7,11 @@
  */
 import { stringify } from "csv-stringify/sync";
 import { Zip, ZipDeflate, ZipPassThrough } from "fflate";
+import { safeFolderName } from "../artifacts.ts";
+import { readBatchRun } from "../batch_run.ts";
 import { type Entry, imageName, listEntries, readEntry } from "../gallery.ts";
 import type { PromptRecord } from "../record.ts";
-import { readRunFile } from "../run_file.ts";
-import { imagePath } from "./paths.ts";
+import { openImage } from "./paths.ts";
 import { chosenOf } from "./page.ts";
 
 /** One line of `prompts.csv`. */
@@ -28,9 +29,16 @@ export interface ExportRow {
 
 /** `prompts.csv`'s text: a header, then one quoted-where-needed line per row. */
 export function exportCsv(rows: ExportRow[]): string {
-  // Ids and prompts are the user's text: one starting like a formula is a string when a
-  // spreadsheet opens the file, not a formula it runs (OWASP's CSV injection advice).
-  const safe = rows.map((row) => ({ ...row, id: inert(row.id), prompt: inert(row.prompt) }));
+  // Ids, prompts and model folder names come from files: one starting like a formula is a
+  // string when a spreadsheet opens the file, not a formula it runs (OWASP's CSV injection
+  // advice). Every text column, so a column added later is not forgotten.
+  const safe = rows.map((row) =>
+    Object.fromEntries(
+      Object.entries(row).map((
+        [key, value],
+      ) => [key, typeof value === "string" ? inert(value) : value]),
+    )
+  );
   return stringify(safe, {
     header: true,
     columns: ["id", "model", "prompt", "iteration", "score", "costUsd", "file", "chosenBy"],
@@ -77,7 +85,7 @@ async function* zipChunks(batchDir: string): AsyncGenerator<Uint8Array> {
     yield* out.splice(0);
   };
   const rows: ExportRow[] = [];
-  const run = await readRunFile(batchDir);
+  const run = await readBatchRun(batchDir);
   const { folders } = await listEntries(batchDir, run.value);
   for (const folder of folders) {
     const entry: Entry | undefined = await readEntry(batchDir, folder.name, true);
@@ -91,8 +99,10 @@ async function* zipChunks(batchDir: string): AsyncGenerator<Uint8Array> {
     for (const { rel, record, model } of runs) {
       const round = exportRound(record);
       const ext = round?.image.slice(round.image.lastIndexOf(".")) ?? "";
-      const file = round ? `images/${rel}${ext}` : "";
-      const found = round && await imagePath(batchDir, [...rel.split("/"), round.image]);
+      // Folder names from elsewhere may hold anything (`..\\x` is a way up when unzipped on
+      // Windows): each part of the name in the ZIP is one a prompt folder could have.
+      const file = round ? `images/${rel.split("/").map(safeFolderName).join("/")}${ext}` : "";
+      const found = round && await openImage(batchDir, [...rel.split("/"), round.image]);
       const it = round && record.iterations.find((r) => r.iteration === round.iteration);
       rows.push({
         id: record.id,
@@ -108,7 +118,22 @@ async function* zipChunks(batchDir: string): AsyncGenerator<Uint8Array> {
       // Images are compressed already: stored as they are.
       const member = new ZipPassThrough(file);
       zip.add(member);
-      member.push(await Deno.readFile(found.path), true);
+      // A chunk at a time: an image of any size costs the same memory.
+      const reader = found.file.stream().getReader();
+      try {
+        for (let chunk = await reader.read();; chunk = await reader.read()) {
+          if (chunk.done) {
+            member.push(new Uint8Array(0), true);
+            break;
+          }
+          member.push(chunk.value);
+          yield* drain();
+        }
+      } finally {
+        // Also when the download is cancelled mid-image.
+        await reader.cancel().catch(() => {});
+        await found.file.close();
+      }
       yield* drain();
     }
   }

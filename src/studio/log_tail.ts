@@ -4,36 +4,41 @@
  *
  * @module
  */
+import { openInside, UnsafeFileError } from "../safe_read.ts";
 import type { LogLine } from "./page.ts";
 
 /** Bytes read from the end: enough for a hundred lines of a few hundred bytes each. */
 const TAIL_BYTES = 128 * 1024;
 
-/** The last `count` lines of a JSON-lines log, oldest first; none when there is no log. */
-export async function readLogTail(path: string, count: number): Promise<LogLine[]> {
-  let file: Deno.FsFile;
+/**
+ * The last `count` lines of the batch's `log.jsonl`, oldest first; none when there is no log.
+ * A log that is a link (or not a file) is not read: one line says so.
+ */
+export async function readLogTail(batchDir: string, count: number): Promise<LogLine[]> {
+  let file;
   try {
-    file = await Deno.open(path, { read: true });
+    file = await openInside(batchDir, "log.jsonl");
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
+    if (!(error instanceof UnsafeFileError)) throw error;
+    return [{ at: "", level: "ERROR", message: `log.jsonl is not shown: ${error.message}` }];
   }
+  if (file === undefined) return [];
   try {
-    const size = (await file.stat()).size;
+    const size = file.size;
     const start = Math.max(0, size - TAIL_BYTES);
-    await file.seek(start, Deno.SeekMode.Start);
     const bytes = new Uint8Array(size - start);
-    for (let read = 0; read < bytes.length;) {
-      const n = await file.read(bytes.subarray(read));
-      if (n === null) break;
+    let read = 0;
+    while (read < bytes.length) {
+      const n = await file.read(bytes.subarray(read), start + read);
+      if (n === 0) break;
       read += n;
     }
-    const lines = new TextDecoder().decode(bytes).split("\n");
+    const lines = new TextDecoder().decode(bytes.subarray(0, read)).split("\n");
     // A tail that starts mid-file starts mid-line.
     if (start > 0) lines.shift();
     return lines.filter((l) => l.trim() !== "").slice(-count).map(parseLine);
   } finally {
-    file.close();
+    await file.close();
   }
 }
 

@@ -16,6 +16,8 @@ import { FILTERS } from "./batch.ts";
 /** What every page needs besides its content. */
 export interface PageContext {
   csrf: string;
+  /** The session's path every URL starts with (`/s/<secret>/`). @default {"/"} */
+  base?: string;
 }
 
 /** A batch page's live state, when this process runs the batch. */
@@ -35,16 +37,18 @@ const FILTER_LABELS: Record<Filter, string> = {
 };
 
 function layout(title: string, context: PageContext, body: string, attrs = ""): string {
+  const base = context.base ?? "/";
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="csrf" content="${esc(context.csrf)}">
+<meta name="base" content="${esc(base)}">
 <title>${esc(title)}</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/app.css">
-<script src="/app.js" defer></script>
+<link rel="stylesheet" href="${esc(base)}app.css">
+<script src="${esc(base)}app.js" defer></script>
 </head>
 <body${attrs}>
 <p id="notice" class="notice-bar" hidden></p>
@@ -56,12 +60,16 @@ ${body}
 
 /** The list of every batch under the output folder. */
 export function renderBatches(out: string, batches: BatchSummary[], context: PageContext): string {
+  const base = context.base ?? "/";
+  // Every value escaped, numbers too: a run.json from elsewhere may put anything in them.
   const rows = batches.map((b) =>
-    `<tr><td><a href="/b/${encodeURIComponent(b.name)}/">${esc(b.name)}</a></td><td>${
-      badge(b.status)
-    }</td><td class="num">${b.prompts ?? "–"}</td><td class="num">${
-      b.completed ?? "–"
-    }</td><td class="num">${b.failed ?? "–"}</td><td class="num">${cost(b.costUsd)}</td><td>${
+    `<tr><td><a href="${esc(`${base}b/${encodeURIComponent(b.name)}/`)}">${
+      esc(b.name)
+    }</a></td><td>${badge(b.status)}</td><td class="num">${
+      esc(count(b.prompts))
+    }</td><td class="num">${esc(count(b.completed))}</td><td class="num">${
+      esc(count(b.failed))
+    }</td><td class="num">${esc(cost(b.costUsd))}</td><td>${
       esc(b.startedAt ? b.startedAt.slice(0, 19).replace("T", " ") : "–")
     }</td></tr>`
   );
@@ -89,12 +97,14 @@ export interface BatchPageOptions {
   /** The last lines of the batch's `log.jsonl`. */
   logLines: LogLine[];
   thumbs: ThumbLookup;
+  held?: HeldNotes;
 }
 
 /** A batch page. */
 export function renderBatchPage(options: BatchPageOptions, context: PageContext): string {
   const { name, filter, page, live } = options;
-  const base = `/b/${encodeURIComponent(name)}/`;
+  const root = context.base ?? "/";
+  const base = `${root}b/${encodeURIComponent(name)}/`;
   const link = (f: Filter, n: number) =>
     `${base}?${new URLSearchParams({ filter: f, page: String(n) })}`;
   const filters = FILTERS.map((f) =>
@@ -117,12 +127,17 @@ export function renderBatchPage(options: BatchPageOptions, context: PageContext)
         live.paused ? "Resume" : "Pause"
       }</button>`
       : "",
-    `<a class="button" href="${base}export.zip" download>Export ZIP</a>`,
+    `<a class="button" href="${esc(base)}export.zip" download>Export ZIP</a>`,
   ].join("");
   const rows = page.entries.length === 0
     ? `<p class="empty">No prompt matches this filter.</p>`
     : page.entries.map((entry) =>
-      renderRow(name, entry, { thumbs: options.thumbs, live: live !== undefined })
+      renderRow(name, entry, {
+        thumbs: options.thumbs,
+        live: live !== undefined,
+        base: root,
+        ...(options.held && { held: options.held }),
+      })
     ).join("\n");
   const attrs = ` data-batch="${esc(name)}"${live ? ` data-live="true"` : ""}${
     live?.paused ? ` data-paused="true"` : ""
@@ -131,13 +146,15 @@ export function renderBatchPage(options: BatchPageOptions, context: PageContext)
     `retake studio · ${name}`,
     context,
     `<header class="top">
-<p class="crumbs"><a href="/">← All batches</a></p>
+<p class="crumbs"><a href="${esc(root)}">← All batches</a></p>
 <div class="title"><h1>${esc(name)}</h1>${badge(live ? "running" : page.status)}${
       live?.paused ? `<span class="badge warn" id="paused">paused</span>` : ""
     }</div>
 ${renderProgress(page, live)}
 <div class="controls">${controls}</div>
-<nav class="filters">${filters}<span class="count">${page.matching} of ${page.total} prompts</span></nav>
+<nav class="filters">${filters}<span class="count">${esc(String(page.matching))} of ${
+      esc(String(page.total))
+    } prompts</span></nav>
 ${pager}
 </header>
 <main id="rows">
@@ -160,11 +177,20 @@ export function renderProgress(page: Pick<BatchPage, "total">, live?: LiveState)
   }"></progress><span id="progress-text">${esc(formatProgress(s))}</span></div>`;
 }
 
+/** A prompt's notes from `feedback.jsonl` that wait for the user to confirm them. */
+export type HeldNotes = (id: string) => Array<{ seq: number; note: string }>;
+
+/** Held notes a row lists; the rest are counted. */
+const HELD_SHOWN = 3;
+
 /** Options for {@linkcode renderRow}. */
 export interface RowOptions {
   thumbs: ThumbLookup;
   /** Whether a run is live here: the queue's buttons (front, cancel) then apply. */
   live: boolean;
+  /** The session's path every URL starts with. @default {"/"} */
+  base?: string;
+  held?: HeldNotes;
 }
 
 /** One prompt's row: its context, why it stopped, its actions, and every round. */
@@ -226,12 +252,15 @@ function renderRecordRow(
     options.live && running
       ? `<button type="button" data-action="front">Move to front</button><button type="button" data-action="cancel">Cancel</button>`
       : ""
-  }<form class="reject" data-action="reject"><label>Note for the next round<textarea name="note" maxlength="2000" rows="2" required placeholder="e.g. make the sky darker"></textarea></label><button type="submit">Reject with note</button></form></div>`;
+  }<form class="reject" data-action="reject"><label>Note for the next round<textarea name="note" maxlength="2000" rows="2" required placeholder="e.g. make the sky darker"></textarea></label><button type="submit">Reject with note</button></form>${
+    renderHeld(options.held?.(record.id) ?? [])
+  }</div>`;
   const rounds = iterationsOf(record).map((it) =>
     renderRound(batch, rel, record, it, {
       best: it.iteration === best,
       chosen: it.iteration === chosen,
       thumbs: options.thumbs,
+      base: options.base ?? "/",
     })
   );
   const body = rounds.length === 0
@@ -255,25 +284,46 @@ ${body}
 </${tag}>`;
 }
 
+/**
+ * Notes read from `feedback.jsonl` that no one confirmed in this session: a round costs money,
+ * and the file may have come with the batch folder, so each waits for a click.
+ */
+function renderHeld(notes: Array<{ seq: number; note: string }>): string {
+  if (notes.length === 0) return "";
+  const items = notes.slice(0, HELD_SHOWN).map((n) =>
+    `<li><q>${esc(n.note)}</q> <button type="button" data-action="confirm" data-seq="${
+      esc(String(n.seq))
+    }" data-note="${esc(n.note)}">Run this note</button></li>`
+  );
+  const more = notes.length > HELD_SHOWN
+    ? `<li>and ${esc(String(notes.length - HELD_SHOWN))} more</li>`
+    : "";
+  return `<div class="held"><p>Notes from <code>feedback.jsonl</code>, not sent in this session: none runs until you confirm it (each is a paid round).</p><ul>${
+    items.join("")
+  }${more}</ul></div>`;
+}
+
 function renderRound(
   batch: string,
   rel: string,
   record: PromptRecord,
   it: IterationRecord,
-  marks: { best: boolean; chosen: boolean; thumbs: ThumbLookup },
+  marks: { best: boolean; chosen: boolean; thumbs: ThumbLookup; base: string },
 ): string {
   const n = num(it.iteration) ?? 0;
   const image = imageName(it);
   const critique = isObject(it.critique) ? it.critique : undefined;
   const score = num(critique?.score);
   const src = image
-    ? `/b/${encodeURIComponent(batch)}/f/${
+    ? `${marks.base}b/${encodeURIComponent(batch)}/f/${
       `${rel}/${image}`.split("/").map(encodeURIComponent).join("/")
     }`
     : undefined;
   const thumb = image ? marks.thumbs(`${rel}/${image}`) : undefined;
   const thumbSrc = thumb
-    ? `/b/${encodeURIComponent(batch)}/f/${thumb.split("/").map(encodeURIComponent).join("/")}`
+    ? `${marks.base}b/${encodeURIComponent(batch)}/f/${
+      thumb.split("/").map(encodeURIComponent).join("/")
+    }`
     : src;
   const how = str(it.action) === "edit"
     ? `edit of ${num(it.editOf) ?? "?"}`
@@ -382,6 +432,12 @@ function badge(status: string): string {
 
 function tone(score: number): string {
   return score >= 8 ? "good" : score >= 6 ? "fair" : "poor";
+}
+
+function count(value: unknown): string {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? String(value)
+    : "–";
 }
 
 function cost(value: unknown): string {

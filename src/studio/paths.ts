@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { refuseLinks } from "../artifacts.ts";
+import { type InsideFile, isPlainName, openInside, UnsafeFileError } from "../safe_read.ts";
+
+export { isPlainName };
 
 /** Image types the studio serves, by extension. */
 export const IMAGE_TYPES: Readonly<Record<string, string>> = {
@@ -13,11 +15,6 @@ export const IMAGE_TYPES: Readonly<Record<string, string>> = {
   jpeg: "image/jpeg",
   webp: "image/webp",
 };
-
-/** Whether `name` is one plain folder or file name: no separator, not `.` or `..`, no NUL. */
-export function isPlainName(name: string): boolean {
-  return name !== "" && name !== "." && name !== ".." && !/[\\/\0]/.test(name);
-}
 
 /**
  * The path of batch folder `name` under `out`, when it is a real folder (not a link) holding a
@@ -33,29 +30,28 @@ export async function batchPath(out: string, name: string): Promise<string | und
 }
 
 /**
- * The path of an image inside `batchDir` from its URL segments (already decoded), with its
- * content type; undefined when a segment is not a plain name, the type is not an image's, or
- * any part of the way is a symbolic link.
+ * An image inside `batchDir` from its URL segments (already decoded), opened, with its content
+ * type; undefined when a segment is not a plain name, the type is not an image's, it is not
+ * there, or any part of the way is a symbolic link (checked on the open file itself).
  */
-export async function imagePath(
+export async function openImage(
   batchDir: string,
   segments: string[],
-): Promise<{ path: string; type: string } | undefined> {
+): Promise<{ file: InsideFile; type: string } | undefined> {
   if (segments.length === 0 || segments.length > 4 || !segments.every(isPlainName)) {
     return undefined;
   }
   const name = segments.at(-1)!;
   const type = IMAGE_TYPES[name.slice(name.lastIndexOf(".") + 1).toLowerCase()];
   if (!name.includes(".") || type === undefined) return undefined;
-  const path = `${batchDir}/${segments.join("/")}`;
   try {
-    await refuseLinks(path, batchDir);
-  } catch {
-    // A link anywhere on the way: as if the file were not there.
-    return undefined;
+    const file = await openInside(batchDir, segments.join("/"));
+    return file && { file, type };
+  } catch (error) {
+    // A link anywhere on the way, or not a file: as if it were not there.
+    if (error instanceof UnsafeFileError) return undefined;
+    throw error;
   }
-  const info = await Deno.lstat(path).catch(() => undefined);
-  return info?.isFile ? { path, type } : undefined;
 }
 
 /** URL segments of a path, decoded; undefined when one does not decode. */

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { TINY_PNG } from "./_test_batch.ts";
-import { batchPath, decodeSegments, imagePath, isPlainName } from "./paths.ts";
+import { batchPath, decodeSegments, isPlainName, openImage } from "./paths.ts";
+
+/** The opened image's path and type, closed again. */
+async function imagePath(dir: string, segments: string[]) {
+  const opened = await openImage(dir, segments);
+  await opened?.file.close();
+  return opened && { path: opened.file.path, type: opened.type };
+}
 
 Deno.test("isPlainName() takes one file name, never a way up or across", () => {
   for (const name of ["a.png", "iteration-1.png", "_thumbs", ".hidden"]) {
@@ -17,7 +24,7 @@ Deno.test("decodeSegments() decodes each segment, so an encoded slash is seen", 
   assert.equal(decodeSegments("%E0%A4%A"), undefined);
 });
 
-Deno.test("imagePath() serves images inside the batch folder, by type, never through a link", async () => {
+Deno.test("openImage() serves images inside the batch folder, by type, never through a link", async () => {
   const out = await Deno.makeTempDir();
   try {
     const dir = `${out}/batch`;
@@ -44,6 +51,9 @@ Deno.test("imagePath() serves images inside the batch folder, by type, never thr
     assert.equal(await imagePath(dir, ["up", "secret.png"]), undefined, "a link to a folder");
     assert.equal(await imagePath(dir, ["p1/../../secret.png"]), undefined);
     assert.equal(await imagePath(dir, ["p1", "missing.png"]), undefined);
+    await Deno.mkdir(`${dir}/p2`);
+    await new Deno.Command("mkfifo", { args: [`${dir}/p2/iteration-1.png`] }).output();
+    assert.equal(await imagePath(dir, ["p2", "iteration-1.png"]), undefined, "a pipe");
   } finally {
     await Deno.remove(out, { recursive: true });
   }

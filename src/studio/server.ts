@@ -6,6 +6,7 @@
  * @module
  */
 import { safeFolderName } from "../artifacts.ts";
+import { readBatchRun } from "../batch_run.ts";
 import { InputError, messageOf } from "../errors.ts";
 import type { PipelineEvent } from "../pipeline.ts";
 import { formatProgress, ProgressTracker } from "../progress.ts";
@@ -16,9 +17,16 @@ import { StudioAuth } from "./auth.ts";
 import { BatchReader, type Filter, FILTERS, listBatches } from "./batch.ts";
 import { EventHub, watchBatchFolder } from "./events.ts";
 import { exportZip } from "./export.ts";
+import { type Front, openFront } from "./front.ts";
 import { readLogTail } from "./log_tail.ts";
-import { type LiveState, renderBatches, renderBatchPage, renderRow } from "./page.ts";
-import { batchPath, decodeSegments, imagePath, isPlainName } from "./paths.ts";
+import {
+  type HeldNotes,
+  type LiveState,
+  renderBatches,
+  renderBatchPage,
+  renderRow,
+} from "./page.ts";
+import { batchPath, decodeSegments, isPlainName, openImage } from "./paths.ts";
 import { thumbsFor } from "./thumbs.ts";
 
 /** Where the page's script, styles, images and requests may come from: only the studio. */
@@ -81,7 +89,9 @@ export interface StudioOptions {
   /** Where problems the studio cannot show on a page go (stderr). */
   onError?: (message: string) => void;
   /** For tests: fixed secrets instead of random ones. */
-  secrets?: { token: string; csrf: string };
+  secrets?: { token: string; csrf: string; session?: string };
+  /** For tests: the door's limits (see {@linkcode openFront}). */
+  limits?: { maxConnections?: number; headMs?: number };
 }
 
 /** A running studio. */
@@ -102,7 +112,7 @@ export interface Studio {
 }
 
 /** Starts the studio; resolves once it listens. */
-export function startStudio(options: StudioOptions): Promise<Studio> {
+export async function startStudio(options: StudioOptions): Promise<Studio> {
   const out = options.out.replace(/\/+$/, "") || ".";
   const live = options.live;
   let running = live !== undefined;
@@ -187,7 +197,7 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
     return opened;
   };
 
-  // Known once the port is: the handler runs only after `Deno.serve` returns.
+  // Known once the door's port is: no request comes through before it opens.
   const secrets: { auth?: StudioAuth } = {};
 
   const handle = async (request: Request): Promise<Response> => {
@@ -196,7 +206,8 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
     const checked = auth.check(request);
     if (checked.kind !== "ok") return checked.response;
     const url = new URL(request.url);
-    const path = url.pathname;
+    const path = checked.path;
+    const base = auth.base;
     if (request.method !== "GET" && request.method !== "POST") {
       return text(405, `Cannot ${request.method} ${path}: only GET and POST are served`);
     }
@@ -204,7 +215,7 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
       if (path === "/app.js") return asset(APP_JS, "text/javascript; charset=utf-8");
       if (path === "/app.css") return asset(APP_CSS, "text/css; charset=utf-8");
       if (path === "/") {
-        return html(renderBatches(out, await listBatches(out), { csrf: auth.csrf }));
+        return html(renderBatches(out, await listBatches(out), { csrf: auth.csrf, base }));
       }
       if (path === "/events") {
         const batch = url.searchParams.get("batch") ?? "";
@@ -216,7 +227,7 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
     }
     const match = /^\/b\/([^/]+)(\/.*)?$/.exec(path);
     const segments = match && decodeSegments(match[1]!);
-    if (!match || !segments || segments.length !== 1) return text(404, `Not found: ${path}`);
+    if (!match || !segments || segments.length !== 1) return text(404, "Not found");
     const batch = segments[0]!;
     const dir = await batchPath(out, batch);
     if (!dir) {
@@ -228,9 +239,9 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
       );
     }
     const rest = match[2] ?? "";
-    if (rest === "") return redirect(`/b/${encodeURIComponent(batch)}/`);
+    if (rest === "") return redirect(`${base}b/${encodeURIComponent(batch)}/`);
     if (request.method === "POST") {
-      if (rest !== "/action") return text(404, `Not found: ${path}`);
+      if (rest !== "/action") return text(404, "Not found");
       return await act(batch, dir, request);
     }
     if (rest === "/") return await batchPage(batch, dir, url);
@@ -252,16 +263,49 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
       const entry = await readerFor(dir).entry(folder);
       if (!entry) return text(404, `Cannot show prompt folder '${folder}': it has no record`);
       const thumbs = await thumbsFor(dir, [entry]);
-      return html(renderRow(batch, entry, { thumbs, live: isRunning(batch) }));
+      const held = await heldFor(batch, dir);
+      return html(renderRow(batch, entry, {
+        thumbs,
+        live: isRunning(batch),
+        base,
+        ...(held && { held }),
+      }));
     }
     if (rest.startsWith("/f/")) {
       const parts = decodeSegments(rest.slice(3));
-      const file = parts && await imagePath(dir, parts);
-      if (!file) return text(404, "Cannot serve that file: only images inside the batch folder");
-      const data = await Deno.readFile(file.path);
-      return new Response(data, { headers: { ...SECURITY_HEADERS, "content-type": file.type } });
+      const image = parts && await openImage(dir, parts);
+      if (!image) return text(404, "Cannot serve that file: only images inside the batch folder");
+      // Streamed from the handle that was checked: an image of any size costs the same memory.
+      return new Response(image.file.stream(), {
+        headers: {
+          ...SECURITY_HEADERS,
+          "content-type": image.type,
+          "content-length": String(image.file.size),
+        },
+      });
     }
-    return text(404, `Not found: ${path}`);
+    return text(404, "Not found");
+  };
+
+  /** The notes of `batch` waiting for confirmation, when its steering can be opened. */
+  const heldFor = async (batch: string, dir: string): Promise<HeldNotes | undefined> => {
+    const steering = await steeringFor(batch, dir)?.catch(() => undefined);
+    if (!steering) return undefined;
+    return (id) =>
+      steering.heldNotes(id).map((e) => ({
+        seq: e.seq,
+        note: e.action.type === "reject" ? e.action.note : "",
+      }));
+  };
+
+  /** Whether `batch` has prompt `id`: a record of it, or a line of its run.json. */
+  const hasPrompt = async (dir: string, id: string): Promise<boolean> => {
+    const entry = await readerFor(dir).entry(safeFolderName(id)).catch(() => undefined);
+    if (entry?.kind === "single" && entry.record.id === id) return true;
+    if (entry?.kind === "comparison" && entry.runs.some((r) => r.record?.id === id)) return true;
+    const prompts: unknown = (await readBatchRun(dir)).value?.prompts;
+    return Array.isArray(prompts) &&
+      prompts.some((p) => typeof p === "object" && p !== null && p.id === id);
   };
 
   const batchPage = async (batch: string, dir: string, url: URL): Promise<Response> => {
@@ -270,19 +314,23 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
     const number = Number(url.searchParams.get("page") ?? "1");
     const page = await readerFor(dir).page(filter, Number.isInteger(number) ? number : 1);
     const state = isRunning(batch) ? liveState() : undefined;
+    const held = await heldFor(batch, dir);
     return html(renderBatchPage({
       name: batch,
       filter,
       page,
       ...(state && { live: state }),
-      logLines: await readLogTail(`${dir}/log.jsonl`, LOG_LINES),
+      logLines: await readLogTail(dir, LOG_LINES),
       thumbs: await thumbsFor(dir, page.entries),
-    }, { csrf: secrets.auth!.csrf }));
+      ...(held && { held }),
+    }, { csrf: secrets.auth!.csrf, base: secrets.auth!.base }));
   };
 
   const act = async (batch: string, dir: string, request: Request): Promise<Response> => {
-    const body = await request.text();
-    if (body.length > MAX_BODY) return text(413, "Cannot take an action this large");
+    const body = await readBody(request, MAX_BODY);
+    if (body === undefined) {
+      return text(413, `Cannot take an action of more than ${MAX_BODY} bytes`);
+    }
     let parsed;
     try {
       parsed = steeringActionSchema.safeParse(JSON.parse(body));
@@ -304,6 +352,13 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
       return text(
         409,
         `Cannot ${action.type} in batch '${batch}' as no run of it is attached to this studio: start it with 'retake run … --ui'`,
+      );
+    }
+    if ("id" in action && !await hasPrompt(dir, action.id)) {
+      // Saved, it would stand in every later round's way: refused, and nothing written.
+      return text(
+        404,
+        `Cannot ${action.type} prompt '${action.id}' as batch '${batch}' has no prompt of that id`,
       );
     }
     const opened = steeringFor(batch, dir);
@@ -333,52 +388,76 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
     });
   };
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  const answer = async (request: Request) => {
+    try {
+      return await handle(request);
+    } catch (error) {
+      onError(`The studio could not answer ${new URL(request.url).pathname}: ${messageOf(error)}`);
+      return text(500, `Cannot answer: ${messageOf(error)}`);
+    }
+  };
+  // The HTTP server listens where only this user can reach it; the door on 127.0.0.1 (which
+  // every process on the machine can reach) passes bytes on within its limits.
+  const unix = Deno.build.os !== "windows";
+  const socketDir = unix ? await Deno.makeTempDir({ prefix: "retake-studio-" }) : undefined;
+  const server = unix
+    ? Deno.serve({ transport: "unix", path: `${socketDir}/http.sock`, onListen: () => {} }, answer)
+    : Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, answer);
+  // Its accept loop ends on an error (a full file table): never an unhandled rejection.
+  server.finished.catch((error) => onError(`The studio stopped serving: ${messageOf(error)}`));
+  const stopServer = async () => {
+    await server.shutdown().catch(() => {});
+    if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+  };
+  let front: Front;
   try {
-    server = Deno.serve({
-      hostname: "127.0.0.1",
+    front = openFront({
       port: options.port ?? 0,
-      onListen: () => {},
-    }, async (request) => {
-      try {
-        return await handle(request);
-      } catch (error) {
-        onError(
-          `The studio could not answer ${new URL(request.url).pathname}: ${messageOf(error)}`,
-        );
-        return text(500, `Cannot answer: ${messageOf(error)}`);
-      }
+      backend: unix
+        ? { transport: "unix", path: `${socketDir}/http.sock` }
+        : { hostname: "127.0.0.1", port: (server.addr as Deno.NetAddr).port },
+      ...options.limits,
+      onError,
     });
   } catch (error) {
     unsubscribe?.();
+    await stopServer();
     if (error instanceof Deno.errors.AddrInUse) {
-      return Promise.reject(
-        new InputError(
-          `Cannot start the studio on port ${options.port} as it is in use: choose another with --port, or leave it out for a free one`,
-          { cause: error },
-        ),
+      throw new InputError(
+        `Cannot start the studio on port ${options.port} as it is in use: choose another with --port, or leave it out for a free one`,
+        { cause: error },
       );
     }
-    return Promise.reject(error);
+    throw error;
   }
-  const port = server.addr.port;
-  const auth = secrets.auth = new StudioAuth(port, options.secrets?.token, options.secrets?.csrf);
-  return Promise.resolve({
+  const port = front.port;
+  const auth = secrets.auth = new StudioAuth(
+    port,
+    options.secrets?.token,
+    options.secrets?.csrf,
+    options.secrets?.session,
+  );
+  return {
     url: `${auth.origin}/?token=${auth.token}`,
     port,
     auth,
     onEvent(event: PipelineEvent) {
       if (!live || !tracker) return;
-      // A prompt given one more round for a note ends again: it is still one prompt done.
-      let repeat = false;
-      if (event.type === "prompt-end") {
-        const seen = (ends.get(event.id) ?? 0) + 1;
-        ends.set(event.id, seen);
-        repeat = seen > (live.models ?? 1);
+      // The run calls this for every event: nothing the studio does may throw into it.
+      try {
+        // A prompt given one more round for a note ends again: it is still one prompt done.
+        let repeat = false;
+        if (event.type === "prompt-end") {
+          const seen = (ends.get(event.id) ?? 0) + 1;
+          ends.set(event.id, seen);
+          repeat = seen > (live.models ?? 1);
+        }
+        if (!repeat) tracker.update(event);
+        hub.publish(live.batch, event.type, { ...event, folder: safeFolderName(event.id) });
+        scheduleProgress();
+      } catch (error) {
+        onError(`The studio could not show an event of the run: ${messageOf(error)}`);
       }
-      if (!repeat) tracker.update(event);
-      hub.publish(live.batch, event.type, { ...event, folder: safeFolderName(event.id) });
-      scheduleProgress();
     },
     runEnded() {
       running = false;
@@ -391,9 +470,10 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
       watchers.clear();
       hub.close();
       await rejects;
-      await server.shutdown();
+      await front.close();
+      await stopServer();
     },
-  });
+  };
 }
 
 /** The terminal's own progress line, so the page and the terminal agree. */
@@ -416,6 +496,28 @@ function text(status: number, message: string): Response {
     status,
     headers: { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8" },
   });
+}
+
+/** The body's text, read no further than `max` bytes; undefined when it is longer. */
+async function readBody(request: Request, max: number): Promise<string | undefined> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (!(declared <= max)) return undefined;
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.length;
+    // Checked while reading: a body that says nothing of its length is cut off here too.
+    if (size > max) return undefined;
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function redirect(location: string): Response {

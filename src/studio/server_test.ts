@@ -3,7 +3,9 @@ import { Steering } from "../steering/steering.ts";
 import { fakeId, makeBatch, TINY_PNG } from "./_test_batch.ts";
 import { startStudio, type Studio } from "./server.ts";
 
-const SECRETS = { token: "a".repeat(64), csrf: "c".repeat(64) };
+const SECRETS = { token: "a".repeat(64), csrf: "c".repeat(64), session: "e".repeat(32) };
+/** The path every page lives under, with the fixed session above. */
+const BASE = `/s/${SECRETS.session}`;
 
 async function withStudio(
   fn: (studio: Studio, get: Getter, post: Poster, out: string) => Promise<void>,
@@ -21,9 +23,9 @@ async function withStudio(
   const base = `http://127.0.0.1:${studio.port}`;
   const cookie = `retake_studio_${studio.port}=${SECRETS.token}`;
   const get: Getter = (path, headers = { cookie }) =>
-    fetch(`${base}${path}`, { headers, redirect: "manual" });
+    fetch(`${base}${BASE}${path}`, { headers, redirect: "manual" });
   const post: Poster = (path, body, headers = {}) =>
-    fetch(`${base}${path}`, {
+    fetch(`${base}${BASE}${path}`, {
       method: "POST",
       body: JSON.stringify(body),
       headers: {
@@ -53,7 +55,7 @@ Deno.test("studio listens on 127.0.0.1 and prints its URL with a 64-hex token", 
     await noToken.body?.cancel();
     const first = await get(`/?token=${SECRETS.token}`, {});
     assert.equal(first.status, 303);
-    assert.equal(first.headers.get("location"), "/");
+    assert.equal(first.headers.get("location"), `${BASE}/`);
     await first.body?.cancel();
   });
 });
@@ -66,8 +68,8 @@ Deno.test("studio pages carry a CSP without inline script, and list every batch"
     assert.match(csp, /script-src 'self'/);
     assert.doesNotMatch(csp, /unsafe-inline/);
     const html = await page.text();
-    assert.match(html, /href="\/b\/batch\/"/);
-    assert.match(html, /href="\/b\/other\/"/);
+    assert.match(html, new RegExp(`href="${BASE}/b/batch/"`));
+    assert.match(html, new RegExp(`href="${BASE}/b/other/"`));
     assert.doesNotMatch(html, /<script>/, "no inline script");
     assert.doesNotMatch(html, /not-a-batch/, "a folder without run.json is no batch");
   }, async (out) => {
@@ -196,7 +198,7 @@ Deno.test("studio streams the live run's pipeline events and progress over SSE",
     secrets: SECRETS,
     live: { batch: "batch", total: 2, steering },
   });
-  const response = await fetch(`http://127.0.0.1:${studio.port}/events?batch=batch`, {
+  const response = await fetch(`http://127.0.0.1:${studio.port}${BASE}/events?batch=batch`, {
     headers: { cookie: `retake_studio_${studio.port}=${SECRETS.token}` },
   });
   try {
@@ -273,7 +275,7 @@ Deno.test("studio sends pause, front and cancel of the attached run to its steer
   });
   const base = `http://127.0.0.1:${studio.port}`;
   const post = (action: unknown) =>
-    fetch(`${base}/b/batch/action`, {
+    fetch(`${base}${BASE}/b/batch/action`, {
       method: "POST",
       body: JSON.stringify(action),
       headers: {
