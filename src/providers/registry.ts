@@ -9,6 +9,7 @@ import type { PromptSpec } from "../prompts.ts";
 import { InputError } from "../errors.ts";
 import { mayEdit } from "../next_round.ts";
 import { localProvider } from "../offline/provider.ts";
+import { comfyuiProvider } from "./comfyui/mod.ts";
 import { falProvider } from "./fal.ts";
 import { geminiProvider } from "./gemini.ts";
 import { openaiProvider } from "./openai.ts";
@@ -42,6 +43,7 @@ export const PROVIDERS = [
   falProvider,
   geminiProvider,
   openaiProvider,
+  comfyuiProvider,
   localProvider,
 ] as const;
 
