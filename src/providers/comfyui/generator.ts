@@ -537,6 +537,20 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
       }
       throw error;
     }
+    for (const workflow of workflows) {
+      for (const id of sortedIds(workflow.graph)) {
+        const type = workflow.graph[id]!.class_type;
+        if (infos.get(type) !== undefined) continue;
+        throw new ProviderError(
+          `Cannot generate with ComfyUI as it has no node type '${escapeControls(type)}' (node '${
+            escapeControls(id)
+          }' of the ComfyUI workflow '${
+            escapeControls(workflow.path)
+          }'): install the custom node that provides it, or change the workflow`,
+          { provider: PROVIDER, retryable: false, fatal: true },
+        );
+      }
+    }
     const models = (options.models ?? []).filter((m) => m !== WORKFLOW_MODEL);
     for (const workflow of workflows) {
       const where = `the ComfyUI workflow '${escapeControls(workflow.path)}'`;
@@ -545,17 +559,7 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
       );
       for (const id of sortedIds(workflow.graph)) {
         const node = workflow.graph[id]!;
-        const info = infos.get(node.class_type);
-        if (info === undefined) {
-          throw new ProviderError(
-            `Cannot generate with ComfyUI as it has no node type '${
-              escapeControls(node.class_type)
-            }' (node '${
-              escapeControls(id)
-            }' of ${where}): install the custom node that provides it, or change the workflow`,
-            { provider: PROVIDER, retryable: false, fatal: true },
-          );
-        }
+        const info = infos.get(node.class_type)!;
         for (const [input, value] of Object.entries(node.inputs)) {
           if (linkOf(value) !== undefined) continue;
           const choices = _choices(info, input);
