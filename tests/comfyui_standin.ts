@@ -272,7 +272,7 @@ export async function startComfyStandIn(options: ComfyStandInOptions = {}): Prom
   let maxRunning = 0;
   let maxQueued = 0;
   let held = false;
-  let releaseHeld: Array<() => void> = [];
+  const releaseHeld: Array<() => void> = [];
   let fileCounter = 0;
 
   // What a restart forgets.
