@@ -9,6 +9,7 @@ import type { PromptSpec } from "../prompts.ts";
 import { InputError } from "../errors.ts";
 import { mayEdit } from "../next_round.ts";
 import { localProvider } from "../offline/provider.ts";
+import { a1111Provider } from "./a1111/mod.ts";
 import { comfyuiProvider } from "./comfyui/mod.ts";
 import { falProvider } from "./fal.ts";
 import { geminiProvider } from "./gemini.ts";
@@ -44,6 +45,7 @@ export const PROVIDERS = [
   geminiProvider,
   openaiProvider,
   comfyuiProvider,
+  a1111Provider,
   localProvider,
 ] as const;
 

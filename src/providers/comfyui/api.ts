@@ -10,7 +10,6 @@
 import { getLogger } from "@logtape/logtape";
 import { ProviderError } from "../../errors.ts";
 import { escapeControls } from "../../terminal_text.ts";
-import { NETWORK_FAULT } from "../_http.ts";
 import type { WorkflowGraph } from "./workflow.ts";
 
 const PROVIDER = "comfyui";
@@ -269,7 +268,7 @@ export function unreachable(origin: string, error: unknown): ProviderError {
     {
       provider: PROVIDER,
       retryable: true,
-      ...(!(error instanceof TypeError && NETWORK_FAULT.test(message)) && { cause: error }),
+      cause: error,
     },
   );
 }
