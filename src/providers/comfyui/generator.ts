@@ -215,28 +215,28 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
     if (request.negativePrompt !== undefined && !has("negativePrompt")) {
       warnOnce(
         `${path}\0negativePrompt`,
-        "The ComfyUI workflow {workflow} has no {{negativePrompt}}: the prompts' negativePrompt is not sent (prompt {promptId} is the first)",
+        "The ComfyUI workflow {workflow} takes no negative prompt (no negativePrompt placeholder or mapping): the prompts' negativePrompt is not sent (prompt {promptId} is the first)",
         { workflow: path, promptId: request.spec.id },
       );
     }
     if (request.steps !== undefined && !has("steps")) {
       warnOnce(
         `${path}\0steps`,
-        "The ComfyUI workflow {workflow} has no {{steps}}: the prompts' steps are not sent (prompt {promptId} is the first)",
+        "The ComfyUI workflow {workflow} takes no steps (no steps placeholder or mapping): the prompts' steps are not sent (prompt {promptId} is the first)",
         { workflow: path, promptId: request.spec.id },
       );
     }
     if (!has("seed")) {
       warnOnce(
         `${path}\0seed`,
-        "The ComfyUI workflow {workflow} has no {{seed}}: its own seed is used, and no seed is recorded",
+        "The ComfyUI workflow {workflow} takes no seed (no seed placeholder or mapping): its own seed is used, and no seed is recorded",
         { workflow: path },
       );
     }
     if (!has("width") || !has("height")) {
       warnOnce(
         `${path}\0size`,
-        "The ComfyUI workflow {workflow} has no {{width}} and {{height}}: its own image size is used, not --size",
+        "The ComfyUI workflow {workflow} takes no size (no width and height placeholders or mapping): its own image size is used, not --size",
         { workflow: path },
       );
     }
