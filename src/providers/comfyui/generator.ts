@@ -100,6 +100,12 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
   const api = new ComfyApi(options.baseUrl ?? DEFAULT_COMFYUI_URL, fetchImpl);
   const main = options.workflow;
   const edit = options.editWorkflow;
+  /**
+   * Prompts an attempt left on the server when it failed on the way (a network fault, a dropped
+   * answer), by the graph they draw: the next attempt at the same graph asks for that prompt
+   * instead of queueing the same work again.
+   */
+  const unfinished = new Map<string, string>();
   const warned = new Set<string>();
   const warnOnce = (key: string, message: string, properties: Record<string, unknown>) => {
     if (warned.has(key)) return;
@@ -129,8 +135,11 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
       try {
         warnUnsent(workflow, request);
         const graph = fillWorkflow(workflow, await valuesFor(workflow, request, signal));
-        if (request.recoverRequestId !== undefined) {
-          job.id = await recoverable(request.recoverRequestId, request.spec.id, signal);
+        job.key = JSON.stringify(graph);
+        const earlier = unfinished.get(job.key) ?? request.recoverRequestId;
+        unfinished.delete(job.key);
+        if (earlier !== undefined) {
+          job.id = await recoverable(earlier, request.spec.id, signal);
         }
         // One resubmit at most per attempt: for a server that forgot the prompt (restarted).
         for (let resubmits = 0;; resubmits++) {
@@ -453,6 +462,13 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
       await stop(job.id, aborted ? "stopped" : "timed out");
     }
     if (aborted) return request.signal.reason ?? error;
+    if (
+      !timedOut && job.id !== undefined && !job.finished && job.key !== undefined &&
+      error instanceof ProviderError && error.retryable
+    ) {
+      // Still queued or running on the server, as far as we know: the retry collects it.
+      unfinished.set(job.key, job.id);
+    }
     if (timedOut) {
       return new ProviderError(
         `Cannot generate with ComfyUI as prompt ${
@@ -594,6 +610,8 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
 
 /** One attempt's prompt on the server, as far as it got. */
 interface Job {
+  /** The filled graph, as the key of the generator's unfinished prompts. */
+  key?: string;
   /** The prompt id the server has it under. */
   id?: string | undefined;
   socket?: ComfySocket | undefined;

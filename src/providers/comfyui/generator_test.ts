@@ -334,3 +334,27 @@ Deno.test("comfyui generate() on a server that chooses its own prompt ids report
     assert.deepEqual(accepted, [taken]);
     assert.equal(image.requestId, taken);
   }, { ownIds: true }));
+
+Deno.test("comfyui generate() retried after a network fault collects the prompt the failed attempt queued", () =>
+  withStandIn(async (standIn, flux) => {
+    let cut = 1;
+    const flaky: typeof fetch = (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      if (url.includes("/history/") && cut-- > 0) {
+        return Promise.reject(new TypeError("error sending request: connection reset"));
+      }
+      return fetch(input, init);
+    };
+    const generator = createComfyGenerator({
+      workflow: flux,
+      baseUrl: standIn.url,
+      pollIntervalMs: 5,
+      fetch: flaky,
+    });
+    const failed = await generator.generate(request()).then(() => undefined, (e: unknown) => e);
+    assert.ok(failed instanceof ProviderError && failed.retryable, String(failed));
+    assert.match(failed.message, /Cannot reach ComfyUI/);
+    const image = await generator.generate(request());
+    assert.equal(standIn.submits.length, 1, "the retry queued nothing new");
+    assert.equal(image.requestId, standIn.submits[0]!.promptId);
+  }));
