@@ -69,6 +69,8 @@ export interface A1111StandIn {
   readonly unauthorized: number;
   /** The most generation requests it had open at once, waiting for the lock included. */
   readonly maxOpen: number;
+  /** The most images it drew at once (the queue lock: 1). */
+  readonly maxDrawing: number;
   /** Resolves once it has accepted `count` generation requests. */
   received(count: number): Promise<void>;
   /** Resolves once `count` generations have started drawing (held the queue lock). */
@@ -94,6 +96,8 @@ export async function startA1111StandIn(options: A1111StandInOptions = {}): Prom
   const failedOnce = new Set<string>();
   let unauthorized = 0;
   let startedCount = 0;
+  let drawing = 0;
+  let maxDrawing = 0;
   let open = 0;
   let maxOpen = 0;
   let held = false;
@@ -195,6 +199,8 @@ export async function startA1111StandIn(options: A1111StandInOptions = {}): Prom
       state.pending.delete(task);
       state.current = task;
       startedCount++;
+      drawing++;
+      maxDrawing = Math.max(maxDrawing, drawing);
       wake();
       const steps = Number(body.steps ?? 20);
       Object.assign(state, {
@@ -294,6 +300,7 @@ export async function startA1111StandIn(options: A1111StandInOptions = {}): Prom
       }
       return new Response(answer, { headers: { "content-type": "application/json" } });
     } finally {
+      if (state.current === task) drawing--;
       state.finished.add(task);
       if (state.current === task) state.current = undefined;
       Object.assign(state, { job: "", jobCount: 0, step: 0, steps: 0 });
@@ -398,6 +405,9 @@ export async function startA1111StandIn(options: A1111StandInOptions = {}): Prom
     },
     get maxOpen() {
       return maxOpen;
+    },
+    get maxDrawing() {
+      return maxDrawing;
     },
     received(count) {
       return until(() => requests.length >= count);
