@@ -11,10 +11,12 @@
  * request still answers 200 with what it has; `GET /sdapi/v1/sd-models`; an unknown sampler as
  * 404 `Sampler not found`, an unknown checkpoint in `override_settings` as 404 `Model not found`;
  * `--api-auth` as HTTP basic auth answering 401 `Incorrect username or password`; exceptions as
- * 500 `{error, detail, body, errors}` (`api_middleware`) — and `modules/api/models.py` for the
- * request fields (`force_task_id` among them), refusing a field of the wrong type with FastAPI's
- * 422 `detail` list. `POST /internal/progress` (`modules/progress.py`) answers `active`, `queued`
- * and `completed` for a task id.
+ * 500 `{error, detail, body, errors}` (`api_middleware`). The request fields are those of
+ * `modules/api/models.py` (`StableDiffusionTxt2ImgProcessingAPI`, `force_task_id` among them), as
+ * clients of the API send them — that file itself was not read — and a field of the wrong type is
+ * refused with FastAPI's 422 `detail` list. `POST /internal/progress` answers `active`, `queued`
+ * and `completed` for a task id, as the web UI's `modules/progress.py` does (also not read here: its
+ * answer's fields as the web UI's front end reads them).
  *
  * Faults: a token in the prompt, e.g. `[a1111:oom]`; see {@linkcode A1111_FAULTS}.
  * {@linkcode A1111StandIn.restart} stops listening and listens again on the same port.

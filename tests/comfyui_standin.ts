@@ -1,7 +1,10 @@
 /**
  * A local stand-in for a ComfyUI server, so the ComfyUI provider and the CLI run without a GPU.
  *
- * Built from ComfyUI's own source (github.com/comfyanonymous/ComfyUI): the routes of `server.py`
+ * Built from ComfyUI's own source (github.com/comfyanonymous/ComfyUI; the stored copies read were
+ * older than the `prompt_id` field, whose handling — `validate_job_id(json_data["prompt_id"])` if
+ * given, else a new uuid — comes from the current `post_prompt`, as is the `missing_node_type`
+ * error with `extra_info.node_id`): the routes of `server.py`
  * (`POST /prompt` taking `prompt`, `client_id` and the client's own `prompt_id`; `GET /queue`;
  * `POST /queue` with `delete`; `GET /history/{prompt_id}`; `POST /interrupt`; `POST
  * /upload/image`; `GET /view`; `GET /object_info/{class}`; `GET /ws?clientId=…`, which sends the
