@@ -339,7 +339,12 @@ export async function loadConfig(
     const path = [section, "baseUrl"];
     const layer = layers.findLast(([, data]) => setsPath(data, path));
     const source = layer?.[0] ?? "settings";
-    const shown = checkBaseUrl(`${section}.baseUrl`, url, layer?.[2] ?? { label: source });
+    const shown = checkBaseUrl(
+      `${section}.baseUrl`,
+      url,
+      layer?.[2] ?? { label: source },
+      sendsSecret(section, result.data[section as keyof ProviderSections]),
+    );
     notices.push(`Sending ${service} requests to ${shown} (${section}.baseUrl from ${source})`);
   }
   const config = result.data;
@@ -367,13 +372,27 @@ const BASE_URLS = DESCRIPTORS.filter((p) => p.env.some((e) => e.setting === "bas
   .map((p) => [p.name, p.title] as const);
 
 /**
+ * Whether a provider's requests carry a secret: one is set, or it cannot run without one. A
+ * server that takes none (ComfyUI, a web UI without `--api-auth` on another machine of the
+ * network) may be reached over plain http.
+ */
+function sendsSecret(name: string, section: unknown): boolean {
+  const provider = DESCRIPTORS.find((p) => p.name === name);
+  const settings = (section ?? {}) as Record<string, unknown>;
+  return provider?.env.some((e) =>
+    e.secret && (settings[e.setting] !== undefined || !provider.available(settings))
+  ) ?? true;
+}
+
+/**
  * The key goes wherever a base URL points: only https, or plain http to this machine (a local
  * stand-in or proxy), where nothing on the network can read it. Returns the URL as shown to
  * people: without any user name, password or query.
  */
-function checkBaseUrl(key: string, value: string, origin: Origin): string {
+function checkBaseUrl(key: string, value: string, origin: Origin, keySent = true): string {
   const url = new URL(value);
   const shown = `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`;
+  if (!keySent) return shown;
   const host = url.hostname.toLowerCase();
   const loopback = host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
   if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {

@@ -110,6 +110,11 @@ export type PipelineEvent =
     costUsd: number;
   }
   | { type: "retry"; id: string; step: StepName; attempt: number; delayMs: number }
+  /**
+   * Calls of `step` waiting for a server that runs one job at a time (a GPU on this machine),
+   * all prompts' together, after prompt `id`'s call joined or left them.
+   */
+  | { type: "queue"; id: string; step: StepName; waiting: number }
   /** A step's files and `metadata.json` are on disk (`record`: the brief). */
   | {
     type: "saved";
@@ -280,7 +285,9 @@ export function runPipeline(
   const budget = options.budget ?? new Budget();
   const stop = options.stop ?? new AbortController().signal;
   const ceilings = stageCeilings(options.concurrency);
-  const limiters = options.concurrency === "auto" ? providerLimiters(options) : undefined;
+  const limiters = options.concurrency === "auto"
+    ? providerLimiters(options)
+    : serverLimiters(options);
   const gates = providerGates(options);
   const ctx: Ctx = {
     ...options,
@@ -333,7 +340,7 @@ export function runPipeline(
       ceilings.generate,
     ),
     finalize(() => {
-      if (!limiters) return;
+      if (!limiters || options.concurrency !== "auto") return;
       const steps = Object.entries(limiters) as Array<[StepName, AdaptiveLimiter]>;
       for (const limiter of new Set(Object.values(limiters))) {
         log.info("Adaptive concurrency for {provider} ended at {limit}", {
@@ -414,11 +421,11 @@ function stageCeilings(concurrency: PipelineOptions["concurrency"]): Record<Step
 /** One limiter per provider name, so a service's stages and iterations share its quota. */
 function providerLimiters(options: PipelineOptions): Record<StepName, AdaptiveLimiter> {
   const byProvider = options.sharedLimiters ?? new Map<string, AdaptiveLimiter>();
-  const limiterFor = (provider: string) => {
+  const limiterFor = (provider: string, most = AUTO_CEILING) => {
     let limiter = byProvider.get(provider);
     if (!limiter) {
       limiter = new AdaptiveLimiter({
-        maxLimit: AUTO_CEILING,
+        maxLimit: most,
         ...(options.now && { now: options.now }),
         // Said once, so a user who sees the batch slow down knows why and that nothing failed.
         onPace: (ratePerSecond) =>
@@ -427,16 +434,41 @@ function providerLimiters(options: PipelineOptions): Record<StepName, AdaptiveLi
             { provider, ratePerSecond },
           ),
         ...options.adaptive,
+        // A server that runs one job at a time is never sent more, whatever it takes.
+        ...(most < AUTO_CEILING && { maxLimit: most }),
       });
       byProvider.set(provider, limiter);
     }
     return limiter;
   };
   return {
-    generate: limiterFor(options.generator.name),
+    generate: limiterFor(options.generator.name, options.generator.maxConcurrency),
     critique: limiterFor(options.critic.name),
     refine: limiterFor(options.refiner.name),
   };
+}
+
+/**
+ * With a fixed concurrency, a generator that runs one job at a time (a GPU on the user's machine)
+ * still gets one limiter for all its stages: a stage's own ceiling would let every round send one.
+ */
+function serverLimiters(
+  options: PipelineOptions,
+): Partial<Record<StepName, AdaptiveLimiter>> | undefined {
+  const most = options.generator.maxConcurrency;
+  if (most === undefined) return undefined;
+  const byProvider = options.sharedLimiters ?? new Map<string, AdaptiveLimiter>();
+  let limiter = byProvider.get(options.generator.name);
+  if (!limiter) {
+    limiter = new AdaptiveLimiter({
+      minLimit: most,
+      maxLimit: most,
+      initialLimit: most,
+      probe: false,
+    });
+    byProvider.set(options.generator.name, limiter);
+  }
+  return { generate: limiter };
 }
 
 /** One gate per provider name: until its first success a service gets one call at a time. */
@@ -461,7 +493,7 @@ type Ctx = PipelineOptions & {
   stop: AbortSignal;
   budget: Budget;
   ceilings: Record<StepName, number>;
-  limiters: Record<StepName, AdaptiveLimiter> | undefined;
+  limiters: Partial<Record<StepName, AdaptiveLimiter>> | undefined;
   gates: Record<StepName, FirstSuccessGate>;
   /** The fatal error that ends the run, once there is one: no call starts after it. */
   halt: { error?: unknown };
@@ -529,8 +561,19 @@ function stage(
         }),
       );
       const limiter = ctx.limiters?.[step];
+      // The queue at a local server is shown on the progress line: it is the batch's pace.
+      const onQueue = step === "generate" && ctx.generator.maxConcurrency !== undefined
+        ? (waiting: number) => ctx.emit({ type: "queue", id, step, waiting })
+        : undefined;
       return limiter
-        ? limited(limiter, admitted$, ctx.now, ctx.retry.timeScale, priorityOf(step, iteration))
+        ? limited(
+          limiter,
+          admitted$,
+          ctx.now,
+          ctx.retry.timeScale,
+          priorityOf(step, iteration),
+          onQueue,
+        )
         : admitted$;
     }));
     return attempt$.pipe(
@@ -790,8 +833,20 @@ function limited(
   now: () => number,
   timeScale = 1,
   priority = 0,
+  onQueue?: (waiting: number) => void,
 ): Observable<StepResult> {
-  return fromAbortable((signal) => limiter.acquire(signal, priority)).pipe(
+  return fromAbortable((signal) => {
+    const permit = limiter.acquire(signal, priority);
+    // Told after joining the queue, and after leaving it (granted, or given up on).
+    onQueue?.(limiter.stats().waiting);
+    if (onQueue) {
+      void permit.then(
+        () => onQueue(limiter.stats().waiting),
+        () => onQueue(limiter.stats().waiting),
+      );
+    }
+    return permit;
+  }).pipe(
     switchMap((release) => {
       const started = now();
       return call$.pipe(
@@ -1009,6 +1064,15 @@ async function generateStep(
   if (earlier !== undefined && recoverRequestId === undefined) chargePending(state, EARLIER_RUN);
   let pendingSave: Promise<void> = Promise.resolve();
   let accepted: string | undefined;
+  let submitting: string | undefined;
+  const pendingOf = (requestId: string) => ({
+    iteration,
+    model: own.model,
+    requestId,
+    acceptedAt: ctx.isoNow(),
+    // Billed from here on even if this process dies before the result: the estimate counts.
+    costUsd: estimateFor(ctx, "generate", state.spec, edit !== undefined),
+  });
   const image = await ctx.generator.generate({
     prompt,
     spec: state.spec,
@@ -1023,19 +1087,17 @@ async function generateStep(
     signal,
     ...(edit !== undefined && { edit: edit.source }),
     ...(recoverRequestId !== undefined && { recoverRequestId }),
+    // A request the client names itself is on disk before it is sent (see `onSubmitting`).
+    onSubmitting: async (requestId) => {
+      submitting = requestId;
+      state.record.pending = pendingOf(requestId);
+      await saveRecord(ctx, state);
+    },
     onAccepted: (requestId) => {
       accepted = requestId;
       // The service took the request, key and model included: others may go side by side.
       ctx.gates.generate.succeeded();
-      // Billed from here on even if this process dies before the result: the estimate counts.
-      const costUsd = estimateFor(ctx, "generate", state.spec, edit !== undefined);
-      state.record.pending = {
-        iteration,
-        model: own.model,
-        requestId,
-        acceptedAt: ctx.isoNow(),
-        costUsd,
-      };
+      state.record.pending = pendingOf(requestId);
       pendingSave = saveRecord(ctx, state).catch((error) =>
         log.warn("Could not record the accepted request {requestId} of {promptId}: {reason}", {
           promptId: state.spec.id,
@@ -1054,6 +1116,9 @@ async function generateStep(
       // on its own terms, and what it billed, the error carries.
       if (signal.aborted) chargePending(state, "cancelled by a hard stop after fal accepted it");
       else delete state.record.pending;
+    } else if (submitting !== undefined && state.record.pending?.requestId === submitting) {
+      // Recorded, then refused or never answered: a hard stop keeps it, as the service may have it.
+      if (!signal.aborted) delete state.record.pending;
     }
     throw error;
   });

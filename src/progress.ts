@@ -19,6 +19,11 @@ export interface ProgressSnapshot {
   completed: number;
   failed: number;
   inFlight: Record<StepName, number>;
+  /**
+   * Of those, the calls waiting for a server that runs one job at a time (a GPU on this
+   * machine). @default {undefined} (none)
+   */
+  queued?: Partial<Record<StepName, number>>;
   retries: number;
   costUsd: number;
   elapsedMs: number;
@@ -93,6 +98,7 @@ export class ProgressTracker {
   #retries = 0;
   #costUsd = 0;
   #inFlight: Record<StepName, number> = { generate: 0, critique: 0, refine: 0 };
+  #queued: Partial<Record<StepName, number>> = {};
   /** Steps each running prompt has finished, by id (`open`: pipelines running it, one per model). */
   #running = new Map<string, { open: number; steps: number }>();
   /** When recent steps ended: the throughput's window. */
@@ -142,6 +148,9 @@ export class ProgressTracker {
       case "retry":
         this.#retries++;
         break;
+      case "queue":
+        this.#queued[event.step] = event.waiting;
+        break;
       case "prompt-end": {
         // An interrupted prompt is neither done nor failed: the next run resumes it.
         if (event.status === "completed") this.#completed++;
@@ -178,6 +187,7 @@ export class ProgressTracker {
       failed: this.#failed,
       skipped: this.#skipped,
       inFlight: { ...this.#inFlight },
+      ...(Object.values(this.#queued).some((n) => n > 0) && { queued: { ...this.#queued } }),
       retries: this.#retries,
       costUsd: this.#costUsd,
       elapsedMs,
@@ -232,12 +242,15 @@ type Field = { forms: string[] };
 export function formatProgress(s: ProgressSnapshot, columns = Infinity): string {
   const done = s.completed + s.failed;
   const { generate, critique, refine } = s.inFlight;
+  // Calls waiting for a local server are in flight but not running: shown as its queue.
+  const waiting = Math.min(generate, s.queued?.generate ?? 0);
+  const queue = waiting > 0 ? ` (${waiting} queued)` : "";
   const fields: Record<string, Field> = {
     done: { forms: [`${done}/${s.total} prompts`, `${done}/${s.total}`] },
     stages: {
       forms: [
-        `generating ${generate} · critiquing ${critique} · refining ${refine}`,
-        `gen ${generate} · crit ${critique} · ref ${refine}`,
+        `generating ${generate - waiting}${queue} · critiquing ${critique} · refining ${refine}`,
+        `gen ${generate - waiting}${queue} · crit ${critique} · ref ${refine}`,
         `${generate + critique + refine} running`,
         "",
       ],

@@ -710,6 +710,9 @@ function resultSettings(config: Config, providers: Providers): Record<string, un
   return {
     generator: providers.generator.name,
     model: providers.model,
+    // What besides the model decides the images (a ComfyUI workflow): edited, it draws anew.
+    ...(providers.generator.fingerprint !== undefined &&
+      { workflow: providers.generator.fingerprint }),
     critic: providers.critic.name,
     criticModel: config.criticModel,
     // The rubric changes the scores, so the best round and the refined prompts.

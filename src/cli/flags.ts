@@ -108,6 +108,20 @@ export const FLAGS: readonly Flag[] = [
     help: "a provider that critiques, or auto (default: as for --generator)",
   },
   {
+    name: "workflow",
+    type: "string",
+    arg: "FILE",
+    setting: ["comfyui", "workflow"],
+    help: "ComfyUI workflow in API format with {{prompt}}, {{seed}}, … (--generator comfyui)",
+  },
+  {
+    name: "api-auth",
+    type: "string",
+    arg: "USER:PASS",
+    setting: ["a1111", "auth"],
+    help: "basic auth of the AUTOMATIC1111 web UI (--generator a1111); never logged",
+  },
+  {
     name: "offline",
     type: "boolean",
     setting: ["offline"],

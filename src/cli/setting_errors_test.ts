@@ -63,9 +63,13 @@ const BAD_VALUES: Record<string, string[]> = {
   patience: ["0", "-2", "abc"],
   "max-cost": ["-1", "abc", "-0.5"],
   timeout: ["0", "-100", "abc"],
+  workflow: [""],
 };
-/** Flags that take any text: a list, a path or a port the command checks itself. */
-const ANY_TEXT = new Set(["models", "only", "replay", "config", "port"]);
+/**
+ * Flags that take any text: a list, a path or a port the command checks itself, and a secret
+ * (whose value a message never shows).
+ */
+const ANY_TEXT = new Set(["models", "only", "replay", "config", "port", "api-auth"]);
 
 Deno.test("every flag's bad value names the flag, what it expects and what it got", async () => {
   for (const flag of FLAGS.filter((f) => f.type === "string")) {

@@ -55,6 +55,13 @@ export interface GenerateRequest {
    */
   onAccepted?: (requestId: string) => void;
   /**
+   * Called with the id of a request the client names itself (ComfyUI's `prompt_id`) before it is
+   * sent; the pipeline records it in the prompt's folder and resolves once that is on disk, so a
+   * run killed mid-generation finds the request by its id (see `recoverRequestId`) instead of
+   * sending it again. A rejection means it could not be recorded: nothing is sent.
+   */
+  onSubmitting?: (requestId: string) => Promise<void>;
+  /**
    * A request an earlier, interrupted run had sent: fetch its result instead of paying for a new
    * one, where the service still has it.
    */
@@ -124,6 +131,17 @@ export interface ImageGenerator extends ProviderChecks {
   /** Short provider name recorded in metadata, e.g. `local`, `fal`. */
   readonly name: string;
   generate(request: GenerateRequest): Promise<GeneratedImage>;
+  /**
+   * Generations the service runs at once (a GPU on the user's machine: one): the pipeline never
+   * has more in flight, whatever `--concurrency` says, and shows the rest as queued.
+   * @default {undefined} (no limit of its own)
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * What besides the model decides its images (a ComfyUI workflow's content): part of each
+   * prompt's input hash, so an edited workflow draws anew instead of resuming. @default {undefined}
+   */
+  readonly fingerprint?: string;
   /**
    * The endpoint that edits images made with `model`, or undefined when its family has none:
    * then every round is drawn anew. @default {undefined}

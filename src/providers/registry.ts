@@ -9,6 +9,8 @@ import type { PromptSpec } from "../prompts.ts";
 import { InputError } from "../errors.ts";
 import { mayEdit } from "../next_round.ts";
 import { localProvider } from "../offline/provider.ts";
+import { a1111Provider } from "./a1111/mod.ts";
+import { comfyuiProvider } from "./comfyui/mod.ts";
 import { falProvider } from "./fal.ts";
 import { geminiProvider } from "./gemini.ts";
 import { openaiProvider } from "./openai.ts";
@@ -42,6 +44,8 @@ export const PROVIDERS = [
   falProvider,
   geminiProvider,
   openaiProvider,
+  comfyuiProvider,
+  a1111Provider,
   localProvider,
 ] as const;
 
