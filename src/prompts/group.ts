@@ -5,11 +5,21 @@
  * @module
  */
 import { escapeControls } from "../terminal_text.ts";
+import { idFromText } from "./ids.ts";
 import { PROMPT_LIMITS, type PromptSpec } from "./spec.ts";
+
+/** Options for {@linkcode groupRows}. */
+export interface GroupOptions {
+  /** The file's own name of a field, for messages (`{prompt: "text"}`). @default {{}} */
+  names?: Readonly<Record<string, string>>;
+  /** The ids were made from the text ({@linkcode idFromText}). @default {false} */
+  derivedIds?: boolean;
+}
 
 /** One checked entry of a file, with where it is (`prompt at row 5`). */
 export interface Row {
-  label: string;
+  /** What the file held there; its label is only made for a message. */
+  source: { readonly label: string };
   spec: PromptSpec;
 }
 
@@ -20,32 +30,40 @@ export interface Row {
  * rows of one prompt describes the rows, not the prompt (DSG's `category_broad`), and is left
  * out of every prompt of the file.
  *
- * @param names the file's own name of a field, for messages (`{prompt: "text"}`)
+ * With ids made from the text, equal texts are one prompt, and in the rare case two different
+ * texts' short hashes agree, the later text gets more digits.
  */
 export function groupRows(
   path: string,
   rows: readonly Row[],
-  names: Readonly<Record<string, string>> = {},
+  options: GroupOptions = {},
 ): { specs: PromptSpec[]; problems: string[] } {
+  const names = options.names ?? {};
   const specs: PromptSpec[] = [];
   const problems: string[] = [];
   const firsts = new Map<string, Row>();
   const varying = new Set<string>();
   const shown = escapeControls(path);
   for (const row of rows) {
-    const { spec, label } = row;
-    const key = spec.id.toLowerCase();
-    const first = firsts.get(key);
+    const { spec } = row;
+    // Ids made from the text are lower-case already.
+    let key = options.derivedIds ? spec.id : spec.id.toLowerCase();
+    let first = firsts.get(key);
+    for (let digits = 12; options.derivedIds && first && first.spec.prompt !== spec.prompt;) {
+      spec.id = idFromText(spec.prompt, digits += 4);
+      key = spec.id.toLowerCase();
+      first = firsts.get(key);
+    }
     if (first === undefined) {
       firsts.set(key, row);
       specs.push(spec);
       continue;
     }
-    const where = `${label} (id '${escapeControls(spec.id)}') in '${shown}'`;
+    const where = `${row.source.label} (id '${escapeControls(spec.id)}') in '${shown}'`;
     const kept = first.spec;
     if (kept.id !== spec.id || kept.prompt !== spec.prompt) {
       problems.push(
-        `Invalid ${where}: field '${names.id ?? "id"}' duplicates ${first.label}` +
+        `Invalid ${where}: field '${names.id ?? "id"}' duplicates ${first.source.label}` +
           (kept.id === spec.id ? "" : ` ('${escapeControls(kept.id)}', ids differ only by case)`) +
           "; ids must be unique" +
           (kept.id === spec.id
@@ -62,7 +80,7 @@ export function groupRows(
       problems.push(
         `Invalid ${where}: ${
           differs === "settings" ? "its settings differ" : `field '${differs}' differs`
-        } from ${first.label}, which has the same id; rows that share an id are one prompt: give them the same ${differs}, or each its own id`,
+        } from ${first.source.label}, which has the same id; rows that share an id are one prompt: give them the same ${differs}, or each its own id`,
       );
       continue;
     }

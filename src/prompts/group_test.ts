@@ -3,7 +3,7 @@ import { groupRows, type Row } from "./group.ts";
 import type { PromptSpec } from "./spec.ts";
 
 const row = (n: number, spec: Partial<PromptSpec>): Row => ({
-  label: `prompt at row ${n}`,
+  source: { label: `prompt at row ${n}` },
   spec: { id: "cube", prompt: "a rubix cube", extra: {}, ...spec },
 });
 
@@ -39,7 +39,7 @@ Deno.test("groupRows() refuses rows that share an id but not their prompt, as id
     row(1, {}),
     row(2, { prompt: "another" }),
     row(3, { id: "CUBE" }),
-  ], { id: "item_id", prompt: "text" });
+  ], { names: { id: "item_id", prompt: "text" } });
   assert.equal(specs.length, 1);
   assert.equal(problems.length, 2);
   assert.match(

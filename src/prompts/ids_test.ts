@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { idFromText, slugOf, TextIds } from "./ids.ts";
+import { idFromText, slugOf } from "./ids.ts";
 import { parsePrompts } from "./read.ts";
 
 Deno.test("idFromText() is a slug of the text and 8 hex digits of its hash", () => {
@@ -22,13 +22,6 @@ Deno.test("slugOf() keeps letters of any script, drops accents and cuts at a wor
   assert.equal(slugOf("x".repeat(100)).length, 48);
   assert.equal(slugOf("!!! ???"), "");
   assert.match(idFromText("!!! ???"), /^prompt-[0-9a-f]{8}$/);
-});
-
-Deno.test("TextIds gives equal texts one id, and each text the id idFromText() makes", () => {
-  const ids = new TextIds();
-  assert.equal(ids.idOf("a red fox"), idFromText("a red fox"));
-  assert.equal(ids.idOf("a red fox"), idFromText("a red fox"));
-  assert.equal(ids.idOf("a blue owl"), idFromText("a blue owl"));
 });
 
 Deno.test("ids made from the text stay the same when lines are added, removed or reordered", () => {

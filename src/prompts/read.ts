@@ -278,7 +278,7 @@ function textEntries(text: string, path: string): Read {
     const prompt = text.slice(start, end).trim();
     start = end + 1;
     if (prompt === "" || prompt.startsWith("#")) continue;
-    entries.push({ label: `prompt at line ${line + 1}`, value: { prompt } });
+    entries.push(new LineEntry(line + 1, { prompt }));
     if (entries.length > PROMPT_LIMITS.prompts) break;
   }
   if (entries.length === 0) {
@@ -287,6 +287,15 @@ function textEntries(text: string, path: string): Read {
     );
   }
   return { entries, problems: [] };
+}
+
+/** A line of a text file: its label is made only for a message, not for each of 100,000 lines. */
+class LineEntry implements RawEntry {
+  constructor(readonly line: number, readonly value: { prompt: string }) {}
+
+  get label(): string {
+    return `prompt at line ${this.line}`;
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import { iterationsSchema, seedSchema, sizeSchema, targetScoreSchema } from "../
 import { CHECK_KINDS } from "../critique.ts";
 import { CONTROL_CHARS, escapeControls } from "../terminal_text.ts";
 import { groupRows, type Row } from "./group.ts";
-import { TextIds } from "./ids.ts";
+import { idFromText } from "./ids.ts";
 import { PROMPT_LIMITS, type PromptSettings, type PromptSpec, SETTING_NAMES } from "./spec.ts";
 
 /** One entry as read from a file, with where it is (`prompt #3`, `prompt at line 5`). */
@@ -140,18 +140,23 @@ export function validateEntries(
   const problems: string[] = [];
   const names = options.names ?? {};
   const schema = options.derivedIds ? noIdSchema : entrySchema;
-  const ids = options.derivedIds ? new TextIds() : undefined;
-  for (const { label, value } of entries) {
-    const where = describeEntry(path, label, value);
+  const derived = options.derivedIds ?? false;
+  for (const entry of entries) {
+    const { value } = entry;
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      problems.push(`Invalid ${where}: expected an object, got ${typeName(value)}`);
+      problems.push(
+        `Invalid ${describeEntry(path, entry.label, value)}: expected an object, got ${
+          typeName(value)
+        }`,
+      );
       continue;
     }
-    const plain = plainSpec(value as Record<string, unknown>, ids);
+    const plain = plainSpec(value as Record<string, unknown>, derived);
     if (plain !== undefined) {
-      rows.push({ label, spec: plain });
+      rows.push({ source: entry, spec: plain });
       continue;
     }
+    const where = describeEntry(path, entry.label, value);
     const before = problems.length;
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
@@ -173,7 +178,7 @@ export function validateEntries(
     }
     if (!parsed.success || problems.length > before) continue;
     const { prompt, title, scene, mood, checks } = parsed.data;
-    const id = parsed.data.id ?? ids!.idOf(prompt);
+    const id = parsed.data.id ?? idFromText(prompt);
     const settings: PromptSettings = {};
     for (const name of SETTING_NAMES) {
       const setting = parsed.data[name];
@@ -182,7 +187,7 @@ export function validateEntries(
     const extra: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) if (!KNOWN.has(k)) extra[k] = v;
     rows.push({
-      label,
+      source: entry,
       spec: {
         id,
         prompt,
@@ -196,7 +201,7 @@ export function validateEntries(
       },
     });
   }
-  const grouped = groupRows(path, rows, names);
+  const grouped = groupRows(path, rows, { names, derivedIds: derived });
   return { specs: grouped.specs, problems: [...problems, ...grouped.problems] };
 }
 
@@ -205,10 +210,7 @@ export function validateEntries(
  * of plain values: most entries of a large file, checked here at a fraction of the schema's
  * cost. Undefined for any other entry, which the schema then checks (and words any problem).
  */
-function plainSpec(
-  value: Record<string, unknown>,
-  ids: TextIds | undefined,
-): PromptSpec | undefined {
+function plainSpec(value: Record<string, unknown>, derived: boolean): PromptSpec | undefined {
   let extra: Record<string, unknown> | undefined;
   for (const key in value) {
     if (key === "id" || key === "prompt") continue;
@@ -221,11 +223,11 @@ function plainSpec(
   const prompt = text.trim();
   if (prompt === "" || prompt.length > PROMPT_LIMITS.promptChars) return undefined;
   let id: string;
-  if (ids === undefined || value.id !== undefined) {
+  if (!derived || value.id !== undefined) {
     if (typeof value.id !== "string") return undefined;
     id = value.id.trim();
     if (id === "" || id.length > PROMPT_LIMITS.idChars || CONTROL.test(id)) return undefined;
-  } else id = ids.idOf(prompt);
+  } else id = idFromText(prompt);
   return { id, prompt, extra: extra ?? {} };
 }
 
