@@ -36,7 +36,7 @@ export function idFromText(text: string, digits: number = HASH_DIGITS): string {
  */
 export function slugOf(text: string): string {
   // Most prompts are ASCII: a loop over their characters costs a tenth of the general way.
-  const ascii = /^[\x00-\x7f]*$/.test(text);
+  const ascii = !/[^\p{ASCII}]/u.test(text);
   const words = ascii ? asciiWords(text) : text.normalize("NFKD").replace(/\p{M}/gu, "")
     .toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
   let slug = "";
