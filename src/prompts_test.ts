@@ -321,7 +321,7 @@ Deno.test("parsePrompts() reads a top-level list of prompts, ids given or made f
   const specs = parsePrompts(JSON.stringify([ok, { id: "b", prompt: "two" }]), FILE);
   assert.deepEqual(specs.map((s) => [s.id, s.prompt]), [["ok", "a fine prompt"], ["b", "two"]]);
   const [made] = parsePrompts(JSON.stringify([{ prompt: "a photo of a bench" }]), FILE);
-  assert.match(made!.id, /^a-photo-of-a-bench-[0-9a-f]{8}$/);
+  assert.match(made!.id, /^a-photo-of-a-bench-[0-9a-f]{7}$/);
 });
 
 Deno.test("parsePrompts() rejects an empty top-level list", () => {

@@ -5,7 +5,7 @@
  * @module
  */
 import { escapeControls } from "../terminal_text.ts";
-import { idFromText } from "./ids.ts";
+import { HASH_DIGITS, idFromText } from "./ids.ts";
 import { PROMPT_LIMITS, type PromptSpec } from "./spec.ts";
 
 /** Options for {@linkcode groupRows}. */
@@ -49,7 +49,11 @@ export function groupRows(
     // Ids made from the text are lower-case already.
     let key = options.derivedIds ? spec.id : spec.id.toLowerCase();
     let first = firsts.get(key);
-    for (let digits = 12; options.derivedIds && first && first.spec.prompt !== spec.prompt;) {
+    // 11, 15, … digits: never the 8 or 16 a folder name would be hashed again for.
+    for (
+      let digits = HASH_DIGITS;
+      options.derivedIds && first && first.spec.prompt !== spec.prompt;
+    ) {
       spec.id = idFromText(spec.prompt, digits += 4);
       key = spec.id.toLowerCase();
       first = firsts.get(key);

@@ -8,12 +8,16 @@ import { createHash } from "node:crypto";
 
 /** Characters of the slug, at most; cut at a word. */
 const SLUG_CHARS = 48;
-/** Hex digits of the text's hash in an id. */
-const HASH_DIGITS = 8;
+/**
+ * Hex digits of the text's hash in an id: 7, as git shortens a commit. Not 8 or 16: an id that
+ * ends in those is one the folder mapping (`safeFolderName`) must hash again, as it could be
+ * another id's mapped name, and the folder would not be named as the prompt.
+ */
+export const HASH_DIGITS = 7;
 
 /**
- * The id made from a prompt's text: a slug of its first words and 8 hex digits of its SHA-256
- * (`a-photo-of-a-bench-5f0c2a9e`). Equal texts give equal ids, different ones (even in case
+ * The id made from a prompt's text: a slug of its first words and 7 hex digits of its SHA-256
+ * (`a-photo-of-a-bench-5f0c2a9`). Equal texts give equal ids, different ones (even in case
  * alone) different ids, and nothing else goes in: adding, removing or moving other prompts
  * leaves it as it was.
  *
@@ -21,7 +25,7 @@ const HASH_DIGITS = 8;
  * ```ts
  * import { idFromText } from "./ids.ts";
  * const id = idFromText("A photo of a bench");
- * if (!/^a-photo-of-a-bench-[0-9a-f]{8}$/.test(id)) throw new Error(id);
+ * if (!/^a-photo-of-a-bench-[0-9a-f]{7}$/.test(id)) throw new Error(id);
  * ```
  */
 export function idFromText(text: string, digits: number = HASH_DIGITS): string {

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { safeFolderName } from "../artifacts.ts";
 import { idFromText, slugOf } from "./ids.ts";
 import { parsePrompts } from "./read.ts";
 
-Deno.test("idFromText() is a slug of the text and 8 hex digits of its hash", () => {
-  assert.match(idFromText("a photo of a bench"), /^a-photo-of-a-bench-[0-9a-f]{8}$/);
+Deno.test("idFromText() is a slug of the text and 7 hex digits of its hash", () => {
+  assert.match(idFromText("a photo of a bench"), /^a-photo-of-a-bench-[0-9a-f]{7}$/);
   assert.equal(idFromText("a photo of a bench"), idFromText("a photo of a bench"));
   // Case alone makes another prompt: the slugs agree, the hashes do not.
   assert.notEqual(idFromText("A photo of a bench"), idFromText("a photo of a bench"));
@@ -21,7 +22,22 @@ Deno.test("slugOf() keeps letters of any script, drops accents and cuts at a wor
   assert.ok(long.length <= 48 && long.endsWith("word") && !long.endsWith("-"), long);
   assert.equal(slugOf("x".repeat(100)).length, 48);
   assert.equal(slugOf("!!! ???"), "");
-  assert.match(idFromText("!!! ???"), /^prompt-[0-9a-f]{8}$/);
+  assert.match(idFromText("!!! ???"), /^prompt-[0-9a-f]{7}$/);
+});
+
+Deno.test("an id made from the text names its folder as it is", () => {
+  for (
+    const text of [
+      "a photo of a bench",
+      "Salvador Dalí",
+      "deadbeef 12345678",
+      "!!!",
+      "x".repeat(300),
+    ]
+  ) {
+    const id = idFromText(text);
+    assert.equal(safeFolderName(id), id, text);
+  }
 });
 
 Deno.test("ids made from the text stay the same when lines are added, removed or reordered", () => {

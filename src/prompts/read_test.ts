@@ -34,7 +34,7 @@ Deno.test("readPromptFile() reads PartiPrompts' TSV: the Prompt column, ids from
   // A quote that opens a TSV field but does not wrap it is text.
   const giggle = specs.at(-1)!;
   assert.ok(giggle.prompt.startsWith(`"G I G G L E" painted in thick colorful lettering`));
-  assert.match(giggle.id, /^g-i-g-g-l-e-painted-in-thick-colorful-lettering-[0-9a-f]{8}$/);
+  assert.match(giggle.id, /^g-i-g-g-l-e-painted-in-thick-colorful-lettering-[0-9a-f]{7}$/);
   assert.equal(giggle.extra.Note, undefined, "an empty cell is a field left out");
   assert.match(
     note!,
