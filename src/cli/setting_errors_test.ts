@@ -63,6 +63,10 @@ const BAD_VALUES: Record<string, string[]> = {
   patience: ["0", "-2", "abc"],
   "max-cost": ["-1", "abc", "-0.5"],
   timeout: ["0", "-100", "abc"],
+  prompt: ["", "   "],
+  "prompt-field": [""],
+  "id-field": [""],
+  "checks-field": [""],
 };
 /** Flags that take any text: a list, a path or a port the command checks itself. */
 const ANY_TEXT = new Set(["models", "only", "replay", "config", "port"]);
