@@ -135,6 +135,11 @@ export async function loadPrompts(
     }
     problems.push(...read.problems);
     if (read.note !== undefined) sources.onNote?.(read.note);
+    // One file's ids are unique already: a batch of one file is not indexed again.
+    if (reads.length === 1) {
+      for (const spec of read.specs) all.push(spec);
+      continue;
+    }
     for (const spec of read.specs) {
       const key = spec.id.toLowerCase();
       const first = origin.get(key);

@@ -31,7 +31,9 @@ export const HASH_DIGITS = 7;
 export function idFromText(text: string, digits: number = HASH_DIGITS): string {
   const hash = createHash("sha256").update(text).digest("hex").slice(0, digits);
   const slug = slugOf(text);
-  return slug === "" ? `prompt-${hash}` : `${slug}-${hash}`;
+  // Joined, not concatenated: a flat string that keeps no piece of the text or the digest alive
+  // (100,000 ids of a large file are held for the whole run).
+  return [slug === "" ? "prompt" : slug, hash].join("-");
 }
 
 /**
@@ -43,31 +45,22 @@ export function slugOf(text: string): string {
   const ascii = !/[^\p{ASCII}]/u.test(text);
   const words = ascii ? asciiWords(text) : text.normalize("NFKD").replace(/\p{M}/gu, "")
     .toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
-  let slug = "";
-  for (const word of words) {
-    const next = slug === "" ? word : `${slug}-${word}`;
-    if (next.length > SLUG_CHARS) return slug === "" ? word.slice(0, SLUG_CHARS) : slug;
-    slug = next;
+  if (words.length === 0) return "";
+  if (words[0]!.length >= SLUG_CHARS) return [words[0]!.slice(0, SLUG_CHARS)].join("");
+  let count = 0;
+  for (let length = -1; count < words.length; count++) {
+    length += words[count]!.length + 1;
+    if (length > SLUG_CHARS) break;
   }
-  return slug;
+  return words.slice(0, count).join("-");
 }
 
-/** The lower-case words of ASCII text, up to a little past the slug's length. */
+/** The lower-case words of ASCII text, enough of them for a slug. */
 function asciiWords(text: string): string[] {
-  const words: string[] = [];
-  let word = "";
-  let length = 0;
-  for (let i = 0; i < text.length && length <= SLUG_CHARS + 1; i++) {
-    const code = text.charCodeAt(i);
-    const lower = code >= 0x41 && code <= 0x5a ? code | 0x20 : code;
-    if ((lower >= 0x61 && lower <= 0x7a) || (lower >= 0x30 && lower <= 0x39)) {
-      word += String.fromCharCode(lower);
-    } else if (word !== "") {
-      words.push(word);
-      length += word.length + 1;
-      word = "";
-    }
-  }
-  if (word !== "") words.push(word);
+  // The slug needs at most its length in letters; a word the cut splits is left out.
+  const cut = 4 * SLUG_CHARS;
+  const head = text.length > cut ? text.slice(0, cut) : text;
+  const words = head.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  if (head.length < text.length && /[a-z0-9]/i.test(text[cut]!)) words.pop();
   return words;
 }
