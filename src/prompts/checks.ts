@@ -16,10 +16,7 @@ import type { GivenCheck, PromptSpec } from "./spec.ts";
  * ```ts
  * import { givenBrief } from "./checks.ts";
  * const brief = givenBrief({
- *   id: "cube",
- *   prompt: "A rubix cube with ten squares of purple",
  *   checks: [{ question: "Is there a rubix cube?", kind: "entity" }],
- *   extra: {},
  * });
  * if (brief?.checks[0]?.id !== "c1") throw new Error("not numbered");
  * ```
