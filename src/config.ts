@@ -85,7 +85,15 @@ const coreSchema = z.object({
   ).optional(),
   /** Redo every prompt, moving earlier attempts aside. */
   force: z.boolean().default(false),
-  /** Only these prompt ids. */
+  /** A prompt of its own, given on the command line: a batch of one, or one more prompt. */
+  prompt: z.string().trim().min(1, "must not be empty").optional(),
+  /** The field (column) of the prompt files that holds the prompt, when not a usual name. */
+  promptField: z.string().trim().min(1).optional(),
+  /** The field (column) of the prompt files that holds the id, when not `id` or `item_id`. */
+  idField: z.string().trim().min(1).optional(),
+  /** The field (column) of the prompt files that holds each prompt's checks. */
+  checksField: z.string().trim().min(1).optional(),
+  /** Only these prompt ids, or prompts whose field has a value (`Category=Animals`). */
   only: z.union([
     z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean)),
     z.array(z.string()),

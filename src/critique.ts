@@ -38,9 +38,15 @@ export const CHECK_KINDS = [
 export type CheckKind = typeof CHECK_KINDS[number];
 
 /**
- * Schema of `brief.json`: up to 12 yes/no checks, each with an id unique in the brief (`c1`,
- * `c2`, … as asked, though a service may name them otherwise); none when the service wrote no
- * usable check, and the images are then judged without a checklist.
+ * Most checks a brief holds: a critic writes up to 12, a prompt file may give more (DSG-1k's
+ * longest checklist has 52).
+ */
+export const BRIEF_MAX_CHECKS = 64;
+
+/**
+ * Schema of `brief.json`: yes/no checks, each with an id unique in the brief (`c1`, `c2`, … as
+ * asked, though a service may name them otherwise); none when the service wrote no usable
+ * check, and the images are then judged without a checklist.
  */
 export const briefSchema = z.object({
   checks: z.array(z.object({
@@ -48,7 +54,7 @@ export const briefSchema = z.object({
     /** A yes/no question about the image, e.g. "Is there a lighthouse?". */
     question: z.string().min(1),
     kind: z.enum(CHECK_KINDS),
-  })).max(12),
+  })).max(BRIEF_MAX_CHECKS),
 });
 
 /** The checklist a prompt's every image is judged by. */

@@ -43,6 +43,8 @@ export interface Plan {
   costUsd: { min: number; max: number };
   /** Steps whose price is not known: their cost is not in the range. */
   unknownPrices: string[];
+  /** Prompts whose checks the prompt files give: their brief costs no call. */
+  givenBriefs: number;
   maxCost: number | null;
 }
 
@@ -111,7 +113,8 @@ export function planOf(
       }
       const review = { provider: critic.name, model: config.criticModel ?? null };
       add("critique", { step: "critique", ...review, eachUsd: priced(critic, undefined) }, 1, n);
-      if (critic.brief) {
+      // A prompt's own checks are its brief: no call makes one.
+      if (critic.brief && !spec.checks?.length) {
         add("brief", { step: "brief", ...review, eachUsd: priced(critic, undefined) }, 1, 1);
       }
       if (n > 1) {
@@ -146,6 +149,7 @@ export function planOf(
       max: round6(sum((s) => s.maxCalls) + editSurcharge),
     },
     unknownPrices: all.filter((s) => s.eachUsd === null).map(stepName),
+    givenBriefs: specs.filter((spec) => spec.checks?.length).length,
     maxCost: config.maxCost ?? null,
   };
 }
@@ -188,6 +192,11 @@ export function describePlan(plan: Plan): string {
       plan.unknownPrices.length > 0 ? ", not counting the steps whose price is unknown" : ""
     } (estimates from the price tables)`,
   ];
+  if (plan.givenBriefs > 0) {
+    lines.push(
+      `  ${plan.givenBriefs} prompt(s) give their own checks: those are their brief, made with no call, and they stop once every check passes.`,
+    );
+  }
   if (plan.unknownPrices.length > 0) {
     lines.push(
       `  Price unknown for ${

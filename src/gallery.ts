@@ -18,6 +18,7 @@ import {
 import { MAX_RUN_FILE_BYTES, readBatchRun } from "./batch_run.ts";
 import { formatDuration } from "./duration.ts";
 import { messageOf } from "./errors.ts";
+import { contextLines } from "./prompts/context_text.ts";
 import type { RunRead } from "./run_file.ts";
 import { readBytesInside, readTextInside } from "./safe_read.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "./record.ts";
@@ -676,7 +677,7 @@ function renderContext(record: PromptRecord, comparison?: string): string {
 <p class="facts">${facts}</p>
 <dl>${field("Scene", record.scene)}${field("Mood", record.mood)}${
     field("Original prompt", record.prompt)
-  }</dl>
+  }${contextLines(record.extra).map(([name, text]) => field(esc(name), text)).join("")}</dl>
 </header>`;
 }
 

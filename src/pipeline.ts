@@ -41,7 +41,7 @@ import {
 } from "./errors.ts";
 import { FirstSuccessGate } from "./first_success.ts";
 import { chooseNextRound, type RefineMode } from "./next_round.ts";
-import type { PromptSpec } from "./prompts.ts";
+import { givenBrief, type PromptSpec } from "./prompts.ts";
 import type {
   EditSource,
   GeneratedImage,
@@ -877,6 +877,8 @@ function ownOf(ctx: Ctx, spec: PromptSpec) {
     target: {
       ...(targetScore !== undefined && { targetScore }),
       ...(ctx.targetCriteria !== undefined && { targetCriteria: ctx.targetCriteria }),
+      // Checks the prompt file gives are its target: every one passing is enough.
+      ...(spec.checks?.length && { checks: true }),
     },
   };
 }
@@ -940,7 +942,11 @@ async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
     }
     if (ctx.reopen?.(spec.id)) state.lastRound = state.record.iterations.length + 1;
     log.info("Started prompt {promptId}", { promptId: spec.id, folder });
+    // The prompt file's own checks are its brief: saved now, no call makes one.
+    const given = state.record.brief === undefined ? givenBrief(spec) : undefined;
+    if (given !== undefined) state.record.brief = given;
     await ctx.sink.start(spec, state.record);
+    if (given !== undefined) await ctx.sink.saveBrief(state.record, given);
     state.begun = true;
   } catch (error) {
     return await failPrompt(ctx, state, "save", 0, error, 0, ctx.now());

@@ -317,9 +317,16 @@ for (
   });
 }
 
-Deno.test("parsePrompts() rejects a top-level array and shows the expected shape", () => {
-  const message = errorOf(() => parsePrompts(JSON.stringify([ok]), FILE));
-  assertMentions(message, `'${FILE}'`, "top level is an array", `{"prompts": [...]}`);
+Deno.test("parsePrompts() reads a top-level list of prompts, ids given or made from the text", () => {
+  const specs = parsePrompts(JSON.stringify([ok, { id: "b", prompt: "two" }]), FILE);
+  assert.deepEqual(specs.map((s) => [s.id, s.prompt]), [["ok", "a fine prompt"], ["b", "two"]]);
+  const [made] = parsePrompts(JSON.stringify([{ prompt: "a photo of a bench" }]), FILE);
+  assert.match(made!.id, /^a-photo-of-a-bench-[0-9a-f]{7}$/);
+});
+
+Deno.test("parsePrompts() rejects an empty top-level list", () => {
+  const message = errorOf(() => parsePrompts("[]", FILE));
+  assertMentions(message, `'${FILE}'`, "top level is an empty list", "at least one prompt");
 });
 
 for (
@@ -679,14 +686,10 @@ Deno.test("parsePrompts() reports CSV problems by row, as a spreadsheet numbers 
   assertMentions(message, `prompt at row 4 in '${CSV}': field 'id' is required`);
 });
 
-Deno.test("parsePrompts() rejects a CSV header without an id or prompt column", () => {
-  const message = errorOf(() => parsePrompts("name,text\na,b\n", CSV));
-  assertMentions(
-    message,
-    `'${CSV}'`,
-    "no 'id' or 'prompt' column",
-    "current header is 'name,text'",
-  );
+Deno.test("parsePrompts() rejects a CSV header without a prompt column, naming what it looks for", () => {
+  const message = errorOf(() => parsePrompts("name,words\na,b\n", CSV));
+  assertMentions(message, `'${CSV}'`, "no prompt column", "current header is 'name,words'");
+  assertMentions(message, "'prompt', 'Prompt', 'text', 'caption', 'description'", "--prompt-field");
   assertMentions(message, "id,title,scene,mood,prompt");
 });
 
@@ -736,6 +739,21 @@ Deno.test("promptHash() changes with a prompt's own settings, but not its rounds
   assert.equal(
     promptHash({ ...base, settings: { iterations: 5, targetScore: 8 } }, settings),
     plain,
+  );
+});
+
+Deno.test("promptHash() changes with a prompt's own checks, and not when it gives none", () => {
+  const base = { id: "fox", prompt: "a fox", extra: {} };
+  const plain = promptHash(base, {});
+  assert.equal(promptHash({ ...base, checks: [] }, {}), plain);
+  const one = promptHash(
+    { ...base, checks: [{ question: "Is there a fox?", kind: "entity" }] },
+    {},
+  );
+  assert.notEqual(one, plain);
+  assert.notEqual(
+    promptHash({ ...base, checks: [{ question: "Is the fox red?", kind: "attribute" }] }, {}),
+    one,
   );
 });
 

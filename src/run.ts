@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { from, merge, type Observable, tap } from "rxjs";
 import sharp from "sharp";
@@ -39,9 +40,13 @@ import {
   mostRounds,
   planGroups,
   problemsError,
+  type PromptFields,
   promptHash,
   type PromptSpec,
   readPromptFile,
+  type ReadResult,
+  selectPrompts,
+  STDIN,
   withOwnModels,
 } from "./prompts.ts";
 import { checkProviders, createProviders, type Providers } from "./providers/registry.ts";
@@ -51,6 +56,7 @@ import { escapeControls } from "./terminal_text.ts";
 import { EXIT } from "./exit_codes.ts";
 import { outcomeIndex, outcomeKey, previousEntries, RunFile } from "./run_file.ts";
 import { runOnChanges, watchFiles } from "./watch.ts";
+import { COMMAND_LINE, oneOffPrompt } from "./prompts/one_off.ts";
 import { PromptQueue } from "./steering/queue.ts";
 import { Steering } from "./steering/steering.ts";
 
@@ -87,43 +93,69 @@ export interface BatchResult {
   outcomes: PromptOutcome[];
 }
 
+/** Where a batch's prompts come from besides its files, and how to read them. */
+export interface PromptSources extends PromptFields {
+  /** A prompt given on the command line (`--prompt`): a one-off, its id made from the text. */
+  prompt?: string | undefined;
+  /** Told how a file was read when anything was found rather than named as usual. */
+  onNote?: (line: string) => void;
+}
+
 /**
  * Loads and checks every prompt file before anything is written; every problem in every file
  * is reported at once, in one {@linkcode InputError}.
  */
-export async function loadPrompts(files: string[]): Promise<PromptSpec[]> {
-  if (files.length === 0) {
+export async function loadPrompts(
+  files: string[],
+  sources: PromptSources = {},
+): Promise<PromptSpec[]> {
+  if (files.length === 0 && !sources.prompt) {
     throw new InputError(
-      "Cannot start as no prompt file was given: run 'retake prompts/example.json' (see --help)",
+      "Cannot start as no prompt file was given: run 'retake prompts/example.json', or 'retake --prompt \"a red fox\"' (see --help)",
     );
   }
   const all: PromptSpec[] = [];
   const problems: string[] = [];
-  const origin = new Map<string, string>();
-  for (const file of files) {
+  const origin = new Map<string, { file: string; spec: PromptSpec }>();
+  const reads: Array<[string, () => Promise<ReadResult>]> = files.map((
+    file,
+  ) => [file, () => readPromptFile(file, sources)]);
+  if (sources.prompt) {
+    const prompt = sources.prompt;
+    reads.unshift([COMMAND_LINE, () => Promise.resolve(oneOffPrompt(prompt))]);
+  }
+  for (const [file, read$] of reads) {
     let read;
     try {
-      read = await readPromptFile(file);
+      read = await read$();
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       problems.push(error.message);
       continue;
     }
     problems.push(...read.problems);
+    if (read.note !== undefined) sources.onNote?.(read.note);
+    // One file's ids are unique already: a batch of one file is not indexed again.
+    if (reads.length === 1) {
+      for (const spec of read.specs) all.push(spec);
+      continue;
+    }
     for (const spec of read.specs) {
       const key = spec.id.toLowerCase();
       const first = origin.get(key);
+      // The same prompt in two files (a line two text files share) is one prompt.
+      if (first !== undefined && isDeepStrictEqual(first.spec, spec)) continue;
       if (first !== undefined) {
         problems.push(
           `Invalid prompt '${escapeControls(spec.id)}' in '${
             escapeControls(file)
           }': field 'id' is also used in '${
-            escapeControls(first)
+            escapeControls(first.file)
           }'; ids must be unique across files`,
         );
         continue;
       }
-      origin.set(key, file);
+      origin.set(key, { file, spec });
       all.push(spec);
     }
   }
@@ -131,21 +163,7 @@ export async function loadPrompts(files: string[]): Promise<PromptSpec[]> {
   return all;
 }
 
-/** Keeps the prompts `--only` names; an unknown id is an input error. */
-export function selectPrompts(specs: PromptSpec[], only: string[] | undefined): PromptSpec[] {
-  if (!only || only.length === 0) return specs;
-  const known = new Set(specs.map((s) => s.id));
-  const unknown = only.filter((id) => !known.has(id));
-  if (unknown.length > 0) {
-    throw new InputError(
-      `Cannot select prompts with --only as ${
-        unknown.map((id) => `'${id}'`).join(", ")
-      } matched no prompt id: known ids are ${[...known].slice(0, 20).join(", ")}`,
-    );
-  }
-  const wanted = new Set(only);
-  return specs.filter((s) => wanted.has(s.id));
-}
+export { selectPrompts };
 
 /**
  * Batch folder name: `--name`, else the first prompt file's name without extension; one plain
@@ -153,8 +171,26 @@ export function selectPrompts(specs: PromptSpec[], only: string[] | undefined): 
  */
 export function batchName(config: Config, files: string[]): string {
   if (config.name) return safeBatchName(config.name);
+  // A prompt from the command line or standard input has no file to name the batch after.
+  if (files.length === 0) return "prompt";
+  if (files[0] === STDIN) return "stdin";
   const base = files[0]!.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, "");
   return base ? safeBatchName(base) : "batch";
+}
+
+/** The config's prompt sources, with how each file was read told on stderr unless `--quiet`. */
+export function promptSources(
+  config: Pick<Config, "prompt" | "promptField" | "idField" | "checksField" | "quiet">,
+  io: Pick<RunIo, "writeErr">,
+): PromptSources {
+  const { prompt, promptField, idField, checksField } = config;
+  return {
+    prompt,
+    promptField,
+    idField,
+    checksField,
+    ...(!config.quiet && { onNote: (line: string) => io.writeErr(`${line}\n`) }),
+  };
 }
 
 /** Seed for a prompt's iteration: one per prompt unless `varySeed`. */
@@ -186,7 +222,8 @@ export async function runBatch(
   // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
   // default) would only hold memory that grows with the batch.
   sharp.cache(false);
-  const loaded = preloaded?.specs ?? selectPrompts(await loadPrompts(promptFiles), config.only);
+  const loaded = preloaded?.specs ??
+    selectPrompts(await loadPrompts(promptFiles, promptSources(config, io)), config.only);
   const providers = preloaded?.providers ?? await createProviders(config, loaded);
   // A prompt's own model, resolved as the batch's is (an alias to its id).
   const specs = withOwnModels(config, loaded, providers.resolveModel);
@@ -765,7 +802,15 @@ export async function watchBatch(
   io: RunIo,
   options: { debounceMs?: number } = {},
 ): Promise<number> {
-  const specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+  if (promptFiles.length === 0 || promptFiles.includes(STDIN)) {
+    throw new InputError(
+      "Cannot watch a prompt given on the command line or standard input: save it in a file and watch that",
+    );
+  }
+  const specs = selectPrompts(
+    await loadPrompts(promptFiles, promptSources(config, io)),
+    config.only,
+  );
   const providers = await createProviders(config, specs);
   await checkProviders(providers, io.signal ?? new AbortController().signal);
   const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
@@ -800,7 +845,7 @@ async function watchLocked(
     watchFiles(promptFiles, options),
     async (changed) => {
       try {
-        specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+        specs = selectPrompts(await loadPrompts(promptFiles, config), config.only);
       } catch (error) {
         if (!(error instanceof InputError)) throw error;
         say(`error: ${error.message}\nStill watching: fix the file and save it again.`);

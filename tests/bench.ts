@@ -7,7 +7,7 @@
  * Time is scaled down about tenfold so a run takes minutes: fal takes 300 ms ± 60 ms per image
  * with a concurrency quota, Gemini 200 ms per call with a requests-per-window quota whose window
  * is 6 s instead of a minute, and fal is polled every 50 ms instead of 500 ms. `--only
- * throughput,rate,cost,memory,overhead,money,fal` runs some parts.
+ * throughput,rate,cost,memory,overhead,money,fal,studio,prompts` runs some parts.
  *
  * @module
  */
@@ -19,6 +19,7 @@ import { makeBatch } from "../src/studio/_test_batch.ts";
 import { startStudio } from "../src/studio/server.ts";
 import { runBaseline } from "./bench/baseline.ts";
 import { benchPrompts, writeMemoryBatch } from "./bench/child.ts";
+import { promptFile } from "./bench/prompt_file.ts";
 import { cliCommand, ROOT, RUN_ENV, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
@@ -828,6 +829,7 @@ async function main(args: string[]): Promise<number> {
     if (wanted("money")) await money(s, rows, work);
     if (wanted("fal")) await falStatus(s, rows);
     if (wanted("studio")) await studioPage(rows, work);
+    if (wanted("prompts")) rows.push(...await promptFile(child, work));
   } finally {
     await Deno.remove(work, { recursive: true });
   }

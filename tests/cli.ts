@@ -38,6 +38,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** @default {"piped"} */
   output?: "piped" | "null";
+  /** What the command reads on standard input. @default {"null"} */
+  stdin?: "piped" | "null";
 }
 
 /** The retake command in `cwd` with a clean environment plus `env`, for `spawn()` or `output()`. */
@@ -55,6 +57,7 @@ export function cliCommand(args: string[], options: CliOptions): Deno.Command {
       ...RUN_ENV,
       ...options.env,
     },
+    stdin: options.stdin ?? "null",
     stdout: output,
     stderr: output,
   });

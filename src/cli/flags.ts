@@ -167,7 +167,38 @@ export const FLAGS: readonly Flag[] = [
     type: "string",
     arg: "ID,ID",
     setting: ["only"],
-    help: "run only these prompts",
+    help: "run only these prompts: ids, or FIELD=VALUE of their context (Category=Animals)",
+  },
+  {
+    name: "prompt",
+    short: "p",
+    type: "string",
+    arg: "TEXT",
+    setting: ["prompt"],
+    help: "a prompt of its own, for a quick one-off (a file '-' is read from stdin)",
+  },
+  {
+    name: "prompt-field",
+    type: "string",
+    arg: "NAME",
+    setting: ["promptField"],
+    help:
+      "the field or column that holds the prompt (default: prompt, Prompt, text, caption or description)",
+  },
+  {
+    name: "id-field",
+    type: "string",
+    arg: "NAME",
+    setting: ["idField"],
+    help: "the field or column that holds the id (default: id or item_id; else made from the text)",
+  },
+  {
+    name: "checks-field",
+    type: "string",
+    arg: "NAME",
+    setting: ["checksField"],
+    help:
+      "the field or column of each prompt's own checks, its brief (default: checks, question or question_natural_language)",
   },
   {
     name: "force",

@@ -64,6 +64,10 @@ const BAD_VALUES: Record<string, string[]> = {
   "max-cost": ["-1", "abc", "-0.5"],
   timeout: ["0", "-100", "abc"],
   workflow: [""],
+  prompt: ["", "   "],
+  "prompt-field": [""],
+  "id-field": [""],
+  "checks-field": [""],
 };
 /**
  * Flags that take any text: a list, a path or a port the command checks itself, and a secret

@@ -59,7 +59,7 @@ export async function runEval(
     );
   }
   const rounds = options.rounds ?? Math.max(2, config.iterations);
-  const specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+  const specs = selectPrompts(await loadPrompts(promptFiles, config), config.only);
   const providers = await createProviders(config);
   const judge = await createJudge(config, options.judge);
   const { generator, critic, refiner } = providers;

@@ -18,8 +18,15 @@ export type EndReason = NonNullable<PromptRecord["endReason"]>;
 export interface PromptRules {
   /** Rounds the prompt may run. */
   iterations: number;
-  /** Every check passes and the score reaches `targetScore`, and each criterion its minimum. */
-  target: { targetScore?: number; targetCriteria?: Partial<Record<Criterion, number>> };
+  /**
+   * Every check passes and the score reaches `targetScore`, and each criterion its minimum;
+   * `checks`: the prompt's checks are its target, met once every one passes.
+   */
+  target: {
+    targetScore?: number;
+    targetCriteria?: Partial<Record<Criterion, number>>;
+    checks?: boolean;
+  };
   /** Rounds without a better one before the prompt stops (`--patience`). */
   patience: number;
   /** Whether the critic makes a brief, once, after the first image. */
@@ -72,14 +79,16 @@ export function nextAction(record: PromptRecord, rules: PromptRules): NextAction
 
 /**
  * Whether a critique meets the target: every check of the brief passes, the score reaches the
- * target score, and every per-criterion minimum that is set is met.
+ * target score, and every per-criterion minimum that is set is met. A prompt whose checks are
+ * its target needs no score: its checks all passing is enough.
  */
 export function reachedTarget(
   target: PromptRules["target"],
   critique: NonNullable<IterationRecord["critique"]>,
 ): boolean {
   const criteria = Object.entries(target.targetCriteria ?? {});
-  if (target.targetScore === undefined && criteria.length === 0) return false;
+  if (target.targetScore === undefined && criteria.length === 0 && !target.checks) return false;
+  if (target.checks && !critique.checks?.length) return false;
   if (critique.checks?.some((c) => !c.passed)) return false;
   if (target.targetScore !== undefined && critique.score < target.targetScore) return false;
   return criteria.every(([name, min]) => critique.criteria[name as Criterion] >= (min ?? 0));

@@ -7,13 +7,13 @@ import { createHash } from "node:crypto";
 import type { PromptSpec } from "./spec.ts";
 
 /**
- * Content hash of a prompt, its context, its own settings and the batch settings that change
+ * Content hash of a prompt, its context, its own settings and checks, and the batch settings that change
  * its result: equal hashes mean an earlier result can be reused, so resume and watch mode redo
  * only what changed. A prompt's own `iterations` and `targetScore` are left out, as the batch's
  * are: asking for more rounds continues from the saved ones.
  */
 export function promptHash(spec: PromptSpec, settings: Record<string, unknown>): string {
-  const { id, prompt, title, scene, mood, extra } = spec;
+  const { id, prompt, title, scene, mood, extra, checks } = spec;
   const { iterations: _i, targetScore: _t, ...own } = spec.settings ?? {};
   return createHash("sha256")
     .update(canonicalJson({
@@ -26,6 +26,8 @@ export function promptHash(spec: PromptSpec, settings: Record<string, unknown>):
       settings,
       // Absent when empty, so a prompt without settings hashes as it did before they existed.
       ...(Object.keys(own).length > 0 && { own }),
+      // Its own checks are its brief: other checks judge other images.
+      ...(checks !== undefined && checks.length > 0 && { checks }),
     }))
     .digest("hex")
     .slice(0, 16);

@@ -1,14 +1,25 @@
 /**
- * Reads prompt files: JSON (`{"prompts": [...]}`, the default), JSON Lines (`.jsonl`, one
- * prompt per line) and CSV (`.csv`, a header row naming the fields). Every error names the
- * file, the prompt (its index, line or row, and id) and the field, and says what was expected.
+ * Reads prompt files as their authors publish them: JSON (`{"prompts": [...]}`, or a list),
+ * JSON Lines, CSV and TSV (a header row naming the fields), and text (`.txt`, one prompt a
+ * line); standard input as `-`. The prompt, id and checks are found among the usual field names
+ * ({@linkcode shapeOf}); a file without ids gets them from the text. Every error names the file,
+ * the prompt (its index, line or row, and id) and the field, and says what was expected.
  *
  * @module
  */
 import { parse as parseCsv } from "csv-parse/sync";
 import { InputError } from "../errors.ts";
 import { escapeControls } from "../terminal_text.ts";
-import { PROMPT_LIMITS, type PromptSpec } from "./spec.ts";
+import { detectFormat, formatOf, type PromptFormat, STDIN } from "./detect.ts";
+import {
+  describeShape,
+  fieldNames,
+  type FileShape,
+  PROMPT_FIELDS,
+  shapeEntry,
+  shapeOf,
+} from "./fields.ts";
+import { PROMPT_LIMITS, type PromptFields, type PromptSpec } from "./spec.ts";
 import {
   problemsError,
   type RawEntry,
@@ -17,41 +28,32 @@ import {
   validateEntries,
 } from "./validate.ts";
 
-/** The formats a prompt file may have, told apart by the file's extension. */
-export type PromptFormat = "json" | "jsonl" | "csv";
-
-/** `.jsonl` (or `.ndjson`) and `.csv` by extension, any other file JSON. */
-export function formatOf(path: string): PromptFormat {
-  const ext = /\.([^./\\]+)$/.exec(path)?.[1]?.toLowerCase();
-  return ext === "jsonl" || ext === "ndjson" ? "jsonl" : ext === "csv" ? "csv" : "json";
-}
+export { formatOf, type PromptFormat, STDIN };
 
 /** Reads and validates one prompt file; throws {@linkcode InputError} naming what is wrong. */
-export async function loadPromptFile(path: string): Promise<PromptSpec[]> {
-  const { specs, problems } = await readPromptFile(path);
+export async function loadPromptFile(
+  path: string,
+  fields: PromptFields = {},
+): Promise<PromptSpec[]> {
+  const { specs, problems } = await readPromptFile(path, fields);
   if (problems.length > 0) throw problemsError(problems);
   return specs;
 }
 
 /**
- * Reads one prompt file and checks every prompt in it, returning the problems rather than
- * throwing on the first, so several files are reported in one pass. A file that cannot be
- * read or parsed at all still throws {@linkcode InputError}.
+ * Reads one prompt file (`-`: standard input) and checks every prompt in it, returning the
+ * problems rather than throwing on the first, so several files are reported in one pass. A file
+ * that cannot be read or parsed at all still throws {@linkcode InputError}.
  */
-export async function readPromptFile(path: string): Promise<ReadResult> {
+export async function readPromptFile(
+  path: string,
+  fields: PromptFields = {},
+  stdin: () => ReadableStream<Uint8Array> = () => Deno.stdin.readable,
+): Promise<ReadResult> {
   const shown = escapeControls(path);
   let bytes: Uint8Array;
   try {
-    const info = await Deno.stat(path);
-    if (info.isDirectory) {
-      throw new InputError(`Cannot read prompt file '${shown}': it is a directory, not a file`);
-    }
-    if (info.size > PROMPT_LIMITS.fileBytes) {
-      throw new InputError(
-        `Cannot read prompt file '${shown}': it is ${info.size} bytes, the limit is ${PROMPT_LIMITS.fileBytes}`,
-      );
-    }
-    bytes = await Deno.readFile(path);
+    bytes = path === STDIN ? await readStream(stdin(), shown) : await readFile(path, shown);
   } catch (error) {
     if (error instanceof InputError) throw error;
     if (error instanceof Deno.errors.NotFound) {
@@ -74,31 +76,71 @@ export async function readPromptFile(path: string): Promise<ReadResult> {
       cause: error,
     });
   }
-  return parsePromptText(text, path);
+  return parsePromptText(text, path, fields);
+}
+
+async function readFile(path: string, shown: string): Promise<Uint8Array> {
+  const info = await Deno.stat(path);
+  if (info.isDirectory) {
+    throw new InputError(`Cannot read prompt file '${shown}': it is a directory, not a file`);
+  }
+  if (info.size > PROMPT_LIMITS.fileBytes) throw tooLarge(shown, info.size);
+  return await Deno.readFile(path);
+}
+
+/** A stream's bytes, refused once past the file size limit rather than held. */
+async function readStream(stream: ReadableStream<Uint8Array>, shown: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += chunk.length;
+    if (size > PROMPT_LIMITS.fileBytes) throw tooLarge(shown, size, "more than ");
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) bytes.set(chunk, (at += chunk.length) - chunk.length);
+  return bytes;
+}
+
+function tooLarge(shown: string, size: number, more = ""): InputError {
+  return new InputError(
+    `Cannot read prompt file '${shown}': it is ${more}${size} bytes, the limit is ${PROMPT_LIMITS.fileBytes}`,
+  );
 }
 
 /** Parses and validates prompt file text; throws one {@linkcode InputError} for every problem. */
-export function parsePrompts(text: string, path: string): PromptSpec[] {
-  const { specs, problems } = parsePromptText(text, path);
+export function parsePrompts(text: string, path: string, fields: PromptFields = {}): PromptSpec[] {
+  const { specs, problems } = parsePromptText(text, path, fields);
   if (problems.length > 0) throw problemsError(problems);
   return specs;
 }
 
-/** Parses prompt file text in the format its path names; `path` is also used in messages. */
-export function parsePromptText(text: string, path: string): ReadResult {
+/**
+ * Parses prompt file text in the format its path names (or its content shows); `path` is also
+ * used in messages.
+ */
+export function parsePromptText(
+  text: string,
+  path: string,
+  fields: PromptFields = {},
+): ReadResult {
   const shown = escapeControls(path);
-  const format = formatOf(path);
-  if (text.trim() === "" || text.replace(/^\uFEFF/, "").trim() === "") {
-    throw new InputError(
-      `Cannot use prompt file '${shown}': it is empty; expected ${SHAPE[format]}`,
-    );
-  }
   // Strip the BOM before parsing and before counting columns, so line 1 is not off by one.
   const body = text.replace(/^\uFEFF/, "");
+  if (body.trim() === "") {
+    throw new InputError(
+      `Cannot use prompt file '${shown}': it is empty; expected ${SHAPE[formatOf(path) ?? "json"]}`,
+    );
+  }
+  const candidates = [...PROMPT_FIELDS, ...(fields.promptField ? [fields.promptField] : [])];
+  const format = detectFormat(path, body, candidates);
   const read = format === "jsonl"
     ? jsonLinesEntries(body, shown)
-    : format === "csv"
-    ? csvEntries(body, shown)
+    : format === "csv" || format === "tsv"
+    ? tableEntries(body, shown, format)
+    : format === "txt"
+    ? textEntries(body, shown)
     : { entries: jsonEntries(body, shown), problems: [] };
   if (read.entries.length + read.problems.length > PROMPT_LIMITS.prompts) {
     throw new InputError(
@@ -107,16 +149,52 @@ export function parsePromptText(text: string, path: string): ReadResult {
       } prompts, the limit is ${PROMPT_LIMITS.prompts}; split it into several files`,
     );
   }
-  const checked = validateEntries(path, read.entries);
-  return { specs: checked.specs, problems: [...read.problems, ...checked.problems] };
+  const shape: FileShape = format === "txt"
+    ? { prompt: "prompt" }
+    : shapeOf(path, read.header ?? fieldNames(read.entries), fields, read.header !== undefined);
+  const entries = format === "txt" ? read.entries : read.entries.map((e) => shapeEntry(e, shape));
+  const checked = validateEntries(path, entries, {
+    derivedIds: shape.id === undefined,
+    names: {
+      prompt: shape.prompt,
+      ...(shape.id !== undefined && { id: shape.id }),
+      ...(shape.checks !== undefined && { checks: shape.checks }),
+    },
+  });
+  const note = describeShape(path, format, shape, {
+    prompts: checked.specs.length,
+    rows: entries.length,
+    context: contextFields(checked.specs),
+  }, formatOf(path) === format && format !== "tsv");
+  return {
+    specs: checked.specs,
+    problems: [...read.problems, ...checked.problems],
+    ...(note !== undefined && { note }),
+  };
+}
+
+/** The context fields the prompts keep, in the order first met. */
+function contextFields(specs: readonly PromptSpec[]): string[] {
+  const names = new Set<string>();
+  for (const spec of specs) for (const name in spec.extra) names.add(name);
+  return [...names];
 }
 
 /** What each format looks like, for a message about a file that holds none of it. */
 const SHAPE: Record<PromptFormat, string> = {
-  json: `{"prompts": [...]}`,
+  json: `{"prompts": [...]} or a list of prompts`,
   jsonl: `one JSON object per line, such as {"id": "fox", "prompt": "a red fox"}`,
   csv: "a header row such as id,title,scene,mood,prompt, then one prompt per row",
+  tsv: "a header row such as id<TAB>prompt, then one prompt per row",
+  txt: "one prompt a line",
 };
+
+/** What a format's reader found: entries, the lines it could not parse, a table's header. */
+interface Read {
+  entries: RawEntry[];
+  problems: string[];
+  header?: string[];
+}
 
 function jsonEntries(json: string, path: string): RawEntry[] {
   let data: unknown;
@@ -129,15 +207,18 @@ function jsonEntries(json: string, path: string): RawEntry[] {
     );
   }
   if (Array.isArray(data)) {
-    throw new InputError(
-      `Cannot use prompt file '${path}': the top level is an array; expected an object {"prompts": [...]}`,
-    );
+    if (data.length === 0) {
+      throw new InputError(
+        `Cannot use prompt file '${path}': the top level is an empty list; add at least one prompt`,
+      );
+    }
+    return data.map((value, index) => ({ label: `prompt #${index + 1}`, value }));
   }
   if (data === null || typeof data !== "object") {
     throw new InputError(
       `Cannot use prompt file '${path}': the top level is ${
         typeName(data)
-      }; expected an object {"prompts": [...]}`,
+      }; expected an object {"prompts": [...]} or a list of prompts`,
     );
   }
   const list = (data as Record<string, unknown>).prompts;
@@ -160,7 +241,7 @@ function jsonEntries(json: string, path: string): RawEntry[] {
 }
 
 /** One prompt per line; blank lines are skipped, and a line that is not JSON is one problem. */
-function jsonLinesEntries(text: string, path: string): { entries: RawEntry[]; problems: string[] } {
+function jsonLinesEntries(text: string, path: string): Read {
   const entries: RawEntry[] = [];
   const problems: string[] = [];
   const lines = text.split("\n");
@@ -184,11 +265,46 @@ function jsonLinesEntries(text: string, path: string): { entries: RawEntry[]; pr
 }
 
 /**
- * A header row naming the fields (`id,title,scene,mood,prompt`, and any per-prompt setting or
- * other column), then one prompt per row; quoted fields may hold commas, quotes and newlines.
- * An empty cell is a field left out.
+ * One prompt a line (T2I-CompBench's `.txt` files): surrounding space is dropped, blank lines
+ * and lines starting with `#` are skipped. Each line is read as the text alone, never as JSON or
+ * a table, so any text is a prompt.
  */
-function csvEntries(text: string, path: string): { entries: RawEntry[]; problems: string[] } {
+function textEntries(text: string, path: string): Read {
+  const entries: RawEntry[] = [];
+  let line = 0;
+  for (let start = 0; start <= text.length; line++) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    const prompt = text.slice(start, end).trim();
+    start = end + 1;
+    if (prompt === "" || prompt.startsWith("#")) continue;
+    entries.push(new LineEntry(line + 1, { prompt }));
+    if (entries.length > PROMPT_LIMITS.prompts) break;
+  }
+  if (entries.length === 0) {
+    throw new InputError(
+      `Cannot use prompt file '${path}': it has only blank and comment lines; add one prompt a line`,
+    );
+  }
+  return { entries, problems: [] };
+}
+
+/** A line of a text file: its label is made only for a message, not for each of 100,000 lines. */
+class LineEntry implements RawEntry {
+  constructor(readonly line: number, readonly value: { prompt: string }) {}
+
+  get label(): string {
+    return `prompt at line ${this.line}`;
+  }
+}
+
+/**
+ * A header row naming the fields (`id,title,scene,mood,prompt`, and any per-prompt setting or
+ * other column), then one prompt per row. In CSV, quoted fields may hold commas, quotes and
+ * newlines; in TSV a quote is a quote unless it wraps the whole field (PartiPrompts starts a
+ * prompt with `"G I G G L E" painted …`). An empty cell is a field left out.
+ */
+function tableEntries(text: string, path: string, format: "csv" | "tsv"): Read {
   let rows: Array<{ record: Record<string, string>; info: { records: number } }>;
   let header: string[] = [];
   try {
@@ -197,6 +313,7 @@ function csvEntries(text: string, path: string): { entries: RawEntry[]; problems
       info: true,
       skip_empty_lines: true,
       bom: true,
+      ...(format === "tsv" && { delimiter: "\t", relax_quotes: true }),
     });
   } catch (error) {
     throw new InputError(
@@ -204,14 +321,6 @@ function csvEntries(text: string, path: string): { entries: RawEntry[]; problems
         escapeControls((error as Error).message)
       }; check the quotes and the number of fields on that line`,
       { cause: error },
-    );
-  }
-  const missing = ["id", "prompt"].filter((name) => !header.includes(name));
-  if (missing.length > 0) {
-    throw new InputError(
-      `Cannot use prompt file '${path}': its header row has no ${
-        missing.map((m) => `'${m}'`).join(" or ")
-      } column: current header is '${escapeControls(header.join(","))}'; expected ${SHAPE.csv}`,
     );
   }
   if (rows.length === 0) {
@@ -227,7 +336,7 @@ function csvEntries(text: string, path: string): { entries: RawEntry[]; problems
     // Rows as a spreadsheet numbers them: the header is row 1.
     return { label: `prompt at row ${info.records + 1}`, value };
   });
-  return { entries, problems: [] };
+  return { entries, problems: [], header: header.filter((name) => name !== "") };
 }
 
 /**

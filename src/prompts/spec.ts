@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { BRIEF_MAX_CHECKS, type CheckKind } from "../critique.ts";
 
 /**
  * Settings a prompt may set for itself; each overrides the batch's value for this prompt only.
@@ -41,20 +42,50 @@ export interface PromptSpec {
   mood?: string;
   /** Its own settings, when it sets any. */
   settings?: PromptSettings;
+  /**
+   * The checks the file gives it (a `checks` list, a question column): they are its brief, in
+   * this order, and no call makes one.
+   */
+  checks?: GivenCheck[];
   /** Fields beyond the known ones, kept and passed through to metadata. */
   extra: Record<string, unknown>;
+}
+
+/** One yes/no question a prompt file asks of the prompt's every image. */
+export interface GivenCheck {
+  question: string;
+  /** What it is about; `entity` when the file does not say. */
+  kind: CheckKind;
+}
+
+/**
+ * Which field of a prompt file holds what, when it is not the usual name: the prompt text
+ * (`prompt`, `Prompt`, `text`, `caption`, `description` are found), the id (`id`, `item_id`,
+ * `prompt_id`), and the checks (`checks`, `question`, `question_natural_language`).
+ */
+export interface PromptFields {
+  /** The field (column) that holds the prompt text. */
+  promptField?: string | undefined;
+  /** The field (column) that holds the id; without one, ids are made from the text. */
+  idField?: string | undefined;
+  /** The field (column) that holds the checks: a list, or one question a row. */
+  checksField?: string | undefined;
 }
 
 /** Limits that keep a typo (or a hostile file) from costing money or memory. */
 export const PROMPT_LIMITS = {
   /** Largest prompt file read, in bytes. */
-  fileBytes: 10 * 1024 * 1024,
+  fileBytes: 64 * 1024 * 1024,
   /** Most prompts in one file. */
-  prompts: 10_000,
+  prompts: 100_000,
   /** Longest prompt text, in characters. */
   promptChars: 4_000,
   /** Longest id, in characters. */
   idChars: 200,
+  /** Most checks one prompt gives (DSG-1k's longest checklist has 52). */
+  checks: BRIEF_MAX_CHECKS,
+  /** Longest check question, in characters. */
+  checkChars: 500,
   /**
    * Deepest nesting of objects and arrays in a field: the hash, the copies and the JSON written
    * for a prompt all walk its fields, and a field thousands of levels deep would overflow the

@@ -20,7 +20,7 @@ import {
 import {
   BRIEF_JSON_SCHEMA,
   CRITIQUE_JSON_SCHEMA,
-  CRITIQUE_WITH_CHECKS_JSON_SCHEMA,
+  critiqueWithChecksSchema,
   REFINEMENT_EDIT_JSON_SCHEMA,
   REFINEMENT_JSON_SCHEMA,
 } from "./gemini_schema.ts";
@@ -105,7 +105,9 @@ export function llmCritic(
         system: criticInstruction(rubric),
         text: critiqueText(request),
         image,
-        schema: request.brief ? CRITIQUE_WITH_CHECKS_JSON_SCHEMA : CRITIQUE_JSON_SCHEMA,
+        schema: request.brief
+          ? critiqueWithChecksSchema(request.brief.checks.length)
+          : CRITIQUE_JSON_SCHEMA,
         temperature: 0.2,
         reader: readCritique(request.brief),
         signal: request.signal,

@@ -130,6 +130,20 @@ export const CRITIQUE_WITH_CHECKS_JSON_SCHEMA = {
   propertyOrdering: ["checks", ...CRITIQUE_ORDER],
 } as const;
 
+/**
+ * {@linkcode CRITIQUE_WITH_CHECKS_JSON_SCHEMA} with room for an answer to each of `checks`: a
+ * prompt file's own checklist may be longer than the 12 a critic writes (DSG-1k's has up to 52),
+ * and a service that keeps to `maxItems` would leave the rest unanswered, so failed.
+ */
+export function critiqueWithChecksSchema(checks: number): Record<string, unknown> {
+  const base = CRITIQUE_WITH_CHECKS_JSON_SCHEMA;
+  if (checks <= base.properties.checks.maxItems) return base;
+  return {
+    ...base,
+    properties: { ...base.properties, checks: { ...base.properties.checks, maxItems: checks } },
+  };
+}
+
 /** JSON Schema of a refinement: the next prompt and what changed. */
 export const REFINEMENT_JSON_SCHEMA = {
   type: "object",

@@ -7,6 +7,7 @@
 import { MAX_RUN_FILE_BYTES } from "../batch_run.ts";
 import { type ConfigSources, loadConfig } from "../config.ts";
 import { InputError } from "../errors.ts";
+import { STDIN } from "../prompts.ts";
 import { type BatchResult, runBatch, type RunIo } from "../run.ts";
 import { readTextInside } from "../safe_read.ts";
 import { Steering } from "./steering.ts";
@@ -47,7 +48,8 @@ export async function runPendingRejects(
   for (const file of invocation.promptFiles) {
     // A run.json from elsewhere may name any path: only a file is read as prompts.
     const info = await Deno.stat(file).catch(() => undefined);
-    if (info !== undefined && !info.isFile) {
+    // `-` would be this process's standard input, not the run's prompts.
+    if ((info !== undefined && !info.isFile) || file === STDIN) {
       throw new InputError(
         `Cannot run the notes of '${batchDir}' as its run.json names prompt file '${file}', which is not a file`,
       );

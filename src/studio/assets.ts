@@ -224,6 +224,9 @@ table.batches td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .facts, .stop { color: var(--soft); font-size: 13px; margin: 4px 0; font-variant-numeric: tabular-nums; }
 .facts b { color: var(--ink); }
 .ctx .prompt { font-size: 13px; margin: 8px 0; overflow-wrap: anywhere; }
+.ctx dl.context { font-size: 12px; margin: 0 0 8px; display: grid; grid-template-columns: auto 1fr; gap: 2px 8px; }
+.ctx dl.context dt { color: var(--soft); }
+.ctx dl.context dd { margin: 0; overflow-wrap: anywhere; }
 .actions { display: flex; flex-direction: column; gap: 8px; }
 .actions > button { align-self: flex-start; }
 .reject label { display: block; font-size: 12px; color: var(--soft); }

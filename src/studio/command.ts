@@ -135,7 +135,7 @@ export async function runWithStudio(
   const listen = parsePort(port);
   // A dry run calls nothing and writes nothing: there is nothing to watch.
   if (config.dryRun) return (await run(io)).exitCode;
-  const specs = selectPrompts(await loadPrompts(promptFiles), config.only);
+  const specs = selectPrompts(await loadPrompts(promptFiles, config), config.only);
   const batch = batchName(config, promptFiles);
   const models = Math.max(1, new Set(config.models ?? []).size);
   const batchDir = `${config.out}/${batch}`;

@@ -12,6 +12,7 @@ import { formatProgress, type ProgressSnapshot } from "../progress.ts";
 import type { IterationRecord, PromptRecord } from "../record.ts";
 import type { BatchPage, BatchSummary, Filter } from "./batch.ts";
 import { FILTERS } from "./batch.ts";
+import { contextLines } from "../prompts/context_text.ts";
 
 /** What every page needs besides its content. */
 export interface PageContext {
@@ -278,7 +279,7 @@ function renderRecordRow(
 <p class="facts">${facts}</p>
 ${stop ? `<p class="stop">${esc(stop)}</p>` : ""}
 <p class="prompt">${esc(str(record.prompt) ?? "")}</p>
-${actions}
+${contextList(record.extra)}${actions}
 </header>
 ${body}
 </${tag}>`;
@@ -451,6 +452,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function num(value: unknown): number | undefined {
   return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+/** The prompt's context fields (a prompt file's other columns), as the gallery shows them. */
+function contextList(extra: unknown): string {
+  const lines = contextLines(extra);
+  if (lines.length === 0) return "";
+  return `<dl class="context">${
+    lines.map(([name, text]) => `<dt>${esc(name)}</dt><dd>${esc(text)}</dd>`).join("")
+  }</dl>\n`;
 }
 
 function str(value: unknown): string | undefined {

@@ -59,6 +59,20 @@ Deno.test("renderRow() offers front and cancel only for a running prompt of a li
   assert.match(renderRow("b", done, opts), /data-action="reject"/);
 });
 
+Deno.test("renderRow() shows the prompt's context from its file, escaped", () => {
+  const entry: Entry = {
+    kind: "single",
+    folder: "f",
+    record: record({ extra: { Category: "Animals", [HOSTILE]: HOSTILE, include: [{ n: 1 }] } }),
+  };
+  const html = renderRow("b", entry, { thumbs: () => undefined, live: true });
+  assert.match(html, /<dl class="context"><dt>Category<\/dt><dd>Animals<\/dd>/);
+  assert.match(html, /<dt>include<\/dt><dd>\[\{&#34;n&#34;:1\}\]<\/dd>/);
+  assert.doesNotMatch(html, /<script>/);
+  const plain: Entry = { kind: "single", folder: "f", record: record() };
+  assert.doesNotMatch(renderRow("b", plain, { thumbs: () => undefined, live: true }), /context/);
+});
+
 Deno.test("stopReason() says why a prompt stopped", () => {
   assert.equal(stopReason(record()), "Stopped: reached the target");
   assert.match(

@@ -7,6 +7,8 @@
  *   peak is retake's alone, not that of making 10,000 prompts.
  * - `overhead --prompts N`: `runPipeline` with instant providers and a sink that keeps nothing;
  *   reports the process CPU time per prompt, i.e. the orchestration alone.
+ * - `read --file FILE`: reads and checks one prompt file as a run does; reports the peak RSS,
+ *   sampled, and the JS heap the prompts keep after a full collection.
  *
  * @module
  */
@@ -128,6 +130,21 @@ async function overhead(n: number): Promise<Record<string, number>> {
   };
 }
 
+async function read(file: string): Promise<Record<string, number>> {
+  _retainedHeapMb();
+  const before = _retainedHeapMb();
+  const sampler = rssSampler();
+  const started = performance.now();
+  const specs = await loadPrompts([file]);
+  const durationMs = Math.round(performance.now() - started);
+  return {
+    prompts: specs.length,
+    durationMs,
+    peakRssMb: sampler.stop(),
+    retainedHeapMb: _retainedHeapMb() - before,
+  };
+}
+
 if (import.meta.main) {
   const mode = Deno.args[0];
   const n = Number(flag("prompts") ?? 100);
@@ -135,9 +152,11 @@ if (import.meta.main) {
     ? await memory(n, flag("dir")!)
     : mode === "overhead"
     ? await overhead(n)
+    : mode === "read"
+    ? await read(flag("file")!)
     : undefined;
   if (!result) {
-    throw new TypeError(`Cannot run bench child mode '${mode}': expected memory or overhead`);
+    throw new TypeError(`Cannot run bench child mode '${mode}': expected memory, overhead or read`);
   }
   // deno-lint-ignore no-console
   console.log(JSON.stringify(result));
