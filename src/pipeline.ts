@@ -217,6 +217,12 @@ export interface PipelineOptions {
    * (a reject) the next refinement takes. @default {undefined} (none)
    */
   reopen?: (id: string) => boolean;
+  /**
+   * Calls wait in batch jobs (`--batch-api`): no service is probed one call at a time first, as
+   * a job that cannot run is refused whole, at no cost, and one call alone would wait a job's
+   * turnaround before the rest could start. @default {false}
+   */
+  batched?: boolean;
   /** Monotonic clock in ms. @default {performance.now} */
   now?: () => number;
   /** Wall clock as ISO text. */
@@ -282,6 +288,7 @@ export function runPipeline(
   const ceilings = stageCeilings(options.concurrency);
   const limiters = options.concurrency === "auto" ? providerLimiters(options) : undefined;
   const gates = providerGates(options);
+  if (options.batched) { for (const gate of Object.values(gates)) gate.succeeded(); }
   const ctx: Ctx = {
     ...options,
     now,
@@ -1073,6 +1080,7 @@ async function generateStep(
     startedAt,
     ...(image.requestId !== undefined && { requestId: image.requestId }),
     ...(image.modelVersion !== undefined && { modelVersion: image.modelVersion }),
+    ...(image.batch && { batch: true }),
   };
   return {
     step,
@@ -1413,6 +1421,7 @@ function stepRecord(
     requestId?: string;
     usage?: TokenUsage;
     normalised?: string[];
+    batch?: true;
   },
   startedAt: string,
 ): StepRecord {
@@ -1427,6 +1436,7 @@ function stepRecord(
     ...(result.requestId !== undefined && { requestId: result.requestId }),
     ...(result.usage !== undefined && { usage: result.usage }),
     ...(result.normalised !== undefined && { normalised: result.normalised }),
+    ...(result.batch && { batch: true }),
   };
 }
 
