@@ -42,7 +42,9 @@ export class Wave<T> {
   readonly #options: WaveOptions<T>;
   #items: T[] = [];
   #last = 0;
-  #running: Promise<void> | undefined;
+  /** A wave is being gathered: cleared in the same turn its items are taken. */
+  #gathering = false;
+  #running: Promise<void> = Promise.resolve();
 
   constructor(options: WaveOptions<T>) {
     if (!(options.gatherMs >= 0)) {
@@ -66,7 +68,10 @@ export class Wave<T> {
       this.#flush();
       return;
     }
-    this.#running ??= this.#gather().finally(() => (this.#running = undefined));
+    if (!this.#gathering) {
+      this.#gathering = true;
+      this.#running = this.#gather();
+    }
   }
 
   /** Takes a request back out (its caller gave up); true when it had not been sent. */
@@ -79,7 +84,7 @@ export class Wave<T> {
 
   /** Resolves once the wave being gathered, if any, has been sent. */
   async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+    while (this.#gathering) await this.#running;
   }
 
   /** Stops gathering: returns the requests never sent. */
@@ -99,9 +104,12 @@ export class Wave<T> {
         await clock.sleep(left, signal);
       } catch {
         // Stopped: what was gathered stays for drain().
+        this.#gathering = false;
         return;
       }
     }
+    // In the same turn as the items are taken: a request added after starts the next wave.
+    this.#gathering = false;
     this.#flush();
   }
 

@@ -8,7 +8,6 @@
  */
 import type { GenerateContentResponse, GoogleGenAI, Model } from "@google/genai/web";
 import { getLogger } from "@logtape/logtape";
-import type { BatchApiSettings } from "../batch_api/session.ts";
 import { ProviderError } from "../errors.ts";
 import { StopRequested } from "../pipeline.ts";
 import { redactor } from "../redact.ts";
@@ -18,6 +17,7 @@ import {
   answeredInBatch,
   BATCH_PRICE,
   GeminiBatcher,
+  type GeminiBatcherOptions,
   type GenerateParams,
 } from "./gemini_batch.ts";
 import { baseModelId, GEMINI_MODEL_CHANGES } from "./gemini_models.ts";
@@ -62,7 +62,7 @@ export interface GeminiConnection {
   /** The batch mode of this connection, once {@linkcode GeminiConnection.useBatchApi} made it. */
   readonly batch: GeminiBatcher | undefined;
   /** Sends every call through Gemini's Batch API once the session it returns is open. */
-  useBatchApi(settings: Partial<BatchApiSettings>): GeminiBatcher;
+  useBatchApi(options: GeminiBatcherOptions): GeminiBatcher;
   /**
    * What an answer is billed as a share of its price at the interactive rates: half for an answer
    * from a batch job.
@@ -182,14 +182,14 @@ export function connectGemini(options: GeminiConnectionOptions): GeminiConnectio
     get batch() {
       return batch;
     },
-    useBatchApi(settings) {
+    useBatchApi(options) {
       const never = new AbortController().signal;
       batch ??= new GeminiBatcher({
         client,
         interactive,
         classify: (error, operation, model) =>
           classify(error, never, operation, { model, flag: "--batch-api" }),
-      }, settings);
+      }, options);
       return batch;
     },
     priceShare: (response) => answeredInBatch(response) ? BATCH_PRICE : 1,
