@@ -365,17 +365,23 @@ export class GeminiBatcher implements BatchApiSession {
         return;
       }
     }
-    if (this.#failures(call.key) >= 2) this.#interactive(call);
+    if (this.#spent(call.key)) this.#interactive(call);
     else this.#wave!.add(call.key);
   }
 
-  /** Jobs not yet collected that ended without answering `key`. */
-  #failures(key: string): number {
-    return this.#ledger!.jobs.filter((e) =>
-      e.provider === PROVIDER && !e.collected && this.#keysOf(e).has(key) &&
-      (e.failed?.[key] !== undefined || e.state === "JOB_STATE_FAILED" ||
-        e.state === "JOB_STATE_EXPIRED")
-    ).length;
+  /**
+   * Whether `key` has had its tries in batch jobs not yet collected: two whose line for it
+   * failed, or two that failed or expired as a whole (which says nothing of the request).
+   */
+  #spent(key: string): boolean {
+    let lines = 0;
+    let jobs = 0;
+    for (const e of this.#ledger!.jobs) {
+      if (e.provider !== PROVIDER || e.collected || !this.#keysOf(e).has(key)) continue;
+      if (e.failed?.[key] !== undefined) lines++;
+      else if (e.state === "JOB_STATE_FAILED" || e.state === "JOB_STATE_EXPIRED") jobs++;
+    }
+    return lines >= 2 || jobs >= 2;
   }
 
   #flush(keys: string[]): void {
@@ -686,7 +692,7 @@ export class GeminiBatcher implements BatchApiSession {
     for (const key of keys) {
       if (!this.#calls.has(key)) continue;
       this.#sentIn.delete(key);
-      if (this.#failures(key) >= 2) {
+      if (this.#spent(key)) {
         this.#settle(key, {
           error: new ProviderError(
             `Gemini's Batch API failed this request twice (last: ${why}); run again later, or without --batch-api`,
