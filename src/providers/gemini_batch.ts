@@ -136,7 +136,7 @@ export class GeminiBatcher implements BatchApiSession {
   #batchDir = "";
   #ledger: BatchLedger | undefined;
   #wave: Wave<string> | undefined;
-  readonly #stop = new AbortController();
+  #stop = new AbortController();
   /** Calls waiting for an answer, by key. */
   readonly #calls = new Map<string, Call>();
   /** The job each sent call waits in, by key. */
@@ -169,6 +169,10 @@ export class GeminiBatcher implements BatchApiSession {
   }
 
   async open(batchDir: string, stop?: AbortSignal): Promise<void> {
+    // A session per run: a watch runs the batch again on the same providers.
+    this.#stop = new AbortController();
+    this.#answers.clear();
+    this.#indexed.clear();
     this.#batchDir = batchDir;
     const ledger = await BatchLedger.open(batchDir);
     const creating = ledger.jobs.filter((e) => e.provider === PROVIDER && e.state === "creating");

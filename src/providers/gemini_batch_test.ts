@@ -343,3 +343,47 @@ Deno.test("a connection with the batch mode reserves at the batch price", () => 
   connection.useBatchApi({});
   assert.equal(connection.estimateShare, 0.5);
 });
+
+Deno.test("GeminiBatcher opens again after it closed (a watch runs the batch again)", async () => {
+  await withStandIn(async (standIn, dir) => {
+    const { clock, connection, batcher } = session(standIn);
+    for (const prompt of ["first pass", "second pass"]) {
+      await batcher.open(dir);
+      const pending = [connection.generateContent(textCall(prompt))];
+      await waitFor(() => batcher.waiting()?.requests === 1, "the call to wait");
+      const [answer] = await settle(clock, pending);
+      assert.equal(answer!.status, "fulfilled");
+      assert.ok(answeredInBatch((answer as PromiseFulfilledResult<object>).value));
+      await batcher.close(true);
+    }
+    assert.equal(standIn.jobs.length, 2);
+  });
+});
+
+Deno.test("the Gemini provider with --batch-api estimates every call at the batch price, for --max-cost", async () => {
+  const { geminiProvider } = await import("./gemini.ts");
+  const create = (batchApi?: { pollMs: number; gatherMs: number }) =>
+    geminiProvider.create({
+      settings: { key: "k" },
+      roles: new Set(["generate", "critique", "refine"] as const),
+      models: [IMAGE],
+      size: { width: 1024, height: 1024 },
+      criticModel: undefined,
+      timeoutMs: 1000,
+      ...(batchApi && { batchApi }),
+    });
+  const live = await create();
+  const batched = await create({ pollMs: 1000, gatherMs: 10 });
+  assert.ok(batched.batch !== undefined && live.batch === undefined);
+  const image = { model: IMAGE, width: 1024, height: 1024 };
+  assert.equal(
+    batched.generator!.estimateCostUsd!(image),
+    Math.round(live.generator!.estimateCostUsd!(image)! / 2 * 1e6) / 1e6,
+  );
+  assert.ok(
+    Math.abs(batched.critic!.estimateCostUsd!()! - live.critic!.estimateCostUsd!()! / 2) < 2e-6,
+  );
+  assert.ok(
+    Math.abs(batched.refiner!.estimateCostUsd!()! - live.refiner!.estimateCostUsd!()! / 2) < 2e-6,
+  );
+});
