@@ -1,8 +1,7 @@
 /**
  * One `generateContent` call as a line of a Gemini batch: the REST `GenerateContentRequest` a
  * JSONL input file holds (the SDK converts inline requests itself, but a file is written by
- * hand), and the request's key: a hash of the model and the request, so the same call made
- * again, by a later run after a crash, has the same key and finds the job that holds it.
+ * hand), the line's key made from it (`requestKey`).
  *
  * @module
  */
@@ -60,30 +59,5 @@ export function inlineRequest(
   return { contents, config: sent, metadata: { key } };
 }
 
-/**
- * The key of a call: the first 32 hex digits of the SHA-256 of the model and the REST request
- * in canonical JSON (keys sorted).
- *
- * @example
- * ```ts
- * import { requestKey, restRequest } from "./gemini_batch_request.ts";
- * const contents = [{ role: "user", parts: [{ text: "a fox" }] }];
- * const a = await requestKey("gemini-3.8-flash", restRequest(contents, { temperature: 0.2 }));
- * const b = await requestKey("gemini-3.8-flash", restRequest(contents, { temperature: 0.2 }));
- * if (a !== b || !/^[0-9a-f]{32}$/.test(a)) throw new Error("same call, same key");
- * ```
- */
-export async function requestKey(model: string, request: Record<string, unknown>): Promise<string> {
-  const text = JSON.stringify(
-    [model.replace(/^models\//, ""), request],
-    (_key, value) =>
-      value !== null && typeof value === "object" && !Array.isArray(value)
-        ? Object.fromEntries(
-          Object.keys(value).sort().map((k) => [k, (value as Record<string, unknown>)[k]]),
-        )
-        : value,
-  );
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest).subarray(0, 16), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-}
+/** The key of a call, as every batch service makes it. */
+export { requestKey } from "../batch_api/batcher.ts";
