@@ -31,6 +31,7 @@ export const BATCH_ENTRIES: ReadonlySet<string> = new Set([
   "feedback.jsonl",
   "_previous",
   "_thumbs",
+  "_batch_api",
   ".retake.lock",
   "eval",
   "eval.json",

@@ -110,6 +110,14 @@ const coreSchema = z.object({
   verbose: z.boolean().default(false),
   /** Deadline for one provider call, in ms. */
   timeoutMs: positiveInt.default(120_000),
+  /** Send calls in batch jobs at the batch price (Gemini: half), where the service sells them. */
+  batchApi: z.boolean().default(false),
+  /** With `batchApi`: time between two looks at a running job, in ms. */
+  batchPollMs: positiveInt.default(30_000),
+  /** With `batchApi`: quiet time after the last request that sends a wave as a job, in ms. */
+  batchGatherMs: z.coerce.number().int().nonnegative().default(2_000),
+  /** Cancel the batch jobs this batch left running, then stop. */
+  cancelBatchJobs: z.boolean().default(false),
   retry: z.strictObject({
     maxAttempts: positiveInt.max(20).default(4),
     /** Retries after refusals as over quota, per call: they spend no attempt or budget. */
@@ -218,7 +226,19 @@ export interface LoadOptions {
  * Settings a received `run.json` never gives: they decide what a run spends, or where its calls
  * go and with which key.
  */
-const SPENDING = ["offline", "maxCost", "retry", "concurrency", "timeoutMs", "graceMs", "dryRun"];
+const SPENDING = [
+  "offline",
+  "maxCost",
+  "retry",
+  "concurrency",
+  "timeoutMs",
+  "graceMs",
+  "dryRun",
+  "batchApi",
+  "batchPollMs",
+  "batchGatherMs",
+  "cancelBatchJobs",
+];
 
 /** Builds the run's settings from every layer; throws {@linkcode InputError} on bad input. */
 export async function loadConfig(

@@ -222,6 +222,12 @@ export interface PipelineOptions {
    * (a reject) the next refinement takes. @default {undefined} (none)
    */
   reopen?: (id: string) => boolean;
+  /**
+   * Calls wait in batch jobs (`--batch-api`): no service is probed one call at a time first, as
+   * a job that cannot run is refused whole, at no cost, and one call alone would wait a job's
+   * turnaround before the rest could start. @default {false}
+   */
+  batched?: boolean;
   /** Monotonic clock in ms. @default {performance.now} */
   now?: () => number;
   /** Wall clock as ISO text. */
@@ -289,6 +295,7 @@ export function runPipeline(
     ? providerLimiters(options)
     : serverLimiters(options);
   const gates = providerGates(options);
+  if (options.batched) { for (const gate of Object.values(gates)) gate.succeeded(); }
   const ctx: Ctx = {
     ...options,
     now,
@@ -1144,6 +1151,7 @@ async function generateStep(
     startedAt,
     ...(image.requestId !== undefined && { requestId: image.requestId }),
     ...(image.modelVersion !== undefined && { modelVersion: image.modelVersion }),
+    ...(image.batch && { batch: true }),
   };
   return {
     step,
@@ -1484,6 +1492,7 @@ function stepRecord(
     requestId?: string;
     usage?: TokenUsage;
     normalised?: string[];
+    batch?: true;
   },
   startedAt: string,
 ): StepRecord {
@@ -1498,6 +1507,7 @@ function stepRecord(
     ...(result.requestId !== undefined && { requestId: result.requestId }),
     ...(result.usage !== undefined && { usage: result.usage }),
     ...(result.normalised !== undefined && { normalised: result.normalised }),
+    ...(result.batch && { batch: true }),
   };
 }
 

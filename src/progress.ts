@@ -31,6 +31,20 @@ export interface ProgressSnapshot {
   etaMs?: number;
   /** No new work starts (Ctrl-C, the budget): calls in flight finish, so no ETA holds. */
   draining?: boolean;
+  /** What the run waits for in batch jobs (`--batch-api`). */
+  waiting?: BatchWaiting;
+}
+
+/** Batch jobs the run waits for, as the progress line shows them. */
+export interface BatchWaiting {
+  /** Jobs sent and not answered yet (0 while a wave is still gathered). */
+  jobs: number;
+  /** Requests waiting in them, or gathered for the next. */
+  requests: number;
+  /** Local time the oldest was sent, `HH:MM`. */
+  since?: string;
+  /** How long ago that was, in ms. */
+  forMs?: number;
 }
 
 /** What a prompt can take at most, counted in provider calls. */
@@ -66,6 +80,13 @@ export interface ProgressTrackerOptions {
   /** Whether the run is draining: asked at every snapshot. @default {() => false} */
   draining?: () => boolean;
   /**
+   * What the run waits for in batch jobs, asked at every snapshot (`since`: ms since the
+   * epoch). @default {undefined}
+   */
+  waiting?: () => { jobs: number; requests: number; since?: number } | undefined;
+  /** Wall clock in ms, for how long a batch job has been waited for. @default {Date.now} */
+  wallNow?: () => number;
+  /**
    * How far back the throughput is measured, in ms: short enough to follow a run that speeds
    * up as its concurrency grows. @default {10000}
    */
@@ -86,6 +107,8 @@ export class ProgressTracker {
   readonly #start: number;
   readonly #stepsPerPrompt: number;
   readonly #draining: () => boolean;
+  readonly #waiting: ProgressTrackerOptions["waiting"];
+  readonly #wallNow: () => number;
   readonly #rateWindowMs: number;
   readonly #minRateSamples: number;
   readonly #minEtaSteps: number;
@@ -114,6 +137,8 @@ export class ProgressTracker {
     this.#now = options.now ?? (() => performance.now());
     this.#stepsPerPrompt = Math.max(1, options.stepsPerPrompt ?? 1);
     this.#draining = options.draining ?? (() => false);
+    this.#waiting = options.waiting;
+    this.#wallNow = options.wallNow ?? Date.now;
     this.#rateWindowMs = options.rateWindowMs ?? 10_000;
     this.#minRateSamples = Math.max(1, options.minRateSamples ?? 20);
     this.#minEtaSteps = Math.max(1, options.minEtaSteps ?? 5);
@@ -181,7 +206,17 @@ export class ProgressTracker {
     const elapsedMs = this.#now() - this.#start;
     const draining = this.#draining();
     const etaMs = draining ? undefined : this.#etaMs();
+    const wait = this.#waiting?.();
+    const waiting: BatchWaiting | undefined = wait && {
+      jobs: wait.jobs,
+      requests: wait.requests,
+      ...(wait.since !== undefined && {
+        since: new Date(wait.since).toTimeString().slice(0, 5),
+        forMs: Math.max(0, this.#wallNow() - wait.since),
+      }),
+    };
     return {
+      ...(waiting && { waiting }),
       total: this.#total,
       completed: this.#completed,
       failed: this.#failed,
@@ -259,6 +294,7 @@ export function formatProgress(s: ProgressSnapshot, columns = Infinity): string 
     retries: { forms: s.retries > 0 ? [`${s.retries} retries`, ""] : [""] },
     cost: { forms: [`$${s.costUsd.toFixed(4)}`, ""] },
     elapsed: { forms: [`${formatDuration(s.elapsedMs)} elapsed`, ""] },
+    waiting: { forms: waitingForms(s.waiting) },
     eta: {
       forms: s.draining
         ? ["draining", ""]
@@ -267,7 +303,7 @@ export function formatProgress(s: ProgressSnapshot, columns = Infinity): string 
         : [""],
     },
   };
-  const order = ["done", "stages", "failed", "retries", "cost", "elapsed", "eta"];
+  const order = ["done", "stages", "waiting", "failed", "retries", "cost", "elapsed", "eta"];
   const hasEta = fields.eta!.forms[0] !== "";
   // Each step shortens one field by one form, least useful first.
   const steps = [
@@ -277,9 +313,12 @@ export function formatProgress(s: ProgressSnapshot, columns = Infinity): string 
     "done",
     "stages",
     ...(hasEta ? ["elapsed"] : []),
+    "waiting",
     "failed",
     ...(hasEta ? [] : ["elapsed"]),
+    "waiting",
     "eta",
+    "waiting",
     "cost",
   ];
   const chosen: Record<string, number> = Object.fromEntries(order.map((name) => [name, 0]));
@@ -295,6 +334,22 @@ export function formatProgress(s: ProgressSnapshot, columns = Infinity): string 
     line = render();
   }
   return displayWidth(line) <= columns ? line : truncate(line, columns);
+}
+
+/** The batch wait, from its fullest form to none: what, since when, for how long. */
+function waitingForms(w: BatchWaiting | undefined): string[] {
+  if (w === undefined) return [""];
+  const requests = `${w.requests} request${w.requests === 1 ? "" : "s"}`;
+  if (w.jobs === 0) return [`gathering ${requests} for a batch job`, "gathering", ""];
+  const jobs = `${w.jobs} batch job${w.jobs === 1 ? "" : "s"}`;
+  const since = w.since !== undefined ? ` since ${w.since}` : "";
+  const long = w.forMs !== undefined ? ` (${formatDuration(w.forMs)})` : "";
+  return [
+    `waiting for ${jobs} (${requests})${since}${long}`,
+    `waiting for ${jobs}${since}`,
+    `batch${since}`,
+    "",
+  ];
 }
 
 // deno-lint-ignore no-control-regex

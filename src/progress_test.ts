@@ -692,3 +692,37 @@ Deno.test("ProgressLine start() prints a plain line every plainEveryMs elsewhere
     assert.ok(out.writes[1]!.endsWith("\n"));
   });
 });
+
+// --- batch jobs (--batch-api) ------------------------------------------------------------------
+
+Deno.test("formatProgress() says which batch jobs the run waits for, since when and how long", () => {
+  const waiting = { jobs: 2, requests: 400, since: "14:02", forMs: 200_000 };
+  const line = formatProgress(
+    snapshot({ waiting, inFlight: { generate: 400, critique: 0, refine: 0 } }),
+  );
+  assert.match(line, /waiting for 2 batch jobs \(400 requests\) since 14:02 \(3m20s\)/);
+  assert.match(
+    formatProgress(snapshot({ waiting: { jobs: 0, requests: 3 } })),
+    /gathering 3 requests for a batch job/,
+  );
+  // Narrow: the wait shortens before the cost goes, and never wraps.
+  for (const columns of [100, 80, 60, 40]) {
+    const narrow = formatProgress(snapshot({ waiting, costUsd: 1.5 }), columns);
+    assert.ok(displayWidth(narrow) <= columns, `${columns}: ${narrow}`);
+  }
+  assert.match(formatProgress(snapshot({ waiting, costUsd: 1.5 }), 60), /since 14:02/);
+});
+
+Deno.test("ProgressTracker asks what the run waits for at every snapshot", () => {
+  let wait: { jobs: number; requests: number; since?: number } | undefined;
+  const since = new Date(2026, 11, 1, 14, 2).getTime();
+  const tracker = new ProgressTracker(5, { waiting: () => wait, wallNow: () => since + 65_000 });
+  assert.equal(tracker.snapshot().waiting, undefined);
+  wait = { jobs: 1, requests: 5, since };
+  assert.deepEqual(tracker.snapshot().waiting, {
+    jobs: 1,
+    requests: 5,
+    since: "14:02",
+    forMs: 65_000,
+  });
+});

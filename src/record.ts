@@ -27,6 +27,8 @@ export interface StepRecord {
   usage?: TokenUsage;
   /** What of the service's answer was read leniently, where it did not fit as asked. */
   normalised?: string[];
+  /** Made in a batch job (`--batch-api`): `costUsd` is the batch price. */
+  batch?: true;
   startedAt: string;
 }
 

@@ -57,6 +57,13 @@ import { EXIT } from "./exit_codes.ts";
 import { outcomeIndex, outcomeKey, previousEntries, RunFile } from "./run_file.ts";
 import { runOnChanges, watchFiles } from "./watch.ts";
 import { COMMAND_LINE, oneOffPrompt } from "./prompts/one_off.ts";
+import {
+  batchPipeline,
+  cancelJobs,
+  closeSessions,
+  openSessions,
+  waitingFor,
+} from "./batch_api/run_sessions.ts";
 import { PromptQueue } from "./steering/queue.ts";
 import { Steering } from "./steering/steering.ts";
 
@@ -254,6 +261,11 @@ export async function runBatch(
   const lock = preloaded?.locked ? undefined : await lockBatch(batchDir);
   try {
     await removeStaleTemps(batchDir);
+    if (config.cancelBatchJobs) {
+      const signal = io.signal ?? new AbortController().signal;
+      io.writeOut(await cancelJobs(providers.batchSessions ?? [], batchDir, signal));
+      return { exitCode: EXIT.ok, batchDir, outcomes: [] };
+    }
     const mode = preloaded?.mode ?? "refine";
     const steering = io.steering ?? await Steering.open(batchDir);
     const batch = { config, promptFiles, io, specs, providers, models, batchDir, mode, steering };
@@ -281,7 +293,9 @@ interface Batch {
 async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
   const { config, io, specs, providers, models, batchDir } = batch;
   const budget = new Budget(config.maxCost);
+  const sessions = providers.batchSessions ?? [];
   const tracker = new ProgressTracker(specs.length * models.length, {
+    ...(sessions.length > 0 && { waiting: () => waitingFor(sessions) }),
     stepsPerPrompt: stepsPerPrompt({
       iterations: config.iterations,
       refine: batch.mode !== "sample",
@@ -305,6 +319,13 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
   });
   const log = getLogger(["retake", "run"]);
   if (providers.notice && !config.quiet) io.writeErr(`${providers.notice}\n`);
+  try {
+    // Jobs an earlier run left are found before anything is sent.
+    await openSessions(sessions, batchDir, io.signal);
+  } catch (error) {
+    await closeLogs();
+    throw error;
+  }
   const runFile = new RunFile(batch, {
     // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
     // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
@@ -332,6 +353,8 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     io.signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
   });
+  // Every prompt went through (failed ones included): no kept batch answer is needed again.
+  await closeSessions(sessions, /^completed/.test(ending.status));
   const { outcomes } = ending;
   let stopReason = ending.stopReason;
   try {
@@ -444,6 +467,8 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       timeoutMs: config.timeoutMs,
       // Remote providers keep the deadline themselves and cancel the request at the service.
       timeoutSlackMs: 5_000,
+      // --batch-api: a round's calls meet in waves, and wait as long as a job takes.
+      ...(providers.batchSessions?.length && batchPipeline(specs.length * models.length)),
       steering: steered,
       ...(pass.reopen && { reopen: pass.reopen }),
       onEvent: (event) => {

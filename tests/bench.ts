@@ -7,7 +7,7 @@
  * Time is scaled down about tenfold so a run takes minutes: fal takes 300 ms ± 60 ms per image
  * with a concurrency quota, Gemini 200 ms per call with a requests-per-window quota whose window
  * is 6 s instead of a minute, and fal is polled every 50 ms instead of 500 ms. `--only
- * throughput,rate,cost,memory,overhead,money,fal,studio,prompts` runs some parts.
+ * throughput,rate,cost,memory,overhead,money,fal,studio,prompts,batch` runs some parts.
  *
  * @module
  */
@@ -23,6 +23,7 @@ import { promptFile } from "./bench/prompt_file.ts";
 import { cliCommand, ROOT, RUN_ENV, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
+import { startGeminiBatchStandIn } from "./gemini_batch_standin.ts";
 
 const FAL_KEY = "bench-fal-key";
 const GEMINI_KEY = "bench-gemini-key";
@@ -63,6 +64,8 @@ interface Settings {
   overheadPrompts: number;
   /** Generations in each run of the fal status comparison. */
   statusGenerations: number;
+  /** Prompts of the Gemini-only run compared with and without `--batch-api` (`-n 3`). */
+  batchPrompts: number;
 }
 
 const FULL: Settings = {
@@ -86,6 +89,7 @@ const FULL: Settings = {
   memoryLarge: 10_000,
   overheadPrompts: 5000,
   statusGenerations: 64,
+  batchPrompts: 200,
 };
 
 /**
@@ -107,6 +111,7 @@ const QUICK: Settings = {
   memoryLarge: 2000,
   overheadPrompts: 1000,
   statusGenerations: 24,
+  batchPrompts: 40,
 };
 
 /** One line of the table. */
@@ -646,6 +651,93 @@ async function money(s: Settings, rows: Row[], work: string): Promise<void> {
 }
 
 /**
+ * Gemini's Batch API: the same Gemini-only batch (`-n 3`, Gemini draws and judges) run
+ * interactively and with `--batch-api`, against one batch stand-in that answers each job's lines
+ * as the interactive stand-in answers calls. The cost per prompt halves; the files are the same.
+ */
+async function batchApiCost(s: Settings, rows: Row[], work: string): Promise<void> {
+  const key = "AQ.bench-batch-key";
+  const standIn = await startGeminiBatchStandIn({ key });
+  try {
+    const cwd = `${work}/batch-api`;
+    await Deno.mkdir(cwd, { recursive: true });
+    await Deno.writeTextFile(
+      `${cwd}/batch.json`,
+      JSON.stringify({ prompts: benchPrompts(s.batchPrompts) }),
+    );
+    await Deno.writeTextFile(
+      `${cwd}/retake.config.json`,
+      JSON.stringify({ batchPollMs: 50, batchGatherMs: 1000 }),
+    );
+    const env = { GEMINI_API_KEY: key, GEMINI_BASE_URL: standIn.url };
+    const args = (name: string, extra: string[]) => [
+      "--out",
+      "out",
+      "--name",
+      name,
+      "-q",
+      "--generator",
+      "gemini",
+      "--critic",
+      "gemini",
+      "--model",
+      "nano-banana-2",
+      "--size",
+      "512x512",
+      "-n",
+      "3",
+      ...extra,
+      "batch.json",
+    ];
+    const totals: Record<string, { cost: number; files: string[]; ms: number }> = {};
+    for (const [name, extra] of [["interactive", []], ["batch", ["--batch-api"]]] as const) {
+      const started = performance.now();
+      const result = await runCli(args(name, [...extra]), { cwd, env });
+      if (result.code !== 0) throw new Error(`${name} run: exit ${result.code}\n${result.stderr}`);
+      const run = JSON.parse(await Deno.readTextFile(`${cwd}/out/${name}/run.json`));
+      const files: string[] = [];
+      for await (const entry of Deno.readDir(`${cwd}/out/${name}`)) {
+        if (!entry.isDirectory || entry.name.startsWith("_")) continue;
+        for await (const file of Deno.readDir(`${cwd}/out/${name}/${entry.name}`)) {
+          if (file.name !== "metadata.json") files.push(`${entry.name}/${file.name}`);
+        }
+      }
+      totals[name] = {
+        cost: run.totals.costUsd,
+        files: files.sort(),
+        ms: performance.now() - started,
+      };
+    }
+    const live = totals.interactive!;
+    const batch = totals.batch!;
+    const same = JSON.stringify(live.files) === JSON.stringify(batch.files);
+    rows.push({
+      metric: "Cost per prompt, batch ÷ interactive",
+      value: Math.round(batch.cost / live.cost * 1e4) / 1e4,
+      unit: "×",
+      target: { op: "<=", value: 0.51 },
+      detail: `${s.batchPrompts} prompts -n 3, Gemini only: $${
+        (batch.cost / s.batchPrompts).toFixed(5)
+      } against $${
+        (live.cost / s.batchPrompts).toFixed(5)
+      } a prompt; ${standIn.jobs.length} jobs; ${
+        same ? "the same" : "**different**"
+      } ${batch.files.length} files`,
+    });
+    const keys = standIn.jobs.flatMap((j) => j.lines.map((l) => l.key));
+    rows.push({
+      metric: "Requests sent in two batch jobs",
+      value: keys.length - new Set(keys).size + (same ? 0 : 1),
+      unit: "",
+      target: { op: "<=", value: 0 },
+      detail: `${keys.length} requests in ${standIn.jobs.length} jobs (and the files the same)`,
+    });
+  } finally {
+    await standIn.close();
+  }
+}
+
+/**
  * How a request's completion reaches retake: polling `…/status` every `pollIntervalMs` against
  * following `…/status/stream`, side by side on one stand-in, `falConcurrency` generations at a
  * time. Counts the status requests per generation, and the delay from fal completing a request
@@ -830,6 +922,7 @@ async function main(args: string[]): Promise<number> {
     if (wanted("fal")) await falStatus(s, rows);
     if (wanted("studio")) await studioPage(rows, work);
     if (wanted("prompts")) rows.push(...await promptFile(child, work));
+    if (wanted("batch")) await batchApiCost(s, rows, work);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

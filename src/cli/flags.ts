@@ -214,6 +214,18 @@ export const FLAGS: readonly Flag[] = [
     help: "spend at most this much in this run; 0 makes no paid call",
   },
   {
+    name: "batch-api",
+    type: "boolean",
+    setting: ["batchApi"],
+    help: "send Gemini's calls in batch jobs at half price; rounds wait for the jobs (hours)",
+  },
+  {
+    name: "cancel-batch-jobs",
+    type: "boolean",
+    setting: ["cancelBatchJobs"],
+    help: "cancel the batch jobs this batch left running, then stop",
+  },
+  {
     name: "dry-run",
     type: "boolean",
     setting: ["dryRun"],

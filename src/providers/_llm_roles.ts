@@ -63,6 +63,8 @@ export interface JsonAnswer<T> {
     requestId?: string;
     /** What of the answer had to be read leniently; absent when it fitted as sent. */
     normalised?: string[];
+    /** Answered in a batch job, at the batch price. */
+    batch?: true;
   };
 }
 

@@ -36,6 +36,7 @@ import {
   usageOf,
   withCost,
 } from "./gemini_api.ts";
+import { answeredInBatch } from "./gemini_batch.ts";
 import { geminiImageGenerator, resolveGeminiImageModel } from "./gemini_image.ts";
 import {
   DEFAULT_GEMINI_IMAGE_MODEL,
@@ -201,7 +202,8 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Json
         inputTokens: 2 * input,
         outputTokens: maxOutputTokens + 2 * maxOutputTokens,
       };
-      return Math.round(costOf(tokens) * 1e6) / 1e6;
+      // With --batch-api, reserved at the batch price.
+      return Math.round(costOf(tokens) * connection.estimateShare * 1e6) / 1e6;
     },
     async ask({ operation, system, text, image, schema, temperature, reader, signal }) {
       const config: GenerateContentConfig = {
@@ -226,6 +228,7 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Json
       let modelVersion: string | undefined;
       let limit = maxOutputTokens;
       let problem = "";
+      let inBatch = false;
       const withId = () => requestId !== undefined ? { requestId } : {};
       // What the answers so far were billed, for an error that ends the call: Gemini bills
       // every answer by its tokens, blocked, cut off or malformed ones included.
@@ -237,7 +240,7 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Json
         const started = performance.now();
         let response: GenerateContentResponse;
         try {
-          response = await (await connection.models()).generateContent({
+          response = await connection.generateContent({
             model,
             contents,
             config: { ...config, maxOutputTokens: limit, abortSignal: signal },
@@ -268,7 +271,8 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Json
           usage.imageTokens = (usage.imageTokens ?? 0) + callUsage.imageTokens;
         }
         modelVersion = connection.noteModelVersion(model, response) ?? modelVersion;
-        spent += costOf(callUsage, modelVersion);
+        spent += costOf(callUsage, modelVersion) * connection.priceShare(response);
+        inBatch = answeredInBatch(response);
         requestId = response.responseId ?? requestId;
         const candidate = response.candidates?.[0];
         const finish = candidate?.finishReason ?? (candidate ? "STOP" : undefined);
@@ -333,6 +337,7 @@ function _textClient(connection: GeminiConnection, options: GeminiOptions): Json
               costUsd: spent,
               usage,
               ...withId(),
+              ...(inBatch && { batch: true as const }),
               ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
             },
           };
@@ -444,7 +449,7 @@ export const geminiProvider = {
     "GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY), add it to .env or the config file, or choose another provider (--generator local, --critic local)",
   resolveModel: resolveGeminiImageModel,
   create(
-    { settings, roles, models, size, criticModel, timeoutMs, rubric }: CreateContext<
+    { settings, roles, models, size, criticModel, timeoutMs, rubric, batchApi }: CreateContext<
       GeminiSettings
     >,
   ) {
@@ -459,6 +464,8 @@ export const geminiProvider = {
       await Promise.all(checks.map((c) => c(signal)));
     };
     const parts: ProviderParts = {};
+    // Every part's calls go through the connection, so one batch mode covers them all.
+    if (batchApi !== undefined) parts.batch = connection.useBatchApi(batchApi);
     if (roles.has("critique") || roles.has("refine")) {
       const text = _textClient(connection, {
         apiKey: settings.key!,

@@ -9,9 +9,17 @@
 import type { GenerateContentResponse, GoogleGenAI, Model } from "@google/genai/web";
 import { getLogger } from "@logtape/logtape";
 import { ProviderError } from "../errors.ts";
+import { StopRequested } from "../pipeline.ts";
 import { redactor } from "../redact.ts";
 import { NETWORK_FAULT, waitFromMessage } from "./_http.ts";
 import { clip } from "./_llm_prompts.ts";
+import {
+  answeredInBatch,
+  BATCH_PRICE,
+  GeminiBatcher,
+  type GeminiBatcherOptions,
+  type GenerateParams,
+} from "./gemini_batch.ts";
 import { baseModelId, GEMINI_MODEL_CHANGES } from "./gemini_models.ts";
 import type { TokenUsage } from "./provider.ts";
 
@@ -46,6 +54,22 @@ export interface GeminiConnection {
   readonly timeoutMs: number;
   /** The SDK's `models` module, loading the SDK on first use. */
   models(): Promise<GoogleGenAI["models"]>;
+  /**
+   * `models.generateContent`, or with `--batch-api` (see {@linkcode GeminiConnection.batch})
+   * the same call through the next batch job.
+   */
+  generateContent(params: GenerateParams): Promise<GenerateContentResponse>;
+  /** The batch mode of this connection, once {@linkcode GeminiConnection.useBatchApi} made it. */
+  readonly batch: GeminiBatcher | undefined;
+  /** Sends every call through Gemini's Batch API once the session it returns is open. */
+  useBatchApi(options: GeminiBatcherOptions): GeminiBatcher;
+  /**
+   * What an answer is billed as a share of its price at the interactive rates: half for an answer
+   * from a batch job.
+   */
+  priceShare(response: GenerateContentResponse): number;
+  /** The share a budget reserves for one call: the batch price with `--batch-api`. */
+  readonly estimateShare: number;
   /** `text` with the key taken out. */
   redact(text: string): string;
   /**
@@ -93,7 +117,8 @@ export function connectGemini(options: GeminiConnectionOptions): GeminiConnectio
     chosen: ChosenModel,
   ): unknown => {
     if (signal.aborted) return signal.reason ?? error;
-    if (error instanceof ProviderError) return error;
+    // A batch wait ended by Ctrl-C: the prompt stops as interrupted, not failed.
+    if (error instanceof ProviderError || error instanceof StopRequested) return error;
     const e = error as { name?: unknown; status?: unknown; message?: unknown };
     if (e?.name === "ApiError" && typeof e.status === "number") {
       return classifyApiError(e.status, String(e.message ?? ""), {
@@ -127,23 +152,49 @@ export function connectGemini(options: GeminiConnectionOptions): GeminiConnectio
     );
   };
 
+  // The SDK loads on the first call: a run that never calls Gemini never loads it.
+  const client = () =>
+    sdk ??= import("@google/genai/web").then(({ GoogleGenAI }) =>
+      new GoogleGenAI({
+        apiKey,
+        vertexai: false,
+        apiVersion: "v1beta",
+        httpOptions: {
+          timeout: timeoutMs,
+          ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }),
+        },
+      })
+    );
+  const interactive = async (params: GenerateParams) =>
+    await (await client()).models.generateContent(params);
+  let batch: GeminiBatcher | undefined;
+
   const connection: GeminiConnection = {
     timeoutMs,
     redact,
     classify,
     async models() {
-      // The SDK loads on the first call: a run that never calls Gemini never loads it.
-      return (await (sdk ??= import("@google/genai/web").then(({ GoogleGenAI }) =>
-        new GoogleGenAI({
-          apiKey,
-          vertexai: false,
-          apiVersion: "v1beta",
-          httpOptions: {
-            timeout: timeoutMs,
-            ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }),
-          },
-        })
-      ))).models;
+      return (await client()).models;
+    },
+    generateContent(params) {
+      return batch?.active ? batch.generateContent(params) : interactive(params);
+    },
+    get batch() {
+      return batch;
+    },
+    useBatchApi(options) {
+      const never = new AbortController().signal;
+      batch ??= new GeminiBatcher({
+        client,
+        interactive,
+        classify: (error, operation, model) =>
+          classify(error, never, operation, { model, flag: "--batch-api" }),
+      }, options);
+      return batch;
+    },
+    priceShare: (response) => answeredInBatch(response) ? BATCH_PRICE : 1,
+    get estimateShare() {
+      return batch !== undefined ? BATCH_PRICE : 1;
     },
     async checkModel(chosen, signal) {
       const { model, flag } = chosen;

@@ -20,6 +20,7 @@ import {
   type GeminiConnection,
   type GeminiConnectionOptions,
 } from "./gemini_api.ts";
+import { answeredInBatch } from "./gemini_batch.ts";
 import {
   DEFAULT_GEMINI_IMAGE_MODEL,
   defaultGeminiPrices,
@@ -246,7 +247,9 @@ export function geminiImageGenerator(
       if (rates?.image === undefined) return undefined;
       const { imageSize } = geminiImageShape(model, width, height);
       const usd = (_imageTokens(model, imageSize) * rates.image +
-        PROMPT_TOKEN_BOUND * rates.input + THINKING_TOKEN_BOUND * rates.output) / 1e6;
+        PROMPT_TOKEN_BOUND * rates.input + THINKING_TOKEN_BOUND * rates.output) /
+        1e6 *
+        connection.estimateShare;
       return Math.round(usd * 1e6) / 1e6;
     },
     async generate(request: GenerateRequest): Promise<GeneratedImage> {
@@ -274,7 +277,7 @@ export function geminiImageGenerator(
       const started = performance.now();
       let response: GenerateContentResponse;
       try {
-        response = await (await connection.models()).generateContent({
+        response = await connection.generateContent({
           model,
           contents: [{ role: "user", parts: await _parts(request) }],
           config,
@@ -295,7 +298,9 @@ export function geminiImageGenerator(
       const candidate = response.candidates?.[0];
       const finish = candidate?.finishReason;
       const part = _imagePart(candidate?.content?.parts);
-      const costUsd = costOf(model, response, shape.imageSize, modelVersion, part !== undefined);
+      const costUsd = costOf(model, response, shape.imageSize, modelVersion, part !== undefined) *
+        connection.priceShare(response);
+      const batch = answeredInBatch(response);
       log.debug(
         "Gemini image generation with {model}: {status} in {durationMs} ms, {aspectRatio} at {imageSize}",
         {
@@ -368,6 +373,7 @@ export function geminiImageGenerator(
         costUsd,
         ...(priceOf(prices, model)?.image === undefined && costUsd === 0 &&
           { costUnknown: true as const }),
+        ...(batch && { batch: true as const }),
       };
     },
   };

@@ -13,6 +13,7 @@ import type { z } from "zod";
 import type { Brief, Critique } from "../critique.ts";
 import type { PromptSpec } from "../prompts.ts";
 import type { Rubric } from "../rubric.ts";
+import type { BatchApiSession, BatchApiSettings } from "../batch_api/session.ts";
 
 /** Output image encodings retake can save. */
 export type ImageFormat = "png" | "jpeg";
@@ -114,6 +115,8 @@ export interface GeneratedImage {
   nsfw?: boolean;
   /** Where the service keeps the image for a while, for a later edit to start from. */
   url?: string;
+  /** Made in a batch job (`--batch-api`), at the batch price. */
+  batch?: true;
 }
 
 /** What every provider can say before any paid call. */
@@ -197,6 +200,8 @@ export interface CritiqueResult {
   requestId?: string;
   /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
   normalised?: string[];
+  /** Answered in a batch job (`--batch-api`), at the batch price. */
+  batch?: true;
 }
 
 /** Make a prompt's checklist, once, from the prompt and its context. */
@@ -214,6 +219,8 @@ export interface BriefResult {
   requestId?: string;
   /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
   normalised?: string[];
+  /** Answered in a batch job (`--batch-api`), at the batch price. */
+  batch?: true;
 }
 
 /** Judges an image. */
@@ -274,6 +281,8 @@ export interface RefineResult {
   requestId?: string;
   /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
   normalised?: string[];
+  /** Answered in a batch job (`--batch-api`), at the batch price. */
+  batch?: true;
 }
 
 /** Writes the next prompt. */
@@ -317,6 +326,8 @@ export interface ProviderParts {
   generator?: ImageGenerator;
   critic?: ImageCritic;
   refiner?: PromptRefiner;
+  /** Its batch mode, when the run asked for one (`--batch-api`) and it has one. */
+  batch?: BatchApiSession;
 }
 
 /** What {@linkcode ProviderDescriptor.create} gets. */
@@ -344,6 +355,11 @@ export interface CreateContext<S> {
   rubric?: Rubric;
   /** Deadline for one call, in ms (`--timeout`). */
   timeoutMs: number;
+  /**
+   * `--batch-api`: send calls in batch jobs at the batch price, where the service sells them.
+   * @default {undefined} (every call at once)
+   */
+  batchApi?: BatchApiSettings;
 }
 
 /**

@@ -14,6 +14,7 @@ import { comfyuiProvider } from "./comfyui/mod.ts";
 import { falProvider } from "./fal.ts";
 import { geminiProvider } from "./gemini.ts";
 import { openaiProvider } from "./openai.ts";
+import type { BatchApiSession } from "../batch_api/session.ts";
 import type {
   ImageCritic,
   ImageGenerator,
@@ -34,6 +35,8 @@ export interface Providers {
   resolveModel: (name: string) => string;
   /** One line for the start of the run when anything runs offline; undefined otherwise. */
   notice?: string;
+  /** The batch modes of the providers that have one, with `--batch-api`. */
+  batchSessions?: BatchApiSession[];
 }
 
 /**
@@ -168,6 +171,8 @@ export async function createProviders(
         criticModel: config.criticModel,
         ...(Object.keys(rubric).length > 0 && { rubric }),
         timeoutMs: config.timeoutMs,
+        ...((config.batchApi || config.cancelBatchJobs) &&
+          { batchApi: { pollMs: config.batchPollMs, gatherMs: config.batchGatherMs } }),
       }),
     );
   }
@@ -179,7 +184,9 @@ export async function createProviders(
     return built as NonNullable<ProviderParts[K]>;
   };
   const notice = offlineNotice(config, { generatorOf, criticOf });
+  const batchSessions = [...parts.values()].flatMap((p) => p.batch ? [p.batch] : []);
   return {
+    ...(batchSessions.length > 0 && { batchSessions }),
     generator: part(generatorOf, "generator"),
     critic: part(criticOf, "critic"),
     refiner: part(refinerOf, "refiner"),
