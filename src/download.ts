@@ -86,8 +86,6 @@ export async function downloadImage(
   if (url.startsWith("data:")) return _fromDataUri(url, maxBytes, provider);
 
   const allowed = new Set((options.allowedOrigins ?? []).map((o) => new URL(o).origin));
-  const doFetch = options.fetch ?? globalThis.fetch;
-  const log = options.logger ?? defaultLog;
   const deadline = new AbortController();
   const timer = setTimeout(
     () =>
@@ -97,22 +95,22 @@ export async function downloadImage(
   const signal = options.signal
     ? AbortSignal.any([options.signal, deadline.signal])
     : deadline.signal;
-  const fail = (
-    message: string,
-    retryable: boolean,
-    extra: { status?: number; cause?: unknown } = {},
-  ) => new ProviderError(message, { provider, retryable, ...extra });
-
   // Translates whatever ended the transfer into the error the pipeline should see.
   const classify = (error: unknown): unknown => {
     if (options.signal?.aborted) return options.signal.reason ?? error;
     if (error instanceof ProviderError) return error;
     if (deadline.signal.aborted) {
-      return fail(`Cannot download the image as it took longer than ${timeoutMs} ms`, true, {
-        cause: error,
-      });
+      return _fail(
+        provider,
+        `Cannot download the image as it took longer than ${timeoutMs} ms`,
+        true,
+        {
+          cause: error,
+        },
+      );
     }
-    return fail(
+    return _fail(
+      provider,
       `Cannot download the image as the transfer failed: ${(error as Error)?.message ?? error}`,
       true,
       { cause: error },
@@ -125,60 +123,11 @@ export async function downloadImage(
     clearTimeout(timer);
   };
   try {
-    let current = _checkUrl(url, allowed, provider);
-    let response: Response;
-    for (let redirects = 0;; redirects++) {
-      const started = performance.now();
-      response = await doFetch(current.href, { redirect: "manual", signal });
-      log.debug("GET {host}{path}: {status} in {durationMs} ms", {
-        method: "GET",
-        host: current.host,
-        path: current.pathname,
-        status: response.status,
-        durationMs: Math.round(performance.now() - started),
-      });
-      const location = response.headers.get("location");
-      if (response.status < 300 || response.status >= 400 || location === null) break;
-      await response.body?.cancel();
-      if (redirects >= (options.maxRedirects ?? 5)) {
-        throw fail(
-          `Cannot download the image as it redirected more than ${redirects} times`,
-          false,
-        );
-      }
-      current = _checkUrl(new URL(location, current).href, allowed, provider);
+    const { response, host } = await _follow(url, allowed, options, signal);
+    const { format, length } = await _checkAnswer(response, host, maxBytes, provider);
+    if (response.body === null) {
+      throw _fail(provider, "Cannot download the image as the body is empty", true);
     }
-    if (!response.ok) {
-      await response.body?.cancel();
-      const retryable = response.status === 408 || response.status === 429 ||
-        response.status >= 500;
-      throw fail(
-        `Cannot download the image from ${current.host} as it answered HTTP ${response.status}`,
-        retryable,
-        { status: response.status },
-      );
-    }
-    const contentType = (response.headers.get("content-type") ?? "").split(";")[0]!.trim()
-      .toLowerCase();
-    const format = CONTENT_TYPES[contentType];
-    if (format === undefined) {
-      await response.body?.cancel();
-      throw fail(
-        `Cannot use the downloaded file as an image as its content type is '${
-          contentType || "missing"
-        }': expected image/png or image/jpeg`,
-        false,
-      );
-    }
-    const length = Number(response.headers.get("content-length") ?? NaN);
-    if (length > maxBytes) {
-      await response.body?.cancel();
-      throw fail(
-        `Cannot download the image as it is ${length} bytes: the limit is ${maxBytes} (maxDownloadBytes)`,
-        false,
-      );
-    }
-    if (response.body === null) throw fail("Cannot download the image as the body is empty", true);
     const data = limitBytes(response.body, maxBytes, {
       provider,
       classify,
@@ -189,6 +138,101 @@ export async function downloadImage(
     if (!settled) finish();
     throw classify(error);
   }
+}
+
+function _fail(
+  provider: string,
+  message: string,
+  retryable: boolean,
+  extra: { status?: number; cause?: unknown } = {},
+): ProviderError {
+  return new ProviderError(message, { provider, retryable, ...extra });
+}
+
+/**
+ * GETs `url`, following redirects (each target checked like the first URL), and logs each
+ * call. Returns the final answer and the host that gave it.
+ */
+async function _follow(
+  url: string,
+  allowed: Set<string>,
+  options: DownloadOptions,
+  signal: AbortSignal,
+): Promise<{ response: Response; host: string }> {
+  const provider = options.provider;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const log = options.logger ?? defaultLog;
+  let current = _checkUrl(url, allowed, provider);
+  for (let redirects = 0;; redirects++) {
+    const started = performance.now();
+    const response = await doFetch(current.href, { redirect: "manual", signal });
+    log.debug("GET {host}{path}: {status} in {durationMs} ms", {
+      method: "GET",
+      host: current.host,
+      path: current.pathname,
+      status: response.status,
+      durationMs: Math.round(performance.now() - started),
+    });
+    const location = response.headers.get("location");
+    if (response.status < 300 || response.status >= 400 || location === null) {
+      return { response, host: current.host };
+    }
+    await response.body?.cancel();
+    if (redirects >= (options.maxRedirects ?? 5)) {
+      throw _fail(
+        provider,
+        `Cannot download the image as it redirected more than ${redirects} times`,
+        false,
+      );
+    }
+    current = _checkUrl(new URL(location, current).href, allowed, provider);
+  }
+}
+
+/**
+ * The image's format and declared length; throws (the body cancelled) for an answer that is
+ * an error, not an image, or larger than `maxBytes`.
+ */
+async function _checkAnswer(
+  response: Response,
+  host: string,
+  maxBytes: number,
+  provider: string,
+): Promise<{ format: ImageFormat; length: number }> {
+  if (!response.ok) {
+    await response.body?.cancel();
+    const retryable = response.status === 408 || response.status === 429 ||
+      response.status >= 500;
+    throw _fail(
+      provider,
+      `Cannot download the image from ${host} as it answered HTTP ${response.status}`,
+      retryable,
+      { status: response.status },
+    );
+  }
+  const contentType = (response.headers.get("content-type") ?? "").split(";")[0]!.trim()
+    .toLowerCase();
+  const format = CONTENT_TYPES[contentType];
+  if (format === undefined) {
+    await response.body?.cancel();
+    throw _fail(
+      provider,
+      `Cannot use the downloaded file as an image as its content type is '${
+        contentType || "missing"
+      }': expected image/png or image/jpeg`,
+      false,
+    );
+  }
+  const length = Number(response.headers.get("content-length") ?? NaN);
+  if (length > maxBytes) {
+    await response.body?.cancel();
+    throw _fail(
+      provider,
+      `Cannot download the image as it is ${length} bytes: the limit is ${maxBytes} (maxDownloadBytes)`,
+      false,
+    );
+  }
+  return { format, length };
 }
 
 /** Options for {@linkcode limitBytes}. */

@@ -15,7 +15,7 @@ import { type Brief, type Critique, critiqueSchema } from "../critique.ts";
 import { billedCost, InputError, isFatal, messageOf } from "../errors.ts";
 import { LOCAL_CRITIC_MODEL } from "../offline/critic.ts";
 import type { PromptSpec } from "../prompts.ts";
-import type { ImageCritic, ProviderDescriptor } from "../providers/provider.ts";
+import type { CritiqueResult, ImageCritic, ProviderDescriptor } from "../providers/provider.ts";
 import { chooseProviders, DESCRIPTORS, providerNamed } from "../providers/registry.ts";
 import { type RetryOptions, retryWithBackoff } from "../retry.ts";
 import { readJson } from "./results.ts";
@@ -211,105 +211,17 @@ export async function judgeFinals(
   options: JudgeOptions,
 ): Promise<JudgeRun> {
   const run: JudgeRun = { verdicts: [], spentUsd: 0 };
-  const stop = options.stop ?? new AbortController().signal;
-  const abort = options.abort ?? new AbortController().signal;
-  const one = async (task: JudgeTask): Promise<Verdict> => {
-    const base = { strategy: task.strategy, id: task.spec.id, costUsd: 0 };
-    if (task.image === undefined) return { ...base, status: "no final image" };
-    const image = task.image;
-    const cacheFile = `${options.cacheDir}/${task.strategy}/${safeFolderName(task.spec.id)}.json`;
-    let key: Pick<CachedVerdict, "judge" | "imageSha256" | "briefSha256">;
-    try {
-      // Before any call: a link where the verdict goes would waste the call that fills it.
-      await refuseLinks(cacheFile, options.within);
-      key = {
-        judge: judge.id,
-        imageSha256: sha256(await Deno.readFile(image)),
-        briefSha256: task.brief === undefined ? null : sha256(JSON.stringify(task.brief)),
-      };
-    } catch (error) {
-      return { ...base, status: "failed", error: messageOf(error) };
-    }
-    const cached = await readCached(cacheFile, options.within, key);
-    if (cached !== undefined) {
-      return {
-        ...base,
-        ...scoreOf(cached.critique, task.brief),
-        costUsd: cached.costUsd,
-        status: "cached",
-      };
-    }
-    if (run.stoppedBy !== undefined || stop.aborted) {
-      run.stoppedBy ??= "interrupt";
-      return { ...base, status: "not judged" };
-    }
-    let reservation;
-    try {
-      reservation = await options.budget.reserve(judge.critic.estimateCostUsd?.() ?? 0, abort);
-    } catch (error) {
-      run.stoppedBy ??= error instanceof BudgetRefusal ? "budget" : "interrupt";
-      return { ...base, status: "not judged", error: messageOf(error) };
-    }
-    let result;
-    try {
-      result = await lastValueFrom(
-        defer(() =>
-          judge.critic.critique({
-            imagePath: image,
-            format: /\.jpe?g$/i.test(image) ? "jpeg" : "png",
-            prompt: task.spec.prompt,
-            ...(task.brief !== undefined && { brief: task.brief }),
-            spec: task.spec,
-            iteration: task.iteration,
-            signal: abort,
-          })
-        ).pipe(retryWithBackoff({ ...options.retry, stop })),
-      );
-    } catch (error) {
-      const billed = billedCost(error);
-      reservation.settle(billed);
-      run.spentUsd += billed;
-      if (isFatal(error)) {
-        run.stoppedBy = "fatal";
-        run.fatal ??= error;
-      }
-      return { ...base, costUsd: billed, status: "failed", error: messageOf(error) };
-    }
-    reservation.settle(result.costUsd);
-    run.spentUsd += result.costUsd;
-    const verdict: Verdict = {
-      ...base,
-      ...scoreOf(result.critique, task.brief),
-      costUsd: result.costUsd,
-      status: "judged",
-    };
-    const entry: CachedVerdict = {
-      ...key,
-      image: image.startsWith(`${options.within}/`)
-        ? image.slice(options.within.length + 1)
-        : image,
-      model: result.model,
-      costUsd: result.costUsd,
-      judgedAt: (options.isoNow ?? (() => new Date().toISOString()))(),
-      critique: result.critique,
-    };
-    try {
-      await Deno.mkdir(`${options.cacheDir}/${task.strategy}`, { recursive: true });
-      await writeJsonAtomic(cacheFile, entry, { within: options.within });
-    } catch (error) {
-      // The verdict counts; only a rerun would pay for it again.
-      verdict.error = `Cannot cache the verdict: ${messageOf(error)}`;
-      if (isFatal(error)) {
-        run.stoppedBy = "fatal";
-        run.fatal ??= error;
-      }
-    }
-    return verdict;
+  const pass: JudgePass = {
+    judge,
+    options,
+    run,
+    stop: options.stop ?? new AbortController().signal,
+    abort: options.abort ?? new AbortController().signal,
   };
   const indexed = await lastValueFrom(
     from(tasks.map((task, index) => ({ task, index }))).pipe(
       mergeMap(
-        ({ task, index }) => defer(async () => ({ index, verdict: await one(task) })),
+        ({ task, index }) => defer(async () => ({ index, verdict: await _judgeOne(pass, task) })),
         options.concurrency ?? 4,
       ),
       toArray(),
@@ -318,6 +230,136 @@ export async function judgeFinals(
   run.verdicts = indexed.sort((a, b) => a.index - b.index).map((v) => v.verdict);
   run.spentUsd = Math.round(run.spentUsd * 1e6) / 1e6;
   return run;
+}
+
+/** One {@linkcode judgeFinals} pass: what every task's judging shares. */
+interface JudgePass {
+  judge: Judge;
+  options: JudgeOptions;
+  /** The pass's outcome so far: spent, and why it stopped. */
+  run: JudgeRun;
+  /** Starts no new judging once aborted. */
+  stop: AbortSignal;
+  /** Cancels calls under way. */
+  abort: AbortSignal;
+}
+
+/** What a verdict is cached under: the judge, the image's bytes and the brief. */
+type CacheKey = Pick<CachedVerdict, "judge" | "imageSha256" | "briefSha256">;
+
+/** One task's verdict: from the cache, else judged (within the budget) and cached. */
+async function _judgeOne(pass: JudgePass, task: JudgeTask): Promise<Verdict> {
+  const { judge, options, run } = pass;
+  const base = { strategy: task.strategy, id: task.spec.id, costUsd: 0 };
+  if (task.image === undefined) return { ...base, status: "no final image" };
+  const image = task.image;
+  const cacheFile = `${options.cacheDir}/${task.strategy}/${safeFolderName(task.spec.id)}.json`;
+  let key: CacheKey;
+  try {
+    // Before any call: a link where the verdict goes would waste the call that fills it.
+    await refuseLinks(cacheFile, options.within);
+    key = {
+      judge: judge.id,
+      imageSha256: sha256(await Deno.readFile(image)),
+      briefSha256: task.brief === undefined ? null : sha256(JSON.stringify(task.brief)),
+    };
+  } catch (error) {
+    return { ...base, status: "failed", error: messageOf(error) };
+  }
+  const cached = await readCached(cacheFile, options.within, key);
+  if (cached !== undefined) {
+    return {
+      ...base,
+      ...scoreOf(cached.critique, task.brief),
+      costUsd: cached.costUsd,
+      status: "cached",
+    };
+  }
+  if (run.stoppedBy !== undefined || pass.stop.aborted) {
+    run.stoppedBy ??= "interrupt";
+    return { ...base, status: "not judged" };
+  }
+  let reservation;
+  try {
+    reservation = await options.budget.reserve(judge.critic.estimateCostUsd?.() ?? 0, pass.abort);
+  } catch (error) {
+    run.stoppedBy ??= error instanceof BudgetRefusal ? "budget" : "interrupt";
+    return { ...base, status: "not judged", error: messageOf(error) };
+  }
+  let result;
+  try {
+    result = await _critique(pass, task, image);
+  } catch (error) {
+    const billed = billedCost(error);
+    reservation.settle(billed);
+    run.spentUsd += billed;
+    _noteFatal(run, error);
+    return { ...base, costUsd: billed, status: "failed", error: messageOf(error) };
+  }
+  reservation.settle(result.costUsd);
+  run.spentUsd += result.costUsd;
+  const verdict: Verdict = {
+    ...base,
+    ...scoreOf(result.critique, task.brief),
+    costUsd: result.costUsd,
+    status: "judged",
+  };
+  await _cache(pass, task, cacheFile, key, result, verdict);
+  return verdict;
+}
+
+/** The judge's critique of `image`, retried as the loop's calls are. */
+function _critique(pass: JudgePass, task: JudgeTask, image: string): Promise<CritiqueResult> {
+  return lastValueFrom(
+    defer(() =>
+      pass.judge.critic.critique({
+        imagePath: image,
+        format: /\.jpe?g$/i.test(image) ? "jpeg" : "png",
+        prompt: task.spec.prompt,
+        ...(task.brief !== undefined && { brief: task.brief }),
+        spec: task.spec,
+        iteration: task.iteration,
+        signal: pass.abort,
+      })
+    ).pipe(retryWithBackoff({ ...pass.options.retry, stop: pass.stop })),
+  );
+}
+
+/**
+ * Writes the verdict to the cache. A failure is noted on `verdict`, which still counts: only a
+ * rerun would pay for it again.
+ */
+async function _cache(
+  { options, run }: JudgePass,
+  task: JudgeTask,
+  cacheFile: string,
+  key: CacheKey,
+  result: CritiqueResult,
+  verdict: Verdict,
+): Promise<void> {
+  const image = task.image!;
+  const entry: CachedVerdict = {
+    ...key,
+    image: image.startsWith(`${options.within}/`) ? image.slice(options.within.length + 1) : image,
+    model: result.model,
+    costUsd: result.costUsd,
+    judgedAt: (options.isoNow ?? (() => new Date().toISOString()))(),
+    critique: result.critique,
+  };
+  try {
+    await Deno.mkdir(`${options.cacheDir}/${task.strategy}`, { recursive: true });
+    await writeJsonAtomic(cacheFile, entry, { within: options.within });
+  } catch (error) {
+    verdict.error = `Cannot cache the verdict: ${messageOf(error)}`;
+    _noteFatal(run, error);
+  }
+}
+
+/** A fatal error stops the pass; the first is kept to report. */
+function _noteFatal(run: JudgeRun, error: unknown): void {
+  if (!isFatal(error)) return;
+  run.stoppedBy = "fatal";
+  run.fatal ??= error;
 }
 
 /** The judge's score and the checks it found passed, of the brief's checks. */

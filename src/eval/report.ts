@@ -150,52 +150,22 @@ export interface ReportSource {
 export function buildReport(source: ReportSource): EvalReport {
   const { results, judgeRun } = source;
   const verdict = new Map(judgeRun.verdicts.map((v) => [`${v.strategy}\u0000${v.id}`, v]));
-  const verdictOf = (strategy: StrategyName, id: string) => verdict.get(`${strategy}\u0000${id}`);
+  const verdictOf: VerdictOf = (strategy, id) => verdict.get(`${strategy}\u0000${id}`);
   const strategies: Partial<Record<StrategyName, StrategySummary>> = {};
   for (const plan of source.plans) {
     const result = results.find((r) => r.name === plan.name);
-    const prompts = result?.prompts ?? [];
-    const done = prompts.filter((p) => p.finalImage !== undefined);
-    const verdicts = prompts.map((p) => verdictOf(plan.name, p.id)).filter((v) => v !== undefined);
-    const scored = verdicts.filter((v) => v.score !== undefined);
-    const rates = scored.filter((v) => v.checksTotal !== undefined && v.checksTotal > 0)
-      .map((v) => v.checksPassed! / v.checksTotal!);
-    strategies[plan.name] = {
-      folder: result ? relative(source.root, result.dir) : `eval/${plan.name}`,
-      mode: plan.mode,
-      iterations: plan.iterations,
-      runStatus: result?.runStatus ?? "not run",
-      prompts: prompts.length,
-      completed: done.length,
-      judged: scored.length,
-      meanJudgeScore: mean(scored.map((v) => v.score!), 2),
-      meanChecksPassedRate: mean(rates, 3),
-      meanCriticScore: mean(
-        done.filter((p) => p.criticScore !== undefined).map((p) => p.criticScore!),
-        2,
-      ),
-      imagesPerPrompt: mean(done.map((p) => p.images), 2),
-      costPerPromptUsd: mean(done.map((p) => p.costUsd), 6),
-      timePerPromptMs: mean(done.map((p) => p.durationMs), 0),
-      totalCostUsd: round(prompts.reduce((sum, p) => sum + p.costUsd, 0), 6),
-      estimatedUsdPerPrompt: plan.estimatedUsdPerPrompt === undefined
-        ? null
-        : round(plan.estimatedUsdPerPrompt, 6),
-      judgeCostUsd: round(verdicts.reduce((sum, v) => sum + v.costUsd, 0), 6),
-    };
+    strategies[plan.name] = _strategySummary(plan, result, verdictOf, source.root);
   }
   const ids = results[0]?.prompts.map((p) => p.id) ?? [];
   const refineVsBestOfN = strategies.refine && strategies["best-of-n"]
     ? compare(ids.map((id) => [verdictOf("refine", id), verdictOf("best-of-n", id)]))
     : null;
-  const independent = source.judge.independent;
-  const all = judgeRun.verdicts;
   return {
     version: VERSION,
     createdAt: source.createdAt,
     promptFiles: source.promptFiles,
     offline: source.offline,
-    caveat: source.offline ? OFFLINE_CAVEAT : independent ? null : SAME_JUDGE_CAVEAT,
+    caveat: source.offline ? OFFLINE_CAVEAT : source.judge.independent ? null : SAME_JUDGE_CAVEAT,
     equalSpend: source.equalSpend,
     budget: {
       maxCostUsd: source.budget.maxCostUsd ?? null,
@@ -205,42 +175,96 @@ export function buildReport(source: ReportSource): EvalReport {
     },
     strategies,
     comparison: { refineVsBestOfN },
-    judge: {
-      provider: source.judge.provider,
-      model: source.judge.model,
-      independent,
-      loopCritic: source.judge.loopCritic,
-      costUsd: round(all.reduce((sum, v) => sum + v.costUsd, 0), 6),
-      thisRunCostUsd: judgeRun.spentUsd,
-      judged: all.filter((v) => v.status === "judged").length,
-      cached: all.filter((v) => v.status === "cached").length,
-      failed: all.filter((v) => v.status === "failed").length,
-      notJudged: all.filter((v) => v.status === "not judged").length,
-      stoppedBy: judgeRun.stoppedBy ?? null,
-    },
-    prompts: ids.map((id) => {
-      const line: { id: string } & Partial<Record<StrategyName, PromptLine>> = { id };
-      for (const result of results) {
-        const p = result.prompts.find((x) => x.id === id)!;
-        const v = verdictOf(result.name, id);
-        line[result.name] = {
-          status: p.status,
-          judge: v?.status ?? "not judged",
-          judgeScore: v?.score ?? null,
-          checksPassed: v?.checksPassed ?? null,
-          checksTotal: v?.checksTotal ?? null,
-          criticScore: p.criticScore ?? null,
-          images: p.images,
-          costUsd: p.costUsd,
-          durationMs: p.durationMs,
-          ...(v?.error !== undefined
-            ? { error: v.error }
-            : p.problem !== undefined && { error: p.problem }),
-        };
-      }
-      return line;
-    }),
+    judge: _judgeSummary(source.judge, judgeRun),
+    prompts: ids.map((id) => _promptLine(id, results, verdictOf)),
   };
+}
+
+/** The judge's verdict on a strategy's final image of a prompt, if it gave one. */
+type VerdictOf = (strategy: StrategyName, id: string) => Verdict | undefined;
+
+/** One strategy's means and totals over its prompts (`result` undefined: it did not run). */
+function _strategySummary(
+  plan: StrategyPlan,
+  result: StrategyResults | undefined,
+  verdictOf: VerdictOf,
+  root: string,
+): StrategySummary {
+  const prompts = result?.prompts ?? [];
+  const done = prompts.filter((p) => p.finalImage !== undefined);
+  const verdicts = prompts.map((p) => verdictOf(plan.name, p.id)).filter((v) => v !== undefined);
+  const scored = verdicts.filter((v) => v.score !== undefined);
+  const rates = scored.filter((v) => v.checksTotal !== undefined && v.checksTotal > 0)
+    .map((v) => v.checksPassed! / v.checksTotal!);
+  return {
+    folder: result ? relative(root, result.dir) : `eval/${plan.name}`,
+    mode: plan.mode,
+    iterations: plan.iterations,
+    runStatus: result?.runStatus ?? "not run",
+    prompts: prompts.length,
+    completed: done.length,
+    judged: scored.length,
+    meanJudgeScore: mean(scored.map((v) => v.score!), 2),
+    meanChecksPassedRate: mean(rates, 3),
+    meanCriticScore: mean(
+      done.filter((p) => p.criticScore !== undefined).map((p) => p.criticScore!),
+      2,
+    ),
+    imagesPerPrompt: mean(done.map((p) => p.images), 2),
+    costPerPromptUsd: mean(done.map((p) => p.costUsd), 6),
+    timePerPromptMs: mean(done.map((p) => p.durationMs), 0),
+    totalCostUsd: round(prompts.reduce((sum, p) => sum + p.costUsd, 0), 6),
+    estimatedUsdPerPrompt: plan.estimatedUsdPerPrompt === undefined
+      ? null
+      : round(plan.estimatedUsdPerPrompt, 6),
+    judgeCostUsd: round(verdicts.reduce((sum, v) => sum + v.costUsd, 0), 6),
+  };
+}
+
+/** Who judged, what it cost, and how many verdicts of each kind it gave. */
+function _judgeSummary(judge: Judge, judgeRun: JudgeRun): EvalReport["judge"] {
+  const all = judgeRun.verdicts;
+  return {
+    provider: judge.provider,
+    model: judge.model,
+    independent: judge.independent,
+    loopCritic: judge.loopCritic,
+    costUsd: round(all.reduce((sum, v) => sum + v.costUsd, 0), 6),
+    thisRunCostUsd: judgeRun.spentUsd,
+    judged: all.filter((v) => v.status === "judged").length,
+    cached: all.filter((v) => v.status === "cached").length,
+    failed: all.filter((v) => v.status === "failed").length,
+    notJudged: all.filter((v) => v.status === "not judged").length,
+    stoppedBy: judgeRun.stoppedBy ?? null,
+  };
+}
+
+/** Prompt `id` as each strategy left it, with the judge's verdict. */
+function _promptLine(
+  id: string,
+  results: StrategyResults[],
+  verdictOf: VerdictOf,
+): { id: string } & Partial<Record<StrategyName, PromptLine>> {
+  const line: { id: string } & Partial<Record<StrategyName, PromptLine>> = { id };
+  for (const result of results) {
+    const p = result.prompts.find((x) => x.id === id)!;
+    const v = verdictOf(result.name, id);
+    line[result.name] = {
+      status: p.status,
+      judge: v?.status ?? "not judged",
+      judgeScore: v?.score ?? null,
+      checksPassed: v?.checksPassed ?? null,
+      checksTotal: v?.checksTotal ?? null,
+      criticScore: p.criticScore ?? null,
+      images: p.images,
+      costUsd: p.costUsd,
+      durationMs: p.durationMs,
+      ...(v?.error !== undefined
+        ? { error: v.error }
+        : p.problem !== undefined && { error: p.problem }),
+    };
+  }
+  return line;
 }
 
 /** The paired comparison over prompts where both finals have a judge score. */

@@ -190,7 +190,21 @@ const STREAM_UNSERVED = new Set([400, 404, 405, 406, 501]);
 const SIZE_PEEK_BYTES = 1 << 20;
 
 /**
- * Creates a generator that renders images with a fal.ai text-to-image endpoint.
+ * Creates a generator that renders images with a fal.ai text-to-image endpoint: a
+ * {@linkcode FalGenerator}.
+ *
+ * @example
+ * ```ts ignore
+ * const generator = createFalGenerator({ apiKey: Deno.env.get("FAL_KEY")! });
+ * const image = await generator.generate({ ...request, model: resolveFalModel("flux-dev") });
+ * ```
+ */
+export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator {
+  return new FalGenerator(options);
+}
+
+/**
+ * Renders images with a fal.ai text-to-image endpoint (or its edit endpoint, for an edit).
  *
  * What fal bills, as read from its docs (docs.fal.ai/documentation/model-apis/pricing and the
  * FAQ, 2026): outputs, per image or megapixel; never queue time or server errors (5xx).
@@ -200,214 +214,288 @@ const SIZE_PEEK_BYTES = 1 << 20;
  * a 5xx, costs nothing. A request cancelled while running is recorded at its price only when
  * fal answers that it had already completed; fal does not document billing a run it stopped.
  *
- * @example
- * ```ts ignore
- * const generator = createFalGenerator({ apiKey: Deno.env.get("FAL_KEY")! });
- * const image = await generator.generate({ ...request, model: resolveFalModel("flux-dev") });
- * ```
+ * One instance serves a whole run: besides its settings it remembers, across prompts, what fal
+ * answered (whether the status stream is served, prices fal gave, requests billed but not
+ * delivered, requests it cancelled) and which warnings it already gave.
  */
-export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator {
-  const apiKey = options.apiKey;
-  if (typeof apiKey !== "string" || apiKey.trim() === "") {
-    throw new TypeError(
-      "Cannot create the fal generator as 'apiKey' is empty: set FAL_KEY, or run with --generator local",
-    );
-  }
-  const timeoutMs = positiveOption("fal generator", "timeoutMs", options.timeoutMs ?? 120_000);
-  const pollIntervalMs = positiveOption(
-    "fal generator",
-    "pollIntervalMs",
-    options.pollIntervalMs ?? 500,
-  );
-  const maxDownloadBytes = positiveOption(
-    "fal generator",
-    "maxDownloadBytes",
-    options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
-  );
-  if (options.steps !== undefined) positiveOption("fal generator", "steps", options.steps);
-  const enableSafetyChecker = options.enableSafetyChecker ?? true;
-  const failOnNsfw = options.failOnNsfw ?? true;
+export class FalGenerator implements ImageGenerator {
+  readonly name = PROVIDER;
+  readonly #apiKey: string;
+  readonly #timeoutMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #maxDownloadBytes: number;
+  readonly #enableSafetyChecker: boolean;
+  readonly #failOnNsfw: boolean;
+  readonly #steps: number | undefined;
+  readonly #models: string[] | undefined;
+  readonly #edits: boolean;
+  /** Prices from the built-in table and the config: never changed once made. */
+  readonly #prices: Readonly<Record<string, FalPrice>>;
+  /** Prices fal's pricing API gave in {@linkcode check} for endpoints `#prices` lacks. */
+  readonly #falPrices = new Map<string, FalPrice>();
+  /** The origin of `baseUrl`, whose images may come over plain http. */
+  readonly #baseOrigin: string | undefined;
+  readonly #innerFetch: typeof fetch;
+  readonly #redact: (text: string) => string;
+  /** The fetch the SDK and the Platform API calls go through (see {@linkcode _apiFetch}). */
+  readonly #apiFetch: typeof fetch;
   /** Cleared for the rest of the run once the status stream turns out not to be served. */
-  let streaming = (options.statusUpdates ?? "stream") === "stream";
-  const prices = _prices(options.prices);
-  const base = options.baseUrl?.replace(/\/+$/, "");
-  const baseOrigin = base === undefined ? undefined : originOf("fal generator", base);
-  const innerFetch = options.fetch ?? globalThis.fetch;
-  const redact = redactor([apiKey]);
-  const warnedPrices = new Set<string>();
-  const warnedModels = new Set<string>();
+  #streaming: boolean;
+  /** The SDK's client, loaded on the first call: a run that never calls fal never loads it. */
+  #client: Promise<FalClient> | undefined;
+  readonly #warnedPrices = new Set<string>();
+  readonly #warnedModels = new Set<string>();
   /** Prompt settings an endpoint has no field for, each said once per endpoint. */
-  const warnedUnsent = new Set<string>();
-  const warnUnsent = (model: string, input: Record<string, unknown>, request: GenerateRequest) => {
+  readonly #warnedUnsent = new Set<string>();
+  /** Requests this generator cancelled: never worth recovering. */
+  readonly #cancelledIds = new Set<string>();
+  /** What fal answered to each cancel, by request id (the SDK drops the body). */
+  readonly #cancelAnswers = new Map<string, string>();
+  /** Why each request's status stream failed, as this generator classified it. */
+  readonly #streamFailures = new Map<string, ProviderError>();
+  /**
+   * Requests fal completed (and billed) whose image this process did not get, by their input:
+   * the next attempt with the same input fetches that result instead of paying again. `charged`
+   * is what was already recorded for it on an earlier error.
+   */
+  readonly #undelivered = new Map<string, { requestId: string; charged: number }>();
+
+  constructor(options: FalGeneratorOptions) {
+    const apiKey = options.apiKey;
+    if (typeof apiKey !== "string" || apiKey.trim() === "") {
+      throw new TypeError(
+        "Cannot create the fal generator as 'apiKey' is empty: set FAL_KEY, or run with --generator local",
+      );
+    }
+    this.#apiKey = apiKey;
+    this.#timeoutMs = positiveOption("fal generator", "timeoutMs", options.timeoutMs ?? 120_000);
+    this.#pollIntervalMs = positiveOption(
+      "fal generator",
+      "pollIntervalMs",
+      options.pollIntervalMs ?? 500,
+    );
+    this.#maxDownloadBytes = positiveOption(
+      "fal generator",
+      "maxDownloadBytes",
+      options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
+    );
+    if (options.steps !== undefined) positiveOption("fal generator", "steps", options.steps);
+    this.#steps = options.steps;
+    this.#models = options.models;
+    this.#edits = options.edits ?? false;
+    this.#enableSafetyChecker = options.enableSafetyChecker ?? true;
+    this.#failOnNsfw = options.failOnNsfw ?? true;
+    this.#streaming = (options.statusUpdates ?? "stream") === "stream";
+    this.#prices = _prices(options.prices);
+    const base = options.baseUrl?.replace(/\/+$/, "");
+    this.#baseOrigin = base === undefined ? undefined : originOf("fal generator", base);
+    this.#innerFetch = options.fetch ?? globalThis.fetch;
+    this.#redact = redactor([apiKey]);
+    this.#apiFetch = _apiFetch({
+      base,
+      innerFetch: this.#innerFetch,
+      redact: this.#redact,
+      onCancelAnswer: (requestId, status) => this.#cancelAnswers.set(requestId, status),
+      onStreamFailure: (requestId, error) => this.#streamFailures.set(requestId, error),
+    });
+  }
+
+  editModel(model: string): string | undefined {
+    return falEditFor(resolveFalModel(model))?.id;
+  }
+
+  estimateCostUsd(
+    { model, width, height, edit }: {
+      model: string;
+      width: number;
+      height: number;
+      edit?: boolean;
+    },
+  ): number | undefined {
+    const id = resolveFalModel(model);
+    // An edit is billed as the endpoint it goes to, at the tier of the image it edits.
+    const target = edit ? falEditFor(id)?.id ?? id : id;
+    return this.#price(target, { width, height }, falTier(id, width, height));
+  }
+
+  async check(signal: AbortSignal): Promise<void> {
+    const models = [...new Set((this.#models ?? [DEFAULT_FAL_MODEL]).map(resolveFalModel))];
+    const edits = new Map<string, string>();
+    for (const model of this.#edits ? models : []) {
+      const edit = falEditFor(model)?.id;
+      if (edit !== undefined && !edits.has(edit)) edits.set(edit, model);
+    }
+    await this.#checkKeyAndPrices([...models, ...edits.keys()], signal);
+    await this.#checkCatalogue(models, edits, signal);
+  }
+
+  async generate(request: GenerateRequest): Promise<GeneratedImage> {
+    const { drawn, editOf, model, input } = await this.#endpointInput(request);
+    if (request.signal.aborted) throw request.signal.reason;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException(`fal timed out after ${this.#timeoutMs} ms`, "TimeoutError"),
+        ),
+      this.#timeoutMs,
+    );
+    const signal = AbortSignal.any([request.signal, deadline.signal]);
+    // An edit asks for the tier its source was drawn at.
+    const tier = falTier(drawn, request.width, request.height);
+    const job: Job = {
+      model,
+      key: JSON.stringify([model, input]),
+      tier,
+      ...(typeof input.seed === "number" && { seedSent: input.seed }),
+      completed: false,
+      charged: 0,
+      price: 0,
+    };
+    job.price = this.#price(model, request, tier) ?? 0;
+    try {
+      return await this.#attempt(job, input, request, signal);
+    } catch (error) {
+      throw _settingError(
+        await this.#failure(job, request, deadline.signal, error),
+        request,
+        model,
+        editOf,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The SDK's queue API, loading the SDK on first use. */
+  async #queue(): Promise<FalClient["queue"]> {
+    this.#client ??= import("@fal-ai/client").then(({ createFalClient }) =>
+      createFalClient({
+        credentials: this.#apiKey,
+        suppressLocalCredentialsWarning: true,
+        fetch: this.#apiFetch,
+      })
+    );
+    return (await this.#client).queue;
+  }
+
+  /**
+   * The endpoint `request` goes to and its input: an edit goes to the family's edit endpoint
+   * (`editOf` names the model it edits for), and is priced as that endpoint.
+   */
+  async #endpointInput(request: GenerateRequest): Promise<{
+    drawn: string;
+    editOf: string | undefined;
+    model: string;
+    input: Record<string, unknown>;
+  }> {
+    const drawn = resolveFalModel(request.model);
+    const base = {
+      prompt: request.prompt,
+      width: request.width,
+      height: request.height,
+      seed: request.seed,
+      format: request.format,
+      safetyChecker: this.#enableSafetyChecker,
+      // A prompt's own steps win over `fal.steps`.
+      steps: request.steps ?? this.#steps,
+      negativePrompt: request.negativePrompt,
+    };
+    const edit = request.edit === undefined ? undefined : falEditFor(drawn);
+    const model = edit?.id ?? drawn;
+    const input = edit === undefined ? falInput(drawn, base) : edit.input({
+      ...base,
+      imageUrl: request.edit!.imageUrl ?? await _dataUri(request.edit!.imagePath),
+      instruction: request.edit!.instruction,
+    });
+    if (falModel(drawn) === undefined && !this.#warnedModels.has(drawn)) {
+      this.#warnedModels.add(model);
+      log.warn(
+        "retake does not know fal endpoint {model}: sending FLUX.1-style input (image_size, seed, output_format); a 422 will name any field it rejects",
+        { model },
+      );
+    }
+    this.#warnUnsent(model, input, request);
+    return { drawn, editOf: edit === undefined ? undefined : drawn, model, input };
+  }
+
+  /** Warns, once per endpoint, of a prompt setting `input` has no field for. */
+  #warnUnsent(model: string, input: Record<string, unknown>, request: GenerateRequest): void {
     for (
       const [setting, field, value] of [
         ["negativePrompt", "negative_prompt", request.negativePrompt],
         ["steps", "num_inference_steps", request.steps],
       ] as const
     ) {
-      if (value === undefined || field in input || warnedUnsent.has(`${model}\0${setting}`)) {
+      if (value === undefined || field in input || this.#warnedUnsent.has(`${model}\0${setting}`)) {
         continue;
       }
-      warnedUnsent.add(`${model}\0${setting}`);
+      this.#warnedUnsent.add(`${model}\0${setting}`);
       log.warn(
         "fal endpoint {model} takes no {field}: the prompts' {setting} is not sent to it (prompt {promptId} is the first)",
         { model, field, setting, promptId: request.spec.id },
       );
     }
-  };
-  /** Requests this generator cancelled: never worth recovering. */
-  const cancelledIds = new Set<string>();
-  /** What fal answered to each cancel, by request id (the SDK drops the body). */
-  const cancelAnswers = new Map<string, string>();
-  /** Why each request's status stream failed, as this generator classified it. */
-  const streamFailures = new Map<string, ProviderError>();
+  }
+
   /**
-   * Requests fal completed (and billed) whose image this process did not get, by their input:
-   * the next attempt with the same input fetches that result instead of paying again. `charged`
-   * is what was already recorded for it on an earlier error.
+   * One attempt at `job`: the result of a request sent before where fal still has it, else of a
+   * new submit.
    */
-  const undelivered = new Map<string, { requestId: string; charged: number }>();
-  const apiFetch = _apiFetch({
-    base,
-    innerFetch,
-    redact,
-    onCancelAnswer: (requestId, status) => cancelAnswers.set(requestId, status),
-    onStreamFailure: (requestId, error) => streamFailures.set(requestId, error),
-  });
-
-  // The SDK loads on the first call: a run that never calls fal never loads it.
-  let client: Promise<FalClient> | undefined;
-  const queue = async () =>
-    (await (client ??= import("@fal-ai/client").then(({ createFalClient }) =>
-      createFalClient({
-        credentials: apiKey,
-        suppressLocalCredentialsWarning: true,
-        fetch: apiFetch,
-      })
-    ))).queue;
-
-  const generator: ImageGenerator = {
-    name: PROVIDER,
-    editModel: (model) => falEditFor(resolveFalModel(model))?.id,
-    estimateCostUsd({ model, width, height, edit }) {
-      const id = resolveFalModel(model);
-      // An edit is billed as the endpoint it goes to, at the tier of the image it edits.
-      const target = edit ? falEditFor(id)?.id ?? id : id;
-      return price(target, { width, height }, falTier(id, width, height));
-    },
-    async check(signal) {
-      const models = [...new Set((options.models ?? [DEFAULT_FAL_MODEL]).map(resolveFalModel))];
-      const edits = new Map<string, string>();
-      for (const model of options.edits ? models : []) {
-        const edit = falEditFor(model)?.id;
-        if (edit !== undefined && !edits.has(edit)) edits.set(edit, model);
+  async #attempt(
+    job: Job,
+    input: Record<string, unknown>,
+    request: GenerateRequest,
+    signal: AbortSignal,
+  ): Promise<GeneratedImage> {
+    await this.#resume(job, request, signal);
+    // One submit at most per attempt: only a request this attempt did not send may turn
+    // out to be gone, and then one is sent instead.
+    let submitted = false;
+    for (;;) {
+      if (job.id === undefined) {
+        job.id = await this.#submit(job.model, input, signal, request.onAccepted);
+        submitted = true;
       }
-      await checkKeyAndPrices([...models, ...edits.keys()], signal);
-      await checkCatalogue(models, edits, signal);
-    },
-    async generate(request: GenerateRequest): Promise<GeneratedImage> {
-      const drawn = resolveFalModel(request.model);
-      const base = {
-        prompt: request.prompt,
-        width: request.width,
-        height: request.height,
-        seed: request.seed,
-        format: request.format,
-        safetyChecker: enableSafetyChecker,
-        // A prompt's own steps win over `fal.steps`.
-        steps: request.steps ?? options.steps,
-        negativePrompt: request.negativePrompt,
-      };
-      // An edit goes to the family's edit endpoint, and is priced as that endpoint.
-      const edit = request.edit === undefined ? undefined : falEditFor(drawn);
-      const model = edit?.id ?? drawn;
-      const input = edit === undefined ? falInput(drawn, base) : edit.input({
-        ...base,
-        imageUrl: request.edit!.imageUrl ?? await _dataUri(request.edit!.imagePath),
-        instruction: request.edit!.instruction,
-      });
-      if (falModel(drawn) === undefined && !warnedModels.has(drawn)) {
-        warnedModels.add(model);
-        log.warn(
-          "retake does not know fal endpoint {model}: sending FLUX.1-style input (image_size, seed, output_format); a 422 will name any field it rejects",
-          { model },
-        );
-      }
-      warnUnsent(model, input, request);
-      if (request.signal.aborted) throw request.signal.reason;
-      const deadline = new AbortController();
-      const timer = setTimeout(
-        () =>
-          deadline.abort(new DOMException(`fal timed out after ${timeoutMs} ms`, "TimeoutError")),
-        timeoutMs,
-      );
-      const signal = AbortSignal.any([request.signal, deadline.signal]);
-      const key = JSON.stringify([model, input]);
-      // An edit asks for the tier its source was drawn at.
-      const tier = falTier(drawn, request.width, request.height);
-      const job: Job = {
-        model,
-        key,
-        tier,
-        ...(typeof input.seed === "number" && { seedSent: input.seed }),
-        completed: false,
-        charged: 0,
-        price: 0,
-      };
-      job.price = price(model, request, tier) ?? 0;
       try {
-        const earlier = undelivered.get(key);
-        undelivered.delete(key);
-        if (earlier !== undefined) {
-          log.info("Fetching the result of fal request {requestId}, completed earlier", {
-            model,
-            requestId: earlier.requestId,
-          });
-          job.id = earlier.requestId;
-          job.charged = earlier.charged;
-        } else if (request.recoverRequestId !== undefined) {
-          job.id = await recoverable(model, request.recoverRequestId, signal);
-        }
-        // One submit at most per attempt: only a request this attempt did not send may turn
-        // out to be gone, and then one is sent instead.
-        let submitted = false;
-        for (;;) {
-          if (job.id === undefined) {
-            job.id = await submit(model, input, signal, request.onAccepted);
-            submitted = true;
-          }
-          try {
-            return await deliver(job, request, signal);
-          } catch (error) {
-            if (submitted || !_gone(error) || signal.aborted) throw error;
-            log.info("fal no longer has request {requestId}: submitting a new one", {
-              model,
-              requestId: job.id,
-            });
-            Object.assign(job, {
-              id: undefined,
-              completed: false,
-              resultFetched: false,
-              charged: 0,
-            });
-          }
-        }
+        return await this.#deliver(job, request, signal);
       } catch (error) {
-        throw _settingError(
-          await failure(job, request, deadline.signal, error),
-          request,
-          model,
-          edit === undefined ? undefined : drawn,
-        );
-      } finally {
-        clearTimeout(timer);
+        if (submitted || !_gone(error) || signal.aborted) throw error;
+        log.info("fal no longer has request {requestId}: submitting a new one", {
+          model: job.model,
+          requestId: job.id,
+        });
+        Object.assign(job, {
+          id: undefined,
+          completed: false,
+          resultFetched: false,
+          charged: 0,
+        });
       }
-    },
-  };
-  return generator;
+    }
+  }
+
+  /**
+   * Points `job` at a request already sent for it, so its result is fetched instead of paying
+   * again: one an earlier attempt left billed but undelivered, or one an interrupted run left.
+   */
+  async #resume(job: Job, request: GenerateRequest, signal: AbortSignal): Promise<void> {
+    const earlier = this.#undelivered.get(job.key);
+    this.#undelivered.delete(job.key);
+    if (earlier !== undefined) {
+      log.info("Fetching the result of fal request {requestId}, completed earlier", {
+        model: job.model,
+        requestId: earlier.requestId,
+      });
+      job.id = earlier.requestId;
+      job.charged = earlier.charged;
+    } else if (request.recoverRequestId !== undefined) {
+      job.id = await this.#recoverable(job.model, request.recoverRequestId, signal);
+    }
+  }
 
   /** Submits `input`; what fal accepted is reported at once, so it can be recorded. */
-  async function submit(
+  async #submit(
     model: string,
     input: Record<string, unknown>,
     signal: AbortSignal,
@@ -421,7 +509,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const submitted = await (await queue()).submit(model, {
+      const submitted = await (await this.#queue()).submit(model, {
         input,
         headers: SUBMIT_HEADERS,
         abortSignal: grace.signal,
@@ -435,24 +523,23 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   }
 
   /** Waits for `job` to complete, fetches its result and starts the image download. */
-  async function deliver(
+  async #deliver(
     job: Job,
     request: GenerateRequest,
     signal: AbortSignal,
   ): Promise<GeneratedImage> {
     const { model } = job;
     const requestId = job.id!;
-    const { queueMs, inferenceSeconds } = await completion(model, requestId, signal);
+    const { queueMs, inferenceSeconds } = await this.#completion(model, requestId, signal);
     job.completed = true;
-    const result = await fetchResult(model, requestId, signal);
+    const result = await this.#fetchResult(model, requestId, signal);
     job.resultFetched = true;
     const output = _output(result.data, requestId);
     const image = output.image;
     let width = image.width ?? request.width;
     let height = image.height ?? request.height;
-    const entry = priceOf(job.model);
+    const entry = this.#priceOf(job.model);
     job.price = entry === undefined ? 0 : estimateFalCost(entry, [{ width, height }], job.tier);
-    let costUsd = owed(job);
     const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
     // A seed the model did not report is recorded only where it was sent and is honoured.
     const seed = output.seed ??
@@ -461,35 +548,11 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         : undefined);
     log.debug(
       "fal {model} request {requestId} done: queued {queueMs} ms, inference {inferenceMs} ms",
-      { model, requestId, queueMs, inferenceMs, seed, nsfw: output.nsfw, costUsd },
+      { model, requestId, queueMs, inferenceMs, seed, nsfw: output.nsfw, costUsd: this.#owed(job) },
     );
-    if (output.nsfw === true && failOnNsfw) {
-      log.warn("fal flagged the image of request {requestId} as NSFW", {
-        model,
-        requestId,
-        nsfw: true,
-        costUsd,
-      });
-      throw new FalNsfwError(
-        "Cannot use the image as fal's safety checker flagged it as NSFW: rephrase the prompt, or set failOnNsfw to false to keep flagged images",
-        { requestId, costUsd },
-      );
-    }
-    const download = await downloadImage(image.url, {
-      provider: PROVIDER,
-      maxBytes: maxDownloadBytes,
-      allowedOrigins: baseOrigin === undefined ? [] : [baseOrigin],
-      signal,
-      timeoutMs,
-      fetch: innerFetch,
-      logger: log,
-    });
-    let data: GeneratedImage["data"] = _billedStream(download.data, (error) => {
-      // The bytes broke off on the way to disk: fal billed the request, and still has it.
-      if (!(error instanceof ProviderError)) return error;
-      if (error.retryable) undelivered.set(job.key, { requestId, charged: job.price });
-      return _with(error, { requestId, costUsd });
-    });
+    this.#refuseFlagged(job, output);
+    const download = await this.#download(job, image.url, signal);
+    let data = download.data;
     if (entry?.unit === "megapixel" && (image.width === undefined || image.height === undefined)) {
       // Billed by the megapixel, and fal did not say how many: read them off the image itself.
       const head = await withImageSize(data, SIZE_PEEK_BYTES);
@@ -497,7 +560,6 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       if (head.size !== undefined) {
         ({ width, height } = head.size);
         job.price = estimateFalCost(entry, [head.size], job.tier);
-        costUsd = owed(job);
       }
     }
     return {
@@ -508,7 +570,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       ...(seed !== undefined && { seed }),
       model,
       requestId,
-      costUsd,
+      costUsd: this.#owed(job),
       ...(entry === undefined && { costUnknown: true }),
       queueMs,
       ...(inferenceMs !== undefined && { inferenceMs }),
@@ -518,11 +580,57 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     };
   }
 
+  /** Throws when fal flagged `output` as NSFW and flagged images are refused; still billed. */
+  #refuseFlagged(job: Job, output: FalOutput): void {
+    if (output.nsfw !== true || !this.#failOnNsfw) return;
+    const requestId = job.id!;
+    const costUsd = this.#owed(job);
+    log.warn("fal flagged the image of request {requestId} as NSFW", {
+      model: job.model,
+      requestId,
+      nsfw: true,
+      costUsd,
+    });
+    throw new FalNsfwError(
+      "Cannot use the image as fal's safety checker flagged it as NSFW: rephrase the prompt, or set failOnNsfw to false to keep flagged images",
+      { requestId, costUsd },
+    );
+  }
+
+  /**
+   * Starts downloading `job`'s image. Its bytes may still break off on the way to disk, after
+   * `generate` returned: that error says what fal billed, and the next attempt fetches the
+   * result fal still has instead of paying again.
+   */
+  async #download(
+    job: Job,
+    url: string,
+    signal: AbortSignal,
+  ): Promise<{ data: GeneratedImage["data"]; format: GeneratedImage["format"] }> {
+    const requestId = job.id!;
+    const download = await downloadImage(url, {
+      provider: PROVIDER,
+      maxBytes: this.#maxDownloadBytes,
+      allowedOrigins: this.#baseOrigin === undefined ? [] : [this.#baseOrigin],
+      signal,
+      timeoutMs: this.#timeoutMs,
+      fetch: this.#innerFetch,
+      logger: log,
+    });
+    // `job` is final by the time the bytes flow: what it owes then is what the image cost.
+    const data = _billedStream(download.data, (error) => {
+      if (!(error instanceof ProviderError)) return error;
+      if (error.retryable) this.#undelivered.set(job.key, { requestId, charged: job.price });
+      return _with(error, { requestId, costUsd: this.#owed(job) });
+    });
+    return { data, format: download.format };
+  }
+
   /** The result of a completed request, fetched again a few times if the fetch fails. */
-  async function fetchResult(model: string, requestId: string, signal: AbortSignal) {
+  async #fetchResult(model: string, requestId: string, signal: AbortSignal) {
     for (let attempt = 1;; attempt++) {
       try {
-        return await (await queue()).result(model, { requestId, abortSignal: signal });
+        return await (await this.#queue()).result(model, { requestId, abortSignal: signal });
       } catch (error) {
         const retryable = error instanceof ProviderError && error.retryable;
         if (signal.aborted || !retryable || attempt >= RESULT_TRIES) throw error;
@@ -532,7 +640,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           requestId,
           attempt,
           delayMs: waitMs,
-          reason: redact(error.message),
+          reason: this.#redact(error.message),
         });
         await _sleep(waitMs, signal);
       }
@@ -543,7 +651,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * The error a failed attempt ends with: cancels on fal what it left running, records what
    * fal billed, and remembers a billed result the next attempt can fetch for free.
    */
-  async function failure(
+  async #failure(
     job: Job,
     request: GenerateRequest,
     deadline: AbortSignal,
@@ -552,14 +660,14 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     const aborted = request.signal.aborted;
     const timedOut = !aborted && deadline.aborted;
     if ((aborted || timedOut) && job.id !== undefined && !job.completed) {
-      const answer = await cancel(job.model, job.id, aborted ? "aborted" : "timed out");
+      const answer = await this.#cancel(job.model, job.id, aborted ? "aborted" : "timed out");
       if (answer === "ALREADY_COMPLETED") job.completed = true;
     }
     if (aborted) return request.signal.reason ?? error;
     const billed = job.id !== undefined && job.completed && _billed(job, error);
-    const costUsd = billed ? owed(job) : 0;
+    const costUsd = billed ? this.#owed(job) : 0;
     if (billed && job.id !== undefined && _fetchable(error, timedOut)) {
-      undelivered.set(job.key, { requestId: job.id, charged: job.charged + costUsd });
+      this.#undelivered.set(job.key, { requestId: job.id, charged: job.charged + costUsd });
     }
     if (timedOut && !(error instanceof ProviderError && !error.retryable)) {
       const what = job.id === undefined
@@ -568,7 +676,7 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         ? "; fal had finished it, so the next attempt fetches its result instead of paying again"
         : "; it was cancelled on fal";
       return new ProviderError(
-        `Cannot generate with fal as the request took longer than ${timeoutMs} ms (timeoutMs)${what}`,
+        `Cannot generate with fal as the request took longer than ${this.#timeoutMs} ms (timeoutMs)${what}`,
         {
           provider: PROVIDER,
           retryable: true,
@@ -578,21 +686,27 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         },
       );
     }
-    const classified = _classify(error, job.id, redact);
+    const classified = _classify(error, job.id, this.#redact);
     return costUsd > 0 && classified.costUsd === undefined
       ? _with(classified, { costUsd })
       : classified;
   }
 
   /** What `job` costs beyond what earlier errors already recorded for it. */
-  function owed(job: Job): number {
+  #owed(job: Job): number {
     return Math.max(0, Math.round((job.price - job.charged) * 1e6) / 1e6);
   }
 
-  function priceOf(model: string): FalPrice | undefined {
-    const entry = prices[model];
-    if (entry === undefined && !warnedPrices.has(model)) {
-      warnedPrices.add(model);
+  /** `model`'s price from the table, else from fal's pricing API; undefined when neither has one. */
+  #knownPrice(model: string): FalPrice | undefined {
+    return this.#prices[model] ?? this.#falPrices.get(model);
+  }
+
+  /** `model`'s price, warning once when it is unknown. */
+  #priceOf(model: string): FalPrice | undefined {
+    const entry = this.#knownPrice(model);
+    if (entry === undefined && !this.#warnedPrices.has(model)) {
+      this.#warnedPrices.add(model);
       log.warn(
         "No price known for fal endpoint {model}: its cost is recorded as unknown (set one in the config's fal.prices)",
         { model },
@@ -602,12 +716,12 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
   }
 
   /** One image's price at this size; undefined when the endpoint's price is unknown. */
-  function price(
+  #price(
     model: string,
     size: { width: number; height: number },
     tier: string | undefined,
   ): number | undefined {
-    const entry = priceOf(model);
+    const entry = this.#priceOf(model);
     return entry === undefined ? undefined : estimateFalCost(entry, [size], tier);
   }
 
@@ -618,42 +732,47 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * poll that still saw `IN_QUEUE`; polls `pollIntervalMs` apart bound the error), so inference
    * time never counts as queueing.
    */
-  async function completion(
+  async #completion(
     model: string,
     requestId: string,
     signal: AbortSignal,
-  ): Promise<{ queueMs: number; inferenceSeconds: unknown }> {
+  ): Promise<Completion> {
     const since = performance.now();
-    if (streaming) {
-      const streamed = await followStream(model, requestId, since, signal);
+    if (this.#streaming) {
+      const streamed = await this.#followStream(model, requestId, since, signal);
       if (streamed.done) return streamed.done;
       if (streamed.unserved) {
-        const polled = await poll(model, requestId, since, signal);
+        const polled = await this.#poll(model, requestId, since, signal);
         // The stream failed before saying anything, and the status answers: fal (or a proxy on
         // the way) does not serve the stream, so the rest of the run polls.
-        streaming = false;
+        this.#streaming = false;
         log.info(
           "fal's status stream did not answer ({reason}): polling every {pollIntervalMs} ms instead",
-          { model, requestId, reason: streamed.unserved, pollIntervalMs },
+          {
+            model,
+            requestId,
+            reason: streamed.unserved,
+            pollIntervalMs: this.#pollIntervalMs,
+          },
         );
         return polled;
       }
     }
-    return await poll(model, requestId, since, signal);
+    return await this.#poll(model, requestId, since, signal);
   }
 
   /**
    * Follows `…/status/stream` until it ends. `done` when it ended on COMPLETED; `unserved`
    * (why) when it failed before its first event; neither when it broke off midway.
    */
-  async function followStream(
+  async #followStream(
     model: string,
     requestId: string,
     since: number,
     signal: AbortSignal,
-  ): Promise<{ done?: { queueMs: number; inferenceSeconds: unknown }; unserved?: string }> {
+  ): Promise<{ done?: Completion; unserved?: string }> {
     if (signal.aborted) throw signal.reason;
-    const stream = await (await queue()).streamStatus(model, { requestId, logs: false });
+    const stream = await (await this.#queue()).streamStatus(model, { requestId, logs: false });
     const onAbort = () => stream.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     let events = 0;
@@ -669,23 +788,10 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
       last = await stream.done();
     } catch (error) {
       if (signal.aborted) throw signal.reason;
-      const cause = streamFailures.get(requestId);
-      // fal's own answer (a rate limit, a 5xx, the key) is this attempt's, as a poll's would be;
-      // a path nobody serves, or a body that is no stream, means polling instead.
-      if (cause !== undefined && !STREAM_UNSERVED.has(cause.status ?? 0)) throw cause;
-      const reason = redact(
-        cause?.message ?? (error instanceof Error ? error.message : String(error)),
-      );
-      if (events === 0) return { unserved: reason };
-      log.debug("fal's status stream for {requestId} broke off: {reason}; polling", {
-        model,
-        requestId,
-        reason,
-      });
-      return {};
+      return this.#streamBroke(model, requestId, error, events);
     } finally {
       signal.removeEventListener("abort", onAbort);
-      streamFailures.delete(requestId);
+      this.#streamFailures.delete(requestId);
     }
     if (signal.aborted) throw signal.reason;
     const final = (last ?? {}) as { status?: unknown; metrics?: { inference_time?: unknown } };
@@ -701,16 +807,41 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
     };
   }
 
+  /**
+   * What a failed status stream means. fal's own answer (a rate limit, a 5xx, the key) is this
+   * attempt's, as a poll's would be, and is thrown; a path nobody serves, or a body that is no
+   * stream, means polling instead: `unserved` when it failed before its first event.
+   */
+  #streamBroke(
+    model: string,
+    requestId: string,
+    error: unknown,
+    events: number,
+  ): { unserved?: string } {
+    const cause = this.#streamFailures.get(requestId);
+    if (cause !== undefined && !STREAM_UNSERVED.has(cause.status ?? 0)) throw cause;
+    const reason = this.#redact(
+      cause?.message ?? (error instanceof Error ? error.message : String(error)),
+    );
+    if (events === 0) return { unserved: reason };
+    log.debug("fal's status stream for {requestId} broke off: {reason}; polling", {
+      model,
+      requestId,
+      reason,
+    });
+    return {};
+  }
+
   /** Asks `…/status` every `pollIntervalMs` until COMPLETED. */
-  async function poll(
+  async #poll(
     model: string,
     requestId: string,
     since: number,
     signal: AbortSignal,
-  ): Promise<{ queueMs: number; inferenceSeconds: unknown }> {
+  ): Promise<Completion> {
     let lastQueuedAt = since;
     for (;;) {
-      const status = await (await queue()).status(model, { requestId, abortSignal: signal });
+      const status = await (await this.#queue()).status(model, { requestId, abortSignal: signal });
       if (status.status === "IN_QUEUE") lastQueuedAt = performance.now();
       if (status.status === "COMPLETED") {
         return {
@@ -718,25 +849,27 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
           inferenceSeconds: status.metrics?.inference_time,
         };
       }
-      await _sleep(pollIntervalMs, signal);
+      await _sleep(this.#pollIntervalMs, signal);
     }
   }
 
   /**
-   * The key, through fal's pricing API: it needs a valid key and costs nothing. Fills in the
+   * The key, through fal's pricing API: it needs a valid key and costs nothing. Learns the
    * price of an endpoint the table does not know, when fal gives one in a unit we can apply.
    */
-  async function checkKeyAndPrices(models: string[], signal: AbortSignal): Promise<void> {
+  async #checkKeyAndPrices(models: string[], signal: AbortSignal): Promise<void> {
     const query = new URLSearchParams({ endpoint_id: models.join(",") });
-    const answer = await platform(`/models/pricing?${query}`, signal);
+    const answer = await this.#platform(`/models/pricing?${query}`, signal);
     const list = (answer as { prices?: unknown } | undefined)?.prices;
     for (const entry of Array.isArray(list) ? list : []) {
       const { endpoint_id: id, unit_price: usd, unit } = (entry ?? {}) as Record<string, unknown>;
-      if (typeof id !== "string" || !models.includes(id) || prices[id] !== undefined) continue;
+      if (typeof id !== "string" || !models.includes(id) || this.#knownPrice(id) !== undefined) {
+        continue;
+      }
       if (typeof usd !== "number") continue;
       const perUnit = typeof unit === "string" ? _priceUnit(unit) : undefined;
       if (perUnit === undefined || !(usd >= 0)) continue;
-      prices[id] = { usd, unit: perUnit };
+      this.#falPrices.set(id, { usd, unit: perUnit });
       log.info("Using fal's price for {model}: ${usd} per {unit}", { model: id, usd, unit });
     }
   }
@@ -747,14 +880,14 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * first submit (a 404 there is free, and stops the run). `edits` maps each edit endpoint the
    * run may use to the model it edits for: retake chose it, so one missing means fal dropped it.
    */
-  async function checkCatalogue(
+  async #checkCatalogue(
     models: string[],
     edits: ReadonlyMap<string, string>,
     signal: AbortSignal,
   ): Promise<void> {
     const ids = [...models, ...edits.keys()];
     const query = new URLSearchParams(ids.map((id) => ["endpoint_id", id]));
-    const answer = await platform(`/models?${query}`, signal);
+    const answer = await this.#platform(`/models?${query}`, signal);
     const list = (answer as { models?: unknown } | undefined)?.models;
     if (!Array.isArray(list)) return;
     const listed = new Set(list.map((m) => (m as { endpoint_id?: unknown } | null)?.endpoint_id));
@@ -783,19 +916,19 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * A GET on fal's Platform API. A fault that says nothing about the key or the model (the API
    * unreachable, a 5xx, a rate limit) is logged and skipped: the run does not depend on it.
    */
-  async function platform(path: string, signal: AbortSignal): Promise<unknown> {
+  async #platform(path: string, signal: AbortSignal): Promise<unknown> {
     let response: Response;
     try {
-      response = await apiFetch(`${PLATFORM_API}${path}`, {
+      response = await this.#apiFetch(`${PLATFORM_API}${path}`, {
         method: "GET",
-        headers: { authorization: `Key ${apiKey}`, accept: "application/json" },
+        headers: { authorization: `Key ${this.#apiKey}`, accept: "application/json" },
         signal,
       });
     } catch (error) {
       if (signal.aborted) throw signal.reason ?? error;
       if (error instanceof ProviderError && error.fatal) throw error;
       log.warn("Could not check the fal key and model before the run: {reason}", {
-        reason: error instanceof Error ? redact(error.message) : String(error),
+        reason: error instanceof Error ? this.#redact(error.message) : String(error),
       });
       return undefined;
     }
@@ -810,14 +943,14 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * The id of an earlier run's request if fal still has it (results are kept for a while), so
    * its result is fetched instead of paying again; undefined when it is gone.
    */
-  async function recoverable(
+  async #recoverable(
     model: string,
     requestId: string,
     signal: AbortSignal,
   ): Promise<string | undefined> {
-    if (cancelledIds.has(requestId)) return undefined;
+    if (this.#cancelledIds.has(requestId)) return undefined;
     try {
-      const status = await (await queue()).status(model, { requestId, abortSignal: signal });
+      const status = await (await this.#queue()).status(model, { requestId, abortSignal: signal });
       log.info("Recovering fal request {requestId} from an interrupted run ({status})", {
         model,
         requestId,
@@ -838,17 +971,20 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
    * Best effort, with its own deadline: the caller is failing regardless. Returns fal's answer
    * (`CANCELLATION_REQUESTED`, `ALREADY_COMPLETED`, …), or undefined when there was none.
    */
-  async function cancel(
+  async #cancel(
     model: string,
     requestId: string,
     why: string,
   ): Promise<string | undefined> {
-    cancelledIds.add(requestId);
+    this.#cancelledIds.add(requestId);
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), Math.min(CANCEL_TIMEOUT_MS, timeoutMs));
+    const timer = setTimeout(
+      () => controller.abort(),
+      Math.min(CANCEL_TIMEOUT_MS, this.#timeoutMs),
+    );
     try {
-      await (await queue()).cancel(model, { requestId, abortSignal: controller.signal });
-      const answer = cancelAnswers.get(requestId);
+      await (await this.#queue()).cancel(model, { requestId, abortSignal: controller.signal });
+      const answer = this.#cancelAnswers.get(requestId);
       log.debug("Cancelled fal request {requestId} ({why}): {answer}", {
         model,
         requestId,
@@ -861,14 +997,20 @@ export function createFalGenerator(options: FalGeneratorOptions): ImageGenerator
         model,
         requestId,
         why,
-        error: redact(error instanceof Error ? error.message : String(error)),
+        error: this.#redact(error instanceof Error ? error.message : String(error)),
       });
       return undefined;
     } finally {
-      cancelAnswers.delete(requestId);
+      this.#cancelAnswers.delete(requestId);
       clearTimeout(timer);
     }
   }
+}
+
+/** A completed request's timings, as its status told them. */
+interface Completion {
+  queueMs: number;
+  inferenceSeconds: unknown;
 }
 
 /** One attempt's request on fal, as far as it got. */
@@ -879,7 +1021,7 @@ interface Job {
   tier: string | undefined;
   /** The seed in the submitted input, if the endpoint takes one. */
   seedSent?: number;
-  /** The submitted input, as the key of {@linkcode createFalGenerator}'s undelivered results. */
+  /** The submitted input, as the key of {@linkcode FalGenerator}'s undelivered results. */
   key: string;
   id?: string | undefined;
   /** fal reported it COMPLETED: it ran, and its output (if any) is billed. */
@@ -1048,61 +1190,23 @@ function _apiFetch(
 }
 
 /** One call of {@linkcode _apiFetch}. */
-function _apiCall(
-  { base, innerFetch, redact, onCancelAnswer }: ApiFetchOptions,
-): typeof fetch {
+function _apiCall(options: ApiFetchOptions): typeof fetch {
+  const { base, innerFetch, redact, onCancelAnswer } = options;
   return async (input, init) => {
-    const original = typeof input === "string"
-      ? input
-      : input instanceof URL
-      ? input.href
-      : input.url;
-    const url = base === undefined ? original : original.replace(FAL_HOSTS, base);
-    const method = (init?.method ?? "GET").toUpperCase();
-    const parsed = new URL(url);
-    const path = parsed.pathname;
-    const requestId = /\/requests\/([^/]+)/.exec(path)?.[1];
-    const started = performance.now();
-    const elapsed = () => Math.round(performance.now() - started);
-    const unreachable = (error: unknown, what: string) => {
-      log.debug("fal {method} {path}: {error} after {durationMs} ms", {
-        method,
-        path,
-        error: what,
-        durationMs: elapsed(),
-      });
-      return new ProviderError(
-        `Cannot reach fal at ${parsed.origin} as ${what}: ${
-          redact(error instanceof Error ? error.message : String(error))
-        }; check the network${base === undefined ? "" : " or the base URL"}`,
-        {
-          provider: PROVIDER,
-          retryable: true,
-          ...(requestId !== undefined && { requestId }),
-          // A copy without the original's cause chain: the SDK retries errors carrying ECONN* codes.
-          cause: _detached(error),
-        },
-      );
-    };
+    const call = _callOf(input, init, base);
     let response: Response;
     try {
-      response = await innerFetch(url, init);
+      response = await innerFetch(call.url, init);
     } catch (error) {
       if (init?.signal?.aborted || _isAbort(error)) throw error;
-      throw unreachable(error, "the connection failed");
+      throw _unreachable(call, error, "the connection failed", options);
     }
-    const answerId = response.headers.get("x-fal-request-id") || requestId;
+    const answerId = response.headers.get("x-fal-request-id") || call.requestId;
     if (
       response.ok && (response.headers.get("content-type") ?? "").startsWith("text/event-stream")
     ) {
       // The status stream: handed over as it comes (the SDK reads the events as they arrive).
-      log.debug("fal {method} {path}: {status} stream opened in {durationMs} ms", {
-        method,
-        path,
-        status: response.status,
-        durationMs: elapsed(),
-        ...(answerId !== undefined && { requestId: answerId }),
-      });
+      _logAnswer(call, response.status, answerId, "{status} stream opened in {durationMs} ms");
       return response;
     }
     let text: string;
@@ -1110,35 +1214,12 @@ function _apiCall(
       text = await response.text();
     } catch (error) {
       if (init?.signal?.aborted || _isAbort(error)) throw error;
-      throw unreachable(error, "the connection broke off mid-answer");
+      throw _unreachable(call, error, "the connection broke off mid-answer", options);
     }
-    log.debug("fal {method} {path}: {status} in {durationMs} ms", {
-      method,
-      path,
-      status: response.status,
-      durationMs: elapsed(),
-      ...(answerId !== undefined && { requestId: answerId }),
-    });
-    if (!response.ok) throw _httpError(response, text, method, path, answerId, redact);
+    _logAnswer(call, response.status, answerId, "{status} in {durationMs} ms");
+    if (!response.ok) throw _httpError(response, text, call.method, call.path, answerId, redact);
     if ((response.headers.get("content-type") ?? "").includes("application/json")) {
-      try {
-        const body = JSON.parse(text);
-        const status = (body as { status?: unknown } | null)?.status;
-        if (requestId !== undefined && path.endsWith("/cancel") && typeof status === "string") {
-          onCancelAnswer?.(requestId, status);
-        }
-      } catch (error) {
-        // No status on the error: it says nothing about the request, only about the transfer.
-        throw new ProviderError(
-          `Cannot read fal's answer to ${method} ${path} as it is not valid JSON (${text.length} bytes): the connection may have been cut`,
-          {
-            provider: PROVIDER,
-            retryable: true,
-            ...(answerId !== undefined && { requestId: answerId }),
-            cause: error,
-          },
-        );
-      }
+      _readJson(call, text, answerId, onCancelAnswer);
     }
     const nullBody = [101, 204, 205, 304].includes(response.status);
     return new Response(nullBody ? null : text, {
@@ -1147,6 +1228,119 @@ function _apiCall(
       headers: response.headers,
     });
   };
+}
+
+/** One HTTP call to fal, as {@linkcode _apiCall} logs and describes it. */
+interface FalCall {
+  /** Where it goes: fal's URL, or the same path under `base`. */
+  url: string;
+  method: string;
+  origin: string;
+  path: string;
+  /** The request the path names, if it names one. */
+  requestId: string | undefined;
+  /** When it was sent (`performance.now()`). */
+  started: number;
+}
+
+function _callOf(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+  base: string | undefined,
+): FalCall {
+  const original = typeof input === "string"
+    ? input
+    : input instanceof URL
+    ? input.href
+    : input.url;
+  const url = base === undefined ? original : original.replace(FAL_HOSTS, base);
+  const parsed = new URL(url);
+  return {
+    url,
+    method: (init?.method ?? "GET").toUpperCase(),
+    origin: parsed.origin,
+    path: parsed.pathname,
+    requestId: /\/requests\/([^/]+)/.exec(parsed.pathname)?.[1],
+    started: performance.now(),
+  };
+}
+
+function _elapsed(call: FalCall): number {
+  return Math.round(performance.now() - call.started);
+}
+
+/** Logs fal's answer to `call`; `what` is the message after the method and path. */
+function _logAnswer(
+  call: FalCall,
+  status: number,
+  answerId: string | undefined,
+  what: string,
+): void {
+  log.debug(`fal {method} {path}: ${what}`, {
+    method: call.method,
+    path: call.path,
+    status,
+    durationMs: _elapsed(call),
+    ...(answerId !== undefined && { requestId: answerId }),
+  });
+}
+
+/** The error for a call that got no (whole) answer: retryable, as the network may come back. */
+function _unreachable(
+  call: FalCall,
+  error: unknown,
+  what: string,
+  { base, redact }: ApiFetchOptions,
+): ProviderError {
+  log.debug("fal {method} {path}: {error} after {durationMs} ms", {
+    method: call.method,
+    path: call.path,
+    error: what,
+    durationMs: _elapsed(call),
+  });
+  return new ProviderError(
+    `Cannot reach fal at ${call.origin} as ${what}: ${
+      redact(error instanceof Error ? error.message : String(error))
+    }; check the network${base === undefined ? "" : " or the base URL"}`,
+    {
+      provider: PROVIDER,
+      retryable: true,
+      ...(call.requestId !== undefined && { requestId: call.requestId }),
+      // A copy without the original's cause chain: the SDK retries errors carrying ECONN* codes.
+      cause: _detached(error),
+    },
+  );
+}
+
+/**
+ * Checks that a JSON answer is whole, and hands on fal's answer to a cancel, which the SDK
+ * does not return.
+ */
+function _readJson(
+  call: FalCall,
+  text: string,
+  answerId: string | undefined,
+  onCancelAnswer: ApiFetchOptions["onCancelAnswer"],
+): void {
+  const { method, path, requestId } = call;
+  try {
+    const body = JSON.parse(text);
+    const status = (body as { status?: unknown } | null)?.status;
+    if (requestId !== undefined && path.endsWith("/cancel") && typeof status === "string") {
+      onCancelAnswer?.(requestId, status);
+    }
+  } catch (error) {
+    // No status on the error: it says nothing about the request, only about the transfer.
+    throw new ProviderError(
+      `Cannot read fal's answer to ${method} ${path} as it is not valid JSON (${text.length} bytes): the connection may have been cut`,
+      {
+        provider: PROVIDER,
+        retryable: true,
+        ...(answerId !== undefined && { requestId: answerId }),
+        cause: error,
+      },
+    );
+  }
 }
 
 /** Maps a non-2xx answer to what the pipeline should do about it. */
@@ -1166,52 +1360,88 @@ function _httpError(
     body = undefined; // HTML from a proxy, or empty: the status says enough.
   }
   const detail = redact(_detailText(body) ?? (text.trim().slice(0, 200) || response.statusText));
-  const errorType = response.headers.get("x-fal-error-type") ??
-    (body as { error_type?: unknown } | undefined)?.error_type;
-  const hinted = response.headers.get("x-fal-retryable");
   const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
-  const common = {
-    provider: PROVIDER,
+  const answer: HttpAnswer = {
+    method,
+    path,
     status,
-    ...(requestId !== undefined && { requestId }),
-    ...(retryAfterMs !== undefined && { retryAfterMs }),
+    body,
+    suffix: detail === "" ? "" : `: ${detail}`,
+    common: {
+      provider: PROVIDER,
+      status,
+      ...(requestId !== undefined && { requestId }),
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
+    },
   };
-  const suffix = detail === "" ? "" : `: ${detail}`;
+  return _fatalHttpError(answer) ?? _attemptHttpError(answer, response.headers);
+}
+
+/** A non-2xx answer of fal's, as {@linkcode _httpError} reads it. */
+interface HttpAnswer {
+  method: string;
+  path: string;
+  status: number;
+  /** The body as JSON, if it is. */
+  body: unknown;
+  /** fal's detail, as the end of a message (`: …`), or empty. */
+  suffix: string;
+  /** The fields every error for this answer carries. */
+  common: { provider: string; status: number; requestId?: string; retryAfterMs?: number };
+}
+
+/**
+ * The error for an answer every prompt would get alike (the key, the account, an endpoint or a
+ * setting fal does not take): fatal, so the run stops. Undefined for any other answer.
+ */
+function _fatalHttpError(
+  { method, path, status, body, suffix, common }: HttpAnswer,
+): ProviderError | undefined {
+  const fatal = { ...common, retryable: false, fatal: true };
   if (status === 401) {
     return new ProviderError(
       `Cannot use fal as it rejected the API key (HTTP 401${suffix}): check FAL_KEY (create a key at fal.ai/dashboard/keys)`,
-      { ...common, retryable: false, fatal: true },
+      fatal,
     );
   }
   if (status === 403) {
     return new ProviderError(
       `Cannot use fal as it refused the account (HTTP 403${suffix}): top up the balance at fal.ai/dashboard/billing, or check that FAL_KEY may use this endpoint`,
-      { ...common, retryable: false, fatal: true },
+      fatal,
     );
   }
-  const typeNote = typeof errorType === "string" && errorType !== "" ? ` ${errorType}` : "";
   const submit = method === "POST" && !path.includes("/requests/");
   if (submit && status === 404) {
-    // Every prompt would get the same answer: no endpoint by that id (nothing was accepted).
+    // No endpoint by that id (nothing was accepted).
     return new ProviderError(
       `Cannot generate with fal as it has no endpoint '${
         path.slice(1)
       }' (HTTP 404${suffix}): check --model (fal's endpoints are listed at fal.ai/models)`,
-      { ...common, retryable: false, fatal: true },
+      fatal,
     );
   }
   // fal's queue takes any input and refuses it once the request ran, from the result call
   // (reference `fal.md` §3.3); a gateway may refuse it at submit. Either way it is the same answer.
   const result = method === "GET" && /\/requests\/[^/]+$/.test(path);
   const settings = (submit || result) && status === 422 ? _settingFields(body) : [];
-  if (settings.length > 0) {
-    return new ProviderError(
-      `Cannot generate with fal as it rejected the setting ${
-        settings.map((f) => `'${f}'`).join(", ")
-      } (HTTP 422${suffix}): every prompt would fail alike; change it in the config or on the command line`,
-      { ...common, retryable: false, fatal: true },
-    );
-  }
+  if (settings.length === 0) return undefined;
+  return new ProviderError(
+    `Cannot generate with fal as it rejected the setting ${
+      settings.map((f) => `'${f}'`).join(", ")
+    } (HTTP 422${suffix}): every prompt would fail alike; change it in the config or on the command line`,
+    fatal,
+  );
+}
+
+/** The error for an answer about this attempt alone: retryable as fal hints, or by its status. */
+function _attemptHttpError(
+  { method, path, status, body, suffix, common }: HttpAnswer,
+  headers: Headers,
+): ProviderError {
+  const errorType = headers.get("x-fal-error-type") ??
+    (body as { error_type?: unknown } | undefined)?.error_type;
+  const typeNote = typeof errorType === "string" && errorType !== "" ? ` ${errorType}` : "";
+  const hinted = headers.get("x-fal-retryable");
   const retryable = hinted === "true" ? true : hinted === "false"
     ? false
     // A request fal does not know (any more) can be sent again; an endpoint it lacks cannot.

@@ -24,7 +24,13 @@ import { z } from "zod";
 import { urlString } from "../schema.ts";
 import { ProviderError } from "../errors.ts";
 import { parseAnswer } from "./_llm_answers.ts";
-import { type JsonClient, llmCritic, llmRefiner } from "./_llm_roles.ts";
+import {
+  type JsonAnswer,
+  type JsonClient,
+  type JsonQuestion,
+  llmCritic,
+  llmRefiner,
+} from "./_llm_roles.ts";
 import type { Rubric } from "../rubric.ts";
 import {
   BLOCKING_FINISH,
@@ -107,7 +113,7 @@ export interface GeminiOptions extends GeminiConnectionOptions {
  * ```
  */
 export function createGeminiCritic(options: GeminiOptions): ImageCritic {
-  return llmCritic(_textClient(connectGemini(options), options), options.rubric);
+  return llmCritic(new GeminiJsonClient(connectGemini(options), options), options.rubric);
 }
 
 /**
@@ -121,7 +127,7 @@ export function createGeminiCritic(options: GeminiOptions): ImageCritic {
 export function createGeminiProviders(
   options: GeminiOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
-  const client = _textClient(connectGemini(options), options);
+  const client = new GeminiJsonClient(connectGemini(options), options);
   return { critic: llmCritic(client, options.rubric), refiner: llmRefiner(client) };
 }
 
@@ -135,7 +141,7 @@ export function createGeminiProviders(
  * ```
  */
 export function createGeminiRefiner(options: GeminiOptions): PromptRefiner {
-  return llmRefiner(_textClient(connectGemini(options), options));
+  return llmRefiner(new GeminiJsonClient(connectGemini(options), options));
 }
 
 /** The model that answers `model`'s requests, where Gemini routes it to another one. */
@@ -164,193 +170,284 @@ function _modelConfig(model: string): GenerateContentConfig {
 const CRITIQUE_TEXT_TOKENS = 4_000;
 const REFINE_TEXT_TOKENS = 8_000;
 
-function _textClient(connection: GeminiConnection, options: GeminiOptions): JsonClient {
-  const model = options.model ?? DEFAULT_GEMINI_MODEL;
-  const maxOutputTokens = positiveOption("maxOutputTokens", options.maxOutputTokens ?? 4096);
-  const imageMaxSide = positiveOption("imageMaxSide", options.imageMaxSide ?? 384);
-  const prices = { ...defaultGeminiPrices(), ...options.prices };
-  const price = priceOf(prices, model);
-  if (price === undefined) {
-    connection.warnAtStart(
-      "No price known for Gemini model {model}: its calls are recorded at cost 0",
-      { model },
-    );
+/**
+ * One Gemini text model as a {@linkcode JsonClient} on a shared connection: the critic and the
+ * refiner ask it for JSON.
+ */
+class GeminiJsonClient implements JsonClient {
+  readonly provider = PROVIDER;
+  readonly imageMaxSide: number;
+  readonly #connection: GeminiConnection;
+  readonly #model: string;
+  readonly #chosen: ChosenModel;
+  readonly #maxOutputTokens: number;
+  readonly #prices: Record<string, GeminiTokenPrice>;
+  readonly #price: GeminiTokenPrice | undefined;
+  /** The answering model's generation (1, 2, 3…), which decides the request's fields. */
+  readonly #generation: number;
+  readonly #modelConfig: GenerateContentConfig;
+
+  constructor(connection: GeminiConnection, options: GeminiOptions) {
+    this.#connection = connection;
+    const model = this.#model = options.model ?? DEFAULT_GEMINI_MODEL;
+    this.#maxOutputTokens = positiveOption("maxOutputTokens", options.maxOutputTokens ?? 4096);
+    this.imageMaxSide = positiveOption("imageMaxSide", options.imageMaxSide ?? 384);
+    this.#prices = { ...defaultGeminiPrices(), ...options.prices };
+    this.#price = priceOf(this.#prices, model);
+    if (this.#price === undefined) {
+      connection.warnAtStart(
+        "No price known for Gemini model {model}: its calls are recorded at cost 0",
+        { model },
+      );
+    }
+    this.#chosen = { model, flag: "--critic-model" };
+    this.#generation = geminiGeneration(_answering(model));
+    this.#modelConfig = _modelConfig(_answering(model));
   }
-  const chosen: ChosenModel = { model, flag: "--critic-model" };
-  const generation = geminiGeneration(_answering(model));
-  // Billed at the rates of the model that answered, where Gemini routed the request.
-  const costOf = (usage: TokenUsage, answeredBy?: string) => {
-    const rates = (answeredBy !== undefined ? priceOf(prices, answeredBy) : undefined) ?? price;
-    return rates === undefined ? 0 : (inputCost(usage.inputTokens, usage.cachedTokens ?? 0, rates) +
-      usage.outputTokens * rates.output) / 1e6;
+
+  /** The free check of the model; shared (unbound) by the parts made on this client. */
+  readonly check = async (signal: AbortSignal): Promise<void> => {
+    await this.#connection.checkModel(this.#chosen, signal);
   };
 
-  const modelConfig = _modelConfig(_answering(model));
+  estimateCostUsd(operation: "critique" | "refine"): number | undefined {
+    if (this.#price === undefined) return undefined;
+    const input = (operation === "critique" ? CRITIQUE_TEXT_TOKENS : REFINE_TEXT_TOKENS) +
+      (operation === "critique" ? _imageTokenBound(this.#generation, this.imageMaxSide) : 0);
+    // A call may send twice: once more with double the room after MAX_TOKENS or a bad answer.
+    const tokens = {
+      inputTokens: 2 * input,
+      outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
+    };
+    // With --batch-api, reserved at the batch price.
+    return Math.round(this.#costOf(tokens) * this.#connection.estimateShare * 1e6) / 1e6;
+  }
 
-  return {
-    provider: PROVIDER,
-    imageMaxSide,
-    async check(signal) {
-      await connection.checkModel(chosen, signal);
-    },
-    estimateCostUsd(operation) {
-      if (price === undefined) return undefined;
-      const input = (operation === "critique" ? CRITIQUE_TEXT_TOKENS : REFINE_TEXT_TOKENS) +
-        (operation === "critique" ? _imageTokenBound(generation, imageMaxSide) : 0);
-      // A call may send twice: once more with double the room after MAX_TOKENS or a bad answer.
-      const tokens = {
-        inputTokens: 2 * input,
-        outputTokens: maxOutputTokens + 2 * maxOutputTokens,
-      };
-      // With --batch-api, reserved at the batch price.
-      return Math.round(costOf(tokens) * connection.estimateShare * 1e6) / 1e6;
-    },
-    async ask({ operation, system, text, image, schema, temperature, reader, signal }) {
-      const config: GenerateContentConfig = {
-        systemInstruction: system,
-        responseMimeType: "application/json",
-        responseJsonSchema: schema,
-        // Gemini 3.6 and later ignore sampling settings (and Vertex rejects them): only 1 and 2.
-        ...(generation > 0 && generation < 3 && { temperature }),
-        ...modelConfig,
-        ...(image !== undefined && generation >= 3 && { mediaResolution: MEDIA_RESOLUTION_LOW }),
-      };
-      const contents: Content[] = [{
-        role: "user",
-        parts: [
-          ...(image !== undefined ? [{ inlineData: { mimeType: "image/jpeg", data: image } }] : []),
-          { text },
-        ],
-      }];
-      const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
-      let spent = 0;
-      let requestId: string | undefined;
-      let modelVersion: string | undefined;
-      let limit = maxOutputTokens;
-      let problem = "";
-      let inBatch = false;
-      const withId = () => requestId !== undefined ? { requestId } : {};
-      // What the answers so far were billed, for an error that ends the call: Gemini bills
-      // every answer by its tokens, blocked, cut off or malformed ones included.
-      const billed = () => spent > 0 ? { costUsd: spent } : {};
-      // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        if (signal.aborted) throw signal.reason;
-        connection.flushWarnings();
-        const started = performance.now();
-        let response: GenerateContentResponse;
-        try {
-          response = await connection.generateContent({
-            model,
-            contents,
-            config: { ...config, maxOutputTokens: limit, abortSignal: signal },
-          });
-        } catch (error) {
-          let classified = connection.classify(error, signal, operation, chosen);
-          if (classified instanceof ProviderError && spent > 0) {
-            classified = withCost(classified, spent);
-          }
-          log.debug("Gemini {operation} with {model} failed in {durationMs} ms: {status}", {
-            operation,
-            model,
-            attempt,
-            durationMs: Math.round(performance.now() - started),
-            status: classified instanceof ProviderError
-              ? classified.status ?? classified.message
-              : "aborted",
-          });
-          throw classified;
-        }
-        const callUsage = usageOf(response);
-        usage.inputTokens += callUsage.inputTokens;
-        usage.outputTokens += callUsage.outputTokens;
-        if (callUsage.cachedTokens !== undefined) {
-          usage.cachedTokens = (usage.cachedTokens ?? 0) + callUsage.cachedTokens;
-        }
-        if (callUsage.imageTokens !== undefined) {
-          usage.imageTokens = (usage.imageTokens ?? 0) + callUsage.imageTokens;
-        }
-        modelVersion = connection.noteModelVersion(model, response) ?? modelVersion;
-        spent += costOf(callUsage, modelVersion) * connection.priceShare(response);
-        inBatch = answeredInBatch(response);
-        requestId = response.responseId ?? requestId;
-        const candidate = response.candidates?.[0];
-        const finish = candidate?.finishReason ?? (candidate ? "STOP" : undefined);
-        const blockReason = response.promptFeedback?.blockReason;
-        log.debug(
-          "Gemini {operation} with {model}: {status} in {durationMs} ms, {inputTokens} in / {outputTokens} out tokens",
-          {
-            operation,
-            model,
-            modelVersion,
-            attempt,
-            status: blockReason ? `blocked ${blockReason}` : finish ?? "no candidates",
-            durationMs: Math.round(performance.now() - started),
-            inputTokens: callUsage.inputTokens,
-            outputTokens: callUsage.outputTokens,
-            imageTokens: callUsage.imageTokens,
-            requestId: response.responseId,
-          },
-        );
-        if (blockReason) {
-          throw new ProviderError(
-            `Gemini blocked the ${operation} request (${blockReason})` +
-              (response.promptFeedback?.blockReasonMessage
-                ? `: ${response.promptFeedback.blockReasonMessage}`
-                : "; rephrase the prompt"),
-            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
-          );
-        }
-        if (finish && BLOCKING_FINISH.has(finish)) {
-          throw new ProviderError(
-            `Gemini stopped the ${operation} answer (finishReason ${finish}); rephrase the prompt`,
-            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
-          );
-        }
-        if (finish === "MAX_TOKENS") {
-          problem =
-            `the answer was cut off at ${limit} output tokens (finishReason MAX_TOKENS); raise maxOutputTokens`;
-          limit *= 2;
-          continue;
-        }
-        if (finish !== "STOP") {
-          problem = finish === undefined
-            ? "the answer had no candidates"
-            : `the answer ended with finishReason ${finish}`;
-          continue;
-        }
-        const checked = parseAnswer(response.text, reader);
-        if (checked.ok) {
-          if (checked.normalised.length > 0) {
-            log.warn("Gemini's {operation} answer was read leniently: {normalised}", {
-              operation,
-              model,
-              normalised: checked.normalised.join("; "),
-              requestId,
-            });
-          }
-          return {
-            value: checked.value,
-            meta: {
-              model,
-              ...(modelVersion !== undefined && { modelVersion }),
-              costUsd: spent,
-              usage,
-              ...withId(),
-              ...(inBatch && { batch: true as const }),
-              ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
-            },
-          };
-        }
-        problem = checked.problem;
-      }
-      throw new ProviderError(`Gemini gave no usable ${operation} in 2 attempts: ${problem}`, {
-        provider: PROVIDER,
-        retryable: false,
-        ...withId(),
-        ...billed(),
+  async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
+    const { operation, signal } = question;
+    const call: GeminiCall = {
+      usage: { inputTokens: 0, outputTokens: 0 },
+      spent: 0,
+      requestId: undefined,
+      modelVersion: undefined,
+      limit: this.#maxOutputTokens,
+      inBatch: false,
+    };
+    let problem = "";
+    // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      if (signal.aborted) throw signal.reason;
+      this.#connection.flushWarnings();
+      const response = await this.#send(question as JsonQuestion<unknown>, call, attempt);
+      const read = this.#read(question, response, call);
+      if ("answer" in read) return read.answer;
+      problem = read.problem;
+    }
+    throw new ProviderError(`Gemini gave no usable ${operation} in 2 attempts: ${problem}`, {
+      provider: PROVIDER,
+      retryable: false,
+      ..._spent(call),
+    });
+  }
+
+  /** Billed at the rates of the model that answered, where Gemini routed the request. */
+  #costOf(usage: TokenUsage, answeredBy?: string): number {
+    const rates = (answeredBy !== undefined ? priceOf(this.#prices, answeredBy) : undefined) ??
+      this.#price;
+    return rates === undefined ? 0 : (inputCost(usage.inputTokens, usage.cachedTokens ?? 0, rates) +
+      usage.outputTokens * rates.output) / 1e6;
+  }
+
+  /** The request's settings for `question`, its output limit aside. */
+  #config(question: JsonQuestion<unknown>): GenerateContentConfig {
+    const generation = this.#generation;
+    return {
+      systemInstruction: question.system,
+      responseMimeType: "application/json",
+      responseJsonSchema: question.schema,
+      // Gemini 3.6 and later ignore sampling settings (and Vertex rejects them): only 1 and 2.
+      ...(generation > 0 && generation < 3 && { temperature: question.temperature }),
+      ...this.#modelConfig,
+      ...(question.image !== undefined && generation >= 3 &&
+        { mediaResolution: MEDIA_RESOLUTION_LOW }),
+    };
+  }
+
+  /** Sends one attempt of `question`, adding what it used and cost to `call`. */
+  async #send(
+    question: JsonQuestion<unknown>,
+    call: GeminiCall,
+    attempt: number,
+  ): Promise<GenerateContentResponse> {
+    const { operation, text, image, signal } = question;
+    const model = this.#model;
+    const contents: Content[] = [{
+      role: "user",
+      parts: [
+        ...(image !== undefined ? [{ inlineData: { mimeType: "image/jpeg", data: image } }] : []),
+        { text },
+      ],
+    }];
+    const started = performance.now();
+    let response: GenerateContentResponse;
+    try {
+      response = await this.#connection.generateContent({
+        model,
+        contents,
+        config: { ...this.#config(question), maxOutputTokens: call.limit, abortSignal: signal },
       });
-    },
+    } catch (error) {
+      let classified = this.#connection.classify(error, signal, operation, this.#chosen);
+      if (classified instanceof ProviderError && call.spent > 0) {
+        classified = withCost(classified, call.spent);
+      }
+      log.debug("Gemini {operation} with {model} failed in {durationMs} ms: {status}", {
+        operation,
+        model,
+        attempt,
+        durationMs: Math.round(performance.now() - started),
+        status: classified instanceof ProviderError
+          ? classified.status ?? classified.message
+          : "aborted",
+      });
+      throw classified;
+    }
+    const callUsage = this.#count(response, call);
+    const blockReason = response.promptFeedback?.blockReason;
+    log.debug(
+      "Gemini {operation} with {model}: {status} in {durationMs} ms, {inputTokens} in / {outputTokens} out tokens",
+      {
+        operation,
+        model,
+        modelVersion: call.modelVersion,
+        attempt,
+        status: blockReason ? `blocked ${blockReason}` : _finishOf(response) ?? "no candidates",
+        durationMs: Math.round(performance.now() - started),
+        inputTokens: callUsage.inputTokens,
+        outputTokens: callUsage.outputTokens,
+        imageTokens: callUsage.imageTokens,
+        requestId: response.responseId,
+      },
+    );
+    return response;
+  }
+
+  /** Adds `response`'s tokens, cost, model version and id to `call`; returns its own usage. */
+  #count(response: GenerateContentResponse, call: GeminiCall): TokenUsage {
+    const callUsage = usageOf(response);
+    const usage = call.usage;
+    usage.inputTokens += callUsage.inputTokens;
+    usage.outputTokens += callUsage.outputTokens;
+    if (callUsage.cachedTokens !== undefined) {
+      usage.cachedTokens = (usage.cachedTokens ?? 0) + callUsage.cachedTokens;
+    }
+    if (callUsage.imageTokens !== undefined) {
+      usage.imageTokens = (usage.imageTokens ?? 0) + callUsage.imageTokens;
+    }
+    call.modelVersion = this.#connection.noteModelVersion(this.#model, response) ??
+      call.modelVersion;
+    call.spent += this.#costOf(callUsage, call.modelVersion) *
+      this.#connection.priceShare(response);
+    call.inBatch = answeredInBatch(response);
+    call.requestId = response.responseId ?? call.requestId;
+    return callUsage;
+  }
+
+  /**
+   * The answer in `response`, or the problem a second attempt may fix (a cut-off answer gets
+   * twice the room). Throws when Gemini blocked the question or stopped its answer: final.
+   */
+  #read<T>(
+    question: JsonQuestion<T>,
+    response: GenerateContentResponse,
+    call: GeminiCall,
+  ): { answer: JsonAnswer<T> } | { problem: string } {
+    const { operation } = question;
+    const finish = _finishOf(response);
+    const blockReason = response.promptFeedback?.blockReason;
+    if (blockReason) {
+      throw new ProviderError(
+        `Gemini blocked the ${operation} request (${blockReason})` +
+          (response.promptFeedback?.blockReasonMessage
+            ? `: ${response.promptFeedback.blockReasonMessage}`
+            : "; rephrase the prompt"),
+        { provider: PROVIDER, retryable: false, ..._spent(call) },
+      );
+    }
+    if (finish && BLOCKING_FINISH.has(finish)) {
+      throw new ProviderError(
+        `Gemini stopped the ${operation} answer (finishReason ${finish}); rephrase the prompt`,
+        { provider: PROVIDER, retryable: false, ..._spent(call) },
+      );
+    }
+    if (finish === "MAX_TOKENS") {
+      const problem =
+        `the answer was cut off at ${call.limit} output tokens (finishReason MAX_TOKENS); raise maxOutputTokens`;
+      call.limit *= 2;
+      return { problem };
+    }
+    if (finish !== "STOP") {
+      return {
+        problem: finish === undefined
+          ? "the answer had no candidates"
+          : `the answer ended with finishReason ${finish}`,
+      };
+    }
+    const checked = parseAnswer(response.text, question.reader);
+    if (!checked.ok) return { problem: checked.problem };
+    if (checked.normalised.length > 0) {
+      log.warn("Gemini's {operation} answer was read leniently: {normalised}", {
+        operation,
+        model: this.#model,
+        normalised: checked.normalised.join("; "),
+        requestId: call.requestId,
+      });
+    }
+    return {
+      answer: {
+        value: checked.value,
+        meta: {
+          model: this.#model,
+          ...(call.modelVersion !== undefined && { modelVersion: call.modelVersion }),
+          costUsd: call.spent,
+          usage: call.usage,
+          ...(call.requestId !== undefined && { requestId: call.requestId }),
+          ...(call.inBatch && { batch: true as const }),
+          ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
+        },
+      },
+    };
+  }
+}
+
+/** One {@linkcode GeminiJsonClient.ask}: what its attempts used, cost and learned so far. */
+interface GeminiCall {
+  usage: TokenUsage;
+  /** What the answers so far were billed, in USD. */
+  spent: number;
+  requestId: string | undefined;
+  /** The model that answered, where Gemini routed the request to another. */
+  modelVersion: string | undefined;
+  /** Output tokens the next attempt may use. */
+  limit: number;
+  /** Whether the last answer came from a batch job (billed at the batch price). */
+  inBatch: boolean;
+}
+
+/** Why the answer ended; a candidate without a reason finished normally. */
+function _finishOf(response: GenerateContentResponse): string | undefined {
+  const candidate = response.candidates?.[0];
+  return candidate?.finishReason ?? (candidate ? "STOP" : undefined);
+}
+
+/**
+ * What the answers so far were billed, and the last request id, for an error that ends the
+ * call: Gemini bills every answer by its tokens, blocked, cut off or malformed ones included.
+ */
+function _spent(call: GeminiCall): { requestId?: string; costUsd?: number } {
+  return {
+    ...(call.requestId !== undefined && { requestId: call.requestId }),
+    ...(call.spent > 0 && { costUsd: call.spent }),
   };
 }
 
@@ -467,7 +564,7 @@ export const geminiProvider = {
     // Every part's calls go through the connection, so one batch mode covers them all.
     if (batchApi !== undefined) parts.batch = connection.useBatchApi(batchApi);
     if (roles.has("critique") || roles.has("refine")) {
-      const text = _textClient(connection, {
+      const text = new GeminiJsonClient(connection, {
         apiKey: settings.key!,
         ...(criticModel !== undefined && { model: criticModel }),
         ...(settings.prices !== undefined && { prices: settings.prices }),

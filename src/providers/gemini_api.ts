@@ -96,40 +96,111 @@ export interface GeminiConnection {
 
 /** Connects to Gemini (the SDK itself loads on the first call). */
 export function connectGemini(options: GeminiConnectionOptions): GeminiConnection {
-  const apiKey = options.apiKey;
-  if (typeof apiKey !== "string" || apiKey.trim() === "") {
-    throw new TypeError(
-      "Cannot create the Gemini client as 'apiKey' is empty: set GEMINI_API_KEY, or choose another provider",
+  return new GeminiApi(options);
+}
+
+/**
+ * The Gemini Developer API through the SDK: besides the key and deadline it keeps the warnings
+ * held for the start of the run and the models already warned about.
+ */
+class GeminiApi implements GeminiConnection {
+  readonly timeoutMs: number;
+  readonly #apiKey: string;
+  readonly #baseUrl: string | undefined;
+  readonly #redact: (text: string) => string;
+  /** A standard (`AIza…`) key, which Gemini rejects since September 2026. */
+  readonly #standardKey: boolean;
+  /** Models already warned about: routed, renamed or retired. */
+  readonly #noted = new Set<string>();
+  readonly #pending: Array<[string, Record<string, unknown>]> = [];
+  // Retries stay off (no retryOptions): the pipeline owns backoff and honours RetryInfo.
+  #sdk: Promise<GoogleGenAI> | undefined;
+  #batch: GeminiBatcher | undefined;
+
+  constructor(options: GeminiConnectionOptions) {
+    const apiKey = options.apiKey;
+    if (typeof apiKey !== "string" || apiKey.trim() === "") {
+      throw new TypeError(
+        "Cannot create the Gemini client as 'apiKey' is empty: set GEMINI_API_KEY, or choose another provider",
+      );
+    }
+    this.timeoutMs = positiveOption("timeoutMs", options.timeoutMs ?? 60_000);
+    this.#apiKey = apiKey;
+    this.#baseUrl = options.baseUrl;
+    this.#redact = redactor([apiKey]);
+    this.#standardKey = apiKey.startsWith("AIza");
+  }
+
+  redact(text: string): string {
+    return this.#redact(text);
+  }
+
+  async models(): Promise<GoogleGenAI["models"]> {
+    return (await this.#client()).models;
+  }
+
+  generateContent(params: GenerateParams): Promise<GenerateContentResponse> {
+    return this.#batch?.active ? this.#batch.generateContent(params) : this.#interactive(params);
+  }
+
+  get batch(): GeminiBatcher | undefined {
+    return this.#batch;
+  }
+
+  useBatchApi(options: GeminiBatcherOptions): GeminiBatcher {
+    const never = new AbortController().signal;
+    this.#batch ??= new GeminiBatcher({
+      client: () => this.#client(),
+      interactive: (params) => this.#interactive(params),
+      classify: (error, operation, model) =>
+        this.classify(error, never, operation, { model, flag: "--batch-api" }),
+    }, options);
+    return this.#batch;
+  }
+
+  priceShare(response: GenerateContentResponse): number {
+    return answeredInBatch(response) ? BATCH_PRICE : 1;
+  }
+
+  get estimateShare(): number {
+    return this.#batch !== undefined ? BATCH_PRICE : 1;
+  }
+
+  async #interactive(params: GenerateParams): Promise<GenerateContentResponse> {
+    return await (await this.#client()).models.generateContent(params);
+  }
+
+  #client(): Promise<GoogleGenAI> {
+    // The SDK loads on the first call: a run that never calls Gemini never loads it.
+    return this.#sdk ??= import("@google/genai/web").then(({ GoogleGenAI }) =>
+      new GoogleGenAI({
+        apiKey: this.#apiKey,
+        vertexai: false,
+        apiVersion: "v1beta",
+        httpOptions: {
+          timeout: this.timeoutMs,
+          ...(this.#baseUrl !== undefined && { baseUrl: this.#baseUrl }),
+        },
+      })
     );
   }
-  const timeoutMs = positiveOption("timeoutMs", options.timeoutMs ?? 60_000);
-  // Retries stay off (no retryOptions): the pipeline owns backoff and honours RetryInfo.
-  let sdk: Promise<GoogleGenAI> | undefined;
-  const redact = redactor([apiKey]);
-  const standardKey = apiKey.startsWith("AIza");
-  const noted = new Set<string>();
-  const pending: Array<[string, Record<string, unknown>]> = [];
 
-  const classify = (
-    error: unknown,
-    signal: AbortSignal,
-    operation: string,
-    chosen: ChosenModel,
-  ): unknown => {
+  classify(error: unknown, signal: AbortSignal, operation: string, chosen: ChosenModel): unknown {
     if (signal.aborted) return signal.reason ?? error;
     // A batch wait ended by Ctrl-C: the prompt stops as interrupted, not failed.
     if (error instanceof ProviderError || error instanceof StopRequested) return error;
+    const redact = this.#redact;
     const e = error as { name?: unknown; status?: unknown; message?: unknown };
     if (e?.name === "ApiError" && typeof e.status === "number") {
       return classifyApiError(e.status, String(e.message ?? ""), {
         ...chosen,
         redact,
-        standardKey,
+        standardKey: this.#standardKey,
         cause: error,
       });
     }
     if (e?.name === "AbortError" || e?.name === "TimeoutError") {
-      return new ProviderError(`Gemini ${operation} timed out after ${timeoutMs} ms`, {
+      return new ProviderError(`Gemini ${operation} timed out after ${this.timeoutMs} ms`, {
         provider: PROVIDER,
         retryable: true,
         cause: error,
@@ -150,103 +221,60 @@ export function connectGemini(options: GeminiConnectionOptions): GeminiConnectio
       }`,
       { provider: PROVIDER, retryable: false, cause: error },
     );
-  };
+  }
 
-  // The SDK loads on the first call: a run that never calls Gemini never loads it.
-  const client = () =>
-    sdk ??= import("@google/genai/web").then(({ GoogleGenAI }) =>
-      new GoogleGenAI({
-        apiKey,
-        vertexai: false,
-        apiVersion: "v1beta",
-        httpOptions: {
-          timeout: timeoutMs,
-          ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }),
-        },
-      })
-    );
-  const interactive = async (params: GenerateParams) =>
-    await (await client()).models.generateContent(params);
-  let batch: GeminiBatcher | undefined;
+  async checkModel(chosen: ChosenModel, signal: AbortSignal): Promise<Model | undefined> {
+    const { model, flag } = chosen;
+    let info: Model;
+    try {
+      info = await (await this.models()).get({ model, config: { abortSignal: signal } });
+    } catch (error) {
+      const classified = this.classify(error, signal, "model check", chosen);
+      if (!(classified instanceof ProviderError) || classified.fatal) throw classified;
+      // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
+      log.warn("Could not check the Gemini key and model before the run: {reason}", {
+        model,
+        reason: classified.message,
+      });
+      return undefined;
+    }
+    const actions = info.supportedActions;
+    if (Array.isArray(actions) && actions.length > 0 && !actions.includes("generateContent")) {
+      throw new ProviderError(
+        `Cannot use Gemini model '${model}' as it does not support generateContent (it supports ${
+          actions.join(", ")
+        }): choose another ${flag}`,
+        { provider: PROVIDER, retryable: false, fatal: true },
+      );
+    }
+    const notice = changeNotice(model, flag, info);
+    if (notice !== undefined) {
+      this.#noted.add(model);
+      this.warnAtStart(notice, { model });
+    }
+    return info;
+  }
 
-  const connection: GeminiConnection = {
-    timeoutMs,
-    redact,
-    classify,
-    async models() {
-      return (await client()).models;
-    },
-    generateContent(params) {
-      return batch?.active ? batch.generateContent(params) : interactive(params);
-    },
-    get batch() {
-      return batch;
-    },
-    useBatchApi(options) {
-      const never = new AbortController().signal;
-      batch ??= new GeminiBatcher({
-        client,
-        interactive,
-        classify: (error, operation, model) =>
-          classify(error, never, operation, { model, flag: "--batch-api" }),
-      }, options);
-      return batch;
-    },
-    priceShare: (response) => answeredInBatch(response) ? BATCH_PRICE : 1,
-    get estimateShare() {
-      return batch !== undefined ? BATCH_PRICE : 1;
-    },
-    async checkModel(chosen, signal) {
-      const { model, flag } = chosen;
-      let info: Model;
-      try {
-        info = await (await connection.models()).get({ model, config: { abortSignal: signal } });
-      } catch (error) {
-        const classified = classify(error, signal, "model check", chosen);
-        if (!(classified instanceof ProviderError) || classified.fatal) throw classified;
-        // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
-        log.warn("Could not check the Gemini key and model before the run: {reason}", {
-          model,
-          reason: classified.message,
-        });
-        return undefined;
-      }
-      const actions = info.supportedActions;
-      if (Array.isArray(actions) && actions.length > 0 && !actions.includes("generateContent")) {
-        throw new ProviderError(
-          `Cannot use Gemini model '${model}' as it does not support generateContent (it supports ${
-            actions.join(", ")
-          }): choose another ${flag}`,
-          { provider: PROVIDER, retryable: false, fatal: true },
-        );
-      }
-      const notice = changeNotice(model, flag, info);
-      if (notice !== undefined) {
-        noted.add(model);
-        connection.warnAtStart(notice, { model });
-      }
-      return info;
-    },
-    warnAtStart(message, properties) {
-      pending.push([message, properties]);
-    },
-    flushWarnings() {
-      for (const [message, properties] of pending.splice(0)) log.warn(message, properties);
-    },
-    noteModelVersion(model, response) {
-      const version = response.modelVersion;
-      if (typeof version !== "string" || version === "") return undefined;
-      if (baseModelId(version) !== baseModelId(model) && !noted.has(model)) {
-        noted.add(model);
-        log.warn(
-          "Gemini answers requests for {model} with {modelVersion}: it is billed at that model's rates; choose it by name to know what you pay for",
-          { model, modelVersion: version },
-        );
-      }
-      return version;
-    },
-  };
-  return connection;
+  warnAtStart(message: string, properties: Record<string, unknown>): void {
+    this.#pending.push([message, properties]);
+  }
+
+  flushWarnings(): void {
+    for (const [message, properties] of this.#pending.splice(0)) log.warn(message, properties);
+  }
+
+  noteModelVersion(model: string, response: GenerateContentResponse): string | undefined {
+    const version = response.modelVersion;
+    if (typeof version !== "string" || version === "") return undefined;
+    if (baseModelId(version) !== baseModelId(model) && !this.#noted.has(model)) {
+      this.#noted.add(model);
+      log.warn(
+        "Gemini answers requests for {model} with {modelVersion}: it is billed at that model's rates; choose it by name to know what you pay for",
+        { model, modelVersion: version },
+      );
+    }
+    return version;
+  }
 }
 
 /**
@@ -342,16 +370,33 @@ interface ApiErrorBody {
   details?: Array<Record<string, unknown>>;
 }
 
+/** An error answer of Gemini's, as {@linkcode classifyApiError} reads it. */
+interface ApiErrorAnswer {
+  status: number;
+  body: ApiErrorBody;
+  /** The `google.rpc.ErrorInfo` reason, if any. */
+  reason: unknown;
+  /** ` <rpc status>`, for the message, or empty. */
+  rpc: string;
+  /** Gemini's message, clipped and redacted. */
+  apiMessage: string;
+  /** The fields every error for this answer carries. */
+  base: { provider: string; status: number; cause: unknown };
+  /** The detail of type `type` (`google.rpc.RetryInfo`, …), if the answer has one. */
+  detail(type: string): Record<string, unknown> | undefined;
+}
+
+interface ApiErrorContext extends ChosenModel {
+  redact: (text: string) => string;
+  standardKey: boolean;
+  cause: unknown;
+}
+
 function classifyApiError(
   status: number,
   message: string,
-  context: ChosenModel & {
-    redact: (text: string) => string;
-    standardKey: boolean;
-    cause: unknown;
-  },
+  context: ApiErrorContext,
 ): ProviderError {
-  const { model, flag, redact, standardKey, cause } = context;
   let body: ApiErrorBody = {};
   try {
     body = (JSON.parse(message) as { error?: ApiErrorBody }).error ?? {};
@@ -362,11 +407,32 @@ function classifyApiError(
   const details = Array.isArray(body.details) ? body.details : [];
   const detail = (type: string) =>
     details.find((d) => typeof d["@type"] === "string" && d["@type"].endsWith(type));
-  const reason = detail("google.rpc.ErrorInfo")?.reason;
-  const rpc = body.status ? ` ${body.status}` : "";
-  const apiMessage = redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)";
-  const base = { provider: PROVIDER, status, cause };
+  const answer: ApiErrorAnswer = {
+    status,
+    body,
+    reason: detail("google.rpc.ErrorInfo")?.reason,
+    rpc: body.status ? ` ${body.status}` : "",
+    apiMessage: context.redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)",
+    base: { provider: PROVIDER, status, cause: context.cause },
+    detail,
+  };
+  const keyError = _keyError(answer, context);
+  if (keyError) return keyError;
+  if (status === 429) return _quotaError(answer, context);
+  if (status === 408 || status >= 500) {
+    return new ProviderError(
+      `Gemini is unavailable (HTTP ${status}${answer.rpc}): ${answer.apiMessage}`,
+      { ...answer.base, retryable: true },
+    );
+  }
+  return _refusalError(answer, context);
+}
 
+/** The error for a key or project Gemini does not accept (fatal), or undefined. */
+function _keyError(
+  { status, reason, rpc, apiMessage, base }: ApiErrorAnswer,
+  { standardKey }: ApiErrorContext,
+): ProviderError | undefined {
   // Standard keys were rejected from September 2026 (unrestricted ones since 2026-06-19): a 401
   // asking for OAuth, or API_KEY_INVALID for a leftover AIza key.
   const oldKey = reason === "ACCESS_TOKEN_TYPE_UNSUPPORTED" ||
@@ -388,31 +454,38 @@ function classifyApiError(
       { ...base, retryable: false, fatal: true },
     );
   }
-  if (status === 429) {
-    const never = quotaThatNeverRefills(
-      detail("google.rpc.QuotaFailure"),
-      String(body.message ?? ""),
+  return undefined;
+}
+
+/** A 429: a rate limit to wait out, or a quota no wait within the run refills (fatal). */
+function _quotaError(
+  { body, rpc, apiMessage, base, detail }: ApiErrorAnswer,
+  { model, flag }: ApiErrorContext,
+): ProviderError {
+  const never = quotaThatNeverRefills(
+    detail("google.rpc.QuotaFailure"),
+    String(body.message ?? ""),
+  );
+  if (never !== undefined) {
+    return new ProviderError(
+      `Cannot use Gemini model '${model}' as ${never} (HTTP 429${rpc}): enable billing for the key's project at ${KEY_PAGE}, use another key, or choose another model with ${flag}`,
+      { ...base, retryable: false, fatal: true },
     );
-    if (never !== undefined) {
-      return new ProviderError(
-        `Cannot use Gemini model '${model}' as ${never} (HTTP 429${rpc}): enable billing for the key's project at ${KEY_PAGE}, use another key, or choose another model with ${flag}`,
-        { ...base, retryable: false, fatal: true },
-      );
-    }
-    const retryAfterMs = durationMs(detail("google.rpc.RetryInfo")?.retryDelay) ??
-      waitFromMessage(apiMessage);
-    return new ProviderError(`Gemini rate limit reached (HTTP 429${rpc}): ${apiMessage}`, {
-      ...base,
-      retryable: true,
-      ...(retryAfterMs !== undefined && { retryAfterMs }),
-    });
   }
-  if (status === 408 || status >= 500) {
-    return new ProviderError(`Gemini is unavailable (HTTP ${status}${rpc}): ${apiMessage}`, {
-      ...base,
-      retryable: true,
-    });
-  }
+  const retryAfterMs = durationMs(detail("google.rpc.RetryInfo")?.retryDelay) ??
+    waitFromMessage(apiMessage);
+  return new ProviderError(`Gemini rate limit reached (HTTP 429${rpc}): ${apiMessage}`, {
+    ...base,
+    retryable: true,
+    ...(retryAfterMs !== undefined && { retryAfterMs }),
+  });
+}
+
+/** A 4xx the same request would get again: fatal when every call would get it alike. */
+function _refusalError(
+  { status, body, rpc, apiMessage, base }: ApiErrorAnswer,
+  { model, flag }: ApiErrorContext,
+): ProviderError {
   if (status === 404) {
     const change = GEMINI_MODEL_CHANGES[model.replace(/^models\//, "")];
     const retired = change?.kind === "shutdown"

@@ -185,54 +185,14 @@ export function geminiImageGenerator(
   settings: Pick<GeminiImageOptions, "models" | "size" | "prices">,
 ): ImageGenerator {
   const models = [...(settings.models ?? [DEFAULT_GEMINI_IMAGE_MODEL])];
-  const prices = { ...defaultGeminiPrices(), ...settings.prices };
-  for (const model of models) {
-    const price = priceOf(prices, model);
-    if (price?.image === undefined) {
-      connection.warnAtStart(
-        "No image price known for Gemini model {model}: its images are recorded at their token cost, or 0",
-        { model },
-      );
-    }
-    if (settings.size === undefined) continue;
-    const { width, height } = settings.size;
-    const shape = geminiImageShape(model, width, height);
-    const [a, b] = shape.aspectRatio.split(":").map(Number) as [number, number];
-    if (Math.abs(Math.log(width / height / (a / b))) > 0.02) {
-      connection.warnAtStart(
-        "Gemini makes images in fixed shapes: {model} draws {aspectRatio} at {imageSize} for {width}×{height}, and the saved images keep Gemini's size",
-        { model, width, height, ...shape },
-      );
-    }
-  }
-
-  const costOf = (
-    model: string,
-    response: GenerateContentResponse,
-    size: GeminiImageSize,
-    answeredBy: string | undefined,
-    gotImage: boolean,
-  ): number => {
-    const rates = (answeredBy !== undefined ? priceOf(prices, answeredBy) : undefined) ??
-      priceOf(prices, model);
-    if (rates === undefined) return 0;
-    const meta = response.usageMetadata;
-    if (meta === undefined) {
-      // No token counts (a proxy may strip them): the size's published count.
-      return gotImage && rates.image !== undefined
-        ? _imageTokens(model, size) * rates.image / 1e6
-        : 0;
-    }
-    const candidates = meta.candidatesTokenCount ?? 0;
-    const imageOut = meta.candidatesTokensDetails?.find((d) => d.modality === "IMAGE")
-      ?.tokenCount ?? (gotImage ? candidates : 0);
-    const textOut = Math.max(0, candidates - imageOut) + (meta.thoughtsTokenCount ?? 0);
-    return (inputCost(meta.promptTokenCount ?? 0, meta.cachedContentTokenCount ?? 0, rates) +
-      textOut * rates.output +
-      imageOut * (rates.image ?? rates.output)) / 1e6;
+  const drawer: Drawer = {
+    connection,
+    prices: { ...defaultGeminiPrices(), ...settings.prices },
+    warnedNegative: new Set<string>(),
   };
-
-  const warnedNegative = new Set<string>();
+  _warnAtStart(drawer, models, settings.size);
+  // A plain object (the Gemini descriptor copies it with its own check): its functions hold
+  // `drawer`, the generator's state.
   return {
     name: PROVIDER,
     // Gemini's image models take an image as input and change it as told: they edit themselves.
@@ -243,7 +203,7 @@ export function geminiImageGenerator(
       );
     },
     estimateCostUsd({ model, width, height }) {
-      const rates = priceOf(prices, model);
+      const rates = priceOf(drawer.prices, model);
       if (rates?.image === undefined) return undefined;
       const { imageSize } = geminiImageShape(model, width, height);
       const usd = (_imageTokens(model, imageSize) * rates.image +
@@ -252,137 +212,258 @@ export function geminiImageGenerator(
         connection.estimateShare;
       return Math.round(usd * 1e6) / 1e6;
     },
-    async generate(request: GenerateRequest): Promise<GeneratedImage> {
-      const { model, signal } = request;
-      if (signal.aborted) throw signal.reason;
-      const shape = geminiImageShape(model, request.width, request.height);
-      // Gemini's seed is an int32; retake's seeds are uint32.
-      const seed = request.seed % 2 ** 31;
-      const config: GenerateContentConfig = {
-        responseModalities: ["IMAGE"],
-        imageConfig: { aspectRatio: shape.aspectRatio, imageSize: shape.imageSize },
-        seed,
-        abortSignal: signal,
-      };
-      const chosen = { model, flag: "--model" };
-      connection.flushWarnings();
-      if (request.negativePrompt !== undefined && !warnedNegative.has(model)) {
-        // Gemini takes no negative prompt, and "no X" written into the text tends to draw X.
-        warnedNegative.add(model);
-        log.warn(
-          "Gemini takes no negative prompt: the prompts' negativePrompt is not sent to {model} (prompt {promptId} is the first)",
-          { model, promptId: request.spec.id },
-        );
-      }
-      const started = performance.now();
-      let response: GenerateContentResponse;
-      try {
-        response = await connection.generateContent({
-          model,
-          contents: [{ role: "user", parts: await _parts(request) }],
-          config,
-        });
-      } catch (error) {
-        const classified = connection.classify(error, signal, "image generation", chosen);
-        log.debug("Gemini image generation with {model} failed in {durationMs} ms: {status}", {
-          model,
-          durationMs: Math.round(performance.now() - started),
-          status: classified instanceof ProviderError
-            ? classified.status ?? classified.message
-            : "aborted",
-        });
-        throw classified;
-      }
-      const modelVersion = connection.noteModelVersion(model, response);
-      const requestId = response.responseId;
-      const candidate = response.candidates?.[0];
-      const finish = candidate?.finishReason;
-      const part = _imagePart(candidate?.content?.parts);
-      const costUsd = costOf(model, response, shape.imageSize, modelVersion, part !== undefined) *
-        connection.priceShare(response);
-      const batch = answeredInBatch(response);
-      log.debug(
-        "Gemini image generation with {model}: {status} in {durationMs} ms, {aspectRatio} at {imageSize}",
-        {
-          model,
-          modelVersion,
-          ...shape,
-          status: response.promptFeedback?.blockReason
-            ? `blocked ${response.promptFeedback.blockReason}`
-            : finish ?? "no finish reason",
-          durationMs: Math.round(performance.now() - started),
-          costUsd,
-          requestId,
-        },
-      );
-      // What the answer was billed, on an error that ends the call.
-      const failure = {
-        provider: PROVIDER,
-        retryable: false,
-        ...(requestId !== undefined && { requestId }),
-        ...(costUsd > 0 && { costUsd }),
-      };
-      const blockReason = response.promptFeedback?.blockReason;
-      if (blockReason) {
-        const why = response.promptFeedback?.blockReasonMessage;
-        throw new ProviderError(
-          `Gemini blocked the prompt (${blockReason})${
-            why ? `: ${connection.redact(clip(why, 200))}` : ""
-          }; rephrase the prompt`,
-          failure,
-        );
-      }
-      if (finish !== undefined && BLOCKING_FINISH.has(finish)) {
-        const why = candidate?.finishMessage;
-        throw new ProviderError(
-          `Gemini refused to make the image (finishReason ${finish})${
-            why ? `: ${connection.redact(clip(why, 200))}` : ""
-          }; rephrase the prompt`,
-          failure,
-        );
-      }
-      if (part === undefined) {
-        const text = (candidate?.content?.parts ?? [])
-          .filter((p) => typeof p.text === "string" && p.thought !== true)
-          .map((p) => p.text!.trim()).join(" ").trim();
-        throw new ProviderError(
-          `Gemini answered without an image (finishReason ${finish ?? "none"})${
-            text !== "" ? `: '${connection.redact(clip(text, 200))}'` : ""
-          }; rephrase the prompt, or choose an image model with --model`,
-          failure,
-        );
-      }
-      let image: { data: Uint8Array; width: number; height: number };
-      try {
-        image = await _asFormat(Buffer.from(part.data, "base64"), request.format);
-      } catch (error) {
-        throw new ProviderError(
-          `Gemini's image (${part.mimeType}) is not a usable image: ${(error as Error).message}`,
-          { ...failure, cause: error },
-        );
-      }
-      return {
-        data: image.data,
-        format: request.format,
-        width: image.width,
-        height: image.height,
-        // The answer names no seed: one is sent, but Gemini does not say it reproduces the image.
-        model,
-        ...(modelVersion !== undefined && { modelVersion }),
-        ...(requestId !== undefined && { requestId }),
-        costUsd,
-        ...(priceOf(prices, model)?.image === undefined && costUsd === 0 &&
-          { costUnknown: true as const }),
-        ...(batch && { batch: true as const }),
-      };
-    },
+    generate: (request) => _generate(drawer, request),
   };
 }
 
+/** What a Gemini image generator keeps across calls. */
+interface Drawer {
+  connection: GeminiConnection;
+  prices: Record<string, GeminiTokenPrice>;
+  /** Models already warned that the prompts' negativePrompt is not sent. */
+  warnedNegative: Set<string>;
+}
+
 /**
- * The answer's image: the last inline image that is not a thought (Pro models show drafts
- * while they think).
+ * Warnings for the start of the run: a model without an image price, and a size Gemini cannot
+ * draw exactly (it makes images in fixed shapes).
  */
+function _warnAtStart(
+  { connection, prices }: Drawer,
+  models: readonly string[],
+  size: { width: number; height: number } | undefined,
+): void {
+  for (const model of models) {
+    const price = priceOf(prices, model);
+    if (price?.image === undefined) {
+      connection.warnAtStart(
+        "No image price known for Gemini model {model}: its images are recorded at their token cost, or 0",
+        { model },
+      );
+    }
+    if (size === undefined) continue;
+    const { width, height } = size;
+    const shape = geminiImageShape(model, width, height);
+    const [a, b] = shape.aspectRatio.split(":").map(Number) as [number, number];
+    if (Math.abs(Math.log(width / height / (a / b))) > 0.02) {
+      connection.warnAtStart(
+        "Gemini makes images in fixed shapes: {model} draws {aspectRatio} at {imageSize} for {width}×{height}, and the saved images keep Gemini's size",
+        { model, width, height, ...shape },
+      );
+    }
+  }
+}
+
+/**
+ * What an answer cost: by its token counts at the rates of the model that answered (else the
+ * one asked), or, without counts, the size's published image token count.
+ */
+function _costOf(
+  prices: Record<string, GeminiTokenPrice>,
+  model: string,
+  response: GenerateContentResponse,
+  size: GeminiImageSize,
+  answeredBy: string | undefined,
+  gotImage: boolean,
+): number {
+  const rates = (answeredBy !== undefined ? priceOf(prices, answeredBy) : undefined) ??
+    priceOf(prices, model);
+  if (rates === undefined) return 0;
+  const meta = response.usageMetadata;
+  if (meta === undefined) {
+    // No token counts (a proxy may strip them): the size's published count.
+    return gotImage && rates.image !== undefined
+      ? _imageTokens(model, size) * rates.image / 1e6
+      : 0;
+  }
+  const candidates = meta.candidatesTokenCount ?? 0;
+  const imageOut = meta.candidatesTokensDetails?.find((d) => d.modality === "IMAGE")
+    ?.tokenCount ?? (gotImage ? candidates : 0);
+  const textOut = Math.max(0, candidates - imageOut) + (meta.thoughtsTokenCount ?? 0);
+  return (inputCost(meta.promptTokenCount ?? 0, meta.cachedContentTokenCount ?? 0, rates) +
+    textOut * rates.output +
+    imageOut * (rates.image ?? rates.output)) / 1e6;
+}
+
+/** One image: asks Gemini, checks its answer, and converts the image to the format asked for. */
+async function _generate(drawer: Drawer, request: GenerateRequest): Promise<GeneratedImage> {
+  const { connection, prices } = drawer;
+  const { model, signal } = request;
+  if (signal.aborted) throw signal.reason;
+  const shape = geminiImageShape(model, request.width, request.height);
+  connection.flushWarnings();
+  _warnNegative(drawer, request);
+  const started = performance.now();
+  const response = await _send(connection, request, shape, started);
+  const modelVersion = connection.noteModelVersion(model, response);
+  const requestId = response.responseId;
+  const candidate = response.candidates?.[0];
+  const part = _imagePart(candidate?.content?.parts);
+  const costUsd = _costOf(
+    prices,
+    model,
+    response,
+    shape.imageSize,
+    modelVersion,
+    part !== undefined,
+  ) * connection.priceShare(response);
+  const batch = answeredInBatch(response);
+  log.debug(
+    "Gemini image generation with {model}: {status} in {durationMs} ms, {aspectRatio} at {imageSize}",
+    {
+      model,
+      modelVersion,
+      ...shape,
+      status: response.promptFeedback?.blockReason
+        ? `blocked ${response.promptFeedback.blockReason}`
+        : candidate?.finishReason ?? "no finish reason",
+      durationMs: Math.round(performance.now() - started),
+      costUsd,
+      requestId,
+    },
+  );
+  // What the answer was billed, on an error that ends the call.
+  const failure: ImageFailure = {
+    provider: PROVIDER,
+    retryable: false,
+    ...(requestId !== undefined && { requestId }),
+    ...(costUsd > 0 && { costUsd }),
+  };
+  const image = await _decode(_answerImage(connection, response, part, failure), request, failure);
+  return {
+    data: image.data,
+    format: request.format,
+    width: image.width,
+    height: image.height,
+    // The answer names no seed: one is sent, but Gemini does not say it reproduces the image.
+    model,
+    ...(modelVersion !== undefined && { modelVersion }),
+    ...(requestId !== undefined && { requestId }),
+    costUsd,
+    ...(priceOf(prices, model)?.image === undefined && costUsd === 0 &&
+      { costUnknown: true as const }),
+    ...(batch && { batch: true as const }),
+  };
+}
+
+/** The fields of every error that ends a call whose answer came back (and may be billed). */
+interface ImageFailure {
+  provider: string;
+  retryable: false;
+  requestId?: string;
+  costUsd?: number;
+}
+
+/** Warns once per model that the prompts' negativePrompt is not sent. */
+function _warnNegative({ warnedNegative }: Drawer, request: GenerateRequest): void {
+  const model = request.model;
+  if (request.negativePrompt === undefined || warnedNegative.has(model)) return;
+  // Gemini takes no negative prompt, and "no X" written into the text tends to draw X.
+  warnedNegative.add(model);
+  log.warn(
+    "Gemini takes no negative prompt: the prompts' negativePrompt is not sent to {model} (prompt {promptId} is the first)",
+    { model, promptId: request.spec.id },
+  );
+}
+
+/** Asks Gemini for the image; a failure is classified, and logged with how long it took. */
+async function _send(
+  connection: GeminiConnection,
+  request: GenerateRequest,
+  shape: GeminiImageShape,
+  started: number,
+): Promise<GenerateContentResponse> {
+  const { model, signal } = request;
+  const config: GenerateContentConfig = {
+    responseModalities: ["IMAGE"],
+    imageConfig: { aspectRatio: shape.aspectRatio, imageSize: shape.imageSize },
+    // Gemini's seed is an int32; retake's seeds are uint32.
+    seed: request.seed % 2 ** 31,
+    abortSignal: signal,
+  };
+  try {
+    return await connection.generateContent({
+      model,
+      contents: [{ role: "user", parts: await _parts(request) }],
+      config,
+    });
+  } catch (error) {
+    const classified = connection.classify(error, signal, "image generation", {
+      model,
+      flag: "--model",
+    });
+    log.debug("Gemini image generation with {model} failed in {durationMs} ms: {status}", {
+      model,
+      durationMs: Math.round(performance.now() - started),
+      status: classified instanceof ProviderError
+        ? classified.status ?? classified.message
+        : "aborted",
+    });
+    throw classified;
+  }
+}
+
+/**
+ * The answer's image `part`, or the error that ends the call: Gemini blocked the prompt,
+ * refused to draw, or answered in words only.
+ */
+function _answerImage(
+  connection: GeminiConnection,
+  response: GenerateContentResponse,
+  part: { data: string; mimeType: string } | undefined,
+  failure: ImageFailure,
+): { data: string; mimeType: string } {
+  const candidate = response.candidates?.[0];
+  const finish = candidate?.finishReason;
+  const blockReason = response.promptFeedback?.blockReason;
+  if (blockReason) {
+    const why = response.promptFeedback?.blockReasonMessage;
+    throw new ProviderError(
+      `Gemini blocked the prompt (${blockReason})${
+        why ? `: ${connection.redact(clip(why, 200))}` : ""
+      }; rephrase the prompt`,
+      failure,
+    );
+  }
+  if (finish !== undefined && BLOCKING_FINISH.has(finish)) {
+    const why = candidate?.finishMessage;
+    throw new ProviderError(
+      `Gemini refused to make the image (finishReason ${finish})${
+        why ? `: ${connection.redact(clip(why, 200))}` : ""
+      }; rephrase the prompt`,
+      failure,
+    );
+  }
+  if (part === undefined) {
+    const text = (candidate?.content?.parts ?? [])
+      .filter((p) => typeof p.text === "string" && p.thought !== true)
+      .map((p) => p.text!.trim()).join(" ").trim();
+    throw new ProviderError(
+      `Gemini answered without an image (finishReason ${finish ?? "none"})${
+        text !== "" ? `: '${connection.redact(clip(text, 200))}'` : ""
+      }; rephrase the prompt, or choose an image model with --model`,
+      failure,
+    );
+  }
+  return part;
+}
+
+/** The answer's image in the format asked for; an unreadable one ends the call, billed. */
+async function _decode(
+  part: { data: string; mimeType: string },
+  request: GenerateRequest,
+  failure: ImageFailure,
+): Promise<{ data: Uint8Array; width: number; height: number }> {
+  try {
+    return await _asFormat(Buffer.from(part.data, "base64"), request.format);
+  } catch (error) {
+    throw new ProviderError(
+      `Gemini's image (${part.mimeType}) is not a usable image: ${(error as Error).message}`,
+      { ...failure, cause: error },
+    );
+  }
+}
+
 /** The request's parts: the prompt, or for an edit the source image and what to change. */
 async function _parts(request: GenerateRequest): Promise<Part[]> {
   if (request.edit === undefined) return [{ text: request.prompt }];
@@ -397,6 +478,10 @@ async function _parts(request: GenerateRequest): Promise<Part[]> {
   ];
 }
 
+/**
+ * The answer's image: the last inline image that is not a thought (Pro models show drafts
+ * while they think).
+ */
 function _imagePart(parts: Part[] | undefined): { data: string; mimeType: string } | undefined {
   const images = (parts ?? []).filter((p) =>
     p.thought !== true && typeof p.inlineData?.data === "string" &&

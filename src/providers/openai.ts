@@ -25,7 +25,13 @@ import { tokenPriceTable, urlString } from "../schema.ts";
 import { redactor } from "../redact.ts";
 import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "./_http.ts";
 import { parseAnswer } from "./_llm_answers.ts";
-import { type JsonClient, type JsonQuestion, llmCritic, llmRefiner } from "./_llm_roles.ts";
+import {
+  type JsonAnswer,
+  type JsonClient,
+  type JsonQuestion,
+  llmCritic,
+  llmRefiner,
+} from "./_llm_roles.ts";
 import { clip } from "./_llm_prompts.ts";
 import type { Rubric } from "../rubric.ts";
 import type {
@@ -124,7 +130,7 @@ export interface OpenAIOptions {
 export function createOpenAIProviders(
   options: OpenAIOptions,
 ): { critic: ImageCritic; refiner: PromptRefiner } {
-  const client = _createClient(options);
+  const client = new OpenAIJsonClient(options);
   return { critic: llmCritic(client, options.rubric), refiner: llmRefiner(client) };
 }
 
@@ -216,96 +222,235 @@ const SETTING_MESSAGE =
 
 type Sdk = typeof import("openai");
 
-function _createClient(options: OpenAIOptions): JsonClient {
-  const baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
-  const url = parseBaseUrl("OpenAI client", baseUrl);
-  const official = url.hostname === "api.openai.com";
-  // As people see it in messages and logs: no user name, password or query.
-  const shown = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
-  const local = options.local ?? isLoopbackUrl(baseUrl);
-  const apiKey = options.apiKey?.trim() ? options.apiKey : undefined;
-  if (apiKey === undefined && !isLoopbackUrl(baseUrl)) {
-    throw new TypeError(
-      `Cannot create the OpenAI client as 'apiKey' is empty and '${shown}' is not on this machine: set OPENAI_API_KEY, or choose another critic`,
+/**
+ * One OpenAI-compatible server and model as a {@linkcode JsonClient}: the critic and the
+ * refiner ask it for JSON. It keeps the notes its construction and check found (logged with the
+ * first paid call) and the SDK, loaded on the first call.
+ */
+class OpenAIJsonClient implements JsonClient {
+  readonly provider = PROVIDER;
+  readonly imageMaxSide: number;
+  readonly #model: string;
+  readonly #baseUrl: string;
+  readonly #apiKey: string | undefined;
+  readonly #headers: Record<string, string> | undefined;
+  /** The server is OpenAI's own: it takes OpenAI's newer request fields. */
+  readonly #official: boolean;
+  /** What OpenAI's reasoning models need; other servers get the widely supported older fields. */
+  readonly #reasoning: boolean;
+  readonly #timeoutMs: number;
+  readonly #maxOutputTokens: number;
+  readonly #price: OpenAITokenPrice | undefined;
+  /** No price, on a server on this machine: its calls cost nothing. */
+  readonly #free: boolean;
+  /** How messages name the server, and what they say about the key. */
+  readonly #names: ClassifyContext;
+  /**
+   * Notes for the log. The client is made and checked before the run's logging is set up: what
+   * they find is kept and logged with the first paid call, before it is sent.
+   */
+  readonly #pending: Array<["info" | "warn", string, Record<string, unknown>]> = [];
+  #loaded: Promise<{ sdk: Sdk; client: OpenAI }> | undefined;
+  /** The SDK's module once loaded, whose error classes {@linkcode #classify} tells apart. */
+  #sdk: Sdk | undefined;
+
+  constructor(options: OpenAIOptions) {
+    this.#baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
+    const url = parseBaseUrl("OpenAI client", this.#baseUrl);
+    this.#official = url.hostname === "api.openai.com";
+    // As people see it in messages and logs: no user name, password or query.
+    const shown = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+    const local = options.local ?? isLoopbackUrl(this.#baseUrl);
+    this.#apiKey = options.apiKey?.trim() ? options.apiKey : undefined;
+    if (this.#apiKey === undefined && !isLoopbackUrl(this.#baseUrl)) {
+      throw new TypeError(
+        `Cannot create the OpenAI client as 'apiKey' is empty and '${shown}' is not on this machine: set OPENAI_API_KEY, or choose another critic`,
+      );
+    }
+    this.#headers = options.headers;
+    const model = this.#model = options.model ?? DEFAULT_OPENAI_MODEL;
+    this.#timeoutMs = positiveOption("OpenAI client", "timeoutMs", options.timeoutMs ?? 60_000);
+    this.#maxOutputTokens = positiveOption(
+      "OpenAI client",
+      "maxOutputTokens",
+      options.maxOutputTokens ?? 4096,
     );
-  }
-  const model = options.model ?? DEFAULT_OPENAI_MODEL;
-  const timeoutMs = positiveOption("OpenAI client", "timeoutMs", options.timeoutMs ?? 60_000);
-  const maxOutputTokens = positiveOption(
-    "OpenAI client",
-    "maxOutputTokens",
-    options.maxOutputTokens ?? 4096,
-  );
-  const imageMaxSide = positiveOption("OpenAI client", "imageMaxSide", options.imageMaxSide ?? 384);
-  const price = { ...DEFAULT_OPENAI_PRICES, ...options.prices }[model];
-  // The client is made and checked before the run's logging is set up: what they find is kept
-  // and logged with the first paid call, before it is sent.
-  const pending: Array<["info" | "warn", string, Record<string, unknown>]> = [];
-  const later = {
-    info: (message: string, properties: Record<string, unknown>) =>
-      void pending.push(["info", message, properties]),
-    warn: (message: string, properties: Record<string, unknown>) =>
-      void pending.push(["warn", message, properties]),
-  };
-  const flushWarnings = () => {
-    for (const [level, message, properties] of pending.splice(0)) log[level](message, properties);
-  };
-  // A server on this machine bills nothing; elsewhere an unknown price is a hole in the budget.
-  const free = price === undefined && local;
-  if (free) {
-    later.info(
-      "No price known for model {model} at {server}, a server on this machine: its calls are recorded at cost 0 (add openai.prices to the config file if it bills)",
-      { model, server: shown },
+    this.imageMaxSide = positiveOption(
+      "OpenAI client",
+      "imageMaxSide",
+      options.imageMaxSide ?? 384,
     );
-  } else if (price === undefined) {
-    later.warn("No price known for model {model} at {server}: its calls are recorded at cost 0", {
+    this.#price = { ...DEFAULT_OPENAI_PRICES, ...options.prices }[model];
+    // A server on this machine bills nothing; elsewhere an unknown price is a hole in the budget.
+    this.#free = this.#price === undefined && local;
+    this.#notePrice(shown);
+    this.#names = _serverNames(
       model,
-      server: shown,
+      shown,
+      this.#official,
+      redactor(
+        this.#apiKey === undefined ? [] : [this.#apiKey],
+      ),
+    );
+    this.#reasoning = /^(?:openai\/)?(?:o\d|gpt-5)/.test(model);
+  }
+
+  /** The free check of the key and the model; shared (unbound) by the critic and the refiner. */
+  readonly check = (signal: AbortSignal): Promise<void> => this.#check(signal);
+
+  estimateCostUsd(operation: "critique" | "refine"): number | undefined {
+    if (this.#free) return 0;
+    if (this.#price === undefined) return undefined;
+    const input = operation === "critique"
+      ? CRITIQUE_TEXT_TOKENS + IMAGE_TOKEN_BOUND
+      : REFINE_TEXT_TOKENS;
+    // A call may send twice: once more with double the room after a cut-off or bad answer.
+    const tokens = {
+      inputTokens: 2 * input,
+      outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
+    };
+    return Math.round(this.#costOf(tokens) * 1e6) / 1e6;
+  }
+
+  async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
+    const { operation, signal } = question;
+    this.#flushNotes();
+    const call: Call = {
+      usage: { inputTokens: 0, outputTokens: 0 },
+      requestId: undefined,
+      modelVersion: undefined,
+      limit: this.#maxOutputTokens,
+    };
+    let problem = "";
+    // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      if (signal.aborted) throw signal.reason;
+      const response = await this.#send(question as JsonQuestion<unknown>, call, attempt);
+      const read = this.#read(question, response, call);
+      if ("answer" in read) return read.answer;
+      problem = read.problem;
+    }
+    throw new ProviderError(`OpenAI gave no usable ${operation} in 2 attempts: ${problem}`, {
+      provider: PROVIDER,
+      retryable: false,
+      ...this.#spent(call),
     });
   }
-  const server = official ? "OpenAI" : `the server at ${shown}`;
-  const Server = official ? "OpenAI" : `The server at ${shown}`;
-  const keyHint = official
-    ? "check OPENAI_API_KEY (create a key at platform.openai.com/api-keys)"
-    : `check OPENAI_API_KEY: it must be a key ${server} accepts (for OpenAI itself, create one at platform.openai.com/api-keys)`;
-  // What OpenAI's reasoning models need; other servers get the widely supported older fields.
-  const reasoning = /^(?:openai\/)?(?:o\d|gpt-5)/.test(model);
-  const redact = redactor(apiKey === undefined ? [] : [apiKey]);
 
-  // The SDK loads on the first call: a run that never calls OpenAI never loads it. Every value
-  // it would read from the environment is given, so it reads none it was not granted (only
-  // OPENAI_CUSTOM_HEADERS, which the descriptor declares).
-  let loaded: Promise<{ sdk: Sdk; client: OpenAI }> | undefined;
-  const load = () =>
-    loaded ??= import("openai").then((sdk) => ({
+  /** Notes a model without a price: free on this machine, a hole in the budget elsewhere. */
+  #notePrice(shown: string): void {
+    const model = this.#model;
+    if (this.#free) {
+      this.#note(
+        "info",
+        "No price known for model {model} at {server}, a server on this machine: its calls are recorded at cost 0 (add openai.prices to the config file if it bills)",
+        { model, server: shown },
+      );
+    } else if (this.#price === undefined) {
+      this.#note(
+        "warn",
+        "No price known for model {model} at {server}: its calls are recorded at cost 0",
+        { model, server: shown },
+      );
+    }
+  }
+
+  #note(level: "info" | "warn", message: string, properties: Record<string, unknown>): void {
+    this.#pending.push([level, message, properties]);
+  }
+
+  #flushNotes(): void {
+    for (const [level, message, properties] of this.#pending.splice(0)) {
+      log[level](message, properties);
+    }
+  }
+
+  /**
+   * The SDK's client, the SDK loaded on the first call: a run that never calls OpenAI never
+   * loads it. Every value it would read from the environment is given, so it reads none it was
+   * not granted (only OPENAI_CUSTOM_HEADERS, which the descriptor declares).
+   */
+  async #client(): Promise<OpenAI> {
+    this.#loaded ??= import("openai").then((sdk) => ({
       sdk,
       client: new sdk.OpenAI({
-        apiKey: apiKey ?? NO_KEY,
+        apiKey: this.#apiKey ?? NO_KEY,
         adminAPIKey: null,
         organization: null,
         project: null,
         webhookSecret: null,
-        baseURL: baseUrl,
-        timeout: timeoutMs,
+        baseURL: this.#baseUrl,
+        timeout: this.#timeoutMs,
         // The pipeline owns backoff and honours Retry-After: every attempt is a real one.
         maxRetries: 0,
         logLevel: "off",
-        ...(options.headers !== undefined && { defaultHeaders: options.headers }),
+        ...(this.#headers !== undefined && { defaultHeaders: this.#headers }),
       }),
     }));
-  let sdkModule: Sdk | undefined;
-  const client = async () => {
-    const { sdk, client } = await load();
-    sdkModule = sdk;
+    const { sdk, client } = await this.#loaded;
+    this.#sdk = sdk;
     return client;
-  };
+  }
 
-  const classify = (error: unknown, signal: AbortSignal, operation: string): unknown => {
+  async #check(signal: AbortSignal): Promise<void> {
+    const { model, server, Server } = this.#names;
+    let ids: string[];
+    try {
+      const page = await (await this.#client()).models.list({ signal });
+      ids = page.data.map((entry) => entry.id);
+    } catch (error) {
+      this.#checkFailed(error, signal);
+      return;
+    }
+    if (ids.length === 0) {
+      this.#note("warn", "{server} lists no models: model {model} is not checked before the run", {
+        server: Server,
+        model,
+      });
+      return;
+    }
+    // Ollama lists `llava:latest` and answers to `llava`.
+    if (!ids.includes(model) && !ids.includes(`${model}:latest`)) {
+      const listed = ids.slice(0, 12).join(", ") + (ids.length > 12 ? ", …" : "");
+      throw new ProviderError(
+        `Cannot critique with model '${model}' as ${server} does not list it: choose one it serves with --critic-model (it lists ${listed})`,
+        { provider: PROVIDER, retryable: false, fatal: true },
+      );
+    }
+  }
+
+  /** Throws when the model list's failure says the run cannot work; otherwise notes it. */
+  #checkFailed(error: unknown, signal: AbortSignal): void {
+    const { model, Server } = this.#names;
+    const classified = this.#classify(error, signal, "model check");
+    if (!(classified instanceof ProviderError)) throw classified;
+    if (classified.status === 404) {
+      this.#note(
+        "warn",
+        "{server} has no model list (HTTP 404): the model is not checked before the run",
+        { server: Server, model },
+      );
+      return;
+    }
+    // A 401 or 403 says the key is wrong: every paid call would be refused too.
+    if (classified.status === 401 || classified.status === 403 || classified.fatal) {
+      throw classified;
+    }
+    // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
+    this.#note("warn", "Could not check the OpenAI key and model before the run: {reason}", {
+      model,
+      reason: classified.message,
+    });
+  }
+
+  /** A failed call as the pipeline acts on it; an abort stays the abort's reason. */
+  #classify(error: unknown, signal: AbortSignal, operation: string): unknown {
     if (signal.aborted) return signal.reason ?? error;
     if (error instanceof ProviderError) return error;
-    const sdk = sdkModule;
+    const { server, redact } = this.#names;
+    const sdk = this.#sdk;
     if (sdk !== undefined && error instanceof sdk.APIConnectionTimeoutError) {
-      return new ProviderError(`OpenAI ${operation} timed out after ${timeoutMs} ms`, {
+      return new ProviderError(`OpenAI ${operation} timed out after ${this.#timeoutMs} ms`, {
         provider: PROVIDER,
         retryable: true,
         cause: error,
@@ -319,7 +464,7 @@ function _createClient(options: OpenAIOptions): JsonClient {
       );
     }
     if (sdk !== undefined && error instanceof sdk.APIError && typeof error.status === "number") {
-      return _classifyApiError(error, { model, server, Server, keyHint, redact });
+      return _classifyApiError(error, this.#names);
     }
     return new ProviderError(
       `OpenAI ${operation} failed: ${
@@ -327,231 +472,201 @@ function _createClient(options: OpenAIOptions): JsonClient {
       }`,
       { provider: PROVIDER, retryable: false, cause: error },
     );
-  };
+  }
 
-  const costOf = (usage: TokenUsage) =>
-    price === undefined
+  #costOf(usage: TokenUsage): number {
+    const price = this.#price;
+    return price === undefined
       ? 0
       : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
+  }
 
-  const body = (
+  /**
+   * What the answers so far were billed, and the last request id, for an error that ends the
+   * call: every answer is billed by its tokens, cut-off, filtered or malformed ones included.
+   */
+  #spent(call: Call): { requestId?: string; costUsd?: number } {
+    const costUsd = this.#costOf(call.usage);
+    return {
+      ...(call.requestId !== undefined && { requestId: call.requestId }),
+      ...(costUsd > 0 && { costUsd }),
+    };
+  }
+
+  /** Sends one attempt of `question`, adding what it used to `call`. */
+  async #send(
     question: JsonQuestion<unknown>,
-    limit: number,
-  ): ChatCompletionCreateParamsNonStreaming => ({
-    model,
-    messages: [
-      { role: "system", content: question.system },
-      {
-        role: "user",
-        content: question.image === undefined ? question.text : [
-          // The copy is already small: "low" keeps OpenAI's tile-priced models at their minimum.
-          {
-            type: "image_url",
-            image_url: { url: `data:image/jpeg;base64,${question.image}`, detail: "low" },
-          },
-          { type: "text", text: question.text },
-        ],
-      },
-    ],
-    response_format: {
-      type: "json_schema",
-      json_schema: { name: question.name, schema: strictOf(question.schema), strict: true },
-    },
-    ...(official ? { max_completion_tokens: limit } : { max_tokens: limit }),
-    // Reasoning models take only the default temperature, and spend output tokens thinking.
-    ...(reasoning ? {} : { temperature: question.temperature }),
-    ...(reasoning && official && { reasoning_effort: "low" as const }),
-  });
-
-  return {
-    provider: PROVIDER,
-    imageMaxSide,
-    async check(signal) {
-      let ids: string[];
-      try {
-        const page = await (await client()).models.list({ signal });
-        ids = page.data.map((entry) => entry.id);
-      } catch (error) {
-        const classified = classify(error, signal, "model check");
-        if (!(classified instanceof ProviderError)) throw classified;
-        if (classified.status === 404) {
-          later.warn(
-            "{server} has no model list (HTTP 404): the model is not checked before the run",
-            {
-              server: Server,
-              model,
-            },
-          );
-          return;
-        }
-        // A 401 or 403 says the key is wrong: every paid call would be refused too.
-        if (classified.status === 401 || classified.status === 403 || classified.fatal) {
-          throw classified;
-        }
-        // Says nothing about the key or the model (a timeout, a 5xx): the run does not need it.
-        later.warn("Could not check the OpenAI key and model before the run: {reason}", {
-          model,
-          reason: classified.message,
-        });
-        return;
-      }
-      if (ids.length === 0) {
-        later.warn("{server} lists no models: model {model} is not checked before the run", {
-          server: Server,
-          model,
-        });
-        return;
-      }
-      // Ollama lists `llava:latest` and answers to `llava`.
-      if (!ids.includes(model) && !ids.includes(`${model}:latest`)) {
-        const listed = ids.slice(0, 12).join(", ") + (ids.length > 12 ? ", …" : "");
-        throw new ProviderError(
-          `Cannot critique with model '${model}' as ${server} does not list it: choose one it serves with --critic-model (it lists ${listed})`,
-          { provider: PROVIDER, retryable: false, fatal: true },
-        );
-      }
-    },
-    estimateCostUsd(operation) {
-      if (free) return 0;
-      if (price === undefined) return undefined;
-      const input = operation === "critique"
-        ? CRITIQUE_TEXT_TOKENS + IMAGE_TOKEN_BOUND
-        : REFINE_TEXT_TOKENS;
-      // A call may send twice: once more with double the room after a cut-off or bad answer.
-      const tokens = {
-        inputTokens: 2 * input,
-        outputTokens: maxOutputTokens + 2 * maxOutputTokens,
-      };
-      return Math.round(costOf(tokens) * 1e6) / 1e6;
-    },
-    async ask<T>(question: JsonQuestion<T>) {
-      const { operation, reader, signal } = question;
-      flushWarnings();
-      const usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
-      let requestId: string | undefined;
-      let modelVersion: string | undefined;
-      let limit = maxOutputTokens;
-      let problem = "";
-      const withId = () => requestId !== undefined ? { requestId } : {};
-      // What the answers so far were billed, for an error that ends the call: every answer is
-      // billed by its tokens, cut-off, filtered or malformed ones included.
-      const billed = () => {
-        const costUsd = costOf(usage);
-        return costUsd > 0 ? { costUsd } : {};
-      };
-      // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        if (signal.aborted) throw signal.reason;
-        const started = performance.now();
-        let response: ChatCompletion & { _request_id?: string | null };
-        try {
-          response = await (await client()).chat.completions.create(
-            body(question as JsonQuestion<unknown>, limit),
-            {
-              signal,
-            },
-          );
-        } catch (error) {
-          const classified = classify(error, signal, operation);
-          log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
-            operation,
-            model,
-            attempt,
-            durationMs: Math.round(performance.now() - started),
-            status: classified instanceof ProviderError
-              ? classified.status ?? classified.message
-              : "aborted",
-          });
-          throw classified instanceof ProviderError
-            ? withBilledCost(classified, costOf(usage))
-            : classified;
-        }
-        usage.inputTokens += response.usage?.prompt_tokens ?? 0;
-        usage.outputTokens += response.usage?.completion_tokens ?? 0;
-        requestId = response._request_id ?? response.id ?? requestId;
-        // OpenAI names the snapshot that answered (`gpt-4o-mini-2024-07-18`).
-        if (
-          typeof response.model === "string" && response.model !== "" && response.model !== model
-        ) {
-          modelVersion = response.model;
-        }
-        const choice = response.choices?.[0];
-        const finish = choice?.finish_reason ?? undefined;
-        log.debug(
-          "OpenAI {operation} with {model}: {status} in {durationMs} ms, {inputTokens} in / {outputTokens} out tokens",
-          {
-            operation,
-            model,
-            attempt,
-            status: finish ?? "no choices",
-            durationMs: Math.round(performance.now() - started),
-            inputTokens: response.usage?.prompt_tokens,
-            outputTokens: response.usage?.completion_tokens,
-            requestId,
-          },
-        );
-        const refusal = choice?.message?.refusal;
-        if (typeof refusal === "string" && refusal !== "") {
-          throw new ProviderError(
-            `${Server} refused the ${operation}: ${clip(refusal, 300)}; rephrase the prompt`,
-            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
-          );
-        }
-        if (finish === "content_filter") {
-          throw new ProviderError(
-            `${Server} stopped the ${operation} answer (finish_reason content_filter); rephrase the prompt`,
-            { provider: PROVIDER, retryable: false, ...withId(), ...billed() },
-          );
-        }
-        if (finish === "length") {
-          problem =
-            `the answer was cut off at ${limit} output tokens (finish_reason length); raise maxOutputTokens or choose a model that thinks less`;
-          limit *= 2;
-          continue;
-        }
-        if (choice === undefined) {
-          problem = "the answer had no choices";
-          continue;
-        }
-        if (finish !== "stop") {
-          problem = `the answer ended with finish_reason ${String(finish)}`;
-          continue;
-        }
-        const checked = parseAnswer(
-          choice.message?.content,
-          (data, note) => reader(_withoutNulls(data), note),
-        );
-        if (checked.ok) {
-          if (checked.normalised.length > 0) {
-            log.warn("{server}'s {operation} answer was read leniently: {normalised}", {
-              server: Server,
-              operation,
-              model,
-              normalised: checked.normalised.join("; "),
-              requestId,
-            });
-          }
-          return {
-            value: checked.value,
-            meta: {
-              model,
-              ...(modelVersion !== undefined && { modelVersion }),
-              costUsd: costOf(usage),
-              usage,
-              ...withId(),
-              ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
-            },
-          };
-        }
-        problem = checked.problem;
-      }
-      throw new ProviderError(`OpenAI gave no usable ${operation} in 2 attempts: ${problem}`, {
-        provider: PROVIDER,
-        retryable: false,
-        ...withId(),
-        ...billed(),
+    call: Call,
+    attempt: number,
+  ): Promise<ChatCompletion & { _request_id?: string | null }> {
+    const { operation, signal } = question;
+    const model = this.#model;
+    const started = performance.now();
+    let response: ChatCompletion & { _request_id?: string | null };
+    try {
+      response = await (await this.#client()).chat.completions.create(
+        this.#body(question, call.limit),
+        { signal },
+      );
+    } catch (error) {
+      const classified = this.#classify(error, signal, operation);
+      log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
+        operation,
+        model,
+        attempt,
+        durationMs: Math.round(performance.now() - started),
+        status: classified instanceof ProviderError
+          ? classified.status ?? classified.message
+          : "aborted",
       });
-    },
+      throw classified instanceof ProviderError
+        ? withBilledCost(classified, this.#costOf(call.usage))
+        : classified;
+    }
+    call.usage.inputTokens += response.usage?.prompt_tokens ?? 0;
+    call.usage.outputTokens += response.usage?.completion_tokens ?? 0;
+    call.requestId = response._request_id ?? response.id ?? call.requestId;
+    // OpenAI names the snapshot that answered (`gpt-4o-mini-2024-07-18`).
+    if (typeof response.model === "string" && response.model !== "" && response.model !== model) {
+      call.modelVersion = response.model;
+    }
+    log.debug(
+      "OpenAI {operation} with {model}: {status} in {durationMs} ms, {inputTokens} in / {outputTokens} out tokens",
+      {
+        operation,
+        model,
+        attempt,
+        status: response.choices?.[0]?.finish_reason ?? "no choices",
+        durationMs: Math.round(performance.now() - started),
+        inputTokens: response.usage?.prompt_tokens,
+        outputTokens: response.usage?.completion_tokens,
+        requestId: call.requestId,
+      },
+    );
+    return response;
+  }
+
+  /**
+   * The answer in `response`, or the problem a second attempt may fix (a cut-off answer gets
+   * twice the room). Throws when the server refused or filtered the question: final.
+   */
+  #read<T>(
+    question: JsonQuestion<T>,
+    response: ChatCompletion,
+    call: Call,
+  ): { answer: JsonAnswer<T> } | { problem: string } {
+    const { operation } = question;
+    const { Server } = this.#names;
+    const choice = response.choices?.[0];
+    const finish = choice?.finish_reason ?? undefined;
+    const refusal = choice?.message?.refusal;
+    if (typeof refusal === "string" && refusal !== "") {
+      throw new ProviderError(
+        `${Server} refused the ${operation}: ${clip(refusal, 300)}; rephrase the prompt`,
+        { provider: PROVIDER, retryable: false, ...this.#spent(call) },
+      );
+    }
+    if (finish === "content_filter") {
+      throw new ProviderError(
+        `${Server} stopped the ${operation} answer (finish_reason content_filter); rephrase the prompt`,
+        { provider: PROVIDER, retryable: false, ...this.#spent(call) },
+      );
+    }
+    if (finish === "length") {
+      const problem =
+        `the answer was cut off at ${call.limit} output tokens (finish_reason length); raise maxOutputTokens or choose a model that thinks less`;
+      call.limit *= 2;
+      return { problem };
+    }
+    if (choice === undefined) return { problem: "the answer had no choices" };
+    if (finish !== "stop") {
+      return { problem: `the answer ended with finish_reason ${String(finish)}` };
+    }
+    const checked = parseAnswer(
+      choice.message?.content,
+      (data, note) => question.reader(_withoutNulls(data), note),
+    );
+    if (!checked.ok) return { problem: checked.problem };
+    if (checked.normalised.length > 0) {
+      log.warn("{server}'s {operation} answer was read leniently: {normalised}", {
+        server: Server,
+        operation,
+        model: this.#model,
+        normalised: checked.normalised.join("; "),
+        requestId: call.requestId,
+      });
+    }
+    return {
+      answer: {
+        value: checked.value,
+        meta: {
+          model: this.#model,
+          ...(call.modelVersion !== undefined && { modelVersion: call.modelVersion }),
+          costUsd: this.#costOf(call.usage),
+          usage: call.usage,
+          ...(call.requestId !== undefined && { requestId: call.requestId }),
+          ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
+        },
+      },
+    };
+  }
+
+  /** The Chat Completions request for `question`, with room for `limit` output tokens. */
+  #body(question: JsonQuestion<unknown>, limit: number): ChatCompletionCreateParamsNonStreaming {
+    return {
+      model: this.#model,
+      messages: [
+        { role: "system", content: question.system },
+        {
+          role: "user",
+          content: question.image === undefined ? question.text : [
+            // The copy is already small: "low" keeps OpenAI's tile-priced models at their minimum.
+            {
+              type: "image_url",
+              image_url: { url: `data:image/jpeg;base64,${question.image}`, detail: "low" },
+            },
+            { type: "text", text: question.text },
+          ],
+        },
+      ],
+      response_format: {
+        type: "json_schema",
+        json_schema: { name: question.name, schema: strictOf(question.schema), strict: true },
+      },
+      ...(this.#official ? { max_completion_tokens: limit } : { max_tokens: limit }),
+      // Reasoning models take only the default temperature, and spend output tokens thinking.
+      ...(this.#reasoning ? {} : { temperature: question.temperature }),
+      ...(this.#reasoning && this.#official && { reasoning_effort: "low" as const }),
+    };
+  }
+}
+
+/** One {@linkcode OpenAIJsonClient.ask}: what its attempts used and learned so far. */
+interface Call {
+  usage: TokenUsage;
+  requestId: string | undefined;
+  /** The snapshot that answered, when the server names one other than the model asked. */
+  modelVersion: string | undefined;
+  /** Output tokens the next attempt may use. */
+  limit: number;
+}
+
+/** How messages name the server at `shown`, and what they say to check about the key. */
+function _serverNames(
+  model: string,
+  shown: string,
+  official: boolean,
+  redact: (text: string) => string,
+): ClassifyContext {
+  const server = official ? "OpenAI" : `the server at ${shown}`;
+  return {
+    model,
+    server,
+    Server: official ? "OpenAI" : `The server at ${shown}`,
+    keyHint: official
+      ? "check OPENAI_API_KEY (create a key at platform.openai.com/api-keys)"
+      : `check OPENAI_API_KEY: it must be a key ${server} accepts (for OpenAI itself, create one at platform.openai.com/api-keys)`,
+    redact,
   };
 }
 
@@ -565,23 +680,73 @@ interface ClassifyContext {
   redact: (text: string) => string;
 }
 
+/** An HTTP error answer of the server's, as {@linkcode _classifyApiError} reads it. */
+interface ApiErrorAnswer {
+  status: number;
+  code: string | undefined;
+  /** The server's message, clipped and redacted. */
+  apiMessage: string;
+  /** `HTTP <status> <code>`, for the message. */
+  label: string;
+  /** The fields every error for this answer carries. */
+  base: { provider: string; status: number; cause: unknown; requestId?: string };
+}
+
 function _classifyApiError(
   error: InstanceType<Sdk["APIError"]>,
-  { model, server, Server, keyHint, redact }: ClassifyContext,
+  context: ClassifyContext,
 ): ProviderError {
   const status = error.status as number;
   const body = (error.error ?? {}) as { message?: unknown };
-  const apiMessage = redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)";
   const code = typeof error.code === "string" ? error.code : undefined;
-  const param = typeof error.param === "string" ? error.param : "";
-  const label = `HTTP ${status}${code ? ` ${code}` : ""}`;
-  const base = {
-    provider: PROVIDER,
+  const answer: ApiErrorAnswer = {
     status,
-    cause: error,
-    ...(typeof error.requestID === "string" && { requestId: error.requestID }),
+    code,
+    apiMessage: context.redact(clip(String(body.message ?? "").trim(), 300)) || "(no message)",
+    label: `HTTP ${status}${code ? ` ${code}` : ""}`,
+    base: {
+      provider: PROVIDER,
+      status,
+      cause: error,
+      ...(typeof error.requestID === "string" && { requestId: error.requestID }),
+    },
   };
+  if (status === 429 || status === 408 || status === 409 || status >= 500) {
+    const quota = _quotaError(answer, context);
+    if (quota) return quota;
+    // OpenAI states the wait in the message ("Please try again in 114h18m0s") as often as in a
+    // header; the header wins where both are sent.
+    const retryAfterMs = _retryAfterMs(error.headers) ??
+      (status === 429 ? waitFromMessage(String(body.message ?? "")) : undefined);
+    return new ProviderError(
+      status === 429
+        ? `${context.Server} rate limit reached (${answer.label}): ${answer.apiMessage}`
+        : `${context.Server} is unavailable (${answer.label}): ${answer.apiMessage}`,
+      { ...answer.base, retryable: true, ...(retryAfterMs !== undefined && { retryAfterMs }) },
+    );
+  }
+  const param = typeof error.param === "string" ? error.param : "";
+  return _refusalError(answer, param, context);
+}
 
+/** A 429 that is no rate limit: the account has no quota left, which waiting does not fix. */
+function _quotaError(
+  { status, code, apiMessage, label, base }: ApiErrorAnswer,
+  { Server }: ClassifyContext,
+): ProviderError | undefined {
+  if (status !== 429 || code !== "insufficient_quota") return undefined;
+  return new ProviderError(
+    `${Server} has no quota left (${label}): ${apiMessage}; add credit to the account, or choose another critic`,
+    { ...base, retryable: false, fatal: true },
+  );
+}
+
+/** A 4xx the same request would get again: fatal when every call would get it alike. */
+function _refusalError(
+  { status, apiMessage, label, base }: ApiErrorAnswer,
+  param: string,
+  { model, server, Server, keyHint }: ClassifyContext,
+): ProviderError {
   if (status === 401) {
     return new ProviderError(
       `Cannot use ${server} as it rejected the API key (${label}): ${keyHint}`,
@@ -593,31 +758,6 @@ function _classifyApiError(
       `${Server} denied access (${label}): ${apiMessage}; ${keyHint}, and that it may use model '${model}'`,
       { ...base, retryable: false, fatal: true },
     );
-  }
-  if (status === 429 && code === "insufficient_quota") {
-    return new ProviderError(
-      `${Server} has no quota left (${label}): ${apiMessage}; add credit to the account, or choose another critic`,
-      { ...base, retryable: false, fatal: true },
-    );
-  }
-  if (status === 429) {
-    // OpenAI states the wait in the message ("Please try again in 114h18m0s") as often as in a
-    // header; the header wins where both are sent.
-    const retryAfterMs = _retryAfterMs(error.headers) ??
-      waitFromMessage(String(body.message ?? ""));
-    return new ProviderError(`${Server} rate limit reached (${label}): ${apiMessage}`, {
-      ...base,
-      retryable: true,
-      ...(retryAfterMs !== undefined && { retryAfterMs }),
-    });
-  }
-  if (status === 408 || status === 409 || status >= 500) {
-    const retryAfterMs = _retryAfterMs(error.headers);
-    return new ProviderError(`${Server} is unavailable (${label}): ${apiMessage}`, {
-      ...base,
-      retryable: true,
-      ...(retryAfterMs !== undefined && { retryAfterMs }),
-    });
   }
   if (status === 404) {
     return new ProviderError(
