@@ -5,13 +5,13 @@
  * @module
  */
 import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
-import { typoCandidates } from "./src/cli/env_settings.ts";
+import { typoCandidates } from "./src/config/env_settings.ts";
 import { jsonLine } from "./src/cli/json_summary.ts";
 import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";
-import { escapeControls, escapeLines } from "./src/terminal_text.ts";
+import { escapeControls, escapeLines } from "./src/util/terminal_text.ts";
 import { evalCommand } from "./src/eval/command.ts";
-import { writeGallery } from "./src/gallery.ts";
-import { EXIT, runBatch, VERSION, watchBatch } from "./src/run.ts";
+import { writeGallery } from "./src/gallery/gallery.ts";
+import { EXIT, runBatch, VERSION, watchBatch } from "./src/batch/run.ts";
 import { pendingRejectsRunner, runWithStudio, serveCommand } from "./src/studio/command.ts";
 
 /** Signals closer together than this count as one Ctrl-C. */

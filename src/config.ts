@@ -7,13 +7,13 @@
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
-import { FLAGS } from "./cli/flags.ts";
-import { parseCommandLine } from "./cli/parse_args.ts";
-import { ENV_NAMES, ENV_SETTINGS, OFFLINE_ENV, typoWarnings } from "./cli/env_settings.ts";
-import { looseNumberIssue, type Origin, settingMessage } from "./cli/setting_errors.ts";
+import { FLAGS } from "./config/flags.ts";
+import { parseCommandLine } from "./config/parse_args.ts";
+import { ENV_NAMES, ENV_SETTINGS, OFFLINE_ENV, typoWarnings } from "./config/env_settings.ts";
+import { looseNumberIssue, type Origin, settingMessage } from "./config/setting_errors.ts";
 import { InputError } from "./errors.ts";
 import type { Role } from "./providers/provider.ts";
-import type { RetryOptions } from "./retry.ts";
+import type { RetryOptions } from "./async/retry.ts";
 import { DESCRIPTORS, type PROVIDERS } from "./providers/registry.ts";
 import {
   iterationsSchema,
@@ -21,10 +21,10 @@ import {
   seedSchema,
   sizeSchema,
   targetScoreSchema,
-} from "./schema.ts";
-import { parseRunInfo } from "./run_file.ts";
-import { criterionWeightsSchema, rubricTextSchema } from "./rubric.ts";
-import { SIZE_PRESETS } from "./sizes.ts";
+} from "./config/schema.ts";
+import { parseRunInfo } from "./output/run_file.ts";
+import { criterionWeightsSchema, rubricTextSchema } from "./providers/rubric.ts";
+import { SIZE_PRESETS } from "./config/sizes.ts";
 
 export { SIZE_PRESETS };
 

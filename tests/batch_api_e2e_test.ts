@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { JobEntry } from "../src/batch_api/ledger.ts";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import {
   type BatchEvent,

@@ -6,7 +6,7 @@
  * Every batch then completes with its files whole.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { type GeminiBatchStandIn, startGeminiBatchStandIn } from "./gemini_batch_standin.ts";
 import { seeded } from "./schema_answers.ts";

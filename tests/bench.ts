@@ -12,9 +12,9 @@
  * @module
  */
 import sharp from "sharp";
-import { createFalGenerator } from "../src/providers/fal.ts";
-import { createGeminiCritic } from "../src/providers/gemini.ts";
-import type { PromptSpec } from "../src/prompts.ts";
+import { createFalGenerator } from "../src/providers/fal/fal.ts";
+import { createGeminiCritic } from "../src/providers/gemini/gemini.ts";
+import type { PromptSpec } from "../src/prompts/mod.ts";
 import { makeBatch } from "../src/studio/_test_batch.ts";
 import { startStudio } from "../src/studio/server.ts";
 import { runBaseline } from "./bench/baseline.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Critique } from "../src/critique.ts";
+import type { Critique } from "../src/providers/critique.ts";
 
 /** A critique scoring `score` overall and on every criterion; `parts` overrides the lists. */
 export function uniformCritique(score: number, parts: Partial<Critique> = {}): Critique {

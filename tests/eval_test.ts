@@ -4,7 +4,7 @@
  * OpenAI-compatible server judges), every paid call counted where it arrives.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import type { EvalReport } from "../src/eval/report.ts";
 import { EXAMPLE, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";

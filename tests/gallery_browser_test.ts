@@ -3,7 +3,7 @@
  * lazy-loads every thumbnail, logs no error, and leaves a screenshot to look at.
  */
 import assert from "node:assert/strict";
-import { writeGallery } from "../src/gallery.ts";
+import { writeGallery } from "../src/gallery/gallery.ts";
 import { Browser, CHROMIUM, hasChromium as chromiumInstalled } from "./browser.ts";
 import { EXAMPLE, runCli } from "./cli.ts";
 

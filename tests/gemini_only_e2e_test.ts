@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { EXAMPLE, runCli } from "./cli.ts";
 import { startGeminiStandIn } from "./gemini_standin.ts";
 

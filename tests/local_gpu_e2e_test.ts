@@ -4,7 +4,7 @@
  * ComfyUI, AUTOMATIC1111 and OpenAI-compatible stand-ins, with no fal or Gemini key set.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { type A1111StandIn, startA1111StandIn } from "./a1111_standin.ts";
 import { cliCommand, EXAMPLE, ROOT, runCli } from "./cli.ts";
 import { type ComfyStandIn, startComfyStandIn } from "./comfyui_standin.ts";

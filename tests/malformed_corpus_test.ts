@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../src/errors.ts";
-import { loadPromptFile } from "../src/prompts.ts";
+import { loadPromptFile } from "../src/prompts/mod.ts";
 
 const CORPUS = fileURLToPath(new URL("./data/malformed/", import.meta.url));
 const EXPECTED: Record<string, string> = JSON.parse(

@@ -3,7 +3,7 @@
  * real fal and Gemini SDKs, against the stand-ins, every paid call counted where it arrives.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { runCli } from "./cli.ts";
 import { type FalStandIn, type FalStandInOptions, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";

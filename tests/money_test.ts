@@ -3,8 +3,8 @@
  * paid call counted where it arrives.
  */
 import assert from "node:assert/strict";
-import type { Plan } from "../src/dry_run.ts";
-import type { PromptRecord } from "../src/record.ts";
+import type { Plan } from "../src/batch/dry_run.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";

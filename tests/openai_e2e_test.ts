@@ -3,7 +3,7 @@
  * OpenAI-compatible stand-ins on 127.0.0.1, counting what each service was asked.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { EXAMPLE, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type OpenAIStandIn, startOpenAIStandIn } from "./openai_standin.ts";

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import type { Config } from "../src/config.ts";
-import type { PromptRecord } from "../src/record.ts";
-import { seedFor } from "../src/run.ts";
-import { formatSummary } from "../src/summary.ts";
+import type { PromptRecord } from "../src/output/record.ts";
+import { seedFor } from "../src/batch/run.ts";
+import { formatSummary } from "../src/batch/summary.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { startFalStandIn } from "./fal_standin.ts";
 import { startGeminiStandIn } from "./gemini_standin.ts";

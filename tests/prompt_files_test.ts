@@ -4,7 +4,7 @@
  * stand-in receives it.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { runCli } from "./cli.ts";
 import { startFalStandIn } from "./fal_standin.ts";
 import { startGeminiStandIn } from "./gemini_standin.ts";

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { parse as parseCsv } from "csv-parse/sync";
 import { stringify as stringifyCsv } from "csv-stringify/sync";
-import type { Plan } from "../src/dry_run.ts";
-import type { PromptRecord } from "../src/record.ts";
+import type { Plan } from "../src/batch/dry_run.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { startGeminiStandIn } from "./gemini_standin.ts";
 

@@ -4,7 +4,7 @@
  * test counts the paid calls the stand-ins received against the minimum the work needs.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { runCli } from "./cli.ts";
 import { startFalStandIn } from "./fal_standin.ts";
 import {

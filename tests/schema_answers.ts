@@ -13,7 +13,7 @@
  */
 
 /** A generator of numbers in [0, 1), seeded: the project's one PRNG. */
-export { mulberry32 as seeded } from "../src/hash.ts";
+export { mulberry32 as seeded } from "../src/util/hash.ts";
 
 const WORDS = [
   "check_subject_presence",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { JsonSummary } from "../src/cli/json_summary.ts";
-import type { Plan } from "../src/dry_run.ts";
+import type { Plan } from "../src/batch/dry_run.ts";
 import { cliCommand, EXAMPLE, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config.ts";
-import type { PromptRecord } from "../src/record.ts";
-import { runBatch, type RunIo } from "../src/run.ts";
+import type { PromptRecord } from "../src/output/record.ts";
+import { runBatch, type RunIo } from "../src/batch/run.ts";
 import { runPendingRejects } from "../src/steering/pending.ts";
 import { Steering } from "../src/steering/steering.ts";
 import { runCli } from "./cli.ts";

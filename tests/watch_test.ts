@@ -2,7 +2,7 @@
  * Watch mode with a real file edited while the CLI runs.
  */
 import assert from "node:assert/strict";
-import type { PromptRecord } from "../src/record.ts";
+import type { PromptRecord } from "../src/output/record.ts";
 import { cliCommand } from "./cli.ts";
 
 /** Collects a stream's text so a test can wait for a pattern. */

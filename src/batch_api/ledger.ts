@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { writeJsonAtomic } from "../artifacts.ts";
-import { readTextInside } from "../safe_read.ts";
+import { writeJsonAtomic } from "../output/artifacts.ts";
+import { readTextInside } from "../output/safe_read.ts";
 
 /** The folder, inside the batch folder, with the record and the answers kept. */
 export const BATCH_API_DIR = "_batch_api";

@@ -7,7 +7,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { StepName } from "../record.ts";
+import type { StepName } from "../output/record.ts";
 import type { BatchApiSession, BatchWait, RunningJob } from "./session.ts";
 
 /** Prompts in flight at once, at most, in batch mode: each a request of the wave. */

@@ -9,8 +9,8 @@
  */
 import { DESCRIPTORS } from "../providers/registry.ts";
 import { exitCodes } from "../exit_codes.ts";
-import { ENV_SETTINGS, OFFLINE_ENV } from "./env_settings.ts";
-import { FLAGS } from "./flags.ts";
+import { ENV_SETTINGS, OFFLINE_ENV } from "../config/env_settings.ts";
+import { FLAGS } from "../config/flags.ts";
 
 /** The providers table: one row per provider, in `auto`'s order. */
 export function providersTable(): string[][] {

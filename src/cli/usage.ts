@@ -6,8 +6,8 @@
  */
 import { exitCodes } from "../exit_codes.ts";
 import { DESCRIPTORS } from "../providers/registry.ts";
-import { ENV_SETTINGS } from "./env_settings.ts";
-import { FLAGS } from "./flags.ts";
+import { ENV_SETTINGS } from "../config/env_settings.ts";
+import { FLAGS } from "../config/flags.ts";
 
 /** The width every line of `--help` fits. */
 export const HELP_WIDTH = 80;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EVAL_USAGE } from "../eval/command.ts";
 import { exitCodes } from "../exit_codes.ts";
-import { FLAGS } from "./flags.ts";
+import { FLAGS } from "../config/flags.ts";
 import { columns, HELP_WIDTH, USAGE, wrap } from "./usage.ts";
 
 Deno.test("every line of --help and of retake eval --help fits 80 columns", () => {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mulberry32 } from "../hash.ts";
+import { mulberry32 } from "../util/hash.ts";
 
 /** One prompt's outcome for A against B: a win 1, a tie 0.5, a loss 0. */
 export type PairOutcome = 0 | 0.5 | 1;

@@ -6,9 +6,9 @@
  */
 import { type ConfigSources, loadConfig } from "../config.ts";
 import { InputError } from "../errors.ts";
-import { parseCommandLine } from "../cli/parse_args.ts";
-import { EXIT, type RunIo, VERSION } from "../run.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { parseCommandLine } from "../config/parse_args.ts";
+import { EXIT, type RunIo, VERSION } from "../batch/run.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { type JudgeChoice, parseJudge } from "./judge.ts";
 import { runEval } from "./runner.ts";
 import { MAX_IMAGES, parseStrategies, STRATEGIES, type StrategyName } from "./strategies.ts";

@@ -8,16 +8,16 @@
  */
 import { createHash } from "node:crypto";
 import { defer, from, lastValueFrom, mergeMap, toArray } from "rxjs";
-import { refuseLinks, safeFolderName, writeJsonAtomic } from "../artifacts.ts";
-import { type Budget, BudgetRefusal } from "../budget.ts";
+import { refuseLinks, safeFolderName, writeJsonAtomic } from "../output/artifacts.ts";
+import { type Budget, BudgetRefusal } from "../async/budget.ts";
 import type { Config } from "../config.ts";
-import { type Brief, type Critique, critiqueSchema } from "../critique.ts";
+import { type Brief, type Critique, critiqueSchema } from "../providers/critique.ts";
 import { billedCost, InputError, isFatal, messageOf } from "../errors.ts";
 import { LOCAL_CRITIC_MODEL } from "../offline/critic.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import type { CritiqueResult, ImageCritic, ProviderDescriptor } from "../providers/provider.ts";
 import { chooseProviders, DESCRIPTORS, providerNamed } from "../providers/registry.ts";
-import { type RetryOptions, retryWithBackoff } from "../retry.ts";
+import { type RetryOptions, retryWithBackoff } from "../async/retry.ts";
 import { readJson } from "./results.ts";
 import type { StrategyName } from "./strategies.ts";
 

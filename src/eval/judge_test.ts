@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
-import { Budget } from "../budget.ts";
+import { Budget } from "../async/budget.ts";
 import { loadConfig } from "../config.ts";
-import type { Brief } from "../critique.ts";
+import type { Brief } from "../providers/critique.ts";
 import { InputError, ProviderError } from "../errors.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import type { CritiqueRequest, ImageCritic } from "../providers/provider.ts";
 import {
   createJudge,

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../artifacts.ts";
-import { formatDuration } from "../duration.ts";
+import { writeFileAtomic } from "../output/artifacts.ts";
+import { formatDuration } from "../util/duration.ts";
 import { actualSpendRatio, type EvalReport, type StrategySummary } from "./report.ts";
 import { STRATEGIES, type StrategyName } from "./strategies.ts";
 

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { writeJsonAtomic } from "../artifacts.ts";
-import { VERSION } from "../run_file.ts";
+import { writeJsonAtomic } from "../output/artifacts.ts";
+import { VERSION } from "../output/run_file.ts";
 import {
   BOOTSTRAP_RESAMPLES,
   BOOTSTRAP_SEED,

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { isBestImageName, MAX_RECORD_BYTES, safeFolderName } from "../artifacts.ts";
-import { type Brief, briefSchema } from "../critique.ts";
+import { isBestImageName, MAX_RECORD_BYTES, safeFolderName } from "../output/artifacts.ts";
+import { type Brief, briefSchema } from "../providers/critique.ts";
 import { messageOf } from "../errors.ts";
-import type { PromptSpec } from "../prompts.ts";
-import type { PromptRecord } from "../record.ts";
-import { openInside, readTextInside } from "../safe_read.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
+import type { PromptRecord } from "../output/record.ts";
+import { openInside, readTextInside } from "../output/safe_read.ts";
 import type { StrategyName } from "./strategies.ts";
 
 /** One prompt's result in one strategy's folder. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Brief } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { Brief } from "../providers/critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { readStrategyResults } from "./results.ts";
 
 const BRIEF: Brief = { checks: [{ id: "c1", question: "Is there a boat?", kind: "entity" }] };

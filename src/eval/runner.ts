@@ -6,18 +6,18 @@
  *
  * @module
  */
-import { ensureWritableDir, removeStaleTemps } from "../artifacts.ts";
-import { Budget } from "../budget.ts";
+import { ensureWritableDir, removeStaleTemps } from "../output/artifacts.ts";
+import { Budget } from "../async/budget.ts";
 import { type Config, retryOptionsOf, secretsOf } from "../config.ts";
-import type { Brief } from "../critique.ts";
+import type { Brief } from "../providers/critique.ts";
 import { InputError, messageOf } from "../errors.ts";
-import { lockBatch } from "../lock.ts";
-import { setupLogging } from "../logging.ts";
+import { lockBatch } from "../output/lock.ts";
+import { setupLogging } from "../util/logging.ts";
 import { checkProviders, createProviders, type Providers } from "../providers/registry.ts";
-import { RetryBudget } from "../retry.ts";
-import type { PromptSpec } from "../prompts.ts";
-import { batchName, EXIT, loadPrompts, runBatch, type RunIo, selectPrompts } from "../run.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { RetryBudget } from "../async/retry.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
+import { batchName, EXIT, loadPrompts, runBatch, type RunIo, selectPrompts } from "../batch/run.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import {
   createJudge,
   type Judge,

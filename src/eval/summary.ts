@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { formatDuration } from "../duration.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { formatDuration } from "../util/duration.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { actualSpendRatio, type EvalReport } from "./report.ts";
 import { STRATEGIES } from "./strategies.ts";
 

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { Brief, CheckAnswer, CheckKind } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { Brief, CheckAnswer, CheckKind } from "../providers/critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import type { Check } from "./critic.ts";
 import { contextText, type Cue, cueKey, extractCues, mergeCues } from "./scene_cues.ts";
 import { cueNoun, isPlural, isThere } from "./wording.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { briefSchema } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
+import { briefSchema } from "../providers/critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { createLocalCritic } from "./critic.ts";
 import { localBrief } from "./brief.ts";
 import { createLocalGenerator } from "./generator.ts";

@@ -13,9 +13,9 @@
  * @module
  */
 import sharp from "sharp";
-import { type Criterion, type Critique, critiqueSchema } from "../critique.ts";
+import { type Criterion, type Critique, critiqueSchema } from "../providers/critique.ts";
 import { ProviderError } from "../errors.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import {
   type Band,
   colourShare,

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
-import { critiqueSchema } from "../critique.ts";
+import { critiqueSchema } from "../providers/critique.ts";
 import { ProviderError } from "../errors.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { assess, createLocalCritic, critiqueMap } from "./critic.ts";
 import { measureLook, pixelMap } from "./image_stats.ts";
 import { extractCues } from "./scene_cues.ts";

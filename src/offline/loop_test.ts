@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadPromptFile } from "../prompts.ts";
+import { loadPromptFile } from "../prompts/mod.ts";
 import { createLocalCritic } from "./critic.ts";
 import { createLocalGenerator } from "./generator.ts";
 import { createLocalRefiner, keepsWords, MAX_LENGTH_RATIO } from "./refiner.ts";

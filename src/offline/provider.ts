@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { CreateContext, ProviderDescriptor } from "../providers/provider.ts";
-import { criterionShares } from "../rubric.ts";
+import { criterionShares } from "../providers/rubric.ts";
 
 /** The model id the local generator records. */
 export const LOCAL_MODEL = "local-svg-v1";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Critique } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { Critique } from "../providers/critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { createLocalRefiner, flaggedCues, keepsWords, MAX_LENGTH_RATIO } from "./refiner.ts";
 import type { RefineRequest, RoundHistory } from "../providers/provider.ts";
 import { EMPHASIS_WORDS, extractCues, strengthOf, tokenize } from "./scene_cues.ts";

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { fnv1a32 } from "../hash.ts";
-import type { PromptSpec } from "../prompts.ts";
+import { fnv1a32 } from "../util/hash.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 
 /** The kinds of cue a prompt can carry. */
 export type CueKind = "colour" | "time" | "weather" | "subject" | "mood";

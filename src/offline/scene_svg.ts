@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { mulberry32 } from "../hash.ts";
+import { mulberry32 } from "../util/hash.ts";
 import {
   COLOURS,
   type Cue,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Critique } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { Critique } from "../providers/critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { localBrief } from "./brief.ts";
 import { assess } from "./critic.ts";
 import { pixelMap } from "./image_stats.ts";

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import type { Brief, Critique } from "../critique.ts";
-import type { PromptSink } from "../pipeline.ts";
-import type { PromptSpec } from "../prompts.ts";
-import type { PromptRecord } from "../record.ts";
+import type { Brief, Critique } from "../providers/critique.ts";
+import type { PromptSink } from "./pipeline.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
+import type { PromptRecord } from "../output/record.ts";
 
 /** Records every save in memory. */
 export class MemorySink implements PromptSink {

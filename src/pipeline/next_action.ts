@@ -7,9 +7,9 @@
  *
  * @module
  */
-import type { Criterion } from "../critique.ts";
-import type { IterationRecord, PromptRecord } from "../record.ts";
-import { bestIteration } from "../record.ts";
+import type { Criterion } from "../providers/critique.ts";
+import type { IterationRecord, PromptRecord } from "../output/record.ts";
+import { bestIteration } from "../output/record.ts";
 
 /** Why a prompt stopped on its own: `endReason` in `metadata.json`. */
 export type EndReason = NonNullable<PromptRecord["endReason"]>;
@@ -52,7 +52,7 @@ export type NextAction =
  * ```ts
  * import { nextAction } from "./next_action.ts";
  * const rules = { iterations: 2, target: {}, patience: 2, brief: false, refine: true };
- * const record = { iterations: [] } as unknown as import("../record.ts").PromptRecord;
+ * const record = { iterations: [] } as unknown as import("../output/record.ts").PromptRecord;
  * if (nextAction(record, rules).kind !== "generate") throw new Error("a new prompt draws first");
  * ```
  */

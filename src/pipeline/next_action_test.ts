@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Critique } from "../critique.ts";
+import type { Critique } from "../providers/critique.ts";
 import { reachedTarget } from "./next_action.ts";
 
 function critique(score: number, passed?: boolean[]): Critique {

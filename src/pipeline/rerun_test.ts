@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
-import type { Brief } from "../critique.ts";
-import { runPipeline } from "../pipeline.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { Brief } from "../providers/critique.ts";
+import { runPipeline } from "./pipeline.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import type {
   BriefRequest,
   CritiqueRequest,
@@ -19,7 +19,7 @@ import type {
   PromptRefiner,
   RefineRequest,
 } from "../providers/provider.ts";
-import { bestIteration } from "../record.ts";
+import { bestIteration } from "../output/record.ts";
 import { MemorySink } from "./_test_memory_sink.ts";
 
 /** One prompt's script: the critic's score and the refiner's answer, round by round. */

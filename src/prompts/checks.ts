@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Brief, CHECK_KINDS, type CheckKind } from "../critique.ts";
+import { type Brief, CHECK_KINDS, type CheckKind } from "../providers/critique.ts";
 import type { GivenCheck, PromptSpec } from "./spec.ts";
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import { InputError } from "../errors.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 
 /** The formats a prompt file may have. */
 export type PromptFormat = "json" | "jsonl" | "csv" | "tsv" | "txt";

@@ -7,7 +7,7 @@
  * @module
  */
 import { InputError } from "../errors.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { checkKindOf, checksFromInclude, isInclude } from "./checks.ts";
 import { FORMAT_NAMES, type PromptFormat } from "./detect.ts";
 import type { PromptFields } from "./spec.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { escapeControls } from "../terminal_text.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { HASH_DIGITS, idFromText } from "./ids.ts";
 import { PROMPT_LIMITS, type PromptSpec } from "./spec.ts";
 

@@ -9,7 +9,7 @@
  */
 import { parse as parseCsv } from "csv-parse/sync";
 import { InputError } from "../errors.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { detectFormat, formatOf, type PromptFormat, STDIN } from "./detect.ts";
 import {
   describeShape,

@@ -7,7 +7,7 @@
 import type { Config } from "../config.ts";
 import { InputError } from "../errors.ts";
 import type { Providers } from "../providers/registry.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import type { PromptSpec } from "./spec.ts";
 
 /**

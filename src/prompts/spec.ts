@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { BRIEF_MAX_CHECKS, type CheckKind } from "../critique.ts";
+import { BRIEF_MAX_CHECKS, type CheckKind } from "../providers/critique.ts";
 
 /**
  * Settings a prompt may set for itself; each overrides the batch's value for this prompt only.

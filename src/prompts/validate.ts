@@ -6,9 +6,9 @@
  */
 import { z } from "zod";
 import { InputError } from "../errors.ts";
-import { iterationsSchema, seedSchema, sizeSchema, targetScoreSchema } from "../schema.ts";
-import { CHECK_KINDS } from "../critique.ts";
-import { CONTROL_CHARS, escapeControls } from "../terminal_text.ts";
+import { iterationsSchema, seedSchema, sizeSchema, targetScoreSchema } from "../config/schema.ts";
+import { CHECK_KINDS } from "../providers/critique.ts";
+import { CONTROL_CHARS, escapeControls } from "../util/terminal_text.ts";
 import { groupRows, type Row } from "./group.ts";
 import { idFromText } from "./ids.ts";
 import { PROMPT_LIMITS, type PromptSettings, type PromptSpec, SETTING_NAMES } from "./spec.ts";

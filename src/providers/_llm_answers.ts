@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { type Brief, CHECK_KINDS, type CheckKind, CRITERIA, type Critique } from "../critique.ts";
-import { PROMPT_LIMITS } from "../prompts.ts";
+import { type Brief, CHECK_KINDS, type CheckKind, CRITERIA, type Critique } from "./critique.ts";
+import { PROMPT_LIMITS } from "../prompts/mod.ts";
 import { clip } from "./_llm_prompts.ts";
-import type { Refinement } from "./gemini_schema.ts";
+import type { Refinement } from "./gemini/schema.ts";
 
 /** A usable answer and what had to be read leniently, or why it cannot be used. */
 export type Parsed<T> =

@@ -6,12 +6,12 @@
  */
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { CRITERIA } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
+import { CRITERIA } from "./critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { startGeminiStandIn } from "../../tests/gemini_standin.ts";
 import { startOpenAIStandIn } from "../../tests/openai_standin.ts";
-import { createGeminiProviders } from "./gemini.ts";
-import { createOpenAIProviders } from "./openai.ts";
+import { createGeminiProviders } from "./gemini/gemini.ts";
+import { createOpenAIProviders } from "./openai/openai.ts";
 import type { ImageCritic, PromptRefiner } from "./provider.ts";
 
 const SPEC: PromptSpec = {

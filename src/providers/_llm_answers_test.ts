@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Brief } from "../critique.ts";
+import type { Brief } from "./critique.ts";
 import { parseAnswer, readBrief, readCritique, readRefinement } from "./_llm_answers.ts";
 
 const CRITERIA = {

@@ -7,10 +7,10 @@
  * @module
  */
 import sharp from "sharp";
-import type { Critique } from "../critique.ts";
+import type { Critique } from "./critique.ts";
 import { ProviderError } from "../errors.ts";
-import type { PromptSpec } from "../prompts.ts";
-import { type Rubric, rubricInstruction } from "../rubric.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
+import { type Rubric, rubricInstruction } from "./rubric.ts";
 import type { CritiqueRequest, RefineRequest } from "./provider.ts";
 
 /** System instruction of the critic. */

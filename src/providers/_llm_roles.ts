@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Rubric, weightedScore } from "../rubric.ts";
+import { type Rubric, weightedScore } from "./rubric.ts";
 import { type AnswerReader, readBrief, readCritique, readRefinement } from "./_llm_answers.ts";
 import {
   BRIEF_INSTRUCTION,
@@ -23,7 +23,7 @@ import {
   critiqueWithChecksSchema,
   REFINEMENT_EDIT_JSON_SCHEMA,
   REFINEMENT_JSON_SCHEMA,
-} from "./gemini_schema.ts";
+} from "./gemini/schema.ts";
 import type {
   BriefRequest,
   BriefResult,

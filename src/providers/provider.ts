@@ -10,9 +10,9 @@
  * @module
  */
 import type { z } from "zod";
-import type { Brief, Critique } from "../critique.ts";
-import type { PromptSpec } from "../prompts.ts";
-import type { Rubric } from "../rubric.ts";
+import type { Brief, Critique } from "./critique.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
+import type { Rubric } from "./rubric.ts";
 import type { BatchApiSession, BatchApiSettings } from "../batch_api/session.ts";
 
 /** Output image encodings retake can save. */

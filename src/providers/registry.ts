@@ -5,15 +5,15 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { InputError } from "../errors.ts";
-import { mayEdit } from "../next_round.ts";
+import { mayEdit } from "../pipeline/next_round.ts";
 import { localProvider } from "../offline/provider.ts";
 import { a1111Provider } from "./a1111/mod.ts";
 import { comfyuiProvider } from "./comfyui/mod.ts";
-import { falProvider } from "./fal.ts";
-import { geminiProvider } from "./gemini.ts";
-import { openaiProvider } from "./openai.ts";
+import { falProvider } from "./fal/fal.ts";
+import { geminiProvider } from "./gemini/gemini.ts";
+import { openaiProvider } from "./openai/openai.ts";
 import type { BatchApiSession } from "../batch_api/session.ts";
 import type {
   ImageCritic,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ENV_NAMES, loadConfig, secretsOf, USAGE } from "../config.ts";
-import { FLAGS } from "../cli/flags.ts";
+import { FLAGS } from "../config/flags.ts";
 import { flagsTable, markdown, providersTable, tableCells } from "../cli/readme_tables.ts";
 import { chooseProviders, DESCRIPTORS } from "./registry.ts";
 

@@ -8,8 +8,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
-import { refuseLinks } from "../artifacts.ts";
-import { readTextInside } from "../safe_read.ts";
+import { refuseLinks } from "../output/artifacts.ts";
+import { readTextInside } from "../output/safe_read.ts";
 
 /** What the file is called inside the batch folder. */
 export const FEEDBACK_FILE = "feedback.jsonl";

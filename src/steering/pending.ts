@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { MAX_RUN_FILE_BYTES } from "../batch_run.ts";
+import { MAX_RUN_FILE_BYTES } from "../output/batch_run.ts";
 import { type ConfigSources, loadConfig } from "../config.ts";
 import { InputError } from "../errors.ts";
-import { STDIN } from "../prompts.ts";
-import { type BatchResult, runBatch, type RunIo } from "../run.ts";
-import { readTextInside } from "../safe_read.ts";
+import { STDIN } from "../prompts/mod.ts";
+import { type BatchResult, runBatch, type RunIo } from "../batch/run.ts";
+import { readTextInside } from "../output/safe_read.ts";
 import { Steering } from "./steering.ts";
 
 /**

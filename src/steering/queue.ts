@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 
 /** A reorderable queue of prompts, taken from the front. */
 export class PromptQueue {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { PromptSpec } from "../prompts.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
 import { PromptQueue } from "./queue.ts";
 
 const specs = (n: number): PromptSpec[] =>

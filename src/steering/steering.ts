@@ -14,10 +14,10 @@
  *
  * @module
  */
-import { FolderSink, isRoundImageName } from "../artifacts.ts";
-import { verifyImageFile } from "../image_check.ts";
-import type { PromptSpec } from "../prompts.ts";
-import type { PromptRecord } from "../record.ts";
+import { FolderSink, isRoundImageName } from "../output/artifacts.ts";
+import { verifyImageFile } from "../output/image_check.ts";
+import type { PromptSpec } from "../prompts/mod.ts";
+import type { PromptRecord } from "../output/record.ts";
 import {
   type FeedbackEntry,
   FeedbackLog,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { newRecord, type PromptRecord } from "../record.ts";
+import { newRecord, type PromptRecord } from "../output/record.ts";
 import { Steering } from "./steering.ts";
 
 /** A finished prompt `p0` with two rounds on disk; round 2 is the critic's best. */

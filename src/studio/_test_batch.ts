@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PromptRecord } from "../record.ts";
+import type { PromptRecord } from "../output/record.ts";
 
 /** A 1×1 PNG. */
 export const TINY_PNG: Uint8Array = Uint8Array.from(

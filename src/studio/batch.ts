@@ -5,10 +5,10 @@
  * @module
  */
 import { z } from "zod";
-import { readBatchRun } from "../batch_run.ts";
-import { type Entry, listEntries, readEntry } from "../gallery.ts";
-import type { PromptRecord } from "../record.ts";
-import type { RunInfo } from "../run_file.ts";
+import { readBatchRun } from "../output/batch_run.ts";
+import { type Entry, listEntries, readEntry } from "../gallery/gallery.ts";
+import type { PromptRecord } from "../output/record.ts";
+import type { RunInfo } from "../output/run_file.ts";
 
 /** One line of the batches list. */
 export interface BatchSummary {

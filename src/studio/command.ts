@@ -8,10 +8,16 @@
 import { parseArgs } from "node:util";
 import type { Config, ConfigSources } from "../config.ts";
 import { InputError } from "../errors.ts";
-import { batchName, type BatchResult, loadPrompts, type RunIo, selectPrompts } from "../run.ts";
+import {
+  batchName,
+  type BatchResult,
+  loadPrompts,
+  type RunIo,
+  selectPrompts,
+} from "../batch/run.ts";
 import { runPendingRejects } from "../steering/pending.ts";
 import { Steering } from "../steering/steering.ts";
-import { escapeControls } from "../terminal_text.ts";
+import { escapeControls } from "../util/terminal_text.ts";
 import { startStudio, type StudioOptions } from "./server.ts";
 
 /** What a studio command needs of the process. */

@@ -7,10 +7,10 @@
  */
 import { stringify } from "csv-stringify/sync";
 import { Zip, ZipDeflate, ZipPassThrough } from "fflate";
-import { safeFolderName } from "../artifacts.ts";
-import { readBatchRun } from "../batch_run.ts";
-import { type Entry, imageName, listEntries, readEntry } from "../gallery.ts";
-import type { PromptRecord } from "../record.ts";
+import { safeFolderName } from "../output/artifacts.ts";
+import { readBatchRun } from "../output/batch_run.ts";
+import { type Entry, imageName, listEntries, readEntry } from "../gallery/gallery.ts";
+import type { PromptRecord } from "../output/record.ts";
 import { openImage } from "./paths.ts";
 import { chosenOf } from "./page.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parse } from "csv-parse/sync";
-import type { PromptRecord } from "../record.ts";
+import type { PromptRecord } from "../output/record.ts";
 import { exportCsv, exportRound, type ExportRow } from "./export.ts";
 
 const row = (prompt: string): ExportRow => ({

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { openInside, UnsafeFileError } from "../safe_read.ts";
+import { openInside, UnsafeFileError } from "../output/safe_read.ts";
 import type { LogLine } from "./page.ts";
 
 /** Bytes read from the end: enough for a hundred lines of a few hundred bytes each. */

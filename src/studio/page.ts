@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { safeFolderName } from "../artifacts.ts";
-import { END_REASONS, type Entry, esc, imageName, iterationsOf } from "../gallery.ts";
-import { formatProgress, type ProgressSnapshot } from "../progress.ts";
-import type { IterationRecord, PromptRecord } from "../record.ts";
+import { safeFolderName } from "../output/artifacts.ts";
+import { END_REASONS, type Entry, esc, imageName, iterationsOf } from "../gallery/gallery.ts";
+import { formatProgress, type ProgressSnapshot } from "../batch/progress.ts";
+import type { IterationRecord, PromptRecord } from "../output/record.ts";
 import type { BatchPage, BatchSummary, Filter } from "./batch.ts";
 import { FILTERS } from "./batch.ts";
 import { contextLines } from "../prompts/context_text.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Entry } from "../gallery.ts";
-import type { PromptRecord } from "../record.ts";
+import type { Entry } from "../gallery/gallery.ts";
+import type { PromptRecord } from "../output/record.ts";
 import { renderRow, stopReason } from "./page.ts";
 
 const HOSTILE = `<script>alert("x")</script> & 'q'`;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type InsideFile, isPlainName, openInside, UnsafeFileError } from "../safe_read.ts";
+import { type InsideFile, isPlainName, openInside, UnsafeFileError } from "../output/safe_read.ts";
 
 export { isPlainName };
 

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { safeFolderName } from "../artifacts.ts";
-import { readBatchRun } from "../batch_run.ts";
+import { safeFolderName } from "../output/artifacts.ts";
+import { readBatchRun } from "../output/batch_run.ts";
 import { InputError, messageOf } from "../errors.ts";
-import type { PipelineEvent } from "../pipeline.ts";
-import { formatProgress, ProgressTracker } from "../progress.ts";
+import type { PipelineEvent } from "../pipeline/pipeline.ts";
+import { formatProgress, ProgressTracker } from "../batch/progress.ts";
 import { steeringActionSchema } from "../steering/feedback.ts";
 import type { FeedbackEntry, Steering, SteeringAction } from "../steering/steering.ts";
 import { APP_CSS, APP_JS } from "./assets.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Entry, imagesOf } from "../gallery.ts";
+import { type Entry, imagesOf } from "../gallery/gallery.ts";
 import type { ThumbLookup } from "./page.ts";
 
 /** The thumbnails of every round of `entries` that has a current one. */

@@ -7,8 +7,8 @@
  */
 import { createFalClient } from "@fal-ai/client";
 import { GoogleGenAI } from "@google/genai/web";
-import { CRITIQUE_JSON_SCHEMA, REFINEMENT_JSON_SCHEMA } from "../../src/providers/gemini_schema.ts";
-import type { PromptSpec } from "../../src/prompts.ts";
+import { CRITIQUE_JSON_SCHEMA, REFINEMENT_JSON_SCHEMA } from "../../src/providers/gemini/schema.ts";
+import type { PromptSpec } from "../../src/prompts/mod.ts";
 
 /** Where the services are and how to call them. */
 export interface BaselineOptions {

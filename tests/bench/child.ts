@@ -15,9 +15,9 @@
 import { cpuUsage } from "node:process";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { loadConfig } from "../../src/config.ts";
-import { runPipeline } from "../../src/pipeline.ts";
-import type { PromptSpec } from "../../src/prompts.ts";
-import { loadPrompts, runBatch } from "../../src/run.ts";
+import { runPipeline } from "../../src/pipeline/pipeline.ts";
+import type { PromptSpec } from "../../src/prompts/mod.ts";
+import { loadPrompts, runBatch } from "../../src/batch/run.ts";
 import { instantProviders, NullSink } from "./fakes.ts";
 
 function flag(name: string): string | undefined {

@@ -5,11 +5,11 @@
  * @module
  */
 import sharp from "sharp";
-import type { Critique } from "../../src/critique.ts";
+import type { Critique } from "../../src/providers/critique.ts";
 import { uniformCritique } from "../critique_fixture.ts";
-import type { PromptSink } from "../../src/pipeline.ts";
+import type { PromptSink } from "../../src/pipeline/pipeline.ts";
 import type { ImageCritic, ImageGenerator, PromptRefiner } from "../../src/providers/provider.ts";
-import type { PromptRecord } from "../../src/record.ts";
+import type { PromptRecord } from "../../src/output/record.ts";
 
 /** Name the critic and refiner share, as Gemini's do (so they share one adaptive limiter). */
 const LLM = "instant-llm";

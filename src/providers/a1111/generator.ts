@@ -16,7 +16,7 @@ import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import sharp from "sharp";
 import { ProviderError } from "../../errors.ts";
-import { escapeControls } from "../../terminal_text.ts";
+import { escapeControls } from "../../util/terminal_text.ts";
 import { positiveOption } from "../_http.ts";
 import type { GeneratedImage, GenerateRequest, ImageGenerator } from "../provider.ts";
 

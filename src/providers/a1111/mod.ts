@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { InputError } from "../../errors.ts";
-import { positiveInt, urlString } from "../../schema.ts";
+import { positiveInt, urlString } from "../../config/schema.ts";
 import type { CreateContext, ProviderDescriptor } from "../provider.ts";
 import { createA1111Generator, DEFAULT_A1111_URL, LOADED_MODEL } from "./generator.ts";
 

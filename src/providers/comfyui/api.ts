@@ -9,7 +9,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { ProviderError } from "../../errors.ts";
-import { escapeControls } from "../../terminal_text.ts";
+import { escapeControls } from "../../util/terminal_text.ts";
 import type { WorkflowGraph } from "./workflow.ts";
 
 const PROVIDER = "comfyui";

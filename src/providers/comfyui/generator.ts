@@ -17,9 +17,9 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../../download.ts";
+import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
 import { InputError, ProviderError } from "../../errors.ts";
-import { escapeControls } from "../../terminal_text.ts";
+import { escapeControls } from "../../util/terminal_text.ts";
 import { positiveOption } from "../_http.ts";
 import { withImageSize } from "../_image_size.ts";
 import type { GeneratedImage, GenerateRequest, ImageGenerator } from "../provider.ts";

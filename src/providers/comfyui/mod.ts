@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { InputError } from "../../errors.ts";
-import { positiveInt, urlString } from "../../schema.ts";
+import { positiveInt, urlString } from "../../config/schema.ts";
 import type { CreateContext, ProviderDescriptor } from "../provider.ts";
 import { createComfyGenerator, DEFAULT_COMFYUI_URL, WORKFLOW_MODEL } from "./generator.ts";
 import { BINDINGS, readWorkflow, type WorkflowMapping } from "./workflow.ts";

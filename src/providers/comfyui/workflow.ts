@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { InputError } from "../../errors.ts";
-import { escapeControls } from "../../terminal_text.ts";
+import { escapeControls } from "../../util/terminal_text.ts";
 
 /** One node of an API-format workflow. */
 export interface WorkflowNode {

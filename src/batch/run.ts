@@ -1,0 +1,902 @@
+/**
+ * One batch run: prompt files → providers → pipeline → `run.json` and a summary. The library
+ * entry point that `main.ts` wires to the command line.
+ *
+ * @module
+ */
+import { isDeepStrictEqual } from "node:util";
+import { getLogger } from "@logtape/logtape";
+import { from, merge, type Observable, tap } from "rxjs";
+import sharp from "sharp";
+import type { AdaptiveLimiter } from "../async/adaptive.ts";
+import {
+  ensureWritableDir,
+  FolderSink,
+  removeStaleTemps,
+  safeBatchName,
+  writeJsonAtomic,
+} from "../output/artifacts.ts";
+import { Budget } from "../async/budget.ts";
+import { describePlan, planOf } from "./dry_run.ts";
+import { mayEdit } from "../pipeline/next_round.ts";
+import { jsonLine, jsonSummary } from "../cli/json_summary.ts";
+import { type Config, retryOptionsOf, secretsOf } from "../config.ts";
+import { InputError, isFatal, messageOf, ProviderError } from "../errors.ts";
+import { fnv1a32 } from "../util/hash.ts";
+import { writeGallery } from "../gallery/gallery.ts";
+import { verifyImageFile } from "../output/image_check.ts";
+import { setupLogging } from "../util/logging.ts";
+import { lockBatch } from "../output/lock.ts";
+import {
+  type PipelineEvent,
+  type PipelineOptions,
+  type PromptOutcome,
+  type PromptSink,
+  runPipeline,
+} from "../pipeline/pipeline.ts";
+import { ProgressLine, ProgressTracker, stepsPerPrompt } from "./progress.ts";
+import { formatSummary } from "./summary.ts";
+import {
+  mostRounds,
+  planGroups,
+  problemsError,
+  type PromptFields,
+  promptHash,
+  type PromptSpec,
+  readPromptFile,
+  type ReadResult,
+  selectPrompts,
+  STDIN,
+  withOwnModels,
+} from "../prompts/mod.ts";
+import { checkProviders, createProviders, type Providers } from "../providers/registry.ts";
+import { type PromptRecord, totalCost } from "../output/record.ts";
+import { RetryBudget } from "../async/retry.ts";
+import { escapeControls } from "../util/terminal_text.ts";
+import { EXIT } from "../exit_codes.ts";
+import { outcomeIndex, outcomeKey, previousEntries, RunFile } from "../output/run_file.ts";
+import { runOnChanges, watchFiles } from "./watch.ts";
+import { COMMAND_LINE, oneOffPrompt } from "../prompts/one_off.ts";
+import {
+  batchPipeline,
+  cancelJobs,
+  closeSessions,
+  openSessions,
+  waitingFor,
+} from "../batch_api/run_sessions.ts";
+import { PromptQueue } from "../steering/queue.ts";
+import { Steering } from "../steering/steering.ts";
+
+export { VERSION } from "../output/run_file.ts";
+
+export { EXIT } from "../exit_codes.ts";
+
+/** The outside world, injected so tests can run a batch in-process. */
+export interface RunIo {
+  writeOut: (text: string) => void;
+  writeErr: (text: string) => void;
+  /** Whether stderr is a terminal (live progress line). */
+  isTerminal: boolean;
+  /** The terminal's width in columns, asked at every redraw of the progress line. @default {() => 80} */
+  columns?: () => number;
+  /** Aborted on the first Ctrl-C / SIGTERM: drain, then stop after the grace period. */
+  signal?: AbortSignal;
+  /** Aborted on the second Ctrl-C: stop at once. */
+  abortNow?: AbortSignal;
+  /**
+   * The batch's steering, when a studio is attached: the run follows its pause, front and
+   * cancel. Without one the run opens the batch's own (`feedback.jsonl`), so notes and cancels
+   * left by an earlier studio are honoured.
+   */
+  steering?: Steering;
+  /** Every pipeline event, as it happens (the studio's live view). */
+  onEvent?: (event: PipelineEvent) => void;
+}
+
+/** What a batch run produced. */
+export interface BatchResult {
+  exitCode: number;
+  batchDir: string;
+  outcomes: PromptOutcome[];
+}
+
+/** Where a batch's prompts come from besides its files, and how to read them. */
+export interface PromptSources extends PromptFields {
+  /** A prompt given on the command line (`--prompt`): a one-off, its id made from the text. */
+  prompt?: string | undefined;
+  /** Told how a file was read when anything was found rather than named as usual. */
+  onNote?: (line: string) => void;
+}
+
+/**
+ * Loads and checks every prompt file before anything is written; every problem in every file
+ * is reported at once, in one {@linkcode InputError}.
+ */
+export async function loadPrompts(
+  files: string[],
+  sources: PromptSources = {},
+): Promise<PromptSpec[]> {
+  if (files.length === 0 && !sources.prompt) {
+    throw new InputError(
+      "Cannot start as no prompt file was given: run 'retake prompts/example.json', or 'retake --prompt \"a red fox\"' (see --help)",
+    );
+  }
+  const all: PromptSpec[] = [];
+  const problems: string[] = [];
+  const origin = new Map<string, { file: string; spec: PromptSpec }>();
+  const reads: Array<[string, () => Promise<ReadResult>]> = files.map((
+    file,
+  ) => [file, () => readPromptFile(file, sources)]);
+  if (sources.prompt) {
+    const prompt = sources.prompt;
+    reads.unshift([COMMAND_LINE, () => Promise.resolve(oneOffPrompt(prompt))]);
+  }
+  for (const [file, read$] of reads) {
+    let read;
+    try {
+      read = await read$();
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      problems.push(error.message);
+      continue;
+    }
+    problems.push(...read.problems);
+    if (read.note !== undefined) sources.onNote?.(read.note);
+    // One file's ids are unique already: a batch of one file is not indexed again.
+    if (reads.length === 1) {
+      for (const spec of read.specs) all.push(spec);
+      continue;
+    }
+    for (const spec of read.specs) {
+      const key = spec.id.toLowerCase();
+      const first = origin.get(key);
+      // The same prompt in two files (a line two text files share) is one prompt.
+      if (first !== undefined && isDeepStrictEqual(first.spec, spec)) continue;
+      if (first !== undefined) {
+        problems.push(
+          `Invalid prompt '${escapeControls(spec.id)}' in '${
+            escapeControls(file)
+          }': field 'id' is also used in '${
+            escapeControls(first.file)
+          }'; ids must be unique across files`,
+        );
+        continue;
+      }
+      origin.set(key, { file, spec });
+      all.push(spec);
+    }
+  }
+  if (problems.length > 0) throw problemsError(problems);
+  return all;
+}
+
+export { selectPrompts };
+
+/**
+ * Batch folder name: `--name`, else the first prompt file's name without extension; one plain
+ * folder name either way, so the batch never lands outside `--out`.
+ */
+export function batchName(config: Config, files: string[]): string {
+  if (config.name) return safeBatchName(config.name);
+  // A prompt from the command line or standard input has no file to name the batch after.
+  if (files.length === 0) return "prompt";
+  if (files[0] === STDIN) return "stdin";
+  const base = files[0]!.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, "");
+  return base ? safeBatchName(base) : "batch";
+}
+
+/** The config's prompt sources, with how each file was read told on stderr unless `--quiet`. */
+export function promptSources(
+  config: Pick<Config, "prompt" | "promptField" | "idField" | "checksField" | "quiet">,
+  io: Pick<RunIo, "writeErr">,
+): PromptSources {
+  const { prompt, promptField, idField, checksField } = config;
+  return {
+    prompt,
+    promptField,
+    idField,
+    checksField,
+    ...(!config.quiet && { onNote: (line: string) => io.writeErr(`${line}\n`) }),
+  };
+}
+
+/** Seed for a prompt's iteration: one per prompt unless `varySeed`. */
+export function seedFor(config: Config, spec: PromptSpec, iteration: number): number {
+  // These values are users' reproducible seeds, never to change. A prompt's own seed wins.
+  const base = spec.settings?.seed ?? config.seed ?? fnv1a32(spec.id);
+  return (base + (config.varySeed ? iteration - 1 : 0)) >>> 0;
+}
+
+/** What a watch pass hands to {@linkcode runBatch}: loaded once, shared by every pass. */
+export interface Preloaded {
+  specs: PromptSpec[];
+  providers: Providers;
+  /** Only some of the batch's prompts (a watch pass): run.json keeps the others' entries. */
+  partial?: boolean;
+  /** The batch folder's lock, held by the caller for all its passes. */
+  locked?: boolean;
+  /** `sample`: every image from the original prompt with its own seed (`retake eval`). */
+  mode?: "refine" | "sample";
+}
+
+/** Runs one batch end to end. Input errors throw {@linkcode InputError} before any write. */
+export async function runBatch(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+  preloaded?: Preloaded,
+): Promise<BatchResult> {
+  // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
+  // default) would only hold memory that grows with the batch.
+  sharp.cache(false);
+  const loaded = preloaded?.specs ??
+    selectPrompts(await loadPrompts(promptFiles, promptSources(config, io)), config.only);
+  const providers = preloaded?.providers ?? await createProviders(config, loaded);
+  // A prompt's own model, resolved as the batch's is (an alias to its id).
+  const specs = withOwnModels(config, loaded, providers.resolveModel);
+  // The checks of keys and models are free: a dry run makes them too, so it finds a bad key.
+  if (!preloaded?.providers) {
+    await checkProviders(providers, io.signal ?? new AbortController().signal);
+  }
+  if (config.dryRun) {
+    const plan = planOf(
+      config,
+      specs,
+      providers,
+      `${config.out}/${batchName(config, promptFiles)}`,
+    );
+    io.writeOut(config.json ? jsonLine(plan) : describePlan(plan));
+    return {
+      exitCode: EXIT.ok,
+      batchDir: `${config.out}/${batchName(config, promptFiles)}`,
+      outcomes: [],
+    };
+  }
+  const models = config.models?.length
+    ? [...new Set(config.models.map(providers.resolveModel))]
+    : [providers.model];
+  checkPricesForBudget(config, providers, models, specs);
+  const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+  await ensureWritableDir(batchDir);
+  const lock = preloaded?.locked ? undefined : await lockBatch(batchDir);
+  try {
+    await removeStaleTemps(batchDir);
+    if (config.cancelBatchJobs) {
+      const signal = io.signal ?? new AbortController().signal;
+      io.writeOut(await cancelJobs(providers.batchSessions ?? [], batchDir, signal));
+      return { exitCode: EXIT.ok, batchDir, outcomes: [] };
+    }
+    const mode = preloaded?.mode ?? "refine";
+    const steering = io.steering ?? await Steering.open(batchDir);
+    const batch = { config, promptFiles, io, specs, providers, models, batchDir, mode, steering };
+    return await runLocked(batch, {
+      partial: preloaded?.partial ?? false,
+    });
+  } finally {
+    await lock?.release();
+  }
+}
+
+interface Batch {
+  config: Config;
+  promptFiles: string[];
+  io: RunIo;
+  specs: PromptSpec[];
+  providers: Providers;
+  /** Generation models, resolved: one, or several side by side (`--models`). */
+  models: string[];
+  batchDir: string;
+  mode: "refine" | "sample";
+  steering: Steering;
+}
+
+async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
+  const { config, io, specs, providers, models, batchDir } = batch;
+  const budget = new Budget(config.maxCost);
+  const sessions = providers.batchSessions ?? [];
+  const tracker = new ProgressTracker(specs.length * models.length, {
+    ...(sessions.length > 0 && { waiting: () => waitingFor(sessions) }),
+    stepsPerPrompt: stepsPerPrompt({
+      iterations: config.iterations,
+      refine: batch.mode !== "sample",
+      brief: providers.critic.brief !== undefined,
+    }),
+    // Ctrl-C or the budget: calls in flight finish, nothing new starts, so no ETA holds.
+    draining: () => io.signal?.aborted === true || budget.refused,
+  });
+  const progress = config.quiet ? undefined : new ProgressLine(tracker, {
+    write: io.writeErr,
+    interactive: io.isTerminal,
+    ...(io.columns && { columns: io.columns }),
+  });
+  const closeLogs = await setupLogging({
+    // -q hides the progress line, never a warning (README, Usage).
+    level: config.verbose ? "debug" : "warning",
+    writeErr: io.writeErr,
+    ...(progress && { beforeWrite: () => progress.clear() }),
+    jsonlPath: `${batchDir}/log.jsonl`,
+    secrets: secretsOf(config),
+  });
+  const log = getLogger(["retake", "run"]);
+  if (providers.notice && !config.quiet) io.writeErr(`${providers.notice}\n`);
+  try {
+    // Jobs an earlier run left are found before anything is sent.
+    await openSessions(sessions, batchDir, io.signal);
+  } catch (error) {
+    await closeLogs();
+    throw error;
+  }
+  const runFile = new RunFile(batch, {
+    // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
+    // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
+    kept: config.only?.length || options.partial ? await previousEntries(batch.batchDir) : [],
+  });
+  log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
+    batch: batchDir,
+    prompts: specs.length,
+    generator: providers.generator.name,
+    critic: providers.critic.name,
+    model: providers.model,
+  });
+  // Room for the final record before anything is paid: a disk that fills during the run must
+  // still get the run.json that says why it stopped.
+  await runFile.reserve();
+  await runFile.write("running", [], budget.spentUsd);
+  const onInterrupt = () =>
+    log.info(
+      "Interrupted by the user: no new paid call starts; calls in flight finish and are saved",
+    );
+  io.signal?.addEventListener("abort", onInterrupt, { once: true });
+
+  progress?.start();
+  const ending = await drive(batch, budget, tracker).finally(() => {
+    io.signal?.removeEventListener("abort", onInterrupt);
+    progress?.stop();
+  });
+  // Every prompt went through (failed ones included): no kept batch answer is needed again.
+  await closeSessions(sessions, /^completed/.test(ending.status));
+  const { outcomes } = ending;
+  let stopReason = ending.stopReason;
+  try {
+    await runFile.finish(ending.status, outcomes, budget.spentUsd, ending.stopReason);
+  } catch (error) {
+    // Every prompt's own metadata is already saved; a missing summary file must not hide that.
+    log.error("Could not write {file}: {reason}", { file: runFile.path, reason: messageOf(error) });
+    stopReason ??= messageOf(error);
+  }
+  try {
+    if (models.length > 1) {
+      await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
+    }
+    const page = await writeGallery(batchDir);
+    log.info("Wrote the gallery {page}", { page });
+  } catch (error) {
+    log.error("Could not write the gallery or comparison: {reason}", { reason: messageOf(error) });
+    stopReason ??= messageOf(error);
+  }
+  log.info("Finished batch {batch}: {status} in {durationMs} ms, ${costUsd} this run", {
+    batch: batchDir,
+    status: ending.status,
+    durationMs: runFile.elapsedMs(),
+    costUsd: budget.spentUsd,
+  });
+  await closeLogs();
+  // Prompts finish in any order; the summary follows the file.
+  const order = new Map(specs.map((spec, index) => [spec.id, index]));
+  outcomes.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const cost = { thisRunUsd: budget.spentUsd, batchUsd: runFile.batchCostUsd(outcomes) };
+  io.writeOut(
+    config.json
+      ? jsonLine(jsonSummary({
+        batchDir,
+        ids: specs.map((s) => s.id),
+        models,
+        outcomes,
+        status: ending.status,
+        exitCode: ending.exitCode,
+        format: config.format,
+        cost,
+        ...(stopReason !== undefined && { stopReason }),
+      }))
+      : formatSummary(batchDir, specs.length * models.length, outcomes, ending.status, cost),
+  );
+  if (stopReason) io.writeErr(`error: ${escapeControls(stopReason)}\n`);
+  return { exitCode: ending.exitCode, batchDir, outcomes };
+}
+
+/** How a run ended: its status word, exit code, why it stopped, and every prompt's outcome. */
+interface Ending {
+  status: string;
+  exitCode: number;
+  stopReason?: string;
+  outcomes: PromptOutcome[];
+}
+
+/** Runs the pipeline for every model until it ends, however it ends. */
+async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Promise<Ending> {
+  const { config, io, specs, providers, models, batchDir } = batch;
+  const log = getLogger(["retake", "run"]);
+  const outcomes: PromptOutcome[] = [];
+  // Every prompt's live record, so a run cut short (a second Ctrl-C, a fatal error) still
+  // accounts for prompts whose outcome never came.
+  const live = new Map<string, { record: PromptRecord; sink: FolderSink; model: string }>();
+  const retryBudget = new RetryBudget(config.retry.budget);
+  // Compared models share each service's limiter: its quota is the account's, not a model's.
+  const limiters = new Map<string, AdaptiveLimiter>();
+  const { steering } = batch;
+  // --force redoes what was cancelled before this run; a cancel during it still counts.
+  const since = config.force ? steering.lastSeq : 0;
+  const steered: PipelineOptions["steering"] = {
+    get paused() {
+      return steering.paused;
+    },
+    resumed: (signal) => steering.resumed(signal),
+    cancelled: (id) => steering.cancelled(id, since),
+    pendingNotes: (id) => steering.pendingNotes(id),
+    markDone: (seqs) => steering.markDone(seqs),
+  };
+  const runModel = (model: string, pass: Pass) => {
+    const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
+    const track = (record: PromptRecord) =>
+      live.set(outcomeKey(record.id, model), { record, sink, model });
+    return runPipeline(pass.prompts(), {
+      generator: providers.generator,
+      critic: providers.critic,
+      refiner: providers.refiner,
+      sink: tracked(sink, track, steering),
+      iterations: pass.iterations ?? config.iterations,
+      // Prompts that ask for more rounds than the batch get them: the chain is built for the most.
+      rounds: mostRounds(specs, pass.iterations ?? config.iterations),
+      ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
+      ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
+      patience: config.patience,
+      refineMode: config.refine,
+      mode: batch.mode,
+      concurrency: config.concurrency,
+      sharedLimiters: limiters,
+      width: config.size.width,
+      height: config.size.height,
+      format: config.format,
+      model,
+      seedFor: (spec, iteration) => seedFor(config, spec, iteration),
+      hashFor: (spec) => promptHash(spec, { ...resultSettings(config, providers), model }),
+      force: config.force,
+      ...(io.signal && { stop: io.signal }),
+      budget,
+      retry: { ...retryOptionsOf(config), budget: retryBudget },
+      timeoutMs: config.timeoutMs,
+      // Remote providers keep the deadline themselves and cancel the request at the service.
+      timeoutSlackMs: 5_000,
+      // --batch-api: a round's calls meet in waves, and wait as long as a job takes.
+      ...(providers.batchSessions?.length && batchPipeline(specs.length * models.length)),
+      steering: steered,
+      ...(pass.reopen && { reopen: pass.reopen }),
+      onEvent: (event) => {
+        // A note's round reopens a prompt the progress line has already counted as done.
+        const recount = event.type === "prompt-start" || event.type === "prompt-end";
+        if (!(pass.reopen && recount)) tracker.update(event);
+        io.onEvent?.(event);
+      },
+    });
+  };
+  // The prompts wait in a queue, taken as first generations can start (a batch's first
+  // results come early), which a studio can reorder.
+  const queues: PromptQueue[] = [];
+  const mainPass: Pass = {
+    prompts: () => {
+      const queue = new PromptQueue(specs);
+      queues.push(queue);
+      return queue;
+    },
+  };
+  const unsubscribe = steering.subscribe((entry) => {
+    if (entry.action.type === "front") { for (const queue of queues) queue.front(entry.action.id); }
+  });
+  const detach = steering.attach({
+    isLive: (id) => models.some((model) => live.has(outcomeKey(id, model))),
+  });
+  const stopper = hardStop(io, config.graceMs);
+  const settle = (outcome: PromptOutcome) => {
+    outcomes.push(outcome);
+    // Only prompts still running are tracked: a batch of any size holds a bounded number.
+    live.delete(outcomeKey(outcome.id, outcome.model));
+  };
+  const ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes };
+  try {
+    // Models run side by side: each is its own endpoint at the provider.
+    const pipeline = merge(...models.map((model) => runModel(model, mainPass))).pipe(tap(settle));
+    await untilDone(pipeline, stopper);
+    await noteRounds(
+      batch,
+      budget,
+      outcomes,
+      since,
+      (pass) =>
+        untilDone(
+          merge(...models.map((model) => runModel(model, pass))).pipe(tap(settle)),
+          stopper,
+        ),
+    );
+  } catch (error) {
+    if (io.signal?.aborted) {
+      log.warn("Interrupted: calls still in flight after the grace period were cancelled");
+    } else if (isFatal(error)) {
+      ending.status = "stopped";
+      ending.stopReason = messageOf(error);
+      ending.exitCode = EXIT.stopped;
+      log.fatal("Stopped the run: {reason}", {
+        reason: ending.stopReason,
+        ...(error instanceof ProviderError && { provider: error.provider }),
+      });
+    } else {
+      ending.status = "crashed";
+      ending.stopReason = messageOf(error);
+      ending.exitCode = EXIT.someFailed;
+      log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
+    }
+    await settleUnfinished(outcomes, live);
+  } finally {
+    unsubscribe();
+    detach();
+    await steering.settleFavourites().catch((error) =>
+      log.error("Could not save a favourite: {reason}", { reason: messageOf(error) })
+    );
+  }
+  if (ending.status === "completed") {
+    if (io.signal?.aborted) {
+      ending.status = "interrupted";
+      ending.exitCode = EXIT.interrupted;
+    } else if (budget.refused) {
+      ending.status = "stopped at the cost budget";
+      ending.exitCode = EXIT.budget;
+      ending.stopReason = `Reached --max-cost $${config.maxCost} ($${
+        budget.spentUsd.toFixed(4)
+      } spent this run): no step was started that the budget could not cover. Raise the budget and run again to resume.`;
+    } else if (outcomes.some((o) => o.status === "failed")) {
+      ending.status = "completed with failures";
+      ending.exitCode = EXIT.someFailed;
+    }
+  }
+  return ending;
+}
+
+/** One run of the pipeline over some prompts: the batch's, or those with notes to act on. */
+interface Pass {
+  prompts: () => Parameters<typeof runPipeline>[0];
+  iterations?: number;
+  reopen?: PipelineOptions["reopen"];
+}
+
+/**
+ * After the batch, one more round for every prompt rejected with a note no round has taken yet
+ * (it had finished, or was on its last round, when the note came): again while notes keep
+ * coming, each note tried once. Outcomes of the prompts redone replace their earlier ones.
+ */
+async function noteRounds(
+  batch: Batch,
+  budget: Budget,
+  outcomes: PromptOutcome[],
+  cancelsBefore: number,
+  run: (pass: Pass) => Promise<void>,
+): Promise<void> {
+  const { io, specs, models, batchDir, steering } = batch;
+  const tried = new Set<number>();
+  while (!io.signal?.aborted && !budget.refused) {
+    // A note sent as the batch ended is still being written: it gets its round now.
+    await steering.idle();
+    const due = specs.filter((spec) =>
+      !steering.cancelled(spec.id, cancelsBefore) &&
+      steering.pendingNotes(spec.id).some((entry) => !tried.has(entry.seq))
+    );
+    if (due.length === 0) return;
+    for (const spec of due) {
+      for (const entry of steering.pendingNotes(spec.id)) tried.add(entry.seq);
+    }
+    const ids = new Set(due.map((spec) => spec.id));
+    let rounds = 0;
+    for (const model of models) {
+      const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
+      for (const spec of due) {
+        const record = await sink.load(sink.folderFor(spec)).catch(() => undefined);
+        rounds = Math.max(rounds, record?.iterations?.length ?? 0);
+      }
+    }
+    getLogger(["retake", "run"]).info(
+      "Giving {count} prompt(s) one more round for the notes they were rejected with",
+      { count: due.length, prompts: [...ids] },
+    );
+    // Redone: their outcome is the one this pass gives.
+    const kept = outcomes.filter((o) => !ids.has(o.id));
+    outcomes.splice(0, outcomes.length, ...kept);
+    await run({ prompts: () => from(due), iterations: rounds + 1, reopen: (id) => ids.has(id) });
+  }
+}
+
+/**
+ * A sink that reports every record it saves, so the run knows each prompt's latest state, and
+ * carries the user's favourite into every save: the record in the run's hands never drops it.
+ */
+function tracked(
+  sink: FolderSink,
+  track: (record: PromptRecord) => void,
+  steering: Steering,
+): PromptSink {
+  const choose = (record: PromptRecord) => {
+    const chosen = steering.chosen(record.id);
+    if (chosen === undefined) return;
+    if (record.iterations.some((it) => it.iteration === chosen && it.image !== undefined)) {
+      record.chosen = chosen;
+    }
+  };
+  return Object.assign(Object.create(sink) as FolderSink, {
+    start: (spec: PromptSpec, record: PromptRecord) => (track(record), sink.start(spec, record)),
+    saveRecord: (record: PromptRecord) => (choose(record), track(record), sink.saveRecord(record)),
+    saveBest: (
+      record: PromptRecord,
+      image: string,
+    ) => (choose(record), sink.saveBest(record, image)),
+  });
+}
+
+/**
+ * After a hard stop, the prompts still running have no outcome: each is saved as
+ * `interrupted` with what it cost so far, and given an outcome, so run.json and the summary
+ * agree with the folders.
+ */
+async function settleUnfinished(
+  outcomes: PromptOutcome[],
+  live: Map<string, { record: PromptRecord; sink: FolderSink; model: string }>,
+): Promise<void> {
+  const done = new Set(outcomes.map((o) => outcomeKey(o.id, o.model)));
+  for (const [key, { record, sink, model }] of live) {
+    if (done.has(key)) continue;
+    if (record.status === "running") {
+      record.status = "interrupted";
+      record.stopCause ??= "interrupt";
+    }
+    record.costUsd = totalCost(record);
+    try {
+      await sink.saveRecord(record);
+    } catch (error) {
+      getLogger(["retake", "run"]).error("Could not save metadata for {promptId}: {reason}", {
+        promptId: record.id,
+        reason: messageOf(error),
+      });
+    }
+    outcomes.push({
+      id: record.id,
+      folder: record.folder,
+      status: record.status === "completed"
+        ? "completed"
+        : record.status === "failed"
+        ? "failed"
+        : "interrupted",
+      skipped: false,
+      model,
+      durationMs: record.durationMs,
+      costUsd: record.costUsd,
+      iterations: record.iterations.length,
+      ...(record.error !== undefined && { error: record.error }),
+      ...(record.bestScore !== undefined && { bestScore: record.bestScore }),
+      ...(record.bestIteration !== undefined && { bestIteration: record.bestIteration }),
+    });
+  }
+}
+
+/**
+ * With `--max-cost`, every paid step needs a price to reserve: an unknown one would let the run
+ * spend without limit, so it is refused before anything starts.
+ */
+function checkPricesForBudget(
+  config: Config,
+  providers: Providers,
+  models: string[],
+  specs: readonly PromptSpec[],
+): void {
+  if (config.maxCost === undefined) return;
+  const { generator, critic, refiner } = providers;
+  const unknown: string[] = [];
+  const edits = mayEdit(config, specs);
+  // Every model at every size the prompts ask for, their own included, and its edits.
+  for (const model of models) {
+    for (const { plan } of planGroups(config, model, specs)) {
+      if (generator.estimateCostUsd && generator.estimateCostUsd(plan) === undefined) {
+        unknown.push(`${generator.name} model '${plan.model}'`);
+      }
+      const editModel = edits ? generator.editModel?.(plan.model) : undefined;
+      if (
+        editModel !== undefined && generator.estimateCostUsd &&
+        generator.estimateCostUsd({ ...plan, edit: true }) === undefined
+      ) {
+        unknown.push(`${generator.name} edit endpoint '${editModel}'`);
+      }
+    }
+  }
+  if (critic.estimateCostUsd && critic.estimateCostUsd() === undefined) {
+    unknown.push(`${critic.name} critic model '${config.criticModel ?? "default"}'`);
+  }
+  if (refiner.estimateCostUsd && refiner.estimateCostUsd() === undefined) {
+    unknown.push(`${refiner.name} refiner model '${config.criticModel ?? "default"}'`);
+  }
+  if (unknown.length > 0) {
+    throw new InputError(
+      `Cannot keep to --max-cost as the price of ${
+        [...new Set(unknown)].join(" and ")
+      } is unknown: add it to the prices in the config file (see README, Costs), or run without --max-cost${
+        unknown.some((u) => u.includes(" edit endpoint "))
+          ? " (or redraw instead of editing: --refine regenerate)"
+          : ""
+      }`,
+    );
+  }
+}
+
+/** Per prompt, each model's best score, cost and time, and the winner (best score, then cheaper). */
+export function compareModels(specs: PromptSpec[], models: string[], outcomes: PromptOutcome[]) {
+  const byKey = outcomeIndex(outcomes);
+  const prompts = specs.map((spec) => {
+    const rows = models.map((model) => {
+      const o = byKey.get(outcomeKey(spec.id, model));
+      return {
+        model,
+        status: o?.status ?? "not run",
+        bestScore: o?.bestScore ?? null,
+        costUsd: o?.costUsd ?? 0,
+        durationMs: o?.durationMs ?? 0,
+        folder: o?.folder ?? null,
+      };
+    });
+    const ranked = rows.filter((r) => r.bestScore !== null)
+      .sort((a, b) => b.bestScore! - a.bestScore! || a.costUsd - b.costUsd);
+    return { id: spec.id, winner: ranked[0]?.model ?? null, models: rows };
+  });
+  const perModel = models.map((model) => {
+    const rows = prompts.map((p) => p.models.find((m) => m.model === model)!);
+    const scored = rows.filter((r) => r.bestScore !== null);
+    return {
+      model,
+      wins: prompts.filter((p) => p.winner === model).length,
+      meanScore: scored.length
+        ? Math.round(scored.reduce((s, r) => s + r.bestScore!, 0) / scored.length * 100) / 100
+        : null,
+      costUsd: Math.round(rows.reduce((s, r) => s + r.costUsd, 0) * 1e6) / 1e6,
+      durationMs: rows.reduce((s, r) => s + r.durationMs, 0),
+      failed: rows.filter((r) => r.status === "failed").length,
+    };
+  });
+  return { models: perModel, prompts };
+}
+
+/** The settings that change a prompt's result: part of its content hash. */
+function resultSettings(config: Config, providers: Providers): Record<string, unknown> {
+  return {
+    generator: providers.generator.name,
+    model: providers.model,
+    // What besides the model decides the images (a ComfyUI workflow): edited, it draws anew.
+    ...(providers.generator.fingerprint !== undefined &&
+      { workflow: providers.generator.fingerprint }),
+    critic: providers.critic.name,
+    criticModel: config.criticModel,
+    // The rubric changes the scores, so the best round and the refined prompts.
+    criticRubric: config.criticRubric,
+    criticWeights: config.criticWeights,
+    width: config.size.width,
+    height: config.size.height,
+    format: config.format,
+    // Not the iterations or the target: asking for more rounds continues from the saved ones.
+    seed: config.seed,
+    varySeed: config.varySeed,
+  };
+}
+
+/** Aborts on the second Ctrl-C, or once the grace period after the first has passed. */
+function hardStop(io: RunIo, graceMs: number): AbortSignal | undefined {
+  if (!io.signal) return io.abortNow;
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    const timer = setTimeout(() => controller.abort(io.signal!.reason), graceMs);
+    controller.signal.addEventListener("abort", () => clearTimeout(timer));
+    io.abortNow?.addEventListener("abort", () => clearTimeout(timer));
+  };
+  if (io.signal.aborted) onInterrupt();
+  else io.signal.addEventListener("abort", onInterrupt, { once: true });
+  return io.abortNow ? AbortSignal.any([controller.signal, io.abortNow]) : controller.signal;
+}
+
+/** Runs an observable to completion; an abort unsubscribes, which aborts every call in flight. */
+function untilDone(source: Observable<unknown>, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const subscription = source.subscribe({ error: reject, complete: resolve });
+    const onAbort = () => {
+      subscription.unsubscribe();
+      reject(signal!.reason);
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    subscription.add(() => signal?.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * Runs the batch, then watches the prompt files and re-processes only the prompts that were
+ * added or edited, until `io.signal` aborts. An invalid edit is reported and watching goes on.
+ */
+export async function watchBatch(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+  options: { debounceMs?: number } = {},
+): Promise<number> {
+  if (promptFiles.length === 0 || promptFiles.includes(STDIN)) {
+    throw new InputError(
+      "Cannot watch a prompt given on the command line or standard input: save it in a file and watch that",
+    );
+  }
+  const specs = selectPrompts(
+    await loadPrompts(promptFiles, promptSources(config, io)),
+    config.only,
+  );
+  const providers = await createProviders(config, specs);
+  await checkProviders(providers, io.signal ?? new AbortController().signal);
+  const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+  await ensureWritableDir(batchDir);
+  // Held across every pass: another retake must not start on the folder between two passes.
+  const lock = await lockBatch(batchDir);
+  try {
+    return await watchLocked(config, promptFiles, io, options, { specs, providers });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function watchLocked(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+  options: { debounceMs?: number },
+  loaded: { specs: PromptSpec[]; providers: Providers },
+): Promise<number> {
+  const { providers } = loaded;
+  let { specs } = loaded;
+  const hashOf = (spec: PromptSpec) => promptHash(spec, resultSettings(config, providers));
+  let known = new Map(specs.map((s) => [s.id, hashOf(s)]));
+  const first = await runBatch(config, promptFiles, io, { specs, providers, locked: true });
+  if (io.signal?.aborted) return first.exitCode;
+  let lastCode = first.exitCode;
+  const signal = io.signal ?? new AbortController().signal;
+  const say = (text: string) => io.writeErr(`${escapeControls(text)}\n`);
+  say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);
+  await runOnChanges(
+    watchFiles(promptFiles, options),
+    async (changed) => {
+      try {
+        specs = selectPrompts(await loadPrompts(promptFiles, config), config.only);
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        say(`error: ${error.message}\nStill watching: fix the file and save it again.`);
+        return;
+      }
+      const edited = specs.filter((s) => known.get(s.id) !== hashOf(s));
+      known = new Map(specs.map((s) => [s.id, hashOf(s)]));
+      if (edited.length === 0) {
+        say(`${[...changed].join(", ")} changed, but no prompt did: nothing to do`);
+        return;
+      }
+      say(
+        `Re-processing ${edited.length} added or edited prompt(s): ${
+          edited.map((s) => s.id).join(", ")
+        }`,
+      );
+      const result = await runBatch(config, promptFiles, io, {
+        specs: edited,
+        providers,
+        partial: true,
+        locked: true,
+      });
+      lastCode = result.exitCode;
+      if (!signal.aborted) say(`Watching ${promptFiles.join(", ")} for changes (Ctrl-C to stop)`);
+    },
+    signal,
+  );
+  return lastCode === EXIT.interrupted ? EXIT.interrupted : EXIT.ok;
+}
