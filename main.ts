@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { ENV_NAMES, loadConfig, USAGE } from "./src/config.ts";
+import { loadConfig } from "./src/config/load.ts";
+import { USAGE } from "./src/cli/usage.ts";
+import { ENV_NAMES } from "./src/config/env_settings.ts";
 import { typoCandidates } from "./src/config/env_settings.ts";
 import { jsonLine } from "./src/cli/json_summary.ts";
 import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";

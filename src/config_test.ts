@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  type ConfigSources,
-  ENV_NAMES,
-  loadConfig,
-  publicSettings,
-  secretsOf,
-  SIZE_PRESETS,
-} from "./config.ts";
+import { publicSettings, secretsOf, SIZE_PRESETS } from "./config.ts";
+import { type ConfigSources, loadConfig } from "./config/load.ts";
+import { ENV_NAMES } from "./config/env_settings.ts";
 import { InputError } from "./errors.ts";
 
 const CWD = "/project";

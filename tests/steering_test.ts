@@ -4,7 +4,7 @@
  * exactly one more round for that prompt and no call for the others.
  */
 import assert from "node:assert/strict";
-import { loadConfig } from "../src/config.ts";
+import { loadConfig } from "../src/config/load.ts";
 import type { PromptRecord } from "../src/output/record.ts";
 import { runBatch, type RunIo } from "../src/batch/run.ts";
 import { runPendingRejects } from "../src/steering/pending.ts";

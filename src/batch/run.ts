@@ -37,18 +37,16 @@ import {
 import { ProgressLine, ProgressTracker, stepsPerPrompt } from "./progress.ts";
 import { formatSummary } from "./summary.ts";
 import {
-  mostRounds,
-  planGroups,
   problemsError,
   type PromptFields,
   promptHash,
   type PromptSpec,
   readPromptFile,
   type ReadResult,
-  selectPrompts,
   STDIN,
-  withOwnModels,
 } from "../prompts/mod.ts";
+import { selectPrompts } from "../prompts/select.ts";
+import { mostRounds, planGroups, withOwnModels } from "../prompts/settings.ts";
 import { checkProviders, createProviders, type Providers } from "../providers/registry.ts";
 import { type PromptRecord, totalCost } from "../output/record.ts";
 import { RetryBudget } from "../async/retry.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { DESCRIPTORS } from "../providers/registry.ts";
+import { DESCRIPTORS } from "../providers/catalog.ts";
 import { exitCodes } from "../exit_codes.ts";
 import { ENV_SETTINGS, OFFLINE_ENV } from "../config/env_settings.ts";
 import { FLAGS } from "../config/flags.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { exitCodes } from "../exit_codes.ts";
-import { DESCRIPTORS } from "../providers/registry.ts";
+import { DESCRIPTORS } from "../providers/catalog.ts";
 import { ENV_SETTINGS } from "../config/env_settings.ts";
 import { FLAGS } from "../config/flags.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { DESCRIPTORS } from "../providers/registry.ts";
+import { DESCRIPTORS } from "../providers/catalog.ts";
 import { FLAGS } from "./flags.ts";
 import { editDistance } from "./parse_args.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../config.ts";
+import { loadConfig } from "../config/load.ts";
 import { ENV_NAMES, typoCandidates, typoWarnings } from "./env_settings.ts";
 
 Deno.test("the typos asked for by name cover a letter added, dropped, changed or swapped, and flag names", () => {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import type { z } from "zod";
-import { configSchema, loadConfig } from "../config.ts";
+import { configSchema } from "../config.ts";
+import { loadConfig } from "../config/load.ts";
 import { InputError } from "../errors.ts";
-import { DESCRIPTORS } from "../providers/registry.ts";
+import { DESCRIPTORS } from "../providers/catalog.ts";
 import { FLAGS } from "./flags.ts";
 import { describe, schemaAt } from "./setting_errors.ts";
 

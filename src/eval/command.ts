@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ConfigSources, loadConfig } from "../config.ts";
+import { type ConfigSources, loadConfig } from "../config/load.ts";
 import { InputError } from "../errors.ts";
 import { parseCommandLine } from "../config/parse_args.ts";
 import { EXIT, type RunIo, VERSION } from "../batch/run.ts";

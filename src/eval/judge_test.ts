@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
 import { Budget } from "../async/budget.ts";
-import { loadConfig } from "../config.ts";
+import { loadConfig } from "../config/load.ts";
 import type { Brief } from "../providers/critique.ts";
 import { InputError, ProviderError } from "../errors.ts";
 import type { PromptSpec } from "../prompts/mod.ts";

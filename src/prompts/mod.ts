@@ -9,7 +9,6 @@ export * from "./spec.ts";
 export * from "./read.ts";
 export { problemsError, type RawEntry, type ReadResult } from "./validate.ts";
 export { promptHash } from "./hash.ts";
-export * from "./settings.ts";
 export { givenBrief } from "./checks.ts";
 export { idFromText } from "./ids.ts";
 export { selectPrompts } from "./select.ts";

@@ -1,14 +1,7 @@
 import assert from "node:assert/strict";
 import { InputError } from "../errors.ts";
-import {
-  loadPromptFile,
-  mostRounds,
-  parsePrompts,
-  planGroups,
-  PROMPT_LIMITS,
-  promptHash,
-  withOwnModels,
-} from "./mod.ts";
+import { loadPromptFile, parsePrompts, PROMPT_LIMITS, promptHash } from "./mod.ts";
+import { mostRounds, planGroups, withOwnModels } from "./settings.ts";
 
 const FILE = "prompts/demo.json";
 

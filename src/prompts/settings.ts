@@ -6,7 +6,6 @@
  */
 import type { Config } from "../config.ts";
 import { InputError } from "../errors.ts";
-import type { Providers } from "../providers/registry.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import type { PromptSpec } from "./spec.ts";
 
@@ -88,20 +87,4 @@ export function planGroups(
     else groups.set(key, { plan, prompts: 1 });
   }
   return [...groups.values()];
-}
-
-/**
- * The generation models and sizes a batch's prompts ask for beyond the batch's own, for the
- * free checks at start (a size the model cannot make, a model that does not exist).
- */
-export function ownModelsAndSizes(
-  providers: Pick<Providers, "model">,
-  specs: readonly PromptSpec[],
-): Array<{ id: string; model: string; width?: number; height?: number }> {
-  return specs.filter((s) => s.settings?.model !== undefined || s.settings?.size !== undefined)
-    .map((s) => ({
-      id: s.id,
-      model: s.settings?.model ?? providers.model,
-      ...(s.settings?.size !== undefined && s.settings.size),
-    }));
 }

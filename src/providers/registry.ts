@@ -8,13 +8,8 @@ import type { Config } from "../config.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import { InputError } from "../errors.ts";
 import { mayEdit } from "../pipeline/next_round.ts";
-import { localProvider } from "../offline/provider.ts";
-import { a1111Provider } from "./a1111/mod.ts";
-import { comfyuiProvider } from "./comfyui/mod.ts";
-import { falProvider } from "./fal/fal.ts";
-import { geminiProvider } from "./gemini/gemini.ts";
-import { openaiProvider } from "./openai/openai.ts";
 import type { BatchApiSession } from "../batch_api/session.ts";
+import { DESCRIPTORS, providerNamed } from "./catalog.ts";
 import type {
   ImageCritic,
   ImageGenerator,
@@ -37,28 +32,6 @@ export interface Providers {
   notice?: string;
   /** The batch modes of the providers that have one, with `--batch-api`. */
   batchSessions?: BatchApiSession[];
-}
-
-/**
- * Every provider retake knows, in the order `auto` prefers them for each role. A new service is
- * one new file exporting its descriptor, and one line here.
- */
-export const PROVIDERS = [
-  falProvider,
-  geminiProvider,
-  openaiProvider,
-  comfyuiProvider,
-  a1111Provider,
-  localProvider,
-] as const;
-
-/** The same providers as plain descriptors, for code that handles any of them alike. */
-export const DESCRIPTORS: readonly ProviderDescriptor[] =
-  PROVIDERS as unknown as readonly ProviderDescriptor[];
-
-/** A provider by name. */
-export function providerNamed(name: string): ProviderDescriptor | undefined {
-  return DESCRIPTORS.find((p) => p.name === name);
 }
 
 /** A provider's own section of the config. */

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
-import { ENV_NAMES, loadConfig, secretsOf, USAGE } from "../config.ts";
+import { secretsOf } from "../config.ts";
+import { loadConfig } from "../config/load.ts";
+import { USAGE } from "../cli/usage.ts";
+import { ENV_NAMES } from "../config/env_settings.ts";
 import { FLAGS } from "../config/flags.ts";
 import { flagsTable, markdown, providersTable, tableCells } from "../cli/readme_tables.ts";
-import { chooseProviders, DESCRIPTORS } from "./registry.ts";
+import { DESCRIPTORS } from "./catalog.ts";
+import { chooseProviders } from "./registry.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

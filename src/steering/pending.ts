@@ -5,7 +5,7 @@
  * @module
  */
 import { MAX_RUN_FILE_BYTES } from "../output/batch_run.ts";
-import { type ConfigSources, loadConfig } from "../config.ts";
+import { type ConfigSources, loadConfig } from "../config/load.ts";
 import { InputError } from "../errors.ts";
 import { STDIN } from "../prompts/mod.ts";
 import { type BatchResult, runBatch, type RunIo } from "../batch/run.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { Config, ConfigSources } from "../config.ts";
+import type { Config } from "../config.ts";
+import type { ConfigSources } from "../config/load.ts";
 import { InputError } from "../errors.ts";
 import {
   batchName,

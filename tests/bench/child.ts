@@ -14,7 +14,7 @@
  */
 import { cpuUsage } from "node:process";
 import { from, lastValueFrom, toArray } from "rxjs";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/config/load.ts";
 import { runPipeline } from "../../src/pipeline/pipeline.ts";
 import type { PromptSpec } from "../../src/prompts/mod.ts";
 import { loadPrompts, runBatch } from "../../src/batch/run.ts";
