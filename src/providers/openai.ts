@@ -20,13 +20,16 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
 } from "openai/resources/chat/completions";
 import { z } from "zod";
+import type { BatcherOptions } from "../batch_api/batcher.ts";
 import { ProviderError, withBilledCost } from "../errors.ts";
+import { StopRequested } from "../pipeline.ts";
 import { tokenPriceTable, urlString } from "../schema.ts";
 import { redactor } from "../redact.ts";
 import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "./_http.ts";
 import { parseAnswer } from "./_llm_answers.ts";
 import { type JsonClient, type JsonQuestion, llmCritic, llmRefiner } from "./_llm_roles.ts";
 import { clip } from "./_llm_prompts.ts";
+import { answeredInBatch, OPENAI_BATCH_PRICE, OpenAIBatcher } from "./openai_batch.ts";
 import type { Rubric } from "../rubric.ts";
 import type {
   CreateContext,
@@ -106,6 +109,16 @@ export interface OpenAIOptions {
    * @default {whether baseUrl is a loopback URL}
    */
   local?: boolean | undefined;
+  /**
+   * `--batch-api`: the calls go through OpenAI's Batch API, at half the price, where the server
+   * runs it (see `batchServer`); elsewhere at once, as the log says. @default {undefined}
+   */
+  batchApi?: BatcherOptions | undefined;
+  /**
+   * Whether the server at `baseUrl` runs OpenAI's Batch API and Files API (a proxy in front of
+   * OpenAI). @default {whether baseUrl is api.openai.com}
+   */
+  batchServer?: boolean | undefined;
 }
 
 /**
@@ -123,9 +136,13 @@ export interface OpenAIOptions {
  */
 export function createOpenAIProviders(
   options: OpenAIOptions,
-): { critic: ImageCritic; refiner: PromptRefiner } {
+): { critic: ImageCritic; refiner: PromptRefiner; batch?: OpenAIBatcher } {
   const client = _createClient(options);
-  return { critic: llmCritic(client, options.rubric), refiner: llmRefiner(client) };
+  return {
+    critic: llmCritic(client, options.rubric),
+    refiner: llmRefiner(client),
+    ...(client.batch !== undefined && { batch: client.batch }),
+  };
 }
 
 /** Whether `url` points at this machine, where no network can read what is sent. */
@@ -216,7 +233,7 @@ const SETTING_MESSAGE =
 
 type Sdk = typeof import("openai");
 
-function _createClient(options: OpenAIOptions): JsonClient {
+function _createClient(options: OpenAIOptions): JsonClient & { batch?: OpenAIBatcher } {
   const baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
   const url = parseBaseUrl("OpenAI client", baseUrl);
   const official = url.hostname === "api.openai.com";
@@ -302,7 +319,8 @@ function _createClient(options: OpenAIOptions): JsonClient {
 
   const classify = (error: unknown, signal: AbortSignal, operation: string): unknown => {
     if (signal.aborted) return signal.reason ?? error;
-    if (error instanceof ProviderError) return error;
+    // A batch wait ended by Ctrl-C: the prompt stops as interrupted, not failed.
+    if (error instanceof ProviderError || error instanceof StopRequested) return error;
     const sdk = sdkModule;
     if (sdk !== undefined && error instanceof sdk.APIConnectionTimeoutError) {
       return new ProviderError(`OpenAI ${operation} timed out after ${timeoutMs} ms`, {
@@ -328,6 +346,23 @@ function _createClient(options: OpenAIOptions): JsonClient {
       { provider: PROVIDER, retryable: false, cause: error },
     );
   };
+
+  // With --batch-api, the calls go in OpenAI's batches where the server runs them.
+  let batch: OpenAIBatcher | undefined;
+  if (options.batchApi !== undefined && (options.batchServer ?? official)) {
+    const never = new AbortController().signal;
+    batch = new OpenAIBatcher({
+      client,
+      toFile: async (bytes, name) => (await load()).sdk.toFile(bytes, name),
+      classify: (error, operation) => classify(error, never, operation),
+    }, options.batchApi);
+  } else if (options.batchApi !== undefined) {
+    later.warn(
+      "OpenAI's Batch API runs at api.openai.com only: the calls to {server} go at once, at the interactive price",
+      { server: shown },
+    );
+  }
+  const share = (response: ChatCompletion) => answeredInBatch(response) ? OPENAI_BATCH_PRICE : 1;
 
   const costOf = (usage: TokenUsage) =>
     price === undefined
@@ -366,6 +401,7 @@ function _createClient(options: OpenAIOptions): JsonClient {
   return {
     provider: PROVIDER,
     imageMaxSide,
+    ...(batch !== undefined && { batch }),
     async check(signal) {
       let ids: string[];
       try {
@@ -422,7 +458,9 @@ function _createClient(options: OpenAIOptions): JsonClient {
         inputTokens: 2 * input,
         outputTokens: maxOutputTokens + 2 * maxOutputTokens,
       };
-      return Math.round(costOf(tokens) * 1e6) / 1e6;
+      // With --batch-api, reserved at the batch price.
+      const reserved = costOf(tokens) * (batch !== undefined ? OPENAI_BATCH_PRICE : 1);
+      return Math.round(reserved * 1e6) / 1e6;
     },
     async ask<T>(question: JsonQuestion<T>) {
       const { operation, reader, signal } = question;
@@ -432,25 +470,22 @@ function _createClient(options: OpenAIOptions): JsonClient {
       let modelVersion: string | undefined;
       let limit = maxOutputTokens;
       let problem = "";
+      let spent = 0;
+      let inBatch = false;
       const withId = () => requestId !== undefined ? { requestId } : {};
       // What the answers so far were billed, for an error that ends the call: every answer is
       // billed by its tokens, cut-off, filtered or malformed ones included.
-      const billed = () => {
-        const costUsd = costOf(usage);
-        return costUsd > 0 ? { costUsd } : {};
-      };
+      const billed = () => spent > 0 ? { costUsd: spent } : {};
       // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
       for (let attempt = 1; attempt <= 2; attempt++) {
         if (signal.aborted) throw signal.reason;
         const started = performance.now();
         let response: ChatCompletion & { _request_id?: string | null };
         try {
-          response = await (await client()).chat.completions.create(
-            body(question as JsonQuestion<unknown>, limit),
-            {
-              signal,
-            },
-          );
+          const request = body(question as JsonQuestion<unknown>, limit);
+          response = batch?.active
+            ? await batch.call({ body: request, signal })
+            : await (await client()).chat.completions.create(request, { signal });
         } catch (error) {
           const classified = classify(error, signal, operation);
           log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
@@ -463,11 +498,17 @@ function _createClient(options: OpenAIOptions): JsonClient {
               : "aborted",
           });
           throw classified instanceof ProviderError
-            ? withBilledCost(classified, costOf(usage))
+            ? withBilledCost(classified, spent)
             : classified;
         }
-        usage.inputTokens += response.usage?.prompt_tokens ?? 0;
-        usage.outputTokens += response.usage?.completion_tokens ?? 0;
+        const callUsage = {
+          inputTokens: response.usage?.prompt_tokens ?? 0,
+          outputTokens: response.usage?.completion_tokens ?? 0,
+        };
+        usage.inputTokens += callUsage.inputTokens;
+        usage.outputTokens += callUsage.outputTokens;
+        spent += costOf(callUsage) * share(response);
+        inBatch = answeredInBatch(response);
         requestId = response._request_id ?? response.id ?? requestId;
         // OpenAI names the snapshot that answered (`gpt-4o-mini-2024-07-18`).
         if (
@@ -536,9 +577,10 @@ function _createClient(options: OpenAIOptions): JsonClient {
             meta: {
               model,
               ...(modelVersion !== undefined && { modelVersion }),
-              costUsd: costOf(usage),
+              costUsd: spent,
               usage,
               ...withId(),
+              ...(inBatch && { batch: true as const }),
               ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
             },
           };
@@ -665,6 +707,11 @@ const openaiSettings = z.strictObject({
   headers: z.string().optional(),
   /** USD per 1M tokens, by model id. */
   prices: tokenPriceTable.optional(),
+  /**
+   * Whether the server at `baseUrl` runs OpenAI's Batch API (`--batch-api`), as a proxy in
+   * front of OpenAI may; unset, only api.openai.com does.
+   */
+  batchApi: z.boolean().optional(),
 });
 
 /** The OpenAI provider's settings, validated. */
@@ -714,7 +761,7 @@ export const openaiProvider = {
     settings.key !== undefined || isLoopbackUrl(settings.baseUrl),
   unavailable:
     "OPENAI_API_KEY is not set: export OPENAI_API_KEY (create one at platform.openai.com/api-keys), or point OPENAI_BASE_URL at a server on this machine such as Ollama (http://127.0.0.1:11434/v1), or run with --critic local",
-  create({ settings, criticModel, timeoutMs, rubric }: CreateContext<OpenAISettings>) {
+  create({ settings, criticModel, timeoutMs, rubric, batchApi }: CreateContext<OpenAISettings>) {
     const headers = parseHeaders(settings.headers);
     // One client for both: one price warning, and one check before the run.
     return Promise.resolve(createOpenAIProviders({
@@ -725,6 +772,8 @@ export const openaiProvider = {
       timeoutMs,
       ...(headers !== undefined && { headers }),
       ...(rubric !== undefined && { rubric }),
+      batchApi,
+      batchServer: settings.batchApi,
     }));
   },
 } as const satisfies ProviderDescriptor<OpenAISettings>;
