@@ -32,6 +32,9 @@ const ENDPOINT = "/v1/chat/completions";
 /** What OpenAI bills a batch call, as a share of the interactive price. */
 export const OPENAI_BATCH_PRICE = 0.5;
 
+/** Bytes of requests in one batch's file, at most: OpenAI takes up to 200 MB. */
+export const OPENAI_MAX_FILE_BYTES = 150 * 1024 * 1024;
+
 /** One chat completion call. */
 export interface ChatCall {
   body: ChatCompletionCreateParamsNonStreaming;
@@ -52,7 +55,7 @@ export interface OpenAIBatchTransport {
 /** Sends OpenAI chat completions in batches. */
 export class OpenAIBatcher extends Batcher<ChatCall, ChatCompletion, Batch> {
   constructor(transport: OpenAIBatchTransport, options: BatcherOptions = {}) {
-    super(openaiBatchService(transport), options);
+    super(openaiBatchService(transport), { maxFileBytes: OPENAI_MAX_FILE_BYTES, ...options });
   }
 }
 
@@ -112,17 +115,8 @@ export function openaiBatchService(
     stateOf,
     get: async (name, signal) =>
       await (await transport.client()).batches.retrieve(name, signal ? { signal } : {}),
-    async find(ids) {
-      const found = new Map<string, Batch>();
-      for await (const batch of (await transport.client()).batches.list({ limit: 100 })) {
-        const job = batch.metadata?.retake_job;
-        if (job !== undefined && ids.has(job)) {
-          found.set(job, batch);
-          if (found.size === ids.size) break;
-        }
-      }
-      return found;
-    },
+    list: async () => (await transport.client()).batches.list({ limit: 100 }),
+    retakeIdOf: (batch) => batch.metadata?.retake_job,
     async cancel(name, signal) {
       const client = await transport.client();
       await client.batches.cancel(name, { signal });
