@@ -6,40 +6,12 @@
  * leave the batch, and the next run collects it without a second one; another server: at once.
  */
 import assert from "node:assert/strict";
-import type { JobEntry } from "../src/batch_api/ledger.ts";
-import type { PromptRecord } from "../src/record.ts";
+import { batchPrompts as prompts, readLedger, sameFilesAtHalfPrice } from "./batch_api_helpers.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { type OpenAIBatchStandIn, startOpenAIBatchStandIn } from "./openai_batch_standin.ts";
 
 const KEY = "sk-test-openai-batch-e2e-3f9a1c7b";
 const RUN = ["--generator", "local", "--critic", "openai", "--critic-model", "gpt-5.4-mini"];
-
-/** A batch folder's files that hold results (not times, costs or ids), by path. */
-async function resultFiles(dir: string): Promise<Map<string, Uint8Array>> {
-  const files = new Map<string, Uint8Array>();
-  for await (const entry of Deno.readDir(dir)) {
-    if (!entry.isDirectory || entry.name.startsWith("_")) continue;
-    for await (const file of Deno.readDir(`${dir}/${entry.name}`)) {
-      if (file.name === "metadata.json") continue;
-      files.set(
-        `${entry.name}/${file.name}`,
-        await Deno.readFile(`${dir}/${entry.name}/${file.name}`),
-      );
-    }
-  }
-  return files;
-}
-
-function prompts(n: number): string {
-  const words = ["red", "blue", "green", "golden", "dark", "misty", "bright", "quiet"];
-  const things = ["fox", "whale", "tower", "forest", "harbour", "mountain", "lantern", "garden"];
-  return JSON.stringify({
-    prompts: Array.from({ length: n }, (_, i) => ({
-      id: `p${String(i).padStart(3, "0")}`,
-      prompt: `a ${words[i % 8]} ${things[Math.floor(i / 8) % 8]} number ${i}`,
-    })),
-  });
-}
 
 async function setup(standIn: OpenAIBatchStandIn, promptText: string, batchServer = true) {
   const cwd = await Deno.makeTempDir({ prefix: "retake-openai-batch-e2e-" });
@@ -80,9 +52,6 @@ function sentTwice(standIn: OpenAIBatchStandIn): string[] {
 const creates = (standIn: OpenAIBatchStandIn) =>
   standIn.events.filter((e) => e.type === "create").length;
 
-const ledger = async (dir: string): Promise<JobEntry[]> =>
-  JSON.parse(await Deno.readTextFile(`${dir}/_batch_api/jobs.json`)).jobs;
-
 Deno.test("retake --batch-api with the OpenAI critic makes the same files as the interactive run at half its cost, each request once, in one batch per wave", async () => {
   const standIn = await startOpenAIBatchStandIn({ key: KEY });
   const { cwd, env } = await setup(standIn, prompts(8));
@@ -106,41 +75,22 @@ Deno.test("retake --batch-api with the OpenAI critic makes the same files as the
     );
     assert.deepEqual(sentTwice(standIn), []);
 
-    const live = await resultFiles(`${cwd}/live/prompts`);
-    const batched = await resultFiles(`${cwd}/batched/prompts`);
-    assert.deepEqual([...batched.keys()].sort(), [...live.keys()].sort());
-    for (const [path, bytes] of live) assert.deepEqual(batched.get(path), bytes, path);
-
-    const runJson = (dir: string) =>
-      JSON.parse(Deno.readTextFileSync(`${cwd}/${dir}/prompts/run.json`));
-    const liveCost = runJson("live").totals.costUsd;
-    const batchRun = runJson("batched");
-    assert.ok(liveCost > 0);
-    const ratio = batchRun.totals.costUsd / liveCost;
-    assert.ok(Math.abs(ratio - 0.5) <= 0.005, `batch ÷ interactive = ${ratio}`);
-    // The summary, run.json and every metadata.json agree.
-    const summary = JSON.parse(batch.stdout);
-    assert.equal(summary.totals.batchCostUsd, batchRun.totals.costUsd);
-    // This run's spend sums unrounded steps; run.json sums each prompt's cost rounded to 1e-6.
-    assert.ok(Math.abs(summary.totals.costUsd - batchRun.totals.costUsd) <= 8e-6);
-    let sum = 0;
+    const records = await sameFilesAtHalfPrice(
+      `${cwd}/live/prompts`,
+      `${cwd}/batched/prompts`,
+      batch.stdout,
+    );
     let waves = 0;
-    for (const entry of batchRun.prompts) {
-      const record: PromptRecord = JSON.parse(
-        await Deno.readTextFile(`${cwd}/batched/prompts/${entry.folder}/metadata.json`),
-      );
-      assert.equal(record.costUsd, entry.costUsd, entry.id);
-      sum += record.costUsd;
+    for (const record of records) {
       const steps = [
         record.briefStep!,
         ...record.iterations.flatMap((it) => [it.steps.critique, it.steps.refine]),
       ].filter((s) => s !== undefined);
       waves = Math.max(waves, steps.length);
-      assert.ok(steps.every((s) => s.batch === true), `${entry.id}: every OpenAI step in a batch`);
+      assert.ok(steps.every((s) => s.batch === true), `${record.id}: every OpenAI step in a batch`);
       for (const it of record.iterations) assert.equal(it.steps.generate?.batch, undefined);
     }
-    assert.ok(Math.abs(sum - batchRun.totals.costUsd) < 1e-6);
-    const jobs = await ledger(`${cwd}/batched/prompts`);
+    const jobs = readLedger(`${cwd}/batched/prompts`);
     assert.ok(jobs.every((j) => j.provider === "openai" && j.state === "JOB_STATE_SUCCEEDED"));
     assert.ok(jobs.every((j) => j.collected));
     // One batch per OpenAI step of a round (the brief, each critique, each refinement) is the
@@ -200,7 +150,7 @@ Deno.test("OpenAI batches: Ctrl-C leaves the batch running and says so, kill -9 
     );
     assert.deepEqual(resent, [], "no second batch for the same requests");
     for (const dir of ["out/prompts", "out/other"]) {
-      const jobs = await ledger(`${cwd}/${dir}`);
+      const jobs = readLedger(`${cwd}/${dir}`);
       assert.ok(jobs.every((j) => j.state === "JOB_STATE_SUCCEEDED"), dir);
     }
   } finally {

@@ -9,6 +9,7 @@ import {
   startGeminiBatchStandIn,
 } from "../../tests/gemini_batch_standin.ts";
 import { ManualClock, waitFor } from "../../tests/manual_clock.ts";
+import { readLedger, settle } from "../../tests/batch_api_helpers.ts";
 import { connectGemini, type GeminiConnection } from "./gemini_api.ts";
 import {
   answeredInBatch,
@@ -81,23 +82,7 @@ async function withStandIn(
   }
 }
 
-/** Moves the clock from one wait to the next until every call has its outcome. */
-async function settle<T>(
-  clock: ManualClock,
-  calls: Promise<T>[],
-): Promise<PromiseSettledResult<T>[]> {
-  let done = false;
-  const all = Promise.allSettled(calls).then((results) => ((done = true), results));
-  while (!done) {
-    await waitFor(() => done || clock.sleeping > 0, "the batch to wait or end");
-    if (!done) await clock.next();
-  }
-  return await all;
-}
-
-function ledger(dir: string): JobEntry[] {
-  return JSON.parse(Deno.readTextFileSync(`${dir}/${BATCH_API_DIR}/jobs.json`)).jobs;
-}
+const ledger = readLedger;
 
 const textOf = (response: { candidates?: Array<{ content?: { parts?: unknown[] } }> }) =>
   JSON.stringify(response.candidates?.[0]?.content?.parts);
