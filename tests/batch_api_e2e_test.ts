@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import type { PromptRecord } from "../src/record.ts";
-import { batchPrompts as prompts, readLedger, sameFilesAtHalfPrice } from "./batch_api_helpers.ts";
+import {
+  batchPrompts as prompts,
+  interactiveThenBatch,
+  readLedger,
+  sameFilesAtHalfPrice,
+} from "./batch_api_helpers.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import {
   type BatchEvent,
@@ -63,21 +68,12 @@ Deno.test("retake --batch-api with Gemini alone makes the same files as the inte
   const { cwd, env } = await setup(standIn, prompts(12));
   try {
     const base = [...RUN, "-n", "3", "--size", "512x512", "prompts.json"];
-    const interactive = await runCli(["--out", "live", ...base], { cwd, env });
-    assert.equal(interactive.code, 0, interactive.stderr);
-    assert.equal(standIn.jobs.length, 0, "the interactive run sends no job");
-    const answered = standIn.gemini.requests.length;
-    const batch = await runCli(["--out", "batched", "--batch-api", "--json", ...base], {
+    const batch = await interactiveThenBatch(base, {
       cwd,
       env,
+      key: KEY,
+      counts: { requests: () => standIn.gemini.requests.length, jobs: () => standIn.jobs.length },
     });
-    assert.equal(batch.code, 0, batch.stderr);
-    assert.ok(!(batch.stderr + batch.stdout).includes(KEY), "the key never shows");
-    assert.equal(
-      standIn.gemini.requests.length - answered,
-      answered,
-      "every call answered once, in a job",
-    );
     assert.deepEqual(sentTwice(standIn), []);
 
     const records = await sameFilesAtHalfPrice(

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { BATCH_API_DIR, type JobEntry } from "../src/batch_api/ledger.ts";
 import type { PromptRecord } from "../src/record.ts";
+import { runCli } from "./cli.ts";
 import { type ManualClock, waitFor } from "./manual_clock.ts";
 
 /** A prompt file of `n` distinct prompts, `p000`…; `extra` adds to a prompt's text. */
@@ -96,4 +97,50 @@ export async function sameFilesAtHalfPrice(
   }
   assert.ok(Math.abs(sum - batchRun.totals.costUsd) < 1e-6);
   return records;
+}
+
+/** Runs `fn` with a stand-in started by `start` and a temporary folder; then removes both. */
+export async function withStandInAndDir<S extends { close(): Promise<void> }>(
+  start: () => Promise<S>,
+  prefix: string,
+  fn: (standIn: S, dir: string) => Promise<void>,
+): Promise<void> {
+  const standIn = await start();
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    await fn(standIn, dir);
+  } finally {
+    await standIn.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** What {@linkcode interactiveThenBatch} counts at the stand-in. */
+export interface StandInCounts {
+  /** Requests the service answered (interactively or in a job). */
+  requests(): number;
+  /** Jobs created. */
+  jobs(): number;
+}
+
+/**
+ * Runs `args` interactively into `live/`, then with `--batch-api --json` into `batched/`, and
+ * checks that the interactive run sent no job, the batch run never showed `key`, and every call
+ * of the batch run was answered once; resolves with the batch run's output.
+ */
+export async function interactiveThenBatch(
+  args: string[],
+  options: { cwd: string; env: Record<string, string>; key: string; counts: StandInCounts },
+): Promise<{ stdout: string; stderr: string }> {
+  const { cwd, env, key, counts } = options;
+  const interactive = await runCli(["--out", "live", ...args], { cwd, env });
+  assert.equal(interactive.code, 0, interactive.stderr);
+  assert.equal(counts.jobs(), 0, "the interactive run sends no job");
+  const answered = counts.requests();
+  assert.ok(answered > 0);
+  const batch = await runCli(["--out", "batched", "--batch-api", "--json", ...args], { cwd, env });
+  assert.equal(batch.code, 0, batch.stderr);
+  assert.ok(!(batch.stderr + batch.stdout).includes(key), "the key never shows");
+  assert.equal(counts.requests() - answered, answered, "every call answered once, in a job");
+  return batch;
 }

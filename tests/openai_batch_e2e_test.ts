@@ -6,7 +6,12 @@
  * leave the batch, and the next run collects it without a second one; another server: at once.
  */
 import assert from "node:assert/strict";
-import { batchPrompts as prompts, readLedger, sameFilesAtHalfPrice } from "./batch_api_helpers.ts";
+import {
+  batchPrompts as prompts,
+  interactiveThenBatch,
+  readLedger,
+  sameFilesAtHalfPrice,
+} from "./batch_api_helpers.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import { type OpenAIBatchStandIn, startOpenAIBatchStandIn } from "./openai_batch_standin.ts";
 
@@ -57,22 +62,12 @@ Deno.test("retake --batch-api with the OpenAI critic makes the same files as the
   const { cwd, env } = await setup(standIn, prompts(8));
   try {
     const base = [...RUN, "-n", "3", "--size", "256x256", "prompts.json"];
-    const interactive = await runCli(["--out", "live", ...base], { cwd, env });
-    assert.equal(interactive.code, 0, interactive.stderr);
-    assert.equal(creates(standIn), 0, "the interactive run sends no batch");
-    const answered = standIn.chat.requests.length;
-    assert.ok(answered > 0);
-    const batch = await runCli(["--out", "batched", "--batch-api", "--json", ...base], {
+    const batch = await interactiveThenBatch(base, {
       cwd,
       env,
+      key: KEY,
+      counts: { requests: () => standIn.chat.requests.length, jobs: () => creates(standIn) },
     });
-    assert.equal(batch.code, 0, batch.stderr);
-    assert.ok(!(batch.stderr + batch.stdout).includes(KEY), "the key never shows");
-    assert.equal(
-      standIn.chat.requests.length - answered,
-      answered,
-      "every call answered once, in a batch",
-    );
     assert.deepEqual(sentTwice(standIn), []);
 
     const records = await sameFilesAtHalfPrice(

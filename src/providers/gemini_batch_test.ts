@@ -9,7 +9,7 @@ import {
   startGeminiBatchStandIn,
 } from "../../tests/gemini_batch_standin.ts";
 import { ManualClock, waitFor } from "../../tests/manual_clock.ts";
-import { readLedger, settle } from "../../tests/batch_api_helpers.ts";
+import { readLedger, settle, withStandInAndDir } from "../../tests/batch_api_helpers.ts";
 import { connectGemini, type GeminiConnection } from "./gemini_api.ts";
 import {
   answeredInBatch,
@@ -68,19 +68,10 @@ function session(standIn: GeminiBatchStandIn, options: GeminiBatcherOptions = {}
   return { clock, connection, batcher };
 }
 
-async function withStandIn(
+const withStandIn = (
   fn: (standIn: GeminiBatchStandIn, dir: string) => Promise<void>,
   options: GeminiBatchStandInOptions = {},
-): Promise<void> {
-  const standIn = await startGeminiBatchStandIn(options);
-  const dir = await Deno.makeTempDir({ prefix: "retake-gemini-batch-" });
-  try {
-    await fn(standIn, dir);
-  } finally {
-    await standIn.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+) => withStandInAndDir(() => startGeminiBatchStandIn(options), "retake-gemini-batch-", fn);
 
 const ledger = readLedger;
 

@@ -10,7 +10,7 @@ import {
   startOpenAIBatchStandIn,
 } from "../../tests/openai_batch_standin.ts";
 import { ManualClock, waitFor } from "../../tests/manual_clock.ts";
-import { readLedger, settle } from "../../tests/batch_api_helpers.ts";
+import { readLedger, settle, withStandInAndDir } from "../../tests/batch_api_helpers.ts";
 import { createOpenAIProviders } from "./openai.ts";
 import type { RefineRequest } from "./provider.ts";
 import { answeredInBatch, type ChatCall, OpenAIBatcher } from "./openai_batch.ts";
@@ -59,18 +59,8 @@ function session(standIn: OpenAIBatchStandIn, options: BatcherOptions = {}): Ses
   return { clock, batcher };
 }
 
-async function withStandIn(
-  fn: (standIn: OpenAIBatchStandIn, dir: string) => Promise<void>,
-): Promise<void> {
-  const standIn = await startOpenAIBatchStandIn();
-  const dir = await Deno.makeTempDir({ prefix: "retake-openai-batch-" });
-  try {
-    await fn(standIn, dir);
-  } finally {
-    await standIn.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withStandIn = (fn: (standIn: OpenAIBatchStandIn, dir: string) => Promise<void>) =>
+  withStandInAndDir(() => startOpenAIBatchStandIn(), "retake-openai-batch-", fn);
 
 const ledger = readLedger;
 
