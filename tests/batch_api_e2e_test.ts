@@ -7,6 +7,12 @@
 import assert from "node:assert/strict";
 import type { JobEntry } from "../src/batch_api/ledger.ts";
 import type { PromptRecord } from "../src/output/record.ts";
+import {
+  batchPrompts as prompts,
+  interactiveThenBatch,
+  readLedger,
+  sameFilesAtHalfPrice,
+} from "./batch_api_helpers.ts";
 import { cliCommand, runCli } from "./cli.ts";
 import {
   type BatchEvent,
@@ -16,33 +22,6 @@ import {
 
 const KEY = "AQ.Ab8RN6-batch-e2e-key";
 const RUN = ["--generator", "gemini", "--critic", "gemini", "--model", "nano-banana-2"];
-
-/** A batch folder's files that hold results (not times, costs or ids), by path. */
-async function resultFiles(dir: string): Promise<Map<string, Uint8Array>> {
-  const files = new Map<string, Uint8Array>();
-  for await (const entry of Deno.readDir(dir)) {
-    if (!entry.isDirectory || entry.name.startsWith("_")) continue;
-    for await (const file of Deno.readDir(`${dir}/${entry.name}`)) {
-      if (file.name === "metadata.json") continue;
-      files.set(
-        `${entry.name}/${file.name}`,
-        await Deno.readFile(`${dir}/${entry.name}/${file.name}`),
-      );
-    }
-  }
-  return files;
-}
-
-function prompts(n: number, extra: (i: number) => string = () => ""): string {
-  const words = ["red", "blue", "green", "golden", "dark", "misty", "bright", "quiet"];
-  const things = ["fox", "whale", "tower", "forest", "harbour", "mountain", "lantern", "garden"];
-  return JSON.stringify({
-    prompts: Array.from({ length: n }, (_, i) => ({
-      id: `p${String(i).padStart(3, "0")}`,
-      prompt: `a ${words[i % 8]} ${things[Math.floor(i / 8) % 8]} number ${i}${extra(i)}`,
-    })),
-  });
-}
 
 async function setup(
   standIn: GeminiBatchStandIn,
@@ -85,60 +64,32 @@ function sentTwice(standIn: GeminiBatchStandIn): string[] {
   return twice;
 }
 
-const ledger = async (dir: string): Promise<JobEntry[]> =>
-  JSON.parse(await Deno.readTextFile(`${dir}/_batch_api/jobs.json`)).jobs;
-
 Deno.test("retake --batch-api with Gemini alone makes the same files as the interactive run at half its cost, and says so everywhere alike", async () => {
   const standIn = await startGeminiBatchStandIn({ key: KEY });
   const { cwd, env } = await setup(standIn, prompts(12));
   try {
     const base = [...RUN, "-n", "3", "--size", "512x512", "prompts.json"];
-    const interactive = await runCli(["--out", "live", ...base], { cwd, env });
-    assert.equal(interactive.code, 0, interactive.stderr);
-    assert.equal(standIn.jobs.length, 0, "the interactive run sends no job");
-    const answered = standIn.gemini.requests.length;
-    const batch = await runCli(["--out", "batched", "--batch-api", "--json", ...base], {
+    const batch = await interactiveThenBatch(base, {
       cwd,
       env,
+      key: KEY,
+      counts: { requests: () => standIn.gemini.requests.length, jobs: () => standIn.jobs.length },
     });
-    assert.equal(batch.code, 0, batch.stderr);
-    assert.ok(!(batch.stderr + batch.stdout).includes(KEY), "the key never shows");
-    assert.equal(
-      standIn.gemini.requests.length - answered,
-      answered,
-      "every call answered once, in a job",
-    );
     assert.deepEqual(sentTwice(standIn), []);
 
-    const live = await resultFiles(`${cwd}/live/prompts`);
-    const batched = await resultFiles(`${cwd}/batched/prompts`);
-    assert.deepEqual([...batched.keys()].sort(), [...live.keys()].sort());
-    for (const [path, bytes] of live) assert.deepEqual(batched.get(path), bytes, path);
-
-    const runJson = (dir: string) =>
-      JSON.parse(Deno.readTextFileSync(`${cwd}/${dir}/prompts/run.json`));
-    const liveCost = runJson("live").totals.costUsd;
-    const batchRun = runJson("batched");
-    const ratio = batchRun.totals.costUsd / liveCost;
-    assert.ok(Math.abs(ratio - 0.5) <= 0.005, `batch ÷ interactive = ${ratio}`);
-    // The summary, run.json and every metadata.json agree.
-    const summary = JSON.parse(batch.stdout);
-    assert.equal(summary.totals.costUsd, batchRun.totals.costUsd);
-    let sum = 0;
-    for (const entry of batchRun.prompts) {
-      const record: PromptRecord = JSON.parse(
-        await Deno.readTextFile(`${cwd}/batched/prompts/${entry.folder}/metadata.json`),
-      );
-      assert.equal(record.costUsd, entry.costUsd, entry.id);
-      sum += record.costUsd;
+    const records = await sameFilesAtHalfPrice(
+      `${cwd}/live/prompts`,
+      `${cwd}/batched/prompts`,
+      batch.stdout,
+    );
+    for (const record of records) {
       const steps = [
         record.briefStep!,
         ...record.iterations.flatMap((it) => Object.values(it.steps)),
       ];
-      assert.ok(steps.every((s) => s.batch === true), `${entry.id}: every step in a job`);
+      assert.ok(steps.every((s) => s.batch === true), `${record.id}: every step in a job`);
     }
-    assert.ok(Math.abs(sum - batchRun.totals.costUsd) < 1e-6);
-    const jobs = await ledger(`${cwd}/batched/prompts`);
+    const jobs = readLedger(`${cwd}/batched/prompts`);
     assert.ok(jobs.every((j) => j.state === "JOB_STATE_SUCCEEDED" && j.collected));
     // One wave per step of a round, a job per wave (a slow machine may split a wave in two).
     assert.ok(jobs.length >= 9 && jobs.length <= 18, `${jobs.length} jobs`);
@@ -212,7 +163,7 @@ Deno.test("an expired job and failed lines are recorded in the batch folder and 
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /expired/);
     const dir = `${cwd}/out/prompts`;
-    const jobs = await ledger(dir);
+    const jobs = readLedger(dir);
     assert.equal(jobs[0]!.state, "JOB_STATE_EXPIRED");
     assert.ok(jobs.some((j) => Object.keys(j.failed ?? {}).length > 0), "failed lines recorded");
     for (const id of ["p000", "p001", "p002", "p003"]) {

@@ -17,6 +17,7 @@
  *   `{"id", "custom_id", "response": {"status_code": 200, "request_id", "body"}, "error": null}`;
  *   failures to `error_file_id`, with their status code and error body. A line whose text holds
  *   `[batch:fail-once]` fails (500) the first time its content is answered in a job.
+ * - {@linkcode OpenAIBatchStandIn.hold} keeps every batch `validating` until `release()`.
  * - {@linkcode OpenAIBatchStandIn.expireNext}: the job answers its first half, then expires: the
  *   rest go to the error file as `batch_expired`, as OpenAI reports a window that ran out.
  *
@@ -51,6 +52,11 @@ export interface OpenAIBatchStandIn {
   batches: OpenAIBatchRecord[];
   /** Every call, in order: `upload`, `create`, `get`, `list`, `cancel`, `content`. */
   events: Array<{ type: string; id?: string }>;
+  /** Calls `listener` with each event as it happens; returns what stops it. */
+  onEvent(listener: (event: { type: string; id?: string }) => void): () => void;
+  /** Keeps every batch `validating` until {@linkcode OpenAIBatchStandIn.release}. */
+  hold(): void;
+  release(): void;
   expireNext(n?: number): void;
   close(): Promise<void>;
 }
@@ -79,6 +85,12 @@ export async function startOpenAIBatchStandIn(
   const files = new Map<string, { bytes: Uint8Array; filename: string; purpose: string }>();
   const batches: Batch[] = [];
   const events: OpenAIBatchStandIn["events"] = [];
+  const listeners = new Set<(event: { type: string; id?: string }) => void>();
+  let held = false;
+  const emit = (event: { type: string; id?: string }) => {
+    events.push(event);
+    for (const listener of [...listeners]) listener(event);
+  };
   const failedOnce = new Set<string>();
   let expireNext = 0;
   let counter = 0;
@@ -183,6 +195,7 @@ export async function startOpenAIBatchStandIn(
   const advance = async (b: Batch) => {
     b.polls++;
     if (ENDED.has(b.status) || b.polls <= polls) return;
+    if (held && b.status === "validating") return;
     b.polls = 1;
     switch (b.status) {
       case "validating":
@@ -235,7 +248,7 @@ export async function startOpenAIBatchStandIn(
         filename: file.name,
         purpose: "batch",
       });
-      events.push({ type: "upload", id: fileId });
+      emit({ type: "upload", id: fileId });
       return Response.json(fileJson(fileId));
     }
     const fileMatch = /^\/v1\/files\/([^/]+)(\/content)?$/.exec(path);
@@ -243,7 +256,7 @@ export async function startOpenAIBatchStandIn(
       const file = files.get(fileMatch[1]!);
       if (file === undefined) return error(404, `No such File object: ${fileMatch[1]}`);
       if (fileMatch[2] === undefined) return Response.json(fileJson(fileMatch[1]!));
-      events.push({ type: "content", id: fileMatch[1]! });
+      emit({ type: "content", id: fileMatch[1]! });
       return new Response(file.bytes.slice(), {
         headers: { "content-type": "application/octet-stream" },
       });
@@ -281,7 +294,7 @@ export async function startOpenAIBatchStandIn(
         counts: { total: lines.length, completed: 0, failed: 0 },
       };
       batches.push(b);
-      events.push({ type: "create", id: b.id });
+      emit({ type: "create", id: b.id });
       return Response.json(batchJson(b));
     }
     if (path === "/v1/batches" && req.method === "GET") {
@@ -290,7 +303,7 @@ export async function startOpenAIBatchStandIn(
       const from = after === null ? 0 : all.findIndex((b) => b.id === after) + 1;
       const limit = Number(u.searchParams.get("limit") ?? 20) || 20;
       const page = all.slice(from, from + limit);
-      events.push({ type: "list" });
+      emit({ type: "list" });
       return Response.json({
         object: "list",
         data: page.map(batchJson),
@@ -305,12 +318,12 @@ export async function startOpenAIBatchStandIn(
       if (b === undefined) return error(404, `No batch found with id '${batchMatch[1]}'.`);
       if (batchMatch[2] !== undefined && req.method === "POST") {
         if (!ENDED.has(b.status)) (b.status = "cancelling", b.polls = polls);
-        events.push({ type: "cancel", id: b.id });
+        emit({ type: "cancel", id: b.id });
         return Response.json(batchJson(b));
       }
       if (req.method === "GET") {
         await advance(b);
-        events.push({ type: "get", id: b.id });
+        emit({ type: "get", id: b.id });
         return Response.json(batchJson(b));
       }
     }
@@ -333,6 +346,16 @@ export async function startOpenAIBatchStandIn(
     chat,
     batches,
     events,
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+    },
     expireNext(n = 1) {
       expireNext += n;
     },

@@ -714,11 +714,14 @@ Deno.test("formatProgress() says which batch jobs the run waits for, since when 
 });
 
 Deno.test("ProgressTracker asks what the run waits for at every snapshot", () => {
-  let wait: { jobs: number; requests: number; since?: number } | undefined;
+  const run: { wait?: { jobs: number; requests: number; since?: number } } = {};
   const since = new Date(2026, 11, 1, 14, 2).getTime();
-  const tracker = new ProgressTracker(5, { waiting: () => wait, wallNow: () => since + 65_000 });
+  const tracker = new ProgressTracker(5, {
+    waiting: () => run.wait,
+    wallNow: () => since + 65_000,
+  });
   assert.equal(tracker.snapshot().waiting, undefined);
-  wait = { jobs: 1, requests: 5, since };
+  run.wait = { jobs: 1, requests: 5, since };
   assert.deepEqual(tracker.snapshot().waiting, {
     jobs: 1,
     requests: 5,

@@ -83,8 +83,10 @@ export interface BatchService<Req, Res, Job> {
   nameOf(job: Job): string | undefined;
   stateOf(job: Job): JobState;
   get(name: string, signal?: AbortSignal): Promise<Job>;
-  /** The jobs whose retake id (display name, metadata) is in `ids`. */
-  find(ids: ReadonlySet<string>): Promise<Map<string, Job>>;
+  /** Every job at the service, newest first as the service lists them. */
+  list(): Promise<AsyncIterable<Job>>;
+  /** The id retake gave a job (Gemini's display name, OpenAI's `metadata.retake_job`). */
+  retakeIdOf(job: Job): string | undefined;
   cancel(name: string, signal: AbortSignal): Promise<Job>;
   /**
    * The answers of an ended job as JSON Lines of {@linkcode AnswerLine}s; undefined when it has
@@ -193,7 +195,7 @@ export class Batcher<Req, Res extends object, Job> implements BatchApiSession {
       // A run died while creating these: each was created or not; the service's list says which.
       let found: Map<string, Job>;
       try {
-        found = await this.#service.find(new Set(creating.map((e) => e.id)));
+        found = await this.#find(new Set(creating.map((e) => e.id)));
       } catch (error) {
         throw new ProviderError(
           `Cannot tell whether the batch job ${
@@ -306,7 +308,7 @@ export class Batcher<Req, Res extends object, Job> implements BatchApiSession {
     if (live.length === 0) return [];
     const unnamed = live.filter((e) => e.name === undefined);
     const found = unnamed.length > 0
-      ? await this.#service.find(new Set(unnamed.map((e) => e.id)))
+      ? await this.#find(new Set(unnamed.map((e) => e.id)))
       : new Map<string, Job>();
     const cancelled: RunningJob[] = [];
     for (const entry of live) {
@@ -325,6 +327,18 @@ export class Batcher<Req, Res extends object, Job> implements BatchApiSession {
       cancelled.push({ provider: this.provider, name, requests: entry.keys.length });
     }
     return cancelled;
+  }
+
+  /** The jobs at the service whose retake id is in `ids`. */
+  async #find(ids: ReadonlySet<string>): Promise<Map<string, Job>> {
+    const found = new Map<string, Job>();
+    for await (const job of await this.#service.list()) {
+      const id = this.#service.retakeIdOf(job);
+      if (id === undefined || !ids.has(id)) continue;
+      found.set(id, job);
+      if (found.size === ids.size) break;
+    }
+    return found;
   }
 
   #mine(entry: JobEntry): boolean {
@@ -471,7 +485,7 @@ export class Batcher<Req, Res extends object, Job> implements BatchApiSession {
       // A refusal (4xx) says the job was not created; anything else may have created it.
       const refused = status !== undefined && status >= 400 && status < 500 && status !== 408;
       if (!refused) {
-        const found = await this.#service.find(new Set([id])).then(
+        const found = await this.#find(new Set([id])).then(
           (m) => m.get(id),
           () => undefined,
         );

@@ -217,7 +217,8 @@ export const FLAGS: readonly Flag[] = [
     name: "batch-api",
     type: "boolean",
     setting: ["batchApi"],
-    help: "send Gemini's calls in batch jobs at half price; rounds wait for the jobs (hours)",
+    help:
+      "send Gemini's and OpenAI's calls in batch jobs at half price; rounds wait for the jobs (hours)",
   },
   {
     name: "cancel-batch-jobs",

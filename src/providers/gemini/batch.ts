@@ -131,17 +131,8 @@ export function geminiBatchService(
       const ai = await transport.client();
       return await ai.batches.get({ name, ...(signal && { config: { abortSignal: signal } }) });
     },
-    async find(ids) {
-      const ai = await transport.client();
-      const found = new Map<string, BatchJob>();
-      for await (const job of await ai.batches.list({ config: { pageSize: 100 } })) {
-        if (job.displayName !== undefined && ids.has(job.displayName)) {
-          found.set(job.displayName, job);
-          if (found.size === ids.size) break;
-        }
-      }
-      return found;
-    },
+    list: async () => await (await transport.client()).batches.list({ config: { pageSize: 100 } }),
+    retakeIdOf: (job) => job.displayName,
     async cancel(name, signal) {
       const ai = await transport.client();
       await ai.batches.cancel({ name, config: { abortSignal: signal } });

@@ -9,6 +9,7 @@ import {
   startGeminiBatchStandIn,
 } from "../../../tests/gemini_batch_standin.ts";
 import { ManualClock, waitFor } from "../../../tests/manual_clock.ts";
+import { readLedger, settle, withStandInAndDir } from "../../../tests/batch_api_helpers.ts";
 import { connectGemini, type GeminiConnection } from "./api.ts";
 import {
   answeredInBatch,
@@ -67,37 +68,12 @@ function session(standIn: GeminiBatchStandIn, options: GeminiBatcherOptions = {}
   return { clock, connection, batcher };
 }
 
-async function withStandIn(
+const withStandIn = (
   fn: (standIn: GeminiBatchStandIn, dir: string) => Promise<void>,
   options: GeminiBatchStandInOptions = {},
-): Promise<void> {
-  const standIn = await startGeminiBatchStandIn(options);
-  const dir = await Deno.makeTempDir({ prefix: "retake-gemini-batch-" });
-  try {
-    await fn(standIn, dir);
-  } finally {
-    await standIn.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+) => withStandInAndDir(() => startGeminiBatchStandIn(options), "retake-gemini-batch-", fn);
 
-/** Moves the clock from one wait to the next until every call has its outcome. */
-async function settle<T>(
-  clock: ManualClock,
-  calls: Promise<T>[],
-): Promise<PromiseSettledResult<T>[]> {
-  let done = false;
-  const all = Promise.allSettled(calls).then((results) => ((done = true), results));
-  while (!done) {
-    await waitFor(() => done || clock.sleeping > 0, "the batch to wait or end");
-    if (!done) await clock.next();
-  }
-  return await all;
-}
-
-function ledger(dir: string): JobEntry[] {
-  return JSON.parse(Deno.readTextFileSync(`${dir}/${BATCH_API_DIR}/jobs.json`)).jobs;
-}
+const ledger = readLedger;
 
 const textOf = (response: { candidates?: Array<{ content?: { parts?: unknown[] } }> }) =>
   JSON.stringify(response.candidates?.[0]?.content?.parts);

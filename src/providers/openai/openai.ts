@@ -20,7 +20,9 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
 } from "openai/resources/chat/completions";
 import { z } from "zod";
+import type { BatcherOptions } from "../../batch_api/batcher.ts";
 import { ProviderError, withBilledCost } from "../../errors.ts";
+import { StopRequested } from "../../pipeline/pipeline.ts";
 import { tokenPriceTable, urlString } from "../../config/schema.ts";
 import { redactor } from "../../util/redact.ts";
 import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "../_http.ts";
@@ -33,6 +35,7 @@ import {
   llmRefiner,
 } from "../_llm_roles.ts";
 import { clip } from "../_llm_prompts.ts";
+import { answeredInBatch, OPENAI_BATCH_PRICE, OpenAIBatcher } from "./batch.ts";
 import type { Rubric } from "../rubric.ts";
 import type {
   CreateContext,
@@ -112,6 +115,16 @@ export interface OpenAIOptions {
    * @default {whether baseUrl is a loopback URL}
    */
   local?: boolean | undefined;
+  /**
+   * `--batch-api`: the calls go through OpenAI's Batch API, at half the price, where the server
+   * runs it (see `batchServer`); elsewhere at once, as the log says. @default {undefined}
+   */
+  batchApi?: BatcherOptions | undefined;
+  /**
+   * Whether the server at `baseUrl` runs OpenAI's Batch API and Files API (a proxy in front of
+   * OpenAI). @default {whether baseUrl is api.openai.com}
+   */
+  batchServer?: boolean | undefined;
 }
 
 /**
@@ -129,9 +142,13 @@ export interface OpenAIOptions {
  */
 export function createOpenAIProviders(
   options: OpenAIOptions,
-): { critic: ImageCritic; refiner: PromptRefiner } {
+): { critic: ImageCritic; refiner: PromptRefiner; batch?: OpenAIBatcher } {
   const client = new OpenAIJsonClient(options);
-  return { critic: llmCritic(client, options.rubric), refiner: llmRefiner(client) };
+  return {
+    critic: llmCritic(client, options.rubric),
+    refiner: llmRefiner(client),
+    ...(client.batch !== undefined && { batch: client.batch }),
+  };
 }
 
 /** Whether `url` points at this machine, where no network can read what is sent. */
@@ -230,6 +247,8 @@ type Sdk = typeof import("openai");
 class OpenAIJsonClient implements JsonClient {
   readonly provider = PROVIDER;
   readonly imageMaxSide: number;
+  /** With `--batch-api`, where the server runs OpenAI's Batch API: the calls go in its batches. */
+  readonly batch: OpenAIBatcher | undefined;
   readonly #model: string;
   readonly #baseUrl: string;
   readonly #apiKey: string | undefined;
@@ -293,6 +312,29 @@ class OpenAIJsonClient implements JsonClient {
       ),
     );
     this.#reasoning = /^(?:openai\/)?(?:o\d|gpt-5)/.test(model);
+    this.batch = this.#batchOf(options, shown);
+  }
+
+  /** The batch mode, where `--batch-api` asks for it and the server runs OpenAI's Batch API. */
+  #batchOf(options: OpenAIOptions, shown: string): OpenAIBatcher | undefined {
+    if (options.batchApi === undefined) return undefined;
+    if (!(options.batchServer ?? this.#official)) {
+      this.#note(
+        "warn",
+        "OpenAI's Batch API runs at api.openai.com only: the calls to {server} go at once, at the interactive price",
+        { server: shown },
+      );
+      return undefined;
+    }
+    const never = new AbortController().signal;
+    return new OpenAIBatcher({
+      client: () => this.#client(),
+      toFile: async (bytes, name) => {
+        await this.#client();
+        return await this.#sdk!.toFile(bytes, name);
+      },
+      classify: (error, operation) => this.#classify(error, never, operation),
+    }, options.batchApi);
   }
 
   /** The free check of the key and the model; shared (unbound) by the critic and the refiner. */
@@ -309,7 +351,9 @@ class OpenAIJsonClient implements JsonClient {
       inputTokens: 2 * input,
       outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
     };
-    return Math.round(this.#costOf(tokens) * 1e6) / 1e6;
+    // With --batch-api, reserved at the batch price.
+    const reserved = this.#costOf(tokens) * (this.batch !== undefined ? OPENAI_BATCH_PRICE : 1);
+    return Math.round(reserved * 1e6) / 1e6;
   }
 
   async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
@@ -320,6 +364,8 @@ class OpenAIJsonClient implements JsonClient {
       requestId: undefined,
       modelVersion: undefined,
       limit: this.#maxOutputTokens,
+      spent: 0,
+      inBatch: false,
     };
     let problem = "";
     // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
@@ -446,7 +492,8 @@ class OpenAIJsonClient implements JsonClient {
   /** A failed call as the pipeline acts on it; an abort stays the abort's reason. */
   #classify(error: unknown, signal: AbortSignal, operation: string): unknown {
     if (signal.aborted) return signal.reason ?? error;
-    if (error instanceof ProviderError) return error;
+    // A batch wait ended by Ctrl-C: the prompt stops as interrupted, not failed.
+    if (error instanceof ProviderError || error instanceof StopRequested) return error;
     const { server, redact } = this.#names;
     const sdk = this.#sdk;
     if (sdk !== undefined && error instanceof sdk.APIConnectionTimeoutError) {
@@ -486,7 +533,7 @@ class OpenAIJsonClient implements JsonClient {
    * call: every answer is billed by its tokens, cut-off, filtered or malformed ones included.
    */
   #spent(call: Call): { requestId?: string; costUsd?: number } {
-    const costUsd = this.#costOf(call.usage);
+    const costUsd = call.spent;
     return {
       ...(call.requestId !== undefined && { requestId: call.requestId }),
       ...(costUsd > 0 && { costUsd }),
@@ -504,10 +551,10 @@ class OpenAIJsonClient implements JsonClient {
     const started = performance.now();
     let response: ChatCompletion & { _request_id?: string | null };
     try {
-      response = await (await this.#client()).chat.completions.create(
-        this.#body(question, call.limit),
-        { signal },
-      );
+      const request = this.#body(question, call.limit);
+      response = this.batch?.active
+        ? await this.batch.call({ body: request, signal })
+        : await (await this.#client()).chat.completions.create(request, { signal });
     } catch (error) {
       const classified = this.#classify(error, signal, operation);
       log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
@@ -520,11 +567,17 @@ class OpenAIJsonClient implements JsonClient {
           : "aborted",
       });
       throw classified instanceof ProviderError
-        ? withBilledCost(classified, this.#costOf(call.usage))
+        ? withBilledCost(classified, call.spent)
         : classified;
     }
-    call.usage.inputTokens += response.usage?.prompt_tokens ?? 0;
-    call.usage.outputTokens += response.usage?.completion_tokens ?? 0;
+    const usage = {
+      inputTokens: response.usage?.prompt_tokens ?? 0,
+      outputTokens: response.usage?.completion_tokens ?? 0,
+    };
+    call.usage.inputTokens += usage.inputTokens;
+    call.usage.outputTokens += usage.outputTokens;
+    call.inBatch = answeredInBatch(response);
+    call.spent += this.#costOf(usage) * (call.inBatch ? OPENAI_BATCH_PRICE : 1);
     call.requestId = response._request_id ?? response.id ?? call.requestId;
     // OpenAI names the snapshot that answered (`gpt-4o-mini-2024-07-18`).
     if (typeof response.model === "string" && response.model !== "" && response.model !== model) {
@@ -602,9 +655,10 @@ class OpenAIJsonClient implements JsonClient {
         meta: {
           model: this.#model,
           ...(call.modelVersion !== undefined && { modelVersion: call.modelVersion }),
-          costUsd: this.#costOf(call.usage),
+          costUsd: call.spent,
           usage: call.usage,
           ...(call.requestId !== undefined && { requestId: call.requestId }),
+          ...(call.inBatch && { batch: true as const }),
           ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
         },
       },
@@ -649,6 +703,10 @@ interface Call {
   modelVersion: string | undefined;
   /** Output tokens the next attempt may use. */
   limit: number;
+  /** What the answers so far were billed, in USD (at the batch price when from a batch). */
+  spent: number;
+  /** Whether the last answer came from a batch. */
+  inBatch: boolean;
 }
 
 /** How messages name the server at `shown`, and what they say to check about the key. */
@@ -805,6 +863,11 @@ const openaiSettings = z.strictObject({
   headers: z.string().optional(),
   /** USD per 1M tokens, by model id. */
   prices: tokenPriceTable.optional(),
+  /**
+   * Whether the server at `baseUrl` runs OpenAI's Batch API (`--batch-api`), as a proxy in
+   * front of OpenAI may; unset, only api.openai.com does.
+   */
+  batchApi: z.boolean().optional(),
 });
 
 /** The OpenAI provider's settings, validated. */
@@ -854,7 +917,7 @@ export const openaiProvider = {
     settings.key !== undefined || isLoopbackUrl(settings.baseUrl),
   unavailable:
     "OPENAI_API_KEY is not set: export OPENAI_API_KEY (create one at platform.openai.com/api-keys), or point OPENAI_BASE_URL at a server on this machine such as Ollama (http://127.0.0.1:11434/v1), or run with --critic local",
-  create({ settings, criticModel, timeoutMs, rubric }: CreateContext<OpenAISettings>) {
+  create({ settings, criticModel, timeoutMs, rubric, batchApi }: CreateContext<OpenAISettings>) {
     const headers = parseHeaders(settings.headers);
     // One client for both: one price warning, and one check before the run.
     return Promise.resolve(createOpenAIProviders({
@@ -865,6 +928,8 @@ export const openaiProvider = {
       timeoutMs,
       ...(headers !== undefined && { headers }),
       ...(rubric !== undefined && { rubric }),
+      batchApi,
+      batchServer: settings.batchApi,
     }));
   },
 } as const satisfies ProviderDescriptor<OpenAISettings>;
