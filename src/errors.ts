@@ -102,3 +102,11 @@ export function exitCodeOf(error: unknown): number {
   if (typeof own === "number") return own;
   return isFatal(error) ? 3 : 1;
 }
+
+/** The user asked to stop (Ctrl-C): a call that had not started yet is not started. */
+export class StopRequested extends Error {
+  constructor() {
+    super("Interrupted before the call started");
+    this.name = "StopRequested";
+  }
+}

@@ -5,7 +5,6 @@
  * and failed lines are recorded and recovered.
  */
 import assert from "node:assert/strict";
-import type { JobEntry } from "../src/batch_api/ledger.ts";
 import type { PromptRecord } from "../src/output/record.ts";
 import {
   batchPrompts as prompts,

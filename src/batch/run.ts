@@ -31,9 +31,9 @@ import {
   type PipelineEvent,
   type PipelineOptions,
   type PromptOutcome,
-  type PromptSink,
   runPipeline,
 } from "../pipeline/pipeline.ts";
+import type { PromptSink } from "../output/sink.ts";
 import { ProgressLine, ProgressTracker, stepsPerPrompt } from "./progress.ts";
 import { formatSummary } from "./summary.ts";
 import {

@@ -21,8 +21,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { removeQuietly, writeFileAtomic, writeStreamAtomic } from "../output/artifacts.ts";
-import { messageOf, ProviderError } from "../errors.ts";
-import { StopRequested } from "../pipeline/pipeline.ts";
+import { messageOf, ProviderError, StopRequested } from "../errors.ts";
 import { type BatchClock, realClock } from "./clock.ts";
 import { jsonlLines, type LinePlace, readLine } from "./jsonl.ts";
 import { BatchLedger, ENDED, type JobEntry, type JobState } from "./ledger.ts";

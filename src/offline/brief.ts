@@ -9,7 +9,7 @@
  */
 import type { Brief, CheckAnswer, CheckKind } from "../providers/critique.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
-import type { Check } from "./critic.ts";
+import type { Check } from "./check.ts";
 import { contextText, type Cue, cueKey, extractCues, mergeCues } from "./scene_cues.ts";
 import { cueNoun, isPlural, isThere } from "./wording.ts";
 

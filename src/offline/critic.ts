@@ -34,6 +34,7 @@ import {
 } from "./image_stats.ts";
 import type { CritiqueRequest, CritiqueResult, ImageCritic } from "../providers/provider.ts";
 import { answerBrief, localBrief } from "./brief.ts";
+import type { Check } from "./check.ts";
 import {
   COLOURS,
   combineRanges,
@@ -72,21 +73,6 @@ const PROBLEM_COST = 0.2;
 const CHECK_EXPONENT = 1.5;
 
 /** One measured check of an image against an expectation. */
-export interface Check {
-  criterion: Criterion;
-  /** 0–1: how well the image meets the expectation. */
-  score: number;
-  weight: number;
-  /** Said when the check passes well. */
-  strength: string;
-  /** Said when it does not, with the measured and the expected value. */
-  problem: string;
-  /** What would fix the problem. */
-  suggestion: string;
-  /** The cue it measures (`cueKey`), for checks of one cue: answers a brief's checks. */
-  cue?: string;
-}
-
 /**
  * Creates the offline critic (`local`).
  *

@@ -24,7 +24,7 @@ import {
   renderAmount,
 } from "./scene_cues.ts";
 
-import { LOCAL_MODEL } from "./provider.ts";
+import { LOCAL_MODEL } from "./model.ts";
 
 export { LOCAL_MODEL };
 

@@ -7,9 +7,9 @@
 import { z } from "zod";
 import type { CreateContext, ProviderDescriptor } from "../providers/provider.ts";
 import { criterionShares } from "../providers/rubric.ts";
+import { LOCAL_MODEL } from "./model.ts";
 
-/** The model id the local generator records. */
-export const LOCAL_MODEL = "local-svg-v1";
+export { LOCAL_MODEL };
 
 /** The local provider: always available, and last in the registry, so `auto` falls back to it. */
 export const localProvider = {

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { Brief, Critique } from "../providers/critique.ts";
 import { InputError } from "../errors.ts";
-import type { PromptSink } from "../pipeline/pipeline.ts";
+import type { PromptSink } from "./sink.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { GeneratedImage, ImageFormat } from "../providers/provider.ts";
 import { type PromptRecord, shownIteration } from "./record.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Brief, Critique } from "../providers/critique.ts";
-import type { PromptSink } from "./pipeline.ts";
+import type { PromptSink } from "../output/sink.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { PromptRecord } from "../output/record.ts";
 

@@ -37,6 +37,7 @@ import {
   isOverload,
   messageOf,
   ProviderError,
+  StopRequested,
   withBilledCost,
 } from "../errors.ts";
 import { FirstSuccessGate } from "../async/first_success.ts";
@@ -63,38 +64,11 @@ import {
   totalCost,
 } from "../output/record.ts";
 import { type RetryOptions, retryWithBackoff } from "../async/retry.ts";
+import type { PromptSink } from "../output/sink.ts";
 import type { PromptQueue } from "../steering/queue.ts";
 import type { Steering } from "../steering/steering.ts";
 
 const log = getLogger(["retake", "pipeline"]);
-
-/** Where the pipeline saves each step as soon as it succeeds. */
-export interface PromptSink {
-  /** Folder name for a prompt (relative to the batch folder). */
-  folderFor(spec: PromptSpec): string;
-  /** Reads the `metadata.json` a previous run left for this folder, if any. */
-  load(folder: string): Promise<PromptRecord | undefined>;
-  /** Moves a previous attempt's folder aside (never overwritten); returns its new name. */
-  moveAside(folder: string): Promise<string>;
-  /** Creates the prompt's folder and writes `prompt.json`. */
-  start(spec: PromptSpec, record: PromptRecord): Promise<void>;
-  /** Verifies and saves an image; returns its file name and real dimensions. */
-  saveImage(
-    record: PromptRecord,
-    iteration: number,
-    image: GeneratedImage,
-  ): Promise<{ file: string; width: number; height: number }>;
-  /** Path of a saved image, for the critic. */
-  imagePath(record: PromptRecord, file: string): string;
-  saveCritique(record: PromptRecord, iteration: number, critique: Critique): Promise<void>;
-  saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string): Promise<void>;
-  /** Writes the prompt's checklist, `brief.json`. */
-  saveBrief(record: PromptRecord, brief: Brief): Promise<void>;
-  /** Writes `metadata.json`. */
-  saveRecord(record: PromptRecord): Promise<void>;
-  /** Copies the best iteration's image to `best.<ext>`; returns the file name. */
-  saveBest(record: PromptRecord, image: string): Promise<string>;
-}
 
 /** Progress and log events, one per step boundary. */
 export type PipelineEvent =
@@ -505,14 +479,6 @@ type Ctx = PipelineOptions & {
   /** The fatal error that ends the run, once there is one: no call starts after it. */
   halt: { error?: unknown };
 };
-
-/** The user asked to stop (Ctrl-C): a call that had not started yet is not started. */
-export class StopRequested extends Error {
-  constructor() {
-    super("Interrupted before the call started");
-    this.name = "StopRequested";
-  }
-}
 
 /** A step's record, how to save it, and the time the service reports it queued. */
 type StepResult = { step: StepRecord; apply: () => Promise<void>; queueMs?: number };

@@ -4,7 +4,8 @@ import { from, lastValueFrom, toArray } from "rxjs";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
 import type { Brief, Critique } from "../providers/critique.ts";
 import { Budget } from "../async/budget.ts";
-import { type PipelineOptions, type PromptSink, runPipeline } from "./pipeline.ts";
+import { type PipelineOptions, runPipeline } from "./pipeline.ts";
+import type { PromptSink } from "../output/sink.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type {
   GenerateRequest,

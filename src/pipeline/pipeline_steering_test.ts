@@ -5,12 +5,8 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
-import {
-  type PipelineEvent,
-  type PipelineOptions,
-  type PromptSink,
-  runPipeline,
-} from "./pipeline.ts";
+import { type PipelineEvent, type PipelineOptions, runPipeline } from "./pipeline.ts";
+import type { PromptSink } from "../output/sink.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type {
   CritiqueRequest,

@@ -7,7 +7,7 @@
 import sharp from "sharp";
 import type { Critique } from "../../src/providers/critique.ts";
 import { uniformCritique } from "../critique_fixture.ts";
-import type { PromptSink } from "../../src/pipeline/pipeline.ts";
+import type { PromptSink } from "../../src/output/sink.ts";
 import type { ImageCritic, ImageGenerator, PromptRefiner } from "../../src/providers/provider.ts";
 import type { PromptRecord } from "../../src/output/record.ts";
 

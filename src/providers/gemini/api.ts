@@ -8,8 +8,7 @@
  */
 import type { GenerateContentResponse, GoogleGenAI, Model } from "@google/genai/web";
 import { getLogger } from "@logtape/logtape";
-import { ProviderError } from "../../errors.ts";
-import { StopRequested } from "../../pipeline/pipeline.ts";
+import { ProviderError, StopRequested } from "../../errors.ts";
 import { redactor } from "../../util/redact.ts";
 import { NETWORK_FAULT, waitFromMessage } from "../_http.ts";
 import { clip } from "../_llm_prompts.ts";

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { GoogleGenAI } from "@google/genai/web";
 import { BATCH_API_DIR, type JobEntry } from "../../batch_api/ledger.ts";
-import { ProviderError } from "../../errors.ts";
-import { StopRequested } from "../../pipeline/pipeline.ts";
+import { ProviderError, StopRequested } from "../../errors.ts";
 import {
   type GeminiBatchStandIn,
   type GeminiBatchStandInOptions,

@@ -3,8 +3,7 @@ import OpenAI, { toFile } from "openai";
 import type { ChatCompletion } from "openai/resources/chat/completions";
 import { type BatcherOptions, requestKey } from "../../batch_api/batcher.ts";
 import { BATCH_API_DIR, type JobEntry } from "../../batch_api/ledger.ts";
-import { ProviderError } from "../../errors.ts";
-import { StopRequested } from "../../pipeline/pipeline.ts";
+import { ProviderError, StopRequested } from "../../errors.ts";
 import {
   type OpenAIBatchStandIn,
   startOpenAIBatchStandIn,

@@ -21,8 +21,7 @@ import type {
 } from "openai/resources/chat/completions";
 import { z } from "zod";
 import type { BatcherOptions } from "../../batch_api/batcher.ts";
-import { ProviderError, withBilledCost } from "../../errors.ts";
-import { StopRequested } from "../../pipeline/pipeline.ts";
+import { ProviderError, StopRequested, withBilledCost } from "../../errors.ts";
 import { tokenPriceTable, urlString } from "../../config/schema.ts";
 import { redactor } from "../../util/redact.ts";
 import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "../_http.ts";
