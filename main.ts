@@ -8,7 +8,7 @@ import { loadConfig } from "./src/config/load.ts";
 import { USAGE } from "./src/cli/usage.ts";
 import { ENV_NAMES } from "./src/config/env_settings.ts";
 import { typoCandidates } from "./src/config/env_settings.ts";
-import { jsonLine } from "./src/cli/json_summary.ts";
+import { jsonLine } from "./src/batch/json_summary.ts";
 import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";
 import { escapeControls, escapeLines } from "./src/util/terminal_text.ts";
 import { evalCommand } from "./src/eval/command.ts";

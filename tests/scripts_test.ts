@@ -4,7 +4,7 @@
  * stand-ins.
  */
 import assert from "node:assert/strict";
-import type { JsonSummary } from "../src/cli/json_summary.ts";
+import type { JsonSummary } from "../src/batch/json_summary.ts";
 import type { Plan } from "../src/batch/dry_run.ts";
 import { cliCommand, EXAMPLE, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../src/config/load.ts";
 import type { PromptRecord } from "../src/output/record.ts";
 import { runBatch, type RunIo } from "../src/batch/run.ts";
-import { runPendingRejects } from "../src/steering/pending.ts";
+import { runPendingRejects } from "../src/studio/pending.ts";
 import { Steering } from "../src/steering/steering.ts";
 import { runCli } from "./cli.ts";
 import { startFalStandIn } from "./fal_standin.ts";

@@ -7,7 +7,7 @@
  */
 import type { Config } from "../config.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
-import { mayEdit } from "../pipeline/next_round.ts";
+import { mayEdit } from "../prompts/settings.ts";
 import type { Providers } from "../providers/registry.ts";
 
 /** One kind of paid step, its estimate per call (null: price unknown), and its calls. */

@@ -18,8 +18,7 @@ import {
 } from "../output/artifacts.ts";
 import { Budget } from "../async/budget.ts";
 import { describePlan, planOf } from "./dry_run.ts";
-import { mayEdit } from "../pipeline/next_round.ts";
-import { jsonLine, jsonSummary } from "../cli/json_summary.ts";
+import { jsonLine, jsonSummary } from "./json_summary.ts";
 import { type Config, retryOptionsOf, secretsOf } from "../config.ts";
 import { InputError, isFatal, messageOf, ProviderError } from "../errors.ts";
 import { fnv1a32 } from "../util/hash.ts";
@@ -27,13 +26,9 @@ import { writeGallery } from "../gallery/gallery.ts";
 import { verifyImageFile } from "../output/image_check.ts";
 import { setupLogging } from "../util/logging.ts";
 import { lockBatch } from "../output/lock.ts";
-import {
-  type PipelineEvent,
-  type PipelineOptions,
-  type PromptOutcome,
-  runPipeline,
-} from "../pipeline/pipeline.ts";
+import { type PipelineEvent, type PipelineOptions, runPipeline } from "../pipeline/pipeline.ts";
 import type { PromptSink } from "../output/sink.ts";
+import type { PromptOutcome } from "../output/record.ts";
 import { ProgressLine, ProgressTracker, stepsPerPrompt } from "./progress.ts";
 import { formatSummary } from "./summary.ts";
 import {
@@ -46,7 +41,7 @@ import {
   STDIN,
 } from "../prompts/mod.ts";
 import { selectPrompts } from "../prompts/select.ts";
-import { mostRounds, planGroups, withOwnModels } from "../prompts/settings.ts";
+import { mayEdit, mostRounds, planGroups, withOwnModels } from "../prompts/settings.ts";
 import { checkProviders, createProviders, type Providers } from "../providers/registry.ts";
 import { type PromptRecord, totalCost } from "../output/record.ts";
 import { RetryBudget } from "../async/retry.ts";

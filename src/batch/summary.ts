@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PromptOutcome } from "../pipeline/pipeline.ts";
+import type { PromptOutcome } from "../output/record.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 
 /** Batches of up to this many outcomes list every prompt, completed ones included. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { PromptOutcome } from "../pipeline/pipeline.ts";
+import type { PromptOutcome } from "../output/record.ts";
 import { FAILURES_SHOWN, formatSummary } from "./summary.ts";
 
 const COST = { thisRunUsd: 1.5, batchUsd: 2.25 };

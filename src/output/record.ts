@@ -222,3 +222,22 @@ function better(a: Critique, b: Critique): boolean {
   const passed = (checksPassed(a) ?? 0) - (checksPassed(b) ?? 0);
   return passed !== 0 ? passed > 0 : a.score > b.score;
 }
+
+/** How a prompt ended. */
+export interface PromptOutcome {
+  id: string;
+  folder: string;
+  status: "completed" | "failed" | "interrupted";
+  /** Why an interrupted prompt stopped: the user, the budget, or a cancel in the studio. */
+  stopCause?: "interrupt" | "budget" | "cancel";
+  /** True when a previous run had already completed it with the same inputs. */
+  skipped: boolean;
+  /** Generation model. */
+  model: string;
+  durationMs: number;
+  error?: FailureRecord;
+  bestScore?: number;
+  bestIteration?: number;
+  costUsd: number;
+  iterations: number;
+}

@@ -8,7 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import { writeFileAtomic, writeJsonAtomic } from "./artifacts.ts";
 import { type Config, publicSettings } from "../config.ts";
 import { messageOf } from "../errors.ts";
-import type { PromptOutcome } from "../pipeline/pipeline.ts";
+import type { PromptOutcome } from "./record.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { Providers } from "../providers/registry.ts";
 import { Reservation } from "./reserved_write.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Config } from "../config.ts";
-import type { PromptOutcome } from "../pipeline/pipeline.ts";
+import type { PromptOutcome } from "../output/record.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { Providers } from "../providers/registry.ts";
 import { RunFile } from "./run_file.ts";

@@ -58,6 +58,7 @@ import {
   type IterationRecord,
   newRecord,
   type NextRound,
+  type PromptOutcome,
   type PromptRecord,
   type StepName,
   type StepRecord,
@@ -208,25 +209,6 @@ export interface PipelineOptions {
   isoNow?: () => string;
   /** Scheduler for timeouts (retry has its own in `retry`). */
   scheduler?: SchedulerLike;
-}
-
-/** How a prompt ended. */
-export interface PromptOutcome {
-  id: string;
-  folder: string;
-  status: "completed" | "failed" | "interrupted";
-  /** Why an interrupted prompt stopped: the user, the budget, or a cancel in the studio. */
-  stopCause?: "interrupt" | "budget" | "cancel";
-  /** True when a previous run had already completed it with the same inputs. */
-  skipped: boolean;
-  /** Generation model. */
-  model: string;
-  durationMs: number;
-  error?: FailureRecord;
-  bestScore?: number;
-  bestIteration?: number;
-  costUsd: number;
-  iterations: number;
 }
 
 interface State {

@@ -88,3 +88,26 @@ export function planGroups(
   }
   return [...groups.values()];
 }
+
+/**
+ * Whether a run may edit images: it refines by editing (`--refine` is not `regenerate`) and some
+ * prompt has a round after its first. The free checks at start and `--max-cost` then cover the
+ * edit endpoints too.
+ *
+ * @example
+ * ```ts
+ * import { mayEdit } from "./settings.ts";
+ * if (mayEdit({ refine: "regenerate", iterations: 3 }, [])) throw new Error("redraws only");
+ * if (!mayEdit({ refine: "auto", iterations: 1 }, [{ settings: { iterations: 2 } }])) {
+ *   throw new Error("a prompt of its own may run a second round");
+ * }
+ * ```
+ */
+export function mayEdit(
+  config: { refine: "edit" | "regenerate" | "auto"; iterations: number },
+  specs: ReadonlyArray<{ settings?: { iterations?: number } | undefined }>,
+): boolean {
+  if (config.refine === "regenerate") return false;
+  if (specs.length === 0) return config.iterations > 1;
+  return specs.some((spec) => (spec.settings?.iterations ?? config.iterations) > 1);
+}

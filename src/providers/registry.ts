@@ -7,7 +7,7 @@
 import type { Config } from "../config.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import { InputError } from "../errors.ts";
-import { mayEdit } from "../pipeline/next_round.ts";
+import { mayEdit } from "../prompts/settings.ts";
 import type { BatchApiSession } from "../batch_api/session.ts";
 import { DESCRIPTORS, providerNamed } from "./catalog.ts";
 import type {

@@ -16,7 +16,7 @@ import {
   type RunIo,
   selectPrompts,
 } from "../batch/run.ts";
-import { runPendingRejects } from "../steering/pending.ts";
+import { runPendingRejects } from "./pending.ts";
 import { Steering } from "../steering/steering.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { startStudio, type StudioOptions } from "./server.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { PromptOutcome } from "../pipeline/pipeline.ts";
+import type { PromptOutcome } from "../output/record.ts";
 import { jsonLine, jsonSummary } from "./json_summary.ts";
 
 const outcome = (o: Partial<PromptOutcome> & { id: string }): PromptOutcome => ({

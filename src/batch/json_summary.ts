@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PromptOutcome } from "../pipeline/pipeline.ts";
+import type { PromptOutcome } from "../output/record.ts";
 
 /** The summary's format version: a field's meaning never changes within one. */
 export const JSON_SUMMARY_VERSION = 1;

@@ -10,7 +10,7 @@ import { InputError } from "../errors.ts";
 import { STDIN } from "../prompts/mod.ts";
 import { type BatchResult, runBatch, type RunIo } from "../batch/run.ts";
 import { readTextInside } from "../output/safe_read.ts";
-import { Steering } from "./steering.ts";
+import { Steering } from "../steering/steering.ts";
 
 /**
  * Runs one more round of every prompt of `batchDir` that has a note (a reject) its steering may
