@@ -25,6 +25,14 @@ import { urlString } from "../../config/schema.ts";
 import { ProviderError } from "../../errors.ts";
 import { parseAnswer } from "../_llm_answers.ts";
 import {
+  answerOf,
+  askJson,
+  type AttemptResult,
+  type JsonAsker,
+  type JsonCall,
+  spentSoFar,
+} from "../_json_call.ts";
+import {
   type JsonAnswer,
   type JsonClient,
   type JsonQuestion,
@@ -186,6 +194,7 @@ class GeminiJsonClient implements JsonClient {
   /** The answering model's generation (1, 2, 3…), which decides the request's fields. */
   readonly #generation: number;
   readonly #modelConfig: GenerateContentConfig;
+  readonly #asker: JsonAsker;
 
   constructor(connection: GeminiConnection, options: GeminiOptions) {
     this.#connection = connection;
@@ -203,6 +212,13 @@ class GeminiJsonClient implements JsonClient {
     this.#chosen = { model, flag: "--critic-model" };
     this.#generation = geminiGeneration(_answering(model));
     this.#modelConfig = _modelConfig(_answering(model));
+    this.#asker = {
+      provider: PROVIDER,
+      server: "Gemini",
+      model,
+      maxOutputTokens: this.#maxOutputTokens,
+      attempt: (question, call, attempt) => this.#attempt(question, call, attempt),
+    };
   }
 
   /** The free check of the model; shared (unbound) by the parts made on this client. */
@@ -223,31 +239,19 @@ class GeminiJsonClient implements JsonClient {
     return Math.round(this.#costOf(tokens) * this.#connection.estimateShare * 1e6) / 1e6;
   }
 
-  async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
-    const { operation, signal } = question;
-    const call: GeminiCall = {
-      usage: { inputTokens: 0, outputTokens: 0 },
-      spent: 0,
-      requestId: undefined,
-      modelVersion: undefined,
-      limit: this.#maxOutputTokens,
-      inBatch: false,
-    };
-    let problem = "";
-    // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      if (signal.aborted) throw signal.reason;
-      this.#connection.flushWarnings();
-      const response = await this.#send(question as JsonQuestion<unknown>, call, attempt);
-      const read = this.#read(question, response, call);
-      if ("answer" in read) return read.answer;
-      problem = read.problem;
-    }
-    throw new ProviderError(`Gemini gave no usable ${operation} in 2 attempts: ${problem}`, {
-      provider: PROVIDER,
-      retryable: false,
-      ..._spent(call),
-    });
+  ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
+    return askJson(this.#asker, question);
+  }
+
+  /** One attempt: Gemini's half of {@linkcode askJson}. */
+  async #attempt<T>(
+    question: JsonQuestion<T>,
+    call: JsonCall,
+    attempt: number,
+  ): Promise<AttemptResult<T>> {
+    this.#connection.flushWarnings();
+    const response = await this.#send(question as JsonQuestion<unknown>, call, attempt);
+    return this.#read(question, response, call);
   }
 
   /** Billed at the rates of the model that answered, where Gemini routed the request. */
@@ -276,7 +280,7 @@ class GeminiJsonClient implements JsonClient {
   /** Sends one attempt of `question`, adding what it used and cost to `call`. */
   async #send(
     question: JsonQuestion<unknown>,
-    call: GeminiCall,
+    call: JsonCall,
     attempt: number,
   ): Promise<GenerateContentResponse> {
     const { operation, text, image, signal } = question;
@@ -333,7 +337,7 @@ class GeminiJsonClient implements JsonClient {
   }
 
   /** Adds `response`'s tokens, cost, model version and id to `call`; returns its own usage. */
-  #count(response: GenerateContentResponse, call: GeminiCall): TokenUsage {
+  #count(response: GenerateContentResponse, call: JsonCall): TokenUsage {
     const callUsage = usageOf(response);
     const usage = call.usage;
     usage.inputTokens += callUsage.inputTokens;
@@ -360,8 +364,8 @@ class GeminiJsonClient implements JsonClient {
   #read<T>(
     question: JsonQuestion<T>,
     response: GenerateContentResponse,
-    call: GeminiCall,
-  ): { answer: JsonAnswer<T> } | { problem: string } {
+    call: JsonCall,
+  ): AttemptResult<T> {
     const { operation } = question;
     const finish = _finishOf(response);
     const blockReason = response.promptFeedback?.blockReason;
@@ -371,13 +375,13 @@ class GeminiJsonClient implements JsonClient {
           (response.promptFeedback?.blockReasonMessage
             ? `: ${response.promptFeedback.blockReasonMessage}`
             : "; rephrase the prompt"),
-        { provider: PROVIDER, retryable: false, ..._spent(call) },
+        { provider: PROVIDER, retryable: false, ...spentSoFar(call) },
       );
     }
     if (finish && BLOCKING_FINISH.has(finish)) {
       throw new ProviderError(
         `Gemini stopped the ${operation} answer (finishReason ${finish}); rephrase the prompt`,
-        { provider: PROVIDER, retryable: false, ..._spent(call) },
+        { provider: PROVIDER, retryable: false, ...spentSoFar(call) },
       );
     }
     if (finish === "MAX_TOKENS") {
@@ -394,61 +398,14 @@ class GeminiJsonClient implements JsonClient {
       };
     }
     const checked = parseAnswer(response.text, question.reader);
-    if (!checked.ok) return { problem: checked.problem };
-    if (checked.normalised.length > 0) {
-      log.warn("Gemini's {operation} answer was read leniently: {normalised}", {
-        operation,
-        model: this.#model,
-        normalised: checked.normalised.join("; "),
-        requestId: call.requestId,
-      });
-    }
-    return {
-      answer: {
-        value: checked.value,
-        meta: {
-          model: this.#model,
-          ...(call.modelVersion !== undefined && { modelVersion: call.modelVersion }),
-          costUsd: call.spent,
-          usage: call.usage,
-          ...(call.requestId !== undefined && { requestId: call.requestId }),
-          ...(call.inBatch && { batch: true as const }),
-          ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
-        },
-      },
-    };
+    return answerOf(this.#asker, operation, checked, call);
   }
-}
-
-/** One {@linkcode GeminiJsonClient.ask}: what its attempts used, cost and learned so far. */
-interface GeminiCall {
-  usage: TokenUsage;
-  /** What the answers so far were billed, in USD. */
-  spent: number;
-  requestId: string | undefined;
-  /** The model that answered, where Gemini routed the request to another. */
-  modelVersion: string | undefined;
-  /** Output tokens the next attempt may use. */
-  limit: number;
-  /** Whether the last answer came from a batch job (billed at the batch price). */
-  inBatch: boolean;
 }
 
 /** Why the answer ended; a candidate without a reason finished normally. */
 function _finishOf(response: GenerateContentResponse): string | undefined {
   const candidate = response.candidates?.[0];
   return candidate?.finishReason ?? (candidate ? "STOP" : undefined);
-}
-
-/**
- * What the answers so far were billed, and the last request id, for an error that ends the
- * call: Gemini bills every answer by its tokens, blocked, cut off or malformed ones included.
- */
-function _spent(call: GeminiCall): { requestId?: string; costUsd?: number } {
-  return {
-    ...(call.requestId !== undefined && { requestId: call.requestId }),
-    ...(call.spent > 0 && { costUsd: call.spent }),
-  };
 }
 
 /**

@@ -27,6 +27,14 @@ import { redactor } from "../../util/redact.ts";
 import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "../_http.ts";
 import { parseAnswer } from "../_llm_answers.ts";
 import {
+  answerOf,
+  askJson,
+  type AttemptResult,
+  type JsonAsker,
+  type JsonCall,
+  spentSoFar,
+} from "../_json_call.ts";
+import {
   type JsonAnswer,
   type JsonClient,
   type JsonQuestion,
@@ -268,6 +276,7 @@ class OpenAIJsonClient implements JsonClient {
    * they find is kept and logged with the first paid call, before it is sent.
    */
   readonly #pending: Array<["info" | "warn", string, Record<string, unknown>]> = [];
+  readonly #asker: JsonAsker;
   #loaded: Promise<{ sdk: Sdk; client: OpenAI }> | undefined;
   /** The SDK's module once loaded, whose error classes {@linkcode #classify} tells apart. */
   #sdk: Sdk | undefined;
@@ -312,6 +321,13 @@ class OpenAIJsonClient implements JsonClient {
     );
     this.#reasoning = /^(?:openai\/)?(?:o\d|gpt-5)/.test(model);
     this.batch = this.#batchOf(options, shown);
+    this.#asker = {
+      provider: PROVIDER,
+      server: this.#names.Server,
+      model,
+      maxOutputTokens: this.#maxOutputTokens,
+      attempt: (question, call, attempt) => this.#attempt(question, call, attempt),
+    };
   }
 
   /** The batch mode, where `--batch-api` asks for it and the server runs OpenAI's Batch API. */
@@ -355,31 +371,19 @@ class OpenAIJsonClient implements JsonClient {
     return Math.round(reserved * 1e6) / 1e6;
   }
 
-  async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
-    const { operation, signal } = question;
+  ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
     this.#flushNotes();
-    const call: Call = {
-      usage: { inputTokens: 0, outputTokens: 0 },
-      requestId: undefined,
-      modelVersion: undefined,
-      limit: this.#maxOutputTokens,
-      spent: 0,
-      inBatch: false,
-    };
-    let problem = "";
-    // Two attempts: a cut-off or malformed answer gets one more try, anything else is final.
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      if (signal.aborted) throw signal.reason;
-      const response = await this.#send(question as JsonQuestion<unknown>, call, attempt);
-      const read = this.#read(question, response, call);
-      if ("answer" in read) return read.answer;
-      problem = read.problem;
-    }
-    throw new ProviderError(`OpenAI gave no usable ${operation} in 2 attempts: ${problem}`, {
-      provider: PROVIDER,
-      retryable: false,
-      ...this.#spent(call),
-    });
+    return askJson(this.#asker, question);
+  }
+
+  /** One attempt: this server's half of {@linkcode askJson}. */
+  async #attempt<T>(
+    question: JsonQuestion<T>,
+    call: JsonCall,
+    attempt: number,
+  ): Promise<AttemptResult<T>> {
+    const response = await this.#send(question as JsonQuestion<unknown>, call, attempt);
+    return this.#read(question, response, call);
   }
 
   /** Notes a model without a price: free on this machine, a hole in the budget elsewhere. */
@@ -527,22 +531,10 @@ class OpenAIJsonClient implements JsonClient {
       : (usage.inputTokens * price.input + usage.outputTokens * price.output) / 1e6;
   }
 
-  /**
-   * What the answers so far were billed, and the last request id, for an error that ends the
-   * call: every answer is billed by its tokens, cut-off, filtered or malformed ones included.
-   */
-  #spent(call: Call): { requestId?: string; costUsd?: number } {
-    const costUsd = call.spent;
-    return {
-      ...(call.requestId !== undefined && { requestId: call.requestId }),
-      ...(costUsd > 0 && { costUsd }),
-    };
-  }
-
   /** Sends one attempt of `question`, adding what it used to `call`. */
   async #send(
     question: JsonQuestion<unknown>,
-    call: Call,
+    call: JsonCall,
     attempt: number,
   ): Promise<ChatCompletion & { _request_id?: string | null }> {
     const { operation, signal } = question;
@@ -605,8 +597,8 @@ class OpenAIJsonClient implements JsonClient {
   #read<T>(
     question: JsonQuestion<T>,
     response: ChatCompletion,
-    call: Call,
-  ): { answer: JsonAnswer<T> } | { problem: string } {
+    call: JsonCall,
+  ): AttemptResult<T> {
     const { operation } = question;
     const { Server } = this.#names;
     const choice = response.choices?.[0];
@@ -615,13 +607,13 @@ class OpenAIJsonClient implements JsonClient {
     if (typeof refusal === "string" && refusal !== "") {
       throw new ProviderError(
         `${Server} refused the ${operation}: ${clip(refusal, 300)}; rephrase the prompt`,
-        { provider: PROVIDER, retryable: false, ...this.#spent(call) },
+        { provider: PROVIDER, retryable: false, ...spentSoFar(call) },
       );
     }
     if (finish === "content_filter") {
       throw new ProviderError(
         `${Server} stopped the ${operation} answer (finish_reason content_filter); rephrase the prompt`,
-        { provider: PROVIDER, retryable: false, ...this.#spent(call) },
+        { provider: PROVIDER, retryable: false, ...spentSoFar(call) },
       );
     }
     if (finish === "length") {
@@ -638,30 +630,7 @@ class OpenAIJsonClient implements JsonClient {
       choice.message?.content,
       (data, note) => question.reader(_withoutNulls(data), note),
     );
-    if (!checked.ok) return { problem: checked.problem };
-    if (checked.normalised.length > 0) {
-      log.warn("{server}'s {operation} answer was read leniently: {normalised}", {
-        server: Server,
-        operation,
-        model: this.#model,
-        normalised: checked.normalised.join("; "),
-        requestId: call.requestId,
-      });
-    }
-    return {
-      answer: {
-        value: checked.value,
-        meta: {
-          model: this.#model,
-          ...(call.modelVersion !== undefined && { modelVersion: call.modelVersion }),
-          costUsd: call.spent,
-          usage: call.usage,
-          ...(call.requestId !== undefined && { requestId: call.requestId }),
-          ...(call.inBatch && { batch: true as const }),
-          ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
-        },
-      },
-    };
+    return answerOf(this.#asker, operation, checked, call);
   }
 
   /** The Chat Completions request for `question`, with room for `limit` output tokens. */
@@ -692,20 +661,6 @@ class OpenAIJsonClient implements JsonClient {
       ...(this.#reasoning && this.#official && { reasoning_effort: "low" as const }),
     };
   }
-}
-
-/** One {@linkcode OpenAIJsonClient.ask}: what its attempts used and learned so far. */
-interface Call {
-  usage: TokenUsage;
-  requestId: string | undefined;
-  /** The snapshot that answered, when the server names one other than the model asked. */
-  modelVersion: string | undefined;
-  /** Output tokens the next attempt may use. */
-  limit: number;
-  /** What the answers so far were billed, in USD (at the batch price when from a batch). */
-  spent: number;
-  /** Whether the last answer came from a batch. */
-  inBatch: boolean;
 }
 
 /** How messages name the server at `shown`, and what they say to check about the key. */
