@@ -22,6 +22,7 @@ import { contextLines } from "../prompts/context_text.ts";
 import type { RunRead } from "../output/run_file.ts";
 import { readBytesInside, readTextInside } from "../output/safe_read.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "../output/record.ts";
+import { lstatOrUndefined, statOrUndefined } from "../util/file_info.ts";
 
 /** Options for {@linkcode writeGallery}. */
 export interface GalleryOptions {
@@ -413,24 +414,6 @@ async function makeThumbnail(dir: string, rel: string, width: number): Promise<T
     return { rel: thumbRel, width: info.width, height: info.height };
   } catch (error) {
     return { problem: messageOf(error) };
-  }
-}
-
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.stat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
   }
 }
 

@@ -14,6 +14,7 @@ import type { GeneratedImage, ImageFormat } from "../providers/provider.ts";
 import { type PromptRecord, shownIteration } from "./record.ts";
 import { openInside, readTextInside } from "./safe_read.ts";
 import { CONTROL_CHARS } from "../util/terminal_text.ts";
+import { lstatOrUndefined } from "../util/file_info.ts";
 
 /** Windows device names that cannot be folder names on any OS retake targets. */
 const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
@@ -280,15 +281,6 @@ export function tempPathFor(path: string): string {
   const dir = slash === -1 ? "." : path.slice(0, slash);
   const base = path.slice(slash + 1);
   return `${dir}/.${base}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-}
-
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
 }
 
 /** Writes all of `data` at the file's position: one write may take only part of it. */

@@ -186,9 +186,8 @@ export interface CritiqueRequest {
   signal: AbortSignal;
 }
 
-/** A critique plus what it cost. */
-export interface CritiqueResult {
-  critique: Critique;
+/** What a critic's or refiner's answer cost, and who gave it. */
+export interface AnswerMeta {
   model: string;
   /**
    * The model that answered, as the service names it, where it says (Gemini routes deprecated
@@ -204,6 +203,11 @@ export interface CritiqueResult {
   batch?: true;
 }
 
+/** A critique plus what it cost. */
+export interface CritiqueResult extends AnswerMeta {
+  critique: Critique;
+}
+
 /** Make a prompt's checklist, once, from the prompt and its context. */
 export interface BriefRequest {
   spec: PromptSpec;
@@ -211,16 +215,8 @@ export interface BriefRequest {
 }
 
 /** A brief plus what it cost. */
-export interface BriefResult {
+export interface BriefResult extends Omit<AnswerMeta, "modelVersion"> {
   brief: Brief;
-  model: string;
-  costUsd: number;
-  usage?: TokenUsage;
-  requestId?: string;
-  /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
-  normalised?: string[];
-  /** Answered in a batch job (`--batch-api`), at the batch price. */
-  batch?: true;
 }
 
 /** Judges an image. */
@@ -265,24 +261,11 @@ export interface PromptChange {
 }
 
 /** The refined prompt plus what changed. */
-export interface RefineResult {
+export interface RefineResult extends AnswerMeta {
   prompt: string;
   changes: PromptChange[];
   /** In edit mode, the change to make to the image, e.g. "make the sky orange". */
   instruction?: string;
-  model: string;
-  /**
-   * The model that answered, as the service names it, where it says (Gemini routes deprecated
-   * ids to newer models); beside `model`, the id asked for.
-   */
-  modelVersion?: string;
-  costUsd: number;
-  usage?: TokenUsage;
-  requestId?: string;
-  /** What of the answer had to be read leniently (a score as text, prose around the JSON). */
-  normalised?: string[];
-  /** Answered in a batch job (`--batch-api`), at the batch price. */
-  batch?: true;
 }
 
 /** Writes the next prompt. */

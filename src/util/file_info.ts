@@ -1,0 +1,26 @@
+/**
+ * A file's information, or undefined where there is no file: the one question every writer asks
+ * before it creates a file or picks a free name.
+ *
+ * @module
+ */
+
+/** `Deno.lstat(path)` (the link itself, not its target), or undefined when nothing is there. */
+export async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/** `Deno.stat(path)` (following links), or undefined when nothing is there. */
+export async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
