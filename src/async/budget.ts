@@ -41,8 +41,9 @@ const EPSILON = 1e-9;
  * import { Budget } from "./budget.ts";
  * const budget = new Budget(0.01);
  * const first = await budget.reserve(0.006);
- * await budget.reserve(0.006).then(() => { throw new Error("over the limit"); }, () => {});
  * first.settle(0.006);
+ * // What is left (0.004) does not cover another such call: it is refused, not sent.
+ * await budget.reserve(0.006).then(() => { throw new Error("over the limit"); }, () => {});
  * if (budget.spentUsd !== 0.006) throw new Error("booked");
  * ```
  */

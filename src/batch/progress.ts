@@ -366,7 +366,8 @@ const WIDE =
  * @example
  * ```ts
  * import { displayWidth } from "./progress.ts";
- * if (displayWidth("\x1b[32mok\x1b[0m · 漢") !== 6) throw new Error("width");
+ * // "ok" 2, the spaces and the dot 3, the wide character 2; the colour codes none.
+ * if (displayWidth("\x1b[32mok\x1b[0m · 漢") !== 7) throw new Error("width");
  * ```
  */
 export function displayWidth(text: string): number {
