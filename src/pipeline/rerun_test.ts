@@ -20,6 +20,7 @@ import type {
   RefineRequest,
 } from "../providers/provider.ts";
 import { bestIteration } from "../output/record.ts";
+import { Budget } from "../async/budget.ts";
 import { MemorySink } from "./_test_memory_sink.ts";
 
 /** One prompt's script: the critic's score and the refiner's answer, round by round. */
@@ -38,7 +39,12 @@ interface Case {
   sample: boolean;
   /** Stop the first run after this many paid calls (none: let it finish). */
   interruptAfter: number | undefined;
+  /** The first run's `--max-cost` (none: no limit). */
+  maxCost: number | undefined;
 }
+
+/** What each fake call costs, and what it says it may cost before it runs. */
+const PRICE = { generate: 0.01, critique: 0.001, brief: 0.001, refine: 0.002 };
 
 /** Fake services that answer from the scripts and log every paid call as `step:id:iteration`. */
 function services(c: Case, calls: string[], onCall: () => void) {
@@ -49,6 +55,7 @@ function services(c: Case, calls: string[], onCall: () => void) {
   };
   const generator: ImageGenerator = {
     name: "fake",
+    estimateCostUsd: () => PRICE.generate,
     generate(req: GenerateRequest) {
       paid(`generate:${req.spec.id}:${req.iteration}`);
       return Promise.resolve({
@@ -58,31 +65,33 @@ function services(c: Case, calls: string[], onCall: () => void) {
         height: 64,
         seed: req.seed,
         model: req.model,
-        costUsd: 0.01,
+        costUsd: PRICE.generate,
       });
     },
   };
   const critic: ImageCritic = {
     name: "fake-critic",
+    estimateCostUsd: () => PRICE.critique,
     critique(req: CritiqueRequest) {
       paid(`critique:${req.spec.id}:${req.iteration}`);
       const score = script(req.spec.id).scores[req.iteration - 1] ?? 5;
       return Promise.resolve({
         critique: uniformCritique(score, { problems: ["more"] }),
         model: "m",
-        costUsd: 0.001,
+        costUsd: PRICE.critique,
       });
     },
     ...(c.brief && {
       brief(req: BriefRequest) {
         paid(`brief:${req.spec.id}:0`);
         const brief: Brief = { checks: [{ id: "c1", question: "Boat?", kind: "entity" }] };
-        return Promise.resolve({ brief, model: "m", costUsd: 0.001 });
+        return Promise.resolve({ brief, model: "m", costUsd: PRICE.brief });
       },
     }),
   };
   const refiner: PromptRefiner = {
     name: "fake-refiner",
+    estimateCostUsd: () => PRICE.refine,
     refine(req: RefineRequest) {
       paid(`refine:${req.spec.id}:${req.iteration}`);
       const same = script(req.spec.id).same[req.iteration - 1] ?? false;
@@ -90,14 +99,20 @@ function services(c: Case, calls: string[], onCall: () => void) {
         prompt: same ? req.prompt : `${req.prompt} +${req.iteration}`,
         changes: [],
         model: "m",
-        costUsd: 0.002,
+        costUsd: PRICE.refine,
       });
     },
   };
   return { generator, critic, refiner };
 }
 
-async function run(c: Case, sink: MemorySink, iterations = c.iterations, stopAfter?: number) {
+async function run(
+  c: Case,
+  sink: MemorySink,
+  iterations = c.iterations,
+  stopAfter?: number,
+  maxCost?: number,
+) {
   const calls: string[] = [];
   const stop = new AbortController();
   const specs: PromptSpec[] = c.scripts.map((_, i) => ({
@@ -125,6 +140,7 @@ async function run(c: Case, sink: MemorySink, iterations = c.iterations, stopAft
       timeoutMs: 5_000,
       hashFor: (spec) => `hash-${spec.prompt}`,
       stop: stop.signal,
+      ...(maxCost !== undefined && { budget: new Budget(maxCost) }),
     }).pipe(toArray()),
   );
   return { calls, outcomes };
@@ -148,7 +164,12 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   brief: fc.boolean(),
   sample: fc.boolean(),
   interruptAfter: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
+  maxCost: fc.option(fc.integer({ min: 0, max: 60 }).map((n) => n / 1000), { nil: undefined }),
 });
+
+/** What a run's calls cost. */
+const costOf = (calls: string[]) =>
+  calls.reduce((sum, call) => sum + PRICE[call.split(":")[0] as keyof typeof PRICE], 0);
 
 const RUNS = Number(Deno.env.get("RETAKE_PROPERTY_RUNS") ?? 1000);
 
@@ -156,7 +177,9 @@ Deno.test(`an identical rerun pays for no step an earlier run saved, and a finis
   await fc.assert(
     fc.asyncProperty(caseArb, async (c) => {
       const sink = new MemorySink();
-      const first = await run(c, sink, c.iterations, c.interruptAfter);
+      const first = await run(c, sink, c.iterations, c.interruptAfter, c.maxCost);
+      // A budget stops the run before a call it cannot cover: never past --max-cost.
+      if (c.maxCost !== undefined) assert.ok(costOf(first.calls) <= c.maxCost + 1e-9);
       const second = await run(c, sink);
       // (a) Nothing the first run saved is asked for again.
       const saved = new Set(first.calls);
