@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { isBestImageName, MAX_RECORD_BYTES, safeFolderName } from "../output/artifacts.ts";
+import { isBestImageName, safeFolderName } from "../output/artifacts.ts";
+import { MAX_RECORD_BYTES, readPromptRecord } from "../output/record_file.ts";
+import { readRunFile } from "../output/run_file.ts";
 import { type Brief, briefSchema } from "../providers/critique.ts";
 import { messageOf } from "../errors.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
@@ -56,8 +58,7 @@ export async function readStrategyResults(
   specs: readonly PromptSpec[],
   within: string,
 ): Promise<StrategyResults> {
-  const run = await readJson(`${dir}/run.json`, within).catch(() => undefined);
-  const runStatus = (run as { status?: unknown } | undefined)?.status;
+  const runStatus = (await readRunFile(dir, within)).value?.status;
   const prompts: PromptResult[] = [];
   for (const spec of specs) prompts.push(await readPrompt(dir, spec, within));
   return {
@@ -71,20 +72,15 @@ export async function readStrategyResults(
 async function readPrompt(dir: string, spec: PromptSpec, within: string): Promise<PromptResult> {
   const folder = safeFolderName(spec.id);
   const base = { id: spec.id, folder, images: 0, costUsd: 0, durationMs: 0 };
-  let record: PromptRecord | undefined;
-  try {
-    record = await readJson(`${dir}/${folder}/metadata.json`, within) as PromptRecord | undefined;
-  } catch (error) {
-    return { ...base, status: "unreadable", problem: messageOf(error) };
-  }
-  if (record === undefined) return { ...base, status: "not run" };
-  if (record?.id !== spec.id || !Array.isArray(record.iterations)) {
+  const read = await readPromptRecord(within, relativeTo(`${dir}/${folder}`, within));
+  if (read.missing) return { ...base, status: "not run" };
+  if (read.problem !== undefined) return { ...base, status: "unreadable", problem: read.problem };
+  const record = read.record;
+  if (record.id !== spec.id) {
     return {
       ...base,
       status: "unreadable",
-      problem: `its metadata.json belongs to ${
-        typeof record?.id === "string" ? `prompt '${record.id}'` : "no prompt"
-      }`,
+      problem: `its metadata.json belongs to prompt '${record.id}'`,
     };
   }
   const brief = await readBrief(`${dir}/${folder}/brief.json`, within, record);

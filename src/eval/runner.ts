@@ -27,7 +27,8 @@ import {
   type JudgeTask,
 } from "./judge.ts";
 import { buildReport, type EvalReport, writeEvalJson } from "./report.ts";
-import { readJson, readStrategyResults, type StrategyResults } from "./results.ts";
+import { readStrategyResults, type StrategyResults } from "./results.ts";
+import { readRunFile } from "../output/run_file.ts";
 import { writeEvalPage } from "./page.ts";
 import {
   type Plan,
@@ -382,10 +383,7 @@ async function thisRunCost(
   within: string,
   outcomes: Array<{ costUsd: number; skipped: boolean }>,
 ): Promise<number> {
-  const run = await readJson(`${dir}/run.json`, within).catch(() => undefined) as
-    | { totals?: { thisRunCostUsd?: unknown } }
-    | undefined;
-  const cost = run?.totals?.thisRunCostUsd;
+  const cost: unknown = (await readRunFile(dir, within)).value?.totals?.thisRunCostUsd;
   if (typeof cost === "number" && Number.isFinite(cost)) return cost;
   return outcomes.filter((o) => !o.skipped).reduce((sum, o) => sum + o.costUsd, 0);
 }

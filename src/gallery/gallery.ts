@@ -9,13 +9,12 @@ import { diffWords } from "diff";
 import sharp from "sharp";
 import {
   isRoundImageName,
-  MAX_RECORD_BYTES,
   refuseLinks,
   safeFolderName,
   writeFileAtomic,
   writeStreamAtomic,
 } from "../output/artifacts.ts";
-import { MAX_RUN_FILE_BYTES, readBatchRun } from "../output/batch_run.ts";
+import { MAX_RUN_FILE_BYTES, readRunFile } from "../output/run_file.ts";
 import { formatDuration } from "../util/duration.ts";
 import { messageOf } from "../errors.ts";
 import { contextLines } from "../prompts/context_text.ts";
@@ -23,6 +22,7 @@ import type { RunRead } from "../output/run_file.ts";
 import { readBytesInside, readTextInside } from "../output/safe_read.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "../output/record.ts";
 import { lstatOrUndefined, statOrUndefined } from "../util/file_info.ts";
+import { MAX_RECORD_BYTES, readPromptRecord, type RecordRead } from "../output/record_file.ts";
 
 /** Options for {@linkcode writeGallery}. */
 export interface GalleryOptions {
@@ -81,7 +81,7 @@ export async function writeGallery(
       `Cannot write the gallery as '${dir}' is not a folder: give a batch folder such as 'outputs/example'`,
     );
   }
-  const run = await readBatchRun(dir);
+  const run = await readRunFile(dir);
   const comparison = await readJson(dir, "comparison.json", MAX_RUN_FILE_BYTES);
   const data: PageData = {
     name: dir.split(/[\\/]/).pop() || dir,
@@ -165,19 +165,13 @@ async function readJson(dir: string, rel: string, maxBytes: number): Promise<Jso
   }
 }
 
-/** The record in `rel`; undefined when there is none. */
+/** The record in `<folder>/metadata.json`; undefined when there is none. */
 async function readRecord(
   dir: string,
-  rel: string,
-): Promise<{ record?: PromptRecord; problem?: string } | undefined> {
-  const read = await readJson(dir, rel, MAX_RECORD_BYTES);
-  if (read.problem === "is missing") return undefined;
-  if (read.problem) return { problem: `metadata.json ${read.problem}` };
-  const value = read.value;
-  if (!isObject(value) || typeof value.id !== "string" || !Array.isArray(value.iterations)) {
-    return { problem: "metadata.json is not a retake record: it lacks 'id' or 'iterations'" };
-  }
-  return { record: value as unknown as PromptRecord };
+  folder: string,
+): Promise<RecordRead | undefined> {
+  const read = await readPromptRecord(dir, folder);
+  return read.missing ? undefined : read;
 }
 
 /** Whether `path` is there at all (a file, or a link that is then refused when read). */
@@ -269,7 +263,7 @@ export async function readEntry(
 ): Promise<Entry | undefined> {
   const path = `${dir}/${folder}`;
   // Read at once (no check first): one call per prompt, which a filter makes 50,000 times.
-  const own = await readRecord(dir, `${folder}/metadata.json`);
+  const own = await readRecord(dir, folder);
   if (own?.record) return { kind: "single", folder, record: own.record };
   if (own) {
     return {
@@ -291,8 +285,13 @@ export async function readEntry(
     throw error;
   }
   for (const sub of names) {
-    const read = await readRecord(dir, `${folder}/${sub}/metadata.json`);
-    if (read) runs.push({ rel: `${folder}/${sub}`, subfolder: sub, ...read });
+    const read = await readRecord(dir, `${folder}/${sub}`);
+    if (read) {
+      const found = read.problem === undefined
+        ? { record: read.record }
+        : { problem: read.problem };
+      runs.push({ rel: `${folder}/${sub}`, subfolder: sub, ...found });
+    }
   }
   if (runs.length > 0) return { kind: "comparison", folder, runs };
   if (listed || await exists(`${path}/prompt.json`)) {

@@ -15,6 +15,7 @@ import { type PromptRecord, shownIteration } from "./record.ts";
 import { openInside, readTextInside } from "./safe_read.ts";
 import { CONTROL_CHARS } from "../util/terminal_text.ts";
 import { lstatOrUndefined } from "../util/file_info.ts";
+import { MAX_RECORD_BYTES, parsePromptRecord } from "./record_file.ts";
 
 /** Windows device names that cannot be folder names on any OS retake targets. */
 const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
@@ -48,11 +49,6 @@ const PROBE_NAME = /^\.retake-write-check-[0-9a-f-]{36}$/;
 const ROUND_IMAGE = /^iteration-[1-9][0-9]{0,5}\.(?:png|jpg)$/;
 /** The name {@linkcode FolderSink.saveBest} gives the copy of the best round's image. */
 const BEST_IMAGE = /^best\.(?:png|jpg)$/;
-/**
- * The largest `metadata.json` retake reads: a record of a hundred rounds with long critiques
- * is well under a megabyte, so a larger one is not retake's.
- */
-export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 /**
  * Whether `name` is one a round's image is saved as (`iteration-<n>.png` or `.jpg`): a name
@@ -394,13 +390,10 @@ export class FolderSink implements PromptSink {
     await this._adoptLegacy(folder);
     const text = await readTextInside(this.batchDir, `${folder}/metadata.json`, MAX_RECORD_BYTES);
     if (text === undefined) return undefined;
-    let record: PromptRecord;
-    try {
-      record = JSON.parse(text) as PromptRecord;
-    } catch {
-      // Writes are atomic, so this is a hand-edited file: treat it as a foreign attempt.
-      return { inputHash: "unreadable" } as PromptRecord;
-    }
+    const read = parsePromptRecord(text);
+    // Writes are atomic, so this is a hand-edited file: treat it as a foreign attempt.
+    if (read.problem !== undefined) return { inputHash: "unreadable" } as PromptRecord;
+    const record = read.record;
     const id = this._ids.get(folder)?.id;
     if (id !== undefined && typeof record?.id === "string" && record.id !== id) {
       const message =

@@ -12,6 +12,7 @@ import type { PromptOutcome } from "./record.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { Providers } from "../providers/registry.ts";
 import { Reservation } from "./reserved_write.ts";
+import { readTextInside } from "./safe_read.ts";
 
 /** The version printed by `--version` and recorded in `run.json`. */
 export const VERSION = "0.1.0";
@@ -253,15 +254,27 @@ export function parseRunInfo(text: string): RunRead {
     : { problem: "is not an object" };
 }
 
-/** Reads `<batch>/run.json`. */
-export async function readRunFile(batchDir: string): Promise<RunRead> {
-  let text: string;
+/** The largest `run.json` read: about 150 bytes a prompt, so some 200,000 prompts. */
+export const MAX_RUN_FILE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Reads `<batchDir>/run.json` without following a link (below `within`, the batch folder unless
+ * given); a problem says what is wrong, as `run.json <problem>`.
+ */
+export async function readRunFile(batchDir: string, within = batchDir): Promise<RunRead> {
+  const root = within.replace(/\/+$/, "");
+  const dir = batchDir.replace(/\/+$/, "");
+  const rel = dir === root ? "run.json" : `${dir.slice(root.length + 1)}/run.json`;
+  if (dir !== root && !dir.startsWith(`${root}/`)) {
+    return { problem: `cannot be read: '${dir}' is not inside '${root}'` };
+  }
+  let text: string | undefined;
   try {
-    text = await Deno.readTextFile(`${batchDir}/run.json`);
+    text = await readTextInside(root, rel, MAX_RUN_FILE_BYTES);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return { problem: "is missing" };
     return { problem: `cannot be read: ${messageOf(error)}` };
   }
+  if (text === undefined) return { problem: "is missing" };
   return parseRunInfo(text);
 }
 

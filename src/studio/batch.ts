@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { readBatchRun } from "../output/batch_run.ts";
+import { readRunFile } from "../output/run_file.ts";
 import { type Entry, listEntries, readEntry } from "../gallery/gallery.ts";
 import type { PromptRecord } from "../output/record.ts";
 import type { RunInfo } from "../output/run_file.ts";
@@ -68,7 +68,7 @@ export async function listBatches(out: string): Promise<BatchSummary[]> {
     // A batch holds its own run.json: a link to one elsewhere makes no batch.
     const file = await Deno.lstat(`${out}/${entry.name}/run.json`).catch(() => undefined);
     if (!file?.isFile) continue;
-    const read = await readBatchRun(`${out}/${entry.name}`);
+    const read = await readRunFile(`${out}/${entry.name}`);
     if (read.problem === "is missing") continue;
     const run: Partial<RunInfo> = read.value ?? {};
     const totals: Record<string, unknown> = isObject(run.totals) ? run.totals : {};
@@ -130,7 +130,7 @@ export class BatchReader {
 
   /** Page `page` (from 1) of the prompts that match `filter`. */
   async page(filter: Filter, page: number, pageSize: number = PAGE_SIZE): Promise<BatchPage> {
-    const read = await readBatchRun(this.dir);
+    const read = await readRunFile(this.dir);
     const run: Partial<RunInfo> = read.value ?? {};
     const settings = isObject(run.settings) ? run.settings : {};
     const target = typeof settings.targetScore === "number" ? settings.targetScore : DEFAULT_TARGET;

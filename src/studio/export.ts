@@ -8,7 +8,7 @@
 import { stringify } from "csv-stringify/sync";
 import { Zip, ZipDeflate, ZipPassThrough } from "fflate";
 import { safeFolderName } from "../output/artifacts.ts";
-import { readBatchRun } from "../output/batch_run.ts";
+import { readRunFile } from "../output/run_file.ts";
 import { type Entry, imageName, listEntries, readEntry } from "../gallery/gallery.ts";
 import type { PromptRecord } from "../output/record.ts";
 import { openImage } from "./paths.ts";
@@ -85,7 +85,7 @@ async function* zipChunks(batchDir: string): AsyncGenerator<Uint8Array> {
     yield* out.splice(0);
   };
   const rows: ExportRow[] = [];
-  const run = await readBatchRun(batchDir);
+  const run = await readRunFile(batchDir);
   const { folders } = await listEntries(batchDir, run.value);
   for (const folder of folders) {
     const entry: Entry | undefined = await readEntry(batchDir, folder.name, true);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MAX_RUN_FILE_BYTES } from "../output/batch_run.ts";
+import { MAX_RUN_FILE_BYTES } from "../output/run_file.ts";
 import { type ConfigSources, loadConfig } from "../config/load.ts";
 import { InputError } from "../errors.ts";
 import { STDIN } from "../prompts/mod.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import { safeFolderName } from "../output/artifacts.ts";
-import { readBatchRun } from "../output/batch_run.ts";
+import { readRunFile } from "../output/run_file.ts";
 import { InputError, messageOf } from "../errors.ts";
 import type { PipelineEvent } from "../pipeline/pipeline.ts";
 import { formatProgress, ProgressTracker } from "../batch/progress.ts";
@@ -481,7 +481,7 @@ class StudioApp {
     const entry = await this.#readerFor(dir).entry(safeFolderName(id)).catch(() => undefined);
     if (entry?.kind === "single" && entry.record.id === id) return true;
     if (entry?.kind === "comparison" && entry.runs.some((r) => r.record?.id === id)) return true;
-    const prompts: unknown = (await readBatchRun(dir)).value?.prompts;
+    const prompts: unknown = (await readRunFile(dir)).value?.prompts;
     return Array.isArray(prompts) &&
       prompts.some((p) => typeof p === "object" && p !== null && p.id === id);
   }
