@@ -257,7 +257,11 @@ Deno.test("two retakes on one batch folder: the second exits 2 naming the first,
     const codes = [a.code, b.code].sort();
     assert.deepEqual(codes, [0, 2], `${a.stderr}\n${b.stderr}`);
     const loser = a.code === 2 ? a : b;
-    assert.match(loser.stderr, /another retake \(pid \d+ on [^)]+\) is using/);
+    // The loser may read the lock before the winner has written who it is.
+    assert.match(
+      loser.stderr,
+      /another retake \((?:pid \d+ on [^)]+|a process that has just started)\) is using/,
+    );
     assert.equal(submits(s), 40, "20 prompts × 2 images, each paid once");
     for (const line of logLines(`${cwd}/out/batch`)) assert.ok(line.message !== undefined);
     await Deno.stat(`${cwd}/out/batch/.retake.lock`).then(
