@@ -407,46 +407,138 @@ interface Ending {
 
 /** Runs the pipeline for every model until it ends, however it ends. */
 async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Promise<Ending> {
-  const { config, io, specs, providers, models, batchDir } = batch;
-  const log = getLogger(["retake", "run"]);
-  const outcomes: PromptOutcome[] = [];
-  // Every prompt's live record, so a run cut short (a second Ctrl-C, a fatal error) still
-  // accounts for prompts whose outcome never came.
-  const live = new Map<string, { record: PromptRecord; sink: FolderSink; model: string }>();
-  const retryBudget = new RetryBudget(config.retry.budget);
-  // Compared models share each service's limiter: its quota is the account's, not a model's.
-  const limiters = new Map<string, AdaptiveLimiter>();
-  const { steering } = batch;
-  // --force redoes what was cancelled before this run; a cancel during it still counts.
-  const since = config.force ? steering.lastSeq : 0;
-  const steered: PipelineOptions["steering"] = {
-    get paused() {
-      return steering.paused;
-    },
-    resumed: (signal) => steering.resumed(signal),
-    cancelled: (id) => steering.cancelled(id, since),
-    pendingNotes: (id) => steering.pendingNotes(id),
-    markDone: (seqs) => steering.markDone(seqs),
-  };
-  const runModel = (model: string, pass: Pass) => {
+  const { config, io, steering } = batch;
+  const run = new Drive(batch, budget, tracker);
+  const detach = run.attach();
+  const stopper = hardStop(io, config.graceMs);
+  let ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes: run.outcomes };
+  try {
+    await run.pass(run.mainPass(), stopper);
+    await noteRounds(batch, budget, run.outcomes, run.since, (pass) => run.pass(pass, stopper));
+  } catch (error) {
+    ending = cutShort(error, io, run.outcomes);
+    await settleUnfinished(run.outcomes, run.live);
+  } finally {
+    detach();
+    await steering.settleFavourites().catch((error) =>
+      getLogger(["retake", "run"]).error("Could not save a favourite: {reason}", {
+        reason: messageOf(error),
+      })
+    );
+  }
+  return ending.status === "completed" ? ranThrough(batch, budget, run.outcomes) : ending;
+}
+
+/** A prompt's latest record while it runs, with the sink that saves it and its model. */
+type LiveRecord = { record: PromptRecord; sink: FolderSink; model: string };
+
+/**
+ * What every pass of one batch run shares: the outcomes so far, the records still running, the
+ * retry budget and the services' limiters. A class, as the passes' closures all write to them.
+ */
+class Drive {
+  readonly outcomes: PromptOutcome[] = [];
+  /**
+   * Every prompt's live record, so a run cut short (a second Ctrl-C, a fatal error) still
+   * accounts for prompts whose outcome never came.
+   */
+  readonly live = new Map<string, LiveRecord>();
+  /** --force redoes what was cancelled before this run; a cancel during it still counts. */
+  readonly since: number;
+  readonly #retryBudget: RetryBudget;
+  /** Compared models share each service's limiter: its quota is the account's, not a model's. */
+  readonly #limiters = new Map<string, AdaptiveLimiter>();
+  readonly #queues: PromptQueue[] = [];
+  readonly #steered: NonNullable<PipelineOptions["steering"]>;
+
+  constructor(
+    readonly batch: Batch,
+    readonly budget: Budget,
+    readonly tracker: ProgressTracker,
+  ) {
+    const { config, steering } = batch;
+    this.#retryBudget = new RetryBudget(config.retry.budget);
+    this.since = config.force ? steering.lastSeq : 0;
+    const since = this.since;
+    this.#steered = {
+      get paused() {
+        return steering.paused;
+      },
+      resumed: (signal) => steering.resumed(signal),
+      cancelled: (id) => steering.cancelled(id, since),
+      pendingNotes: (id) => steering.pendingNotes(id),
+      markDone: (seqs) => steering.markDone(seqs),
+    };
+  }
+
+  /** Follows the studio's reordering and tells it which prompts are running; returns undo. */
+  attach(): () => void {
+    const { steering, models } = this.batch;
+    const unsubscribe = steering.subscribe((entry) => {
+      if (entry.action.type !== "front") return;
+      for (const queue of this.#queues) queue.front(entry.action.id);
+    });
+    const detach = steering.attach({
+      isLive: (id) => models.some((model) => this.live.has(outcomeKey(id, model))),
+    });
+    return () => {
+      unsubscribe();
+      detach();
+    };
+  }
+
+  /**
+   * The batch's own pass. The prompts wait in a queue, taken as first generations can start (a
+   * batch's first results come early), which a studio can reorder.
+   */
+  mainPass(): Pass {
+    return {
+      prompts: () => {
+        const queue = new PromptQueue(this.batch.specs);
+        this.#queues.push(queue);
+        return queue;
+      },
+    };
+  }
+
+  /** Runs one pass for every model, side by side: each is its own endpoint at the provider. */
+  pass(pass: Pass, stopper: AbortSignal | undefined): Promise<void> {
+    const pipeline = merge(...this.batch.models.map((model) => this.#runModel(model, pass)));
+    return untilDone(pipeline.pipe(tap((outcome) => this.#settle(outcome))), stopper);
+  }
+
+  #settle(outcome: PromptOutcome): void {
+    this.outcomes.push(outcome);
+    // Only prompts still running are tracked: a batch of any size holds a bounded number.
+    this.live.delete(outcomeKey(outcome.id, outcome.model));
+  }
+
+  #runModel(model: string, pass: Pass): Observable<PromptOutcome> {
+    const { batchDir, models, steering } = this.batch;
     const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
     const track = (record: PromptRecord) =>
-      live.set(outcomeKey(record.id, model), { record, sink, model });
-    return runPipeline(pass.prompts(), {
+      this.live.set(outcomeKey(record.id, model), { record, sink, model });
+    return runPipeline(pass.prompts(), this.#options(model, pass, tracked(sink, track, steering)));
+  }
+
+  #options(model: string, pass: Pass, sink: PromptSink): PipelineOptions {
+    const { config, io, specs, providers, models } = this.batch;
+    const iterations = pass.iterations ?? config.iterations;
+    return {
       generator: providers.generator,
       critic: providers.critic,
       refiner: providers.refiner,
-      sink: tracked(sink, track, steering),
-      iterations: pass.iterations ?? config.iterations,
+      sink,
+      iterations,
       // Prompts that ask for more rounds than the batch get them: the chain is built for the most.
-      rounds: mostRounds(specs, pass.iterations ?? config.iterations),
+      rounds: mostRounds(specs, iterations),
       ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
       ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
       patience: config.patience,
       refineMode: config.refine,
-      mode: batch.mode,
+      mode: this.batch.mode,
       concurrency: config.concurrency,
-      sharedLimiters: limiters,
+      sharedLimiters: this.#limiters,
       width: config.size.width,
       height: config.size.height,
       format: config.format,
@@ -455,102 +547,64 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       hashFor: (spec) => promptHash(spec, { ...resultSettings(config, providers), model }),
       force: config.force,
       ...(io.signal && { stop: io.signal }),
-      budget,
-      retry: { ...retryOptionsOf(config), budget: retryBudget },
+      budget: this.budget,
+      retry: { ...retryOptionsOf(config), budget: this.#retryBudget },
       timeoutMs: config.timeoutMs,
       // Remote providers keep the deadline themselves and cancel the request at the service.
       timeoutSlackMs: 5_000,
       // --batch-api: a round's calls meet in waves, and wait as long as a job takes.
       ...(providers.batchSessions?.length && batchPipeline(specs.length * models.length)),
-      steering: steered,
+      steering: this.#steered,
       ...(pass.reopen && { reopen: pass.reopen }),
       onEvent: (event) => {
         // A note's round reopens a prompt the progress line has already counted as done.
         const recount = event.type === "prompt-start" || event.type === "prompt-end";
-        if (!(pass.reopen && recount)) tracker.update(event);
+        if (!(pass.reopen && recount)) this.tracker.update(event);
         io.onEvent?.(event);
       },
+    };
+  }
+}
+
+/** How a run that threw ended: interrupted, stopped by a fatal error, or crashed. */
+function cutShort(error: unknown, io: RunIo, outcomes: PromptOutcome[]): Ending {
+  const log = getLogger(["retake", "run"]);
+  if (io.signal?.aborted) {
+    log.warn("Interrupted: calls still in flight after the grace period were cancelled");
+    // Its status is settled with those of runs that went through.
+    return { status: "completed", exitCode: EXIT.ok, outcomes };
+  }
+  const stopReason = messageOf(error);
+  if (isFatal(error)) {
+    log.fatal("Stopped the run: {reason}", {
+      reason: stopReason,
+      ...(error instanceof ProviderError && { provider: error.provider }),
     });
-  };
-  // The prompts wait in a queue, taken as first generations can start (a batch's first
-  // results come early), which a studio can reorder.
-  const queues: PromptQueue[] = [];
-  const mainPass: Pass = {
-    prompts: () => {
-      const queue = new PromptQueue(specs);
-      queues.push(queue);
-      return queue;
-    },
-  };
-  const unsubscribe = steering.subscribe((entry) => {
-    if (entry.action.type === "front") { for (const queue of queues) queue.front(entry.action.id); }
-  });
-  const detach = steering.attach({
-    isLive: (id) => models.some((model) => live.has(outcomeKey(id, model))),
-  });
-  const stopper = hardStop(io, config.graceMs);
-  const settle = (outcome: PromptOutcome) => {
-    outcomes.push(outcome);
-    // Only prompts still running are tracked: a batch of any size holds a bounded number.
-    live.delete(outcomeKey(outcome.id, outcome.model));
-  };
-  const ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes };
-  try {
-    // Models run side by side: each is its own endpoint at the provider.
-    const pipeline = merge(...models.map((model) => runModel(model, mainPass))).pipe(tap(settle));
-    await untilDone(pipeline, stopper);
-    await noteRounds(
-      batch,
-      budget,
-      outcomes,
-      since,
-      (pass) =>
-        untilDone(
-          merge(...models.map((model) => runModel(model, pass))).pipe(tap(settle)),
-          stopper,
-        ),
-    );
-  } catch (error) {
-    if (io.signal?.aborted) {
-      log.warn("Interrupted: calls still in flight after the grace period were cancelled");
-    } else if (isFatal(error)) {
-      ending.status = "stopped";
-      ending.stopReason = messageOf(error);
-      ending.exitCode = EXIT.stopped;
-      log.fatal("Stopped the run: {reason}", {
-        reason: ending.stopReason,
-        ...(error instanceof ProviderError && { provider: error.provider }),
-      });
-    } else {
-      ending.status = "crashed";
-      ending.stopReason = messageOf(error);
-      ending.exitCode = EXIT.someFailed;
-      log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
-    }
-    await settleUnfinished(outcomes, live);
-  } finally {
-    unsubscribe();
-    detach();
-    await steering.settleFavourites().catch((error) =>
-      log.error("Could not save a favourite: {reason}", { reason: messageOf(error) })
-    );
+    return { status: "stopped", exitCode: EXIT.stopped, stopReason, outcomes };
   }
-  if (ending.status === "completed") {
-    if (io.signal?.aborted) {
-      ending.status = "interrupted";
-      ending.exitCode = EXIT.interrupted;
-    } else if (budget.refused) {
-      ending.status = "stopped at the cost budget";
-      ending.exitCode = EXIT.budget;
-      ending.stopReason = `Reached --max-cost $${config.maxCost} ($${
+  log.fatal("The run stopped on an unexpected error: {reason}", { reason: stopReason });
+  return { status: "crashed", exitCode: EXIT.someFailed, stopReason, outcomes };
+}
+
+/** How a run that did not throw (or was interrupted) ended. */
+function ranThrough(batch: Batch, budget: Budget, outcomes: PromptOutcome[]): Ending {
+  if (batch.io.signal?.aborted) {
+    return { status: "interrupted", exitCode: EXIT.interrupted, outcomes };
+  }
+  if (budget.refused) {
+    return {
+      status: "stopped at the cost budget",
+      exitCode: EXIT.budget,
+      stopReason: `Reached --max-cost $${batch.config.maxCost} ($${
         budget.spentUsd.toFixed(4)
-      } spent this run): no step was started that the budget could not cover. Raise the budget and run again to resume.`;
-    } else if (outcomes.some((o) => o.status === "failed")) {
-      ending.status = "completed with failures";
-      ending.exitCode = EXIT.someFailed;
-    }
+      } spent this run): no step was started that the budget could not cover. Raise the budget and run again to resume.`,
+      outcomes,
+    };
   }
-  return ending;
+  if (outcomes.some((o) => o.status === "failed")) {
+    return { status: "completed with failures", exitCode: EXIT.someFailed, outcomes };
+  }
+  return { status: "completed", exitCode: EXIT.ok, outcomes };
 }
 
 /** One run of the pipeline over some prompts: the batch's, or those with notes to act on. */
