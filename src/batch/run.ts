@@ -283,11 +283,32 @@ interface Batch {
   steering: Steering;
 }
 
+/** The batch's run once its folder is locked: logs, run.json, the pipeline, then the summary. */
 async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
-  const { config, io, specs, providers, models, batchDir } = batch;
+  const { config, io, providers, batchDir } = batch;
   const budget = new Budget(config.maxCost);
+  const tracker = trackerOf(batch, budget);
+  const progress = config.quiet ? undefined : new ProgressLine(tracker, {
+    write: io.writeErr,
+    interactive: io.isTerminal,
+    ...(io.columns && { columns: io.columns }),
+  });
+  const closeLogs = await openRun(batch, progress);
+  const runFile = await startRunFile(batch, options, budget);
+  const ending = await driveShown(batch, budget, tracker, progress);
+  // Every prompt went through (failed ones included): no kept batch answer is needed again.
+  await closeSessions(providers.batchSessions ?? [], /^completed/.test(ending.status));
+  const stopReason = await finishRun(batch, runFile, ending, budget);
+  await closeLogs();
+  report(batch, ending, stopReason, runFile, budget);
+  return { exitCode: ending.exitCode, batchDir, outcomes: ending.outcomes };
+}
+
+/** Counts the run's steps for the progress line. */
+function trackerOf(batch: Batch, budget: Budget): ProgressTracker {
+  const { config, io, specs, providers, models } = batch;
   const sessions = providers.batchSessions ?? [];
-  const tracker = new ProgressTracker(specs.length * models.length, {
+  return new ProgressTracker(specs.length * models.length, {
     ...(sessions.length > 0 && { waiting: () => waitingFor(sessions) }),
     stepsPerPrompt: stepsPerPrompt({
       iterations: config.iterations,
@@ -297,11 +318,11 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     // Ctrl-C or the budget: calls in flight finish, nothing new starts, so no ETA holds.
     draining: () => io.signal?.aborted === true || budget.refused,
   });
-  const progress = config.quiet ? undefined : new ProgressLine(tracker, {
-    write: io.writeErr,
-    interactive: io.isTerminal,
-    ...(io.columns && { columns: io.columns }),
-  });
+}
+
+/** Starts the run's logging and finds the batch jobs an earlier run left; returns the close. */
+async function openRun(batch: Batch, progress?: ProgressLine): Promise<() => Promise<void>> {
+  const { config, io, providers, batchDir } = batch;
   const closeLogs = await setupLogging({
     // -q hides the progress line, never a warning (README, Usage).
     level: config.verbose ? "debug" : "warning",
@@ -310,45 +331,79 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     jsonlPath: `${batchDir}/log.jsonl`,
     secrets: secretsOf(config),
   });
-  const log = getLogger(["retake", "run"]);
   if (providers.notice && !config.quiet) io.writeErr(`${providers.notice}\n`);
   try {
     // Jobs an earlier run left are found before anything is sent.
-    await openSessions(sessions, batchDir, io.signal);
+    await openSessions(providers.batchSessions ?? [], batchDir, io.signal);
   } catch (error) {
     await closeLogs();
     throw error;
   }
+  return closeLogs;
+}
+
+/** The run's `run.json`, written as `running` with room kept for the final record. */
+async function startRunFile(
+  batch: Batch,
+  options: { partial: boolean },
+  budget: Budget,
+): Promise<RunFile> {
+  const { config, specs, providers, batchDir } = batch;
   const runFile = new RunFile(batch, {
     // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
     // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
-    kept: config.only?.length || options.partial ? await previousEntries(batch.batchDir) : [],
+    kept: config.only?.length || options.partial ? await previousEntries(batchDir) : [],
   });
-  log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
-    batch: batchDir,
-    prompts: specs.length,
-    generator: providers.generator.name,
-    critic: providers.critic.name,
-    model: providers.model,
-  });
+  getLogger(["retake", "run"]).info(
+    "Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}",
+    {
+      batch: batchDir,
+      prompts: specs.length,
+      generator: providers.generator.name,
+      critic: providers.critic.name,
+      model: providers.model,
+    },
+  );
   // Room for the final record before anything is paid: a disk that fills during the run must
   // still get the run.json that says why it stopped.
   await runFile.reserve();
   await runFile.write("running", [], budget.spentUsd);
+  return runFile;
+}
+
+/** {@linkcode drive} with the progress line shown and an interrupt logged as it comes. */
+async function driveShown(
+  batch: Batch,
+  budget: Budget,
+  tracker: ProgressTracker,
+  progress?: ProgressLine,
+): Promise<Ending> {
+  const { io } = batch;
   const onInterrupt = () =>
-    log.info(
+    getLogger(["retake", "run"]).info(
       "Interrupted by the user: no new paid call starts; calls in flight finish and are saved",
     );
   io.signal?.addEventListener("abort", onInterrupt, { once: true });
-
   progress?.start();
-  const ending = await drive(batch, budget, tracker).finally(() => {
+  return await drive(batch, budget, tracker).finally(() => {
     io.signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
   });
-  // Every prompt went through (failed ones included): no kept batch answer is needed again.
-  await closeSessions(sessions, /^completed/.test(ending.status));
+}
+
+/**
+ * Writes the final run.json, the comparison and the gallery; returns why the run stopped,
+ * which a file that could not be written becomes when nothing else stopped it.
+ */
+async function finishRun(
+  batch: Batch,
+  runFile: RunFile,
+  ending: Ending,
+  budget: Budget,
+): Promise<string | undefined> {
+  const { specs, models, batchDir } = batch;
   const { outcomes } = ending;
+  const log = getLogger(["retake", "run"]);
   let stopReason = ending.stopReason;
   try {
     await runFile.finish(ending.status, outcomes, budget.spentUsd, ending.stopReason);
@@ -373,7 +428,19 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     durationMs: runFile.elapsedMs(),
     costUsd: budget.spentUsd,
   });
-  await closeLogs();
+  return stopReason;
+}
+
+/** The run's summary on stdout (text or JSON), and why it stopped on stderr. */
+function report(
+  batch: Batch,
+  ending: Ending,
+  stopReason: string | undefined,
+  runFile: RunFile,
+  budget: Budget,
+): void {
+  const { config, io, specs, models, batchDir } = batch;
+  const { outcomes } = ending;
   // Prompts finish in any order; the summary follows the file.
   const order = new Map(specs.map((spec, index) => [spec.id, index]));
   outcomes.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
@@ -394,7 +461,6 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
       : formatSummary(batchDir, specs.length * models.length, outcomes, ending.status, cost),
   );
   if (stopReason) io.writeErr(`error: ${escapeControls(stopReason)}\n`);
-  return { exitCode: ending.exitCode, batchDir, outcomes };
 }
 
 /** How a run ended: its status word, exit code, why it stopped, and every prompt's outcome. */
