@@ -140,27 +140,43 @@ export async function loadPrompts(
       for (const spec of read.specs) all.push(spec);
       continue;
     }
-    for (const spec of read.specs) {
-      const key = spec.id.toLowerCase();
-      const first = origin.get(key);
-      // The same prompt in two files (a line two text files share) is one prompt.
-      if (first !== undefined && isDeepStrictEqual(first.spec, spec)) continue;
-      if (first !== undefined) {
-        problems.push(
-          `Invalid prompt '${escapeControls(spec.id)}' in '${
-            escapeControls(file)
-          }': field 'id' is also used in '${
-            escapeControls(first.file)
-          }'; ids must be unique across files`,
-        );
-        continue;
-      }
-      origin.set(key, { file, spec });
-      all.push(spec);
-    }
+    addAcrossFiles({ all, problems, origin }, file, read.specs);
   }
   if (problems.length > 0) throw problemsError(problems);
   return all;
+}
+
+/**
+ * Adds one file's prompts to those of the files before it: the same prompt in two files is
+ * one, and an id another file gave a different prompt is a problem.
+ */
+function addAcrossFiles(
+  batch: {
+    all: PromptSpec[];
+    problems: string[];
+    origin: Map<string, { file: string; spec: PromptSpec }>;
+  },
+  file: string,
+  specs: PromptSpec[],
+): void {
+  for (const spec of specs) {
+    const key = spec.id.toLowerCase();
+    const first = batch.origin.get(key);
+    // The same prompt in two files (a line two text files share) is one prompt.
+    if (first !== undefined && isDeepStrictEqual(first.spec, spec)) continue;
+    if (first !== undefined) {
+      batch.problems.push(
+        `Invalid prompt '${escapeControls(spec.id)}' in '${
+          escapeControls(file)
+        }': field 'id' is also used in '${
+          escapeControls(first.file)
+        }'; ids must be unique across files`,
+      );
+      continue;
+    }
+    batch.origin.set(key, { file, spec });
+    batch.all.push(spec);
+  }
 }
 
 export { selectPrompts };
@@ -232,18 +248,10 @@ export async function runBatch(
     await checkProviders(providers, io.signal ?? new AbortController().signal);
   }
   if (config.dryRun) {
-    const plan = planOf(
-      config,
-      specs,
-      providers,
-      `${config.out}/${batchName(config, promptFiles)}`,
-    );
+    const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+    const plan = planOf(config, specs, providers, batchDir);
     io.writeOut(config.json ? jsonLine(plan) : describePlan(plan));
-    return {
-      exitCode: EXIT.ok,
-      batchDir: `${config.out}/${batchName(config, promptFiles)}`,
-      outcomes: [],
-    };
+    return { exitCode: EXIT.ok, batchDir, outcomes: [] };
   }
   const models = config.models?.length
     ? [...new Set(config.models.map(providers.resolveModel))]
