@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { loadConfig } from "./src/config/load.ts";
+import { type ConfigSources, type Invocation, loadConfig } from "./src/config/load.ts";
+import type { Config } from "./src/config.ts";
+import { type Interrupts, listenForInterrupts } from "./src/cli/interrupts.ts";
 import { USAGE } from "./src/cli/usage.ts";
 import { ENV_NAMES } from "./src/config/env_settings.ts";
 import { typoCandidates } from "./src/config/env_settings.ts";
@@ -13,11 +15,15 @@ import { exitCodeOf, InputError, messageOf } from "./src/errors.ts";
 import { escapeControls, escapeLines } from "./src/util/terminal_text.ts";
 import { evalCommand } from "./src/eval/command.ts";
 import { writeGallery } from "./src/gallery/gallery.ts";
-import { EXIT, runBatch, VERSION, watchBatch } from "./src/batch/run.ts";
+import {
+  type BatchResult,
+  EXIT,
+  runBatch,
+  type RunIo,
+  VERSION,
+  watchBatch,
+} from "./src/batch/run.ts";
 import { pendingRejectsRunner, runWithStudio, serveCommand } from "./src/studio/command.ts";
-
-/** Signals closer together than this count as one Ctrl-C. */
-const SAME_PRESS_MS = 500;
 
 const encoder = new TextEncoder();
 
@@ -79,128 +85,116 @@ function wantsJson(args: string[]): boolean {
 }
 
 async function main(args: string[]): Promise<number> {
-  const interrupt = new AbortController();
-  const abortNow = new AbortController();
-  let interrupts = 0;
-  let lastSignal = -Infinity;
-  const onSignal = () => {
-    // A terminal sends Ctrl-C to the whole process group, and a wrapper such as `deno task`
-    // may pass it on: signals this close together are one press.
-    const now = performance.now();
-    const repeat = now - lastSignal < SAME_PRESS_MS;
-    lastSignal = now;
-    if (repeat) return;
-    interrupts++;
-    if (interrupts === 1) {
-      writeErr(
-        "\nInterrupted: starting nothing new, letting calls in flight finish and saving them (Ctrl-C again to stop now)\n",
-      );
-      interrupt.abort(new DOMException("Interrupted by the user", "AbortError"));
-    } else if (interrupts === 2) {
-      writeErr("\nStopping now: cancelling calls in flight\n");
-      abortNow.abort(new DOMException("Interrupted by the user", "AbortError"));
-    } else {
-      Deno.exit(EXIT.interrupted);
-    }
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  const interrupts = listenForInterrupts(writeErr);
   try {
     // Only as the first word: `retake -n 2 gallery` runs a prompt file named gallery.
     if (args[0] === "gallery") return await gallery(args.slice(1));
-    if (args[0] === "serve") {
-      return await serveCommand(
-        args.slice(1),
-        { writeOut, writeErr, signal: interrupt.signal },
-        pendingRejectsRunner(
-          { writeOut, writeErr, isTerminal: false, signal: interrupt.signal },
-          { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile },
-        ),
-      );
-    }
-    if (args[0] === "eval") {
-      return await evalCommand(
-        args.slice(1),
-        { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile },
-        {
-          writeOut,
-          writeErr,
-          isTerminal: Deno.stderr.isTerminal(),
-          signal: interrupt.signal,
-          abortNow: abortNow.signal,
-        },
-      );
-    }
-    const invocation = await loadConfig({
-      args,
-      env: readEnv(),
-      cwd: Deno.cwd(),
-      readTextFile: Deno.readTextFile,
-    });
-    if (invocation.help) {
-      writeOut(USAGE);
-      return EXIT.ok;
-    }
-    if (invocation.version) {
-      writeOut(`retake ${VERSION}\n`);
-      return EXIT.ok;
-    }
-    const io = {
-      writeOut,
-      writeErr,
-      isTerminal: Deno.stderr.isTerminal(),
-      columns: terminalColumns,
-      signal: interrupt.signal,
-      abortNow: abortNow.signal,
-    };
-    for (const notice of invocation.notices) writeErr(`${escapeControls(notice)}\n`);
-    if (invocation.watch) {
-      return await watchBatch(invocation.config, invocation.promptFiles, io);
-    }
-    if (invocation.ui && invocation.watch) {
-      throw new InputError(
-        "Cannot use --ui with --watch: run with one of them (retake serve shows a watched batch too)",
-      );
-    }
-    if (invocation.ui) {
-      const { config, promptFiles } = invocation;
-      const sources = { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile };
-      return await runWithStudio(
-        config,
-        promptFiles,
-        invocation.port,
-        io,
-        async (attached) => {
-          const result = await runBatch(config, promptFiles, attached);
-          if (result.exitCode === EXIT.interrupted) {
-            writeErr(`Saved what was done. Run the same command again to resume.\n`);
-          }
-          return result;
-        },
-        pendingRejectsRunner(io, sources),
-      );
-    }
-    const result = await runBatch(invocation.config, invocation.promptFiles, io);
-    if (result.exitCode === EXIT.interrupted) {
-      writeErr(`Saved what was done. Run the same command again to resume.\n`);
-    }
-    return result.exitCode;
+    if (args[0] === "serve") return await serve(args.slice(1), interrupts);
+    if (args[0] === "eval") return await evaluate(args.slice(1), interrupts);
+    return await run(args, interrupts);
   } catch (error) {
-    // Messages quote paths, ids and service answers: shown, never obeyed by the terminal. A
-    // list of problems (every invalid prompt) keeps its lines.
-    writeErr(`error: ${escapeLines(messageOf(error))}\n`);
-    // Input errors carry 2; a bad key or an unknown model found by the free checks at start
-    // (nothing was paid) is fatal: 3.
-    const code = exitCodeOf(error);
-    // A script reading --json's stdout gets a document for a run that never started too.
-    if (wantsJson(args)) {
-      writeOut(jsonLine({ status: "error", exitCode: code, error: messageOf(error) }));
-    }
-    return code;
+    return failed(error, args);
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
+    interrupts.dispose();
   }
+}
+
+/** What the library reads from this machine: the environment, the folder, its files. */
+function configSources(): Omit<ConfigSources, "args"> {
+  return { env: readEnv(), cwd: Deno.cwd(), readTextFile: Deno.readTextFile };
+}
+
+/** `retake serve`: the studio, which runs the rounds its notes ask for. */
+function serve(args: string[], interrupts: Interrupts): Promise<number> {
+  return serveCommand(
+    args,
+    { writeOut, writeErr, signal: interrupts.signal },
+    pendingRejectsRunner(
+      { writeOut, writeErr, isTerminal: false, signal: interrupts.signal },
+      configSources(),
+    ),
+  );
+}
+
+/** `retake eval`: every image from the original prompt, scored. */
+function evaluate(args: string[], interrupts: Interrupts): Promise<number> {
+  return evalCommand(args, configSources(), {
+    writeOut,
+    writeErr,
+    isTerminal: Deno.stderr.isTerminal(),
+    signal: interrupts.signal,
+    abortNow: interrupts.abortNow,
+  });
+}
+
+/** `retake [flags] <prompts.json>...`: a batch, watched or with the studio attached. */
+async function run(args: string[], interrupts: Interrupts): Promise<number> {
+  const invocation = await loadConfig({ args, ...configSources() });
+  if (invocation.help) {
+    writeOut(USAGE);
+    return EXIT.ok;
+  }
+  if (invocation.version) {
+    writeOut(`retake ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const io: RunIo & { signal: AbortSignal } = {
+    writeOut,
+    writeErr,
+    isTerminal: Deno.stderr.isTerminal(),
+    columns: terminalColumns,
+    signal: interrupts.signal,
+    abortNow: interrupts.abortNow,
+  };
+  for (const notice of invocation.notices) writeErr(`${escapeControls(notice)}\n`);
+  if (invocation.watch) {
+    return await watchBatch(invocation.config, invocation.promptFiles, io);
+  }
+  if (invocation.ui && invocation.watch) {
+    throw new InputError(
+      "Cannot use --ui with --watch: run with one of them (retake serve shows a watched batch too)",
+    );
+  }
+  if (invocation.ui) return await withStudio(invocation, io);
+  return (await runOnce(invocation.config, invocation.promptFiles, io)).exitCode;
+}
+
+/** `--ui`: the batch with the studio attached. */
+function withStudio(invocation: Invocation, io: RunIo & { signal: AbortSignal }): Promise<number> {
+  const { config, promptFiles } = invocation;
+  const sources = configSources();
+  return runWithStudio(
+    config,
+    promptFiles,
+    invocation.port,
+    io,
+    (attached) => runOnce(config, promptFiles, attached),
+    pendingRejectsRunner(io, sources),
+  );
+}
+
+/** One batch run, saying how to resume one that was interrupted. */
+async function runOnce(config: Config, promptFiles: string[], io: RunIo): Promise<BatchResult> {
+  const result = await runBatch(config, promptFiles, io);
+  if (result.exitCode === EXIT.interrupted) {
+    writeErr(`Saved what was done. Run the same command again to resume.\n`);
+  }
+  return result;
+}
+
+/** Shows why the command failed (and on stdout too, with `--json`); returns its exit code. */
+function failed(error: unknown, args: string[]): number {
+  // Messages quote paths, ids and service answers: shown, never obeyed by the terminal. A
+  // list of problems (every invalid prompt) keeps its lines.
+  writeErr(`error: ${escapeLines(messageOf(error))}\n`);
+  // Input errors carry 2; a bad key or an unknown model found by the free checks at start
+  // (nothing was paid) is fatal: 3.
+  const code = exitCodeOf(error);
+  // A script reading --json's stdout gets a document for a run that never started too.
+  if (wantsJson(args)) {
+    writeOut(jsonLine({ status: "error", exitCode: code, error: messageOf(error) }));
+  }
+  return code;
 }
 
 /** `retake gallery <dir> [...]`: rebuilds each batch folder's index.html. */

@@ -59,80 +59,15 @@ export function planOf(
   const models = config.models?.length
     ? [...new Set(config.models.map(providers.resolveModel))]
     : [providers.model];
-  const priced = <T>(p: { estimateCostUsd?: (a: T) => number | undefined }, arg: T) =>
-    p.estimateCostUsd === undefined ? 0 : p.estimateCostUsd(arg) ?? null;
-  const steps = new Map<string, PlanStep>();
-  const add = (
-    key: string,
-    base: Omit<PlanStep, "minCalls" | "maxCalls">,
-    min: number,
-    max: number,
-  ) => {
-    const step = steps.get(key) ?? { ...base, minCalls: 0, maxCalls: 0 };
-    step.minCalls += min;
-    step.maxCalls += max;
-    steps.set(key, step);
-  };
-  let rounds = 0;
-  // What edits dearer than redraws add to the most a batch can cost.
-  let editSurcharge = 0;
+  const tally = new StepTally();
   const edits = mayEdit(config, specs);
   for (const spec of specs) {
-    const n = spec.settings?.iterations ?? config.iterations;
-    rounds = Math.max(rounds, n);
-    const size = spec.settings?.size ?? config.size;
     for (const compared of models) {
       const model = models.length > 1 ? compared : spec.settings?.model ?? compared;
-      const image = priced(generator, { model, width: size.width, height: size.height });
-      add(
-        `generate ${model} ${size.width}x${size.height}`,
-        {
-          step: "generate",
-          provider: generator.name,
-          model,
-          eachUsd: image,
-        },
-        1,
-        n,
-      );
-      const editModel = edits && n > 1 ? generator.editModel?.(model) : undefined;
-      if (editModel !== undefined) {
-        const edit = priced(generator, {
-          model,
-          width: size.width,
-          height: size.height,
-          edit: true,
-        });
-        add(
-          `edit ${editModel} ${size.width}x${size.height}`,
-          { step: "edit", provider: generator.name, model: editModel, eachUsd: edit },
-          0,
-          n - 1,
-        );
-        if (edit !== null && image !== null) editSurcharge += (n - 1) * Math.max(0, edit - image);
-      }
-      const review = { provider: critic.name, model: config.criticModel ?? null };
-      add("critique", { step: "critique", ...review, eachUsd: priced(critic, undefined) }, 1, n);
-      // A prompt's own checks are its brief: no call makes one.
-      if (critic.brief && !spec.checks?.length) {
-        add("brief", { step: "brief", ...review, eachUsd: priced(critic, undefined) }, 1, 1);
-      }
-      if (n > 1) {
-        add(
-          "refine",
-          {
-            step: "refine",
-            provider: refiner.name,
-            model: config.criticModel ?? null,
-            eachUsd: priced(refiner, undefined),
-          },
-          0,
-          n - 1,
-        );
-      }
+      countPrompt(tally, { config, providers, edits }, spec, model);
     }
   }
-  const all = [...steps.values()];
+  const all = tally.steps;
   // An edit stands in for a redraw, which `generate` counts already.
   const sum = (calls: (s: PlanStep) => number) =>
     all.reduce((total, s) => total + (s.step === "edit" ? 0 : (s.eachUsd ?? 0) * calls(s)), 0);
@@ -140,18 +75,105 @@ export function planOf(
     dryRun: true,
     prompts: specs.length,
     models,
-    rounds,
+    rounds: specs.reduce((most, spec) => Math.max(most, roundsOf(config, spec)), 0),
     batchDir,
     providers: { generator: generator.name, critic: critic.name, refiner: refiner.name },
     steps: all,
     costUsd: {
       min: round6(sum((s) => s.minCalls)),
-      max: round6(sum((s) => s.maxCalls) + editSurcharge),
+      max: round6(sum((s) => s.maxCalls) + tally.editSurcharge),
     },
     unknownPrices: all.filter((s) => s.eachUsd === null).map(stepName),
     givenBriefs: specs.filter((spec) => spec.checks?.length).length,
     maxCost: config.maxCost ?? null,
   };
+}
+
+/** The paid steps counted so far: one entry per kind of step, model and size. */
+class StepTally {
+  readonly #steps = new Map<string, PlanStep>();
+  /** What edits dearer than redraws add to the most a batch can cost. */
+  editSurcharge = 0;
+
+  /** Adds calls to the step `key`, made from `base` the first time. */
+  add(key: string, base: Omit<PlanStep, "minCalls" | "maxCalls">, min: number, max: number) {
+    const step = this.#steps.get(key) ?? { ...base, minCalls: 0, maxCalls: 0 };
+    step.minCalls += min;
+    step.maxCalls += max;
+    this.#steps.set(key, step);
+  }
+
+  /** Every step, in the order first counted. */
+  get steps(): PlanStep[] {
+    return [...this.#steps.values()];
+  }
+}
+
+/** What every prompt's count needs: the settings, the providers, and whether rounds may edit. */
+interface Counting {
+  config: Config;
+  providers: Providers;
+  edits: boolean;
+}
+
+/** The rounds a prompt runs at most: its own, else the batch's. */
+function roundsOf(config: Config, spec: PromptSpec): number {
+  return spec.settings?.iterations ?? config.iterations;
+}
+
+/** A step's price per call: 0 for a provider that charges nothing, null when it is not known. */
+function priced<T>(p: { estimateCostUsd?: (a: T) => number | undefined }, arg: T): number | null {
+  return p.estimateCostUsd === undefined ? 0 : p.estimateCostUsd(arg) ?? null;
+}
+
+/** Counts one prompt's calls with one model: its images, critiques, brief and refinements. */
+function countPrompt(tally: StepTally, counting: Counting, spec: PromptSpec, model: string): void {
+  const { config, providers: { critic, refiner } } = counting;
+  const n = roundsOf(config, spec);
+  countImages(tally, counting, spec, model);
+  const review = { provider: critic.name, model: config.criticModel ?? null };
+  tally.add("critique", { step: "critique", ...review, eachUsd: priced(critic, undefined) }, 1, n);
+  // A prompt's own checks are its brief: no call makes one.
+  if (critic.brief && !spec.checks?.length) {
+    tally.add("brief", { step: "brief", ...review, eachUsd: priced(critic, undefined) }, 1, 1);
+  }
+  if (n > 1) {
+    tally.add(
+      "refine",
+      {
+        step: "refine",
+        provider: refiner.name,
+        model: config.criticModel ?? null,
+        eachUsd: priced(refiner, undefined),
+      },
+      0,
+      n - 1,
+    );
+  }
+}
+
+/** Counts one prompt's images with one model: a redraw every round, or an edit after the first. */
+function countImages(tally: StepTally, counting: Counting, spec: PromptSpec, model: string): void {
+  const { config, providers: { generator }, edits } = counting;
+  const n = roundsOf(config, spec);
+  const size = spec.settings?.size ?? config.size;
+  const image = priced(generator, { model, width: size.width, height: size.height });
+  tally.add(
+    `generate ${model} ${size.width}x${size.height}`,
+    { step: "generate", provider: generator.name, model, eachUsd: image },
+    1,
+    n,
+  );
+  const editModel = edits && n > 1 ? generator.editModel?.(model) : undefined;
+  if (editModel === undefined) return;
+  const edit = priced(generator, { model, width: size.width, height: size.height, edit: true });
+  tally.add(
+    `edit ${editModel} ${size.width}x${size.height}`,
+    { step: "edit", provider: generator.name, model: editModel, eachUsd: edit },
+    0,
+    n - 1,
+  );
+  if (edit !== null && image !== null) tally.editSurcharge += (n - 1) * Math.max(0, edit - image);
 }
 
 function round6(usd: number): number {

@@ -140,27 +140,43 @@ export async function loadPrompts(
       for (const spec of read.specs) all.push(spec);
       continue;
     }
-    for (const spec of read.specs) {
-      const key = spec.id.toLowerCase();
-      const first = origin.get(key);
-      // The same prompt in two files (a line two text files share) is one prompt.
-      if (first !== undefined && isDeepStrictEqual(first.spec, spec)) continue;
-      if (first !== undefined) {
-        problems.push(
-          `Invalid prompt '${escapeControls(spec.id)}' in '${
-            escapeControls(file)
-          }': field 'id' is also used in '${
-            escapeControls(first.file)
-          }'; ids must be unique across files`,
-        );
-        continue;
-      }
-      origin.set(key, { file, spec });
-      all.push(spec);
-    }
+    addAcrossFiles({ all, problems, origin }, file, read.specs);
   }
   if (problems.length > 0) throw problemsError(problems);
   return all;
+}
+
+/**
+ * Adds one file's prompts to those of the files before it: the same prompt in two files is
+ * one, and an id another file gave a different prompt is a problem.
+ */
+function addAcrossFiles(
+  batch: {
+    all: PromptSpec[];
+    problems: string[];
+    origin: Map<string, { file: string; spec: PromptSpec }>;
+  },
+  file: string,
+  specs: PromptSpec[],
+): void {
+  for (const spec of specs) {
+    const key = spec.id.toLowerCase();
+    const first = batch.origin.get(key);
+    // The same prompt in two files (a line two text files share) is one prompt.
+    if (first !== undefined && isDeepStrictEqual(first.spec, spec)) continue;
+    if (first !== undefined) {
+      batch.problems.push(
+        `Invalid prompt '${escapeControls(spec.id)}' in '${
+          escapeControls(file)
+        }': field 'id' is also used in '${
+          escapeControls(first.file)
+        }'; ids must be unique across files`,
+      );
+      continue;
+    }
+    batch.origin.set(key, { file, spec });
+    batch.all.push(spec);
+  }
 }
 
 export { selectPrompts };
@@ -232,18 +248,10 @@ export async function runBatch(
     await checkProviders(providers, io.signal ?? new AbortController().signal);
   }
   if (config.dryRun) {
-    const plan = planOf(
-      config,
-      specs,
-      providers,
-      `${config.out}/${batchName(config, promptFiles)}`,
-    );
+    const batchDir = `${config.out}/${batchName(config, promptFiles)}`;
+    const plan = planOf(config, specs, providers, batchDir);
     io.writeOut(config.json ? jsonLine(plan) : describePlan(plan));
-    return {
-      exitCode: EXIT.ok,
-      batchDir: `${config.out}/${batchName(config, promptFiles)}`,
-      outcomes: [],
-    };
+    return { exitCode: EXIT.ok, batchDir, outcomes: [] };
   }
   const models = config.models?.length
     ? [...new Set(config.models.map(providers.resolveModel))]
@@ -283,11 +291,32 @@ interface Batch {
   steering: Steering;
 }
 
+/** The batch's run once its folder is locked: logs, run.json, the pipeline, then the summary. */
 async function runLocked(batch: Batch, options: { partial: boolean }): Promise<BatchResult> {
-  const { config, io, specs, providers, models, batchDir } = batch;
+  const { config, io, providers, batchDir } = batch;
   const budget = new Budget(config.maxCost);
+  const tracker = trackerOf(batch, budget);
+  const progress = config.quiet ? undefined : new ProgressLine(tracker, {
+    write: io.writeErr,
+    interactive: io.isTerminal,
+    ...(io.columns && { columns: io.columns }),
+  });
+  const closeLogs = await openRun(batch, progress);
+  const runFile = await startRunFile(batch, options, budget);
+  const ending = await driveShown(batch, budget, tracker, progress);
+  // Every prompt went through (failed ones included): no kept batch answer is needed again.
+  await closeSessions(providers.batchSessions ?? [], /^completed/.test(ending.status));
+  const stopReason = await finishRun(batch, runFile, ending, budget);
+  await closeLogs();
+  report(batch, ending, stopReason, runFile, budget);
+  return { exitCode: ending.exitCode, batchDir, outcomes: ending.outcomes };
+}
+
+/** Counts the run's steps for the progress line. */
+function trackerOf(batch: Batch, budget: Budget): ProgressTracker {
+  const { config, io, specs, providers, models } = batch;
   const sessions = providers.batchSessions ?? [];
-  const tracker = new ProgressTracker(specs.length * models.length, {
+  return new ProgressTracker(specs.length * models.length, {
     ...(sessions.length > 0 && { waiting: () => waitingFor(sessions) }),
     stepsPerPrompt: stepsPerPrompt({
       iterations: config.iterations,
@@ -297,11 +326,11 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     // Ctrl-C or the budget: calls in flight finish, nothing new starts, so no ETA holds.
     draining: () => io.signal?.aborted === true || budget.refused,
   });
-  const progress = config.quiet ? undefined : new ProgressLine(tracker, {
-    write: io.writeErr,
-    interactive: io.isTerminal,
-    ...(io.columns && { columns: io.columns }),
-  });
+}
+
+/** Starts the run's logging and finds the batch jobs an earlier run left; returns the close. */
+async function openRun(batch: Batch, progress?: ProgressLine): Promise<() => Promise<void>> {
+  const { config, io, providers, batchDir } = batch;
   const closeLogs = await setupLogging({
     // -q hides the progress line, never a warning (README, Usage).
     level: config.verbose ? "debug" : "warning",
@@ -310,45 +339,79 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     jsonlPath: `${batchDir}/log.jsonl`,
     secrets: secretsOf(config),
   });
-  const log = getLogger(["retake", "run"]);
   if (providers.notice && !config.quiet) io.writeErr(`${providers.notice}\n`);
   try {
     // Jobs an earlier run left are found before anything is sent.
-    await openSessions(sessions, batchDir, io.signal);
+    await openSessions(providers.batchSessions ?? [], batchDir, io.signal);
   } catch (error) {
     await closeLogs();
     throw error;
   }
+  return closeLogs;
+}
+
+/** The run's `run.json`, written as `running` with room kept for the final record. */
+async function startRunFile(
+  batch: Batch,
+  options: { partial: boolean },
+  budget: Budget,
+): Promise<RunFile> {
+  const { config, specs, providers, batchDir } = batch;
   const runFile = new RunFile(batch, {
     // A run of some prompts (--only, a watch pass) updates the batch's run.json rather than
     // replacing it with those prompts alone: the gallery and its totals describe the whole batch.
-    kept: config.only?.length || options.partial ? await previousEntries(batch.batchDir) : [],
+    kept: config.only?.length || options.partial ? await previousEntries(batchDir) : [],
   });
-  log.info("Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}", {
-    batch: batchDir,
-    prompts: specs.length,
-    generator: providers.generator.name,
-    critic: providers.critic.name,
-    model: providers.model,
-  });
+  getLogger(["retake", "run"]).info(
+    "Started batch {batch} with {prompts} prompts: generator {generator}, critic {critic}",
+    {
+      batch: batchDir,
+      prompts: specs.length,
+      generator: providers.generator.name,
+      critic: providers.critic.name,
+      model: providers.model,
+    },
+  );
   // Room for the final record before anything is paid: a disk that fills during the run must
   // still get the run.json that says why it stopped.
   await runFile.reserve();
   await runFile.write("running", [], budget.spentUsd);
+  return runFile;
+}
+
+/** {@linkcode drive} with the progress line shown and an interrupt logged as it comes. */
+async function driveShown(
+  batch: Batch,
+  budget: Budget,
+  tracker: ProgressTracker,
+  progress?: ProgressLine,
+): Promise<Ending> {
+  const { io } = batch;
   const onInterrupt = () =>
-    log.info(
+    getLogger(["retake", "run"]).info(
       "Interrupted by the user: no new paid call starts; calls in flight finish and are saved",
     );
   io.signal?.addEventListener("abort", onInterrupt, { once: true });
-
   progress?.start();
-  const ending = await drive(batch, budget, tracker).finally(() => {
+  return await drive(batch, budget, tracker).finally(() => {
     io.signal?.removeEventListener("abort", onInterrupt);
     progress?.stop();
   });
-  // Every prompt went through (failed ones included): no kept batch answer is needed again.
-  await closeSessions(sessions, /^completed/.test(ending.status));
+}
+
+/**
+ * Writes the final run.json, the comparison and the gallery; returns why the run stopped,
+ * which a file that could not be written becomes when nothing else stopped it.
+ */
+async function finishRun(
+  batch: Batch,
+  runFile: RunFile,
+  ending: Ending,
+  budget: Budget,
+): Promise<string | undefined> {
+  const { specs, models, batchDir } = batch;
   const { outcomes } = ending;
+  const log = getLogger(["retake", "run"]);
   let stopReason = ending.stopReason;
   try {
     await runFile.finish(ending.status, outcomes, budget.spentUsd, ending.stopReason);
@@ -373,7 +436,19 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
     durationMs: runFile.elapsedMs(),
     costUsd: budget.spentUsd,
   });
-  await closeLogs();
+  return stopReason;
+}
+
+/** The run's summary on stdout (text or JSON), and why it stopped on stderr. */
+function report(
+  batch: Batch,
+  ending: Ending,
+  stopReason: string | undefined,
+  runFile: RunFile,
+  budget: Budget,
+): void {
+  const { config, io, specs, models, batchDir } = batch;
+  const { outcomes } = ending;
   // Prompts finish in any order; the summary follows the file.
   const order = new Map(specs.map((spec, index) => [spec.id, index]));
   outcomes.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
@@ -394,7 +469,6 @@ async function runLocked(batch: Batch, options: { partial: boolean }): Promise<B
       : formatSummary(batchDir, specs.length * models.length, outcomes, ending.status, cost),
   );
   if (stopReason) io.writeErr(`error: ${escapeControls(stopReason)}\n`);
-  return { exitCode: ending.exitCode, batchDir, outcomes };
 }
 
 /** How a run ended: its status word, exit code, why it stopped, and every prompt's outcome. */
@@ -407,46 +481,138 @@ interface Ending {
 
 /** Runs the pipeline for every model until it ends, however it ends. */
 async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Promise<Ending> {
-  const { config, io, specs, providers, models, batchDir } = batch;
-  const log = getLogger(["retake", "run"]);
-  const outcomes: PromptOutcome[] = [];
-  // Every prompt's live record, so a run cut short (a second Ctrl-C, a fatal error) still
-  // accounts for prompts whose outcome never came.
-  const live = new Map<string, { record: PromptRecord; sink: FolderSink; model: string }>();
-  const retryBudget = new RetryBudget(config.retry.budget);
-  // Compared models share each service's limiter: its quota is the account's, not a model's.
-  const limiters = new Map<string, AdaptiveLimiter>();
-  const { steering } = batch;
-  // --force redoes what was cancelled before this run; a cancel during it still counts.
-  const since = config.force ? steering.lastSeq : 0;
-  const steered: PipelineOptions["steering"] = {
-    get paused() {
-      return steering.paused;
-    },
-    resumed: (signal) => steering.resumed(signal),
-    cancelled: (id) => steering.cancelled(id, since),
-    pendingNotes: (id) => steering.pendingNotes(id),
-    markDone: (seqs) => steering.markDone(seqs),
-  };
-  const runModel = (model: string, pass: Pass) => {
+  const { config, io, steering } = batch;
+  const run = new Drive(batch, budget, tracker);
+  const detach = run.attach();
+  const stopper = hardStop(io, config.graceMs);
+  let ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes: run.outcomes };
+  try {
+    await run.pass(run.mainPass(), stopper);
+    await noteRounds(batch, budget, run.outcomes, run.since, (pass) => run.pass(pass, stopper));
+  } catch (error) {
+    ending = cutShort(error, io, run.outcomes);
+    await settleUnfinished(run.outcomes, run.live);
+  } finally {
+    detach();
+    await steering.settleFavourites().catch((error) =>
+      getLogger(["retake", "run"]).error("Could not save a favourite: {reason}", {
+        reason: messageOf(error),
+      })
+    );
+  }
+  return ending.status === "completed" ? ranThrough(batch, budget, run.outcomes) : ending;
+}
+
+/** A prompt's latest record while it runs, with the sink that saves it and its model. */
+type LiveRecord = { record: PromptRecord; sink: FolderSink; model: string };
+
+/**
+ * What every pass of one batch run shares: the outcomes so far, the records still running, the
+ * retry budget and the services' limiters. A class, as the passes' closures all write to them.
+ */
+class Drive {
+  readonly outcomes: PromptOutcome[] = [];
+  /**
+   * Every prompt's live record, so a run cut short (a second Ctrl-C, a fatal error) still
+   * accounts for prompts whose outcome never came.
+   */
+  readonly live = new Map<string, LiveRecord>();
+  /** --force redoes what was cancelled before this run; a cancel during it still counts. */
+  readonly since: number;
+  readonly #retryBudget: RetryBudget;
+  /** Compared models share each service's limiter: its quota is the account's, not a model's. */
+  readonly #limiters = new Map<string, AdaptiveLimiter>();
+  readonly #queues: PromptQueue[] = [];
+  readonly #steered: NonNullable<PipelineOptions["steering"]>;
+
+  constructor(
+    readonly batch: Batch,
+    readonly budget: Budget,
+    readonly tracker: ProgressTracker,
+  ) {
+    const { config, steering } = batch;
+    this.#retryBudget = new RetryBudget(config.retry.budget);
+    this.since = config.force ? steering.lastSeq : 0;
+    const since = this.since;
+    this.#steered = {
+      get paused() {
+        return steering.paused;
+      },
+      resumed: (signal) => steering.resumed(signal),
+      cancelled: (id) => steering.cancelled(id, since),
+      pendingNotes: (id) => steering.pendingNotes(id),
+      markDone: (seqs) => steering.markDone(seqs),
+    };
+  }
+
+  /** Follows the studio's reordering and tells it which prompts are running; returns undo. */
+  attach(): () => void {
+    const { steering, models } = this.batch;
+    const unsubscribe = steering.subscribe((entry) => {
+      if (entry.action.type !== "front") return;
+      for (const queue of this.#queues) queue.front(entry.action.id);
+    });
+    const detach = steering.attach({
+      isLive: (id) => models.some((model) => this.live.has(outcomeKey(id, model))),
+    });
+    return () => {
+      unsubscribe();
+      detach();
+    };
+  }
+
+  /**
+   * The batch's own pass. The prompts wait in a queue, taken as first generations can start (a
+   * batch's first results come early), which a studio can reorder.
+   */
+  mainPass(): Pass {
+    return {
+      prompts: () => {
+        const queue = new PromptQueue(this.batch.specs);
+        this.#queues.push(queue);
+        return queue;
+      },
+    };
+  }
+
+  /** Runs one pass for every model, side by side: each is its own endpoint at the provider. */
+  pass(pass: Pass, stopper: AbortSignal | undefined): Promise<void> {
+    const pipeline = merge(...this.batch.models.map((model) => this.#runModel(model, pass)));
+    return untilDone(pipeline.pipe(tap((outcome) => this.#settle(outcome))), stopper);
+  }
+
+  #settle(outcome: PromptOutcome): void {
+    this.outcomes.push(outcome);
+    // Only prompts still running are tracked: a batch of any size holds a bounded number.
+    this.live.delete(outcomeKey(outcome.id, outcome.model));
+  }
+
+  #runModel(model: string, pass: Pass): Observable<PromptOutcome> {
+    const { batchDir, models, steering } = this.batch;
     const sink = new FolderSink(batchDir, verifyImageFile, models.length > 1 ? model : undefined);
     const track = (record: PromptRecord) =>
-      live.set(outcomeKey(record.id, model), { record, sink, model });
-    return runPipeline(pass.prompts(), {
+      this.live.set(outcomeKey(record.id, model), { record, sink, model });
+    return runPipeline(pass.prompts(), this.#options(model, pass, tracked(sink, track, steering)));
+  }
+
+  #options(model: string, pass: Pass, sink: PromptSink): PipelineOptions {
+    const { config, io, specs, providers, models } = this.batch;
+    const iterations = pass.iterations ?? config.iterations;
+    return {
       generator: providers.generator,
       critic: providers.critic,
       refiner: providers.refiner,
-      sink: tracked(sink, track, steering),
-      iterations: pass.iterations ?? config.iterations,
+      sink,
+      iterations,
       // Prompts that ask for more rounds than the batch get them: the chain is built for the most.
-      rounds: mostRounds(specs, pass.iterations ?? config.iterations),
+      rounds: mostRounds(specs, iterations),
       ...(config.targetScore !== undefined && { targetScore: config.targetScore }),
       ...(config.targetCriteria !== undefined && { targetCriteria: config.targetCriteria }),
       patience: config.patience,
       refineMode: config.refine,
-      mode: batch.mode,
+      mode: this.batch.mode,
       concurrency: config.concurrency,
-      sharedLimiters: limiters,
+      sharedLimiters: this.#limiters,
       width: config.size.width,
       height: config.size.height,
       format: config.format,
@@ -455,102 +621,64 @@ async function drive(batch: Batch, budget: Budget, tracker: ProgressTracker): Pr
       hashFor: (spec) => promptHash(spec, { ...resultSettings(config, providers), model }),
       force: config.force,
       ...(io.signal && { stop: io.signal }),
-      budget,
-      retry: { ...retryOptionsOf(config), budget: retryBudget },
+      budget: this.budget,
+      retry: { ...retryOptionsOf(config), budget: this.#retryBudget },
       timeoutMs: config.timeoutMs,
       // Remote providers keep the deadline themselves and cancel the request at the service.
       timeoutSlackMs: 5_000,
       // --batch-api: a round's calls meet in waves, and wait as long as a job takes.
       ...(providers.batchSessions?.length && batchPipeline(specs.length * models.length)),
-      steering: steered,
+      steering: this.#steered,
       ...(pass.reopen && { reopen: pass.reopen }),
       onEvent: (event) => {
         // A note's round reopens a prompt the progress line has already counted as done.
         const recount = event.type === "prompt-start" || event.type === "prompt-end";
-        if (!(pass.reopen && recount)) tracker.update(event);
+        if (!(pass.reopen && recount)) this.tracker.update(event);
         io.onEvent?.(event);
       },
+    };
+  }
+}
+
+/** How a run that threw ended: interrupted, stopped by a fatal error, or crashed. */
+function cutShort(error: unknown, io: RunIo, outcomes: PromptOutcome[]): Ending {
+  const log = getLogger(["retake", "run"]);
+  if (io.signal?.aborted) {
+    log.warn("Interrupted: calls still in flight after the grace period were cancelled");
+    // Its status is settled with those of runs that went through.
+    return { status: "completed", exitCode: EXIT.ok, outcomes };
+  }
+  const stopReason = messageOf(error);
+  if (isFatal(error)) {
+    log.fatal("Stopped the run: {reason}", {
+      reason: stopReason,
+      ...(error instanceof ProviderError && { provider: error.provider }),
     });
-  };
-  // The prompts wait in a queue, taken as first generations can start (a batch's first
-  // results come early), which a studio can reorder.
-  const queues: PromptQueue[] = [];
-  const mainPass: Pass = {
-    prompts: () => {
-      const queue = new PromptQueue(specs);
-      queues.push(queue);
-      return queue;
-    },
-  };
-  const unsubscribe = steering.subscribe((entry) => {
-    if (entry.action.type === "front") { for (const queue of queues) queue.front(entry.action.id); }
-  });
-  const detach = steering.attach({
-    isLive: (id) => models.some((model) => live.has(outcomeKey(id, model))),
-  });
-  const stopper = hardStop(io, config.graceMs);
-  const settle = (outcome: PromptOutcome) => {
-    outcomes.push(outcome);
-    // Only prompts still running are tracked: a batch of any size holds a bounded number.
-    live.delete(outcomeKey(outcome.id, outcome.model));
-  };
-  const ending: Ending = { status: "completed", exitCode: EXIT.ok, outcomes };
-  try {
-    // Models run side by side: each is its own endpoint at the provider.
-    const pipeline = merge(...models.map((model) => runModel(model, mainPass))).pipe(tap(settle));
-    await untilDone(pipeline, stopper);
-    await noteRounds(
-      batch,
-      budget,
-      outcomes,
-      since,
-      (pass) =>
-        untilDone(
-          merge(...models.map((model) => runModel(model, pass))).pipe(tap(settle)),
-          stopper,
-        ),
-    );
-  } catch (error) {
-    if (io.signal?.aborted) {
-      log.warn("Interrupted: calls still in flight after the grace period were cancelled");
-    } else if (isFatal(error)) {
-      ending.status = "stopped";
-      ending.stopReason = messageOf(error);
-      ending.exitCode = EXIT.stopped;
-      log.fatal("Stopped the run: {reason}", {
-        reason: ending.stopReason,
-        ...(error instanceof ProviderError && { provider: error.provider }),
-      });
-    } else {
-      ending.status = "crashed";
-      ending.stopReason = messageOf(error);
-      ending.exitCode = EXIT.someFailed;
-      log.fatal("The run stopped on an unexpected error: {reason}", { reason: messageOf(error) });
-    }
-    await settleUnfinished(outcomes, live);
-  } finally {
-    unsubscribe();
-    detach();
-    await steering.settleFavourites().catch((error) =>
-      log.error("Could not save a favourite: {reason}", { reason: messageOf(error) })
-    );
+    return { status: "stopped", exitCode: EXIT.stopped, stopReason, outcomes };
   }
-  if (ending.status === "completed") {
-    if (io.signal?.aborted) {
-      ending.status = "interrupted";
-      ending.exitCode = EXIT.interrupted;
-    } else if (budget.refused) {
-      ending.status = "stopped at the cost budget";
-      ending.exitCode = EXIT.budget;
-      ending.stopReason = `Reached --max-cost $${config.maxCost} ($${
+  log.fatal("The run stopped on an unexpected error: {reason}", { reason: stopReason });
+  return { status: "crashed", exitCode: EXIT.someFailed, stopReason, outcomes };
+}
+
+/** How a run that did not throw (or was interrupted) ended. */
+function ranThrough(batch: Batch, budget: Budget, outcomes: PromptOutcome[]): Ending {
+  if (batch.io.signal?.aborted) {
+    return { status: "interrupted", exitCode: EXIT.interrupted, outcomes };
+  }
+  if (budget.refused) {
+    return {
+      status: "stopped at the cost budget",
+      exitCode: EXIT.budget,
+      stopReason: `Reached --max-cost $${batch.config.maxCost} ($${
         budget.spentUsd.toFixed(4)
-      } spent this run): no step was started that the budget could not cover. Raise the budget and run again to resume.`;
-    } else if (outcomes.some((o) => o.status === "failed")) {
-      ending.status = "completed with failures";
-      ending.exitCode = EXIT.someFailed;
-    }
+      } spent this run): no step was started that the budget could not cover. Raise the budget and run again to resume.`,
+      outcomes,
+    };
   }
-  return ending;
+  if (outcomes.some((o) => o.status === "failed")) {
+    return { status: "completed with failures", exitCode: EXIT.someFailed, outcomes };
+  }
+  return { status: "completed", exitCode: EXIT.ok, outcomes };
 }
 
 /** One run of the pipeline over some prompts: the batch's, or those with notes to act on. */

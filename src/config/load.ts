@@ -93,58 +93,117 @@ export async function loadConfig(
   options: LoadOptions = {},
 ): Promise<Invocation> {
   const parsed = parseCommandLine(sources.args);
-  const flags = parsed.values;
+  const flags = parsed.values as Record<string, unknown>;
+  const text = (name: string) => typeof flags[name] === "string" ? flags[name] : undefined;
+  const on = (name: string) => flags[name] === true;
 
-  const layers: Layer[] = [];
-  let configFile: string | undefined;
-  const text = (name: string) => {
-    const value = (flags as Record<string, unknown>)[name];
-    return typeof value === "string" ? value : undefined;
+  const file = await configFileLayer(sources, text("config"));
+  const replayFile = text("replay");
+  // Prompt files given on the command line replace the run's: those need not exist any more.
+  const replay = replayFile === undefined ? undefined : await replayLayer(
+    sources,
+    replayFile,
+    parsed.positionals.length === 0,
+    options.receivedReplay === true,
+  );
+  const { env, dotenv } = await environment(sources);
+  const fromEnv = envLayers(sources, env);
+  const layers: Layer[] = [
+    ...(file.layer ? [file.layer] : []),
+    ...(replay ? [replay.layer] : []),
+    ...fromEnv.layers,
+    ...flagLayers(flags),
+  ];
+
+  const config = validated(layers);
+  const notices = [
+    ...typoWarnings(
+      Object.keys(sources.env).filter((name) => sources.env[name] !== undefined),
+      "in the environment",
+    ),
+    ...typoWarnings(Object.keys(dotenv), "in .env"),
+    ...baseUrlNotices(config, layers),
+  ];
+  if (replay) applyCareful(config, replay.careful);
+  return {
+    config,
+    promptFiles: parsed.positionals.length > 0 ? parsed.positionals : replay?.promptFiles ?? [],
+    help: on("help"),
+    version: on("version"),
+    watch: on("watch"),
+    ui: on("ui"),
+    ...(text("port") !== undefined && { port: text("port")! }),
+    ...(file.configFile !== undefined && { configFile: file.configFile }),
+    keySources: fromEnv.keySources,
+    notices,
   };
-  const on = (name: string) => (flags as Record<string, unknown>)[name] === true;
-  const explicit = text("config");
+}
+
+/** What a received run may still ask of this one: only more care, never less. */
+interface Careful {
+  offline: boolean;
+  maxCost?: number;
+}
+
+/** The config file's layer: `--config`, which must exist, else `retake.config.json` if any. */
+async function configFileLayer(
+  sources: ConfigSources,
+  explicit: string | undefined,
+): Promise<{ layer?: Layer; configFile?: string }> {
   const candidate = explicit ?? joinPath(sources.cwd, "retake.config.json");
   const fileText = await readOptional(sources, candidate, explicit !== undefined);
-  if (fileText !== undefined) {
-    configFile = candidate;
-    let data: unknown;
-    try {
-      data = JSON.parse(fileText);
-    } catch (error) {
-      throw new InputError(
-        `Cannot parse config file '${candidate}': ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    if (data === null || typeof data !== "object" || Array.isArray(data)) {
-      throw new InputError(`Cannot use config file '${candidate}': expected a JSON object`);
-    }
-    layers.push(fileLayer(`config file '${candidate}'`, data as Record<string, unknown>));
+  if (fileText === undefined) return {};
+  let data: unknown;
+  try {
+    data = JSON.parse(fileText);
+  } catch (error) {
+    throw new InputError(
+      `Cannot parse config file '${candidate}': ${(error as Error).message}`,
+      { cause: error },
+    );
   }
-
-  let replayFiles: string[] = [];
-  let careful: { offline: boolean; maxCost?: number } = { offline: false };
-  const replayFile = text("replay");
-  if (replayFile !== undefined) {
-    // Prompt files given on the command line replace the run's: those need not exist any more.
-    const replay = await readReplay(sources, replayFile, parsed.positionals.length === 0);
-    replayFiles = replay.promptFiles;
-    let settings = replay.settings;
-    if (options.receivedReplay) {
-      const maxCost = settings.maxCost;
-      careful = {
-        offline: settings.offline === true,
-        ...(typeof maxCost === "number" && Number.isFinite(maxCost) && maxCost >= 0 &&
-          { maxCost }),
-      };
-      const providers = new Set(DESCRIPTORS.map((p) => p.name));
-      settings = Object.fromEntries(
-        Object.entries(settings).filter(([key]) => !SPENDING.includes(key) && !providers.has(key)),
-      );
-    }
-    layers.push(fileLayer(`replayed run '${replayFile}'`, settings));
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw new InputError(`Cannot use config file '${candidate}': expected a JSON object`);
   }
+  return {
+    layer: fileLayer(`config file '${candidate}'`, data as Record<string, unknown>),
+    configFile: candidate,
+  };
+}
 
+/**
+ * The `--replay` run's layer and prompt files; a received run's spending settings and provider
+ * sections are dropped, and what it asks in care is kept aside to apply after validation.
+ */
+async function replayLayer(
+  sources: ConfigSources,
+  replayFile: string,
+  findPromptFiles: boolean,
+  received: boolean,
+): Promise<{ layer: Layer; promptFiles: string[]; careful: Careful }> {
+  const replay = await readReplay(sources, replayFile, findPromptFiles);
+  let settings = replay.settings;
+  let careful: Careful = { offline: false };
+  if (received) {
+    const maxCost = settings.maxCost;
+    careful = {
+      offline: settings.offline === true,
+      ...(typeof maxCost === "number" && Number.isFinite(maxCost) && maxCost >= 0 &&
+        { maxCost }),
+    };
+    const providers = new Set(DESCRIPTORS.map((p) => p.name));
+    settings = Object.fromEntries(
+      Object.entries(settings).filter(([key]) => !SPENDING.includes(key) && !providers.has(key)),
+    );
+  }
+  const layer = fileLayer(`replayed run '${replayFile}'`, settings);
+  return { layer, promptFiles: replay.promptFiles, careful };
+}
+
+/** The environment with `.env` beneath it, and `.env`'s own variables (for typo warnings). */
+async function environment(
+  sources: ConfigSources,
+): Promise<{ env: Record<string, string | undefined>; dotenv: Record<string, string> }> {
   const dotenvText = await readOptional(sources, joinPath(sources.cwd, ".env"), false, "file");
   const dotenv = dotenvText === undefined ? {} : parseDotenv(dotenvText);
   // The real environment wins over .env, but only for variables it actually sets.
@@ -152,6 +211,15 @@ export async function loadConfig(
   for (const [name, value] of Object.entries(sources.env)) {
     if (value !== undefined) env[name] = value;
   }
+  return { env, dotenv };
+}
+
+/** The environment's layers, and the names of the variables that supplied keys. */
+function envLayers(
+  sources: ConfigSources,
+  env: Record<string, string | undefined>,
+): { layers: Layer[]; keySources: string[] } {
+  const layers: Layer[] = [];
   const keySources: string[] = [];
   const envSource = (name: string): Origin => {
     const dotenv = sources.env[name] === undefined;
@@ -175,41 +243,46 @@ export async function loadConfig(
     const origin = envSource(OFFLINE_ENV);
     layers.push([origin.label, { offline: true }, origin]);
   }
+  return { layers, keySources };
+}
 
-  // One layer per flag, so an error names the flag that gave the bad value.
+/** One layer per flag, so an error names the flag that gave the bad value. */
+function flagLayers(flags: Record<string, unknown>): Layer[] {
+  const layers: Layer[] = [];
   for (const flag of FLAGS) {
-    const value = (flags as Record<string, unknown>)[flag.name];
+    const value = flags[flag.name];
     if (value === undefined || !flag.setting) continue;
     const fromFlag: Record<string, unknown> = {};
     setPath(fromFlag, flag.setting, value);
     layers.push(["command line", fromFlag, { label: "command line", flag: `--${flag.name}` }]);
   }
+  return layers;
+}
 
+/** The layers merged in order and checked; the error names the layer that gave the bad value. */
+function validated(layers: Layer[]): Config {
   const merged: Record<string, unknown> = {};
   for (const [, layer] of layers) deepMerge(merged, layer);
   const result = configSchema.safeParse(merged);
   const loose = looseNumberIssue(configSchema, merged);
-  if (!result.success || loose !== undefined) {
-    const issue = loose ?? result.error!.issues[0]!;
-    const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : issue.path;
-    const source = layers.findLast(([, layer]) => setsPath(layer, path));
-    throw new InputError(settingMessage({
-      issue,
-      schema: configSchema,
-      input: merged,
-      ...(source && { origin: { origin: source[2], path: givenPath(source[1], path) } }),
-      secret: SECRET_PATHS.has(path.slice(0, 2).join(".")),
-    }));
-  }
-  const notices: string[] = [
-    ...typoWarnings(
-      Object.keys(sources.env).filter((name) => sources.env[name] !== undefined),
-      "in the environment",
-    ),
-    ...typoWarnings(Object.keys(dotenv), "in .env"),
-  ];
+  if (result.success && loose === undefined) return result.data;
+  const issue = loose ?? result.error!.issues[0]!;
+  const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : issue.path;
+  const source = layers.findLast(([, layer]) => setsPath(layer, path));
+  throw new InputError(settingMessage({
+    issue,
+    schema: configSchema,
+    input: merged,
+    ...(source && { origin: { origin: source[2], path: givenPath(source[1], path) } }),
+    secret: SECRET_PATHS.has(path.slice(0, 2).join(".")),
+  }));
+}
+
+/** One line per overridden base URL, as the key goes wherever it points; checks each. */
+function baseUrlNotices(config: Config, layers: Layer[]): string[] {
+  const notices: string[] = [];
   for (const [section, service] of BASE_URLS) {
-    const url = (result.data[section as keyof ProviderSections] as { baseUrl?: string }).baseUrl;
+    const url = (config[section as keyof ProviderSections] as { baseUrl?: string }).baseUrl;
     if (url === undefined) continue;
     const path = [section, "baseUrl"];
     const layer = layers.findLast(([, data]) => setsPath(data, path));
@@ -218,28 +291,19 @@ export async function loadConfig(
       `${section}.baseUrl`,
       url,
       layer?.[2] ?? { label: source },
-      sendsSecret(section, result.data[section as keyof ProviderSections]),
+      sendsSecret(section, config[section as keyof ProviderSections]),
     );
     notices.push(`Sending ${service} requests to ${shown} (${section}.baseUrl from ${source})`);
   }
-  const config = result.data;
-  // A received run can only make this one more careful.
+  return notices;
+}
+
+/** A received run can only make this one more careful. */
+function applyCareful(config: Config, careful: Careful): void {
   if (careful.offline) config.offline = true;
   if (careful.maxCost !== undefined) {
     config.maxCost = Math.min(config.maxCost ?? Infinity, careful.maxCost);
   }
-  return {
-    config,
-    promptFiles: parsed.positionals.length > 0 ? parsed.positionals : replayFiles,
-    help: on("help"),
-    version: on("version"),
-    watch: on("watch"),
-    ui: on("ui"),
-    ...(text("port") !== undefined && { port: text("port")! }),
-    ...(configFile !== undefined && { configFile }),
-    keySources,
-    notices,
-  };
 }
 
 /** The base URL settings, each with the service it replaces. */
