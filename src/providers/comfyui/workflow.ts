@@ -120,9 +120,31 @@ export function parseWorkflow(
   mapping: WorkflowMapping = {},
 ): Workflow {
   const name = escapeControls(path);
-  const fail = (why: string, next: string): never => {
+  const fail: Fail = (why, next) => {
     throw new InputError(`Cannot use the ComfyUI workflow '${name}' as ${why}: ${next}`);
   };
+  const graph = _graphOf(_nodesOf(text, fail), fail);
+  const targets = new Map<Binding, Target[]>();
+  _addPlaceholders(targets, graph, fail);
+  _addMapping(targets, graph, mapping, fail);
+  if (!targets.has("prompt")) {
+    fail(
+      "nothing in it takes the prompt",
+      `put "{{prompt}}" as the text of its prompt node (e.g. a CLIPTextEncode), or set comfyui.nodes.prompt to "<node id>.<input>"`,
+    );
+  }
+  const fingerprint = createHash("sha256")
+    .update(JSON.stringify([_sorted(graph), _sorted(mapping)]))
+    .digest("hex")
+    .slice(0, 16);
+  return { path, graph, targets, fingerprint };
+}
+
+/** Throws the {@linkcode InputError} of a workflow that cannot work: why, and what to do. */
+type Fail = (why: string, next: string) => never;
+
+/** The workflow's JSON object of nodes, from the text of an export or of a saved request. */
+function _nodesOf(text: string, fail: Fail): Record<string, unknown> {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -139,13 +161,17 @@ export function parseWorkflow(
   if (!_isObject(data)) {
     fail("it is not a JSON object of nodes", "export it with Workflow → Export (API)");
   }
-  const top = data as Record<string, unknown>;
-  if (Array.isArray(top.nodes) && "links" in top) {
+  if (Array.isArray(data.nodes) && "links" in data) {
     fail(
       "it is in the editor's format, not the API format",
       "in ComfyUI, save it with Workflow → Export (API) (enable the dev mode options on older versions)",
     );
   }
+  return data;
+}
+
+/** A copy of the nodes, each checked to be a node, and every link to a node it has. */
+function _graphOf(top: Record<string, unknown>, fail: Fail): WorkflowGraph {
   const ids = Object.keys(top);
   if (ids.length === 0) fail("it has no nodes", "export it with Workflow → Export (API)");
   const graph: WorkflowGraph = {};
@@ -172,13 +198,15 @@ export function parseWorkflow(
       }
     }
   }
-  const targets = new Map<Binding, Target[]>();
-  const add = (binding: Binding, target: Target) => {
-    const list = targets.get(binding) ?? [];
-    list.push(target);
-    targets.set(binding, list);
-  };
-  // Placeholders, in the node inputs' text.
+  return graph;
+}
+
+/** Adds where the placeholders in the node inputs' text are, each input once per value. */
+function _addPlaceholders(
+  targets: Map<Binding, Target[]>,
+  graph: WorkflowGraph,
+  fail: Fail,
+): void {
   for (const [id, node] of Object.entries(graph)) {
     for (const [input, value] of Object.entries(node.inputs)) {
       if (typeof value !== "string") continue;
@@ -200,12 +228,20 @@ export function parseWorkflow(
           );
         }
         if (!targets.get(binding)?.some((t) => t.node === id && t.input === input)) {
-          add(binding, { node: id, input, ...(!whole && { template: value }) });
+          _add(targets, binding, { node: id, input, ...(!whole && { template: value }) });
         }
       }
     }
   }
-  // The mapping, from the config file.
+}
+
+/** Adds the inputs the mapping from the config file names, each checked against the graph. */
+function _addMapping(
+  targets: Map<Binding, Target[]>,
+  graph: WorkflowGraph,
+  mapping: WorkflowMapping,
+  fail: Fail,
+): void {
   for (const [key, given] of Object.entries(mapping)) {
     if (given === undefined) continue;
     const binding = key as Binding;
@@ -216,52 +252,57 @@ export function parseWorkflow(
       );
     }
     for (const spec of typeof given === "string" ? [given] : given) {
-      const dot = spec.indexOf(".");
-      const node = dot > 0 ? spec.slice(0, dot) : "";
-      const input = dot > 0 ? spec.slice(dot + 1) : "";
-      if (node === "" || input === "") {
-        fail(
-          `comfyui.nodes.${binding} is '${escapeControls(spec)}'`,
-          `expected "<node id>.<input>", e.g. "6.text"`,
-        );
-      }
-      if (!(node in graph)) {
-        fail(
-          `comfyui.nodes.${binding} names node '${escapeControls(node)}', which it does not have`,
-          `its nodes are ${_list(Object.keys(graph))}`,
-        );
-      }
-      const inputs = graph[node]!.inputs;
-      if (!(input in inputs)) {
-        fail(
-          `comfyui.nodes.${binding} names input '${escapeControls(input)}' of node '${
-            escapeControls(node)
-          }' (${escapeControls(graph[node]!.class_type)}), which it does not have`,
-          `its inputs are ${_list(Object.keys(inputs))}`,
-        );
-      }
-      if (linkOf(inputs[input]) !== undefined) {
-        fail(
-          `comfyui.nodes.${binding} names ${
-            _where(graph, node, input)
-          }, which is a link to another node`,
-          "map an input that holds a value (a text, a number)",
-        );
-      }
-      add(binding, { node, input, mapped: true });
+      _add(targets, binding, { ..._mappedInput(graph, binding, spec, fail), mapped: true });
     }
   }
-  if (!targets.has("prompt")) {
+}
+
+/** The node and input one `"<node id>.<input>"` of the mapping names, which must hold a value. */
+function _mappedInput(
+  graph: WorkflowGraph,
+  binding: Binding,
+  spec: string,
+  fail: Fail,
+): { node: string; input: string } {
+  const dot = spec.indexOf(".");
+  const node = dot > 0 ? spec.slice(0, dot) : "";
+  const input = dot > 0 ? spec.slice(dot + 1) : "";
+  if (node === "" || input === "") {
     fail(
-      "nothing in it takes the prompt",
-      `put "{{prompt}}" as the text of its prompt node (e.g. a CLIPTextEncode), or set comfyui.nodes.prompt to "<node id>.<input>"`,
+      `comfyui.nodes.${binding} is '${escapeControls(spec)}'`,
+      `expected "<node id>.<input>", e.g. "6.text"`,
     );
   }
-  const fingerprint = createHash("sha256")
-    .update(JSON.stringify([_sorted(graph), _sorted(mapping)]))
-    .digest("hex")
-    .slice(0, 16);
-  return { path, graph, targets, fingerprint };
+  if (!(node in graph)) {
+    fail(
+      `comfyui.nodes.${binding} names node '${escapeControls(node)}', which it does not have`,
+      `its nodes are ${_list(Object.keys(graph))}`,
+    );
+  }
+  const inputs = graph[node]!.inputs;
+  if (!(input in inputs)) {
+    fail(
+      `comfyui.nodes.${binding} names input '${escapeControls(input)}' of node '${
+        escapeControls(node)
+      }' (${escapeControls(graph[node]!.class_type)}), which it does not have`,
+      `its inputs are ${_list(Object.keys(inputs))}`,
+    );
+  }
+  if (linkOf(inputs[input]) !== undefined) {
+    fail(
+      `comfyui.nodes.${binding} names ${
+        _where(graph, node, input)
+      }, which is a link to another node`,
+      "map an input that holds a value (a text, a number)",
+    );
+  }
+  return { node, input };
+}
+
+function _add(targets: Map<Binding, Target[]>, binding: Binding, target: Target): void {
+  const list = targets.get(binding) ?? [];
+  list.push(target);
+  targets.set(binding, list);
 }
 
 /**
