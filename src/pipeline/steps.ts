@@ -8,7 +8,12 @@ import { getLogger } from "@logtape/logtape";
 import { briefSchema } from "../providers/critique.ts";
 import { billedCost, messageOf, withBilledCost } from "../errors.ts";
 import { chooseNextRound } from "./next_round.ts";
-import type { EditSource, TokenUsage } from "../providers/provider.ts";
+import type {
+  EditSource,
+  GeneratedImage,
+  GenerateRequest,
+  TokenUsage,
+} from "../providers/provider.ts";
 import {
   bestIteration,
   type IterationRecord,
@@ -27,11 +32,47 @@ export async function generateStep(
   signal: AbortSignal,
 ): Promise<StepResult> {
   const startedAt = ctx.isoNow();
-  const seed = ctx.seedFor(state.spec, iteration);
   const prompt = state.nextPrompt;
-  const own = ownOf(ctx, state.spec);
-  const { negativePrompt, steps } = state.spec.settings ?? {};
   const edit = editSource(ctx, state, iteration);
+  const recoverRequestId = requestToRecover(ctx, state, iteration);
+  const requests = pendingRequests(ctx, state, iteration, edit !== undefined);
+  const image = await ctx.generator.generate({
+    ...generateRequest(ctx, state, iteration, prompt, signal),
+    ...(edit !== undefined && { edit: edit.source }),
+    ...(recoverRequestId !== undefined && { recoverRequestId }),
+    onSubmitting: requests.onSubmitting,
+    onAccepted: requests.onAccepted,
+  }).catch((error: unknown) => {
+    requests.failed(error, signal, recoverRequestId !== undefined);
+    throw error;
+  });
+  // Saving is part of the attempt: a download that breaks mid-stream is retried like the call.
+  const saved = await ctx.sink.saveImage(state.record, iteration, image).catch((error) => {
+    if (state.record.pending?.requestId === image.requestId) delete state.record.pending;
+    // The service billed the image even though it could not be saved.
+    throw withBilledCost(error, image.costUsd);
+  });
+  const step = imageStep(ctx, image, startedAt);
+  return {
+    step,
+    ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
+    apply: async () => {
+      state.record.iterations.push(
+        imageIteration(iteration, prompt, image, saved, actionOf(state, iteration, edit), step),
+      );
+      delete state.record.pending;
+      await requests.saving();
+      await saveRecord(ctx, state);
+    },
+  };
+}
+
+/**
+ * The request an earlier run left accepted for this round and model, to fetch instead of paying
+ * again; one of another round or model counts as spent.
+ */
+function requestToRecover(ctx: Ctx, state: State, iteration: number): string | undefined {
+  const own = ownOf(ctx, state.spec);
   const pending = state.record.pending;
   const earlier = state.recoverRequestId;
   // Tried once: if it cannot be recovered, this run pays for a new request instead.
@@ -41,38 +82,59 @@ export async function generateStep(
     ? earlier
     : undefined;
   if (earlier !== undefined && recoverRequestId === undefined) chargePending(state, EARLIER_RUN);
-  let pendingSave: Promise<void> = Promise.resolve();
-  let accepted: string | undefined;
-  let submitting: string | undefined;
-  const pendingOf = (requestId: string) => ({
-    iteration,
-    model: own.model,
-    requestId,
-    acceptedAt: ctx.isoNow(),
-    // Billed from here on even if this process dies before the result: the estimate counts.
-    costUsd: estimateFor(ctx, "generate", state.spec, edit !== undefined),
-  });
-  const image = await ctx.generator.generate({
+  return recoverRequestId;
+}
+
+/** What the generator is asked for this round, before the edit, recovery and callbacks. */
+function generateRequest(
+  ctx: Ctx,
+  state: State,
+  iteration: number,
+  prompt: string,
+  signal: AbortSignal,
+): GenerateRequest {
+  const own = ownOf(ctx, state.spec);
+  const { negativePrompt, steps } = state.spec.settings ?? {};
+  return {
     prompt,
     spec: state.spec,
     iteration,
     width: own.width,
     height: own.height,
-    seed,
+    seed: ctx.seedFor(state.spec, iteration),
     model: own.model,
     format: ctx.format,
     ...(negativePrompt !== undefined && { negativePrompt }),
     ...(steps !== undefined && { steps }),
     signal,
-    ...(edit !== undefined && { edit: edit.source }),
-    ...(recoverRequestId !== undefined && { recoverRequestId }),
+  };
+}
+
+/**
+ * The generation's request on record (`pending`) while the call runs: saved when the client names
+ * it or the service accepts it, and settled when the call fails.
+ */
+function pendingRequests(ctx: Ctx, state: State, iteration: number, edit: boolean) {
+  const model = ownOf(ctx, state.spec).model;
+  let pendingSave: Promise<void> = Promise.resolve();
+  let accepted: string | undefined;
+  let submitting: string | undefined;
+  const pendingOf = (requestId: string) => ({
+    iteration,
+    model,
+    requestId,
+    acceptedAt: ctx.isoNow(),
+    // Billed from here on even if this process dies before the result: the estimate counts.
+    costUsd: estimateFor(ctx, "generate", state.spec, edit),
+  });
+  return {
     // A request the client names itself is on disk before it is sent (see `onSubmitting`).
-    onSubmitting: async (requestId) => {
+    onSubmitting: async (requestId: string) => {
       submitting = requestId;
       state.record.pending = pendingOf(requestId);
       await saveRecord(ctx, state);
     },
-    onAccepted: (requestId) => {
+    onAccepted: (requestId: string) => {
       accepted = requestId;
       // The service took the request, key and model included: others may go side by side.
       ctx.gates.generate.succeeded();
@@ -85,29 +147,38 @@ export async function generateStep(
         })
       );
     },
-  }).catch((error: unknown) => {
-    if (recoverRequestId !== undefined) {
-      // What fal billed for it, the error says when it knows; else its estimate counts.
-      if (billedCost(error) > 0) delete state.record.pending;
-      else chargePending(state, EARLIER_RUN);
-    } else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
-      // Cut off (a hard stop): fal may bill what it had started. Otherwise the request failed
-      // on its own terms, and what it billed, the error carries.
-      if (signal.aborted) chargePending(state, "cancelled by a hard stop after fal accepted it");
-      else delete state.record.pending;
-    } else if (submitting !== undefined && state.record.pending?.requestId === submitting) {
-      // Recorded, then refused or never answered: a hard stop keeps it, as the service may have it.
-      if (!signal.aborted) delete state.record.pending;
-    }
-    throw error;
-  });
-  // Saving is part of the attempt: a download that breaks mid-stream is retried like the call.
-  const saved = await ctx.sink.saveImage(state.record, iteration, image).catch((error) => {
-    if (state.record.pending?.requestId === image.requestId) delete state.record.pending;
-    // The service billed the image even though it could not be saved.
-    throw withBilledCost(error, image.costUsd);
-  });
-  const step: StepRecord = {
+    saving: () => pendingSave,
+    failed: (error: unknown, signal: AbortSignal, recovering: boolean) =>
+      settleFailedRequest(state, error, signal, recovering, { accepted, submitting }),
+  };
+}
+
+/** What a failed generation leaves on record of its request: kept, charged, or removed. */
+function settleFailedRequest(
+  state: State,
+  error: unknown,
+  signal: AbortSignal,
+  recovering: boolean,
+  { accepted, submitting }: { accepted: string | undefined; submitting: string | undefined },
+): void {
+  if (recovering) {
+    // What fal billed for it, the error says when it knows; else its estimate counts.
+    if (billedCost(error) > 0) delete state.record.pending;
+    else chargePending(state, EARLIER_RUN);
+  } else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
+    // Cut off (a hard stop): fal may bill what it had started. Otherwise the request failed
+    // on its own terms, and what it billed, the error carries.
+    if (signal.aborted) chargePending(state, "cancelled by a hard stop after fal accepted it");
+    else delete state.record.pending;
+  } else if (submitting !== undefined && state.record.pending?.requestId === submitting) {
+    // Recorded, then refused or never answered: a hard stop keeps it, as the service may have it.
+    if (!signal.aborted) delete state.record.pending;
+  }
+}
+
+/** The generation's step record before the stage fills in attempts and duration. */
+function imageStep(ctx: Ctx, image: GeneratedImage, startedAt: string): StepRecord {
+  return {
     provider: ctx.generator.name,
     model: image.model,
     durationMs: 0,
@@ -119,30 +190,31 @@ export async function generateStep(
     ...(image.modelVersion !== undefined && { modelVersion: image.modelVersion }),
     ...(image.batch && { batch: true }),
   };
+}
+
+/** The round a saved image makes: what was drawn, how, and the step that drew it. */
+function imageIteration(
+  iteration: number,
+  prompt: string,
+  image: GeneratedImage,
+  saved: { file: string; width: number; height: number },
+  action: Partial<IterationRecord>,
+  step: StepRecord,
+): IterationRecord {
   return {
-    step,
+    iteration,
+    prompt,
+    ...(image.seed !== undefined && { seed: image.seed }),
+    model: image.model,
+    image: saved.file,
+    width: saved.width,
+    height: saved.height,
     ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
-    apply: async () => {
-      const it: IterationRecord = {
-        iteration,
-        prompt,
-        ...(image.seed !== undefined && { seed: image.seed }),
-        model: image.model,
-        image: saved.file,
-        width: saved.width,
-        height: saved.height,
-        ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
-        ...(image.inferenceMs !== undefined && { inferenceMs: image.inferenceMs }),
-        ...(image.nsfw !== undefined && { nsfw: image.nsfw }),
-        ...(image.url !== undefined && { imageUrl: image.url }),
-        ...actionOf(state, iteration, edit),
-        steps: { generate: step },
-      };
-      state.record.iterations.push(it);
-      delete state.record.pending;
-      await pendingSave;
-      await saveRecord(ctx, state);
-    },
+    ...(image.inferenceMs !== undefined && { inferenceMs: image.inferenceMs }),
+    ...(image.nsfw !== undefined && { nsfw: image.nsfw }),
+    ...(image.url !== undefined && { imageUrl: image.url }),
+    ...action,
+    steps: { generate: step },
   };
 }
 
