@@ -1,7 +1,7 @@
 // The house's shape, checked: no import cycle (type imports included), layers that only point
 // down, and the function-length figures printed where CI shows them.
 import assert from "node:assert/strict";
-import { cycles, importGraph, type ImportGraph, loopThrough } from "./structure/imports.ts";
+import { cycles, type ImportGraph, importGraph, loopThrough } from "./structure/imports.ts";
 import { functionLengths, summarise } from "./structure/function_lengths.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
