@@ -343,14 +343,7 @@ function attemptCall(
       settle(false, billed);
       if (billed > 0) {
         billedSoFar.usd += billed;
-        (state.record.charges ??= []).push({
-          step,
-          iteration,
-          costUsd: billed,
-          reason: messageOf(error),
-          ...(error instanceof ProviderError && error.requestId !== undefined &&
-            { requestId: error.requestId }),
-        });
+        chargeFailedAttempt(state, step, iteration, error, billed);
       }
       log.warn(
         "Call to {provider} for {step} {iteration} of {promptId} failed on attempt {attempt} after {durationMs} ms: {reason}",
@@ -368,6 +361,24 @@ function attemptCall(
     // Cut off (a hard stop): the service may bill what it was sent.
     finalize(() => settled || ticket.settle(false, ticket.estimateUsd)),
   );
+}
+
+/** What a failed attempt was billed, kept on the record: spent, though nothing was saved. */
+function chargeFailedAttempt(
+  state: State,
+  step: StepName,
+  iteration: number,
+  error: unknown,
+  costUsd: number,
+): void {
+  (state.record.charges ??= []).push({
+    step,
+    iteration,
+    costUsd,
+    reason: messageOf(error),
+    ...(error instanceof ProviderError && error.requestId !== undefined &&
+      { requestId: error.requestId }),
+  });
 }
 
 /**
