@@ -34,27 +34,7 @@ export function halt(state: State, cause: "interrupt" | "budget" | "cancel"): St
 export async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
   const folder = ctx.sink.folderFor(spec);
   const inputHash = ctx.hashFor(spec);
-  const fresh = newRecord(
-    spec,
-    folder,
-    {
-      generator: ctx.generator.name,
-      critic: ctx.critic.name,
-      refiner: ctx.refiner.name,
-    },
-    ctx.isoNow(),
-    inputHash,
-  );
-  const state: State = {
-    spec,
-    record: fresh,
-    nextPrompt: spec.prompt,
-    stopped: false,
-    interrupted: false,
-    skipped: false,
-    begun: false,
-    started: ctx.now(),
-  };
+  const state = newState(ctx, spec, folder, inputHash);
   try {
     const previous = await ctx.sink.load(folder);
     const redo = previous !== undefined && (ctx.force || previous.inputHash !== inputHash);
@@ -100,6 +80,31 @@ export async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
     return await failPrompt(ctx, state, "save", 0, error, 0, ctx.now());
   }
   return state;
+}
+
+/** A prompt's state before anything of it is known: a fresh record, its own prompt next. */
+function newState(ctx: Ctx, spec: PromptSpec, folder: string, inputHash: string): State {
+  const fresh = newRecord(
+    spec,
+    folder,
+    {
+      generator: ctx.generator.name,
+      critic: ctx.critic.name,
+      refiner: ctx.refiner.name,
+    },
+    ctx.isoNow(),
+    inputHash,
+  );
+  return {
+    spec,
+    record: fresh,
+    nextPrompt: spec.prompt,
+    stopped: false,
+    interrupted: false,
+    skipped: false,
+    begun: false,
+    started: ctx.now(),
+  };
 }
 
 /**

@@ -44,30 +44,8 @@ export function runPipeline(
   prompts: Observable<PromptSpec> | PromptQueue,
   options: PipelineOptions,
 ): Observable<PromptOutcome> {
-  const now = options.now ?? (() => performance.now());
-  const isoNow = options.isoNow ?? (() => new Date().toISOString());
-  const emit = options.onEvent ?? (() => {});
-  const budget = options.budget ?? new Budget();
-  const stop = options.stop ?? new AbortController().signal;
-  const ceilings = stageCeilings(options.concurrency);
-  const limiters = options.concurrency === "auto"
-    ? providerLimiters(options)
-    : serverLimiters(options);
-  const gates = providerGates(options);
-  if (options.batched) { for (const gate of Object.values(gates)) gate.succeeded(); }
-  const ctx: Ctx = {
-    ...options,
-    now,
-    isoNow,
-    emit,
-    stop,
-    budget,
-    ceilings,
-    limiters,
-    gates,
-    halt: {},
-  };
-
+  const ctx = contextOf(options);
+  const { ceilings, stop } = ctx;
   // Prompts between start and finish: enough to keep every stage busy, few enough that a
   // batch of any length holds a bounded number of records in memory.
   const window = new _Window(
@@ -105,18 +83,49 @@ export function runPipeline(
       (state) => defer(() => finishPrompt(ctx, state)).pipe(finalize(() => window.leave())),
       ceilings.generate,
     ),
-    finalize(() => {
-      if (!limiters || options.concurrency !== "auto") return;
-      const steps = Object.entries(limiters) as Array<[StepName, AdaptiveLimiter]>;
-      for (const limiter of new Set(Object.values(limiters))) {
-        log.info("Adaptive concurrency for {provider} ended at {limit}", {
-          provider: providerName(ctx, steps.find(([, l]) => l === limiter)![0]),
-          steps: steps.filter(([, l]) => l === limiter).map(([step]) => step),
-          ...limiter.stats(),
-        });
-      }
-    }),
+    finalize(() => logAdaptiveEnd(ctx)),
   );
+}
+
+/** The run's context: the options with their defaults, the stages' limits and gates. */
+function contextOf(options: PipelineOptions): Ctx {
+  const now = options.now ?? (() => performance.now());
+  const isoNow = options.isoNow ?? (() => new Date().toISOString());
+  const emit = options.onEvent ?? (() => {});
+  const budget = options.budget ?? new Budget();
+  const stop = options.stop ?? new AbortController().signal;
+  const ceilings = stageCeilings(options.concurrency);
+  const limiters = options.concurrency === "auto"
+    ? providerLimiters(options)
+    : serverLimiters(options);
+  const gates = providerGates(options);
+  if (options.batched) { for (const gate of Object.values(gates)) gate.succeeded(); }
+  return {
+    ...options,
+    now,
+    isoNow,
+    emit,
+    stop,
+    budget,
+    ceilings,
+    limiters,
+    gates,
+    halt: {},
+  };
+}
+
+/** Where `"auto"` concurrency ended for each provider, said once the run is over. */
+function logAdaptiveEnd(ctx: Ctx): void {
+  const limiters = ctx.limiters;
+  if (!limiters || ctx.concurrency !== "auto") return;
+  const steps = Object.entries(limiters) as Array<[StepName, AdaptiveLimiter]>;
+  for (const limiter of new Set(Object.values(limiters))) {
+    log.info("Adaptive concurrency for {provider} ended at {limit}", {
+      provider: providerName(ctx, steps.find(([, l]) => l === limiter)![0]),
+      steps: steps.filter(([, l]) => l === limiter).map(([step]) => step),
+      ...limiter.stats(),
+    });
+  }
 }
 
 /**

@@ -50,120 +50,173 @@ export function stage(
   iteration: number,
   call: (state: State, signal: AbortSignal) => Promise<StepResult>,
 ): OperatorFunction<State, State> {
+  const skipped = (state: State) => skippedStep(ctx, state, step, iteration);
+  const run = (state: State) => runStep(ctx, state, step, iteration, call);
   // Paused (the studio): a step waits before anything of it starts, then is looked at anew.
   return mergeMap((state: State) =>
     skipped(state) ??
       (ctx.steering?.paused
         ? whilePaused(ctx).pipe(switchMap(() => skipped(state) ?? run(state)))
         : run(state)), ctx.ceilings[step]);
+}
 
-  function skipped(state: State): Observable<State> | undefined {
-    if (state.stopped) return of(state);
-    if (state.lastRound !== undefined && iteration > state.lastRound) return of(state);
-    if (alreadyDone(state, step, iteration) && !takesNotes(ctx, state, step, iteration)) {
-      return of(state);
-    }
-    if (ctx.stop.aborted) return of(halt(state, "interrupt"));
-    if (ctx.steering?.cancelled(state.spec.id)) return of(halt(state, "cancel"));
-    return undefined;
+/** The item as it is, when its step is not to run: stopped, beyond its rounds, done, halted. */
+function skippedStep(
+  ctx: Ctx,
+  state: State,
+  step: StepName,
+  iteration: number,
+): Observable<State> | undefined {
+  if (state.stopped) return of(state);
+  if (state.lastRound !== undefined && iteration > state.lastRound) return of(state);
+  if (alreadyDone(state, step, iteration) && !takesNotes(ctx, state, step, iteration)) {
+    return of(state);
   }
+  if (ctx.stop.aborted) return of(halt(state, "interrupt"));
+  if (ctx.steering?.cancelled(state.spec.id)) return of(halt(state, "cancel"));
+  return undefined;
+}
 
-  function run(state: State): Observable<State> {
-    const id = state.spec.id;
-    const provider = providerName(ctx, step);
-    const where = { promptId: id, step, iteration, provider };
-    let attempts = 0;
-    // What failed attempts of this step were billed, for the step's cost on the progress line.
-    const billed = { usd: 0 };
-    const started = ctx.now();
-    ctx.emit({ type: "step-start", id, step, iteration });
-    log.info("Started {step} {iteration} of {promptId} with {provider}", where);
-    // A retry is a new paid call: it waits out a pause too.
-    const attempt$ = defer(() => whilePaused(ctx)).pipe(switchMap(() => {
-      // An edit is reserved at its own endpoint's price, not the drawing's.
-      const edit = step === "generate" && editSource(ctx, state, iteration) !== undefined;
-      const admitted$ = fromAbortable((signal) => admit(ctx, step, signal, state.spec, edit)).pipe(
-        // A pause that came while the call waited for its turn holds it still.
-        switchMap((ticket) => heldWhilePaused(ctx, state, ticket)),
-        switchMap((ticket) => {
-          attempts++;
-          return attemptCall(ctx, state, step, iteration, ticket, attempts, call, billed);
-        }),
-      );
-      const limiter = ctx.limiters?.[step];
-      // The queue at a local server is shown on the progress line: it is the batch's pace.
-      const onQueue = step === "generate" && ctx.generator.maxConcurrency !== undefined
-        ? (waiting: number) => ctx.emit({ type: "queue", id, step, waiting })
-        : undefined;
-      return limiter
-        ? limited(
-          limiter,
-          admitted$,
-          ctx.now,
-          ctx.retry.timeScale,
-          priorityOf(step, iteration),
-          onQueue,
-        )
-        : admitted$;
-    }));
-    return attempt$.pipe(
-      retryWithBackoff({
-        ...ctx.retry,
-        stop: ctx.stop,
-        onRetry: (error, attempt, delayMs) => {
-          ctx.emit({ type: "retry", id, step, attempt, delayMs });
-          log.info("Retrying {step} {iteration} of {promptId} in {delayMs} ms", {
-            ...where,
-            attempt,
-            delayMs,
-            reason: messageOf(error),
-          });
-          ctx.retry.onRetry?.(error, attempt, delayMs);
-        },
-      }),
-      switchMap((result) =>
-        from((async () => {
-          result.step.attempts = attempts;
-          result.step.durationMs = Math.round(ctx.now() - started);
-          await result.apply();
-          ctx.emit({ type: "saved", id, iteration, kind: savedKind(step, iteration) });
-          const { durationMs } = result.step;
-          const costUsd = result.step.costUsd + billed.usd;
-          ctx.emit({ type: "step-end", id, step, iteration, ok: true, durationMs, costUsd });
-          log.info(
-            "Finished {step} {iteration} of {promptId} in {durationMs} ms after {attempt} attempt(s)",
-            { ...where, operation: step, attempt: attempts, durationMs, costUsd, outcome: "ok" },
-          );
-          return state;
-        })())
-      ),
-      catchError((error: unknown) => {
-        if (error instanceof StopRequested || error instanceof BudgetRefusal) {
-          const cause = error instanceof BudgetRefusal
-            ? "budget"
-            : ctx.steering?.cancelled(id)
-            ? "cancel"
-            : "interrupt";
-          const durationMs = Math.round(ctx.now() - started);
-          ctx.emit({ type: "step-end", id, step, iteration, ok: false, durationMs, costUsd: 0 });
-          log.info("Did not start {step} {iteration} of {promptId}: {reason}", {
-            ...where,
-            outcome: cause,
-            reason: error.message,
-          });
-          return of(halt(state, cause));
-        }
-        // A fatal error (bad key, full disk) stops every call that has not started yet, now:
-        // not after this prompt's failure is saved.
-        if (isFatal(error)) ctx.halt.error ??= error;
-        return defer(() =>
-          failPrompt(ctx, state, step, iteration, error, attempts, started, billed.usd)
-        ).pipe(
-          mergeMap((s) => isFatal(error) ? throwError(() => error) : of(s)),
-        );
+/** One step of one prompt as the stage runs it: what it is, and its attempts so far. */
+interface StepRun {
+  ctx: Ctx;
+  state: State;
+  step: StepName;
+  iteration: number;
+  call: (state: State, signal: AbortSignal) => Promise<StepResult>;
+  where: { promptId: string; step: StepName; iteration: number; provider: string };
+  attempts: number;
+  /** What failed attempts of this step were billed, for the step's cost on the progress line. */
+  billed: { usd: number };
+  started: number;
+}
+
+/** The step's call with retry, its result saved, and a failure turned into a stopped item. */
+function runStep(
+  ctx: Ctx,
+  state: State,
+  step: StepName,
+  iteration: number,
+  call: (state: State, signal: AbortSignal) => Promise<StepResult>,
+): Observable<State> {
+  const id = state.spec.id;
+  const provider = providerName(ctx, step);
+  const where = { promptId: id, step, iteration, provider };
+  const started = ctx.now();
+  const run: StepRun = {
+    ctx,
+    state,
+    step,
+    iteration,
+    call,
+    where,
+    attempts: 0,
+    billed: { usd: 0 },
+    started,
+  };
+  ctx.emit({ type: "step-start", id, step, iteration });
+  log.info("Started {step} {iteration} of {promptId} with {provider}", where);
+  return attempts$(run).pipe(
+    retryWithBackoff({
+      ...ctx.retry,
+      stop: ctx.stop,
+      onRetry: (error, attempt, delayMs) => {
+        ctx.emit({ type: "retry", id, step, attempt, delayMs });
+        log.info("Retrying {step} {iteration} of {promptId} in {delayMs} ms", {
+          ...where,
+          attempt,
+          delayMs,
+          reason: messageOf(error),
+        });
+        ctx.retry.onRetry?.(error, attempt, delayMs);
+      },
+    }),
+    switchMap((result) => from(stepDone(run, result))),
+    catchError((error: unknown) => stepFailed(run, error)),
+  );
+}
+
+/** Each attempt: admitted, held while paused, under its provider's limiter, then called. */
+function attempts$(run: StepRun): Observable<StepResult> {
+  const { ctx, state, step, iteration } = run;
+  // A retry is a new paid call: it waits out a pause too.
+  return defer(() => whilePaused(ctx)).pipe(switchMap(() => {
+    // An edit is reserved at its own endpoint's price, not the drawing's.
+    const edit = step === "generate" && editSource(ctx, state, iteration) !== undefined;
+    const admitted$ = fromAbortable((signal) => admit(ctx, step, signal, state.spec, edit)).pipe(
+      // A pause that came while the call waited for its turn holds it still.
+      switchMap((ticket) => heldWhilePaused(ctx, state, ticket)),
+      switchMap((ticket) => {
+        run.attempts++;
+        return attemptCall(ctx, state, step, iteration, ticket, run.attempts, run.call, run.billed);
       }),
     );
+    const limiter = ctx.limiters?.[step];
+    // The queue at a local server is shown on the progress line: it is the batch's pace.
+    const onQueue = step === "generate" && ctx.generator.maxConcurrency !== undefined
+      ? (waiting: number) => ctx.emit({ type: "queue", id: state.spec.id, step, waiting })
+      : undefined;
+    return limiter
+      ? limited(
+        limiter,
+        admitted$,
+        ctx.now,
+        ctx.retry.timeScale,
+        priorityOf(step, iteration),
+        onQueue,
+      )
+      : admitted$;
+  }));
+}
+
+/** Saves the step's result (its `apply`) and reports the step's end. */
+async function stepDone(run: StepRun, result: StepResult): Promise<State> {
+  const { ctx, state, step, iteration, where, attempts } = run;
+  const id = state.spec.id;
+  result.step.attempts = attempts;
+  result.step.durationMs = Math.round(ctx.now() - run.started);
+  await result.apply();
+  ctx.emit({ type: "saved", id, iteration, kind: savedKind(step, iteration) });
+  const { durationMs } = result.step;
+  const costUsd = result.step.costUsd + run.billed.usd;
+  ctx.emit({ type: "step-end", id, step, iteration, ok: true, durationMs, costUsd });
+  log.info(
+    "Finished {step} {iteration} of {promptId} in {durationMs} ms after {attempt} attempt(s)",
+    { ...where, operation: step, attempt: attempts, durationMs, costUsd, outcome: "ok" },
+  );
+  return state;
+}
+
+/**
+ * A step that did not start (a stop, the budget, a cancel) halts its prompt, resumable; any
+ * other failure fails it, and a fatal one ends the run.
+ */
+function stepFailed(run: StepRun, error: unknown): Observable<State> {
+  const { ctx, state, step, iteration, where } = run;
+  const id = state.spec.id;
+  if (error instanceof StopRequested || error instanceof BudgetRefusal) {
+    const cause = error instanceof BudgetRefusal
+      ? "budget"
+      : ctx.steering?.cancelled(id)
+      ? "cancel"
+      : "interrupt";
+    const durationMs = Math.round(ctx.now() - run.started);
+    ctx.emit({ type: "step-end", id, step, iteration, ok: false, durationMs, costUsd: 0 });
+    log.info("Did not start {step} {iteration} of {promptId}: {reason}", {
+      ...where,
+      outcome: cause,
+      reason: error.message,
+    });
+    return of(halt(state, cause));
   }
+  // A fatal error (bad key, full disk) stops every call that has not started yet, now:
+  // not after this prompt's failure is saved.
+  if (isFatal(error)) ctx.halt.error ??= error;
+  return defer(() =>
+    failPrompt(ctx, state, step, iteration, error, run.attempts, run.started, run.billed.usd)
+  ).pipe(
+    mergeMap((s) => isFatal(error) ? throwError(() => error) : of(s)),
+  );
 }
 
 /** Waits while the steering pauses the queue; a stop (Ctrl-C) ends the wait. */
@@ -290,14 +343,7 @@ function attemptCall(
       settle(false, billed);
       if (billed > 0) {
         billedSoFar.usd += billed;
-        (state.record.charges ??= []).push({
-          step,
-          iteration,
-          costUsd: billed,
-          reason: messageOf(error),
-          ...(error instanceof ProviderError && error.requestId !== undefined &&
-            { requestId: error.requestId }),
-        });
+        chargeFailedAttempt(state, step, iteration, error, billed);
       }
       log.warn(
         "Call to {provider} for {step} {iteration} of {promptId} failed on attempt {attempt} after {durationMs} ms: {reason}",
@@ -315,6 +361,24 @@ function attemptCall(
     // Cut off (a hard stop): the service may bill what it was sent.
     finalize(() => settled || ticket.settle(false, ticket.estimateUsd)),
   );
+}
+
+/** What a failed attempt was billed, kept on the record: spent, though nothing was saved. */
+function chargeFailedAttempt(
+  state: State,
+  step: StepName,
+  iteration: number,
+  error: unknown,
+  costUsd: number,
+): void {
+  (state.record.charges ??= []).push({
+    step,
+    iteration,
+    costUsd,
+    reason: messageOf(error),
+    ...(error instanceof ProviderError && error.requestId !== undefined &&
+      { requestId: error.requestId }),
+  });
 }
 
 /**
