@@ -257,11 +257,18 @@ export function parseRunInfo(text: string): RunRead {
 /** The largest `run.json` read: about 150 bytes a prompt, so some 200,000 prompts. */
 export const MAX_RUN_FILE_BYTES = 32 * 1024 * 1024;
 
+/** The largest `run.json` a run reads back of its own: 100,000 prompts × many models. */
+const OWN_RUN_FILE_BYTES = 1024 * 1024 * 1024;
+
 /**
  * Reads `<batchDir>/run.json` without following a link (below `within`, the batch folder unless
  * given); a problem says what is wrong, as `run.json <problem>`.
  */
-export async function readRunFile(batchDir: string, within = batchDir): Promise<RunRead> {
+export async function readRunFile(
+  batchDir: string,
+  within = batchDir,
+  maxBytes = MAX_RUN_FILE_BYTES,
+): Promise<RunRead> {
   const root = within.replace(/\/+$/, "");
   const dir = batchDir.replace(/\/+$/, "");
   const rel = dir === root ? "run.json" : `${dir.slice(root.length + 1)}/run.json`;
@@ -270,7 +277,7 @@ export async function readRunFile(batchDir: string, within = batchDir): Promise<
   }
   let text: string | undefined;
   try {
-    text = await readTextInside(root, rel, MAX_RUN_FILE_BYTES);
+    text = await readTextInside(root, rel, maxBytes);
   } catch (error) {
     return { problem: `cannot be read: ${messageOf(error)}` };
   }
@@ -280,7 +287,8 @@ export async function readRunFile(batchDir: string, within = batchDir): Promise<
 
 /** The entries of the batch's earlier `run.json`, or none when it is missing or unreadable. */
 export async function previousEntries(batchDir: string): Promise<RunEntry[]> {
-  const run = await readRunFile(batchDir);
+  // The run's own file, however many prompts and models it lists: the cap is for received ones.
+  const run = await readRunFile(batchDir, batchDir, OWN_RUN_FILE_BYTES);
   if (run.problem !== undefined) {
     if (run.problem !== "is missing") {
       getLogger(["retake", "run"]).warn("Could not read the earlier {file}: it {reason}", {
