@@ -15,7 +15,8 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done
   return { text: () => text, done };
 }
 
-async function waitFor(read: () => string, pattern: RegExp, what: string, ms = 20_000) {
+// Generous: a pass on a loaded single core takes seconds; the wait ends as soon as the text shows.
+async function waitFor(read: () => string, pattern: RegExp, what: string, ms = 120_000) {
   const until = performance.now() + ms;
   while (!pattern.test(read())) {
     if (performance.now() > until) throw new Error(`timed out waiting for ${what}:\n${read()}`);
@@ -51,7 +52,11 @@ Deno.test("--watch re-processes only edited and added prompts, survives an inval
     prompts[1]!.prompt = "A lighthouse at dusk in fog";
     prompts.push({ id: "d", prompt: "A desert with orange dunes" });
     await Deno.writeTextFile(file, JSON.stringify({ prompts }));
-    await waitFor(out.text, /2\/2 prompts completed/, "the second pass");
+    await waitFor(
+      () => `${out.text()}\n--- stderr ---\n${err.text()}`,
+      /2\/2 prompts completed/,
+      "the second pass",
+    );
     assert.match(err.text(), /Re-processing 2 added or edited prompt\(s\): b, d/);
     const b: PromptRecord = JSON.parse(await Deno.readTextFile(`${cwd}/out/w/b/metadata.json`));
     assert.equal(b.iterations[0]!.prompt, "A lighthouse at dusk in fog");
