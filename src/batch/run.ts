@@ -43,7 +43,8 @@ import {
 import { selectPrompts } from "../prompts/select.ts";
 import { mayEdit, mostRounds, planGroups, withOwnModels } from "../prompts/settings.ts";
 import { checkProviders, createProviders, type Providers } from "../providers/registry.ts";
-import { type PromptRecord, totalCost } from "../output/record.ts";
+import type { PromptRecord } from "../output/record.ts";
+import { transition } from "../pipeline/state.ts";
 import { RetryBudget } from "../async/retry.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { EXIT } from "../exit_codes.ts";
@@ -742,20 +743,19 @@ function tracked(
   track: (record: PromptRecord) => void,
   steering: Steering,
 ): PromptSink {
-  const choose = (record: PromptRecord) => {
+  const choose = (record: PromptRecord): PromptRecord => {
     const chosen = steering.chosen(record.id);
-    if (chosen === undefined) return;
-    if (record.iterations.some((it) => it.iteration === chosen && it.image !== undefined)) {
-      record.chosen = chosen;
-    }
+    const drawn = record.iterations.some((it) => it.iteration === chosen && it.image !== undefined);
+    return chosen !== undefined && drawn ? { ...record, chosen } : record;
   };
   return Object.assign(Object.create(sink) as FolderSink, {
     start: (spec: PromptSpec, record: PromptRecord) => (track(record), sink.start(spec, record)),
-    saveRecord: (record: PromptRecord) => (choose(record), track(record), sink.saveRecord(record)),
-    saveBest: (
-      record: PromptRecord,
-      image: string,
-    ) => (choose(record), sink.saveBest(record, image)),
+    saveRecord: (record: PromptRecord) => {
+      const saved = choose(record);
+      track(saved);
+      return sink.saveRecord(saved);
+    },
+    saveBest: (record: PromptRecord, image: string) => sink.saveBest(choose(record), image),
   });
 }
 
@@ -769,13 +769,16 @@ async function settleUnfinished(
   live: Map<string, { record: PromptRecord; sink: FolderSink; model: string }>,
 ): Promise<void> {
   const done = new Set(outcomes.map((o) => outcomeKey(o.id, o.model)));
-  for (const [key, { record, sink, model }] of live) {
+  for (const [key, { record: last, sink, model }] of live) {
     if (done.has(key)) continue;
+    let record = last;
     if (record.status === "running") {
-      record.status = "interrupted";
-      record.stopCause ??= "interrupt";
+      record = transition(record, { type: "interrupted" });
+      if (record.stopCause === undefined) {
+        record = transition(record, { type: "stopped", cause: "interrupt" });
+      }
     }
-    record.costUsd = totalCost(record);
+    record = transition(record, { type: "totals" });
     try {
       await sink.saveRecord(record);
     } catch (error) {

@@ -8,8 +8,16 @@ import type { AdaptiveLimiter } from "../async/adaptive.ts";
 import type { Budget } from "../async/budget.ts";
 import type { FirstSuccessGate } from "../async/first_success.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
-import type { PromptRecord, StepName, StepRecord } from "../output/record.ts";
+import type {
+  IterationRecord,
+  NextRound,
+  PromptRecord,
+  StepName,
+  StepRecord,
+} from "../output/record.ts";
+import type { Brief } from "../providers/critique.ts";
 import type { PipelineEvent, PipelineOptions } from "./options.ts";
+import { type PromptEvent, transition } from "./state.ts";
 
 export interface State {
   spec: PromptSpec;
@@ -45,8 +53,32 @@ export type Ctx = PipelineOptions & {
   halt: { error?: unknown };
 };
 
-/** A step's record, how to save it, and the time the service reports it queued. */
-export type StepResult = { step: StepRecord; apply: () => Promise<void>; queueMs?: number };
+/**
+ * What a step's call returned, as a value: the stage saves it (see `saveStep` in
+ * `save_step.ts`), and only then does it change the prompt's record.
+ */
+export type StepOutcome =
+  /** A round's image, saved as part of the call; its `steps` are filled in when it is kept. */
+  | { kind: "image"; round: IterationRecord }
+  | { kind: "brief"; brief: Brief }
+  | { kind: "critique"; iteration: number; critique: NonNullable<IterationRecord["critique"]> }
+  | {
+    kind: "refinement";
+    iteration: number;
+    prompt: string;
+    changes: NonNullable<IterationRecord["refineChanges"]>;
+    next: NextRound;
+    /** The user's notes it took (their `seq` in `feedback.jsonl`), marked done once saved. */
+    notes: number[];
+  };
+
+/** A step's record, what it returned, and the time the service reports it queued. */
+export type StepResult = { step: StepRecord; outcome: StepOutcome; queueMs?: number };
+
+/** Records `event` on the prompt: its record becomes the one `transition` returns. */
+export function record(state: State, event: PromptEvent): void {
+  state.record = transition(state.record, event);
+}
 
 /** A prompt's own settings over the batch's: model, size, rounds and target. */
 export function ownOf(ctx: Ctx, spec: PromptSpec) {

@@ -14,9 +14,9 @@ import {
   type PromptOutcome,
   type PromptRecord,
   type StepName,
-  totalCost,
 } from "../output/record.ts";
-import { type Ctx, ownOf, type State } from "./context.ts";
+import { type Ctx, ownOf, record, type State } from "./context.ts";
+import { transition } from "./state.ts";
 
 const log = getLogger(["retake", "pipeline"]);
 
@@ -27,7 +27,7 @@ const log = getLogger(["retake", "pipeline"]);
 export function halt(state: State, cause: "interrupt" | "budget" | "cancel"): State {
   state.stopped = true;
   state.interrupted = true;
-  state.record.stopCause = cause;
+  record(state, { type: "stopped", cause });
   return state;
 }
 
@@ -72,7 +72,7 @@ export async function startPrompt(spec: PromptSpec, ctx: Ctx): Promise<State> {
     log.info("Started prompt {promptId}", { promptId: spec.id, folder });
     // The prompt file's own checks are its brief: saved now, no call makes one.
     const given = state.record.brief === undefined ? givenBrief(spec) : undefined;
-    if (given !== undefined) state.record.brief = given;
+    if (given !== undefined) record(state, { type: "brief-given", brief: given });
     await ctx.sink.start(spec, state.record);
     if (given !== undefined) await ctx.sink.saveBrief(state.record, given);
     state.begun = true;
@@ -121,7 +121,7 @@ async function cancelled(
   });
   if (previous !== undefined) return halt({ ...state, record: previous }, "cancel");
   halt(state, "cancel");
-  state.record.status = "interrupted";
+  record(state, { type: "interrupted" });
   await ctx.sink.start(state.spec, state.record);
   return state;
 }
@@ -159,7 +159,7 @@ export function decide(ctx: Ctx, state: State): State {
   if (next.kind !== "stop") return state;
   state.stopped = true;
   if (next.reason === "iterations") return state;
-  state.record.endReason = next.reason;
+  record(state, { type: "ended", reason: next.reason });
   log.info("Prompt {promptId} stopped at iteration {iteration}: {reason}", {
     promptId: state.spec.id,
     iteration: next.iteration,
@@ -175,15 +175,7 @@ export function decide(ctx: Ctx, state: State): State {
 
 /** Continues from the last saved step of an earlier attempt with the same inputs. */
 function resume(state: State, previous: PromptRecord): void {
-  const {
-    error: _error,
-    finishedAt: _finishedAt,
-    endReason: _endReason,
-    stopCause: _stopCause,
-    bestImage: _bestImage,
-    ...rest
-  } = previous;
-  state.record = { ...rest, status: "running" };
+  state.record = transition(previous, { type: "resumed" });
   if (previous.pending !== undefined) state.recoverRequestId = previous.pending.requestId;
   const last = previous.iterations.at(-1);
   if (last?.refinedPrompt !== undefined) state.nextPrompt = last.refinedPrompt;
@@ -191,21 +183,24 @@ function resume(state: State, previous: PromptRecord): void {
 }
 
 export async function finishPrompt(ctx: Ctx, state: State): Promise<PromptOutcome> {
-  const { record } = state;
-  if (record.status === "running" && !state.interrupted) {
-    record.status = "completed";
-    record.endReason ??= "iterations";
-    delete record.stopCause;
-    record.finishedAt = ctx.isoNow();
+  if (state.record.status === "running" && !state.interrupted) {
     try {
-      const best = bestIteration(record);
-      if (best?.image) record.bestImage = await ctx.sink.saveBest(record, best.image);
+      const best = bestIteration(state.record);
+      const bestImage = best?.image && await ctx.sink.saveBest(state.record, best.image);
+      record(state, { type: "completed", at: ctx.isoNow(), ...(bestImage && { bestImage }) });
       await saveRecord(ctx, state);
     } catch (error) {
-      await failPrompt(ctx, state, "save", record.iterations.length, error, 0, ctx.now());
+      const rounds = state.record.iterations.length;
+      await failPrompt(ctx, state, "save", rounds, error, 0, ctx.now());
     }
   }
-  if (state.interrupted && record.status === "running") record.status = "interrupted";
+  if (state.interrupted) record(state, { type: "interrupted" });
+  return outcomeOf(ctx, state);
+}
+
+/** The prompt's end as the batch reports it, from its final record. */
+async function outcomeOf(ctx: Ctx, state: State): Promise<PromptOutcome> {
+  const { record } = state;
   const status = record.status === "running" ? "failed" : record.status;
   if (status === "interrupted" && state.begun) {
     await saveRecord(ctx, state).catch((error) =>
@@ -258,18 +253,20 @@ export async function failPrompt(
 ): Promise<State> {
   const message = messageOf(error);
   state.stopped = true;
-  state.record.status = "failed";
-  state.record.finishedAt = ctx.isoNow();
-  state.record.error = {
-    step,
-    iteration,
-    message,
-    ...(error instanceof ProviderError && { provider: error.provider }),
-    ...(error instanceof ProviderError && error.status !== undefined &&
-      { status: error.status }),
-    ...(error instanceof ProviderError && error.requestId !== undefined &&
-      { requestId: error.requestId }),
-  };
+  record(state, {
+    type: "failed",
+    at: ctx.isoNow(),
+    error: {
+      step,
+      iteration,
+      message,
+      ...(error instanceof ProviderError && { provider: error.provider }),
+      ...(error instanceof ProviderError && error.status !== undefined &&
+        { status: error.status }),
+      ...(error instanceof ProviderError && error.requestId !== undefined &&
+        { requestId: error.requestId }),
+    },
+  });
   if (step !== "save") {
     ctx.emit({
       type: "step-end",
@@ -303,14 +300,8 @@ export async function failPrompt(
   return state;
 }
 
+/** Writes the prompt's `metadata.json`, its totals brought up to date. */
 export function saveRecord(ctx: Ctx, state: State): Promise<void> {
-  const { record } = state;
-  record.costUsd = totalCost(record);
-  record.durationMs = Math.round(ctx.now() - state.started);
-  const best = bestIteration(record);
-  if (best) {
-    record.bestIteration = best.iteration;
-    record.bestScore = best.critique!.score;
-  }
-  return ctx.sink.saveRecord(record);
+  record(state, { type: "totals", durationMs: Math.round(ctx.now() - state.started) });
+  return ctx.sink.saveRecord(state.record);
 }

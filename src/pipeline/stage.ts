@@ -34,8 +34,16 @@ import {
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { StepName } from "../output/record.ts";
 import { retryWithBackoff } from "../async/retry.ts";
-import { type Ctx, estimateFor, providerName, type State, type StepResult } from "./context.ts";
+import {
+  type Ctx,
+  estimateFor,
+  providerName,
+  record,
+  type State,
+  type StepResult,
+} from "./context.ts";
 import { failPrompt, halt } from "./lifecycle.ts";
+import { saveStep } from "./save_step.ts";
 import { editSource } from "./steps.ts";
 
 const log = getLogger(["retake", "pipeline"]);
@@ -169,15 +177,13 @@ function attempts$(run: StepRun): Observable<StepResult> {
   }));
 }
 
-/** Saves the step's result (its `apply`) and reports the step's end. */
+/** Saves the step's outcome and reports the step's end. */
 async function stepDone(run: StepRun, result: StepResult): Promise<State> {
   const { ctx, state, step, iteration, where, attempts } = run;
   const id = state.spec.id;
-  result.step.attempts = attempts;
-  result.step.durationMs = Math.round(ctx.now() - run.started);
-  await result.apply();
+  const durationMs = Math.round(ctx.now() - run.started);
+  await saveStep(ctx, state, result.outcome, { ...result.step, attempts, durationMs });
   ctx.emit({ type: "saved", id, iteration, kind: savedKind(step, iteration) });
-  const { durationMs } = result.step;
   const costUsd = result.step.costUsd + run.billed.usd;
   ctx.emit({ type: "step-end", id, step, iteration, ok: true, durationMs, costUsd });
   log.info(
@@ -371,13 +377,16 @@ function chargeFailedAttempt(
   error: unknown,
   costUsd: number,
 ): void {
-  (state.record.charges ??= []).push({
-    step,
-    iteration,
-    costUsd,
-    reason: messageOf(error),
-    ...(error instanceof ProviderError && error.requestId !== undefined &&
-      { requestId: error.requestId }),
+  record(state, {
+    type: "attempt-charged",
+    charge: {
+      step,
+      iteration,
+      costUsd,
+      reason: messageOf(error),
+      ...(error instanceof ProviderError && error.requestId !== undefined &&
+        { requestId: error.requestId }),
+    },
   });
 }
 

@@ -1,6 +1,7 @@
 /**
- * The steps: generate, brief, critique and refine each make one call and return its record
- * with how to save it.
+ * The steps: generate, brief, critique and refine each make one call and return what it gave
+ * as a value (`StepOutcome`); the stage saves it. Only a generation's request is put on record
+ * while its call runs, so a process that dies mid-call leaves it for the next run to fetch.
  *
  * @module
  */
@@ -20,8 +21,8 @@ import {
   type NextRound,
   type StepRecord,
 } from "../output/record.ts";
-import { type Ctx, estimateFor, ownOf, type State, type StepResult } from "./context.ts";
-import { decide, saveRecord } from "./lifecycle.ts";
+import { type Ctx, estimateFor, ownOf, record, type State, type StepResult } from "./context.ts";
+import { saveRecord } from "./lifecycle.ts";
 
 const log = getLogger(["retake", "pipeline"]);
 
@@ -48,22 +49,18 @@ export async function generateStep(
   });
   // Saving is part of the attempt: a download that breaks mid-stream is retried like the call.
   const saved = await ctx.sink.saveImage(state.record, iteration, image).catch((error) => {
-    if (state.record.pending?.requestId === image.requestId) delete state.record.pending;
+    if (image.requestId !== undefined) {
+      record(state, { type: "request-dropped", requestId: image.requestId });
+    }
     // The service billed the image even though it could not be saved.
     throw withBilledCost(error, image.costUsd);
   });
-  const step = imageStep(ctx, image, startedAt);
+  await requests.saving();
+  const round = imageIteration(iteration, prompt, image, saved, actionOf(state, iteration, edit));
   return {
-    step,
+    step: imageStep(ctx, image, startedAt),
+    outcome: { kind: "image", round },
     ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
-    apply: async () => {
-      state.record.iterations.push(
-        imageIteration(iteration, prompt, image, saved, actionOf(state, iteration, edit), step),
-      );
-      delete state.record.pending;
-      await requests.saving();
-      await saveRecord(ctx, state);
-    },
   };
 }
 
@@ -81,7 +78,9 @@ function requestToRecover(ctx: Ctx, state: State, iteration: number): string | u
       pending.model === own.model
     ? earlier
     : undefined;
-  if (earlier !== undefined && recoverRequestId === undefined) chargePending(state, EARLIER_RUN);
+  if (earlier !== undefined && recoverRequestId === undefined) {
+    record(state, { type: "request-charged", reason: EARLIER_RUN });
+  }
   return recoverRequestId;
 }
 
@@ -131,14 +130,14 @@ function pendingRequests(ctx: Ctx, state: State, iteration: number, edit: boolea
     // A request the client names itself is on disk before it is sent (see `onSubmitting`).
     onSubmitting: async (requestId: string) => {
       submitting = requestId;
-      state.record.pending = pendingOf(requestId);
+      record(state, { type: "request-recorded", pending: pendingOf(requestId) });
       await saveRecord(ctx, state);
     },
     onAccepted: (requestId: string) => {
       accepted = requestId;
       // The service took the request, key and model included: others may go side by side.
       ctx.gates.generate.succeeded();
-      state.record.pending = pendingOf(requestId);
+      record(state, { type: "request-recorded", pending: pendingOf(requestId) });
       pendingSave = saveRecord(ctx, state).catch((error) =>
         log.warn("Could not record the accepted request {requestId} of {promptId}: {reason}", {
           promptId: state.spec.id,
@@ -161,18 +160,27 @@ function settleFailedRequest(
   recovering: boolean,
   { accepted, submitting }: { accepted: string | undefined; submitting: string | undefined },
 ): void {
+  const pending = state.record.pending?.requestId;
   if (recovering) {
     // What fal billed for it, the error says when it knows; else its estimate counts.
-    if (billedCost(error) > 0) delete state.record.pending;
-    else chargePending(state, EARLIER_RUN);
-  } else if (accepted !== undefined && state.record.pending?.requestId === accepted) {
+    record(
+      state,
+      billedCost(error) > 0
+        ? { type: "request-dropped" }
+        : { type: "request-charged", reason: EARLIER_RUN },
+    );
+  } else if (accepted !== undefined && pending === accepted) {
     // Cut off (a hard stop): fal may bill what it had started. Otherwise the request failed
     // on its own terms, and what it billed, the error carries.
-    if (signal.aborted) chargePending(state, "cancelled by a hard stop after fal accepted it");
-    else delete state.record.pending;
-  } else if (submitting !== undefined && state.record.pending?.requestId === submitting) {
+    record(
+      state,
+      signal.aborted
+        ? { type: "request-charged", reason: "cancelled by a hard stop after fal accepted it" }
+        : { type: "request-dropped" },
+    );
+  } else if (submitting !== undefined && pending === submitting) {
     // Recorded, then refused or never answered: a hard stop keeps it, as the service may have it.
-    if (!signal.aborted) delete state.record.pending;
+    if (!signal.aborted) record(state, { type: "request-dropped" });
   }
 }
 
@@ -192,14 +200,13 @@ function imageStep(ctx: Ctx, image: GeneratedImage, startedAt: string): StepReco
   };
 }
 
-/** The round a saved image makes: what was drawn, how, and the step that drew it. */
+/** The round a saved image makes: what was drawn and how (its step is added when it is kept). */
 function imageIteration(
   iteration: number,
   prompt: string,
   image: GeneratedImage,
   saved: { file: string; width: number; height: number },
   action: Partial<IterationRecord>,
-  step: StepRecord,
 ): IterationRecord {
   return {
     iteration,
@@ -214,7 +221,7 @@ function imageIteration(
     ...(image.nsfw !== undefined && { nsfw: image.nsfw }),
     ...(image.url !== undefined && { imageUrl: image.url }),
     ...action,
-    steps: { generate: step },
+    steps: {},
   };
 }
 
@@ -262,37 +269,13 @@ function actionOf(
   return { action: "redraw", ...(next && { actionReason: next.reason }), ...note };
 }
 
-/**
- * An accepted request whose result will never be saved: fal took it, so it counts as spent (at
- * its estimate) though no image came of it.
- */
-function chargePending(state: State, reason: string): void {
-  const pending = state.record.pending;
-  if (pending === undefined) return;
-  delete state.record.pending;
-  if (!(pending.costUsd && pending.costUsd > 0)) return;
-  (state.record.charges ??= []).push({
-    step: "generate",
-    iteration: pending.iteration,
-    costUsd: pending.costUsd,
-    requestId: pending.requestId,
-    reason,
-  });
-}
-
 export async function briefStep(ctx: Ctx, state: State, signal: AbortSignal): Promise<StepResult> {
   const startedAt = ctx.isoNow();
   const result = await ctx.critic.brief!({ spec: state.spec, signal });
   const brief = briefSchema.parse(result.brief);
-  const step = stepRecord(ctx.critic.name, result, startedAt);
   return {
-    step,
-    apply: async () => {
-      await ctx.sink.saveBrief(state.record, brief);
-      state.record.brief = brief;
-      state.record.briefStep = step;
-      await saveRecord(ctx, state);
-    },
+    step: stepRecord(ctx.critic.name, result, startedAt),
+    outcome: { kind: "brief", brief },
   };
 }
 
@@ -314,16 +297,9 @@ export async function critiqueStep(
     iteration,
     signal,
   });
-  const step = stepRecord(ctx.critic.name, result, startedAt);
   return {
-    step,
-    apply: async () => {
-      await ctx.sink.saveCritique(state.record, iteration, result.critique);
-      it.critique = result.critique;
-      it.steps.critique = step;
-      decide(ctx, state);
-      await saveRecord(ctx, state);
-    },
+    step: stepRecord(ctx.critic.name, result, startedAt),
+    outcome: { kind: "critique", iteration, critique: result.critique },
   };
 }
 
@@ -359,40 +335,22 @@ export async function refineStep(
     signal,
     mode: next.action === "edit" ? "edit" : "regenerate",
   });
-  const step = stepRecord(ctx.refiner.name, result, startedAt);
   const instruction = result.instruction?.trim();
   // An edit without an instruction would only change the seed's noise: draw anew instead.
   const decided: NextRound = next.action === "edit" && !instruction
     ? { action: "redraw", reason: "the refiner wrote no edit instruction" }
     : { ...next, ...(next.action === "edit" && { instruction: instruction! }) };
   return {
-    step,
-    apply: async () => {
-      await ctx.sink.saveRefinedPrompt(state.record, iteration, result.prompt);
-      it.refinedPrompt = result.prompt;
-      it.refineChanges = result.changes;
-      it.next = notes.length > 0 ? { ...decided, note: noteTexts.join("\n") } : decided;
-      it.steps.refine = step;
-      state.nextPrompt = result.prompt;
-      // The same prompt (and seed) drawn anew would only buy the same image again.
-      decide(ctx, state);
-      await saveRecord(ctx, state);
-      // Only once the refinement that took them is saved: a crash before leaves them pending.
-      if (notes.length > 0) await markNotesDone(ctx, state, notes.map((e) => e.seq));
+    step: stepRecord(ctx.refiner.name, result, startedAt),
+    outcome: {
+      kind: "refinement",
+      iteration,
+      prompt: result.prompt,
+      changes: result.changes,
+      next: notes.length > 0 ? { ...decided, note: noteTexts.join("\n") } : decided,
+      notes: notes.map((e) => e.seq),
     },
   };
-}
-
-async function markNotesDone(ctx: Ctx, state: State, seqs: number[]): Promise<void> {
-  try {
-    await ctx.steering!.markDone(seqs);
-  } catch (error) {
-    // The round has the note; at worst a later run gives the prompt one round more.
-    log.warn("Could not mark the notes of {promptId} done in feedback.jsonl: {reason}", {
-      promptId: state.spec.id,
-      reason: messageOf(error),
-    });
-  }
 }
 
 /** A step's record before the stage fills in attempts and duration. */
