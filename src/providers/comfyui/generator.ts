@@ -22,7 +22,7 @@ import { InputError, ProviderError } from "../../errors.ts";
 import { positiveOption } from "../_http.ts";
 import type { GeneratedImage, GenerateRequest, ImageGenerator } from "../provider.ts";
 import { ComfyApi, unreachable } from "./api.ts";
-import { finished, type Job, recoverable, stop, submit } from "./job.ts";
+import { ComfyJob } from "./job.ts";
 import { deliver, type ResultSource } from "./result.ts";
 import { checkComfyServer } from "./server_check.ts";
 import { valuesFor, type ValueSources, warnUnsent } from "./values.ts";
@@ -79,98 +79,141 @@ export interface ComfyGeneratorOptions {
  * ```
  */
 export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGenerator {
-  const owner = "ComfyUI generator";
-  const timeoutMs = positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000);
-  const pollIntervalMs = positiveOption(owner, "pollIntervalMs", options.pollIntervalMs ?? 1000);
-  const maxConcurrency = positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1);
-  const maxBytes = options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
-  const fetchImpl = options.fetch ?? globalThis.fetch;
-  const api = new ComfyApi(options.baseUrl ?? DEFAULT_COMFYUI_URL, fetchImpl);
-  const main = options.workflow;
-  const edit = options.editWorkflow;
+  return new ComfyGenerator(options);
+}
+
+/**
+ * Draws with the user's ComfyUI workflow. One instance serves a whole run: besides its settings
+ * it remembers, across prompts, the prompts failed attempts left on the server and the warnings
+ * it already gave.
+ */
+export class ComfyGenerator implements ImageGenerator {
+  readonly name = PROVIDER;
+  readonly maxConcurrency: number;
+  readonly fingerprint: string;
+  readonly #main: Workflow;
+  readonly #edit: Workflow | undefined;
+  readonly #api: ComfyApi;
+  readonly #timeoutMs: number;
+  readonly #pollIntervalMs: number;
+  /** The models `--model` names, checked against the server's list inputs. */
+  readonly #models: readonly string[];
+  readonly #values: ValueSources;
+  readonly #results: ResultSource;
   /**
    * Prompts an attempt left on the server when it failed on the way (a network fault, a dropped
    * answer), by the graph they draw: the next attempt at the same graph asks for that prompt
    * instead of queueing the same work again.
    */
-  const unfinished = new Map<string, string>();
-  const warned = new Set<string>();
-  const sources: ValueSources = { api, steps: options.steps, editWorkflow: edit };
-  const results: ResultSource = {
-    api,
-    outputNode: options.outputNode,
-    maxBytes,
-    timeoutMs,
-    fetch: fetchImpl,
-  };
-  const models = (options.models ?? []).filter((m) => m !== WORKFLOW_MODEL);
+  readonly #unfinished = new Map<string, string>();
+  /** What the workflows have no place for, said once each. */
+  readonly #warned = new Set<string>();
 
-  return {
-    name: PROVIDER,
-    maxConcurrency,
-    fingerprint: edit === undefined ? main.fingerprint : `${main.fingerprint}+${edit.fingerprint}`,
-    editModel: (model) => edit === undefined ? undefined : model,
-    check: (signal) =>
-      checkComfyServer(api, edit === undefined ? [main] : [main, edit], models, signal),
-    async generate(request: GenerateRequest): Promise<GeneratedImage> {
-      if (request.signal.aborted) throw request.signal.reason;
-      const workflow = request.edit !== undefined && edit !== undefined ? edit : main;
-      const deadline = new AbortController();
-      const timer = setTimeout(
-        () =>
-          deadline.abort(
-            new DOMException(`ComfyUI timed out after ${timeoutMs} ms`, "TimeoutError"),
-          ),
-        timeoutMs,
-      );
-      const signal = AbortSignal.any([request.signal, deadline.signal]);
-      const job: Job = {};
-      try {
-        warnUnsent(workflow, request, warned);
-        const graph = fillWorkflow(workflow, await valuesFor(sources, workflow, request, signal));
-        job.key = JSON.stringify(graph);
-        const earlier = unfinished.get(job.key) ?? request.recoverRequestId;
-        unfinished.delete(job.key);
-        if (earlier !== undefined) {
-          job.id = await recoverable(api, earlier, request.spec.id, signal);
-        }
-        // One resubmit at most per attempt: for a server that forgot the prompt (restarted).
-        for (let resubmits = 0;; resubmits++) {
-          if (job.id === undefined) await submit(api, job, graph, request, signal);
-          const entry = await finished(api, job, pollIntervalMs, signal);
-          if (entry !== undefined) {
-            return await deliver(results, job, entry, workflow, graph, request, signal);
-          }
-          if (resubmits >= 1) {
-            throw new ProviderError(
-              `Cannot generate with ComfyUI as it lost prompt ${job.id} twice (the server restarted?)`,
-              { provider: PROVIDER, retryable: true, requestId: job.id! },
-            );
-          }
-          log.info(
-            "ComfyUI no longer has prompt {requestId} of {promptId} (restarted?): queueing it again",
-            {
-              requestId: job.id,
-              promptId: request.spec.id,
-            },
-          );
-          Object.assign(job, { id: undefined, startedAt: undefined, submittedAt: undefined });
-        }
-      } catch (error) {
-        throw await failure(job, request, deadline.signal, error);
-      } finally {
-        clearTimeout(timer);
-        job.socket?.close();
+  constructor(options: ComfyGeneratorOptions) {
+    const owner = "ComfyUI generator";
+    this.#timeoutMs = positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000);
+    this.#pollIntervalMs = positiveOption(
+      owner,
+      "pollIntervalMs",
+      options.pollIntervalMs ?? 1000,
+    );
+    this.maxConcurrency = positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1);
+    const fetchImpl = options.fetch ?? globalThis.fetch;
+    this.#api = new ComfyApi(options.baseUrl ?? DEFAULT_COMFYUI_URL, fetchImpl);
+    this.#main = options.workflow;
+    this.#edit = options.editWorkflow;
+    this.fingerprint = this.#edit === undefined
+      ? this.#main.fingerprint
+      : `${this.#main.fingerprint}+${this.#edit.fingerprint}`;
+    this.#models = (options.models ?? []).filter((m) => m !== WORKFLOW_MODEL);
+    this.#values = { api: this.#api, steps: options.steps, editWorkflow: this.#edit };
+    this.#results = {
+      api: this.#api,
+      outputNode: options.outputNode,
+      maxBytes: options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES,
+      timeoutMs: this.#timeoutMs,
+      fetch: fetchImpl,
+    };
+  }
+
+  editModel(model: string): string | undefined {
+    return this.#edit === undefined ? undefined : model;
+  }
+
+  /** A property, not a method: callers pass it around on its own (the registry's checks). */
+  readonly check = (signal: AbortSignal): Promise<void> =>
+    checkComfyServer(
+      this.#api,
+      this.#edit === undefined ? [this.#main] : [this.#main, this.#edit],
+      this.#models,
+      signal,
+    );
+
+  async generate(request: GenerateRequest): Promise<GeneratedImage> {
+    if (request.signal.aborted) throw request.signal.reason;
+    const edit = this.#edit;
+    const workflow = request.edit !== undefined && edit !== undefined ? edit : this.#main;
+    const timeoutMs = this.#timeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException(`ComfyUI timed out after ${timeoutMs} ms`, "TimeoutError"),
+        ),
+      timeoutMs,
+    );
+    const signal = AbortSignal.any([request.signal, deadline.signal]);
+    const job = new ComfyJob(this.#api, this.#pollIntervalMs);
+    try {
+      return await this.#attempt(job, workflow, request, signal);
+    } catch (error) {
+      throw await this.#failure(job, request, deadline.signal, error);
+    } finally {
+      clearTimeout(timer);
+      job.close();
+    }
+  }
+
+  /** Fills the workflow, takes up the prompt an earlier attempt left, else queues it, and waits. */
+  async #attempt(
+    job: ComfyJob,
+    workflow: Workflow,
+    request: GenerateRequest,
+    signal: AbortSignal,
+  ): Promise<GeneratedImage> {
+    warnUnsent(workflow, request, this.#warned);
+    const graph = fillWorkflow(workflow, await valuesFor(this.#values, workflow, request, signal));
+    job.key = JSON.stringify(graph);
+    const earlier = this.#unfinished.get(job.key) ?? request.recoverRequestId;
+    this.#unfinished.delete(job.key);
+    if (earlier !== undefined) await job.recover(earlier, request.spec.id, signal);
+    // One resubmit at most per attempt: for a server that forgot the prompt (restarted).
+    for (let resubmits = 0;; resubmits++) {
+      if (job.id === undefined) await job.submit(graph, request, signal);
+      const entry = await job.entry(signal);
+      if (entry !== undefined) {
+        return await deliver(this.#results, job, entry, workflow, graph, request, signal);
       }
-    },
-  };
+      if (resubmits >= 1) {
+        throw new ProviderError(
+          `Cannot generate with ComfyUI as it lost prompt ${job.id} twice (the server restarted?)`,
+          { provider: PROVIDER, retryable: true, requestId: job.id! },
+        );
+      }
+      log.info(
+        "ComfyUI no longer has prompt {requestId} of {promptId} (restarted?): queueing it again",
+        { requestId: job.id, promptId: request.spec.id },
+      );
+      job.forget();
+    }
+  }
 
   /**
    * The error an attempt ends with. A prompt cut off by a hard stop or the deadline is taken out
    * of ComfyUI's queue, or interrupted if it runs, so the GPU is free for the next one.
    */
-  async function failure(
-    job: Job,
+  async #failure(
+    job: ComfyJob,
     request: GenerateRequest,
     deadline: AbortSignal,
     error: unknown,
@@ -178,7 +221,7 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
     const aborted = request.signal.aborted;
     const timedOut = !aborted && deadline.aborted;
     if ((aborted || timedOut) && job.id !== undefined && !job.finished) {
-      await stop(api, job.id, aborted ? "stopped" : "timed out", timeoutMs);
+      await job.stop(aborted ? "stopped" : "timed out", this.#timeoutMs);
     }
     if (aborted) return request.signal.reason ?? error;
     if (
@@ -186,13 +229,13 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
       error instanceof ProviderError && error.retryable
     ) {
       // Still queued or running on the server, as far as we know: the retry collects it.
-      unfinished.set(job.key, job.id);
+      this.#unfinished.set(job.key, job.id);
     }
     if (timedOut) {
       return new ProviderError(
         `Cannot generate with ComfyUI as prompt ${
           job.id ?? "(not queued)"
-        } took longer than ${timeoutMs} ms (--timeout)${
+        } took longer than ${this.#timeoutMs} ms (--timeout)${
           job.id === undefined ? "" : "; it was stopped on the server"
         }: raise --timeout for a slow GPU or a long queue`,
         {
@@ -215,7 +258,7 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): ImageGener
       });
     }
     if (error instanceof InputError) return error;
-    if (error instanceof TypeError) return unreachable(api.origin, error);
+    if (error instanceof TypeError) return unreachable(this.#api.origin, error);
     return new ProviderError(
       `Cannot generate with ComfyUI: ${error instanceof Error ? error.message : String(error)}`,
       { provider: PROVIDER, retryable: false, cause: error },

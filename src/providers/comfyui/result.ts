@@ -11,7 +11,7 @@ import { escapeControls } from "../../util/terminal_text.ts";
 import { withImageSize } from "../_image_size.ts";
 import type { GeneratedImage, GenerateRequest } from "../provider.ts";
 import type { ComfyApi, ComfyHistoryEntry, ComfyImageRef } from "./api.ts";
-import type { Job } from "./job.ts";
+import type { ComfyJob } from "./job.ts";
 import { modelFilesOf, type Workflow, type WorkflowGraph } from "./workflow.ts";
 
 const PROVIDER = "comfyui";
@@ -30,7 +30,7 @@ export interface ResultSource {
 /** The image of a finished prompt, or the error it ended with. */
 export async function deliver(
   source: ResultSource,
-  job: Job,
+  job: ComfyJob,
   entry: ComfyHistoryEntry,
   workflow: Workflow,
   graph: WorkflowGraph,
@@ -38,36 +38,7 @@ export async function deliver(
   signal: AbortSignal,
 ): Promise<GeneratedImage> {
   const requestId = job.id!;
-  job.finished = true;
-  const endedAt = performance.now();
-  if (entry.error !== undefined) {
-    const e = entry.error;
-    throw new ProviderError(
-      `ComfyUI failed prompt ${requestId} at node '${escapeControls(e.node ?? "?")}'${
-        e.nodeType ? ` (${escapeControls(e.nodeType)})` : ""
-      }: ${e.exceptionType ? `${escapeControls(e.exceptionType)}: ` : ""}${
-        escapeControls(e.message.slice(0, 300))
-      }`,
-      { provider: PROVIDER, retryable: false, requestId },
-    );
-  }
-  if (entry.interrupted || entry.status === "error") {
-    throw new ProviderError(
-      `ComfyUI stopped prompt ${requestId} before it made an image (interrupted on the server)`,
-      { provider: PROVIDER, retryable: true, requestId },
-    );
-  }
-  const image = _chooseImage(entry, workflow, source.outputNode);
-  if (image === undefined) {
-    throw new ProviderError(
-      `Cannot use ComfyUI's result for prompt ${requestId} as the workflow '${
-        escapeControls(workflow.path)
-      }' saved no image${
-        source.outputNode ? ` at node '${escapeControls(source.outputNode)}'` : ""
-      }: end it with a SaveImage node, or set comfyui.outputNode to the node that saves the image`,
-      { provider: PROVIDER, retryable: false, fatal: true, requestId },
-    );
-  }
+  const image = _savedImage(entry, workflow, source.outputNode, requestId);
   const download = await downloadImage(source.api.viewUrl(image), {
     provider: PROVIDER,
     maxBytes: source.maxBytes,
@@ -78,14 +49,7 @@ export async function deliver(
     logger: log,
   });
   const sized = await withImageSize(download.data);
-  const gpuMs = entry.startedAt !== undefined && entry.endedAt !== undefined
-    ? entry.endedAt - entry.startedAt
-    : job.startedAt !== undefined
-    ? endedAt - job.startedAt
-    : undefined;
-  const queueMs = job.submittedAt !== undefined && job.startedAt !== undefined
-    ? Math.max(0, job.startedAt - job.submittedAt)
-    : undefined;
+  const { queueMs, gpuMs } = job.timings(entry);
   const files = modelFilesOf(graph);
   log.debug("ComfyUI prompt {requestId} done: queued {queueMs} ms, GPU {inferenceMs} ms", {
     requestId,
@@ -108,6 +72,44 @@ export async function deliver(
     ...(queueMs !== undefined && { queueMs: Math.round(queueMs) }),
     ...(gpuMs !== undefined && gpuMs >= 0 && { inferenceMs: Math.round(gpuMs) }),
   };
+}
+
+/** The image a finished prompt saved; throws what it ended with when it saved none. */
+function _savedImage(
+  entry: ComfyHistoryEntry,
+  workflow: Workflow,
+  outputNode: string | undefined,
+  requestId: string,
+): ComfyImageRef {
+  if (entry.error !== undefined) {
+    const e = entry.error;
+    throw new ProviderError(
+      `ComfyUI failed prompt ${requestId} at node '${escapeControls(e.node ?? "?")}'${
+        e.nodeType ? ` (${escapeControls(e.nodeType)})` : ""
+      }: ${e.exceptionType ? `${escapeControls(e.exceptionType)}: ` : ""}${
+        escapeControls(e.message.slice(0, 300))
+      }`,
+      { provider: PROVIDER, retryable: false, requestId },
+    );
+  }
+  if (entry.interrupted || entry.status === "error") {
+    throw new ProviderError(
+      `ComfyUI stopped prompt ${requestId} before it made an image (interrupted on the server)`,
+      { provider: PROVIDER, retryable: true, requestId },
+    );
+  }
+  const image = _chooseImage(entry, workflow, outputNode);
+  if (image === undefined) {
+    throw new ProviderError(
+      `Cannot use ComfyUI's result for prompt ${requestId} as the workflow '${
+        escapeControls(workflow.path)
+      }' saved no image${
+        outputNode ? ` at node '${escapeControls(outputNode)}'` : ""
+      }: end it with a SaveImage node, or set comfyui.outputNode to the node that saves the image`,
+      { provider: PROVIDER, retryable: false, fatal: true, requestId },
+    );
+  }
+  return image;
 }
 
 /**

@@ -21,12 +21,22 @@ export async function checkComfyServer(
   models: readonly string[],
   signal: AbortSignal,
 ): Promise<void> {
+  const infos = await _nodeInfos(api, workflows, signal);
+  for (const workflow of workflows) _checkNodeTypes(workflow, infos);
+  for (const workflow of workflows) _checkListInputs(workflow, infos, models);
+}
+
+/** What the server says of each node type the workflows use; undefined for a type it lacks. */
+async function _nodeInfos(
+  api: ComfyApi,
+  workflows: readonly Workflow[],
+  signal: AbortSignal,
+): Promise<NodeInfos> {
   const classes = [
     ...new Set(workflows.flatMap((w) => Object.values(w.graph).map((n) => n.class_type))),
   ];
-  let infos: Map<string, Record<string, unknown> | undefined>;
   try {
-    infos = new Map(
+    return new Map(
       await Promise.all(classes.map(async (c) => [c, await api.objectInfo(c, signal)] as const)),
     );
   } catch (error) {
@@ -42,55 +52,63 @@ export async function checkComfyServer(
     }
     throw error;
   }
-  for (const workflow of workflows) {
-    for (const id of sortedIds(workflow.graph)) {
-      const type = workflow.graph[id]!.class_type;
-      if (infos.get(type) !== undefined) continue;
+}
+
+type NodeInfos = Map<string, Record<string, unknown> | undefined>;
+
+function _checkNodeTypes(workflow: Workflow, infos: NodeInfos): void {
+  for (const id of sortedIds(workflow.graph)) {
+    const type = workflow.graph[id]!.class_type;
+    if (infos.get(type) !== undefined) continue;
+    throw new ProviderError(
+      `Cannot generate with ComfyUI as it has no node type '${escapeControls(type)}' (node '${
+        escapeControls(id)
+      }' of the ComfyUI workflow '${
+        escapeControls(workflow.path)
+      }'): install the custom node that provides it, or change the workflow`,
+      { provider: PROVIDER, retryable: false, fatal: true },
+    );
+  }
+}
+
+/** Every name the workflow gives a list input, or `--model` through `{{model}}`, is offered. */
+function _checkListInputs(
+  workflow: Workflow,
+  infos: NodeInfos,
+  models: readonly string[],
+): void {
+  const where = `the ComfyUI workflow '${escapeControls(workflow.path)}'`;
+  const bound = new Set(
+    [...workflow.targets.values()].flat().map((t) => `${t.node}\0${t.input}`),
+  );
+  for (const id of sortedIds(workflow.graph)) {
+    const node = workflow.graph[id]!;
+    const info = infos.get(node.class_type)!;
+    for (const [input, value] of Object.entries(node.inputs)) {
+      if (linkOf(value) !== undefined) continue;
+      const choices = _choices(info, input);
+      if (choices === undefined) continue;
+      const asked = bound.has(`${id}\0${input}`)
+        ? (workflow.targets.get("model")?.some((t) => t.node === id && t.input === input)
+          ? models
+          : [])
+        : typeof value === "string"
+        ? [value]
+        : [];
+      const name = asked.find((n) => !choices.includes(n));
+      if (name === undefined) continue;
       throw new ProviderError(
-        `Cannot generate with ComfyUI as it has no node type '${escapeControls(type)}' (node '${
+        `Cannot generate with ComfyUI as it has no '${escapeControls(name)}' for node '${
           escapeControls(id)
-        }' of the ComfyUI workflow '${
-          escapeControls(workflow.path)
-        }'): install the custom node that provides it, or change the workflow`,
+        }' (${escapeControls(node.class_type)}) input '${
+          escapeControls(input)
+        }' of ${where}: it has ${
+          _preview(choices)
+        }; put the file in ComfyUI's models folder, or change the ${
+          models.includes(name) ? "--model" : "workflow"
+        }`,
         { provider: PROVIDER, retryable: false, fatal: true },
       );
-    }
-  }
-  for (const workflow of workflows) {
-    const where = `the ComfyUI workflow '${escapeControls(workflow.path)}'`;
-    const bound = new Set(
-      [...workflow.targets.values()].flat().map((t) => `${t.node}\0${t.input}`),
-    );
-    for (const id of sortedIds(workflow.graph)) {
-      const node = workflow.graph[id]!;
-      const info = infos.get(node.class_type)!;
-      for (const [input, value] of Object.entries(node.inputs)) {
-        if (linkOf(value) !== undefined) continue;
-        const choices = _choices(info, input);
-        if (choices === undefined) continue;
-        const asked = bound.has(`${id}\0${input}`)
-          ? (workflow.targets.get("model")?.some((t) => t.node === id && t.input === input)
-            ? models
-            : [])
-          : typeof value === "string"
-          ? [value]
-          : [];
-        for (const name of asked) {
-          if (choices.includes(name)) continue;
-          throw new ProviderError(
-            `Cannot generate with ComfyUI as it has no '${escapeControls(name)}' for node '${
-              escapeControls(id)
-            }' (${escapeControls(node.class_type)}) input '${
-              escapeControls(input)
-            }' of ${where}: it has ${
-              _preview(choices)
-            }; put the file in ComfyUI's models folder, or change the ${
-              models.includes(name) ? "--model" : "workflow"
-            }`,
-            { provider: PROVIDER, retryable: false, fatal: true },
-          );
-        }
-      }
     }
   }
 }
