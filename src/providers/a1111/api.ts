@@ -14,13 +14,28 @@ import { escapeControls } from "../../util/terminal_text.ts";
 const PROVIDER = "a1111";
 const log = getLogger(["retake", "a1111"]);
 
+/** What `/sdapi/v1/progress` says while an image is drawn. */
+export interface A1111Progress {
+  /** 0 to 1. */
+  progress?: unknown;
+  state?: { sampling_step?: unknown; sampling_steps?: unknown };
+}
+
+/** Where a task is, as `/internal/progress` says. */
+export interface A1111TaskState {
+  /** It is the one being drawn. */
+  active: boolean;
+  /** It waits behind another. */
+  queued: boolean;
+}
+
 /**
  * A client of one AUTOMATIC1111 or Forge server.
  *
  * @example
  * ```ts ignore
  * const api = new A1111Api("http://127.0.0.1:7860", undefined);
- * const models = await api.call("GET", "/sdapi/v1/sd-models", signal);
+ * const answer = await api.draw("txt2img", { prompt: "a red kite", force_task_id: id }, signal);
  * ```
  */
 export class A1111Api {
@@ -44,8 +59,41 @@ export class A1111Api {
     }
   }
 
+  /** Draws one image (`txt2img`, or `img2img` for an edit); answers when it is done. */
+  draw(endpoint: "txt2img" | "img2img", body: unknown, signal: AbortSignal): Promise<unknown> {
+    return this.#call("POST", `/sdapi/v1/${endpoint}`, signal, body);
+  }
+
+  /** What the server is drawing now, without the preview image. */
+  async progress(signal: AbortSignal): Promise<A1111Progress | undefined> {
+    return await this.#call("GET", "/sdapi/v1/progress?skip_current_image=true", signal) as
+      | A1111Progress
+      | undefined;
+  }
+
+  /** Stops whatever the server is drawing: it takes no task id. */
+  async interrupt(signal: AbortSignal): Promise<void> {
+    await this.#call("POST", "/sdapi/v1/interrupt", signal);
+  }
+
+  /** What `/internal/progress` says of a task; undefined where the server does not say. */
+  async taskState(taskId: string, signal: AbortSignal): Promise<A1111TaskState | undefined> {
+    const answer = await this.#call("POST", "/internal/progress", signal, {
+      id_task: taskId,
+      id_live_preview: -1,
+      live_preview: false,
+    }).catch(() => undefined) as { active?: unknown; queued?: unknown } | undefined;
+    if (answer === undefined || typeof answer.active !== "boolean") return undefined;
+    return { active: answer.active, queued: answer.queued === true };
+  }
+
+  /** The checkpoints the server has (`/sdapi/v1/sd-models`), as it lists them. */
+  sdModels(signal: AbortSignal): Promise<unknown> {
+    return this.#call("GET", "/sdapi/v1/sd-models", signal);
+  }
+
   /** One API call; every fault a {@linkcode ProviderError}, the credentials in no message. */
-  async call(
+  async #call(
     method: string,
     path: string,
     signal: AbortSignal,
@@ -83,12 +131,7 @@ export class A1111Api {
       status: response.status,
       durationMs: Math.round(performance.now() - started),
     });
-    let parsed: unknown;
-    try {
-      parsed = text === "" ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
+    const parsed = _parsed(text);
     if (response.ok) {
       if (parsed === undefined && text !== "") {
         throw new ProviderError(
@@ -153,6 +196,15 @@ function _httpError(
     `AUTOMATIC1111 failed ${method} ${route} (HTTP ${status}${said})`,
     { ...common, retryable },
   );
+}
+
+/** The answer's JSON; undefined for an empty answer or one that is not JSON. */
+function _parsed(text: string): unknown {
+  try {
+    return text === "" ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function _clip(text: string, max = 300): string {

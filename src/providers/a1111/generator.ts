@@ -69,87 +69,128 @@ export interface A1111GeneratorOptions {
  * ```
  */
 export function createA1111Generator(options: A1111GeneratorOptions = {}): ImageGenerator {
-  const owner = "AUTOMATIC1111 generator";
-  const timeoutMs = positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000);
-  const pollIntervalMs = positiveOption(owner, "pollIntervalMs", options.pollIntervalMs ?? 1000);
-  const maxConcurrency = positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1);
-  const strength = options.denoisingStrength ?? 0.55;
-  if (!(strength >= 0 && strength <= 1)) {
-    throw new RangeError(
-      `Cannot create the ${owner} as 'denoisingStrength' must be between 0 and 1: current value is ${strength}`,
-    );
-  }
-  const api = new A1111Api(options.baseUrl ?? DEFAULT_A1111_URL, options.auth, options.fetch);
-  const models = (options.models ?? []).filter((m) => m !== LOADED_MODEL);
+  return new A1111Generator(options);
+}
 
-  return {
-    name: PROVIDER,
-    maxConcurrency,
-    // img2img with the same checkpoint: the refined prompt, from the best image so far.
-    editModel: (model) => model,
-    check: (signal) => checkA1111Server(api, models, signal),
-    async generate(request: GenerateRequest): Promise<GeneratedImage> {
-      if (request.signal.aborted) throw request.signal.reason;
-      const deadline = new AbortController();
-      const timer = setTimeout(
-        () => deadline.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError")),
-        timeoutMs,
+/** Draws with an AUTOMATIC1111 or Forge server: its settings are all it keeps across prompts. */
+export class A1111Generator implements ImageGenerator {
+  readonly name = PROVIDER;
+  readonly maxConcurrency: number;
+  readonly #api: A1111Api;
+  readonly #timeoutMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #strength: number;
+  readonly #steps: number | undefined;
+  readonly #sampler: string | undefined;
+  readonly #scheduler: string | undefined;
+  readonly #cfgScale: number | undefined;
+  /** The checkpoints `--model` names, checked against the server's list before the run. */
+  readonly #models: readonly string[];
+
+  constructor(options: A1111GeneratorOptions) {
+    const owner = "AUTOMATIC1111 generator";
+    this.#timeoutMs = positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000);
+    this.#pollIntervalMs = positiveOption(
+      owner,
+      "pollIntervalMs",
+      options.pollIntervalMs ?? 1000,
+    );
+    this.maxConcurrency = positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1);
+    const strength = options.denoisingStrength ?? 0.55;
+    if (!(strength >= 0 && strength <= 1)) {
+      throw new RangeError(
+        `Cannot create the ${owner} as 'denoisingStrength' must be between 0 and 1: current value is ${strength}`,
       );
-      const signal = AbortSignal.any([request.signal, deadline.signal]);
-      const taskId = `retake-${crypto.randomUUID()}`;
-      let sent = false;
-      const started = performance.now();
-      try {
-        if (request.recoverRequestId !== undefined) {
-          await stopOrphan(request.recoverRequestId, request.spec.id, signal);
-        }
-        const endpoint = request.edit === undefined ? "txt2img" : "img2img";
-        const body = await bodyFor(request, taskId);
-        await request.onSubmitting?.(taskId);
-        if (signal.aborted) throw signal.reason;
-        sent = true;
-        const answer = await withProgress(
-          () => api.call("POST", `/sdapi/v1/${endpoint}`, signal, body),
-          taskId,
-          signal,
-        );
-        return await imageOf(answer, request, taskId, performance.now() - started);
-      } catch (error) {
-        const aborted = request.signal.aborted;
-        const timedOut = !aborted && deadline.signal.aborted;
-        if (sent && (aborted || timedOut)) {
-          await stopTask(taskId, aborted ? "stopped" : "timed out");
-        }
-        if (aborted) throw request.signal.reason ?? error;
-        if (timedOut) {
-          throw new ProviderError(
-            `Cannot generate with AUTOMATIC1111 as the image took longer than ${timeoutMs} ms (--timeout); it was interrupted on the server: raise --timeout for a slow GPU`,
-            { provider: PROVIDER, retryable: true, requestId: taskId, cause: error },
-          );
-        }
-        if (error instanceof ProviderError && error.requestId === undefined && sent) {
-          throw new ProviderError(error.message, {
-            provider: PROVIDER,
-            retryable: error.retryable,
-            fatal: error.fatal,
-            requestId: taskId,
-            ...(error.status !== undefined && { status: error.status }),
-            cause: error,
-          });
-        }
-        throw error;
-      } finally {
-        clearTimeout(timer);
+    }
+    this.#strength = strength;
+    this.#api = new A1111Api(options.baseUrl ?? DEFAULT_A1111_URL, options.auth, options.fetch);
+    this.#steps = options.steps;
+    this.#sampler = options.sampler;
+    this.#scheduler = options.scheduler;
+    this.#cfgScale = options.cfgScale;
+    this.#models = (options.models ?? []).filter((m) => m !== LOADED_MODEL);
+  }
+
+  // img2img with the same checkpoint: the refined prompt, from the best image so far.
+  editModel(model: string): string | undefined {
+    return model;
+  }
+
+  /** A property, not a method: callers pass it around on its own (the registry's checks). */
+  readonly check = (signal: AbortSignal): Promise<void> =>
+    checkA1111Server(this.#api, this.#models, signal);
+
+  async generate(request: GenerateRequest): Promise<GeneratedImage> {
+    if (request.signal.aborted) throw request.signal.reason;
+    const timeoutMs = this.#timeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError")),
+      timeoutMs,
+    );
+    const signal = AbortSignal.any([request.signal, deadline.signal]);
+    const task = { id: `retake-${crypto.randomUUID()}`, sent: false };
+    const started = performance.now();
+    try {
+      if (request.recoverRequestId !== undefined) {
+        await this.#stopOrphan(request.recoverRequestId, request.spec.id, signal);
       }
-    },
-  };
+      const endpoint = request.edit === undefined ? "txt2img" : "img2img";
+      const body = await this.#bodyFor(request, task.id);
+      await request.onSubmitting?.(task.id);
+      if (signal.aborted) throw signal.reason;
+      task.sent = true;
+      const answer = await this.#withProgress(
+        () => this.#api.draw(endpoint, body, signal),
+        task.id,
+        signal,
+      );
+      return await imageOf(answer, request, task.id, performance.now() - started);
+    } catch (error) {
+      throw await this.#failure(error, task, request, deadline.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The error an attempt ends with. A task cut off by a hard stop or the deadline is interrupted
+   * on the server, so the GPU is free for the next one.
+   */
+  async #failure(
+    error: unknown,
+    task: { id: string; sent: boolean },
+    request: GenerateRequest,
+    deadline: AbortSignal,
+  ): Promise<unknown> {
+    const aborted = request.signal.aborted;
+    const timedOut = !aborted && deadline.aborted;
+    if (task.sent && (aborted || timedOut)) {
+      await this.#stopTask(task.id, aborted ? "stopped" : "timed out");
+    }
+    if (aborted) return request.signal.reason ?? error;
+    if (timedOut) {
+      return new ProviderError(
+        `Cannot generate with AUTOMATIC1111 as the image took longer than ${this.#timeoutMs} ms (--timeout); it was interrupted on the server: raise --timeout for a slow GPU`,
+        { provider: PROVIDER, retryable: true, requestId: task.id, cause: error },
+      );
+    }
+    if (error instanceof ProviderError && error.requestId === undefined && task.sent) {
+      return new ProviderError(error.message, {
+        provider: PROVIDER,
+        retryable: error.retryable,
+        fatal: error.fatal,
+        requestId: task.id,
+        ...(error.status !== undefined && { status: error.status }),
+        cause: error,
+      });
+    }
+    return error;
+  }
 
   /** The txt2img or img2img request body, as `modules/api/models.py` names its fields. */
-  async function bodyFor(
-    request: GenerateRequest,
-    taskId: string,
-  ): Promise<Record<string, unknown>> {
-    const steps = request.steps ?? options.steps;
+  async #bodyFor(request: GenerateRequest, taskId: string): Promise<Record<string, unknown>> {
+    const steps = request.steps ?? this.#steps;
     const body: Record<string, unknown> = {
       prompt: request.prompt,
       negative_prompt: request.negativePrompt ?? "",
@@ -162,9 +203,9 @@ export function createA1111Generator(options: A1111GeneratorOptions = {}): Image
       save_images: false,
       force_task_id: taskId,
       ...(steps !== undefined && { steps }),
-      ...(options.sampler !== undefined && { sampler_name: options.sampler }),
-      ...(options.scheduler !== undefined && { scheduler: options.scheduler }),
-      ...(options.cfgScale !== undefined && { cfg_scale: options.cfgScale }),
+      ...(this.#sampler !== undefined && { sampler_name: this.#sampler }),
+      ...(this.#scheduler !== undefined && { scheduler: this.#scheduler }),
+      ...(this.#cfgScale !== undefined && { cfg_scale: this.#cfgScale }),
       ...(request.model !== LOADED_MODEL && {
         override_settings: { sd_model_checkpoint: request.model },
       }),
@@ -172,13 +213,13 @@ export function createA1111Generator(options: A1111GeneratorOptions = {}): Image
     if (request.edit !== undefined) {
       const bytes = await Deno.readFile(request.edit.imagePath);
       body.init_images = [Buffer.from(bytes).toString("base64")];
-      body.denoising_strength = strength;
+      body.denoising_strength = this.#strength;
     }
     return body;
   }
 
   /** Runs `work` while polling `/sdapi/v1/progress` for the debug log; its faults do not count. */
-  async function withProgress<T>(
+  async #withProgress<T>(
     work: () => Promise<T>,
     taskId: string,
     signal: AbortSignal,
@@ -187,11 +228,8 @@ export function createA1111Generator(options: A1111GeneratorOptions = {}): Image
     const polling = (async () => {
       const both = AbortSignal.any([signal, done.signal]);
       while (!both.aborted) {
-        await _sleep(pollIntervalMs, both);
-        const progress = await api.call("GET", "/sdapi/v1/progress?skip_current_image=true", both)
-          .catch(() => undefined) as
-            | { progress?: unknown; state?: { sampling_step?: unknown; sampling_steps?: unknown } }
-            | undefined;
+        await _sleep(this.#pollIntervalMs, both);
+        const progress = await this.#api.progress(both).catch(() => undefined);
         if (progress === undefined || both.aborted) continue;
         log.debug("AUTOMATIC1111 task {requestId}: step {value} of {max}", {
           requestId: taskId,
@@ -213,10 +251,10 @@ export function createA1111Generator(options: A1111GeneratorOptions = {}): Image
    * Stops what an earlier, killed run left drawing: its task id is the one that run recorded.
    * Nothing to fetch (the API keeps no result), so only the GPU time is saved.
    */
-  async function stopOrphan(taskId: string, promptId: string, signal: AbortSignal): Promise<void> {
-    const state = await taskState(taskId, signal);
+  async #stopOrphan(taskId: string, promptId: string, signal: AbortSignal): Promise<void> {
+    const state = await this.#api.taskState(taskId, signal);
     if (state?.active) {
-      await api.call("POST", "/sdapi/v1/interrupt", signal).catch(() => undefined);
+      await this.#api.interrupt(signal).catch(() => undefined);
       log.info(
         "Interrupted AUTOMATIC1111 task {requestId} of {promptId}, left running by an interrupted run: its image cannot be fetched, so it is drawn again",
         { requestId: taskId, promptId },
@@ -230,13 +268,13 @@ export function createA1111Generator(options: A1111GeneratorOptions = {}): Image
   }
 
   /** Interrupts our task on a hard stop or timeout, if it is the one running; best effort. */
-  async function stopTask(taskId: string, why: string): Promise<void> {
-    const signal = AbortSignal.timeout(Math.min(STOP_TIMEOUT_MS, timeoutMs));
+  async #stopTask(taskId: string, why: string): Promise<void> {
+    const signal = AbortSignal.timeout(Math.min(STOP_TIMEOUT_MS, this.#timeoutMs));
     try {
-      const state = await taskState(taskId, signal);
+      const state = await this.#api.taskState(taskId, signal);
       // Without the task endpoint, the running job is ours: retake sends one at a time.
       if (state === undefined || state.active) {
-        await api.call("POST", "/sdapi/v1/interrupt", signal);
+        await this.#api.interrupt(signal);
         log.info("Interrupted AUTOMATIC1111 task {requestId} ({why})", { requestId: taskId, why });
       }
     } catch (error) {
@@ -246,20 +284,6 @@ export function createA1111Generator(options: A1111GeneratorOptions = {}): Image
         reason: error instanceof Error ? error.message : String(error),
       });
     }
-  }
-
-  /** What `/internal/progress` says of a task; undefined where the server does not say. */
-  async function taskState(
-    taskId: string,
-    signal: AbortSignal,
-  ): Promise<{ active: boolean; queued: boolean } | undefined> {
-    const answer = await api.call("POST", "/internal/progress", signal, {
-      id_task: taskId,
-      id_live_preview: -1,
-      live_preview: false,
-    }).catch(() => undefined) as { active?: unknown; queued?: unknown } | undefined;
-    if (answer === undefined || typeof answer.active !== "boolean") return undefined;
-    return { active: answer.active, queued: answer.queued === true };
   }
 }
 

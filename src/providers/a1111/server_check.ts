@@ -21,7 +21,7 @@ export async function checkA1111Server(
 ): Promise<void> {
   let answer: unknown;
   try {
-    answer = await api.call("GET", "/sdapi/v1/sd-models", signal);
+    answer = await api.sdModels(signal);
   } catch (error) {
     if (signal.aborted) throw signal.reason ?? error;
     if (error instanceof ProviderError && !error.fatal) {
