@@ -207,12 +207,7 @@ export class ComfyApi {
       status: response.status,
       durationMs: Math.round(performance.now() - started),
     });
-    let parsed: unknown;
-    try {
-      parsed = text.trim() === "" ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
+    const parsed = _parsed(text);
     if (response.ok) {
       if (parsed === undefined && text.trim() !== "") {
         throw new ProviderError(
@@ -371,6 +366,15 @@ export function executionError(data: Record<string, unknown>): ComfyExecutionErr
       : "it failed",
     ...(typeof data.exception_type === "string" && { exceptionType: data.exception_type }),
   };
+}
+
+/** The answer's JSON; undefined for an empty answer or one that is not JSON. */
+function _parsed(text: string): unknown {
+  try {
+    return text.trim() === "" ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function _clip(text: string, max = 300): string {

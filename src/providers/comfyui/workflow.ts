@@ -15,6 +15,9 @@ import { createHash } from "node:crypto";
 import { InputError } from "../../errors.ts";
 import { escapeControls } from "../../util/terminal_text.ts";
 
+/** The model id that means "whatever the workflow's own loader loads". */
+export const WORKFLOW_MODEL = "workflow";
+
 /** One node of an API-format workflow. */
 export interface WorkflowNode {
   class_type: string;
