@@ -9,13 +9,9 @@ import { getLogger } from "@logtape/logtape";
 import { from, merge, type Observable, tap } from "rxjs";
 import sharp from "sharp";
 import type { AdaptiveLimiter } from "../async/adaptive.ts";
-import {
-  ensureWritableDir,
-  FolderSink,
-  removeStaleTemps,
-  safeBatchName,
-  writeJsonAtomic,
-} from "../output/artifacts.ts";
+import { safeBatchName } from "../output/folder_names.ts";
+import { ensureWritableDir, removeStaleTemps, writeJsonAtomic } from "../output/atomic_write.ts";
+import { FolderSink } from "../output/artifacts.ts";
 import { Budget } from "../async/budget.ts";
 import { describePlan, planOf } from "./dry_run.ts";
 import { jsonLine, jsonSummary } from "./json_summary.ts";

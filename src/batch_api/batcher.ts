@@ -20,7 +20,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { removeQuietly, writeFileAtomic, writeStreamAtomic } from "../output/artifacts.ts";
+import { removeQuietly, writeFileAtomic, writeStreamAtomic } from "../output/atomic_write.ts";
 import { messageOf, ProviderError, StopRequested } from "../errors.ts";
 import { type BatchClock, realClock } from "./clock.ts";
 import { jsonlLines, type LinePlace, readLine } from "./jsonl.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { writeJsonAtomic } from "../output/artifacts.ts";
+import { writeJsonAtomic } from "../output/atomic_write.ts";
 import { readTextInside } from "../output/safe_read.ts";
 
 /** The folder, inside the batch folder, with the record and the answers kept. */

@@ -8,7 +8,8 @@
  */
 import { createHash } from "node:crypto";
 import { defer, from, lastValueFrom, mergeMap, toArray } from "rxjs";
-import { refuseLinks, safeFolderName, writeJsonAtomic } from "../output/artifacts.ts";
+import { safeFolderName } from "../output/folder_names.ts";
+import { refuseLinks, writeJsonAtomic } from "../output/atomic_write.ts";
 import { type Budget, BudgetRefusal } from "../async/budget.ts";
 import type { Config } from "../config.ts";
 import { type Brief, type Critique, critiqueSchema } from "../providers/critique.ts";

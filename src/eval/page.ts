@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../output/artifacts.ts";
+import { writeFileAtomic } from "../output/atomic_write.ts";
 import { formatDuration } from "../util/duration.ts";
 import { actualSpendRatio, type EvalReport, type StrategySummary } from "./report.ts";
 import { STRATEGIES, type StrategyName } from "./strategies.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { writeJsonAtomic } from "../output/artifacts.ts";
+import { writeJsonAtomic } from "../output/atomic_write.ts";
 import { VERSION } from "../output/run_file.ts";
 import {
   BOOTSTRAP_RESAMPLES,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isBestImageName, safeFolderName } from "../output/artifacts.ts";
+import { isBestImageName, safeFolderName } from "../output/folder_names.ts";
 import { MAX_RECORD_BYTES, readPromptRecord } from "../output/record_file.ts";
 import { readRunFile } from "../output/run_file.ts";
 import { type Brief, briefSchema } from "../providers/critique.ts";

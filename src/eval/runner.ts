@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ensureWritableDir, removeStaleTemps } from "../output/artifacts.ts";
+import { ensureWritableDir, removeStaleTemps } from "../output/atomic_write.ts";
 import { Budget } from "../async/budget.ts";
 import { type Config, retryOptionsOf, secretsOf } from "../config.ts";
 import type { Brief } from "../providers/critique.ts";

@@ -7,13 +7,8 @@
  */
 import { diffWords } from "diff";
 import sharp from "sharp";
-import {
-  isRoundImageName,
-  refuseLinks,
-  safeFolderName,
-  writeFileAtomic,
-  writeStreamAtomic,
-} from "../output/artifacts.ts";
+import { isRoundImageName, safeFolderName } from "../output/folder_names.ts";
+import { refuseLinks, writeFileAtomic, writeStreamAtomic } from "../output/atomic_write.ts";
 import { MAX_RUN_FILE_BYTES, readRunFile } from "../output/run_file.ts";
 import { formatDuration } from "../util/duration.ts";
 import { messageOf } from "../errors.ts";

@@ -1,17 +1,14 @@
 import assert from "node:assert/strict";
+import { BATCH_ENTRIES, folderHash, safeBatchName, safeFolderName } from "./folder_names.ts";
 import {
-  BATCH_ENTRIES,
   ensureWritableDir,
-  folderHash,
-  FolderSink,
   removeStaleTemps,
-  safeBatchName,
-  safeFolderName,
   WriteError,
   writeFileAtomic,
   writeJsonAtomic,
   writeStreamAtomic,
-} from "./artifacts.ts";
+} from "./atomic_write.ts";
+import { FolderSink } from "./artifacts.ts";
 import { InputError } from "../errors.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import { newRecord } from "./record.ts";

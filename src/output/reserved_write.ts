@@ -15,7 +15,7 @@ import {
   tempPathFor,
   writeAll,
   type WriteOptions,
-} from "./artifacts.ts";
+} from "./atomic_write.ts";
 
 /** File systems allocate whole pages: a room of less would be rounded up anyway. */
 const PAGE = 4096;

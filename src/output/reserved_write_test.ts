@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { WriteError, writeFileAtomic } from "./artifacts.ts";
+import { WriteError, writeFileAtomic } from "./atomic_write.ts";
 import { Reservation } from "./reserved_write.ts";
 
 /** Runs `fn` on a tmpfs of `size`; skipped (returns) without mount permission. */

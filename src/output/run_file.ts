@@ -5,7 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { writeFileAtomic, writeJsonAtomic } from "./artifacts.ts";
+import { writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 import { type Config, publicSettings } from "../config.ts";
 import { messageOf } from "../errors.ts";
 import type { PromptOutcome } from "./record.ts";

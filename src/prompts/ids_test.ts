@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { safeFolderName } from "../output/artifacts.ts";
+import { safeFolderName } from "../output/folder_names.ts";
 import { idFromText, slugOf } from "./ids.ts";
 import { parsePrompts } from "./read.ts";
 

@@ -8,7 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
-import { refuseLinks } from "../output/artifacts.ts";
+import { refuseLinks } from "../output/atomic_write.ts";
 import { readTextInside } from "../output/safe_read.ts";
 
 /** What the file is called inside the batch folder. */

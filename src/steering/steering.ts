@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { FolderSink, isRoundImageName } from "../output/artifacts.ts";
+import { isRoundImageName } from "../output/folder_names.ts";
+import { FolderSink } from "../output/artifacts.ts";
 import { verifyImageFile } from "../output/image_check.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { PromptRecord } from "../output/record.ts";

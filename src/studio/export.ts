@@ -7,7 +7,7 @@
  */
 import { stringify } from "csv-stringify/sync";
 import { Zip, ZipDeflate, ZipPassThrough } from "fflate";
-import { safeFolderName } from "../output/artifacts.ts";
+import { safeFolderName } from "../output/folder_names.ts";
 import { readRunFile } from "../output/run_file.ts";
 import { type Entry, imageName, listEntries, readEntry } from "../gallery/gallery.ts";
 import type { PromptRecord } from "../output/record.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { safeFolderName } from "../output/artifacts.ts";
+import { safeFolderName } from "../output/folder_names.ts";
 import { END_REASONS, type Entry, esc, imageName, iterationsOf } from "../gallery/gallery.ts";
 import { formatProgress, type ProgressSnapshot } from "../batch/progress.ts";
 import type { IterationRecord, PromptRecord } from "../output/record.ts";

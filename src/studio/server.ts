@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { safeFolderName } from "../output/artifacts.ts";
+import { safeFolderName } from "../output/folder_names.ts";
 import { readRunFile } from "../output/run_file.ts";
 import { InputError, messageOf } from "../errors.ts";
 import type { PipelineEvent } from "../pipeline/pipeline.ts";
