@@ -10,7 +10,7 @@ import { from, merge, type Observable, tap } from "rxjs";
 import sharp from "sharp";
 import type { AdaptiveLimiter } from "../async/adaptive.ts";
 import { safeBatchName } from "../output/folder_names.ts";
-import { ensureWritableDir, removeStaleTemps, writeJsonAtomic } from "../output/atomic_write.ts";
+import { ensureWritableDir, removeStaleTemps } from "../output/atomic_write.ts";
 import { FolderSink } from "../output/artifacts.ts";
 import { Budget } from "../async/budget.ts";
 import { describePlan, planOf } from "./dry_run.ts";
@@ -41,6 +41,7 @@ import { mayEdit, mostRounds, planGroups, withOwnModels } from "../prompts/setti
 import { checkProviders, createProviders, type Providers } from "../providers/registry.ts";
 import type { PromptRecord } from "../output/record.ts";
 import { transition } from "../pipeline/state.ts";
+import { compareModels, writeComparisonFile } from "../output/comparison_file.ts";
 import { RetryBudget } from "../async/retry.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { EXIT } from "../exit_codes.ts";
@@ -419,7 +420,7 @@ async function finishRun(
   }
   try {
     if (models.length > 1) {
-      await writeJsonAtomic(`${batchDir}/comparison.json`, compareModels(specs, models, outcomes));
+      await writeComparisonFile(batchDir, compareModels(specs, models, outcomes));
     }
     const page = await writeGallery(batchDir);
     log.info("Wrote the gallery {page}", { page });
@@ -849,42 +850,6 @@ function checkPricesForBudget(
       }`,
     );
   }
-}
-
-/** Per prompt, each model's best score, cost and time, and the winner (best score, then cheaper). */
-export function compareModels(specs: PromptSpec[], models: string[], outcomes: PromptOutcome[]) {
-  const byKey = outcomeIndex(outcomes);
-  const prompts = specs.map((spec) => {
-    const rows = models.map((model) => {
-      const o = byKey.get(outcomeKey(spec.id, model));
-      return {
-        model,
-        status: o?.status ?? "not run",
-        bestScore: o?.bestScore ?? null,
-        costUsd: o?.costUsd ?? 0,
-        durationMs: o?.durationMs ?? 0,
-        folder: o?.folder ?? null,
-      };
-    });
-    const ranked = rows.filter((r) => r.bestScore !== null)
-      .sort((a, b) => b.bestScore! - a.bestScore! || a.costUsd - b.costUsd);
-    return { id: spec.id, winner: ranked[0]?.model ?? null, models: rows };
-  });
-  const perModel = models.map((model) => {
-    const rows = prompts.map((p) => p.models.find((m) => m.model === model)!);
-    const scored = rows.filter((r) => r.bestScore !== null);
-    return {
-      model,
-      wins: prompts.filter((p) => p.winner === model).length,
-      meanScore: scored.length
-        ? Math.round(scored.reduce((s, r) => s + r.bestScore!, 0) / scored.length * 100) / 100
-        : null,
-      costUsd: Math.round(rows.reduce((s, r) => s + r.costUsd, 0) * 1e6) / 1e6,
-      durationMs: rows.reduce((s, r) => s + r.durationMs, 0),
-      failed: rows.filter((r) => r.status === "failed").length,
-    };
-  });
-  return { models: perModel, prompts };
 }
 
 /** The settings that change a prompt's result: part of its content hash. */

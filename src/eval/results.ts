@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { isBestImageName, safeFolderName } from "../output/folder_names.ts";
+import { isBestImageName, promptFolder } from "../output/folder_names.ts";
+import { readBriefFile } from "../output/brief_file.ts";
 import { MAX_RECORD_BYTES, readPromptRecord } from "../output/record_file.ts";
 import { readRunFile } from "../output/run_file.ts";
-import { type Brief, briefSchema } from "../providers/critique.ts";
+import type { Brief } from "../providers/critique.ts";
 import { messageOf } from "../errors.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
-import type { PromptRecord } from "../output/record.ts";
 import { openInside, readTextInside } from "../output/safe_read.ts";
 import type { StrategyName } from "./strategies.ts";
 
@@ -70,7 +70,7 @@ export async function readStrategyResults(
 }
 
 async function readPrompt(dir: string, spec: PromptSpec, within: string): Promise<PromptResult> {
-  const folder = safeFolderName(spec.id);
+  const folder = promptFolder(spec.id);
   const base = { id: spec.id, folder, images: 0, costUsd: 0, durationMs: 0 };
   const read = await readPromptRecord(within, relativeTo(`${dir}/${folder}`, within));
   if (read.missing) return { ...base, status: "not run" };
@@ -83,7 +83,7 @@ async function readPrompt(dir: string, spec: PromptSpec, within: string): Promis
       problem: `its metadata.json belongs to prompt '${record.id}'`,
     };
   }
-  const brief = await readBrief(`${dir}/${folder}/brief.json`, within, record);
+  const brief = await readBriefFile(within, relativeTo(`${dir}/${folder}`, within), record.brief);
   // The judge sends the final image to a paid service: only the copy retake saved, and only
   // when it is a file of the folder itself, not a link to one elsewhere.
   const final = record.status === "completed" && isBestImageName(record.bestImage) &&
@@ -102,18 +102,6 @@ async function readPrompt(dir: string, spec: PromptSpec, within: string): Promis
     ...(typeof record.bestScore === "number" && { criticScore: record.bestScore }),
     ...(brief !== undefined && { brief }),
   };
-}
-
-/** The brief from `brief.json`, else from the record; undefined when neither holds a valid one. */
-async function readBrief(
-  path: string,
-  within: string,
-  record: PromptRecord,
-): Promise<Brief | undefined> {
-  const fromFile = briefSchema.safeParse(await readJson(path, within).catch(() => undefined));
-  if (fromFile.success) return fromFile.data;
-  const fromRecord = briefSchema.safeParse((record as { brief?: unknown }).brief);
-  return fromRecord.success ? fromRecord.data : undefined;
 }
 
 /**

@@ -7,9 +7,10 @@
  */
 import { diffWords } from "diff";
 import sharp from "sharp";
-import { isRoundImageName, safeFolderName } from "../output/folder_names.ts";
+import { isRoundImageName, promptFolder, safeFolderName } from "../output/folder_names.ts";
 import { refuseLinks, writeFileAtomic, writeStreamAtomic } from "../output/atomic_write.ts";
-import { MAX_RUN_FILE_BYTES, readRunFile } from "../output/run_file.ts";
+import { readRunFile } from "../output/run_file.ts";
+import { type ComparisonPrompt, readComparisonFile } from "../output/comparison_file.ts";
 import { formatDuration } from "../util/duration.ts";
 import { messageOf } from "../errors.ts";
 import { contextLines } from "../prompts/context_text.ts";
@@ -77,11 +78,11 @@ export async function writeGallery(
     );
   }
   const run = await readRunFile(dir);
-  const comparison = await readJson(dir, "comparison.json", MAX_RUN_FILE_BYTES);
+  const comparison = await readComparisonFile(dir);
   const data: PageData = {
     name: dir.split(/[\\/]/).pop() || dir,
     run,
-    comparison: comparisonPrompts(comparison.value),
+    comparison,
     modelByFolder: modelsByFolder(run.value),
     thumbs: new Map(),
     thumbWidth,
@@ -215,7 +216,7 @@ export async function listEntries(
     // In a comparison run the folder is `<id>/<model>`: the prompt's folder is the first part.
     const folder = typeof item.folder === "string"
       ? item.folder.split("/")[0]
-      : id && safeFolderName(id);
+      : id && promptFolder(id);
     if (folder && nameSet.has(folder)) {
       if (!listedFolders.has(folder)) folders.push({ name: folder, listed: true });
       listedFolders.add(folder);
@@ -303,33 +304,6 @@ export async function readEntry(
 async function idFromPromptJson(dir: string, folder: string): Promise<{ id?: string }> {
   const read = await readJson(dir, `${folder}/prompt.json`, MAX_RECORD_BYTES);
   return isObject(read.value) && typeof read.value.id === "string" ? { id: read.value.id } : {};
-}
-
-interface ComparisonPrompt {
-  id: string;
-  winner?: string;
-  models: Array<
-    {
-      model: string;
-      folder?: unknown;
-      bestScore?: unknown;
-      costUsd?: unknown;
-      durationMs?: unknown;
-    }
-  >;
-}
-
-function comparisonPrompts(value: unknown): ComparisonPrompt[] {
-  if (!isObject(value) || !Array.isArray(value.prompts)) return [];
-  return value.prompts.filter(isObject).filter((p) => typeof p.id === "string").map((p) => ({
-    id: p.id as string,
-    ...(typeof p.winner === "string" && { winner: p.winner }),
-    models: Array.isArray(p.models)
-      ? p.models.filter(isObject).filter((m) => typeof m.model === "string") as ComparisonPrompt[
-        "models"
-      ]
-      : [],
-  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -862,7 +836,7 @@ function renderComparison(
   const first = entry.runs.find((r) => r.record)?.record;
   const id = first?.id ?? entry.folder;
   const compared = data.comparison.find((p) =>
-    p.id === id || p.id === entry.folder || safeFolderName(p.id) === entry.folder
+    p.id === id || p.id === entry.folder || promptFolder(p.id) === entry.folder
   );
   const models = compared?.models ?? [];
   // A model's subfolder is `safeFolderName(model)`; the model's own name comes from

@@ -13,14 +13,14 @@ import { type PromptRecord, shownIteration } from "./record.ts";
 import { openInside, readTextInside } from "./safe_read.ts";
 import { lstatOrUndefined } from "../util/file_info.ts";
 import { MAX_RECORD_BYTES, parsePromptRecord } from "./record_file.ts";
-import { isRoundImageName, legacyFolderName, safeFolderName } from "./folder_names.ts";
+import { isRoundImageName, legacyFolderName, promptFolder } from "./folder_names.ts";
+import { writeBriefFile } from "./brief_file.ts";
 import {
   describeWriteError,
   refuseLinks,
   removeQuietly,
   TEMP_NAME,
   tempPathFor,
-  writeAll,
   WriteError,
   writeFileAtomic,
   writeJsonAtomic,
@@ -66,14 +66,13 @@ export class FolderSink implements PromptSink {
     this.batchDir = batchDir;
     this._verify = verify;
     this._now = options.now ?? (() => new Date());
-    this._subfolder = subfolder === undefined ? undefined : safeFolderName(subfolder);
+    this._subfolder = subfolder;
     this._legacySubfolder = subfolder === undefined ? undefined : legacyFolderName(subfolder);
   }
 
   folderFor(spec: PromptSpec): string {
-    const folder = safeFolderName(spec.id);
     const legacy = legacyFolderName(spec.id);
-    const path = this._subfolder === undefined ? folder : `${folder}/${this._subfolder}`;
+    const path = promptFolder(spec.id, this._subfolder);
     this._ids.set(path, {
       id: spec.id,
       legacy: this._legacySubfolder === undefined ? legacy : `${legacy}/${this._legacySubfolder}`,
@@ -174,7 +173,7 @@ export class FolderSink implements PromptSink {
   }
 
   async saveBrief(record: PromptRecord, brief: Brief): Promise<void> {
-    await writeJsonAtomic(`${this._dir(record)}/brief.json`, brief, { within: this.batchDir });
+    await writeBriefFile(this.batchDir, this._dir(record), brief);
   }
 
   async saveRefinedPrompt(record: PromptRecord, iteration: number, prompt: string): Promise<void> {

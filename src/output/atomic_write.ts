@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
 import { InputError } from "../errors.ts";
 import { lstatOrUndefined } from "../util/file_info.ts";
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { safeFolderName } from "../output/folder_names.ts";
+import { promptFolder } from "../output/folder_names.ts";
 import { END_REASONS, type Entry, esc, imageName, iterationsOf } from "../gallery/gallery.ts";
 import { formatProgress, type ProgressSnapshot } from "../batch/progress.ts";
 import type { IterationRecord, PromptRecord } from "../output/record.ts";
@@ -222,7 +222,7 @@ export function renderRow(batch: string, entry: Entry, options: RowOptions): str
       }</header><p class="error">${esc(entry.problem)}</p></section>`;
     case "absent": {
       // Named for the folder the prompt will get, so the row fills in once it starts.
-      const folder = safeFolderName(entry.id);
+      const folder = promptFolder(entry.id);
       return `<section class="row absent" id="row-${esc(folder)}" data-folder="${
         esc(folder)
       }" data-id="${esc(entry.id)}" data-status="${esc(entry.status)}"><header class="ctx"><h2>${

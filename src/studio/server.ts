@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { safeFolderName } from "../output/folder_names.ts";
+import { promptFolder } from "../output/folder_names.ts";
 import { readRunFile } from "../output/run_file.ts";
 import { InputError, messageOf } from "../errors.ts";
 import type { PipelineEvent } from "../pipeline/pipeline.ts";
@@ -251,7 +251,7 @@ class StudioApp {
         repeat = seen > (live.models ?? 1);
       }
       if (!repeat) this.#tracker.update(event);
-      this.#hub.publish(live.batch, event.type, { ...event, folder: safeFolderName(event.id) });
+      this.#hub.publish(live.batch, event.type, { ...event, folder: promptFolder(event.id) });
       this.#scheduleProgress();
     } catch (error) {
       this.#onError(`The studio could not show an event of the run: ${messageOf(error)}`);
@@ -337,7 +337,7 @@ class StudioApp {
   #feedbackListener(batch: string): (entry: FeedbackEntry) => void {
     return (entry) => {
       const id = "id" in entry.action ? entry.action.id : undefined;
-      this.#hub.publish(batch, "feedback", { ...entry, ...(id && { folder: safeFolderName(id) }) });
+      this.#hub.publish(batch, "feedback", { ...entry, ...(id && { folder: promptFolder(id) }) });
       if (batch === this.#live?.batch) this.#scheduleProgress();
     };
   }
@@ -478,7 +478,7 @@ class StudioApp {
 
   /** Whether `batch` has prompt `id`: a record of it, or a line of its run.json. */
   async #hasPrompt(dir: string, id: string): Promise<boolean> {
-    const entry = await this.#readerFor(dir).entry(safeFolderName(id)).catch(() => undefined);
+    const entry = await this.#readerFor(dir).entry(promptFolder(id)).catch(() => undefined);
     if (entry?.kind === "single" && entry.record.id === id) return true;
     if (entry?.kind === "comparison" && entry.runs.some((r) => r.record?.id === id)) return true;
     const prompts: unknown = (await readRunFile(dir)).value?.prompts;
@@ -547,7 +547,7 @@ class StudioApp {
     const run = this.#options.runPendingRejects;
     if (!run) return;
     const onEvent = (event: PipelineEvent) =>
-      this.#hub.publish(batch, event.type, { ...event, folder: safeFolderName(event.id) });
+      this.#hub.publish(batch, event.type, { ...event, folder: promptFolder(event.id) });
     this.#rejects = this.#rejects.then(() => run(dir, steering, onEvent)).catch((error) => {
       const message = `Cannot run the rejected prompts of '${batch}': ${messageOf(error)}`;
       this.#hub.publish(batch, "notice", { text: message });
