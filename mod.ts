@@ -30,14 +30,32 @@
  *
  * @module
  */
-export {
-  type BatchResult,
-  type Preloaded,
-  type PromptSources,
-  runBatch,
-  type RunIo,
-  watchBatch,
-} from "./src/batch/run.ts";
+import type { Config } from "./src/config.ts";
+import { type BatchResult, runBatch as runPreloadedBatch, type RunIo } from "./src/batch/run.ts";
+
+/**
+ * Runs one batch end to end: reads and checks the prompt files, then generates, critiques and
+ * refines every prompt, writing `<out>/<batch>/` (a folder per prompt, `run.json`,
+ * `index.html`). A prompt a previous run completed with the same inputs is skipped, and an
+ * interrupted one resumes where it stopped.
+ *
+ * Input errors throw {@linkcode InputError} before anything is written; a prompt that fails
+ * is reported in the result and the run goes on.
+ *
+ * @param config The run's settings, from {@linkcode loadConfig}.
+ * @param promptFiles The prompt files (JSON, JSON Lines, CSV, TSV, text); `-` is standard input.
+ * @param io Output, terminal and signals.
+ * @returns The exit code, the batch folder and how each prompt ended.
+ */
+export function runBatch(
+  config: Config,
+  promptFiles: string[],
+  io: RunIo,
+): Promise<BatchResult> {
+  return runPreloadedBatch(config, promptFiles, io);
+}
+
+export { type BatchResult, type RunIo, watchBatch, type WatchOptions } from "./src/batch/run.ts";
 export { type EvalOptions, type EvalResult, runEval } from "./src/eval/runner.ts";
 export { startStudio, type Studio, type StudioOptions } from "./src/studio/server.ts";
 export { type GalleryOptions, writeGallery } from "./src/gallery/gallery.ts";
@@ -48,8 +66,7 @@ export {
   type LoadOptions,
 } from "./src/config/load.ts";
 export type { Config } from "./src/config.ts";
-export type { PromptSpec } from "./src/prompts/spec.ts";
-export type { PromptOutcome, PromptRecord } from "./src/output/record.ts";
+export type { FailureRecord, PromptOutcome, StepName } from "./src/output/record.ts";
 export type { PipelineEvent } from "./src/pipeline/pipeline.ts";
 export { InputError, ProviderError } from "./src/errors.ts";
 export { EXIT } from "./src/exit_codes.ts";

@@ -15,6 +15,7 @@ import {
   loadPrompts,
   type RunIo,
   selectPrompts,
+  type SteeredIo,
 } from "../batch/run.ts";
 import { runPendingRejects } from "./pending.ts";
 import { Steering } from "../steering/steering.ts";
@@ -136,7 +137,7 @@ export async function runWithStudio(
   promptFiles: string[],
   port: string | undefined,
   io: RunIo & { signal: AbortSignal },
-  run: (io: RunIo) => Promise<BatchResult>,
+  run: (io: SteeredIo) => Promise<BatchResult>,
   runPendingRejects?: StudioOptions["runPendingRejects"],
 ): Promise<number> {
   const listen = parsePort(port);
