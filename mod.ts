@@ -32,6 +32,11 @@
  */
 import type { Config } from "./src/config.ts";
 import { type BatchResult, runBatch as runPreloadedBatch, type RunIo } from "./src/batch/run.ts";
+import {
+  startStudio as startWiredStudio,
+  type Studio,
+  type StudioOptions,
+} from "./src/studio/server.ts";
 
 /**
  * Runs one batch end to end: reads and checks the prompt files, then generates, critiques and
@@ -55,9 +60,23 @@ export function runBatch(
   return runPreloadedBatch(config, promptFiles, io);
 }
 
+/**
+ * Starts the studio, the local web app of `retake serve`, to browse: every batch under
+ * `options.out`, each prompt's rounds with their images and critiques, updated as a run writes
+ * them. It listens on 127.0.0.1 only, and answers only a browser given {@linkcode Studio.url}
+ * with its secret token. Steering a batch from the page (notes, favourites, pause, cancel) is
+ * left to the command line: `retake serve`, `retake run --ui`.
+ *
+ * @param options The output folder, the port, and where to report problems.
+ * @returns The running studio: its URL (token included) and how to close it.
+ */
+export function startStudio(options: StudioOptions): Promise<Studio> {
+  return startWiredStudio(options);
+}
+
 export { type BatchResult, type RunIo, watchBatch, type WatchOptions } from "./src/batch/run.ts";
 export { type EvalOptions, type EvalResult, runEval } from "./src/eval/runner.ts";
-export { startStudio, type Studio, type StudioOptions } from "./src/studio/server.ts";
+export type { Studio, StudioOptions } from "./src/studio/server.ts";
 export { type GalleryOptions, writeGallery } from "./src/gallery/gallery.ts";
 export {
   type ConfigSources,
