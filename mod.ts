@@ -33,6 +33,11 @@
 import type { Config } from "./src/config.ts";
 import { type BatchResult, runBatch as runPreloadedBatch, type RunIo } from "./src/batch/run.ts";
 import {
+  type EvalOptions,
+  type EvalResult,
+  runEval as runReportedEval,
+} from "./src/eval/runner.ts";
+import {
   startStudio as startWiredStudio,
   type Studio,
   type StudioOptions,
@@ -44,8 +49,10 @@ import {
  * `index.html`). A prompt a previous run completed with the same inputs is skipped, and an
  * interrupted one resumes where it stopped.
  *
- * Input errors throw {@linkcode InputError} before anything is written; a prompt that fails
- * is reported in the result and the run goes on.
+ * Input errors throw {@linkcode InputError} before anything is written. A prompt that fails
+ * is reported in its outcome and the others go on. A fatal error (a bad key, no quota left)
+ * stops the run: found by the free checks at the start, it throws a {@linkcode ProviderError};
+ * later, the run ends with `EXIT.stopped`.
  *
  * @param config The run's settings, from {@linkcode loadConfig}.
  * @param promptFiles The prompt files (JSON, JSON Lines, CSV, TSV, text); `-` is standard input.
@@ -58,6 +65,31 @@ export function runBatch(
   io: RunIo,
 ): Promise<BatchResult> {
   return runPreloadedBatch(config, promptFiles, io);
+}
+
+/**
+ * Runs an eval, what `retake eval` does: each strategy as a batch of its own under
+ * `<out>/<batch>/eval/` (`single`: one image; `best-of-n`: as many images from the original
+ * prompt as refine's estimated spend buys; `refine`: the loop), then a judge scores every final
+ * image. Writes `eval.json` (per strategy the mean score, cost and time; refine's win rate over
+ * best-of-n with its 95% interval) and `eval.html` to the batch folder. `config.maxCost` covers
+ * the whole eval, the judge included.
+ *
+ * Input errors throw {@linkcode InputError} before anything is written.
+ *
+ * @param config The run's settings, from {@linkcode loadConfig}.
+ * @param promptFiles The prompt files, as for {@linkcode runBatch}.
+ * @param options The strategies, the judge, refine's rounds.
+ * @param io Output, terminal and signals.
+ * @returns The exit code and the eval's batch folder.
+ */
+export function runEval(
+  config: Config,
+  promptFiles: string[],
+  options: EvalOptions,
+  io: RunIo,
+): Promise<EvalResult> {
+  return runReportedEval(config, promptFiles, options, io);
 }
 
 /**
@@ -75,7 +107,9 @@ export function startStudio(options: StudioOptions): Promise<Studio> {
 }
 
 export { type BatchResult, type RunIo, watchBatch, type WatchOptions } from "./src/batch/run.ts";
-export { type EvalOptions, type EvalResult, runEval } from "./src/eval/runner.ts";
+export type { EvalOptions, EvalResult } from "./src/eval/runner.ts";
+export type { JudgeChoice } from "./src/eval/judge.ts";
+export { STRATEGIES, type StrategyName } from "./src/eval/strategies.ts";
 export type { Studio, StudioOptions } from "./src/studio/server.ts";
 export { type GalleryOptions, writeGallery } from "./src/gallery/gallery.ts";
 export {
