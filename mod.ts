@@ -121,5 +121,5 @@ export {
 export type { Config } from "./src/config.ts";
 export type { FailureRecord, PromptOutcome, StepName } from "./src/output/record.ts";
 export type { PipelineEvent } from "./src/pipeline/pipeline.ts";
-export { InputError, ProviderError } from "./src/errors.ts";
+export { InputError, ProviderError, type ProviderErrorOptions } from "./src/errors.ts";
 export { EXIT } from "./src/exit_codes.ts";

@@ -17,10 +17,15 @@ import { parseRunInfo } from "../output/run_file.ts";
 
 /** What the command line asked for, besides settings. */
 export interface Invocation {
+  /** The run's settings, checked. */
   config: Config;
+  /** The prompt files named (`-`: standard input); with `--replay`, the replayed run's. */
   promptFiles: string[];
+  /** `--help`: show the usage and run nothing. */
   help: boolean;
+  /** `--version`: show the version and run nothing. */
   version: boolean;
+  /** `--watch`: run, then re-run the prompts edited in the files (see `watchBatch`). */
   watch: boolean;
   /** `--ui`: the studio attached to the run. */
   ui: boolean;
@@ -39,9 +44,13 @@ export interface Invocation {
 
 /** Where configuration comes from; injected so tests control every layer. */
 export interface ConfigSources {
+  /** The flags and prompt files of `retake [flags] <prompts>...`, e.g. `["-n", "3", "a.json"]`. */
   args: string[];
+  /** The environment: keys, base URLs and `RETAKE_*` settings, e.g. `Deno.env.toObject()`. */
   env: Record<string, string | undefined>;
+  /** The folder `retake.config.json` and `.env` are looked for in, e.g. `Deno.cwd()`. */
   cwd: string;
+  /** Reads a file as text (the config file, `.env`, a `--replay` run.json). */
   readTextFile: (path: string) => Promise<string>;
 }
 
