@@ -30,7 +30,7 @@
  *
  * @module
  */
-import type { Config } from "./src/config.ts";
+import type { Config } from "./src/config/types.ts";
 import { type BatchResult, runBatch as runPreloadedBatch, type RunIo } from "./src/batch/run.ts";
 import {
   type EvalOptions,
@@ -118,7 +118,18 @@ export {
   loadConfig,
   type LoadOptions,
 } from "./src/config/load.ts";
-export type { Config } from "./src/config.ts";
+export type {
+  A1111Config,
+  ComfyUIBinding,
+  ComfyUIConfig,
+  Config,
+  CriterionName,
+  FalConfig,
+  GeminiConfig,
+  LocalConfig,
+  OpenAIConfig,
+  RetryConfig,
+} from "./src/config/types.ts";
 export type { FailureRecord, PromptOutcome, StepName } from "./src/output/record.ts";
 export type { PipelineEvent } from "./src/pipeline/pipeline.ts";
 export { InputError, ProviderError, type ProviderErrorOptions } from "./src/errors.ts";

@@ -949,7 +949,10 @@ function untilDone(source: Observable<unknown>, signal?: AbortSignal): Promise<v
 
 /** Options for {@linkcode watchBatch}. */
 export interface WatchOptions {
-  /** Quiet time after the last change to a prompt file before a pass starts, in ms. @default {200} */
+  /**
+   * Quiet time after the last change to a prompt file before a pass starts, in ms.
+   * @default {200}
+   */
   debounceMs?: number;
 }
 
