@@ -1,6 +1,6 @@
 /**
  * retake as a library: what `retake run`, `retake eval`, `retake serve` and `retake gallery` do,
- * for a program of your own. `main.ts` wires exactly these to the command line.
+ * for a program of your own. `main.ts` runs the same code from the command line.
  *
  * Settings come from {@linkcode loadConfig}, which takes the same arguments, environment and
  * config file the command line does (and checks them the same way). With no key set, or with

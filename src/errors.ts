@@ -11,7 +11,11 @@ export interface ProviderErrorOptions {
   provider: string;
   /** Whether trying again may succeed (rate limit, 5xx, network fault, timeout). */
   retryable: boolean;
-  /** Whether the whole run must stop now (bad key, locked account). @default {false} */
+  /**
+   * Whether the whole run must stop now (bad key, locked account).
+   *
+   * @default {false}
+   */
   fatal?: boolean;
   /** The server's hint for when to try again, in ms. */
   retryAfterMs?: number;

@@ -72,7 +72,11 @@ export interface RunIo {
   writeErr: (text: string) => void;
   /** Whether stderr is a terminal (live progress line). */
   isTerminal: boolean;
-  /** The terminal's width in columns, asked at every redraw of the progress line. @default {() => 80} */
+  /**
+   * The terminal's width in columns, asked at every redraw of the progress line.
+   *
+   * @default {() => 80}
+   */
   columns?: () => number;
   /** Aborted on the first Ctrl-C / SIGTERM: drain, then stop after the grace period. */
   signal?: AbortSignal;
@@ -951,6 +955,7 @@ function untilDone(source: Observable<unknown>, signal?: AbortSignal): Promise<v
 export interface WatchOptions {
   /**
    * Quiet time after the last change to a prompt file before a pass starts, in ms.
+   *
    * @default {200}
    */
   debounceMs?: number;

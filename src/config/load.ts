@@ -73,7 +73,9 @@ export interface LoadOptions {
    * asks for in `retake serve`): it shapes the round (model, size, seed, rubric), but what
    * spends money and how (offline, `maxCost`, retries, concurrency, timeouts, every provider's
    * section with its prices) is this machine's settings; the file can only make a run more
-   * careful (offline, a lower `maxCost`), never less. @default {false}
+   * careful (offline, a lower `maxCost`), never less.
+   *
+   * @default {false}
    */
   receivedReplay?: boolean;
 }
@@ -96,7 +98,15 @@ const SPENDING = [
   "cancelBatchJobs",
 ];
 
-/** Builds the run's settings from every layer; throws {@linkcode InputError} on bad input. */
+/**
+ * Builds the run's settings from every layer, as the command line does: built-in defaults, then
+ * the config file, then the environment (`.env` beneath it), then the flags; checked once.
+ * Throws {@linkcode InputError} on bad input, naming the setting and where it came from.
+ *
+ * @param sources The flags, the environment, the working folder and how to read a file.
+ * @param options How to treat a `--replay` file.
+ * @returns The settings, the prompt files, and what else the command line asked for.
+ */
 export async function loadConfig(
   sources: ConfigSources,
   options: LoadOptions = {},

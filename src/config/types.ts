@@ -18,16 +18,26 @@ export type CriterionName =
 
 /** The checked settings of one run: the core settings, then one section per provider. */
 export interface Config {
-  /** Output base folder (`--out`). @default {"outputs"} */
+  /**
+   * Output base folder (`--out`).
+   *
+   * @default {"outputs"}
+   */
   out: string;
   /** Batch folder name (`--name`); absent: the first prompt file's name without extension. */
   name?: string | undefined;
   /**
    * Image size in pixels, 64 to 4096 a side (`--size`: `WIDTHxHEIGHT` or a preset name such as
-   * `square_hd`). @default {{ width: 1024, height: 768 }}
+   * `square_hd`).
+   *
+   * @default {{ width: 1024, height: 768 }}
    */
   size: { width: number; height: number };
-  /** Image file format (`--format`). @default {"png"} */
+  /**
+   * Image file format (`--format`).
+   *
+   * @default {"png"}
+   */
   format: "png" | "jpeg";
   /** Generation model (`--model`): an alias or any model id; absent: the generator's own. */
   model?: string | undefined;
@@ -44,29 +54,53 @@ export interface Config {
   criticWeights?: Partial<Record<CriterionName, number | undefined>> | undefined;
   /**
    * Calls in flight per stage (`--concurrency`): one number for every stage, one per stage, or
-   * `"auto"`, which finds each provider's quota while it runs. @default {"auto"}
+   * `"auto"`, which finds each provider's quota while it runs.
+   *
+   * @default {"auto"}
    */
   concurrency: "auto" | { generate: number; critique: number; refine: number };
-  /** Images per prompt, 1 to 20: the first plus refined ones (`--iterations`). @default {2} */
+  /**
+   * Images per prompt, 1 to 20: the first plus refined ones (`--iterations`).
+   *
+   * @default {2}
+   */
   iterations: number;
-  /** Use the embedded local providers even when keys are set (`--offline`). @default {false} */
+  /**
+   * Use the embedded local providers even when keys are set (`--offline`).
+   *
+   * @default {false}
+   */
   offline: boolean;
   /** Base seed (`--seed`); absent: derived from each prompt's id, so reruns are reproducible. */
   seed?: number | undefined;
-  /** A new seed for every round instead of one per prompt (`--vary-seed`). @default {false} */
+  /**
+   * A new seed for every round instead of one per prompt (`--vary-seed`).
+   *
+   * @default {false}
+   */
   varySeed: boolean;
   /** Stop a prompt early once every check passes and a critique reaches this score, 0 to 10. */
   targetScore?: number | undefined;
   /**
    * How refinements make the next image (`--refine`): edit the best one, draw anew, or `auto`:
-   * edit when only local checks failed. @default {"auto"}
+   * edit when only local checks failed.
+   *
+   * @default {"auto"}
    */
   refine: "edit" | "regenerate" | "auto";
-  /** Stop a prompt once its best round is this many rounds old (`--patience`). @default {2} */
+  /**
+   * Stop a prompt once its best round is this many rounds old (`--patience`).
+   *
+   * @default {2}
+   */
   patience: number;
   /** Per-criterion minimums that must also be met to stop early (config file only). */
   targetCriteria?: Partial<Record<CriterionName, number>> | undefined;
-  /** Redo every prompt, moving earlier attempts aside (`--force`). @default {false} */
+  /**
+   * Redo every prompt, moving earlier attempts aside (`--force`).
+   *
+   * @default {false}
+   */
   force: boolean;
   /** A prompt of its own (`--prompt`): a batch of one, or one more prompt. */
   prompt?: string | undefined;
@@ -80,40 +114,80 @@ export interface Config {
   only?: string[] | undefined;
   /** Stop starting paid steps once the run has spent this much, in USD (`--max-cost`). */
   maxCost?: number | undefined;
-  /** Say what would run and what it could cost; make no call, write nothing. @default {false} */
+  /**
+   * Say what would run and what it could cost; make no call, write nothing.
+   *
+   * @default {false}
+   */
   dryRun: boolean;
-  /** Print the summary (or the dry run's plan) as one JSON document on stdout. @default {false} */
+  /**
+   * Print the summary (or the dry run's plan) as one JSON document on stdout.
+   *
+   * @default {false}
+   */
   json: boolean;
-  /** After an interrupt, how long calls in flight may take to finish, in ms. @default {10000} */
+  /**
+   * After an interrupt, how long calls in flight may take to finish, in ms.
+   *
+   * @default {10000}
+   */
   graceMs: number;
-  /** No progress line (`--quiet`). @default {false} */
+  /**
+   * No progress line (`--quiet`).
+   *
+   * @default {false}
+   */
   quiet: boolean;
-  /** Debug logging on stderr (`--verbose`). @default {false} */
+  /**
+   * Debug logging on stderr (`--verbose`).
+   *
+   * @default {false}
+   */
   verbose: boolean;
-  /** Deadline for one provider call, in ms (`--timeout`). @default {120000} */
+  /**
+   * Deadline for one provider call, in ms (`--timeout`).
+   *
+   * @default {120000}
+   */
   timeoutMs: number;
   /**
    * Send calls in batch jobs at the batch price (Gemini: half), where the service sells them
-   * (`--batch-api`). @default {false}
+   * (`--batch-api`).
+   *
+   * @default {false}
    */
   batchApi: boolean;
-  /** With `batchApi`: time between two looks at a running job, in ms. @default {30000} */
+  /**
+   * With `batchApi`: time between two looks at a running job, in ms.
+   *
+   * @default {30000}
+   */
   batchPollMs: number;
   /**
    * With `batchApi`: quiet time after the last request that sends a wave as a job, in ms.
+   *
    * @default {2000}
    */
   batchGatherMs: number;
-  /** Cancel the batch jobs this batch left running, then stop. @default {false} */
+  /**
+   * Cancel the batch jobs this batch left running, then stop.
+   *
+   * @default {false}
+   */
   cancelBatchJobs: boolean;
   /** How failed calls are retried. */
   retry: RetryConfig;
   /**
    * The provider that generates (`--generator`), or `auto`: the first whose key is set.
+   *
    * @default {"auto"}
    */
   generator: string;
-  /** The provider that critiques and refines (`--critic`), or `auto`. @default {"auto"} */
+  /**
+   * The provider that critiques and refines (`--critic`), or `auto`.
+   *
+   * @default {"auto"}
+   */
   critic: string;
   /** fal.ai's settings. */
   fal: FalConfig;
@@ -131,29 +205,60 @@ export interface Config {
 
 /** How failed calls are retried: exponential backoff with jitter, a cap and a run-wide budget. */
 export interface RetryConfig {
-  /** Attempts per call, the first included; refusals as over quota do not count. @default {4} */
+  /**
+   * Attempts per call, the first included; refusals as over quota do not count.
+   *
+   * @default {4}
+   */
   maxAttempts: number;
   /**
    * Retries after refusals as over quota, per call: they spend no attempt or budget.
+   *
    * @default {30}
    */
   maxOverloadRetries: number;
-  /** Delay before the first retry, in ms. @default {1000} */
+  /**
+   * Delay before the first retry, in ms.
+   *
+   * @default {1000}
+   */
   minTimeoutMs: number;
-  /** Longest computed delay, in ms. @default {30000} */
+  /**
+   * Longest computed delay, in ms.
+   *
+   * @default {30000}
+   */
   maxTimeoutMs: number;
-  /** Growth factor between retries. @default {2} */
+  /**
+   * Growth factor between retries.
+   *
+   * @default {2}
+   */
   multiplier: number;
-  /** Share of each delay that is randomised away, 0 to 1. @default {0.5} */
+  /**
+   * Share of each delay that is randomised away, 0 to 1.
+   *
+   * @default {0.5}
+   */
   jitter: number;
-  /** Retries allowed in the whole run. @default {200} */
+  /**
+   * Retries allowed in the whole run.
+   *
+   * @default {200}
+   */
   budget: number;
   /**
    * Longest wait a service may ask for (a retry hint) before the run stops instead, saying when
-   * it can resume: a per-day quota asks for hours. @default {120000}
+   * it can resume: a per-day quota asks for hours.
+   *
+   * @default {120000}
    */
   maxWaitMs: number;
-  /** Multiplies every delay, server hints included: for tests. @default {1} */
+  /**
+   * Multiplies every delay, server hints included: for tests.
+   *
+   * @default {1}
+   */
   timeScale: number;
 }
 
@@ -165,16 +270,26 @@ export interface FalConfig {
   baseUrl?: string | undefined;
   /**
    * Ask fal to run its safety checker; off, the most permissive `safety_tolerance` where an
-   * endpoint has only that. @default {true}
+   * endpoint has only that.
+   *
+   * @default {true}
    */
   safetyChecker: boolean;
-  /** Fail the step when fal flags the image as NSFW; off, the image is kept. @default {true} */
+  /**
+   * Fail the step when fal flags the image as NSFW; off, the image is kept.
+   *
+   * @default {true}
+   */
   failOnNsfw: boolean;
   /** `num_inference_steps`, for endpoints that take it; absent: the endpoint's own. */
   steps?: number | undefined;
   /** USD per megapixel or per image, by endpoint id, over retake's own prices. */
   prices?: Record<string, number> | undefined;
-  /** Delay between status polls, where fal's status stream is not served, in ms. @default {500} */
+  /**
+   * Delay between status polls, where fal's status stream is not served, in ms.
+   *
+   * @default {500}
+   */
   pollIntervalMs: number;
 }
 
@@ -242,9 +357,17 @@ export interface ComfyUIConfig {
   steps?: number | undefined;
   /** The node whose image is the result; absent: the first that saved one. */
   outputNode?: string | undefined;
-  /** Generations queued on the server at once: one GPU runs one at a time. @default {1} */
+  /**
+   * Generations queued on the server at once: one GPU runs one at a time.
+   *
+   * @default {1}
+   */
   concurrency: number;
-  /** Delay between `/history` polls where the WebSocket is not used, in ms. @default {1000} */
+  /**
+   * Delay between `/history` polls where the WebSocket is not used, in ms.
+   *
+   * @default {1000}
+   */
   pollIntervalMs: number;
 }
 
@@ -262,11 +385,23 @@ export interface A1111Config {
   scheduler?: string | undefined;
   /** `cfg_scale`; absent: the server's own. */
   cfgScale?: number | undefined;
-  /** How far an edit (img2img) may move from its source, 0 to 1. @default {0.55} */
+  /**
+   * How far an edit (img2img) may move from its source, 0 to 1.
+   *
+   * @default {0.55}
+   */
   denoisingStrength: number;
-  /** Generations sent at once: one GPU runs one at a time. @default {1} */
+  /**
+   * Generations sent at once: one GPU runs one at a time.
+   *
+   * @default {1}
+   */
   concurrency: number;
-  /** Delay between progress polls while an image is drawn, in ms. @default {1000} */
+  /**
+   * Delay between progress polls while an image is drawn, in ms.
+   *
+   * @default {1000}
+   */
   pollIntervalMs: number;
 }
 

@@ -26,7 +26,11 @@ import type { StrategyName } from "./strategies.ts";
 export interface JudgeChoice {
   /** A provider that critiques images, by name (`gemini`, `openai`, `local`, …). */
   provider: string;
-  /** The model it judges with. @default {the provider's critic model} */
+  /**
+   * The model it judges with.
+   *
+   * @default {the provider's critic model}
+   */
   model?: string;
 }
 

@@ -49,7 +49,11 @@ export interface EvalOptions {
    * @default {the first critic with a key that is not the loop's, else the loop's critic}
    */
   judge?: JudgeChoice;
-  /** Refine's rounds. @default {the iterations setting, at least 2} */
+  /**
+   * Refine's rounds.
+   *
+   * @default {the iterations setting, at least 2}
+   */
   rounds?: number;
 }
 

@@ -72,9 +72,17 @@ export interface LiveRun {
 export interface StudioOptions {
   /** The output folder whose batches the studio shows. */
   out: string;
-  /** The port on 127.0.0.1; 0 picks a free one. @default {0} */
+  /**
+   * The port on 127.0.0.1; 0 picks a free one.
+   *
+   * @default {0}
+   */
   port?: number;
-  /** Where problems the studio cannot show on a page go (stderr). @default {() => {}} */
+  /**
+   * Where problems the studio cannot show on a page go (stderr).
+   *
+   * @default {() => {}}
+   */
   onError?: (message: string) => void;
 }
 
