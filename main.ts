@@ -20,6 +20,7 @@ import {
   EXIT,
   runBatch,
   type RunIo,
+  type SteeredIo,
   VERSION,
   watchBatch,
 } from "./src/batch/run.ts";
@@ -174,7 +175,11 @@ function withStudio(invocation: Invocation, io: RunIo & { signal: AbortSignal })
 }
 
 /** One batch run, saying how to resume one that was interrupted. */
-async function runOnce(config: Config, promptFiles: string[], io: RunIo): Promise<BatchResult> {
+async function runOnce(
+  config: Config,
+  promptFiles: string[],
+  io: SteeredIo,
+): Promise<BatchResult> {
   const result = await runBatch(config, promptFiles, io);
   if (result.exitCode === EXIT.interrupted) {
     writeErr(`Saved what was done. Run the same command again to resume.\n`);

@@ -1,7 +1,8 @@
 /**
  * The settings of a run: the core schema, each provider's own section, and what other modules
- * take from them (retry options, secrets to redact, settings safe to write). Loading them from
- * argv, the environment and files is `config/load.ts`.
+ * take from them (retry options, secrets to redact, settings safe to write). Their documented
+ * type, {@linkcode Config}, is `config/types.ts`'s, checked here against the schema. Loading them
+ * from argv, the environment and files is `config/load.ts`.
  *
  * @module
  */
@@ -18,8 +19,10 @@ import {
 } from "./config/schema.ts";
 import { criterionWeightsSchema, rubricTextSchema } from "./providers/rubric.ts";
 import { SIZE_PRESETS } from "./config/sizes.ts";
+import type { Config } from "./config/types.ts";
 
 export { SIZE_PRESETS };
+export type { Config };
 
 /** `"auto"` (adaptive, per provider), one number for every stage, or one per stage. */
 const concurrencySchema = z.union([
@@ -151,13 +154,25 @@ export type ProviderSections = {
   [P in (typeof PROVIDERS)[number] as P["name"]]: z.output<P["schema"]>;
 };
 
-/** Settings after validation. */
-export type Config = z.output<typeof coreSchema> & {
-  /** A provider name with the generate role, or `auto`. */
+/** What {@linkcode configSchema} outputs, as zod infers it. */
+type SchemaOutput = z.output<typeof coreSchema> & {
   generator: string;
-  /** A provider name with the critique role, or `auto`. */
   critic: string;
 } & ProviderSections;
+
+/** `T` with every object type spelt out field by field: two spellings of one type compare equal. */
+type Plain<T> = T extends object ? { [K in keyof T]: Plain<T[K]> } : T;
+
+/** Whether `A` and `B` are the same type: the same fields, each as optional and as typed. */
+type Same<A, B> = (<T>() => T extends Plain<A> ? 1 : 2) extends <T>() => T extends Plain<B> ? 1 : 2
+  ? true
+  : false;
+
+/**
+ * The documented {@linkcode Config} (`config/types.ts`) is what the schema outputs: a setting
+ * added, dropped or retyped on one side only fails type checking here.
+ */
+const _configMatchesSchema: Same<Config, SchemaOutput> = true;
 
 /** The retry settings in the shape the backoff operator takes (`retry.ts`). */
 export function retryOptionsOf(config: Config): Omit<RetryOptions, "budget"> {

@@ -11,7 +11,11 @@ export interface ProviderErrorOptions {
   provider: string;
   /** Whether trying again may succeed (rate limit, 5xx, network fault, timeout). */
   retryable: boolean;
-  /** Whether the whole run must stop now (bad key, locked account). @default {false} */
+  /**
+   * Whether the whole run must stop now (bad key, locked account).
+   *
+   * @default {false}
+   */
   fatal?: boolean;
   /** The server's hint for when to try again, in ms. */
   retryAfterMs?: number;
@@ -24,19 +28,33 @@ export interface ProviderErrorOptions {
    * image, an answer cut at MAX_TOKENS or blocked for SAFETY). The pipeline records it.
    */
   costUsd?: number;
+  /** The error underneath (a network fault, the SDK's error), kept as the error's `cause`. */
   cause?: unknown;
 }
 
 /** A provider call failed; says whether a retry can help. */
 export class ProviderError extends Error {
+  /** Provider name, e.g. `fal`, `gemini`, `local`. */
   readonly provider: string;
+  /** Whether trying again may succeed (rate limit, 5xx, network fault, timeout). */
   readonly retryable: boolean;
+  /** Whether the whole run must stop now (bad key, locked account). */
   readonly fatal: boolean;
+  /** The server's hint for when to try again, in ms. */
   readonly retryAfterMs: number | undefined;
+  /** HTTP status, where there was one. */
   readonly status: number | undefined;
+  /** Provider request id, where one was assigned. */
   readonly requestId: string | undefined;
+  /** What the service billed for the failed call, in USD, where it bills failures. */
   readonly costUsd: number | undefined;
 
+  /**
+   * Makes the error of a failed call.
+   *
+   * @param message What failed, for a person.
+   * @param options The provider, the retry classification and what is known of the call.
+   */
   constructor(message: string, options: ProviderErrorOptions) {
     super(message, { cause: options.cause });
     this.name = "ProviderError";
@@ -75,7 +93,14 @@ export function withBilledCost(error: unknown, costUsd: number): unknown {
 
 /** Bad input or usage: the CLI exits with code 2 and writes nothing. */
 export class InputError extends Error {
+  /** The exit code the CLI ends with: `EXIT.input`. */
   readonly exitCode = 2;
+  /**
+   * Makes an input error.
+   *
+   * @param message What is wrong and how to fix it, for a person.
+   * @param options The error underneath, if any, as `cause`.
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "InputError";

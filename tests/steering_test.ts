@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config/load.ts";
 import type { PromptRecord } from "../src/output/record.ts";
-import { runBatch, type RunIo } from "../src/batch/run.ts";
+import { runBatch, type SteeredIo } from "../src/batch/run.ts";
 import { runPendingRejects } from "../src/studio/pending.ts";
 import { Steering } from "../src/steering/steering.ts";
 import { runCli } from "./cli.ts";
@@ -114,7 +114,7 @@ Deno.test("runPendingRejects() gives an idle batch's rejected prompt its round, 
     const untouched = await Deno.readTextFile(`${batchDir}/p1/metadata.json`);
 
     const err: string[] = [];
-    const io: RunIo = {
+    const io: SteeredIo = {
       writeOut: () => {},
       writeErr: (text) => err.push(text),
       isTerminal: false,
@@ -162,7 +162,7 @@ Deno.test("a note and a favourite sent during a run: one more round for the one,
     let sent: Promise<unknown> | undefined;
     let picked: Promise<unknown> | undefined;
     let other = 0;
-    const io: RunIo = {
+    const io: SteeredIo = {
       writeOut: () => {},
       writeErr: () => {},
       isTerminal: false,

@@ -62,32 +62,45 @@ export { VERSION } from "../output/run_file.ts";
 
 export { EXIT } from "../exit_codes.ts";
 
-/** The outside world, injected so tests can run a batch in-process. */
+/** The outside world of a batch, injected so a program (or a test) runs it in-process. */
 export interface RunIo {
+  /** Writes to standard output: the summary, or with `--json` its JSON document. */
   writeOut: (text: string) => void;
+  /** Writes to standard error: progress, notices and warnings. */
   writeErr: (text: string) => void;
   /** Whether stderr is a terminal (live progress line). */
   isTerminal: boolean;
-  /** The terminal's width in columns, asked at every redraw of the progress line. @default {() => 80} */
+  /**
+   * The terminal's width in columns, asked at every redraw of the progress line.
+   *
+   * @default {() => 80}
+   */
   columns?: () => number;
   /** Aborted on the first Ctrl-C / SIGTERM: drain, then stop after the grace period. */
   signal?: AbortSignal;
   /** Aborted on the second Ctrl-C: stop at once. */
   abortNow?: AbortSignal;
+  /** Every pipeline event, as it happens (the studio's live view). */
+  onEvent?: (event: PipelineEvent) => void;
+}
+
+/** {@linkcode RunIo}, and the studio's steering when one is attached (`--ui`, `retake serve`). */
+export interface SteeredIo extends RunIo {
   /**
    * The batch's steering, when a studio is attached: the run follows its pause, front and
    * cancel. Without one the run opens the batch's own (`feedback.jsonl`), so notes and cancels
    * left by an earlier studio are honoured.
    */
   steering?: Steering;
-  /** Every pipeline event, as it happens (the studio's live view). */
-  onEvent?: (event: PipelineEvent) => void;
 }
 
 /** What a batch run produced. */
 export interface BatchResult {
+  /** The process exit code the run ends with: one of {@linkcode EXIT}'s values. */
   exitCode: number;
+  /** The batch folder, `<out>/<batch name>`: `run.json`, `index.html` and a folder per prompt. */
   batchDir: string;
+  /** How each prompt ended, in the order they ended; empty for a dry run. */
   outcomes: PromptOutcome[];
 }
 
@@ -230,7 +243,7 @@ export interface Preloaded {
 export async function runBatch(
   config: Config,
   promptFiles: string[],
-  io: RunIo,
+  io: SteeredIo,
   preloaded?: Preloaded,
 ): Promise<BatchResult> {
   // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
@@ -902,15 +915,31 @@ function untilDone(source: Observable<unknown>, signal?: AbortSignal): Promise<v
   });
 }
 
+/** Options for {@linkcode watchBatch}. */
+export interface WatchOptions {
+  /**
+   * Quiet time after the last change to a prompt file before a pass starts, in ms.
+   *
+   * @default {200}
+   */
+  debounceMs?: number;
+}
+
 /**
  * Runs the batch, then watches the prompt files and re-processes only the prompts that were
  * added or edited, until `io.signal` aborts. An invalid edit is reported and watching goes on.
+ *
+ * @param config The run's settings, from `loadConfig`.
+ * @param promptFiles The prompt files to run and watch (not `-`, standard input).
+ * @param io Output, terminal and signals.
+ * @param options How long to wait after a change.
+ * @returns The exit code of the last pass.
  */
 export async function watchBatch(
   config: Config,
   promptFiles: string[],
   io: RunIo,
-  options: { debounceMs?: number } = {},
+  options: WatchOptions = {},
 ): Promise<number> {
   if (promptFiles.length === 0 || promptFiles.includes(STDIN)) {
     throw new InputError(
@@ -938,7 +967,7 @@ async function watchLocked(
   config: Config,
   promptFiles: string[],
   io: RunIo,
-  options: { debounceMs?: number },
+  options: WatchOptions,
   loaded: { specs: PromptSpec[]; providers: Providers },
 ): Promise<number> {
   const { providers } = loaded;

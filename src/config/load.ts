@@ -17,10 +17,15 @@ import { parseRunInfo } from "../output/run_file.ts";
 
 /** What the command line asked for, besides settings. */
 export interface Invocation {
+  /** The run's settings, checked. */
   config: Config;
+  /** The prompt files named (`-`: standard input); with `--replay`, the replayed run's. */
   promptFiles: string[];
+  /** `--help`: show the usage and run nothing. */
   help: boolean;
+  /** `--version`: show the version and run nothing. */
   version: boolean;
+  /** `--watch`: run, then re-run the prompts edited in the files (see `watchBatch`). */
   watch: boolean;
   /** `--ui`: the studio attached to the run. */
   ui: boolean;
@@ -39,9 +44,13 @@ export interface Invocation {
 
 /** Where configuration comes from; injected so tests control every layer. */
 export interface ConfigSources {
+  /** The flags and prompt files of `retake [flags] <prompts>...`, e.g. `["-n", "3", "a.json"]`. */
   args: string[];
+  /** The environment: keys, base URLs and `RETAKE_*` settings, e.g. `Deno.env.toObject()`. */
   env: Record<string, string | undefined>;
+  /** The folder `retake.config.json` and `.env` are looked for in, e.g. `Deno.cwd()`. */
   cwd: string;
+  /** Reads a file as text (the config file, `.env`, a `--replay` run.json). */
   readTextFile: (path: string) => Promise<string>;
 }
 
@@ -64,7 +73,9 @@ export interface LoadOptions {
    * asks for in `retake serve`): it shapes the round (model, size, seed, rubric), but what
    * spends money and how (offline, `maxCost`, retries, concurrency, timeouts, every provider's
    * section with its prices) is this machine's settings; the file can only make a run more
-   * careful (offline, a lower `maxCost`), never less. @default {false}
+   * careful (offline, a lower `maxCost`), never less.
+   *
+   * @default {false}
    */
   receivedReplay?: boolean;
 }
@@ -87,7 +98,15 @@ const SPENDING = [
   "cancelBatchJobs",
 ];
 
-/** Builds the run's settings from every layer; throws {@linkcode InputError} on bad input. */
+/**
+ * Builds the run's settings from every layer, as the command line does: built-in defaults, then
+ * the config file, then the environment (`.env` beneath it), then the flags; checked once.
+ * Throws {@linkcode InputError} on bad input, naming the setting and where it came from.
+ *
+ * @param sources The flags, the environment, the working folder and how to read a file.
+ * @param options How to treat a `--replay` file.
+ * @returns The settings, the prompt files, and what else the command line asked for.
+ */
 export async function loadConfig(
   sources: ConfigSources,
   options: LoadOptions = {},

@@ -25,7 +25,13 @@ import type { StrategyName } from "./strategies.ts";
 
 /** `--judge PROVIDER[:MODEL]`, parsed. */
 export interface JudgeChoice {
+  /** A provider that critiques images, by name (`gemini`, `openai`, `local`, …). */
   provider: string;
+  /**
+   * The model it judges with.
+   *
+   * @default {the provider's critic model}
+   */
   model?: string;
 }
 

@@ -41,18 +41,34 @@ import { formatEvalSummary } from "./summary.ts";
 
 /** What `retake eval` asks for besides the run's settings. */
 export interface EvalOptions {
+  /** The strategies to compare, each run as a batch of its own (`--strategies`). */
   strategies: StrategyName[];
+  /**
+   * Who scores every strategy's final images (`--judge`).
+   *
+   * @default {the first critic with a key that is not the loop's, else the loop's critic}
+   */
   judge?: JudgeChoice;
-  /** Refine's rounds. @default {the iterations setting, at least 2} */
+  /**
+   * Refine's rounds.
+   *
+   * @default {the iterations setting, at least 2}
+   */
   rounds?: number;
 }
 
 /** What an eval produced. */
 export interface EvalResult {
+  /** The process exit code: the most serious of the strategies' runs. */
   exitCode: number;
   /** The eval's batch folder, holding `eval.json`, `eval.html` and `eval/`. */
   root: string;
-  report?: EvalReport;
+}
+
+/** An {@linkcode EvalResult}, with the report written to `eval.json`. */
+export interface ReportedEval extends EvalResult {
+  /** The content of `eval.json`. */
+  report: EvalReport;
 }
 
 // Sums of prices drift by far less than this; a budget this close to spent is spent.
@@ -70,7 +86,7 @@ export async function runEval(
   promptFiles: string[],
   options: EvalOptions,
   io: RunIo,
-): Promise<EvalResult> {
+): Promise<ReportedEval> {
   if (new Set(config.models ?? []).size > 1) {
     throw new InputError(
       "Cannot run an eval with --models: an eval compares strategies on one model; run one eval per model with --model (and --name)",

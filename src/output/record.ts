@@ -78,11 +78,17 @@ export interface IterationRecord {
 
 /** Where a prompt failed. */
 export interface FailureRecord {
+  /** The step that failed, or `save`: writing its result to disk. */
   step: StepName | "save";
+  /** The round it failed in, from 1. */
   iteration: number;
+  /** Why, in one line for a person. */
   message: string;
+  /** The provider whose call failed, where one did. */
   provider?: string;
+  /** The HTTP status of the failed call, where there was one. */
   status?: number;
+  /** The provider's id of the failed request, where it assigned one. */
   requestId?: string;
 }
 
@@ -225,8 +231,11 @@ function better(a: Critique, b: Critique): boolean {
 
 /** How a prompt ended. */
 export interface PromptOutcome {
+  /** The prompt's id. */
   id: string;
+  /** The name of the prompt's folder, which holds its `metadata.json` and images. */
   folder: string;
+  /** `interrupted`: the next run with the same command resumes it. */
   status: "completed" | "failed" | "interrupted";
   /** Why an interrupted prompt stopped: the user, the budget, or a cancel in the studio. */
   stopCause?: "interrupt" | "budget" | "cancel";
@@ -234,10 +243,16 @@ export interface PromptOutcome {
   skipped: boolean;
   /** Generation model. */
   model: string;
+  /** Time spent on the prompt, in ms. */
   durationMs: number;
+  /** Where and why it failed, for a failed prompt. */
   error?: FailureRecord;
+  /** The critique score of the best round, 0 to 10, once a round was critiqued. */
   bestScore?: number;
+  /** The best round by the critic (most checks passed, then the highest score), from 1. */
   bestIteration?: number;
+  /** What the prompt has cost, in USD, as its `metadata.json` counts it (earlier runs included). */
   costUsd: number;
+  /** The rounds in its `metadata.json`. */
   iterations: number;
 }

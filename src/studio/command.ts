@@ -15,11 +15,12 @@ import {
   loadPrompts,
   type RunIo,
   selectPrompts,
+  type SteeredIo,
 } from "../batch/run.ts";
 import { runPendingRejects } from "./pending.ts";
 import { Steering } from "../steering/steering.ts";
 import { escapeControls } from "../util/terminal_text.ts";
-import { startStudio, type StudioOptions } from "./server.ts";
+import { startStudio, type StudioWiring } from "./server.ts";
 
 /** What a studio command needs of the process. */
 export interface StudioIo {
@@ -36,7 +37,7 @@ export interface StudioIo {
 export function pendingRejectsRunner(
   io: RunIo,
   sources: Omit<ConfigSources, "args">,
-): NonNullable<StudioOptions["runPendingRejects"]> {
+): NonNullable<StudioWiring["runPendingRejects"]> {
   return async (batchDir, steering, onEvent) => {
     await runPendingRejects(batchDir, { ...io, isTerminal: false, steering, onEvent }, sources);
   };
@@ -81,7 +82,7 @@ machine. The token is the key to the studio; Ctrl-C stops it.
 export async function serveCommand(
   args: string[],
   io: StudioIo,
-  runPendingRejects?: StudioOptions["runPendingRejects"],
+  runPendingRejects?: StudioWiring["runPendingRejects"],
 ): Promise<number> {
   let parsed;
   try {
@@ -136,8 +137,8 @@ export async function runWithStudio(
   promptFiles: string[],
   port: string | undefined,
   io: RunIo & { signal: AbortSignal },
-  run: (io: RunIo) => Promise<BatchResult>,
-  runPendingRejects?: StudioOptions["runPendingRejects"],
+  run: (io: SteeredIo) => Promise<BatchResult>,
+  runPendingRejects?: StudioWiring["runPendingRejects"],
 ): Promise<number> {
   const listen = parsePort(port);
   // A dry run calls nothing and writes nothing: there is nothing to watch.

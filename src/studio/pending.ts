@@ -8,7 +8,7 @@ import { MAX_RUN_FILE_BYTES } from "../output/run_file.ts";
 import { type ConfigSources, loadConfig } from "../config/load.ts";
 import { InputError } from "../errors.ts";
 import { STDIN } from "../prompts/mod.ts";
-import { type BatchResult, runBatch, type RunIo } from "../batch/run.ts";
+import { type BatchResult, runBatch, type SteeredIo } from "../batch/run.ts";
 import { readTextInside } from "../output/safe_read.ts";
 import { Steering } from "../steering/steering.ts";
 
@@ -24,7 +24,7 @@ import { Steering } from "../steering/steering.ts";
  */
 export async function runPendingRejects(
   batchDir: string,
-  io: RunIo,
+  io: SteeredIo,
   sources: Omit<ConfigSources, "args">,
 ): Promise<BatchResult | undefined> {
   const steering = io.steering ?? await Steering.open(batchDir, { fileNotes: "confirm" });

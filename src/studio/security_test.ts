@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Steering } from "../steering/steering.ts";
 import { fakeId, makeBatch, TINY_PNG } from "./_test_batch.ts";
 import { login, type Session } from "./_test_session.ts";
-import { startStudio, type Studio, type StudioOptions } from "./server.ts";
+import { startStudio, type Studio, type StudioWiring } from "./server.ts";
 
 const SECRET = "API_KEY=sk-very-secret\n";
 
@@ -14,7 +14,7 @@ const SECRET = "API_KEY=sk-very-secret\n";
 async function withStudio(
   setup: (out: string) => Promise<void>,
   fn: (session: Session, out: string, studio: Studio) => Promise<void>,
-  options: Partial<StudioOptions> = {},
+  options: Partial<StudioWiring> = {},
 ): Promise<void> {
   const out = await Deno.makeTempDir({ prefix: "retake-studio-attack-" });
   await setup(out);

@@ -72,8 +72,23 @@ export interface LiveRun {
 export interface StudioOptions {
   /** The output folder whose batches the studio shows. */
   out: string;
-  /** The port on 127.0.0.1; 0 picks a free one. @default {0} */
+  /**
+   * The port on 127.0.0.1; 0 picks a free one.
+   *
+   * @default {0}
+   */
   port?: number;
+  /**
+   * Where problems the studio cannot show on a page go (stderr).
+   *
+   * @default {() => {}}
+   */
+  onError?: (message: string) => void;
+}
+
+/** {@linkcode StudioOptions}, and what retake's own commands and tests wire in. */
+export interface StudioWiring extends StudioOptions {
+  /** The run this process is making, for `retake run --ui`. */
   live?: LiveRun;
   /** Opens a batch's steering, for a batch no run here is making. */
   openSteering?: (batchDir: string) => Promise<Steering>;
@@ -86,8 +101,6 @@ export interface StudioOptions {
     steering: Steering,
     onEvent: (event: PipelineEvent) => void,
   ) => Promise<void>;
-  /** Where problems the studio cannot show on a page go (stderr). */
-  onError?: (message: string) => void;
   /** For tests: fixed secrets instead of random ones. */
   secrets?: { token: string; csrf: string; session?: string };
   /** For tests: the door's limits (see {@linkcode openFront}). */
@@ -96,9 +109,17 @@ export interface StudioOptions {
 
 /** A running studio. */
 export interface Studio {
-  /** The URL to open, token included. */
+  /** The URL to open, token included: it signs the browser in. */
   url: string;
+  /** The port it listens on, on 127.0.0.1. */
   port: number;
+  /** Stops serving; open event streams end. */
+  close(): Promise<void>;
+}
+
+/** A running {@linkcode Studio}, with what retake's own commands and tests use of it. */
+export interface StudioControl extends Studio {
+  /** The secrets the studio checks every request against. */
   auth: StudioAuth;
   /** Feeds one pipeline event of the live run. */
   onEvent(event: PipelineEvent): void;
@@ -107,12 +128,10 @@ export interface Studio {
    * runs one more round through `runPendingRejects`; pause, front and cancel are refused).
    */
   runEnded(): void;
-  /** Stops serving; open event streams end. */
-  close(): Promise<void>;
 }
 
 /** Starts the studio; resolves once it listens. */
-export async function startStudio(options: StudioOptions): Promise<Studio> {
+export async function startStudio(options: StudioWiring): Promise<StudioControl> {
   const onError = options.onError ?? (() => {});
   const app = new StudioApp(options, onError);
   const backend = await _serve((request) => app.answer(request), onError);
@@ -197,7 +216,7 @@ class StudioApp {
   auth: StudioAuth | undefined;
   readonly #out: string;
   readonly #live: LiveRun | undefined;
-  readonly #options: StudioOptions;
+  readonly #options: StudioWiring;
   readonly #onError: (message: string) => void;
   /** Whether the live run is still running (until {@linkcode runEnded}). */
   #running: boolean;
@@ -214,7 +233,7 @@ class StudioApp {
   #progressTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #unsubscribe: (() => void) | undefined;
 
-  constructor(options: StudioOptions, onError: (message: string) => void) {
+  constructor(options: StudioWiring, onError: (message: string) => void) {
     this.#out = options.out.replace(/\/+$/, "") || ".";
     this.#live = options.live;
     this.#options = options;

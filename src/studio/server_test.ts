@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { Steering } from "../steering/steering.ts";
 import { fakeId, makeBatch, TINY_PNG } from "./_test_batch.ts";
-import { startStudio, type Studio } from "./server.ts";
+import { startStudio, type StudioControl } from "./server.ts";
 
 const SECRETS = { token: "a".repeat(64), csrf: "c".repeat(64), session: "e".repeat(32) };
 /** The path every page lives under, with the fixed session above. */
 const BASE = `/s/${SECRETS.session}`;
 
 async function withStudio(
-  fn: (studio: Studio, get: Getter, post: Poster, out: string) => Promise<void>,
+  fn: (studio: StudioControl, get: Getter, post: Poster, out: string) => Promise<void>,
   setup: (out: string) => Promise<void> = async (out) => {
     await makeBatch(out, "batch", 3);
   },
