@@ -17,6 +17,7 @@ import { isRoundImageName, legacyFolderName, promptFolder } from "./folder_names
 import { writeBriefFile } from "./brief_file.ts";
 import {
   describeWriteError,
+  forgetCheckedFolders,
   refuseLinks,
   removeQuietly,
   TEMP_NAME,
@@ -115,6 +116,7 @@ export class FolderSink implements PromptSink {
       if (await lstatOrUndefined(`${this.batchDir}/${aside}`)) continue;
       try {
         await Deno.rename(`${this.batchDir}/${folder}`, `${this.batchDir}/${aside}`);
+        forgetCheckedFolders(`${this.batchDir}/${folder}`);
         return aside;
       } catch (error) {
         // Taken between the check and the rename: try the next name.

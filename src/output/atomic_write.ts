@@ -69,7 +69,19 @@ export async function writeStreamAtomic(
       try {
         // Not `pipeTo(file.writable)`: that stream buffers 64 KiB and its close drops the error
         // of the last write, so a disk that filled at the end left a short file and no error.
-        for await (const chunk of data) await writeAll(file, chunk);
+        // Chunks gathered to 256 KiB: a download comes in pieces of a few KiB, and each write
+        // is a trip to a worker thread.
+        let pending: Uint8Array[] = [];
+        let size = 0;
+        for await (const chunk of data) {
+          pending.push(chunk);
+          size += chunk.length;
+          if (size < 256 * 1024) continue;
+          await writeAll(file, concat(pending, size));
+          pending = [];
+          size = 0;
+        }
+        if (size > 0) await writeAll(file, concat(pending, size));
       } finally {
         file.close();
       }
@@ -81,6 +93,15 @@ export async function writeStreamAtomic(
     throw describeWriteError(path, error);
   }
 }
+
+/**
+ * Folders below a batch folder this process found to be real folders, not links: a batch writes
+ * some ten files into each prompt's folder, and each would otherwise ask again (an `lstat` is a
+ * trip to a worker thread). Bounded, oldest forgotten first; {@linkcode forgetCheckedFolders}
+ * drops a folder that is moved away.
+ */
+const checkedFolders = new Set<string>();
+const MAX_CHECKED_FOLDERS = 4096;
 
 /**
  * Throws a {@linkcode WriteError} when `path`, or any folder between `within` and it, is a
@@ -97,7 +118,9 @@ export async function refuseLinks(path: string, within?: string): Promise<void> 
   } else {
     checked.push(path);
   }
-  for (const at of checked) {
+  const last = checked.length - 1;
+  for (const [i, at] of checked.entries()) {
+    if (i < last && checkedFolders.has(at)) continue;
     const info = await lstatOrUndefined(at);
     if (info === undefined) return;
     if (info.isSymlink) {
@@ -106,6 +129,21 @@ export async function refuseLinks(path: string, within?: string): Promise<void> 
         false,
       );
     }
+    if (i < last && info.isDirectory) rememberFolder(at);
+  }
+}
+
+function rememberFolder(path: string): void {
+  if (checkedFolders.size >= MAX_CHECKED_FOLDERS) {
+    checkedFolders.delete(checkedFolders.values().next().value!);
+  }
+  checkedFolders.add(path);
+}
+
+/** Forgets what {@linkcode refuseLinks} found of `path` and every folder below it. */
+export function forgetCheckedFolders(path: string): void {
+  for (const folder of checkedFolders) {
+    if (folder === path || folder.startsWith(`${path}/`)) checkedFolders.delete(folder);
   }
 }
 
@@ -178,6 +216,17 @@ export function tempPathFor(path: string): string {
   const dir = slash === -1 ? "." : path.slice(0, slash);
   const base = path.slice(slash + 1);
   return `${dir}/.${base}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 /** Writes all of `data` at the file's position: one write may take only part of it. */

@@ -164,9 +164,6 @@ export async function prepareImage(
 }
 
 function _base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
+  // Native (ES2026 `Uint8Array.prototype.toBase64`): no string of the bytes built first.
+  return (bytes as Uint8Array & { toBase64(): string }).toBase64();
 }
