@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import sharp from "sharp";
 import { InputError, ProviderError } from "../../errors.ts";
 import type { PromptSpec } from "../../prompts/mod.ts";
@@ -23,6 +22,7 @@ import {
   resolveFalModel,
 } from "./models.ts";
 import type { GeneratedImage, GenerateRequest } from "../provider.ts";
+import { withLogs } from "../_test_logs.ts";
 
 const SPEC: PromptSpec = {
   id: "harbour",
@@ -824,15 +824,7 @@ Deno.test("createFalGenerator() prices images by endpoint, with overrides", asyn
 });
 
 Deno.test("createFalGenerator() logs every HTTP call at debug level without the key", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "fal"], lowestLevel: "debug", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await withLogs("fal", "debug", async (records) => {
     await withStandIn(async (standIn, options) => {
       const image = await createFalGenerator(options).generate(request());
       await bytesOf(image);
@@ -851,9 +843,7 @@ Deno.test("createFalGenerator() logs every HTTP call at debug level without the 
       assert.ok(!everything.includes(standIn.key), "the key must never be logged");
       assert.ok(!/authorization/i.test(everything), "headers must never be logged");
     });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("createFalGenerator() records time spent queued behind fal's concurrency limit", async () => {
@@ -1341,15 +1331,7 @@ Deno.test("createFalGenerator() follows the status stream: one status request pe
 });
 
 Deno.test("createFalGenerator() polls for the rest of the run where the status stream is not served", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "fal"], lowestLevel: "info", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await withLogs("fal", "info", async (records) => {
     await withStandIn(async (standIn, options) => {
       const generator = createFalGenerator(options);
       for (let i = 0; i < 3; i++) await bytesOf(await generator.generate(request({ seed: i })));
@@ -1359,21 +1341,11 @@ Deno.test("createFalGenerator() polls for the rest of the run where the status s
       const said = records.filter((r) => String(r.message.join("")).includes("status stream"));
       assert.equal(said.length, 1);
     }, { statusStream: false });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("createFalGenerator() sends FLUX.1-style input to an endpoint it does not know, with a warning", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "fal"], lowestLevel: "warning", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await withLogs("fal", "warning", async (records) => {
     await withStandIn(async (standIn, options) => {
       const generator = createFalGenerator(options);
       for (let i = 0; i < 2; i++) {
@@ -1393,7 +1365,5 @@ Deno.test("createFalGenerator() sends FLUX.1-style input to an endpoint it does 
       assert.equal(warned.length, 1, "once per endpoint");
       assert.equal(warned[0]!.properties.model, "someone/new-model");
     });
-  } finally {
-    await reset();
-  }
+  });
 });
