@@ -30,6 +30,7 @@ import {
   type AttemptResult,
   type JsonAsker,
   type JsonCall,
+  mostTokens,
   spentSoFar,
 } from "../_json_call.ts";
 import {
@@ -230,11 +231,7 @@ class GeminiJsonClient implements JsonClient {
     if (this.#price === undefined) return undefined;
     const input = (operation === "critique" ? CRITIQUE_TEXT_TOKENS : REFINE_TEXT_TOKENS) +
       (operation === "critique" ? _imageTokenBound(this.#generation, this.imageMaxSide) : 0);
-    // A call may send twice: once more with double the room after MAX_TOKENS or a bad answer.
-    const tokens = {
-      inputTokens: 2 * input,
-      outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
-    };
+    const tokens = mostTokens(input, this.#maxOutputTokens);
     // With --batch-api, reserved at the batch price.
     return Math.round(this.#costOf(tokens) * this.#connection.estimateShare * 1e6) / 1e6;
   }

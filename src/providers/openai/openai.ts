@@ -32,6 +32,7 @@ import {
   type AttemptResult,
   type JsonAsker,
   type JsonCall,
+  mostTokens,
   spentSoFar,
 } from "../_json_call.ts";
 import {
@@ -361,11 +362,7 @@ class OpenAIJsonClient implements JsonClient {
     const input = operation === "critique"
       ? CRITIQUE_TEXT_TOKENS + IMAGE_TOKEN_BOUND
       : REFINE_TEXT_TOKENS;
-    // A call may send twice: once more with double the room after a cut-off or bad answer.
-    const tokens = {
-      inputTokens: 2 * input,
-      outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
-    };
+    const tokens = mostTokens(input, this.#maxOutputTokens);
     // With --batch-api, reserved at the batch price.
     const reserved = this.#costOf(tokens) * (this.batch !== undefined ? OPENAI_BATCH_PRICE : 1);
     return Math.round(reserved * 1e6) / 1e6;
