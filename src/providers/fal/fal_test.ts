@@ -21,8 +21,8 @@ import {
   FAL_MODELS,
   resolveFalModel,
 } from "./models.ts";
-import type { GeneratedImage, GenerateRequest } from "../provider.ts";
 import { withLogs } from "../_test_logs.ts";
+import { bytesOf, generateRequests } from "../_test_generate.ts";
 
 const SPEC: PromptSpec = {
   id: "harbour",
@@ -30,26 +30,12 @@ const SPEC: PromptSpec = {
   extra: {},
 };
 
-function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    prompt: SPEC.prompt,
-    spec: SPEC,
-    iteration: 1,
-    width: 256,
-    height: 192,
-    seed: 42,
-    model: "flux-schnell",
-    format: "png",
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
-
-async function bytesOf(image: GeneratedImage): Promise<Uint8Array> {
-  return image.data instanceof Uint8Array
-    ? image.data
-    : new Uint8Array(await new Response(image.data).arrayBuffer());
-}
+const request = generateRequests(SPEC, {
+  width: 256,
+  height: 192,
+  seed: 42,
+  model: "flux-schnell",
+});
 
 async function withStandIn(
   fn: (standIn: FalStandIn, options: FalGeneratorOptions) => Promise<void>,
