@@ -63,6 +63,16 @@ async function providerError(promise: Promise<unknown>): Promise<ProviderError> 
   return error;
 }
 
+/** What fal is sent for a default {@linkcode request}: FLUX.1's fields. */
+const FLUX_1_INPUT = {
+  prompt: SPEC.prompt,
+  image_size: { width: 256, height: 192 },
+  seed: 42,
+  num_images: 1,
+  output_format: "png",
+  enable_safety_checker: true,
+};
+
 /** A prompt carrying a stand-in fault token, distinct per test so `-once` memory is fresh. */
 function faulty(fault: FalFault, tag = ""): string {
   return `${SPEC.prompt} ${tag}[fal:${fault}]`;
@@ -89,14 +99,7 @@ Deno.test("createFalGenerator() generates an image and records what fal reported
     assert.equal(more.length, 0);
     assert.equal(image.requestId, submit!.requestId);
     assert.equal(submit!.path, "/fal-ai/flux/schnell");
-    assert.deepEqual(submit!.input, {
-      prompt: SPEC.prompt,
-      image_size: { width: 256, height: 192 },
-      seed: 42,
-      num_images: 1,
-      output_format: "png",
-      enable_safety_checker: true,
-    });
+    assert.deepEqual(submit!.input, FLUX_1_INPUT);
     assert.equal(standIn.calls("result").length, 1);
     assert.equal(standIn.calls("file").length, 1);
     assert.ok(standIn.calls("status").every((r) => r.path.startsWith("/fal-ai/flux/requests/")));
@@ -1337,14 +1340,7 @@ Deno.test("createFalGenerator() sends FLUX.1-style input to an endpoint it does 
       for (let i = 0; i < 2; i++) {
         await bytesOf(await generator.generate(request({ model: "someone/new-model" })));
       }
-      assert.deepEqual(standIn.calls("submit")[0]!.input, {
-        prompt: SPEC.prompt,
-        image_size: { width: 256, height: 192 },
-        seed: 42,
-        num_images: 1,
-        output_format: "png",
-        enable_safety_checker: true,
-      });
+      assert.deepEqual(standIn.calls("submit")[0]!.input, FLUX_1_INPUT);
       const warned = records.filter((r) =>
         r.message.join("").includes("does not know fal endpoint")
       );
