@@ -73,6 +73,7 @@ import type {
   ProviderParts,
   TokenUsage,
 } from "../provider.ts";
+import { failedCall } from "../_http.ts";
 
 export { createGeminiGenerator, type GeminiImageOptions } from "./image.ts";
 export {
@@ -306,10 +307,7 @@ class GeminiJsonClient implements JsonClient {
         operation,
         model,
         attempt,
-        durationMs: Math.round(performance.now() - started),
-        status: classified instanceof ProviderError
-          ? classified.status ?? classified.message
-          : "aborted",
+        ...failedCall(started, classified),
       });
       throw classified;
     }

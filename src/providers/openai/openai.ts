@@ -24,7 +24,13 @@ import type { BatcherOptions } from "../../batch_api/batcher.ts";
 import { ProviderError, StopRequested, withBilledCost } from "../../errors.ts";
 import { tokenPriceTable, urlString } from "../../config/schema.ts";
 import { redactor } from "../../util/redact.ts";
-import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "../_http.ts";
+import {
+  failedCall,
+  parseBaseUrl,
+  parseRetryAfter,
+  positiveOption,
+  waitFromMessage,
+} from "../_http.ts";
 import { parseAnswer } from "../_llm_answers.ts";
 import {
   answerOf,
@@ -549,10 +555,7 @@ class OpenAIJsonClient implements JsonClient {
         operation,
         model,
         attempt,
-        durationMs: Math.round(performance.now() - started),
-        status: classified instanceof ProviderError
-          ? classified.status ?? classified.message
-          : "aborted",
+        ...failedCall(started, classified),
       });
       throw classified instanceof ProviderError
         ? withBilledCost(classified, call.spent)
