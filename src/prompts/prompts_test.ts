@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { loadPromptFile, parsePrompts, PROMPT_LIMITS, promptHash } from "./mod.ts";
 import { mostRounds, planGroups, withOwnModels } from "./settings.ts";
 import { errorOf, rejectionOf } from "../_test_input_error.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 const FILE = "prompts/demo.json";
 
@@ -399,16 +400,6 @@ Deno.test("parsePrompts() keeps the JSON error short instead of quoting the whol
 });
 
 // --- loadPromptFile ----------------------------------------------------------------------------
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "retake-prompts-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.chmod(dir, 0o755).catch(() => undefined);
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("loadPromptFile() reads and validates a file", async () => {
   await withTempDir(async (dir) => {

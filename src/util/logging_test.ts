@@ -2,19 +2,10 @@ import assert from "node:assert/strict";
 import { getLogger, type LogLevel } from "@logtape/logtape";
 import { InputError } from "../errors.ts";
 import { type LoggingOptions, setupLogging } from "./logging.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 // deno-lint-ignore no-control-regex
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
-
-/** Runs `fn` on a temporary folder, removed after. */
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Logging at `level` to `<dir>/log.jsonl`, and to stderr through `writeErr`. */
 function toLogFile(
@@ -29,7 +20,7 @@ function toLogFile(
 Deno.test("setupLogging() redacts every configured secret on stderr and in log.jsonl", async () => {
   const secret = "sk-live-0123456789abcdef";
   let stderr = "";
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const close = await setupLogging(toLogFile(dir, "debug", (t) => void (stderr += t), [secret]));
     const log = getLogger(["retake", "test"]);
     log.error(`Request with key ${secret} failed`);
@@ -44,7 +35,7 @@ Deno.test("setupLogging() redacts every configured secret on stderr and in log.j
 });
 
 Deno.test("setupLogging() drops a partial last line left by a crash before appending", async () => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/log.jsonl`, '{"a":1}\n{"b":2}\n{"c":');
     const close = await setupLogging(toLogFile(dir, "error"));
     getLogger(["retake"]).info("after the crash");
@@ -70,7 +61,7 @@ Deno.test("setupLogging() shows only records at or above the chosen level on std
 });
 
 Deno.test("setupLogging() refuses a log.jsonl that is a symbolic link, leaving what it points to", async () => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/precious.txt`, "precious, no newline");
     await Deno.symlink(`${dir}/precious.txt`, `${dir}/log.jsonl`);
     await assert.rejects(
@@ -84,7 +75,7 @@ Deno.test("setupLogging() refuses a log.jsonl that is a symbolic link, leaving w
 });
 
 Deno.test("setupLogging() refuses a log.jsonl that is not a regular file", async () => {
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/log.jsonl`);
     await assert.rejects(
       setupLogging(toLogFile(dir, "error")),
@@ -95,7 +86,7 @@ Deno.test("setupLogging() refuses a log.jsonl that is not a regular file", async
 
 Deno.test("setupLogging() shows control and bidi characters escaped on stderr and in log.jsonl", async () => {
   let stderr = "";
-  await inTempDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const close = await setupLogging(toLogFile(dir, "debug", (t) => void (stderr += t)));
     const hostile = "a\u001b[2Jb\u009b31mc\u202ed\u2066e\nf";
     getLogger(["retake", "test"]).warn("Failed {promptId}: {reason}", {
