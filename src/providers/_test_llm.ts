@@ -1,6 +1,6 @@
 /**
  * The harbour prompt, critique and requests the critic and refiner tests of every LLM provider
- * send, and the assertions they share.
+ * send, and the assertions the providers' tests share.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { InputError, ProviderError } from "../../errors.ts";
+import { InputError } from "../../errors.ts";
 import type { PromptSpec } from "../../prompts/mod.ts";
 import {
   geminiImageOutputTokens,
@@ -16,6 +16,7 @@ import {
 } from "./image.ts";
 import { defaultGeminiPrices } from "./models.ts";
 import { bytesOf, generateRequests } from "../_test_generate.ts";
+import { providerErrorFrom } from "../_test_llm.ts";
 
 const SPEC: PromptSpec = {
   id: "lighthouse",
@@ -41,16 +42,7 @@ async function withStandIn(
   }
 }
 
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProviderError, `expected a ProviderError, got ${error}`);
-    assert.equal(error.provider, "gemini");
-    return error;
-  }
-  throw new assert.AssertionError({ message: "expected the call to fail" });
-}
+const providerError = (promise: Promise<unknown>) => providerErrorFrom("gemini", promise);
 
 Deno.test("createGeminiGenerator() asks for an image only, sized by aspect ratio and tier, and saves the PNG it gets", async () => {
   await withStandIn(async (standIn, options) => {
