@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { publicSettings, secretsOf, SIZE_PRESETS } from "./config.ts";
 import { type ConfigSources, loadConfig } from "./config/load.ts";
 import { ENV_NAMES } from "./config/env_settings.ts";
-import { InputError } from "./errors.ts";
+import { rejectionOf } from "./_test_input_error.ts";
 
 const CWD = "/project";
 const CONFIG = `${CWD}/retake.config.json`;
@@ -36,16 +36,6 @@ function sources({ args = [], env = {}, files = {} }: FakeSources): ConfigSource
 
 function load(fake: FakeSources = {}) {
   return loadConfig(sources(fake));
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
-    return error.message;
-  }
-  assert.fail("expected an InputError, but loading succeeded");
 }
 
 function assertMentions(message: string, ...fragments: string[]): void {

@@ -170,24 +170,40 @@ Deno.test("AdaptiveLimiter rejects options it cannot work with", () => {
   );
 });
 
-/** A fake clock's pending timers. */
-type Timers = Array<{ at: number; fire: () => void; cancelled?: boolean }>;
+/** A fake clock: its timers fire in time order, each moving the time, as {@linkcode run} goes. */
+class FakeClock {
+  now = 0;
+  #timers: Array<{ at: number; fire: () => void; cancelled: boolean }> = [];
 
-/** Fires `timers` in time order, moving the clock with `advance`, until `done()`. */
-async function runClock(
-  timers: Timers,
-  advance: (at: number) => void,
-  done: () => boolean,
-): Promise<void> {
-  await flush();
-  while (!done()) {
-    timers.sort((a, b) => a.at - b.at);
-    const next = timers.shift();
-    if (!next) break;
-    if (next.cancelled) continue;
-    advance(next.at);
-    next.fire();
+  /** Fires `fire` `ms` from now; returns what cancels it. */
+  after(ms: number, fire: () => void): () => void {
+    const timer = { at: this.now + ms, fire, cancelled: false };
+    this.#timers.push(timer);
+    return () => timer.cancelled = true;
+  }
+
+  /** Resolves `ms` from now. */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.after(ms, resolve));
+  }
+
+  /** A limiter that reads this clock and waits on it. */
+  limiter(): AdaptiveLimiter {
+    return new AdaptiveLimiter({ now: () => this.now, timer: (fn, ms) => this.after(ms, fn) });
+  }
+
+  /** Fires the timers in time order until `done()`. */
+  async run(done: () => boolean): Promise<void> {
     await flush();
+    while (!done()) {
+      this.#timers.sort((a, b) => a.at - b.at);
+      const next = this.#timers.shift();
+      if (!next) break;
+      if (next.cancelled) continue;
+      this.now = Math.max(this.now, next.at);
+      next.fire();
+      await flush();
+    }
   }
 }
 
@@ -200,10 +216,8 @@ async function runClock(
 async function simulateQueueingService(
   options: { slots: number; serviceMs: number; clientMs: number; calls: number; workers: number },
 ): Promise<{ rate: number; limits: number[] }> {
-  let now = 0;
-  const limiter = new AdaptiveLimiter({ now: () => now });
-  const timers: Timers = [];
-  const at = (time: number, fire: () => void) => timers.push({ at: time, fire });
+  const clock = new FakeClock();
+  const limiter = new AdaptiveLimiter({ now: () => clock.now });
   const queue: Array<() => void> = [];
   let running = 0;
   const startNext = () => {
@@ -215,14 +229,14 @@ async function simulateQueueingService(
   /** One call: queued at the service, then served; resolves with its queue time. */
   const call = () =>
     new Promise<number>((resolve) => {
-      const submitted = now;
+      const submitted = clock.now;
       queue.push(() => {
-        const queued = now - submitted;
-        at(now + options.serviceMs, () => {
+        const queued = clock.now - submitted;
+        clock.after(options.serviceMs, () => {
           running--;
           startNext();
           // The client reads the result and saves it before it lets the permit go.
-          at(now + options.clientMs, () => resolve(queued));
+          clock.after(options.clientMs, () => resolve(queued));
         });
       });
       startNext();
@@ -234,18 +248,18 @@ async function simulateQueueingService(
     while (started < options.calls) {
       started++;
       const release = await limiter.acquire();
-      const begun = now;
+      const begun = clock.now;
       const queueMs = await call();
-      limiter.onSuccess(now - begun, queueMs);
+      limiter.onSuccess(clock.now - begun, queueMs);
       release();
       done++;
       if (done > options.calls / 2) limits.push(limiter.limit);
     }
   };
   const all = Promise.all(Array.from({ length: options.workers }, worker));
-  await runClock(timers, (t) => now = t, () => done >= options.calls);
+  await clock.run(() => done >= options.calls);
   await all;
-  return { rate: options.calls / now, limits };
+  return { rate: options.calls / clock.now, limits };
 }
 
 Deno.test("AdaptiveLimiter finds a queueing service's concurrency and keeps its slots busy", async () => {
@@ -274,20 +288,8 @@ Deno.test("AdaptiveLimiter finds a queueing service's concurrency and keeps its 
 async function simulateRateQuota(
   options: { quota: number; windowMs: number; serviceMs: number; calls: number; workers: number },
 ): Promise<{ rate: number; refusedShare: number; limiter: AdaptiveLimiter }> {
-  let now = 0;
-  const timers: Timers = [];
-  const at = (time: number, fire: () => void) => {
-    const timer = { at: time, fire };
-    timers.push(timer);
-    return timer;
-  };
-  const limiter = new AdaptiveLimiter({
-    now: () => now,
-    timer: (fn, ms) => {
-      const timer: { at: number; fire: () => void; cancelled?: boolean } = at(now + ms, fn);
-      return () => timer.cancelled = true;
-    },
-  });
+  const clock = new FakeClock();
+  const limiter = clock.limiter();
   let accepted: number[] = [];
   let refused = 0;
   let requests = 0;
@@ -295,17 +297,16 @@ async function simulateRateQuota(
   const call = () =>
     new Promise<number | undefined>((resolve) => {
       requests++;
-      accepted = accepted.filter((t) => t > now - options.windowMs);
+      accepted = accepted.filter((t) => t > clock.now - options.windowMs);
       if (accepted.length >= options.quota) {
         refused++;
-        const hint = accepted[0]! + options.windowMs - now;
-        at(now + 5, () => resolve(hint));
+        const hint = accepted[0]! + options.windowMs - clock.now;
+        clock.after(5, () => resolve(hint));
         return;
       }
-      accepted.push(now);
-      at(now + options.serviceMs, () => resolve(undefined));
+      accepted.push(clock.now);
+      clock.after(options.serviceMs, () => resolve(undefined));
     });
-  const sleep = (ms: number) => new Promise<void>((resolve) => at(now + ms, resolve));
   let started = 0;
   let done = 0;
   const worker = async () => {
@@ -313,24 +314,24 @@ async function simulateRateQuota(
       started++;
       while (true) {
         const release = await limiter.acquire();
-        const begun = now;
+        const begun = clock.now;
         const hint = await call();
         if (hint === undefined) {
-          limiter.onSuccess(now - begun);
+          limiter.onSuccess(clock.now - begun);
           release();
           break;
         }
         limiter.onOverload(hint);
         release();
-        await sleep(hint);
+        await clock.sleep(hint);
       }
       done++;
     }
   };
   const all = Promise.all(Array.from({ length: options.workers }, worker));
-  await runClock(timers, (t) => now = Math.max(now, t), () => done >= options.calls);
+  await clock.run(() => done >= options.calls);
   await all;
-  return { rate: options.calls / now, refusedShare: refused / requests, limiter };
+  return { rate: options.calls / clock.now, refusedShare: refused / requests, limiter };
 }
 
 Deno.test("AdaptiveLimiter finds a rate quota it is not told and keeps 429s under 5%", async () => {
@@ -413,38 +414,25 @@ Deno.test("AdaptiveLimiter lets one call through until the service answers, then
 async function simulateRefusalStorm(
   options: { workers: number; calls: number; refusals: number; hintMs: number; serviceMs: number },
 ): Promise<{ ms: number; limiter: AdaptiveLimiter }> {
-  let now = 0;
-  const timers: Timers = [];
-  const at = (time: number, fire: () => void) => {
-    const timer = { at: time, fire };
-    timers.push(timer);
-    return timer;
-  };
-  const limiter = new AdaptiveLimiter({
-    now: () => now,
-    timer: (fn, ms) => {
-      const timer: { at: number; fire: () => void; cancelled?: boolean } = at(now + ms, fn);
-      return () => timer.cancelled = true;
-    },
-  });
-  const sleep = (ms: number) => new Promise<void>((resolve) => at(now + ms, resolve));
+  const clock = new FakeClock();
+  const limiter = clock.limiter();
   let done = 0;
   const worker = async () => {
     for (let call = 0; call < options.calls; call++) {
       // The step before (a fal image) takes a while and does not go through this limiter.
-      await sleep(300);
+      await clock.sleep(300);
       for (let refused = 0;; refused++) {
         const release = await limiter.acquire();
-        const begun = now;
+        const begun = clock.now;
         if (refused < options.refusals) {
-          await sleep(5);
+          await clock.sleep(5);
           limiter.onOverload(options.hintMs);
           release();
-          await sleep(options.hintMs);
+          await clock.sleep(options.hintMs);
           continue;
         }
-        await sleep(options.serviceMs);
-        limiter.onSuccess(now - begun);
+        await clock.sleep(options.serviceMs);
+        limiter.onSuccess(clock.now - begun);
         release();
         break;
       }
@@ -452,9 +440,9 @@ async function simulateRefusalStorm(
     done++;
   };
   const all = Promise.all(Array.from({ length: options.workers }, worker));
-  await runClock(timers, (t) => now = Math.max(now, t), () => done >= options.workers);
+  await clock.run(() => done >= options.workers);
   await all;
-  return { ms: now, limiter };
+  return { ms: clock.now, limiter };
 }
 
 Deno.test("AdaptiveLimiter gets through a storm of refusals at the pace of the hints, not slower", async () => {

@@ -15,7 +15,7 @@ import { formatDuration } from "../util/duration.ts";
 import { messageOf } from "../errors.ts";
 import { contextLines } from "../prompts/context_text.ts";
 import type { RunRead } from "../output/run_file.ts";
-import { readBytesInside, readTextInside } from "../output/safe_read.ts";
+import { readBytesInside, readTextOrProblem } from "../output/safe_read.ts";
 import type { FailureRecord, IterationRecord, PromptRecord } from "../output/record.ts";
 import { lstatOrUndefined, statOrUndefined } from "../util/file_info.ts";
 import { MAX_RECORD_BYTES, readPromptRecord, type RecordRead } from "../output/record_file.ts";
@@ -147,15 +147,10 @@ export type Entry =
  * to any file on this machine), never more than `maxBytes`.
  */
 async function readJson(dir: string, rel: string, maxBytes: number): Promise<JsonRead> {
-  let text: string | undefined;
+  const read = await readTextOrProblem(dir, rel, maxBytes);
+  if ("problem" in read) return read;
   try {
-    text = await readTextInside(dir, rel, maxBytes);
-  } catch (error) {
-    return { problem: `cannot be read: ${messageOf(error)}` };
-  }
-  if (text === undefined) return { problem: "is missing" };
-  try {
-    return { value: JSON.parse(text) };
+    return { value: JSON.parse(read.text) };
   } catch (error) {
     return { problem: `is not valid JSON: ${messageOf(error)}` };
   }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadPromptFile } from "../prompts/mod.ts";
+import { loadPromptFile, type PromptSpec } from "../prompts/mod.ts";
+import type { Critique } from "../providers/critique.ts";
 import { createLocalCritic } from "./critic.ts";
 import { createLocalGenerator } from "./generator.ts";
 import { createLocalRefiner, keepsWords, MAX_LENGTH_RATIO } from "./refiner.ts";
@@ -10,22 +11,24 @@ import type { RoundHistory } from "../providers/provider.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../../prompts/example.json", import.meta.url));
 
-Deno.test("local providers raise the critic score from round 1 to round 2 on the examples", async () => {
-  const specs = await loadPromptFile(EXAMPLES);
+/** The local providers, each round drawing and critiquing one prompt. */
+interface LocalLoop {
+  /** Draws `prompt` for round `iteration` of `spec`, and critiques the image. */
+  critique(spec: PromptSpec, prompt: string, iteration: number): Promise<Critique>;
+  /** The refiner's next prompt after the last round in `history`. */
+  refine(spec: PromptSpec, history: RoundHistory[]): Promise<string>;
+}
+
+/** Runs `fn` with the local providers, their images in a temporary folder removed after. */
+async function withLocalLoop(prefix: string, fn: (loop: LocalLoop) => Promise<void>) {
   const generator = createLocalGenerator();
   const critic = createLocalCritic();
   const refiner = createLocalRefiner();
   const signal = new AbortController().signal;
-  const dir = await Deno.makeTempDir({ prefix: "retake_loop_" });
-  const rows: string[] = [];
-  let improved = 0;
-  const first: number[] = [];
+  const dir = await Deno.makeTempDir({ prefix });
   try {
-    for (const spec of specs) {
-      let prompt = spec.prompt;
-      const history: RoundHistory[] = [];
-      const scores: number[] = [];
-      for (const iteration of [1, 2]) {
+    await fn({
+      async critique(spec, prompt, iteration) {
         const image = await generator.generate({
           prompt,
           spec,
@@ -39,19 +42,43 @@ Deno.test("local providers raise the critic score from round 1 to round 2 on the
         });
         const path = join(dir, `${spec.id}_${iteration}.png`);
         await Deno.writeFile(path, image.data as Uint8Array);
-        const { critique } = await critic.critique({
+        const request = {
           imagePath: path,
-          format: "png",
+          format: "png" as const,
           prompt,
           spec,
           iteration,
           signal,
-        });
+        };
+        return (await critic.critique(request)).critique;
+      },
+      async refine(spec, history) {
+        const { prompt, critique, iteration } = history.at(-1)!;
+        return (await refiner.refine({ prompt, spec, critique, history, iteration, signal }))
+          .prompt;
+      },
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("local providers raise the critic score from round 1 to round 2 on the examples", async () => {
+  const specs = await loadPromptFile(EXAMPLES);
+  const rows: string[] = [];
+  let improved = 0;
+  const first: number[] = [];
+  await withLocalLoop("retake_loop_", async (loop) => {
+    for (const spec of specs) {
+      let prompt = spec.prompt;
+      const history: RoundHistory[] = [];
+      const scores: number[] = [];
+      for (const iteration of [1, 2]) {
+        const critique = await loop.critique(spec, prompt, iteration);
         scores.push(critique.score);
         history.push({ iteration, prompt, critique });
         if (iteration === 1) {
-          prompt = (await refiner.refine({ prompt, spec, critique, history, iteration, signal }))
-            .prompt;
+          prompt = await loop.refine(spec, history);
           assert.notEqual(prompt, spec.prompt, `refiner changed nothing for ${spec.id}`);
         }
       }
@@ -59,9 +86,7 @@ Deno.test("local providers raise the critic score from round 1 to round 2 on the
       if (scores[1]! > scores[0]!) improved++;
       rows.push(`${spec.id}: ${scores[0]} -> ${scores[1]}`);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
   assert.equal(specs.length, 7);
   assert.ok(improved >= 5, `only ${improved} of 7 improved:\n${rows.join("\n")}`);
   // Round 1 must leave room to improve; a prompt the critic finds nothing wrong with may not.
@@ -120,39 +145,14 @@ function directions(problems: readonly string[]): Map<string, string> {
 
 Deno.test("five rounds on every example: critiques agree with their numbers and with each other, refined prompts rewrite the original within 1.5× its words", async () => {
   const specs = await loadPromptFile(EXAMPLES);
-  const generator = createLocalGenerator();
-  const critic = createLocalCritic();
-  const refiner = createLocalRefiner();
-  const signal = new AbortController().signal;
-  const dir = await Deno.makeTempDir({ prefix: "retake_loop5_" });
   const faults: string[] = [];
-  try {
+  await withLocalLoop("retake_loop5_", async (loop) => {
     for (const spec of specs) {
       let prompt = spec.prompt;
       const history: RoundHistory[] = [];
       let previous = new Map<string, string>();
       for (const iteration of [1, 2, 3, 4, 5]) {
-        const image = await generator.generate({
-          prompt,
-          spec,
-          iteration,
-          width: 512,
-          height: 384,
-          seed: 1234,
-          model: "local-svg-v1",
-          format: "png",
-          signal,
-        });
-        const path = join(dir, `${spec.id}_${iteration}.png`);
-        await Deno.writeFile(path, image.data as Uint8Array);
-        const { critique } = await critic.critique({
-          imagePath: path,
-          format: "png",
-          prompt,
-          spec,
-          iteration,
-          signal,
-        });
+        const critique = await loop.critique(spec, prompt, iteration);
         for (const problem of critique.problems) faults.push(...contradictions(problem));
         // A problem one round must not turn into its opposite the next: that is an overshoot.
         const now = directions(critique.problems);
@@ -169,8 +169,7 @@ Deno.test("five rounds on every example: critiques agree with their numbers and 
         previous = now;
         history.push({ iteration, prompt, critique });
         if (iteration === 5) break;
-        prompt = (await refiner.refine({ prompt, spec, critique, history, iteration, signal }))
-          .prompt;
+        prompt = await loop.refine(spec, history);
         const words = prompt.split(/\s+/);
         const originalWords = spec.prompt.split(/\s+/);
         if (words.length > MAX_LENGTH_RATIO * originalWords.length) {
@@ -195,8 +194,6 @@ Deno.test("five rounds on every example: critiques agree with their numbers and 
         }
       }
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
   assert.deepEqual(faults, []);
 });

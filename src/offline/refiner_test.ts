@@ -4,18 +4,12 @@ import type { PromptSpec } from "../prompts/mod.ts";
 import { createLocalRefiner, flaggedCues, keepsWords, MAX_LENGTH_RATIO } from "./refiner.ts";
 import type { RefineRequest, RoundHistory } from "../providers/provider.ts";
 import { EMPHASIS_WORDS, extractCues, strengthOf, tokenize } from "./scene_cues.ts";
+import { uniformCritique } from "../../tests/critique_fixture.ts";
 
 const signal = new AbortController().signal;
 
 function critique(problems: string[]): Critique {
-  return {
-    score: 6,
-    criteria: { promptAdherence: 6, composition: 6, lighting: 6, mood: 6, technicalQuality: 6 },
-    summary: "test",
-    strengths: [],
-    problems,
-    suggestions: [],
-  };
+  return uniformCritique(6, { summary: "test", problems });
 }
 
 function refine(

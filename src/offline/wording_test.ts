@@ -7,6 +7,7 @@ import { pixelMap } from "./image_stats.ts";
 import { refinePrompt } from "./refiner.ts";
 import { COLOURS, cueVocabulary, extractCues, MOODS } from "./scene_cues.ts";
 import { cueList, cuePhrase, isPlural } from "./wording.ts";
+import { uniformCritique } from "../../tests/critique_fixture.ts";
 
 /** Words that describe rather than name: each must be followed by what it describes. */
 const ADJECTIVES = new Set([
@@ -93,14 +94,7 @@ function maps() {
 }
 
 function critique(problems: string[]): Critique {
-  return {
-    score: 5,
-    criteria: { promptAdherence: 5, composition: 5, lighting: 5, mood: 5, technicalQuality: 5 },
-    summary: "test",
-    strengths: [],
-    problems,
-    suggestions: [],
-  };
+  return uniformCritique(5, { summary: "test", problems });
 }
 
 /** Texts where each vocabulary word is met: alone, said of a subject, and as a context. */

@@ -12,6 +12,7 @@ import { FolderSink } from "./artifacts.ts";
 import { InputError } from "../errors.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import { newRecord } from "./record.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 const SAFE = /^[A-Za-z0-9._-]+$/;
 const RUNNING_AS_ROOT = Deno.uid() === 0;
@@ -173,16 +174,6 @@ Deno.test("folderHash() is 16 hex digits (64 bits of SHA-256) and stable", () =>
 });
 
 // --- atomic writes -----------------------------------------------------------------------------
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "retake-artifacts-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.chmod(dir, 0o755);
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];

@@ -1,15 +1,7 @@
 import assert from "node:assert/strict";
 import sharp, { type Sharp } from "sharp";
 import { verifyImageFile } from "./image_check.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "retake_image_check_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "../_test_temp_dir.ts";
 
 /** A noisy image, so the encoded file is large enough to cut short meaningfully. */
 function pixels(width: number, height: number): Sharp {
@@ -18,7 +10,7 @@ function pixels(width: number, height: number): Sharp {
 }
 
 Deno.test("verifyImageFile() returns the size of a PNG or JPEG of the expected type", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await pixels(64, 48).png().toFile(`${dir}/a.png`);
     await pixels(40, 30).jpeg().toFile(`${dir}/b.jpg`);
     assert.deepEqual(await verifyImageFile(`${dir}/a.png`, "png"), { width: 64, height: 48 });
@@ -27,7 +19,7 @@ Deno.test("verifyImageFile() returns the size of a PNG or JPEG of the expected t
 });
 
 Deno.test("verifyImageFile() rejects an image of the other type", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await pixels(8, 8).jpeg().toFile(`${dir}/a.png`);
     await pixels(8, 8).webp().toFile(`${dir}/b.jpg`);
     await assert.rejects(
@@ -42,7 +34,7 @@ Deno.test("verifyImageFile() rejects an image of the other type", async () => {
 });
 
 Deno.test("verifyImageFile() says what a non-image file holds", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/page.png`, "<!doctype html><h1>Access denied</h1>");
     await Deno.writeFile(`${dir}/noise.png`, new Uint8Array(100).fill(0x9c));
     await Deno.writeFile(`${dir}/empty.png`, new Uint8Array());
@@ -56,7 +48,7 @@ Deno.test("verifyImageFile() says what a non-image file holds", async () => {
 });
 
 Deno.test("verifyImageFile() rejects an image cut short", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     for (const format of ["png", "jpeg"] as const) {
       const whole = format === "png"
         ? await pixels(256, 256).png().toBuffer()

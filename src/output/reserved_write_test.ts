@@ -1,38 +1,7 @@
 import assert from "node:assert/strict";
 import { WriteError, writeFileAtomic } from "./atomic_write.ts";
 import { Reservation } from "./reserved_write.ts";
-
-/** Runs `fn` on a tmpfs of `size`; skipped (returns) without mount permission. */
-async function onSmallDisk(size: string, fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "retake-reserve-" });
-  const mount = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
-    stderr: "null",
-  }).output();
-  try {
-    if (mount.success) await fn(dir);
-  } finally {
-    if (mount.success) await new Deno.Command("umount", { args: [dir] }).output();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Fills the disk of `dir` until it takes not one byte more. */
-async function fillDisk(dir: string): Promise<void> {
-  const file = await Deno.open(`${dir}/filler`, { write: true, createNew: true });
-  try {
-    for (const size of [1 << 20, 4096, 1]) {
-      const chunk = new Uint8Array(size);
-      try {
-        for (;;) await file.write(chunk);
-      } catch (error) {
-        if (!/No space left|os error 28/.test(String(error))) throw error;
-      }
-    }
-  } finally {
-    file.close();
-  }
-}
+import { fillDisk, onSmallDisk } from "./_test_small_disk.ts";
 
 function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();

@@ -12,7 +12,7 @@ import type { PromptOutcome } from "./record.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { Providers } from "../providers/registry.ts";
 import { Reservation } from "./reserved_write.ts";
-import { readTextInside } from "./safe_read.ts";
+import { readTextOrProblem } from "./safe_read.ts";
 
 /** The version printed by `--version` and recorded in `run.json`. */
 export const VERSION = "0.1.0";
@@ -275,14 +275,8 @@ export async function readRunFile(
   if (dir !== root && !dir.startsWith(`${root}/`)) {
     return { problem: `cannot be read: '${dir}' is not inside '${root}'` };
   }
-  let text: string | undefined;
-  try {
-    text = await readTextInside(root, rel, maxBytes);
-  } catch (error) {
-    return { problem: `cannot be read: ${messageOf(error)}` };
-  }
-  if (text === undefined) return { problem: "is missing" };
-  return parseRunInfo(text);
+  const read = await readTextOrProblem(root, rel, maxBytes);
+  return "problem" in read ? read : parseRunInfo(read.text);
 }
 
 /** The entries of the batch's earlier `run.json`, or none when it is missing or unreadable. */

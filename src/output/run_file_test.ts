@@ -4,6 +4,7 @@ import type { PromptOutcome } from "../output/record.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type { Providers } from "../providers/registry.ts";
 import { RunFile } from "./run_file.ts";
+import { fillDisk, onSmallDisk } from "./_test_small_disk.ts";
 
 const MODEL = "fal-ai/flux/schnell";
 const DISK_FULL = "Cannot save 'out/b/p1/iteration-1.png': the disk is full; free some space " +
@@ -41,36 +42,6 @@ function failed(prompts: number, errorChars: number): PromptOutcome[] {
   }));
 }
 
-async function onSmallDisk(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "retake-runfile-" });
-  const mount = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=512k", "tmpfs", dir],
-    stderr: "null",
-  }).output();
-  try {
-    if (mount.success) await fn(dir);
-  } finally {
-    if (mount.success) await new Deno.Command("umount", { args: [dir] }).output();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function fillDisk(dir: string): Promise<void> {
-  const file = await Deno.open(`${dir}/filler`, { write: true, createNew: true });
-  try {
-    for (const size of [1 << 20, 4096, 1]) {
-      const chunk = new Uint8Array(size);
-      try {
-        for (;;) await file.write(chunk);
-      } catch (error) {
-        if (!/No space left|os error 28/.test(String(error))) throw error;
-      }
-    }
-  } finally {
-    file.close();
-  }
-}
-
 async function readRun(dir: string) {
   return JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
 }
@@ -79,7 +50,7 @@ Deno.test({
   name: "RunFile.finish() says stopped and why on a disk full to the last byte, in the room kept",
   ignore: Deno.uid() !== 0,
   fn: () =>
-    onSmallDisk(async (dir) => {
+    onSmallDisk("512k", async (dir) => {
       const file = runFile(dir, 40);
       await file.reserve();
       await file.write("running", [], 0);
@@ -104,7 +75,7 @@ Deno.test({
     "RunFile.finish(): a record grown past its room is written whole where there is space, and without error texts on a full disk",
   ignore: Deno.uid() !== 0,
   fn: () =>
-    onSmallDisk(async (dir) => {
+    onSmallDisk("512k", async (dir) => {
       const longReason = `${DISK_FULL} ${"\u0001".repeat(20_000)}`;
       // Space left: the whole record, 40 error texts of 2 KB each and the long reason.
       const roomy = runFile(dir, 40);

@@ -16,6 +16,7 @@
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, read as readCallback, readSync } from "node:fs";
+import { messageOf } from "../errors.ts";
 
 /** A file that may not be read as asked: a link on the way, not a regular file, too large. */
 export class UnsafeFileError extends Error {
@@ -153,6 +154,24 @@ export async function readTextInside(
 ): Promise<string | undefined> {
   const bytes = await readBytesInside(root, rel, maxBytes);
   return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+}
+
+/**
+ * The text of `root/rel` as {@linkcode readTextInside} reads it, or what is wrong with the file
+ * as a message says it: `is missing`, or `cannot be read: …`.
+ */
+export async function readTextOrProblem(
+  root: string,
+  rel: string,
+  maxBytes: number,
+): Promise<{ text: string } | { problem: string }> {
+  let text: string | undefined;
+  try {
+    text = await readTextInside(root, rel, maxBytes);
+  } catch (error) {
+    return { problem: `cannot be read: ${messageOf(error)}` };
+  }
+  return text === undefined ? { problem: "is missing" } : { text };
 }
 
 /** The bytes of `root/rel`, as {@linkcode readTextInside} reads its text. */

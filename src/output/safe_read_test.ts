@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { openInside, readTextInside, UnsafeFileError } from "./safe_read.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 Deno.test("readTextInside() reads a file inside, and nothing through a link or out of the folder", async () => {
   const root = await Deno.makeTempDir();
@@ -34,29 +35,23 @@ Deno.test("readTextInside() reads a file inside, and nothing through a link or o
 });
 
 Deno.test("readTextInside() refuses a pipe at once, and a file larger than asked for", async () => {
-  const root = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (root) => {
     await new Deno.Command("mkfifo", { args: [`${root}/pipe`] }).output();
     await assert.rejects(readTextInside(root, "pipe", 100), /not a regular file/);
     await Deno.writeTextFile(`${root}/big`, "x".repeat(101));
     await assert.rejects(readTextInside(root, "big", 100), /more than 100 bytes/);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("openInside() streams a file from the handle it checked", async () => {
-  const root = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (root) => {
     const bytes = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251);
     await Deno.writeFile(`${root}/f.png`, bytes);
     const file = (await openInside(root, "f.png"))!;
     assert.equal(file.size, bytes.length);
     const read = new Uint8Array(await new Response(file.stream()).arrayBuffer());
     assert.deepEqual(read, bytes);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("openInside() never opens a link's target while a writer swaps file and link", async () => {

@@ -8,8 +8,8 @@ import { uniformCritique } from "../../tests/critique_fixture.ts";
 import { ProviderError } from "../errors.ts";
 import { type PipelineEvent, type PipelineOptions, runPipeline } from "./pipeline.ts";
 import { MemorySink } from "./_test_memory_sink.ts";
+import { fakeImage, QUICK_OPTIONS, specs } from "./_test_fakes.ts";
 import { formatProgress, ProgressTracker } from "../batch/progress.ts";
-import type { PromptSpec } from "../prompts/mod.ts";
 import type { GenerateRequest, ImageGenerator } from "../providers/provider.ts";
 
 /** A GPU server: counts the jobs it has at once. */
@@ -35,20 +35,8 @@ class LocalServer implements ImageGenerator {
     } finally {
       this.inFlight--;
     }
-    return {
-      data: new Uint8Array([1]),
-      format: "png" as const,
-      width: 64,
-      height: 64,
-      model: req.model,
-      costUsd: 0,
-      requestId: `job-${this.calls.length}`,
-    };
+    return fakeImage(req, { costUsd: 0, requestId: `job-${this.calls.length}` });
   }
-}
-
-function specs(n: number): PromptSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `p${i}`, prompt: `prompt ${i}`, extra: {} }));
 }
 
 function options(overrides: Partial<PipelineOptions>): PipelineOptions & { sink: MemorySink } {
@@ -66,13 +54,8 @@ function options(overrides: Partial<PipelineOptions>): PipelineOptions & { sink:
     sink: new MemorySink(),
     iterations: 3,
     concurrency: { generate: 8, critique: 8, refine: 8 },
-    width: 64,
-    height: 64,
-    format: "png",
+    ...QUICK_OPTIONS,
     model: "workflow",
-    seedFor: () => 1,
-    retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
-    timeoutMs: 5_000,
     hashFor: (spec) => spec.prompt,
     ...overrides,
   } as PipelineOptions & { sink: MemorySink };

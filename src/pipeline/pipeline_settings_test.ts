@@ -2,10 +2,8 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
-import type { Brief, Critique } from "../providers/critique.ts";
 import { Budget } from "../async/budget.ts";
 import { type PipelineOptions, runPipeline } from "./pipeline.ts";
-import type { PromptSink } from "../output/sink.ts";
 import type { PromptSpec } from "../prompts/mod.ts";
 import type {
   GenerateRequest,
@@ -13,48 +11,8 @@ import type {
   ImageGenerator,
   PromptRefiner,
 } from "../providers/provider.ts";
-import type { PromptRecord } from "../output/record.ts";
-
-/** Keeps every record in memory. */
-class MemorySink implements PromptSink {
-  records = new Map<string, PromptRecord>();
-  folderFor(spec: PromptSpec) {
-    return spec.id;
-  }
-  load(folder: string) {
-    return Promise.resolve(structuredClone(this.records.get(folder)));
-  }
-  moveAside(folder: string) {
-    this.records.delete(folder);
-    return Promise.resolve(`${folder}.previous`);
-  }
-  start(_spec: PromptSpec, record: PromptRecord) {
-    this.records.set(record.id, structuredClone(record));
-    return Promise.resolve();
-  }
-  saveImage(_record: PromptRecord, iteration: number) {
-    return Promise.resolve({ file: `iteration-${iteration}.png`, width: 64, height: 64 });
-  }
-  imagePath(record: PromptRecord, file: string) {
-    return `${record.id}/${file}`;
-  }
-  saveBrief(_record: PromptRecord, _brief: Brief) {
-    return Promise.resolve();
-  }
-  saveCritique(_record: PromptRecord, _iteration: number, _critique: Critique) {
-    return Promise.resolve();
-  }
-  saveRefinedPrompt() {
-    return Promise.resolve();
-  }
-  saveBest() {
-    return Promise.resolve("best.png");
-  }
-  saveRecord(record: PromptRecord) {
-    this.records.set(record.id, structuredClone(record));
-    return Promise.resolve();
-  }
-}
+import { MemorySink } from "./_test_memory_sink.ts";
+import { fakeImage, QUICK_OPTIONS } from "./_test_fakes.ts";
 
 function setup(estimates: Array<{ model: string; width: number; height: number }>) {
   const requests: GenerateRequest[] = [];
@@ -63,15 +21,14 @@ function setup(estimates: Array<{ model: string; width: number; height: number }
     estimateCostUsd: (size) => (estimates.push(size), 0.01),
     generate(request) {
       requests.push(request);
-      return Promise.resolve({
-        data: new Uint8Array([1]),
-        format: "png",
-        width: request.width,
-        height: request.height,
-        model: request.model,
-        seed: request.seed,
-        costUsd: 0.01,
-      });
+      return Promise.resolve(
+        fakeImage(request, {
+          width: request.width,
+          height: request.height,
+          seed: request.seed,
+          costUsd: 0.01,
+        }),
+      );
     },
   };
   // Every image scores 6: below the batch's target, above a prompt's own lower one.
@@ -101,13 +58,10 @@ function setup(estimates: Array<{ model: string; width: number; height: number }
     // Every score is the same: no plateau may cut a prompt's rounds short here.
     patience: 10,
     concurrency: { generate: 2, critique: 2, refine: 2 },
+    ...QUICK_OPTIONS,
     width: 1024,
     height: 768,
-    format: "png",
     model: "batch-model",
-    seedFor: () => 1,
-    retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
-    timeoutMs: 5_000,
     hashFor: (spec) => `hash-${spec.id}`,
     budget: new Budget(100),
   };

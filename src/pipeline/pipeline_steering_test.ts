@@ -6,58 +6,11 @@ import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
 import { type PipelineEvent, type PipelineOptions, runPipeline } from "./pipeline.ts";
-import type { PromptSink } from "../output/sink.ts";
-import type { PromptSpec } from "../prompts/mod.ts";
-import type {
-  CritiqueRequest,
-  GenerateRequest,
-  ImageCritic,
-  ImageGenerator,
-  PromptRefiner,
-  RefineRequest,
-} from "../providers/provider.ts";
-import type { PromptRecord } from "../output/record.ts";
+import type { GenerateRequest, ImageGenerator } from "../providers/provider.ts";
 import { PromptQueue } from "../steering/queue.ts";
 import { Steering } from "../steering/steering.ts";
-
-class MemorySink implements PromptSink {
-  records = new Map<string, PromptRecord>();
-  folderFor(spec: PromptSpec) {
-    return spec.id;
-  }
-  load(folder: string) {
-    return Promise.resolve(structuredClone(this.records.get(folder)));
-  }
-  moveAside(folder: string) {
-    return Promise.resolve(`${folder}.previous`);
-  }
-  start(_spec: PromptSpec, record: PromptRecord) {
-    this.records.set(record.id, structuredClone(record));
-    return Promise.resolve();
-  }
-  saveImage(_record: PromptRecord, iteration: number) {
-    return Promise.resolve({ file: `iteration-${iteration}.png`, width: 64, height: 64 });
-  }
-  imagePath(record: PromptRecord, file: string) {
-    return `${record.id}/${file}`;
-  }
-  saveBrief() {
-    return Promise.resolve();
-  }
-  saveCritique() {
-    return Promise.resolve();
-  }
-  saveRefinedPrompt() {
-    return Promise.resolve();
-  }
-  saveBest() {
-    return Promise.resolve("best.png");
-  }
-  saveRecord(record: PromptRecord) {
-    this.records.set(record.id, structuredClone(record));
-    return Promise.resolve();
-  }
-}
+import { MemorySink } from "./_test_memory_sink.ts";
+import { FakeCritic, fakeImage, FakeRefiner, QUICK_OPTIONS, specs } from "./_test_fakes.ts";
 
 /** A generator whose calls wait until the test lets them go (all at once by default). */
 class Generator implements ImageGenerator {
@@ -75,53 +28,15 @@ class Generator implements ImageGenerator {
   async generate(req: GenerateRequest) {
     this.calls.push(req);
     if (this.#held) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    return {
-      data: new Uint8Array([1]),
-      format: "png" as const,
-      width: 64,
-      height: 64,
-      model: req.model,
-      costUsd: 0.01,
-    };
+    return fakeImage(req, { costUsd: 0.01 });
   }
-}
-
-class Critic implements ImageCritic {
-  readonly name = "fake-critic";
-  calls: CritiqueRequest[] = [];
-  critique(req: CritiqueRequest) {
-    this.calls.push(req);
-    return Promise.resolve({
-      critique: uniformCritique(5 + req.iteration, { summary: "fake", problems: ["dull"] }),
-      model: "fake-critic-1",
-      costUsd: 0.001,
-    });
-  }
-}
-
-class Refiner implements PromptRefiner {
-  readonly name = "fake-refiner";
-  calls: RefineRequest[] = [];
-  refine(req: RefineRequest) {
-    this.calls.push(req);
-    return Promise.resolve({
-      prompt: `${req.notes?.join(" ") ?? ""} ${req.prompt} +fix`.trim(),
-      changes: [],
-      model: "fake-refiner-1",
-      costUsd: 0.002,
-    });
-  }
-}
-
-function specs(n: number): PromptSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `p${i}`, prompt: `prompt ${i}`, extra: {} }));
 }
 
 interface Fixture {
   options: PipelineOptions;
   generator: Generator;
-  critic: Critic;
-  refiner: Refiner;
+  critic: FakeCritic;
+  refiner: FakeRefiner;
   sink: MemorySink;
   events: PipelineEvent[];
   steering: Steering;
@@ -135,8 +50,12 @@ async function fixture(overrides: Partial<PipelineOptions> = {}): Promise<Fixtur
   const steering = await Steering.open(dir);
   const waits = { count: 0 };
   const generator = new Generator();
-  const critic = new Critic();
-  const refiner = new Refiner();
+  const critic = new FakeCritic((req) =>
+    uniformCritique(5 + req.iteration, { summary: "fake", problems: ["dull"] })
+  );
+  const refiner = new FakeRefiner((req) =>
+    `${req.notes?.join(" ") ?? ""} ${req.prompt} +fix`.trim()
+  );
   const sink = new MemorySink();
   const events: PipelineEvent[] = [];
   const options: PipelineOptions = {
@@ -144,15 +63,10 @@ async function fixture(overrides: Partial<PipelineOptions> = {}): Promise<Fixtur
     critic,
     refiner,
     sink,
+    ...QUICK_OPTIONS,
     iterations: 2,
     concurrency: { generate: 1, critique: 1, refine: 1 },
-    width: 64,
-    height: 64,
-    format: "png",
     model: "fake-model",
-    seedFor: () => 1,
-    retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
-    timeoutMs: 5_000,
     hashFor: (spec) => `hash-${spec.prompt}`,
     onEvent: (event) => events.push(event),
     // What the pipeline sees of the steering, with its waits counted.

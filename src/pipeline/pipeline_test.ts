@@ -7,16 +7,9 @@ import { Budget } from "../async/budget.ts";
 import { ProviderError } from "../errors.ts";
 import { type PipelineOptions, runPipeline } from "./pipeline.ts";
 import { reachedTarget } from "./next_action.ts";
-import type { PromptSpec } from "../prompts/mod.ts";
-import type {
-  CritiqueRequest,
-  GenerateRequest,
-  ImageCritic,
-  ImageGenerator,
-  PromptRefiner,
-  RefineRequest,
-} from "../providers/provider.ts";
+import type { CritiqueRequest, GenerateRequest, ImageGenerator } from "../providers/provider.ts";
 import { MemorySink } from "./_test_memory_sink.ts";
+import { FakeCritic, fakeImage, FakeRefiner, QUICK_OPTIONS, specs } from "./_test_fakes.ts";
 
 function critique(score: number): Critique {
   return uniformCritique(score, { summary: "fake", problems: score < 9 ? ["not enough"] : [] });
@@ -40,52 +33,18 @@ class FakeGenerator implements ImageGenerator {
     } finally {
       this.inFlight--;
     }
-    return {
-      data: new Uint8Array([1]),
-      format: "png" as const,
-      width: 64,
-      height: 64,
-      seed: req.seed,
-      model: req.model,
-      costUsd: 0.01,
-      requestId: `req-${this.calls.length}`,
-    };
+    return fakeImage(req, { seed: req.seed, costUsd: 0.01, requestId: `req-${this.calls.length}` });
   }
 }
 
 const tick = () => new Promise<void>((r) => setTimeout(r, 2));
 
-class FakeCritic implements ImageCritic {
-  readonly name = "fake-critic";
-  calls: CritiqueRequest[] = [];
-  critique(req: CritiqueRequest) {
-    this.calls.push(req);
-    // Refined prompts (longer) score higher, like a critic that sees the fixes.
-    return Promise.resolve({
-      critique: critique(Math.min(10, 5 + req.prompt.split("+").length)),
-      model: "fake-critic-1",
-      costUsd: 0.001,
-    });
-  }
-}
+/** Refined prompts (longer) score higher, like a critic that sees the fixes. */
+const seeingCritic = () =>
+  new FakeCritic((req) => critique(Math.min(10, 5 + req.prompt.split("+").length)));
 
-class FakeRefiner implements PromptRefiner {
-  readonly name = "fake-refiner";
-  calls: RefineRequest[] = [];
-  refine(req: RefineRequest) {
-    this.calls.push(req);
-    return Promise.resolve({
-      prompt: `${req.prompt} +fix`,
-      changes: [{ change: "added +fix", reason: "critique" }],
-      model: "fake-refiner-1",
-      costUsd: 0.002,
-    });
-  }
-}
-
-function specs(n: number): PromptSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `p${i}`, prompt: `prompt ${i}`, extra: {} }));
-}
+const fixingRefiner = () =>
+  new FakeRefiner((req) => `${req.prompt} +fix`, [{ change: "added +fix", reason: "critique" }]);
 
 function options(
   overrides: Partial<PipelineOptions> & { sink?: MemorySink } = {},
@@ -93,19 +52,15 @@ function options(
   sink: MemorySink;
 } {
   return {
+    ...QUICK_OPTIONS,
     generator: new FakeGenerator(),
-    critic: new FakeCritic(),
-    refiner: new FakeRefiner(),
+    critic: seeingCritic(),
+    refiner: fixingRefiner(),
     sink: new MemorySink(),
     iterations: 2,
     concurrency: { generate: 2, critique: 2, refine: 2 },
-    width: 64,
-    height: 64,
-    format: "png",
     model: "fake-model",
     seedFor: (spec) => 1000 + Number(spec.id.slice(1)),
-    retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
-    timeoutMs: 5_000,
     hashFor: (spec) => `hash-${spec.prompt}`,
     ...overrides,
   } as PipelineOptions & { sink: MemorySink };
@@ -290,7 +245,7 @@ Deno.test("runPipeline() starts no call once stopped: not a retry, not a call wa
 });
 
 Deno.test("runPipeline() ends a prompt as converged when the refiner returns the same prompt", async () => {
-  const refiner = new FakeRefiner();
+  const refiner = fixingRefiner();
   refiner.refine = (req) => {
     refiner.calls.push(req);
     return Promise.resolve({ prompt: ` ${req.prompt} `, changes: [], model: "m", costUsd: 0 });
@@ -318,7 +273,7 @@ Deno.test("runPipeline() records what a failed call was billed", async () => {
 });
 
 Deno.test("runPipeline() gives the refiner the history of earlier rounds", async () => {
-  const refiner = new FakeRefiner();
+  const refiner = fixingRefiner();
   const opts = options({
     refiner,
     iterations: 3,
@@ -367,7 +322,7 @@ Deno.test("reachedTarget() needs the score and every per-criterion minimum", () 
 });
 
 Deno.test("runPipeline() keeps the best round: a worse second image does not replace the first", async () => {
-  const critic = new FakeCritic();
+  const critic = seeingCritic();
   critic.critique = (req) => {
     critic.calls.push(req);
     return Promise.resolve({
@@ -494,7 +449,7 @@ function briefCritic(
   rounds: Array<{ passed: number; score: number }>,
   kind: CheckKind = "entity",
 ) {
-  const critic = new FakeCritic();
+  const critic = seeingCritic();
   let briefs = 0;
   const calls: CritiqueRequest[] = [];
   return {
@@ -600,7 +555,7 @@ Deno.test("runPipeline() edits the best image so far when only local checks fail
     { passed: 2, score: 7 },
   ], "attribute");
   const generator = Object.assign(new FakeGenerator(), { editModel: (m: string) => `${m}/edit` });
-  const refiner = new FakeRefiner();
+  const refiner = fixingRefiner();
   const refine = refiner.refine.bind(refiner);
   refiner.refine = async (req) => ({
     ...await refine(req),

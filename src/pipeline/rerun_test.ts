@@ -9,7 +9,6 @@ import { from, lastValueFrom, toArray } from "rxjs";
 import { uniformCritique } from "../../tests/critique_fixture.ts";
 import type { Brief } from "../providers/critique.ts";
 import { runPipeline } from "./pipeline.ts";
-import type { PromptSpec } from "../prompts/mod.ts";
 import type {
   BriefRequest,
   CritiqueRequest,
@@ -22,6 +21,7 @@ import type {
 import { bestIteration } from "../output/record.ts";
 import { Budget } from "../async/budget.ts";
 import { MemorySink } from "./_test_memory_sink.ts";
+import { fakeImage, QUICK_OPTIONS, specs } from "./_test_fakes.ts";
 
 /** One prompt's script: the critic's score and the refiner's answer, round by round. */
 interface Script {
@@ -58,15 +58,7 @@ function services(c: Case, calls: string[], onCall: () => void) {
     estimateCostUsd: () => PRICE.generate,
     generate(req: GenerateRequest) {
       paid(`generate:${req.spec.id}:${req.iteration}`);
-      return Promise.resolve({
-        data: new Uint8Array([1]),
-        format: "png" as const,
-        width: 64,
-        height: 64,
-        seed: req.seed,
-        model: req.model,
-        costUsd: PRICE.generate,
-      });
+      return Promise.resolve(fakeImage(req, { seed: req.seed, costUsd: PRICE.generate }));
     },
   };
   const critic: ImageCritic = {
@@ -115,13 +107,8 @@ async function run(
 ) {
   const calls: string[] = [];
   const stop = new AbortController();
-  const specs: PromptSpec[] = c.scripts.map((_, i) => ({
-    id: `p${i}`,
-    prompt: `prompt ${i}`,
-    extra: {},
-  }));
   const outcomes = await lastValueFrom(
-    runPipeline(from(specs), {
+    runPipeline(from(specs(c.scripts.length)), {
       ...services(c, calls, () => {
         if (stopAfter !== undefined && calls.length >= stopAfter) stop.abort();
       }),
@@ -131,13 +118,8 @@ async function run(
       ...(c.targetScore !== undefined && { targetScore: c.targetScore }),
       ...(c.sample && { mode: "sample" as const }),
       concurrency: { generate: 2, critique: 2, refine: 2 },
-      width: 64,
-      height: 64,
-      format: "png",
+      ...QUICK_OPTIONS,
       model: "fake-model",
-      seedFor: () => 1,
-      retry: { minTimeout: 1, maxTimeout: 2, jitter: 0 },
-      timeoutMs: 5_000,
       hashFor: (spec) => `hash-${spec.prompt}`,
       stop: stop.signal,
       ...(maxCost !== undefined && { budget: new Budget(maxCost) }),

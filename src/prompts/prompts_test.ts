@@ -1,30 +1,10 @@
 import assert from "node:assert/strict";
-import { InputError } from "../errors.ts";
 import { loadPromptFile, parsePrompts, PROMPT_LIMITS, promptHash } from "./mod.ts";
 import { mostRounds, planGroups, withOwnModels } from "./settings.ts";
+import { errorOf, rejectionOf } from "../_test_input_error.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 const FILE = "prompts/demo.json";
-
-/** The message of the {@linkcode InputError} that `fn` throws; fails when it throws nothing. */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
-    return error.message;
-  }
-  assert.fail("expected an InputError, but nothing was thrown");
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
-    return error.message;
-  }
-  assert.fail("expected an InputError, but the promise resolved");
-}
 
 function file(...entries: unknown[]): string {
   return JSON.stringify({ prompts: entries });
@@ -420,16 +400,6 @@ Deno.test("parsePrompts() keeps the JSON error short instead of quoting the whol
 });
 
 // --- loadPromptFile ----------------------------------------------------------------------------
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "retake-prompts-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.chmod(dir, 0o755).catch(() => undefined);
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("loadPromptFile() reads and validates a file", async () => {
   await withTempDir(async (dir) => {

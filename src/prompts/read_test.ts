@@ -1,20 +1,10 @@
 import assert from "node:assert/strict";
-import { InputError } from "../errors.ts";
 import { idFromText } from "./ids.ts";
 import { parsePrompts, parsePromptText, readPromptFile } from "./read.ts";
 import { PROMPT_LIMITS } from "./spec.ts";
+import { errorOf } from "../_test_input_error.ts";
 
 const DATA = new URL("../../tests/data/prompt_sets/", import.meta.url).pathname;
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
-    return error.message;
-  }
-  assert.fail("expected an InputError, but nothing was thrown");
-}
 
 // --- the published sets ------------------------------------------------------------------------
 

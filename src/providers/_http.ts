@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ProviderError } from "../errors.ts";
 
 /** Messages of `fetch` and SDK errors that mean the network failed, not the service. */
 export const NETWORK_FAULT =
@@ -82,4 +83,19 @@ export function parseBaseUrl(owner: string, value: string): URL {
       { cause: error },
     );
   }
+}
+
+/**
+ * What the debug log says of a failed call: how long it took since `started` (from
+ * `performance.now()`), and the status (else the message) of its {@linkcode ProviderError}, or
+ * `aborted` for any other error.
+ */
+export function failedCall(
+  started: number,
+  error: unknown,
+): { durationMs: number; status: number | string } {
+  return {
+    durationMs: Math.round(performance.now() - started),
+    status: error instanceof ProviderError ? error.status ?? error.message : "aborted",
+  };
 }

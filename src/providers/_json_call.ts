@@ -66,6 +66,14 @@ export async function askJson<T>(
   );
 }
 
+/**
+ * The most tokens one question can use, to reserve before it is asked: {@linkcode askJson} may
+ * send it twice, the second time with double the room.
+ */
+export function mostTokens(inputTokens: number, maxOutputTokens: number): TokenUsage {
+  return { inputTokens: 2 * inputTokens, outputTokens: maxOutputTokens + 2 * maxOutputTokens };
+}
+
 /** What the answers so far were billed, and the last request id, for an error that ends a call. */
 export function spentSoFar(call: JsonCall): { requestId?: string; costUsd?: number } {
   return {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { FeedbackLog } from "./feedback.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 Deno.test("FeedbackLog appends numbered lines, each on disk before append() resolves", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const { log, contents } = await FeedbackLog.open(dir, { now: () => "2026-01-01T00:00:00Z" });
     assert.deepEqual(contents.entries, []);
     // Appended side by side: the log serialises them, so numbers never repeat.
@@ -33,14 +33,11 @@ Deno.test("FeedbackLog appends numbered lines, each on disk before append() reso
       4,
       "numbers go on after a restart",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("FeedbackLog skips a line cut short by a crash and starts the next on a line of its own", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/feedback.jsonl`,
       `{"seq":1,"at":"x","action":{"type":"cancel","id":"p0"}}\n{"seq":2,"at":"x","act`,
@@ -50,9 +47,7 @@ Deno.test("FeedbackLog skips a line cut short by a crash and starts the next on 
     await log.append({ type: "front", id: "p3" });
     const reread = await FeedbackLog.open(dir);
     assert.deepEqual(reread.contents.entries.map((e) => e.action.type), ["cancel", "front"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("FeedbackLog never writes through a symbolic link", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { newRecord, type PromptRecord } from "../output/record.ts";
 import { Steering } from "./steering.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 /** A finished prompt `p0` with two rounds on disk; round 2 is the critic's best. */
 async function batchWithPrompt(): Promise<string> {
@@ -82,8 +83,7 @@ Deno.test("Steering.apply() refuses a bad action before writing anything", async
 });
 
 Deno.test("Steering keeps notes pending until marked done, across processes", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const steering = await Steering.open(dir);
     const first = await steering.apply({ type: "reject", id: "p1", note: "warmer light" });
     await steering.apply({ type: "reject", id: "p2", note: "no people" });
@@ -101,14 +101,11 @@ Deno.test("Steering keeps notes pending until marked done, across processes", as
     );
     await later.apply({ type: "cancel", id: "p2" });
     assert.equal((await Steering.open(dir)).cancelled("p2"), true);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("Steering pause holds resumed() until resume or an abort; a later process starts unpaused", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const steering = await Steering.open(dir);
     await steering.apply({ type: "pause" });
     assert.equal(steering.paused, true);
@@ -126,9 +123,7 @@ Deno.test("Steering pause holds resumed() until resume or an abort; a later proc
     await steering.apply({ type: "resume" });
     await waiting;
     assert.equal(resumed, true);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("Steering leaves a favourite of a prompt a run holds to the run, then settles it", async () => {
@@ -155,8 +150,7 @@ Deno.test("Steering leaves a favourite of a prompt a run holds to the run, then 
 });
 
 Deno.test("Steering of a studio holds the file's notes until one is confirmed, then runs only that", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const earlier = await Steering.open(dir);
     await earlier.apply({ type: "reject", id: "p1", note: "from the file" });
     await earlier.apply({ type: "reject", id: "p2", note: "also from the file" });
@@ -176,7 +170,5 @@ Deno.test("Steering of a studio holds the file's notes until one is confirmed, t
       ["p2", "p1"],
       "a plain run still honours what is left",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -1,25 +1,25 @@
 import assert from "node:assert/strict";
 import { Steering } from "../steering/steering.ts";
 import { fakeId, makeBatch, TINY_PNG } from "./_test_batch.ts";
-import { startStudio, type StudioControl } from "./server.ts";
+import { startStudio, type StudioControl, type StudioWiring } from "./server.ts";
 
 const SECRETS = { token: "a".repeat(64), csrf: "c".repeat(64), session: "e".repeat(32) };
 /** The path every page lives under, with the fixed session above. */
 const BASE = `/s/${SECRETS.session}`;
 
+/**
+ * Runs `fn` with a studio on a temporary folder that `setup` fills; the studio opens the
+ * steering of the batch it is asked about, unless `setup` returns the options to start it with.
+ */
 async function withStudio(
   fn: (studio: StudioControl, get: Getter, post: Poster, out: string) => Promise<void>,
-  setup: (out: string) => Promise<void> = async (out) => {
+  setup: (out: string) => Promise<void | StudioRun> = async (out) => {
     await makeBatch(out, "batch", 3);
   },
 ) {
   const out = await Deno.makeTempDir({ prefix: "retake-studio-" });
-  await setup(out);
-  const studio = await startStudio({
-    out,
-    secrets: SECRETS,
-    openSteering: (dir) => Steering.open(dir),
-  });
+  const run = await setup(out) ?? { openSteering: (dir: string) => Steering.open(dir) };
+  const studio = await startStudio({ out, secrets: SECRETS, ...run });
   const base = `http://127.0.0.1:${studio.port}`;
   const cookie = `retake_studio_${studio.port}=${SECRETS.token}`;
   const get: Getter = (path, headers = { cookie }) =>
@@ -45,6 +45,24 @@ async function withStudio(
 }
 type Getter = (path: string, headers?: Record<string, string>) => Promise<Response>;
 type Poster = (path: string, body: unknown, headers?: Record<string, string>) => Promise<Response>;
+
+/** What a studio is started with besides its folder and secrets. */
+type StudioRun = Omit<StudioWiring, "out" | "secrets">;
+
+/** Runs `fn` with a studio attached to the live run of a 2-prompt `batch`, and that run's steering. */
+function withLiveRun(
+  fn: (studio: StudioControl, steering: Steering, get: Getter, post: Poster, out: string) => Promise<void>,
+) {
+  let steering!: Steering;
+  return withStudio(
+    (studio, get, post, out) => fn(studio, steering, get, post, out),
+    async (out) => {
+      await makeBatch(out, "batch", 2);
+      steering = await Steering.open(`${out}/batch`);
+      return { live: { batch: "batch", total: 2, steering } };
+    },
+  );
+}
 
 Deno.test("studio listens on 127.0.0.1 and prints its URL with a 64-hex token", async () => {
   await withStudio(async (studio, get) => {
@@ -190,18 +208,8 @@ Deno.test("studio favourite writes feedback.jsonl and the record's chosen round"
 });
 
 Deno.test("studio streams the live run's pipeline events and progress over SSE", async () => {
-  const out = await Deno.makeTempDir({ prefix: "retake-studio-" });
-  await makeBatch(out, "batch", 2);
-  const steering = await Steering.open(`${out}/batch`);
-  const studio = await startStudio({
-    out,
-    secrets: SECRETS,
-    live: { batch: "batch", total: 2, steering },
-  });
-  const response = await fetch(`http://127.0.0.1:${studio.port}${BASE}/events?batch=batch`, {
-    headers: { cookie: `retake_studio_${studio.port}=${SECRETS.token}` },
-  });
-  try {
+  await withLiveRun(async (studio, steering, get) => {
+    const response = await get("/events?batch=batch");
     assert.equal(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
@@ -234,10 +242,7 @@ Deno.test("studio streams the live run's pipeline events and progress over SSE",
     await steering.apply({ type: "pause" });
     await until(/event: feedback\ndata: .*"pause".*\n\n/);
     await reader.cancel();
-  } finally {
-    await studio.close();
-    await Deno.remove(out, { recursive: true });
-  }
+  });
 });
 
 Deno.test("studio export zips each prompt's chosen image with a CSV", async () => {
@@ -265,26 +270,8 @@ Deno.test("studio export zips each prompt's chosen image with a CSV", async () =
 });
 
 Deno.test("studio sends pause, front and cancel of the attached run to its steering", async () => {
-  const out = await Deno.makeTempDir({ prefix: "retake-studio-" });
-  await makeBatch(out, "batch", 2);
-  const steering = await Steering.open(`${out}/batch`);
-  const studio = await startStudio({
-    out,
-    secrets: SECRETS,
-    live: { batch: "batch", total: 2, steering },
-  });
-  const base = `http://127.0.0.1:${studio.port}`;
-  const post = (action: unknown) =>
-    fetch(`${base}${BASE}/b/batch/action`, {
-      method: "POST",
-      body: JSON.stringify(action),
-      headers: {
-        cookie: `retake_studio_${studio.port}=${SECRETS.token}`,
-        origin: base,
-        "x-csrf-token": SECRETS.csrf,
-      },
-    });
-  try {
+  await withLiveRun(async (studio, steering, _get, post, out) => {
+    const act = (action: unknown) => post("/b/batch/action", action);
     for (
       const action of [
         { type: "pause" },
@@ -292,7 +279,7 @@ Deno.test("studio sends pause, front and cancel of the attached run to its steer
         { type: "cancel", id: fakeId(0) },
       ]
     ) {
-      const response = await post(action);
+      const response = await act(action);
       assert.equal(response.status, 200, await response.clone().text());
       await response.body?.cancel();
     }
@@ -300,15 +287,12 @@ Deno.test("studio sends pause, front and cancel of the attached run to its steer
     assert.equal(steering.cancelled(fakeId(0)), true);
     const lines = (await Deno.readTextFile(`${out}/batch/feedback.jsonl`)).trim().split("\n");
     assert.deepEqual(lines.map((l) => JSON.parse(l).action.type), ["pause", "front", "cancel"]);
-    const bad = await post({ type: "front" });
+    const bad = await act({ type: "front" });
     assert.equal(bad.status, 400);
     assert.match(await bad.text(), /field 'id'/);
     studio.runEnded();
-    const late = await post({ type: "resume" });
+    const late = await act({ type: "resume" });
     assert.equal(late.status, 409, "once the run has ended, its queue is gone");
     await late.body?.cancel();
-  } finally {
-    await studio.close();
-    await Deno.remove(out, { recursive: true });
-  }
+  });
 });

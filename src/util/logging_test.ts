@@ -1,22 +1,27 @@
 import assert from "node:assert/strict";
-import { getLogger } from "@logtape/logtape";
+import { getLogger, type LogLevel } from "@logtape/logtape";
 import { InputError } from "../errors.ts";
-import { setupLogging } from "./logging.ts";
+import { type LoggingOptions, setupLogging } from "./logging.ts";
+import { withTempDir } from "../_test_temp_dir.ts";
 
 // deno-lint-ignore no-control-regex
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
+/** Logging at `level` to `<dir>/log.jsonl`, and to stderr through `writeErr`. */
+function toLogFile(
+  dir: string,
+  level: LogLevel,
+  writeErr: (text: string) => void = () => {},
+  secrets: string[] = [],
+): LoggingOptions {
+  return { level, writeErr, jsonlPath: `${dir}/log.jsonl`, secrets };
+}
+
 Deno.test("setupLogging() redacts every configured secret on stderr and in log.jsonl", async () => {
-  const dir = await Deno.makeTempDir();
   const secret = "sk-live-0123456789abcdef";
   let stderr = "";
-  try {
-    const close = await setupLogging({
-      level: "debug",
-      writeErr: (t) => void (stderr += t),
-      jsonlPath: `${dir}/log.jsonl`,
-      secrets: [secret],
-    });
+  await withTempDir(async (dir) => {
+    const close = await setupLogging(toLogFile(dir, "debug", (t) => void (stderr += t), [secret]));
     const log = getLogger(["retake", "test"]);
     log.error(`Request with key ${secret} failed`);
     log.info("Header {auth}", { auth: `Key ${secret}`, nested: { deep: secret } });
@@ -26,29 +31,19 @@ Deno.test("setupLogging() redacts every configured secret on stderr and in log.j
     assert.match(file, /\[REDACTED\]/);
     assert.match(stderr, /Request with key \[REDACTED\] failed/);
     assert.equal(file.trim().split("\n").length, 2);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("setupLogging() drops a partial last line left by a crash before appending", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/log.jsonl`, '{"a":1}\n{"b":2}\n{"c":');
-    const close = await setupLogging({
-      level: "error",
-      writeErr: () => {},
-      jsonlPath: `${dir}/log.jsonl`,
-      secrets: [],
-    });
+    const close = await setupLogging(toLogFile(dir, "error"));
     getLogger(["retake"]).info("after the crash");
     await close();
     const lines = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n");
     assert.equal(lines.length, 3);
     for (const line of lines) JSON.parse(line);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("setupLogging() shows only records at or above the chosen level on stderr", async () => {
@@ -66,55 +61,33 @@ Deno.test("setupLogging() shows only records at or above the chosen level on std
 });
 
 Deno.test("setupLogging() refuses a log.jsonl that is a symbolic link, leaving what it points to", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/precious.txt`, "precious, no newline");
     await Deno.symlink(`${dir}/precious.txt`, `${dir}/log.jsonl`);
     await assert.rejects(
-      setupLogging({
-        level: "error",
-        writeErr: () => {},
-        jsonlPath: `${dir}/log.jsonl`,
-        secrets: [],
-      }),
+      setupLogging(toLogFile(dir, "error")),
       (error: Error) =>
         error instanceof InputError && error.message.includes(`'${dir}/log.jsonl'`) &&
         error.message.includes("symbolic link"),
     );
     assert.equal(await Deno.readTextFile(`${dir}/precious.txt`), "precious, no newline");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("setupLogging() refuses a log.jsonl that is not a regular file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/log.jsonl`);
     await assert.rejects(
-      setupLogging({
-        level: "error",
-        writeErr: () => {},
-        jsonlPath: `${dir}/log.jsonl`,
-        secrets: [],
-      }),
+      setupLogging(toLogFile(dir, "error")),
       InputError,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("setupLogging() shows control and bidi characters escaped on stderr and in log.jsonl", async () => {
-  const dir = await Deno.makeTempDir();
   let stderr = "";
-  try {
-    const close = await setupLogging({
-      level: "debug",
-      writeErr: (t) => void (stderr += t),
-      jsonlPath: `${dir}/log.jsonl`,
-      secrets: [],
-    });
+  await withTempDir(async (dir) => {
+    const close = await setupLogging(toLogFile(dir, "debug", (t) => void (stderr += t)));
     const hostile = "a\u001b[2Jb\u009b31mc\u202ed\u2066e\nf";
     getLogger(["retake", "test"]).warn("Failed {promptId}: {reason}", {
       promptId: hostile,
@@ -128,7 +101,5 @@ Deno.test("setupLogging() shows control and bidi characters escaped on stderr an
     assert.doesNotMatch(file.slice(0, -1), CONTROLS);
     const record = JSON.parse(file);
     assert.equal(record.promptId, hostile, "the JSON value is unchanged");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -1,30 +1,19 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { ProviderError } from "../../errors.ts";
-import type { GeneratedImage, GenerateRequest } from "../provider.ts";
 import { type A1111StandIn, startA1111StandIn } from "../../../tests/a1111_standin.ts";
 import { createA1111Generator, LOADED_MODEL } from "./generator.ts";
+import { bytesOf, generateRequests } from "../_test_generate.ts";
+import type { PromptSpec } from "../../prompts/mod.ts";
 
-function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    prompt: "A red kite over a windy beach",
-    spec: { id: "kite", prompt: "A red kite over a windy beach", extra: {} },
-    iteration: 1,
-    width: 512,
-    height: 384,
-    seed: 31337,
-    model: LOADED_MODEL,
-    format: "png",
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
+const KITE: PromptSpec = { id: "kite", prompt: "A red kite over a windy beach", extra: {} };
 
-async function bytesOf(image: GeneratedImage): Promise<Uint8Array> {
-  return image.data instanceof Uint8Array
-    ? image.data
-    : new Uint8Array(await new Response(image.data).arrayBuffer());
-}
+const request = generateRequests(KITE, {
+  width: 512,
+  height: 384,
+  seed: 31337,
+  model: LOADED_MODEL,
+});
 
 async function withStandIn(
   body: (standIn: A1111StandIn) => Promise<void>,

@@ -1,33 +1,23 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { ProviderError } from "../../errors.ts";
-import type { GeneratedImage, GenerateRequest } from "../provider.ts";
+import type { GenerateRequest } from "../provider.ts";
 import { type ComfyStandIn, startComfyStandIn } from "../../../tests/comfyui_standin.ts";
 import { createComfyGenerator, WORKFLOW_MODEL } from "./generator.ts";
 import { readWorkflow, type Workflow, type WorkflowMapping } from "./workflow.ts";
+import { bytesOf, generateRequests } from "../_test_generate.ts";
+import type { PromptSpec } from "../../prompts/mod.ts";
 
 const DATA = new URL("../../../tests/data/comfyui/", import.meta.url).pathname;
 
-function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    prompt: "A red kite over a windy beach",
-    spec: { id: "kite", prompt: "A red kite over a windy beach", extra: {} },
-    iteration: 1,
-    width: 640,
-    height: 384,
-    seed: 424242,
-    model: WORKFLOW_MODEL,
-    format: "png",
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
+const KITE: PromptSpec = { id: "kite", prompt: "A red kite over a windy beach", extra: {} };
 
-async function bytesOf(image: GeneratedImage): Promise<Uint8Array> {
-  return image.data instanceof Uint8Array
-    ? image.data
-    : new Uint8Array(await new Response(image.data).arrayBuffer());
-}
+const request = generateRequests(KITE, {
+  width: 640,
+  height: 384,
+  seed: 424242,
+  model: WORKFLOW_MODEL,
+});
 
 async function withStandIn(
   body: (standIn: ComfyStandIn, flux: Workflow) => Promise<void>,

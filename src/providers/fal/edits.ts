@@ -9,8 +9,7 @@
  * @module
  */
 import type { EndpointTypeMap } from "@fal-ai/client/endpoints";
-import { aspectOf, type FalInputRequest, falModel } from "./models.ts";
-import { SIZE_PRESETS } from "../../config/sizes.ts";
+import { aspectOf, type FalInputRequest, falModel, imageSize } from "./models.ts";
 
 type In<Id extends keyof EndpointTypeMap> = EndpointTypeMap[Id]["input"];
 
@@ -26,14 +25,6 @@ export interface FalEditRequest extends FalInputRequest {
 export interface FalEdit {
   readonly id: string;
   input(request: FalEditRequest): Record<string, unknown>;
-}
-
-function imageSize(r: FalEditRequest): NonNullable<In<"fal-ai/flux-2/edit">["image_size"]> {
-  const preset = Object.entries(SIZE_PRESETS).find(([, s]) =>
-    s.width === r.width && s.height === r.height
-  )?.[0] as keyof typeof SIZE_PRESETS | undefined;
-  return (preset as NonNullable<In<"fal-ai/flux-2/edit">["image_size"]> | undefined) ??
-    { width: r.width, height: r.height };
 }
 
 /** Nano Banana's edit endpoints take the shape as the drawing endpoint does. */
@@ -64,20 +55,31 @@ function nanoBananaEdit(
   };
 }
 
-/** Endpoints that take the source in `image_urls` and the size as `image_size`. */
+/**
+ * The fields of the edit endpoints that take the source in `image_urls` and the size as
+ * `image_size`: the literal satisfies each endpoint's input.
+ */
+function imageUrlsInput(r: FalEditRequest) {
+  return {
+    prompt: r.instruction,
+    image_urls: [r.imageUrl],
+    image_size: imageSize(r),
+    seed: r.seed,
+    num_images: 1,
+    enable_safety_checker: r.safetyChecker,
+  } satisfies In<"fal-ai/flux-2/edit"> satisfies In<"fal-ai/qwen-image-2/edit"> satisfies In<
+    "fal-ai/bytedance/seedream/v4.5/edit"
+  >;
+}
+
+/** Endpoints that take the source in `image_urls`, the size as `image_size` and a format. */
 function imageUrlsEdit(id: "fal-ai/flux-2/edit" | "fal-ai/qwen-image-2/edit"): FalEdit {
   return {
     id,
     input(r): In<"fal-ai/flux-2/edit"> & In<"fal-ai/qwen-image-2/edit"> {
-      return {
-        prompt: r.instruction,
-        image_urls: [r.imageUrl],
-        image_size: imageSize(r),
-        seed: r.seed,
-        num_images: 1,
-        output_format: r.format,
-        enable_safety_checker: r.safetyChecker,
-      };
+      const input: In<"fal-ai/flux-2/edit"> & In<"fal-ai/qwen-image-2/edit"> = imageUrlsInput(r);
+      input.output_format = r.format;
+      return input;
     },
   };
 }
@@ -98,22 +100,11 @@ const KONTEXT: FalEdit = {
   },
 };
 
+// Seedream has no output format field, as in its drawings.
 function seedreamEdit(
   id: "fal-ai/bytedance/seedream/v4.5/edit" | "fal-ai/bytedance/seedream/v5/lite/edit",
 ): FalEdit {
-  return {
-    id,
-    input(r): In<"fal-ai/bytedance/seedream/v4.5/edit"> {
-      return {
-        prompt: r.instruction,
-        image_urls: [r.imageUrl],
-        image_size: imageSize(r),
-        seed: r.seed,
-        num_images: 1,
-        enable_safety_checker: r.safetyChecker,
-      };
-    },
-  };
+  return { id, input: (r): In<"fal-ai/bytedance/seedream/v4.5/edit"> => imageUrlsInput(r) };
 }
 
 /** The edit endpoint of each model family that has one, by generation model. */

@@ -27,6 +27,7 @@ import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadImage } from "../download.ts";
 import { InputError, ProviderError } from "../../errors.ts";
 import { escapeControls } from "../../util/terminal_text.ts";
 import { redactor } from "../../util/redact.ts";
+import { sleep } from "../../async/sleep.ts";
 import { Buffer } from "node:buffer";
 import { NETWORK_FAULT, originOf, parseRetryAfter, positiveOption } from "../_http.ts";
 
@@ -642,7 +643,7 @@ export class FalGenerator implements ImageGenerator {
           delayMs: waitMs,
           reason: this.#redact(error.message),
         });
-        await _sleep(waitMs, signal);
+        await sleep(waitMs, signal);
       }
     }
   }
@@ -849,7 +850,7 @@ export class FalGenerator implements ImageGenerator {
           inferenceSeconds: status.metrics?.inference_time,
         };
       }
-      await _sleep(this.#pollIntervalMs, signal);
+      await sleep(this.#pollIntervalMs, signal);
     }
   }
 
@@ -1576,21 +1577,6 @@ function _detached(error: unknown): Error {
   const copy = new Error(error instanceof Error ? error.message : String(error));
   copy.name = error instanceof Error ? error.name : "Error";
   return copy;
-}
-
-function _sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function _prices(overrides: FalGeneratorOptions["prices"]): Record<string, FalPrice> {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import sharp from "sharp";
 import { InputError, ProviderError } from "../../errors.ts";
 import type { PromptSpec } from "../../prompts/mod.ts";
@@ -22,7 +21,8 @@ import {
   FAL_MODELS,
   resolveFalModel,
 } from "./models.ts";
-import type { GeneratedImage, GenerateRequest } from "../provider.ts";
+import { withLogs } from "../_test_logs.ts";
+import { bytesOf, generateRequests } from "../_test_generate.ts";
 
 const SPEC: PromptSpec = {
   id: "harbour",
@@ -30,26 +30,12 @@ const SPEC: PromptSpec = {
   extra: {},
 };
 
-function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    prompt: SPEC.prompt,
-    spec: SPEC,
-    iteration: 1,
-    width: 256,
-    height: 192,
-    seed: 42,
-    model: "flux-schnell",
-    format: "png",
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
-
-async function bytesOf(image: GeneratedImage): Promise<Uint8Array> {
-  return image.data instanceof Uint8Array
-    ? image.data
-    : new Uint8Array(await new Response(image.data).arrayBuffer());
-}
+const request = generateRequests(SPEC, {
+  width: 256,
+  height: 192,
+  seed: 42,
+  model: "flux-schnell",
+});
 
 async function withStandIn(
   fn: (standIn: FalStandIn, options: FalGeneratorOptions) => Promise<void>,
@@ -77,6 +63,16 @@ async function providerError(promise: Promise<unknown>): Promise<ProviderError> 
   return error;
 }
 
+/** What fal is sent for a default {@linkcode request}: FLUX.1's fields. */
+const FLUX_1_INPUT = {
+  prompt: SPEC.prompt,
+  image_size: { width: 256, height: 192 },
+  seed: 42,
+  num_images: 1,
+  output_format: "png",
+  enable_safety_checker: true,
+};
+
 /** A prompt carrying a stand-in fault token, distinct per test so `-once` memory is fresh. */
 function faulty(fault: FalFault, tag = ""): string {
   return `${SPEC.prompt} ${tag}[fal:${fault}]`;
@@ -103,14 +99,7 @@ Deno.test("createFalGenerator() generates an image and records what fal reported
     assert.equal(more.length, 0);
     assert.equal(image.requestId, submit!.requestId);
     assert.equal(submit!.path, "/fal-ai/flux/schnell");
-    assert.deepEqual(submit!.input, {
-      prompt: SPEC.prompt,
-      image_size: { width: 256, height: 192 },
-      seed: 42,
-      num_images: 1,
-      output_format: "png",
-      enable_safety_checker: true,
-    });
+    assert.deepEqual(submit!.input, FLUX_1_INPUT);
     assert.equal(standIn.calls("result").length, 1);
     assert.equal(standIn.calls("file").length, 1);
     assert.ok(standIn.calls("status").every((r) => r.path.startsWith("/fal-ai/flux/requests/")));
@@ -824,15 +813,7 @@ Deno.test("createFalGenerator() prices images by endpoint, with overrides", asyn
 });
 
 Deno.test("createFalGenerator() logs every HTTP call at debug level without the key", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "fal"], lowestLevel: "debug", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await withLogs("fal", "debug", async (records) => {
     await withStandIn(async (standIn, options) => {
       const image = await createFalGenerator(options).generate(request());
       await bytesOf(image);
@@ -851,9 +832,7 @@ Deno.test("createFalGenerator() logs every HTTP call at debug level without the 
       assert.ok(!everything.includes(standIn.key), "the key must never be logged");
       assert.ok(!/authorization/i.test(everything), "headers must never be logged");
     });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("createFalGenerator() records time spent queued behind fal's concurrency limit", async () => {
@@ -1341,15 +1320,7 @@ Deno.test("createFalGenerator() follows the status stream: one status request pe
 });
 
 Deno.test("createFalGenerator() polls for the rest of the run where the status stream is not served", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "fal"], lowestLevel: "info", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await withLogs("fal", "info", async (records) => {
     await withStandIn(async (standIn, options) => {
       const generator = createFalGenerator(options);
       for (let i = 0; i < 3; i++) await bytesOf(await generator.generate(request({ seed: i })));
@@ -1359,41 +1330,22 @@ Deno.test("createFalGenerator() polls for the rest of the run where the status s
       const said = records.filter((r) => String(r.message.join("")).includes("status stream"));
       assert.equal(said.length, 1);
     }, { statusStream: false });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("createFalGenerator() sends FLUX.1-style input to an endpoint it does not know, with a warning", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "fal"], lowestLevel: "warning", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
+  await withLogs("fal", "warning", async (records) => {
     await withStandIn(async (standIn, options) => {
       const generator = createFalGenerator(options);
       for (let i = 0; i < 2; i++) {
         await bytesOf(await generator.generate(request({ model: "someone/new-model" })));
       }
-      assert.deepEqual(standIn.calls("submit")[0]!.input, {
-        prompt: SPEC.prompt,
-        image_size: { width: 256, height: 192 },
-        seed: 42,
-        num_images: 1,
-        output_format: "png",
-        enable_safety_checker: true,
-      });
+      assert.deepEqual(standIn.calls("submit")[0]!.input, FLUX_1_INPUT);
       const warned = records.filter((r) =>
         r.message.join("").includes("does not know fal endpoint")
       );
       assert.equal(warned.length, 1, "once per endpoint");
       assert.equal(warned[0]!.properties.model, "someone/new-model");
     });
-  } finally {
-    await reset();
-  }
+  });
 });

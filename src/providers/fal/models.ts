@@ -125,7 +125,7 @@ const PRESETS = [
 ] as const satisfies readonly Preset[];
 
 /** The `image_size` fal takes: a preset name when the size is one, else the pixels. */
-function imageSize(r: FalInputRequest): NonNullable<In<"fal-ai/flux/dev">["image_size"]> {
+export function imageSize(r: FalInputRequest): NonNullable<In<"fal-ai/flux/dev">["image_size"]> {
   const preset = PRESETS.find((name) =>
     SIZE_PRESETS[name]?.width === r.width && SIZE_PRESETS[name]?.height === r.height
   );
@@ -136,15 +136,25 @@ function imageSize(r: FalInputRequest): NonNullable<In<"fal-ai/flux/dev">["image
 // optional fields by assignment (a spread would escape the excess-property check), so a field
 // the endpoint lacks, or a value it does not take, fails `deno check`.
 
-function flux1Input(r: FalInputRequest): In<"fal-ai/flux/dev"> {
-  const input: In<"fal-ai/flux/dev"> = {
+/**
+ * The fields FLUX.1, FLUX.2 [dev] (and Flash, Turbo) and Qwen-Image share: the literal satisfies
+ * each endpoint's input, so a field one of them lacks fails `deno check`.
+ */
+function pixelInput(r: FalInputRequest) {
+  return {
     prompt: r.prompt,
     image_size: imageSize(r),
     seed: r.seed,
     num_images: 1,
     output_format: r.format,
     enable_safety_checker: r.safetyChecker,
-  };
+  } satisfies In<"fal-ai/flux/dev"> satisfies In<"fal-ai/flux-2"> satisfies In<
+    "fal-ai/flux-2/flash"
+  > satisfies In<"fal-ai/qwen-image">;
+}
+
+function fluxInput(r: FalInputRequest): In<"fal-ai/flux/dev"> & In<"fal-ai/flux-2"> {
+  const input: In<"fal-ai/flux/dev"> & In<"fal-ai/flux-2"> = pixelInput(r);
   if (r.steps !== undefined) input.num_inference_steps = r.steps;
   return input;
 }
@@ -162,19 +172,6 @@ function fluxProInput(r: FalInputRequest): In<"fal-ai/flux-pro/v1.1"> {
   return input;
 }
 
-function flux2Input(r: FalInputRequest): In<"fal-ai/flux-2"> {
-  const input: In<"fal-ai/flux-2"> = {
-    prompt: r.prompt,
-    image_size: imageSize(r),
-    seed: r.seed,
-    num_images: 1,
-    output_format: r.format,
-    enable_safety_checker: r.safetyChecker,
-  };
-  if (r.steps !== undefined) input.num_inference_steps = r.steps;
-  return input;
-}
-
 function flux2ProInput(r: FalInputRequest): In<"fal-ai/flux-2-pro"> {
   const input: In<"fal-ai/flux-2-pro"> = {
     prompt: r.prompt,
@@ -187,14 +184,35 @@ function flux2ProInput(r: FalInputRequest): In<"fal-ai/flux-2-pro"> {
   return input;
 }
 
-function flux2FlashInput(r: FalInputRequest): In<"fal-ai/flux-2/flash"> {
-  return {
-    prompt: r.prompt,
-    image_size: imageSize(r),
-    seed: r.seed,
-    num_images: 1,
-    output_format: r.format,
-    enable_safety_checker: r.safetyChecker,
+const flux2FlashInput: (r: FalInputRequest) => In<"fal-ai/flux-2/flash"> = pixelInput;
+
+/** The endpoints that take a shape as an aspect ratio and a tier, and the same other fields. */
+type AspectId = "fal-ai/nano-banana-2" | "fal-ai/nano-banana-pro" | "fal-ai/imagen4/preview";
+
+type AspectInput<R, T> =
+  & Pick<In<AspectId>, "prompt" | "seed" | "num_images" | "output_format" | "safety_tolerance">
+  & { aspect_ratio: R; resolution: T };
+
+/**
+ * Nano Banana's and Imagen 4's input, with the ratio and tier of `sizes` nearest the size asked
+ * for. `Pick` fails `deno check` on a field one of the endpoints lacks; the sizes' `satisfies`
+ * and each builder's declared type check the ratio and tier against its own endpoint.
+ */
+function aspectInput<R extends string, T extends string>(
+  sizes: AspectSizes<R, T>,
+): (r: FalInputRequest) => AspectInput<R, T> {
+  return (r) => {
+    const { ratio, tier } = aspectOf(sizes, r.width, r.height);
+    const input: AspectInput<R, T> = {
+      prompt: r.prompt,
+      aspect_ratio: ratio,
+      resolution: tier,
+      seed: r.seed,
+      num_images: 1,
+      output_format: r.format,
+    };
+    if (!r.safetyChecker) input.safety_tolerance = "6";
+    return input;
   };
 }
 
@@ -224,19 +242,9 @@ const NANO_BANANA_2_SIZES = {
   ] as const satisfies readonly { name: Tier<"fal-ai/nano-banana-2">; side: number }[],
 } as const satisfies AspectSizes;
 
-function nanoBanana2Input(r: FalInputRequest): In<"fal-ai/nano-banana-2"> {
-  const { ratio, tier } = aspectOf(NANO_BANANA_2_SIZES, r.width, r.height);
-  const input: In<"fal-ai/nano-banana-2"> = {
-    prompt: r.prompt,
-    aspect_ratio: ratio,
-    resolution: tier,
-    seed: r.seed,
-    num_images: 1,
-    output_format: r.format,
-  };
-  if (!r.safetyChecker) input.safety_tolerance = "6";
-  return input;
-}
+const nanoBanana2Input: (r: FalInputRequest) => In<"fal-ai/nano-banana-2"> = aspectInput(
+  NANO_BANANA_2_SIZES,
+);
 
 const NANO_BANANA_PRO_SIZES = {
   kind: "aspect",
@@ -259,19 +267,9 @@ const NANO_BANANA_PRO_SIZES = {
   ] as const satisfies readonly { name: Tier<"fal-ai/nano-banana-pro">; side: number }[],
 } as const satisfies AspectSizes;
 
-function nanoBananaProInput(r: FalInputRequest): In<"fal-ai/nano-banana-pro"> {
-  const { ratio, tier } = aspectOf(NANO_BANANA_PRO_SIZES, r.width, r.height);
-  const input: In<"fal-ai/nano-banana-pro"> = {
-    prompt: r.prompt,
-    aspect_ratio: ratio,
-    resolution: tier,
-    seed: r.seed,
-    num_images: 1,
-    output_format: r.format,
-  };
-  if (!r.safetyChecker) input.safety_tolerance = "6";
-  return input;
-}
+const nanoBananaProInput: (r: FalInputRequest) => In<"fal-ai/nano-banana-pro"> = aspectInput(
+  NANO_BANANA_PRO_SIZES,
+);
 
 const IMAGEN_4_SIZES = {
   kind: "aspect",
@@ -284,19 +282,9 @@ const IMAGEN_4_SIZES = {
   ] as const satisfies readonly { name: Tier<"fal-ai/imagen4/preview">; side: number }[],
 } as const satisfies AspectSizes;
 
-function imagen4Input(r: FalInputRequest): In<"fal-ai/imagen4/preview"> {
-  const { ratio, tier } = aspectOf(IMAGEN_4_SIZES, r.width, r.height);
-  const input: In<"fal-ai/imagen4/preview"> = {
-    prompt: r.prompt,
-    aspect_ratio: ratio,
-    resolution: tier,
-    seed: r.seed,
-    num_images: 1,
-    output_format: r.format,
-  };
-  if (!r.safetyChecker) input.safety_tolerance = "6";
-  return input;
-}
+const imagen4Input: (r: FalInputRequest) => In<"fal-ai/imagen4/preview"> = aspectInput(
+  IMAGEN_4_SIZES,
+);
 
 // Seedream has no output format field: it answers PNG, which the download reads as it comes.
 function seedream45Input(r: FalInputRequest): In<"fal-ai/bytedance/seedream/v4.5/text-to-image"> {
@@ -324,14 +312,7 @@ function seedream5LiteInput(
 }
 
 function qwenImageInput(r: FalInputRequest): In<"fal-ai/qwen-image"> {
-  const input: In<"fal-ai/qwen-image"> = {
-    prompt: r.prompt,
-    image_size: imageSize(r),
-    seed: r.seed,
-    num_images: 1,
-    output_format: r.format,
-    enable_safety_checker: r.safetyChecker,
-  };
+  const input: In<"fal-ai/qwen-image"> = pixelInput(r);
   if (r.steps !== undefined) input.num_inference_steps = r.steps;
   if (r.negativePrompt !== undefined) input.negative_prompt = r.negativePrompt;
   return input;
@@ -394,7 +375,7 @@ export const FAL_MODELS: readonly FalModel[] = [
     sizes: ANY_SIZE,
     reportsSeed: true,
     price: { usd: 0.003, unit: "megapixel" },
-    input: flux1Input,
+    input: fluxInput,
   },
   {
     id: "fal-ai/flux/dev",
@@ -404,7 +385,7 @@ export const FAL_MODELS: readonly FalModel[] = [
     sizes: ANY_SIZE,
     reportsSeed: true,
     price: { usd: 0.025, unit: "megapixel" },
-    input: flux1Input,
+    input: fluxInput,
   },
   {
     id: "fal-ai/flux-pro/v1.1",
@@ -424,7 +405,7 @@ export const FAL_MODELS: readonly FalModel[] = [
     label: "FLUX.2 [dev]",
     sizes: FLUX_2_SIZES,
     reportsSeed: true,
-    input: flux2Input,
+    input: fluxInput,
   },
   {
     id: "fal-ai/flux-2-pro",
@@ -667,7 +648,7 @@ export function resolveFalModel(alias?: string): string {
  * ```
  */
 export function falInput(model: string, request: FalInputRequest): Record<string, unknown> {
-  return (falModel(model)?.input ?? flux1Input)(request);
+  return (falModel(model)?.input ?? fluxInput)(request);
 }
 
 /** The `resolution` tier `model` is asked for at this size; undefined for pixel endpoints. */

@@ -30,6 +30,7 @@ import {
   type AttemptResult,
   type JsonAsker,
   type JsonCall,
+  mostTokens,
   spentSoFar,
 } from "../_json_call.ts";
 import {
@@ -72,6 +73,7 @@ import type {
   ProviderParts,
   TokenUsage,
 } from "../provider.ts";
+import { failedCall } from "../_http.ts";
 
 export { createGeminiGenerator, type GeminiImageOptions } from "./image.ts";
 export {
@@ -230,11 +232,7 @@ class GeminiJsonClient implements JsonClient {
     if (this.#price === undefined) return undefined;
     const input = (operation === "critique" ? CRITIQUE_TEXT_TOKENS : REFINE_TEXT_TOKENS) +
       (operation === "critique" ? _imageTokenBound(this.#generation, this.imageMaxSide) : 0);
-    // A call may send twice: once more with double the room after MAX_TOKENS or a bad answer.
-    const tokens = {
-      inputTokens: 2 * input,
-      outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
-    };
+    const tokens = mostTokens(input, this.#maxOutputTokens);
     // With --batch-api, reserved at the batch price.
     return Math.round(this.#costOf(tokens) * this.#connection.estimateShare * 1e6) / 1e6;
   }
@@ -309,10 +307,7 @@ class GeminiJsonClient implements JsonClient {
         operation,
         model,
         attempt,
-        durationMs: Math.round(performance.now() - started),
-        status: classified instanceof ProviderError
-          ? classified.status ?? classified.message
-          : "aborted",
+        ...failedCall(started, classified),
       });
       throw classified;
     }

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { LogRecord } from "@logtape/logtape";
 import sharp from "sharp";
-import { type Critique, critiqueSchema } from "../critique.ts";
-import { ProviderError } from "../../errors.ts";
-import type { PromptSpec } from "../../prompts/mod.ts";
+import { critiqueSchema } from "../critique.ts";
 import {
   type GeminiFault,
   type GeminiStandIn,
@@ -19,16 +17,17 @@ import {
   type GeminiOptions,
 } from "./gemini.ts";
 import { CRITIQUE_JSON_SCHEMA, REFINEMENT_JSON_SCHEMA } from "./schema.ts";
-import type { CritiqueRequest, RefineRequest } from "../provider.ts";
+import {
+  assertTokenCost,
+  critiqueRequest,
+  providerErrorFrom,
+  refineRequest,
+  rejection,
+  SPEC,
+} from "../_test_llm.ts";
+import { textOf, withLogs } from "../_test_logs.ts";
 
-const SPEC: PromptSpec = {
-  id: "harbour",
-  prompt: "a blue fishing boat in a quiet harbour at dawn",
-  title: "Harbour",
-  scene: "small fishing port, early morning",
-  mood: "calm",
-  extra: {},
-};
+const providerError = (promise: Promise<unknown>) => providerErrorFrom("gemini", promise);
 
 /** A deterministic gradient, so two runs see the same pixels and the same critique. */
 async function writeImage(
@@ -81,60 +80,6 @@ async function withStandIn(
   }
 }
 
-function critiqueRequest(imagePath: string, prompt = SPEC.prompt): CritiqueRequest {
-  return {
-    imagePath,
-    format: "png",
-    prompt,
-    spec: SPEC,
-    iteration: 1,
-    signal: new AbortController().signal,
-  };
-}
-
-const CRITIQUE: Critique = {
-  score: 5.5,
-  criteria: { promptAdherence: 6, composition: 5, lighting: 4, mood: 6, technicalQuality: 7 },
-  summary: "A dim harbour with a boat.",
-  strengths: ["Calm water"],
-  problems: ["The boat in the centre is grey, not blue"],
-  suggestions: ["a bright blue hull on the fishing boat"],
-};
-
-function refineRequest(prompt = "a boat at dawn, soft light"): RefineRequest {
-  return {
-    prompt,
-    spec: SPEC,
-    critique: CRITIQUE,
-    history: [
-      {
-        iteration: 1,
-        prompt: SPEC.prompt,
-        critique: { ...CRITIQUE, score: 4, problems: ["The harbour is missing entirely"] },
-      },
-      { iteration: 2, prompt, critique: CRITIQUE },
-    ],
-    iteration: 2,
-    signal: new AbortController().signal,
-  };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new assert.AssertionError({ message: "expected the call to fail" });
-}
-
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error = await rejection(promise);
-  assert.ok(error instanceof ProviderError, `expected a ProviderError, got ${error}`);
-  assert.equal(error.provider, "gemini");
-  return error;
-}
-
 Deno.test("createGeminiCritic() critiques a downscaled image and records tokens and cost", async () => {
   await withStandIn(async ({ standIn, image, options }) => {
     const critic = createGeminiCritic(options);
@@ -167,9 +112,7 @@ Deno.test("createGeminiCritic() critiques a downscaled image and records tokens 
     assert.ok(result.usage!.inputTokens > 280);
     assert.ok(result.usage!.outputTokens > 0);
     const price = defaultGeminiPrices()["gemini-3.8-flash"]!;
-    const expected = (result.usage!.inputTokens * price.input +
-      result.usage!.outputTokens * price.output) / 1e6;
-    assert.ok(Math.abs(result.costUsd - expected) < 1e-12);
+    assertTokenCost(result, price);
     assert.ok(result.costUsd > 0);
   });
 });
@@ -473,16 +416,7 @@ Deno.test("gemini RPM quota answers 429 with the time left in the window", async
 });
 
 Deno.test("gemini calls are logged at debug level without the key", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "gemini"], lowestLevel: "debug", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-    reset: true,
-  });
-  try {
+  await withLogs("gemini", "debug", async (records) => {
     await withStandIn(async ({ image, options }) => {
       await createGeminiCritic(options).critique(critiqueRequest(image));
       await rejection(
@@ -499,9 +433,7 @@ Deno.test("gemini calls are logged at debug level without the key", async () => 
       const text = JSON.stringify(records.map((r) => [r.message, r.properties]));
       assert.ok(!text.includes(options.apiKey));
     });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("gemini JSON schemas match the zod schemas and avoid additionalProperties", () => {
@@ -653,16 +585,7 @@ Deno.test("gemini sends no temperature, topP or topK to Gemini 3, and keeps temp
 });
 
 Deno.test("gemini records the model that answered beside the one asked for, billed at its rates, and warns once", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "gemini"], lowestLevel: "warning", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-    reset: true,
-  });
-  try {
+  await withLogs("gemini", "warning", async (records) => {
     await withStandIn(async ({ image, options }) => {
       const same = await createGeminiCritic(options).critique(critiqueRequest(image));
       assert.equal(same.model, "gemini-3.8-flash");
@@ -676,13 +599,7 @@ Deno.test("gemini records the model that answered beside the one asked for, bill
       assert.equal(routed.modelVersion, "gemini-3.5-flash-lite");
       assert.equal(refined.modelVersion, "gemini-3.5-flash-lite");
       const rates = defaultGeminiPrices()["gemini-3.5-flash-lite"]!;
-      assert.ok(
-        Math.abs(
-          routed.costUsd -
-            (routed.usage!.inputTokens * rates.input + routed.usage!.outputTokens * rates.output) /
-              1e6,
-        ) < 1e-12,
-      );
+      assertTokenCost(routed, rates);
       const warnings = records.filter((r) => r.level === "warning").map((r) =>
         r.message.map(String).join("")
       );
@@ -692,26 +609,15 @@ Deno.test("gemini records the model that answered beside the one asked for, bill
         /routes 'gemini-2\.5-flash' to 'gemini-3\.5-flash-lite' since 2026-12-01.*--critic-model/,
       );
     });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("gemini check() names the replacement of a shut-down model, and warns about one to be shut down before the first paid call", async () => {
   const warnings: Array<{ text: string; requestsSoFar: number }> = [];
   let requests = () => 0;
-  await configure({
-    sinks: {
-      buffer: (record) =>
-        warnings.push({ text: record.message.map(String).join(""), requestsSoFar: requests() }),
-    },
-    loggers: [
-      { category: ["retake", "gemini"], lowestLevel: "warning", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-    reset: true,
-  });
-  try {
+  const keep = (record: LogRecord) =>
+    warnings.push({ text: textOf(record), requestsSoFar: requests() });
+  await withLogs("gemini", "warning", async () => {
     await withStandIn(async ({ standIn, image, options }) => {
       requests = () => standIn.requests.length;
       const signal = new AbortController().signal;
@@ -750,9 +656,7 @@ Deno.test("gemini check() names the replacement of a shut-down model, and warns 
       // One request so far, the critique: the generation had not been sent yet.
       assert.equal(warnings[0]!.requestsSoFar, 1, "logged before the generation was sent");
     }, { models: ["gemini-3.8-flash", "gemini-3.1-flash-lite", "gemini-3.1-flash-image"] });
-  } finally {
-    await reset();
-  }
+  }, keep);
 });
 
 Deno.test("gemini wrong-key messages say where to create a current key", async () => {

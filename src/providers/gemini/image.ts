@@ -32,6 +32,7 @@ import {
   priceOf,
 } from "./models.ts";
 import type { GeneratedImage, GenerateRequest, ImageFormat, ImageGenerator } from "../provider.ts";
+import { failedCall } from "../_http.ts";
 
 const PROVIDER = "gemini";
 const log = getLogger(["retake", "gemini"]);
@@ -394,10 +395,7 @@ async function _send(
     });
     log.debug("Gemini image generation with {model} failed in {durationMs} ms: {status}", {
       model,
-      durationMs: Math.round(performance.now() - started),
-      status: classified instanceof ProviderError
-        ? classified.status ?? classified.message
-        : "aborted",
+      ...failedCall(started, classified),
     });
     throw classified;
   }

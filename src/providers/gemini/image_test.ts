@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { InputError, ProviderError } from "../../errors.ts";
+import { InputError } from "../../errors.ts";
 import type { PromptSpec } from "../../prompts/mod.ts";
 import {
   geminiImageOutputTokens,
@@ -15,13 +15,21 @@ import {
   resolveGeminiImageModel,
 } from "./image.ts";
 import { defaultGeminiPrices } from "./models.ts";
-import type { GenerateRequest, ImageFormat } from "../provider.ts";
+import { bytesOf, generateRequests } from "../_test_generate.ts";
+import { providerErrorFrom } from "../_test_llm.ts";
 
 const SPEC: PromptSpec = {
   id: "lighthouse",
   prompt: "a red lighthouse on a green cliff at dusk",
   extra: {},
 };
+
+const request = generateRequests(SPEC, {
+  width: 1024,
+  height: 768,
+  seed: 42,
+  model: "gemini-nano-banana-2.1",
+});
 
 async function withStandIn(
   fn: (standIn: GeminiStandIn, options: GeminiImageOptions) => Promise<void>,
@@ -34,35 +42,7 @@ async function withStandIn(
   }
 }
 
-function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    prompt: SPEC.prompt,
-    spec: SPEC,
-    iteration: 1,
-    width: 1024,
-    height: 768,
-    seed: 42,
-    model: "gemini-nano-banana-2.1",
-    format: "png" as ImageFormat,
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
-
-async function bytesOf(data: Uint8Array | ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return data instanceof Uint8Array ? data : new Uint8Array(await new Response(data).arrayBuffer());
-}
-
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProviderError, `expected a ProviderError, got ${error}`);
-    assert.equal(error.provider, "gemini");
-    return error;
-  }
-  throw new assert.AssertionError({ message: "expected the call to fail" });
-}
+const providerError = (promise: Promise<unknown>) => providerErrorFrom("gemini", promise);
 
 Deno.test("createGeminiGenerator() asks for an image only, sized by aspect ratio and tier, and saves the PNG it gets", async () => {
   await withStandIn(async (standIn, options) => {
@@ -82,7 +62,7 @@ Deno.test("createGeminiGenerator() asks for an image only, sized by aspect ratio
       assert.ok(!(knob in seen.generationConfig), `no ${knob} sent`);
     }
 
-    const bytes = await bytesOf(image.data);
+    const bytes = await bytesOf(image);
     const meta = await sharp(bytes).metadata();
     assert.equal(meta.format, "png");
     await sharp(bytes).raw().toBuffer(); // decodes whole
@@ -128,7 +108,7 @@ Deno.test("createGeminiGenerator() converts to the format asked for and sends an
     const jpeg = await generator.generate(
       request({ format: "jpeg", seed: 0xfffffff0, model: "gemini-3.1-flash-image" }),
     );
-    assert.equal((await sharp(await bytesOf(jpeg.data)).metadata()).format, "jpeg");
+    assert.equal((await sharp(await bytesOf(jpeg)).metadata()).format, "jpeg");
     assert.equal(jpeg.format, "jpeg");
     assert.equal(standIn.requests[0]!.generationConfig.seed, 0xfffffff0 % 2 ** 31);
     // 3.1 Flash Image makes 512 px images; Nano Banana 2.1 starts at 1K.
@@ -258,12 +238,12 @@ Deno.test("the Gemini generator edits: the source image goes inline with the ins
     const first = await generator.generate(request());
     const dir = await Deno.makeTempDir();
     try {
-      await Deno.writeFile(`${dir}/iteration-1.png`, await bytesOf(first.data));
+      await Deno.writeFile(`${dir}/iteration-1.png`, await bytesOf(first));
       const edited = await generator.generate(request({
         iteration: 2,
         edit: { imagePath: `${dir}/iteration-1.png`, instruction: "make the lighthouse taller" },
       }));
-      assert.ok((await sharp(await bytesOf(edited.data)).metadata()).width! > 0);
+      assert.ok((await sharp(await bytesOf(edited)).metadata()).width! > 0);
       const sent = standIn.requests.at(-1)!;
       assert.equal(sent.kind, "generate");
       assert.ok(sent.hasImage, "the source image was sent");

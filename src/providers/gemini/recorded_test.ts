@@ -3,11 +3,11 @@
  * each test names where its body was published.
  */
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import type { PromptSpec } from "../../prompts/mod.ts";
 import { startGeminiStandIn } from "../../../tests/gemini_standin.ts";
 import { createGeminiProviders, defaultGeminiPrices } from "./gemini.ts";
 import type { RefineRequest } from "../provider.ts";
+import { textOf, withLogs } from "../_test_logs.ts";
 
 const SPEC: PromptSpec = { id: "harbour", prompt: "a blue boat in a harbour", extra: {} };
 const CRITIQUE = {
@@ -31,21 +31,12 @@ function refineRequest(): RefineRequest {
 }
 
 async function warningsDuring(fn: () => Promise<void>): Promise<string[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "gemini"], lowestLevel: "warning", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-    reset: true,
-  });
-  try {
+  let warnings: string[] = [];
+  await withLogs("gemini", "warning", async (records) => {
     await fn();
-  } finally {
-    await reset();
-  }
-  return records.map((r) => r.message.map(String).join(""));
+    warnings = records.map(textOf);
+  });
+  return warnings;
 }
 
 Deno.test("gemini keeps working after a MAX_TOKENS answer with no parts and no candidatesTokenCount (google/adk-python#1357)", async () => {

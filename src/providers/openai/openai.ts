@@ -24,7 +24,13 @@ import type { BatcherOptions } from "../../batch_api/batcher.ts";
 import { ProviderError, StopRequested, withBilledCost } from "../../errors.ts";
 import { tokenPriceTable, urlString } from "../../config/schema.ts";
 import { redactor } from "../../util/redact.ts";
-import { parseBaseUrl, parseRetryAfter, positiveOption, waitFromMessage } from "../_http.ts";
+import {
+  failedCall,
+  parseBaseUrl,
+  parseRetryAfter,
+  positiveOption,
+  waitFromMessage,
+} from "../_http.ts";
 import { parseAnswer } from "../_llm_answers.ts";
 import {
   answerOf,
@@ -32,6 +38,7 @@ import {
   type AttemptResult,
   type JsonAsker,
   type JsonCall,
+  mostTokens,
   spentSoFar,
 } from "../_json_call.ts";
 import {
@@ -361,11 +368,7 @@ class OpenAIJsonClient implements JsonClient {
     const input = operation === "critique"
       ? CRITIQUE_TEXT_TOKENS + IMAGE_TOKEN_BOUND
       : REFINE_TEXT_TOKENS;
-    // A call may send twice: once more with double the room after a cut-off or bad answer.
-    const tokens = {
-      inputTokens: 2 * input,
-      outputTokens: this.#maxOutputTokens + 2 * this.#maxOutputTokens,
-    };
+    const tokens = mostTokens(input, this.#maxOutputTokens);
     // With --batch-api, reserved at the batch price.
     const reserved = this.#costOf(tokens) * (this.batch !== undefined ? OPENAI_BATCH_PRICE : 1);
     return Math.round(reserved * 1e6) / 1e6;
@@ -552,10 +555,7 @@ class OpenAIJsonClient implements JsonClient {
         operation,
         model,
         attempt,
-        durationMs: Math.round(performance.now() - started),
-        status: classified instanceof ProviderError
-          ? classified.status ?? classified.message
-          : "aborted",
+        ...failedCall(started, classified),
       });
       throw classified instanceof ProviderError
         ? withBilledCost(classified, call.spent)

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import sharp from "sharp";
-import { type Critique, critiqueSchema } from "../critique.ts";
-import { ProviderError } from "../../errors.ts";
-import type { PromptSpec } from "../../prompts/mod.ts";
+import { critiqueSchema } from "../critique.ts";
 import {
   type OpenAIFault,
   type OpenAIStandIn,
@@ -24,25 +21,18 @@ import {
   parseHeaders,
   strictJsonSchema,
 } from "./openai.ts";
-import type { CritiqueRequest, EnvVar, RefineRequest } from "../provider.ts";
+import type { EnvVar } from "../provider.ts";
+import {
+  assertTokenCost,
+  critiqueRequest,
+  providerErrorFrom,
+  refineRequest,
+  rejection,
+  SPEC,
+} from "../_test_llm.ts";
+import { withLogs } from "../_test_logs.ts";
 
-const SPEC: PromptSpec = {
-  id: "harbour",
-  prompt: "a blue fishing boat in a quiet harbour at dawn",
-  title: "Harbour",
-  scene: "small fishing port, early morning",
-  mood: "calm",
-  extra: {},
-};
-
-const CRITIQUE: Critique = {
-  score: 5.5,
-  criteria: { promptAdherence: 6, composition: 5, lighting: 4, mood: 6, technicalQuality: 7 },
-  summary: "A dim harbour with a boat.",
-  strengths: ["Calm water"],
-  problems: ["The boat in the centre is grey, not blue"],
-  suggestions: ["a bright blue hull on the fishing boat"],
-};
+const providerError = (promise: Promise<unknown>) => providerErrorFrom("openai", promise);
 
 interface Fixture {
   standIn: OpenAIStandIn;
@@ -72,51 +62,6 @@ async function withStandIn(
   }
 }
 
-function critiqueRequest(imagePath: string, prompt = SPEC.prompt): CritiqueRequest {
-  return {
-    imagePath,
-    format: "png",
-    prompt,
-    spec: SPEC,
-    iteration: 1,
-    signal: new AbortController().signal,
-  };
-}
-
-function refineRequest(prompt = "a boat at dawn, soft light"): RefineRequest {
-  return {
-    prompt,
-    spec: SPEC,
-    critique: CRITIQUE,
-    history: [
-      {
-        iteration: 1,
-        prompt: SPEC.prompt,
-        critique: { ...CRITIQUE, score: 4, problems: ["The harbour is missing entirely"] },
-      },
-      { iteration: 2, prompt, critique: CRITIQUE },
-    ],
-    iteration: 2,
-    signal: new AbortController().signal,
-  };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new assert.AssertionError({ message: "expected the call to fail" });
-}
-
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error = await rejection(promise);
-  assert.ok(error instanceof ProviderError, `expected a ProviderError, got ${error}`);
-  assert.equal(error.provider, "openai");
-  return error;
-}
-
 /** Every object in a JSON Schema, depth first. */
 function objects(schema: unknown): Array<Record<string, unknown>> {
   if (schema === null || typeof schema !== "object") return [];
@@ -125,23 +70,6 @@ function objects(schema: unknown): Array<Record<string, unknown>> {
     Array.isArray(v) ? v.flatMap(objects) : objects(v)
   );
   return s.type === "object" ? [s, ...children] : children;
-}
-
-async function withLogs(fn: (records: LogRecord[]) => Promise<void>): Promise<void> {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { buffer: (record) => records.push(record) },
-    loggers: [
-      { category: ["retake", "openai"], lowestLevel: "debug", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-    reset: true,
-  });
-  try {
-    await fn(records);
-  } finally {
-    await reset();
-  }
 }
 
 Deno.test("openai critic sends a downscaled JPEG data URL and a strict json_schema, and prices the answer", async () => {
@@ -198,9 +126,7 @@ Deno.test("openai critic sends a downscaled JPEG data URL and a strict json_sche
     assert.ok(result.usage!.inputTokens > 85);
     assert.ok(result.usage!.outputTokens > 0);
     const price = DEFAULT_OPENAI_PRICES["gpt-5.4-mini"]!;
-    const expected = (result.usage!.inputTokens * price.input +
-      result.usage!.outputTokens * price.output) / 1e6;
-    assert.ok(Math.abs(result.costUsd - expected) < 1e-12);
+    assertTokenCost(result, price);
     assert.ok(result.costUsd > 0);
   });
 });
@@ -496,7 +422,7 @@ Deno.test("openai check() lists models once, for free, and stops on a wrong key 
 
 Deno.test("openai check() goes on with a warning when the server lists no models, or has no list", async () => {
   for (const standInOptions of [{ listModels: "empty" as const }, { listModels: false }]) {
-    await withLogs(async (records) => {
+    await withLogs("openai", "debug", async (records) => {
       await withStandIn(async ({ standIn, options }) => {
         const { critic, refiner } = createOpenAIProviders({ ...options, model: "gpt-4o-mini" });
         await critic.check!(AbortSignal.timeout(5_000));
@@ -560,7 +486,7 @@ Deno.test("openai sends the configured extra headers", async () => {
 });
 
 Deno.test("openai an unpriced model costs 0 with one warning, and the budget cannot price it", async () => {
-  await withLogs(async (records) => {
+  await withLogs("openai", "debug", async (records) => {
     await withStandIn(async ({ options }) => {
       // As if the server were elsewhere (the stand-in is on this machine, which bills nothing).
       const { critic, refiner } = createOpenAIProviders({
@@ -625,7 +551,7 @@ Deno.test("openai estimateCostUsd() bounds what a critique and a refinement cost
 });
 
 Deno.test("openai calls are logged at debug level without the key", async () => {
-  await withLogs(async (records) => {
+  await withLogs("openai", "debug", async (records) => {
     await withStandIn(async ({ image, options }) => {
       await createOpenAIProviders(options).critic.critique(critiqueRequest(image));
       await rejection(
@@ -765,12 +691,6 @@ Deno.test("openai records the snapshot that answered as modelVersion", async () 
     assert.equal(result.modelVersion, "gpt-4o-mini-2024-07-18");
     // Priced by the id asked for.
     const price = DEFAULT_OPENAI_PRICES["gpt-4o-mini"]!;
-    assert.ok(
-      Math.abs(
-        result.costUsd -
-          (result.usage!.inputTokens * price.input + result.usage!.outputTokens * price.output) /
-            1e6,
-      ) < 1e-12,
-    );
+    assertTokenCost(result, price);
   }, { answerModel: (m) => m === "gpt-4o-mini" ? "gpt-4o-mini-2024-07-18" : m });
 });
