@@ -51,7 +51,13 @@ type StudioRun = Omit<StudioWiring, "out" | "secrets">;
 
 /** Runs `fn` with a studio attached to the live run of a 2-prompt `batch`, and that run's steering. */
 function withLiveRun(
-  fn: (studio: StudioControl, steering: Steering, get: Getter, post: Poster, out: string) => Promise<void>,
+  fn: (
+    studio: StudioControl,
+    steering: Steering,
+    get: Getter,
+    post: Poster,
+    out: string,
+  ) => Promise<void>,
 ) {
   let steering!: Steering;
   return withStudio(
