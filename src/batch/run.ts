@@ -249,6 +249,9 @@ export async function runBatch(
   // Each image is read once or twice, in separate steps: libvips' operation cache (50 MB by
   // default) would only hold memory that grows with the batch.
   sharp.cache(false);
+  // One libvips thread per operation: a batch works on many images at once, so the cores are
+  // busy anyway, and splitting a small image among threads costs more than it saves.
+  sharp.concurrency(1);
   const loaded = preloaded?.specs ??
     selectPrompts(await loadPrompts(promptFiles, promptSources(config, io)), config.only);
   const providers = preloaded?.providers ?? await createProviders(config, loaded);

@@ -99,3 +99,29 @@ export function failedCall(
     status: error instanceof ProviderError ? error.status ?? error.message : "aborted",
   };
 }
+
+/** How a GPU server of one's own is waited for: the settings ComfyUI and AUTOMATIC1111 share. */
+export interface LocalServerTiming {
+  timeoutMs: number;
+  pollIntervalMs: number;
+  maxConcurrency: number;
+}
+
+/**
+ * The checked timing settings of a local GPU server's generator (`owner` names it in errors):
+ * 120 s per image, a poll a second, one image at a time unless told otherwise.
+ */
+export function localServerTiming(
+  owner: string,
+  options: {
+    timeoutMs?: number | undefined;
+    pollIntervalMs?: number | undefined;
+    maxConcurrency?: number | undefined;
+  },
+): LocalServerTiming {
+  return {
+    timeoutMs: positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000),
+    pollIntervalMs: positiveOption(owner, "pollIntervalMs", options.pollIntervalMs ?? 1000),
+    maxConcurrency: positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1),
+  };
+}

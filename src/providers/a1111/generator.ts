@@ -15,7 +15,7 @@
 import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { ProviderError } from "../../errors.ts";
-import { positiveOption } from "../_http.ts";
+import { localServerTiming } from "../_http.ts";
 import type { GeneratedImage, GenerateRequest, ImageGenerator } from "../provider.ts";
 import { A1111Api } from "./api.ts";
 import { imageOf } from "./answer.ts";
@@ -89,13 +89,10 @@ export class A1111Generator implements ImageGenerator {
 
   constructor(options: A1111GeneratorOptions) {
     const owner = "AUTOMATIC1111 generator";
-    this.#timeoutMs = positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000);
-    this.#pollIntervalMs = positiveOption(
-      owner,
-      "pollIntervalMs",
-      options.pollIntervalMs ?? 1000,
-    );
-    this.maxConcurrency = positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1);
+    const timing = localServerTiming(owner, options);
+    this.#timeoutMs = timing.timeoutMs;
+    this.#pollIntervalMs = timing.pollIntervalMs;
+    this.maxConcurrency = timing.maxConcurrency;
     const strength = options.denoisingStrength ?? 0.55;
     if (!(strength >= 0 && strength <= 1)) {
       throw new RangeError(

@@ -19,7 +19,7 @@
 import { getLogger } from "@logtape/logtape";
 import { DEFAULT_MAX_DOWNLOAD_BYTES } from "../download.ts";
 import { InputError, ProviderError } from "../../errors.ts";
-import { positiveOption } from "../_http.ts";
+import { localServerTiming } from "../_http.ts";
 import type { GeneratedImage, GenerateRequest, ImageGenerator } from "../provider.ts";
 import { ComfyApi, unreachable } from "./api.ts";
 import { ComfyJob } from "./job.ts";
@@ -110,14 +110,10 @@ export class ComfyGenerator implements ImageGenerator {
   readonly #warned = new Set<string>();
 
   constructor(options: ComfyGeneratorOptions) {
-    const owner = "ComfyUI generator";
-    this.#timeoutMs = positiveOption(owner, "timeoutMs", options.timeoutMs ?? 120_000);
-    this.#pollIntervalMs = positiveOption(
-      owner,
-      "pollIntervalMs",
-      options.pollIntervalMs ?? 1000,
-    );
-    this.maxConcurrency = positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1);
+    const timing = localServerTiming("ComfyUI generator", options);
+    this.#timeoutMs = timing.timeoutMs;
+    this.#pollIntervalMs = timing.pollIntervalMs;
+    this.maxConcurrency = timing.maxConcurrency;
     const fetchImpl = options.fetch ?? globalThis.fetch;
     this.#api = new ComfyApi(options.baseUrl ?? DEFAULT_COMFYUI_URL, fetchImpl);
     this.#main = options.workflow;

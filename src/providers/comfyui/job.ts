@@ -10,6 +10,7 @@ import type { GenerateRequest } from "../provider.ts";
 import type { ComfyApi, ComfyHistoryEntry } from "./api.ts";
 import { ComfySocket } from "./events.ts";
 import type { WorkflowGraph } from "./workflow.ts";
+import { sleep } from "../../async/sleep.ts";
 
 const log = getLogger(["retake", "comfyui"]);
 
@@ -204,22 +205,7 @@ export class ComfyJob {
         continue;
       }
       absentOnce = false;
-      await _sleep(this.#pollIntervalMs, signal);
+      await sleep(this.#pollIntervalMs, signal);
     }
   }
-}
-
-function _sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
