@@ -325,24 +325,53 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
     detail: `${fixedRate.toFixed(2)} prompts/s; ${fixedRun.boundText}`,
   });
 
+  const adaptiveRow = (metric: string, run: BatchRun): Row => {
+    const { rate, ratio, boundText } = measure(run);
+    return {
+      metric,
+      value: ratio,
+      target: { op: ">=", value: 0.9 },
+      unit: "×",
+      detail: `${rate.toFixed(2)} prompts/s; limits found: ${
+        Object.entries(run.limits).map(([p, l]) => `${p} ${l}`).join(", ") || "?"
+      } (fal quota ${s.falConcurrency}); ${boundText}`,
+    };
+  };
+
   log(`adaptive concurrency (quota unknown to retake), ${s.prompts} prompts…`);
   srv = await servers(s);
   const auto = await cliBatch(cwd, "auto", [], srv);
   check(auto, s.prompts, "auto");
-  const autoRun = measure(auto);
-  const autoRate = autoRun.rate;
-  rows.push({
-    metric: `Throughput ÷ bound, adaptive (${s.prompts} prompts)`,
-    value: autoRun.ratio,
-    target: { op: ">=", value: 0.9 },
-    unit: "×",
-    detail: `${autoRate.toFixed(2)} prompts/s; limits found: ${
-      Object.entries(auto.limits).map(([p, l]) => `${p} ${l}`).join(", ") || "?"
-    } (fal quota ${s.falConcurrency}); ${autoRun.boundText}`,
-  });
+  const autoRate = measure(auto).rate;
+  rows.push(adaptiveRow(`Throughput ÷ bound, adaptive (${s.prompts} prompts)`, auto));
   rows.push(refusedRow("Calls answered 429, adaptive", auto));
   // Read before the resume below rewrites run.json's start time.
   const firstMs = await firstFinishedMs(`${cwd}/out/auto`);
+
+  // The machine doing something else: a busy loop on every core beside the run. The stand-ins
+  // share the cores too, so fal's served latency (the bound's) rises with them; what must not
+  // happen is that retake reads its own slow timers as an overloaded service.
+  const cores = navigator.hardwareConcurrency;
+  const hogMetric = `Throughput ÷ bound, adaptive, CPU hog on ${
+    cores === 2 ? "both" : `all ${cores}`
+  } cores (${s.prompts} prompts)`;
+  rows.push(
+    await retried(hogMetric, async (attempt) => {
+      log(`adaptive concurrency with ${cores} busy loops beside it, ${s.prompts} prompts…`);
+      const hogSrv = await servers(s);
+      const hogs = cpuHogs(cores);
+      let hog: BatchRun;
+      try {
+        hog = await cliBatch(cwd, `hog-${attempt}`, [], hogSrv);
+      } finally {
+        await hogs.stop();
+        await hogSrv.close();
+      }
+      check(hog, s.prompts, "CPU hog");
+      const row = adaptiveRow(hogMetric, hog);
+      return { ...row, detail: `${row.detail}; ${cores} busy loops (\`deno eval\`) ran beside it` };
+    }),
+  );
 
   log("one prompt alone, for its own latency…");
   const oneCwd = await writeBatch(`${work}/one`, { ...s, prompts: 1 }, " one");
@@ -437,6 +466,51 @@ async function rateBound(s: Settings, rows: Row[], work: string): Promise<void> 
     }× what a client told the window could reach by sending a whole window's quota at once`,
   });
   rows.push(refusedRow("Calls answered 429, adaptive, Gemini's rate quota binds", run));
+}
+
+/**
+ * A row whose ratio a loaded machine can push below its target (the run shares its cores with
+ * the stand-ins and whatever else runs): measured once more when it misses, and the second
+ * reading stands, with the first in its detail.
+ */
+async function retried(metric: string, measure: (attempt: number) => Promise<Row>): Promise<Row> {
+  const first = await measure(1);
+  if (passes(first)) return first;
+  log(`${metric}: ${format(first.value, first.unit)} missed its target; measuring once more`);
+  const second = await measure(2);
+  return {
+    ...second,
+    detail:
+      `${second.detail}; second try (misses on a loaded machine are retried once): the first read ${
+        format(first.value, first.unit)
+      }`,
+  };
+}
+
+/**
+ * `n` busy loops in child processes, for a machine that is doing something else; `stop` ends
+ * them. Each ends by itself after `maxMs`, should the bench die without stopping it.
+ */
+function cpuHogs(n: number, maxMs = 15 * 60_000): { stop(): Promise<void> } {
+  const children = Array.from({ length: n }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["eval", `const end = Date.now() + ${maxMs}; while (Date.now() < end);`],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+  return {
+    stop: async () => {
+      for (const child of children) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already ended.
+        }
+      }
+      await Promise.all(children.map((child) => child.status));
+    },
+  };
 }
 
 /** The share of a run's paid calls the stand-ins refused as over quota. */
