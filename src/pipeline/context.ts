@@ -45,8 +45,16 @@ export type Ctx = PipelineOptions & {
   halt: { error?: unknown };
 };
 
-/** A step's record, how to save it, and the time the service reports it queued. */
-export type StepResult = { step: StepRecord; apply: () => Promise<void>; queueMs?: number };
+/**
+ * A step's record, how to save it, and what the service said of its call: the time it queued,
+ * and the call's latency at the service (see `ServiceTiming`), for the adaptive limiter.
+ */
+export type StepResult = {
+  step: StepRecord;
+  apply: () => Promise<void>;
+  queueMs?: number;
+  serviceMs?: number;
+};
 
 /** A prompt's own settings over the batch's: model, size, rounds and target. */
 export function ownOf(ctx: Ctx, spec: PromptSpec) {

@@ -56,6 +56,7 @@ export async function generateStep(
   return {
     step,
     ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
+    ...(image.serviceMs !== undefined && { serviceMs: image.serviceMs }),
     apply: async () => {
       state.record.iterations.push(
         imageIteration(iteration, prompt, image, saved, actionOf(state, iteration, edit), step),
@@ -287,6 +288,7 @@ export async function briefStep(ctx: Ctx, state: State, signal: AbortSignal): Pr
   const step = stepRecord(ctx.critic.name, result, startedAt);
   return {
     step,
+    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
     apply: async () => {
       await ctx.sink.saveBrief(state.record, brief);
       state.record.brief = brief;
@@ -317,6 +319,7 @@ export async function critiqueStep(
   const step = stepRecord(ctx.critic.name, result, startedAt);
   return {
     step,
+    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
     apply: async () => {
       await ctx.sink.saveCritique(state.record, iteration, result.critique);
       it.critique = result.critique;
@@ -367,6 +370,7 @@ export async function refineStep(
     : { ...next, ...(next.action === "edit" && { instruction: instruction! }) };
   return {
     step,
+    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
     apply: async () => {
       await ctx.sink.saveRefinedPrompt(state.record, iteration, result.prompt);
       it.refinedPrompt = result.prompt;
