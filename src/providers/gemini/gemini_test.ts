@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { GenerateContentResponse } from "@google/genai/web";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import sharp from "sharp";
 import { type Critique, critiqueSchema } from "../critique.ts";
@@ -19,6 +20,8 @@ import {
   type GeminiOptions,
 } from "./gemini.ts";
 import { CRITIQUE_JSON_SCHEMA, REFINEMENT_JSON_SCHEMA } from "./schema.ts";
+import { serviceMsOf } from "./api.ts";
+import type { TimedFetch } from "../_http.ts";
 import type { CritiqueRequest, RefineRequest } from "../provider.ts";
 
 const SPEC: PromptSpec = {
@@ -172,6 +175,31 @@ Deno.test("createGeminiCritic() critiques a downscaled image and records tokens 
     assert.ok(Math.abs(result.costUsd - expected) < 1e-12);
     assert.ok(result.costUsd > 0);
   });
+});
+
+Deno.test("createGeminiCritic() and createGeminiRefiner() report each answer's time at Gemini, from its server-timing", async () => {
+  await withStandIn(async ({ image, options }) => {
+    const started = performance.now();
+    const critique = await createGeminiCritic(options).critique(critiqueRequest(image));
+    const elapsed = performance.now() - started;
+    // The stand-in's own time (its set latency and its work), within the whole call's.
+    assert.ok(
+      critique.serviceMs !== undefined && critique.serviceMs >= 40 && critique.serviceMs <= elapsed,
+      `serviceMs ${critique.serviceMs} of a ${elapsed.toFixed(0)} ms call`,
+    );
+    const refined = await createGeminiRefiner(options).refine(refineRequest());
+    assert.ok(refined.serviceMs !== undefined && refined.serviceMs >= 40);
+  }, { latencyMs: 40 });
+});
+
+Deno.test("serviceMsOf() takes Gemini's server-timing over the first byte", () => {
+  const timed = (ms: number | undefined): TimedFetch => ({ fetch, firstByteMs: () => ms });
+  const answer = (headers: Record<string, string>) =>
+    Object.assign(new GenerateContentResponse(), { sdkHttpResponse: { headers } });
+  // The first byte came 250 ms after the call, most of it this process's own delay.
+  assert.equal(serviceMsOf(answer({ "server-timing": "gfet4t7; dur=61" }), timed(250)), 61);
+  assert.equal(serviceMsOf(answer({}), timed(250)), 250);
+  assert.equal(serviceMsOf(answer({}), timed(undefined)), undefined);
 });
 
 Deno.test("createGeminiCritic() keeps a Gemini 2.x image at 258 tokens; undownscaled it costs 4 tiles", async () => {
