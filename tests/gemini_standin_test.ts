@@ -75,6 +75,29 @@ Deno.test("startGeminiStandIn() checks the key and the route like the real API",
   }
 });
 
+Deno.test("startGeminiStandIn() times every answer in server-timing, as Google's front end does", async () => {
+  const standIn = await startGeminiStandIn({ key: "right", latencyMs: 30 });
+  try {
+    for (const key of ["right", "wrong"]) {
+      const response = await fetch(
+        `${standIn.url}/v1beta/models/gemini-3.8-flash:generateContent`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-goog-api-key": key },
+          body: JSON.stringify(textBody("hi")),
+        },
+      );
+      await response.body?.cancel();
+      const timing = /^gfet4t7; dur=(\d+)$/.exec(response.headers.get("server-timing") ?? "");
+      assert.ok(timing, `server-timing: ${response.headers.get("server-timing")}`);
+      // The answer waited its set latency; a refused key is answered at once.
+      if (key === "right") assert.ok(Number(timing[1]) >= 30, timing[0]);
+    }
+  } finally {
+    await standIn.close();
+  }
+});
+
 Deno.test("startGeminiStandIn() bills images by model and mediaResolution, text by chars / 4", async () => {
   const standIn = await startGeminiStandIn();
   try {

@@ -15,6 +15,8 @@
  *   `instruction` when the schema asks for one.
  * - `usage` counts ⌈chars / 4⌉ tokens for text, and 85 tokens per image at `detail: "low"`,
  *   else 85 + 170 per 512 px tile, as OpenAI's tile rule does.
+ * - Every chat completion's answer carries `openai-processing-ms`, the time from the request's
+ *   arrival to the answer, as OpenAI sends it.
  * - Faults are chosen per request by a token in the prompt text, e.g. `[openai:429-once]`, or
  *   programmatically with {@linkcode OpenAIStandIn.inject}. See {@linkcode OPENAI_FAULTS}.
  *
@@ -179,6 +181,7 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
   let counter = 0;
 
   const handler = async (req: Request): Promise<Response> => {
+    const arrived = performance.now();
     const url = new URL(req.url);
     const text = await req.text();
     const authorization = req.headers.get("authorization");
@@ -245,6 +248,8 @@ export function startOpenAIStandIn(options: OpenAIStandInOptions = {}): Promise<
     requests.push(record);
     const answer = (response: Response) => {
       record.status = response.status;
+      // As OpenAI times its answers: from the request's arrival to the answer.
+      response.headers.set("openai-processing-ms", String(Math.round(performance.now() - arrived)));
       return response;
     };
     if (!keyValid) return answer(_badKey(authorization));

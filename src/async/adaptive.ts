@@ -8,9 +8,19 @@
  * trip), and time spent queued at the service (fal queues requests beyond an account's
  * concurrency instead of refusing them). Queueing is read from the call's reported queue time
  * when the service reports one, otherwise from latency above the lowest recent latency
- * (a Vegas-style estimate, ignoring a few ms of the client's own jitter). A little queueing is wanted: it keeps the service's own slots busy
- * while the client handles a finished call, so the limit settles where a call spends between
- * `targetQueueShare` and `queueTolerance` of its time queued.
+ * (a Vegas-style estimate, ignoring a few ms of the client's own jitter). A little queueing is
+ * wanted: it keeps the service's own slots busy while the client handles a finished call, so the
+ * limit settles where a call spends between `targetQueueShare` and `queueTolerance` of its time
+ * queued.
+ *
+ * The latency compared with the lowest recent one is the service's own where the caller knows
+ * it (see {@linkcode ServiceTiming}), not the whole call's, and so is the lowest recent one: on
+ * a machine that is doing something else, the client's part of a call (its own work, timers that
+ * fire late, an event loop that gets to an answer late) grows with the load on the machine, not
+ * on the service, and read as queueing it would shrink the limit just when more calls at once
+ * are needed to keep the service busy (issue 21: the quick bench's adaptive run fell to 0.83× the
+ * bound, Gemini's limit to 4, while other processes used both cores). The share is of the whole
+ * call, as the queueing wanted is the client's time it covers.
  *
  * A rate quota (Gemini's requests per minute) is not a number of calls at once, so a limit on
  * those alone cannot find it: it overshoots until the window fills, then every caller is
@@ -78,6 +88,22 @@ export interface AdaptiveLimiterOptions {
    * @default {true}
    */
   probe?: boolean;
+}
+
+/**
+ * What the service said of one call it answered, as far as it says it: the part of the call's
+ * time that was the service's, without the client's own work or delay.
+ */
+export interface ServiceTiming {
+  /**
+   * The call's latency at the service, in ms, as close to the service as it is measured: the
+   * service's own timing where it reports one (Gemini's `server-timing`, fal's queue plus
+   * `metrics.inference_time`), else the time to the answer's first byte. Absent: the whole
+   * call's time stands for it.
+   */
+  serviceMs?: number | undefined;
+  /** Time the service reports the call spent queued, in ms, where it does. */
+  queueMs?: number | undefined;
 }
 
 /** Counters, for logs and benchmarks. */
@@ -264,17 +290,21 @@ export class AdaptiveLimiter {
   /**
    * Reports a call that succeeded, before its permit is returned.
    *
-   * @param latencyMs How long the call took, queueing included.
-   * @param queueMs Time the service reports the call spent queued, where it does.
+   * @param latencyMs How long the call held its permit, queueing included: the round trip that
+   * spaces decreases on overload, and the time a share of queueing is of.
+   * @param service What the service said of the call: queueing is read from it, and from
+   * `latencyMs` only where it says nothing.
    */
-  onSuccess(latencyMs: number, queueMs?: number): void {
+  onSuccess(latencyMs: number, service: ServiceTiming = {}): void {
     this.#stats.successes++;
+    const { queueMs } = service;
+    // The service's latency where it is known; the whole call's, for want of it.
+    const atService = Math.max(1, _finite(service.serviceMs) ?? latencyMs);
     if (this.#probing) {
       // The first answer says nothing about queueing yet: no decision on it, just ramp up.
       this.#endProbe();
-      const latency = Math.max(1, latencyMs);
-      this.#rttMs = latency;
-      this.#latencies[this.#latencyIndex] = latency;
+      this.#rttMs = Math.max(1, latencyMs);
+      this.#latencies[this.#latencyIndex] = atService;
       this.#latencyIndex = (this.#latencyIndex + 1) % this.#window;
       return;
     }
@@ -286,15 +316,20 @@ export class AdaptiveLimiter {
     }
     const latency = Math.max(1, latencyMs);
     this.#rttMs = this.#rttMs === undefined ? latency : this.#rttMs * 0.8 + latency * 0.2;
-    let share: number;
-    if (queueMs !== undefined && Number.isFinite(queueMs)) {
-      share = Math.min(1, Math.max(0, queueMs) / latency);
+    // The share of the call's time spent queued at the service. The whole call is the measure:
+    // the queueing wanted covers the client's own time with each call, which a loaded machine
+    // lengthens; the queueing itself is the service's alone.
+    let queued: number;
+    if (_finite(queueMs) !== undefined) {
+      queued = Math.max(0, queueMs!);
     } else {
-      this.#latencies[this.#latencyIndex] = latency;
+      // The lowest recent latency and this one are of the same quantity, or the difference
+      // would read the gap between them as queueing.
+      this.#latencies[this.#latencyIndex] = atService;
       this.#latencyIndex = (this.#latencyIndex + 1) % this.#window;
-      const excess = latency - Math.min(...this.#latencies) - this.#slackMs;
-      share = Math.max(0, excess) / latency;
+      queued = Math.max(0, atService - Math.min(...this.#latencies) - this.#slackMs);
     }
+    const share = Math.min(1, queued / Math.max(latency, atService));
     const epoch = this.#epoch;
     epoch.count++;
     epoch.shareSum += share;
@@ -438,6 +473,11 @@ export class AdaptiveLimiter {
     };
     this.#wake = wake;
   }
+}
+
+/** `value` when it is a finite number. */
+function _finite(value: number | undefined): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
 }
 
 function _check(name: string, value: number, min: number): number {

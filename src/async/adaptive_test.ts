@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AdaptiveLimiter } from "./adaptive.ts";
+import { AdaptiveLimiter, type ServiceTiming } from "./adaptive.ts";
 
 /** Lets every settled promise's continuations run. */
 async function flush(): Promise<void> {
@@ -17,12 +17,12 @@ async function take(limiter: AdaptiveLimiter, n: number): Promise<Array<() => vo
  * One round trip under full demand: every permit in use and a caller waiting, each call reported
  * as a success before its permit is returned.
  */
-async function busyRound(limiter: AdaptiveLimiter, latencyMs: number, queueMs?: number) {
+async function busyRound(limiter: AdaptiveLimiter, latencyMs: number, service?: ServiceTiming) {
   const held = await take(limiter, limiter.limit);
   const next: Array<Promise<() => void>> = [];
   for (const release of held) {
     next.push(limiter.acquire());
-    limiter.onSuccess(latencyMs, queueMs);
+    limiter.onSuccess(latencyMs, service);
     release();
   }
   for (const permit of next) (await permit)();
@@ -144,10 +144,10 @@ Deno.test("AdaptiveLimiter shrinks when calls spend more than queueTolerance of 
   });
   // Half of a 600 ms call queued: aim for a 20% share, so 16 × 0.4 / 0.8 = 8... but never
   // deeper than the backoff: 16 × 0.7 = 11.
-  await busyRound(limiter, 600, 360);
+  await busyRound(limiter, 600, { queueMs: 360 });
   assert.equal(limiter.limit, 11);
   // 30% queued: inside the band, so the limit holds even though it is saturated.
-  for (let round = 0; round < 3; round++) await busyRound(limiter, 400, 120);
+  for (let round = 0; round < 3; round++) await busyRound(limiter, 400, { queueMs: 120 });
   assert.equal(limiter.limit, 11);
 });
 
@@ -250,7 +250,7 @@ async function simulateQueueingService(
       const release = await limiter.acquire();
       const begun = clock.now;
       const queueMs = await call();
-      limiter.onSuccess(clock.now - begun, queueMs);
+      limiter.onSuccess(clock.now - begun, { queueMs });
       release();
       done++;
       if (done > options.calls / 2) limits.push(limiter.limit);
@@ -277,6 +277,136 @@ Deno.test("AdaptiveLimiter finds a queueing service's concurrency and keeps its 
   // Some queueing (the slots stay busy) but not the 64 callers' worth.
   assert.ok(Math.min(...limits) >= slots, `lowest limit ${Math.min(...limits)}`);
   assert.ok(Math.max(...limits) <= 2 * slots, `highest limit ${Math.max(...limits)}`);
+});
+
+/**
+ * A client on a machine that is doing something else, calling a service with `slots` calls
+ * running at once (Infinity: as many as it is sent) and a FIFO queue behind them that it does
+ * not report (as Gemini does not). Each call's whole time adds the client's own delay, up to
+ * `lagMs` before the request leaves and after the answer arrives (timers that fire late, an
+ * event loop busy elsewhere); the service's latency (queue and service, as its own timing or
+ * the answer's first byte shows it) has none of it. `feed` says what the limiter is told: the
+ * service's latency, that and the time queued (as fal reports it), or only the whole call's.
+ * Runs on a fake clock, with a fixed pseudo-random sequence; returns the calls per ms achieved
+ * and the limits seen in the second half of the run.
+ */
+async function simulateSlowClient(
+  options: {
+    slots: number;
+    serviceMs: number;
+    lagMs: number;
+    calls: number;
+    workers: number;
+    feed: "service" | "service and queue" | "whole call";
+  },
+): Promise<{ rate: number; limits: number[] }> {
+  const clock = new FakeClock();
+  let seed = 21;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const limiter = new AdaptiveLimiter({ now: () => clock.now });
+  const at = (time: number, fire: () => void) => clock.after(time - clock.now, fire);
+  const queue: Array<() => void> = [];
+  let running = 0;
+  const startNext = () => {
+    while (running < options.slots && queue.length > 0) {
+      running++;
+      queue.shift()!();
+    }
+  };
+  /** One call: the client's delay, the service's queue and work, the client's delay again. */
+  const call = () =>
+    new Promise<{ serviceMs: number; queueMs: number }>((resolve) => {
+      at(clock.now + random() * options.lagMs, () => {
+        const sent = clock.now;
+        queue.push(() => {
+          const queueMs = clock.now - sent;
+          at(clock.now + options.serviceMs, () => {
+            running--;
+            startNext();
+            const serviceMs = clock.now - sent;
+            at(clock.now + random() * options.lagMs, () => resolve({ serviceMs, queueMs }));
+          });
+        });
+        startNext();
+      });
+    });
+  let started = 0;
+  let done = 0;
+  const limits: number[] = [];
+  const worker = async () => {
+    while (started < options.calls) {
+      started++;
+      const release = await limiter.acquire();
+      const begun = clock.now;
+      const { serviceMs, queueMs } = await call();
+      if (options.feed === "whole call") limiter.onSuccess(clock.now - begun);
+      else if (options.feed === "service") limiter.onSuccess(clock.now - begun, { serviceMs });
+      else limiter.onSuccess(clock.now - begun, { serviceMs, queueMs });
+      release();
+      done++;
+      if (done > options.calls / 2) limits.push(limiter.limit);
+    }
+  };
+  const all = Promise.all(Array.from({ length: options.workers }, worker));
+  await clock.run(() => done >= options.calls);
+  await all;
+  return { rate: options.calls / clock.now, limits };
+}
+
+Deno.test("AdaptiveLimiter does not read a slow machine as a slow service", async () => {
+  // Gemini's stand-in in the quick bench: 60 ms a call, no limit on calls at once; the client
+  // adds up to 150 ms of its own before and after each call, as a starved process does.
+  const run = (feed: "service" | "whole call") =>
+    simulateSlowClient({
+      slots: Infinity,
+      serviceMs: 60,
+      lagMs: 150,
+      calls: 3000,
+      workers: 64,
+      feed,
+    });
+  const told = await run("service");
+  // Every caller gets a permit: the service never slowed, so nothing says to hold back.
+  assert.ok(Math.min(...told.limits) >= 48, `lowest limit ${Math.min(...told.limits)}`);
+  // 64 callers, each 60 ms at the service and 150 ms on average at the client (less the
+  // first calls, one at a time until the first answer).
+  const bound = 64 / 210;
+  assert.ok(told.rate / bound >= 0.85, `achieved ${(told.rate / bound).toFixed(3)} of the bound`);
+  // Told the whole call's time instead, the limiter reads the client's delay as queueing and
+  // holds the batch to a few calls at once (issue 21's Gemini limit of 4).
+  const whole = await run("whole call");
+  assert.ok(Math.max(...whole.limits) <= 8, `highest limit ${Math.max(...whole.limits)}`);
+  assert.ok(whole.rate < told.rate / 10);
+});
+
+Deno.test("AdaptiveLimiter grows on a slow machine while the service's latency holds, and shrinks when it rises", async () => {
+  const limiter = new AdaptiveLimiter({ initialLimit: 4, probe: false });
+  await busyRound(limiter, 100, { serviceMs: 60 });
+  // The machine slows: each call takes three times as long, the service's part of it does not.
+  await busyRound(limiter, 300, { serviceMs: 60 });
+  await busyRound(limiter, 300, { serviceMs: 62 });
+  assert.equal(limiter.limit, 32);
+  // The service slows: six times its latency, most of the call's.
+  await busyRound(limiter, 400, { serviceMs: 360 });
+  assert.equal(limiter.limit, 22);
+});
+
+Deno.test("AdaptiveLimiter on a slow machine keeps a queueing service's slots busy, not flooded", async () => {
+  // fal's account concurrency: 8 slots and a queue it reports, and the same slow client, which
+  // holds each permit for 150 ms of its own on average besides the queue and the 60 ms run.
+  const { rate, limits } = await simulateSlowClient({
+    slots: 8,
+    serviceMs: 60,
+    lagMs: 150,
+    calls: 3000,
+    workers: 64,
+    feed: "service and queue",
+  });
+  const bound = 8 / 60;
+  assert.ok(rate / bound >= 0.9, `achieved ${(rate / bound).toFixed(3)} of the bound`);
+  // Enough permits to cover the client's part of each call (8 × 210 / 60 = 28), not all 64.
+  const highest = Math.max(...limits);
+  assert.ok(Math.min(...limits) >= 24 && highest <= 48, `limits ${Math.min(...limits)}–${highest}`);
 });
 
 /**

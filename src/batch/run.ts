@@ -45,7 +45,7 @@ import { compareModels, writeComparisonFile } from "../output/comparison_file.ts
 import { RetryBudget } from "../async/retry.ts";
 import { escapeControls } from "../util/terminal_text.ts";
 import { EXIT } from "../exit_codes.ts";
-import { outcomeIndex, outcomeKey, previousEntries, RunFile } from "../output/run_file.ts";
+import { outcomeKey, previousEntries, RunFile } from "../output/run_file.ts";
 import { runOnChanges, watchFiles } from "./watch.ts";
 import { COMMAND_LINE, oneOffPrompt } from "../prompts/one_off.ts";
 import {

@@ -72,8 +72,16 @@ export type StepOutcome =
     notes: number[];
   };
 
-/** A step's record, what it returned, and the time the service reports it queued. */
-export type StepResult = { step: StepRecord; outcome: StepOutcome; queueMs?: number };
+/**
+ * A step's record, what it returned, and what the service said of its call: the time it queued,
+ * and the call's latency at the service (see `ServiceTiming`), for the adaptive limiter.
+ */
+export type StepResult = {
+  step: StepRecord;
+  outcome: StepOutcome;
+  queueMs?: number;
+  serviceMs?: number;
+};
 
 /** Records `event` on the prompt: its record becomes the one `transition` returns. */
 export function record(state: State, event: PromptEvent): void {

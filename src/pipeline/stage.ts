@@ -428,7 +428,8 @@ function limited(
       const started = now();
       return call$.pipe(
         tap({
-          next: (result) => limiter.onSuccess(now() - started, result.queueMs),
+          next: ({ queueMs, serviceMs }) =>
+            limiter.onSuccess(now() - started, { queueMs, serviceMs }),
           error: (error: unknown) => {
             if (!isOverload(error)) return;
             const hint = (error as ProviderError).retryAfterMs;

@@ -61,6 +61,7 @@ export async function generateStep(
     step: imageStep(ctx, image, startedAt),
     outcome: { kind: "image", round },
     ...(image.queueMs !== undefined && { queueMs: image.queueMs }),
+    ...(image.serviceMs !== undefined && { serviceMs: image.serviceMs }),
   };
 }
 
@@ -276,6 +277,7 @@ export async function briefStep(ctx: Ctx, state: State, signal: AbortSignal): Pr
   return {
     step: stepRecord(ctx.critic.name, result, startedAt),
     outcome: { kind: "brief", brief },
+    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
   };
 }
 
@@ -300,6 +302,7 @@ export async function critiqueStep(
   return {
     step: stepRecord(ctx.critic.name, result, startedAt),
     outcome: { kind: "critique", iteration, critique: result.critique },
+    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
   };
 }
 
@@ -350,6 +353,7 @@ export async function refineStep(
       next: notes.length > 0 ? { ...decided, note: noteTexts.join("\n") } : decided,
       notes: notes.map((e) => e.seq),
     },
+    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
   };
 }
 

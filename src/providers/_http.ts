@@ -125,3 +125,91 @@ export function localServerTiming(
     maxConcurrency: positiveOption(owner, "maxConcurrency", options.maxConcurrency ?? 1),
   };
 }
+
+/**
+ * The service's own time for an answer, in ms, from its `Server-Timing` header (Google's front
+ * end sends `gfet4t7; dur=911`): the longest `dur` it names, as a total is never shorter than
+ * its parts. Undefined when it names none.
+ *
+ * @example
+ * ```ts
+ * import { serverTimingMs } from "./_http.ts";
+ * if (serverTimingMs("gfet4t7; dur=911") !== 911) throw new Error("Google's front end");
+ * if (serverTimingMs("db;dur=53.2, app;dur=47.2;desc=x, total;dur=123.4") !== 123.4) {
+ *   throw new Error("several");
+ * }
+ * if (serverTimingMs("cache;desc=hit") !== undefined) throw new Error("none");
+ * ```
+ */
+export function serverTimingMs(header: string | null | undefined): number | undefined {
+  if (header === null || header === undefined) return undefined;
+  let longest: number | undefined;
+  for (const match of header.matchAll(/;\s*dur\s*=\s*"?(\d+(?:\.\d+)?)"?/gi)) {
+    const ms = Number(match[1]);
+    if (Number.isFinite(ms) && (longest === undefined || ms > longest)) longest = ms;
+  }
+  return longest;
+}
+
+/** A `fetch` that notes how long its last call took to get an answer's headers. */
+export interface TimedFetch {
+  fetch: typeof fetch;
+  /**
+   * Time from the last call to the answer's headers, in ms: the service's latency plus the
+   * network's, without what the client does with the body. Undefined until an answer came.
+   */
+  firstByteMs(): number | undefined;
+}
+
+/**
+ * Wraps `base` to time each answer's first byte (its headers). The promise settles on the
+ * client's event loop, so a busy loop still adds its delay; a service's own timing, where it
+ * sends one ({@linkcode serverTimingMs}), has none.
+ *
+ * @example
+ * ```ts
+ * import { timedFetch } from "./_http.ts";
+ * const timed = timedFetch(() => Promise.resolve(new Response("ok")));
+ * await timed.fetch("http://example.invalid/");
+ * if (!(timed.firstByteMs()! >= 0)) throw new Error("timed");
+ * ```
+ */
+export function timedFetch(base: typeof fetch = fetch): TimedFetch {
+  let firstByteMs: number | undefined;
+  return {
+    fetch: async (input, init) => {
+      const sent = performance.now();
+      const response = await base(input, init);
+      firstByteMs = performance.now() - sent;
+      return response;
+    },
+    firstByteMs: () => firstByteMs,
+  };
+}
+
+/**
+ * An answer's latency at the service, in ms: its own timing where it sends one (never more than
+ * the client waited for the first byte, should a header time something else), else the time to
+ * its first byte; undefined when neither is known.
+ *
+ * @example
+ * ```ts
+ * import { serviceLatencyMs } from "./_http.ts";
+ * if (serviceLatencyMs(60, 240) !== 60) throw new Error("the service's own");
+ * if (serviceLatencyMs(undefined, 240) !== 240) throw new Error("first byte");
+ * if (serviceLatencyMs(900, 240) !== 240) throw new Error("capped");
+ * ```
+ */
+export function serviceLatencyMs(
+  ownMs: number | undefined,
+  firstByteMs: number | undefined,
+): number | undefined {
+  const own = ownMs !== undefined && Number.isFinite(ownMs) ? ownMs : undefined;
+  const firstByte = firstByteMs !== undefined && Number.isFinite(firstByteMs)
+    ? firstByteMs
+    : undefined;
+  const ms = own !== undefined && firstByte !== undefined
+    ? Math.min(own, firstByte)
+    : own ?? firstByte;
+  return ms === undefined ? undefined : Math.round(Math.max(0, ms));
+}

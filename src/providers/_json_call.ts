@@ -24,6 +24,8 @@ export interface JsonCall {
   limit: number;
   /** Whether the last answer came from a batch job. */
   inBatch: boolean;
+  /** The last answer's latency at the service, where the client measured it. */
+  serviceMs?: number | undefined;
 }
 
 /** One attempt's outcome: the answer, or the problem a second attempt may fix. */
@@ -112,6 +114,7 @@ export function answerOf<T>(
         usage: call.usage,
         ...(call.requestId !== undefined && { requestId: call.requestId }),
         ...(call.inBatch && { batch: true as const }),
+        ...(call.serviceMs !== undefined && { serviceMs: call.serviceMs }),
         ...(checked.normalised.length > 0 && { normalised: checked.normalised }),
       },
     },

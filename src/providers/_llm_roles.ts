@@ -65,6 +65,8 @@ export interface JsonAnswer<T> {
     normalised?: string[];
     /** Answered in a batch job, at the batch price. */
     batch?: true;
+    /** The last attempt's latency at the service (see `AnswerMeta.serviceMs`). */
+    serviceMs?: number;
   };
 }
 

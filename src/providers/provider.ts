@@ -111,6 +111,8 @@ export interface GeneratedImage {
   queueMs?: number;
   /** Time the service reports for inference, where known. */
   inferenceMs?: number;
+  /** The call's latency at the service, for the adaptive limiter (see `AnswerMeta.serviceMs`). */
+  serviceMs?: number;
   /** Safety flag from the service, where it reports one. */
   nsfw?: boolean;
   /** Where the service keeps the image for a while, for a later edit to start from. */
@@ -201,6 +203,13 @@ export interface AnswerMeta {
   normalised?: string[];
   /** Answered in a batch job (`--batch-api`), at the batch price. */
   batch?: true;
+  /**
+   * The answer's latency at the service, in ms, without the client's own work or delay: the
+   * service's own timing where it reports one (Gemini's `server-timing`, OpenAI's
+   * `openai-processing-ms`), else the time to its first byte. The adaptive limiter reads a
+   * service's load from it, so a busy machine is not taken for a busy service.
+   */
+  serviceMs?: number;
 }
 
 /** A critique plus what it cost. */

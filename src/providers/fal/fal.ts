@@ -531,7 +531,11 @@ export class FalGenerator implements ImageGenerator {
   ): Promise<GeneratedImage> {
     const { model } = job;
     const requestId = job.id!;
-    const { queueMs, inferenceSeconds } = await this.#completion(model, requestId, signal);
+    const { queueMs, inferenceSeconds, elapsedMs } = await this.#completion(
+      model,
+      requestId,
+      signal,
+    );
     job.completed = true;
     const result = await this.#fetchResult(model, requestId, signal);
     job.resultFetched = true;
@@ -542,6 +546,9 @@ export class FalGenerator implements ImageGenerator {
     const entry = this.#priceOf(job.model);
     job.price = entry === undefined ? 0 : estimateFalCost(entry, [{ width, height }], job.tier);
     const inferenceMs = _ms(inferenceSeconds) ?? _ms(output.timings?.inference);
+    // The request's time at fal, for the adaptive limiter: queued, then fal's own inference
+    // time, not when this process got round to reading that it had finished.
+    const serviceMs = inferenceMs !== undefined ? queueMs + inferenceMs : elapsedMs;
     // A seed the model did not report is recorded only where it was sent and is honoured.
     const seed = output.seed ??
       (falModel(model)?.reportsSeed !== false && job.seedSent !== undefined
@@ -575,6 +582,7 @@ export class FalGenerator implements ImageGenerator {
       ...(entry === undefined && { costUnknown: true }),
       queueMs,
       ...(inferenceMs !== undefined && { inferenceMs }),
+      serviceMs,
       ...(output.nsfw !== undefined && { nsfw: output.nsfw }),
       // fal keeps its outputs a while: a later edit can start from this URL, not a re-upload.
       ...(/^https?:/.test(image.url) && { url: image.url }),
@@ -731,7 +739,9 @@ export class FalGenerator implements ImageGenerator {
    * else by polling. `queueMs` is the time from here until fal first reported the request
    * running: exact to an event's delivery when streamed, a lower bound when polled (the last
    * poll that still saw `IN_QUEUE`; polls `pollIntervalMs` apart bound the error), so inference
-   * time never counts as queueing.
+   * time never counts as queueing. A request fal never reported `IN_QUEUE` was running by the
+   * time it was first asked: 0, streamed or polled, so the time this process took to ask (an
+   * event loop busy elsewhere) is not read as fal's queue.
    */
   async #completion(
     model: string,
@@ -777,12 +787,14 @@ export class FalGenerator implements ImageGenerator {
     const onAbort = () => stream.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     let events = 0;
+    let queued = false;
     let runningAt: number | undefined;
     stream.on("data", (status: unknown) => {
       const state = (status as { status?: unknown } | null)?.status;
       if (typeof state !== "string") return;
       events++;
-      if (state !== "IN_QUEUE") runningAt ??= performance.now();
+      if (state === "IN_QUEUE") queued = true;
+      else runningAt ??= performance.now();
     });
     let last: unknown;
     try {
@@ -800,10 +812,12 @@ export class FalGenerator implements ImageGenerator {
       // A stream that ends early (a proxy's timeout, a restart) says nothing final.
       return events === 0 ? { unserved: "it ended without an event" } : {};
     }
+    const completedAt = performance.now();
     return {
       done: {
-        queueMs: Math.round((runningAt ?? performance.now()) - since),
+        queueMs: queued ? Math.round((runningAt ?? completedAt) - since) : 0,
         inferenceSeconds: final.metrics?.inference_time,
+        elapsedMs: Math.round(completedAt - since),
       },
     };
   }
@@ -848,6 +862,7 @@ export class FalGenerator implements ImageGenerator {
         return {
           queueMs: Math.round(lastQueuedAt - since),
           inferenceSeconds: status.metrics?.inference_time,
+          elapsedMs: Math.round(performance.now() - since),
         };
       }
       await sleep(this.#pollIntervalMs, signal);
@@ -1012,6 +1027,8 @@ export class FalGenerator implements ImageGenerator {
 interface Completion {
   queueMs: number;
   inferenceSeconds: unknown;
+  /** From the submit's answer until this process saw the request completed, in ms. */
+  elapsedMs: number;
 }
 
 /** One attempt's request on fal, as far as it got. */

@@ -10,7 +10,13 @@ import type { GenerateContentResponse, GoogleGenAI, Model } from "@google/genai/
 import { getLogger } from "@logtape/logtape";
 import { ProviderError, StopRequested } from "../../errors.ts";
 import { redactor } from "../../util/redact.ts";
-import { NETWORK_FAULT, waitFromMessage } from "../_http.ts";
+import {
+  NETWORK_FAULT,
+  serverTimingMs,
+  serviceLatencyMs,
+  type TimedFetch,
+  waitFromMessage,
+} from "../_http.ts";
 import { clip } from "../_llm_prompts.ts";
 import {
   answeredInBatch,
@@ -303,6 +309,22 @@ function changeNotice(model: string, flag: string, info: Model): string | undefi
     return `Gemini answers '${model}' with '${answered}': choose '${answered}' with ${flag} to say what you pay for`;
   }
   return undefined;
+}
+
+/**
+ * The answer's latency at Gemini, for the adaptive limiter (see `AnswerMeta.serviceMs`): its
+ * front end's `server-timing`, else the first byte as `timed` (the call's `httpOptions.fetch`)
+ * saw it; undefined for an answer from a batch job, which no fetch of the call's timed.
+ */
+export function serviceMsOf(
+  response: GenerateContentResponse,
+  timed: TimedFetch,
+): number | undefined {
+  if (answeredInBatch(response)) return undefined;
+  return serviceLatencyMs(
+    serverTimingMs(response.sdkHttpResponse?.headers?.["server-timing"]),
+    timed.firstByteMs(),
+  );
 }
 
 /** The token counts `usageMetadata` reports. */

@@ -23,6 +23,7 @@ import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import { urlString } from "../../config/schema.ts";
 import { ProviderError } from "../../errors.ts";
+import { timedFetch } from "../_http.ts";
 import { parseAnswer } from "../_llm_answers.ts";
 import {
   answerOf,
@@ -48,6 +49,7 @@ import {
   type GeminiConnection,
   type GeminiConnectionOptions,
   positiveOption,
+  serviceMsOf,
   usageOf,
   withCost,
 } from "./api.ts";
@@ -291,12 +293,19 @@ class GeminiJsonClient implements JsonClient {
       ],
     }];
     const started = performance.now();
+    const timed = timedFetch();
     let response: GenerateContentResponse;
     try {
       response = await this.#connection.generateContent({
         model,
         contents,
-        config: { ...this.#config(question), maxOutputTokens: call.limit, abortSignal: signal },
+        config: {
+          ...this.#config(question),
+          maxOutputTokens: call.limit,
+          abortSignal: signal,
+          // Times this call's answer, for the adaptive limiter (a batch job's is not timed).
+          httpOptions: { fetch: timed.fetch },
+        },
       });
     } catch (error) {
       let classified = this.#connection.classify(error, signal, operation, this.#chosen);
@@ -312,6 +321,7 @@ class GeminiJsonClient implements JsonClient {
       throw classified;
     }
     const callUsage = this.#count(response, call);
+    call.serviceMs = serviceMsOf(response, timed);
     const blockReason = response.promptFeedback?.blockReason;
     log.debug(
       "Gemini {operation} with {model}: {status} in {durationMs} ms, {inputTokens} in / {outputTokens} out tokens",
@@ -322,6 +332,7 @@ class GeminiJsonClient implements JsonClient {
         attempt,
         status: blockReason ? `blocked ${blockReason}` : _finishOf(response) ?? "no candidates",
         durationMs: Math.round(performance.now() - started),
+        serviceMs: call.serviceMs,
         inputTokens: callUsage.inputTokens,
         outputTokens: callUsage.outputTokens,
         imageTokens: callUsage.imageTokens,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { GenerateContentResponse } from "@google/genai/web";
 import type { LogRecord } from "@logtape/logtape";
 import sharp from "sharp";
 import { critiqueSchema } from "../critique.ts";
@@ -26,6 +27,8 @@ import {
   SPEC,
 } from "../_test_llm.ts";
 import { textOf, withLogs } from "../_test_logs.ts";
+import { serviceMsOf } from "./api.ts";
+import type { TimedFetch } from "../_http.ts";
 
 const providerError = (promise: Promise<unknown>) => providerErrorFrom("gemini", promise);
 
@@ -115,6 +118,31 @@ Deno.test("createGeminiCritic() critiques a downscaled image and records tokens 
     assertTokenCost(result, price);
     assert.ok(result.costUsd > 0);
   });
+});
+
+Deno.test("createGeminiCritic() and createGeminiRefiner() report each answer's time at Gemini, from its server-timing", async () => {
+  await withStandIn(async ({ image, options }) => {
+    const started = performance.now();
+    const critique = await createGeminiCritic(options).critique(critiqueRequest(image));
+    const elapsed = performance.now() - started;
+    // The stand-in's own time (its set latency and its work), within the whole call's.
+    assert.ok(
+      critique.serviceMs !== undefined && critique.serviceMs >= 40 && critique.serviceMs <= elapsed,
+      `serviceMs ${critique.serviceMs} of a ${elapsed.toFixed(0)} ms call`,
+    );
+    const refined = await createGeminiRefiner(options).refine(refineRequest());
+    assert.ok(refined.serviceMs !== undefined && refined.serviceMs >= 40);
+  }, { latencyMs: 40 });
+});
+
+Deno.test("serviceMsOf() takes Gemini's server-timing over the first byte", () => {
+  const timed = (ms: number | undefined): TimedFetch => ({ fetch, firstByteMs: () => ms });
+  const answer = (headers: Record<string, string>) =>
+    Object.assign(new GenerateContentResponse(), { sdkHttpResponse: { headers } });
+  // The first byte came 250 ms after the call, most of it this process's own delay.
+  assert.equal(serviceMsOf(answer({ "server-timing": "gfet4t7; dur=61" }), timed(250)), 61);
+  assert.equal(serviceMsOf(answer({}), timed(250)), 250);
+  assert.equal(serviceMsOf(answer({}), timed(undefined)), undefined);
 });
 
 Deno.test("createGeminiCritic() keeps a Gemini 2.x image at 258 tokens; undownscaled it costs 4 tiles", async () => {

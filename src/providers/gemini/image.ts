@@ -13,12 +13,14 @@ import type { GenerateContentConfig, GenerateContentResponse, Part } from "@goog
 import { getLogger } from "@logtape/logtape";
 import sharp from "sharp";
 import { InputError, ProviderError } from "../../errors.ts";
+import { type TimedFetch, timedFetch } from "../_http.ts";
 import { clip } from "../_llm_prompts.ts";
 import {
   BLOCKING_FINISH,
   connectGemini,
   type GeminiConnection,
   type GeminiConnectionOptions,
+  serviceMsOf,
 } from "./api.ts";
 import { answeredInBatch } from "./batch.ts";
 import {
@@ -295,7 +297,9 @@ async function _generate(drawer: Drawer, request: GenerateRequest): Promise<Gene
   connection.flushWarnings();
   _warnNegative(drawer, request);
   const started = performance.now();
-  const response = await _send(connection, request, shape, started);
+  const timed = timedFetch();
+  const response = await _send(connection, request, shape, started, timed);
+  const serviceMs = serviceMsOf(response, timed);
   const modelVersion = connection.noteModelVersion(model, response);
   const requestId = response.responseId;
   const candidate = response.candidates?.[0];
@@ -319,6 +323,7 @@ async function _generate(drawer: Drawer, request: GenerateRequest): Promise<Gene
         ? `blocked ${response.promptFeedback.blockReason}`
         : candidate?.finishReason ?? "no finish reason",
       durationMs: Math.round(performance.now() - started),
+      serviceMs,
       costUsd,
       requestId,
     },
@@ -344,6 +349,7 @@ async function _generate(drawer: Drawer, request: GenerateRequest): Promise<Gene
     ...(priceOf(prices, model)?.image === undefined && costUsd === 0 &&
       { costUnknown: true as const }),
     ...(batch && { batch: true as const }),
+    ...(serviceMs !== undefined && { serviceMs }),
   };
 }
 
@@ -373,6 +379,7 @@ async function _send(
   request: GenerateRequest,
   shape: GeminiImageShape,
   started: number,
+  timed: TimedFetch,
 ): Promise<GenerateContentResponse> {
   const { model, signal } = request;
   const config: GenerateContentConfig = {
@@ -381,6 +388,8 @@ async function _send(
     // Gemini's seed is an int32; retake's seeds are uint32.
     seed: request.seed % 2 ** 31,
     abortSignal: signal,
+    // Times the answer, for the adaptive limiter (a batch job's is not timed).
+    httpOptions: { fetch: timed.fetch },
   };
   try {
     return await connection.generateContent({

@@ -29,6 +29,7 @@ import {
   parseBaseUrl,
   parseRetryAfter,
   positiveOption,
+  serviceLatencyMs,
   waitFromMessage,
 } from "../_http.ts";
 import { parseAnswer } from "../_llm_answers.ts";
@@ -287,6 +288,8 @@ class OpenAIJsonClient implements JsonClient {
   #loaded: Promise<{ sdk: Sdk; client: OpenAI }> | undefined;
   /** The SDK's module once loaded, whose error classes {@linkcode #classify} tells apart. */
   #sdk: Sdk | undefined;
+  /** When each answer's headers came, after its request was sent, in ms (the SDK's fetch). */
+  readonly #firstBytes = new WeakMap<Response, number>();
 
   constructor(options: OpenAIOptions) {
     this.#baseUrl = (options.baseUrl ?? OPENAI_API_URL).replace(/\/+$/, "");
@@ -437,6 +440,13 @@ class OpenAIJsonClient implements JsonClient {
         maxRetries: 0,
         logLevel: "off",
         ...(this.#headers !== undefined && { defaultHeaders: this.#headers }),
+        // Times each answer's first byte, for the adaptive limiter.
+        fetch: async (input: string | URL | Request, init?: RequestInit) => {
+          const sent = performance.now();
+          const response = await fetch(input, init);
+          this.#firstBytes.set(response, performance.now() - sent);
+          return response;
+        },
       }),
     }));
     const { sdk, client } = await this.#loaded;
@@ -546,9 +556,21 @@ class OpenAIJsonClient implements JsonClient {
     let response: ChatCompletion & { _request_id?: string | null };
     try {
       const request = this.#body(question, call.limit);
-      response = this.batch?.active
-        ? await this.batch.call({ body: request, signal })
-        : await (await this.#client()).chat.completions.create(request, { signal });
+      if (this.batch?.active) {
+        response = await this.batch.call({ body: request, signal });
+        call.serviceMs = undefined;
+      } else {
+        const answer = await (await this.#client()).chat.completions.create(request, { signal })
+          .withResponse();
+        response = answer.data;
+        // The server's own time where it says (OpenAI's `openai-processing-ms`), else the
+        // first byte's.
+        const processing = answer.response.headers.get("openai-processing-ms")?.trim();
+        call.serviceMs = serviceLatencyMs(
+          processing ? Number(processing) : undefined,
+          this.#firstBytes.get(answer.response),
+        );
+      }
     } catch (error) {
       const classified = this.#classify(error, signal, operation);
       log.debug("OpenAI {operation} with {model} failed in {durationMs} ms: {status}", {
@@ -582,6 +604,7 @@ class OpenAIJsonClient implements JsonClient {
         attempt,
         status: response.choices?.[0]?.finish_reason ?? "no choices",
         durationMs: Math.round(performance.now() - started),
+        serviceMs: call.serviceMs,
         inputTokens: response.usage?.prompt_tokens,
         outputTokens: response.usage?.completion_tokens,
         requestId: call.requestId,

@@ -160,6 +160,22 @@ Deno.test("strictJsonSchema() closes objects and turns optional properties into 
   });
 });
 
+Deno.test("openai critic and refiner report each answer's time at the server, from openai-processing-ms", async () => {
+  await withStandIn(async ({ image, options }) => {
+    const { critic, refiner } = createOpenAIProviders(options);
+    const started = performance.now();
+    const critique = await critic.critique(critiqueRequest(image));
+    const elapsed = performance.now() - started;
+    // The stand-in's own time (its set latency and its work), within the whole call's.
+    assert.ok(
+      critique.serviceMs !== undefined && critique.serviceMs >= 40 && critique.serviceMs <= elapsed,
+      `serviceMs ${critique.serviceMs} of a ${elapsed.toFixed(0)} ms call`,
+    );
+    const refined = await refiner.refine(refineRequest());
+    assert.ok(refined.serviceMs !== undefined && refined.serviceMs >= 40);
+  }, { latencyMs: 40 });
+});
+
 Deno.test("openai critic gives a non-reasoning model its temperature", async () => {
   await withStandIn(async ({ standIn, image, options }) => {
     await createOpenAIProviders({ ...options, model: "gpt-4o-mini" }).critic.critique(
