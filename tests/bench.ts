@@ -55,6 +55,8 @@ interface Settings {
    */
   width: number;
   height: number;
+  /** Prompts in the large throughput runs (`--only large`); none in the quick bench. */
+  largePrompts: number;
   /** Prompts in the run where Gemini's rate quota binds instead of fal's concurrency. */
   ratePrompts: number;
   /** Gemini requests per window in that run. */
@@ -85,9 +87,10 @@ const FULL: Settings = {
   height: 192,
   ratePrompts: 400,
   rateGeminiQuota: 120,
+  largePrompts: 10_000,
   memorySmall: 100,
   memoryLarge: 10_000,
-  overheadPrompts: 5000,
+  overheadPrompts: 10_000,
   statusGenerations: 64,
   batchPrompts: 200,
 };
@@ -100,6 +103,7 @@ const FULL: Settings = {
 const QUICK: Settings = {
   ...FULL,
   prompts: 400,
+  largePrompts: 0,
   baselinePrompts: 4,
   ratePrompts: 200,
   falConcurrency: 2,
@@ -292,8 +296,17 @@ async function writeBatch(dir: string, s: Settings, tag = ""): Promise<string> {
   return dir;
 }
 
-async function throughput(s: Settings, rows: Row[], work: string): Promise<void> {
-  const cwd = await writeBatch(`${work}/batches`, s);
+/**
+ * The throughput rows: told the quota and adaptive, then (unless `large`, where only those two
+ * are measured at `s.prompts`) beside a CPU hog, the first result, a resume and the baseline.
+ */
+async function throughput(
+  s: Settings,
+  rows: Row[],
+  work: string,
+  large = false,
+): Promise<void> {
+  const cwd = await writeBatch(`${work}/${large ? "large" : "batches"}`, s, large ? " large" : "");
   // The bound uses the latency fal's stand-in really served in that run; the set one is shown too.
   const measure = (run: BatchRun) => {
     const rate = run.completed / (run.durationMs / 1000);
@@ -345,7 +358,8 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
     return {
       metric,
       value: ratio,
-      target: { op: ">=", value: 0.9 },
+      // Issue 21: 0.93 in the full bench; the quick one's smaller quotas leave less slack.
+      target: { op: ">=", value: s === QUICK ? 0.9 : 0.93 },
       unit: "×",
       detail: `${rate.toFixed(2)} prompts/s; limits found: ${
         limitsText(run)
@@ -364,7 +378,8 @@ async function throughput(s: Settings, rows: Row[], work: string): Promise<void>
   });
   const autoRate = measure(auto.run).rate;
   rows.push(auto.row);
-  rows.push(refusedRow("Calls answered 429, adaptive", auto.run));
+  rows.push(refusedRow(`Calls answered 429, adaptive (${s.prompts} prompts)`, auto.run));
+  if (large) return;
   // Read before the resume below rewrites run.json's start time.
   const firstMs = await firstFinishedMs(`${cwd}/out/${auto.name}`);
 
@@ -725,9 +740,10 @@ async function overhead(s: Settings, rows: Row[]): Promise<void> {
   log(`orchestration overhead, ${s.overheadPrompts} prompts…`);
   const result = await child(["overhead", "--prompts", String(s.overheadPrompts)]);
   rows.push({
-    metric: "Orchestration CPU per prompt",
+    metric: `Orchestration CPU per prompt (${s.overheadPrompts} prompts)`,
     value: result.cpuMsPerPrompt!,
-    target: { op: "<=", value: 5 },
+    // Issue 21's 1.2 ms in the full run; the quick run's 1,000 prompts include more warm-up.
+    target: { op: "<=", value: s === QUICK ? 2 : 1.2 },
     unit: "ms",
     detail: `${result.cpuMs} ms CPU for ${result.prompts} prompts × 5 calls, instant providers`,
   });
@@ -1045,6 +1061,9 @@ async function main(args: string[]): Promise<number> {
   const wanted = (part: string) => !only || only.includes(part);
   try {
     if (wanted("throughput")) await throughput(s, rows, work);
+    if (wanted("large") && s.largePrompts > 0) {
+      await throughput({ ...s, prompts: s.largePrompts }, rows, work, true);
+    }
     if (wanted("rate")) await rateBound(s, rows, work);
     if (wanted("cost")) await critiqueCost(rows, work);
     if (wanted("memory")) await memory(s, rows, work);
