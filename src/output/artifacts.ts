@@ -82,6 +82,16 @@ export class FolderSink implements PromptSink {
   }
 
   async load(folder: string): Promise<PromptRecord | undefined> {
+    try {
+      return await this._load(folder);
+    } finally {
+      // Asked once per prompt as it starts (again after a new `folderFor`): a batch of any size
+      // keeps no entry for the prompts it is done with.
+      this._ids.delete(folder);
+    }
+  }
+
+  private async _load(folder: string): Promise<PromptRecord | undefined> {
     const dir = `${this.batchDir}/${folder}`;
     const file = `${dir}/metadata.json`;
     await refuseLinks(file, this.batchDir);
