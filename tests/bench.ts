@@ -182,6 +182,9 @@ async function servers(s: Settings): Promise<Servers> {
     latencyMs: s.falLatencyMs,
     jitterMs: s.falJitterMs,
     concurrency: s.falConcurrency,
+    // The stand-ins share the cores with the retake they measure: fal's draws a few images and
+    // serves them again, so the cores go to the client, as with the real, remote service.
+    imageVariants: 16,
   });
   const gemini = await startGeminiStandIn({
     key: GEMINI_KEY,

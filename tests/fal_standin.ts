@@ -126,6 +126,12 @@ export interface FalStandInOptions {
   httpLatencyMs?: number;
   /** Requests allowed `IN_PROGRESS` at once; the rest wait `IN_QUEUE`. @default {Infinity} */
   concurrency?: number;
+  /**
+   * Draw at most this many distinct images per size and format, reused by every request: a
+   * benchmark's stand-in then spends the shared cores on the protocol, not on drawing (every
+   * request still gets its own URL). Unset: each request's image is its own.
+   */
+  imageVariants?: number;
   /** `Retry-After` of the `429-retry-after-once` fault, in seconds. @default {1} */
   retryAfterSeconds?: number;
   /** Result calls of each request that the `result-500` fault fails. @default {2} */
@@ -746,7 +752,10 @@ export function startFalStandIn(options: FalStandInOptions = {}): Promise<FalSta
   };
 
   const render = (job: Job, index: number): Promise<Uint8Array> => {
-    const cacheKey = `${job.id}-${index}`;
+    const variants = options.imageVariants;
+    const cacheKey = variants === undefined || job.fault !== undefined
+      ? `${job.id}-${index}`
+      : `${job.width}x${job.height}.${job.format}.${(job.seed + index) % variants}`;
     let image = images.get(cacheKey);
     if (!image) {
       image = _draw(job, index);

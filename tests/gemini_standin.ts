@@ -29,7 +29,7 @@
  *
  * @module
  */
-import sharp from "sharp";
+import sharp, { type Stats } from "sharp";
 import { randomFromSchema, seeded } from "./schema_answers.ts";
 
 /**
@@ -547,6 +547,8 @@ interface ParsedBody {
   jsonSchema?: unknown;
   image?: { width: number; height: number; bytes: number; mimeType: string };
   imageData?: Uint8Array;
+  /** The first inline image's pixel statistics, as decoded. */
+  imageStats?: Promise<Stats>;
   imageTokens: number;
   textTokens: number;
   /** Fingerprint of model + contents + system instruction, for `-once` faults. */
@@ -631,15 +633,13 @@ async function _parseBody(body: Record<string, unknown>, model: string): Promise
   let imageTokens = 0;
   let image: ParsedBody["image"];
   let imageData: Uint8Array | undefined;
+  let imageStats: Promise<Stats> | undefined;
   for (const [i, img] of images.entries()) {
     let bytes: Uint8Array;
     let width = 0;
     let height = 0;
     try {
-      bytes = Uint8Array.from(atob(img.data), (c) => c.charCodeAt(0));
-      const meta = await sharp(bytes).metadata();
-      width = meta.width ?? 0;
-      height = meta.height ?? 0;
+      ({ bytes, width, height } = await _decoded(img.data));
     } catch {
       invalid ??=
         "Unable to process input image. Please retry or report in https://developers.generativeai.google/guide/troubleshooting";
@@ -648,6 +648,7 @@ async function _parseBody(body: Record<string, unknown>, model: string): Promise
     if (i === 0) {
       image = { width, height, bytes: bytes.length, mimeType: img.mimeType };
       imageData = bytes;
+      imageStats = (await _decoded(img.data)).stats;
     }
     imageTokens += _imageTokens(model, width, height, img.resolution ?? config.mediaResolution);
   }
@@ -663,6 +664,7 @@ async function _parseBody(body: Record<string, unknown>, model: string): Promise
     ...(jsonSchema !== undefined && { jsonSchema }),
     ...(image && { image }),
     ...(imageData && { imageData }),
+    ...(imageStats && { imageStats }),
     imageTokens,
     textTokens: Math.ceil((prompt.length + systemInstruction.length) / 4),
     contentKey: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join(""),
@@ -992,9 +994,42 @@ function _colourName(r: number, g: number, b: number): string {
 
 const round1 = (n: number) => Math.round(Math.min(10, Math.max(0, n)) * 10) / 10;
 
+/**
+ * An inline image decoded, with its size and pixel statistics, kept for the next request that
+ * sends the same bytes: a long benchmark sends few distinct images, and the stand-in's own work
+ * shares the cores with the retake it measures.
+ */
+const decodedImages = new Map<string, Promise<DecodedImage>>();
+
+interface DecodedImage {
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+  stats: Promise<Stats>;
+}
+
+function _decoded(base64: string): Promise<DecodedImage> {
+  let decoded = decodedImages.get(base64);
+  if (decoded === undefined) {
+    decoded = (async () => {
+      const bytes = (Uint8Array as unknown as { fromBase64(text: string): Uint8Array })
+        .fromBase64(base64);
+      const meta = await sharp(bytes).metadata();
+      const stats = sharp(bytes).stats();
+      // A stats failure is the critique's to report, when it asks.
+      stats.catch(() => {});
+      return { bytes, width: meta.width ?? 0, height: meta.height ?? 0, stats };
+    })();
+    decodedImages.set(base64, decoded);
+    decoded.catch(() => decodedImages.delete(base64));
+    if (decodedImages.size > 64) decodedImages.delete(decodedImages.keys().next().value!);
+  }
+  return decoded;
+}
+
 /** A critique computed from pixel statistics: same image and prompt, same critique. */
 async function _critique(parsed: ParsedBody): Promise<Record<string, unknown>> {
-  const stats = await sharp(parsed.imageData!).stats();
+  const stats = await (parsed.imageStats ?? sharp(parsed.imageData!).stats());
   const [r, g, b] = [0, 1, 2].map((i) => stats.channels[i] ?? stats.channels[0]!);
   const brightness = (r!.mean + g!.mean + b!.mean) / 3;
   const contrast = (r!.stdev + g!.stdev + b!.stdev) / 3;

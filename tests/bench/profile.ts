@@ -26,7 +26,13 @@ const concurrency = opt("--concurrency");
 const v8 = args.find((a) => a.startsWith("--v8-flags="));
 const falC = 8, falMs = 300, geminiQuota = 480, windowMs = 6000;
 
-const fal = await startFalStandIn({ key: "k", latencyMs: falMs, jitterMs: 60, concurrency: falC });
+const fal = await startFalStandIn({
+  key: "k",
+  latencyMs: falMs,
+  jitterMs: 60,
+  concurrency: falC,
+  imageVariants: 16,
+});
 const gemini = await startGeminiStandIn({
   key: "g",
   latencyMs: 200,
