@@ -8,6 +8,7 @@ import type { PromptRecord } from "../src/output/record.ts";
 import { cliCommand, EXAMPLE, runCli } from "./cli.ts";
 import { type FalStandIn, startFalStandIn } from "./fal_standin.ts";
 import { type GeminiStandIn, startGeminiStandIn } from "./gemini_standin.ts";
+import { fillDisk } from "../src/output/_test_small_disk.ts";
 
 const FAL_KEY = "resume-fal-key-55aa";
 const GEMINI_KEY = "resume-gemini-key-66bb";
@@ -371,23 +372,6 @@ async function smallDisk(cwd: string, size: string): Promise<string | undefined>
     stderr: "null",
   }).output();
   return mount.success ? mnt : undefined;
-}
-
-/** Fills the disk of `dir` until it takes not one byte more, as another program would. */
-async function fillDisk(dir: string): Promise<void> {
-  const file = await Deno.open(`${dir}/filler`, { write: true, createNew: true });
-  try {
-    for (const size of [1 << 20, 4096, 1]) {
-      const chunk = new Uint8Array(size).fill(0x5a);
-      try {
-        for (;;) await file.write(chunk);
-      } catch (error) {
-        if (!/No space left|os error 28/.test(String(error))) throw error;
-      }
-    }
-  } finally {
-    file.close();
-  }
 }
 
 /** A pass-through proxy to `target` that holds the first POST (the first paid call) until released. */

@@ -241,6 +241,27 @@ async function simulateQueueingService(
       });
       startNext();
     });
+  return await driveWorkers(
+    clock,
+    limiter,
+    options,
+    call,
+    (latencyMs, queueMs) => limiter.onSuccess(latencyMs, { queueMs }),
+  );
+}
+
+/**
+ * `options.workers` callers that each take a permit of `limiter`, make `call`, `report` how it
+ * went and give the permit back, until `options.calls` are done on `clock`. Returns the calls per
+ * ms achieved and the limits seen in the second half of the run.
+ */
+async function driveWorkers<T>(
+  clock: FakeClock,
+  limiter: AdaptiveLimiter,
+  options: { calls: number; workers: number },
+  call: () => Promise<T>,
+  report: (latencyMs: number, answer: T) => void,
+): Promise<{ rate: number; limits: number[] }> {
   let started = 0;
   let done = 0;
   const limits: number[] = [];
@@ -249,8 +270,8 @@ async function simulateQueueingService(
       started++;
       const release = await limiter.acquire();
       const begun = clock.now;
-      const queueMs = await call();
-      limiter.onSuccess(clock.now - begun, { queueMs });
+      const answer = await call();
+      report(clock.now - begun, answer);
       release();
       done++;
       if (done > options.calls / 2) limits.push(limiter.limit);
@@ -330,27 +351,11 @@ async function simulateSlowClient(
         startNext();
       });
     });
-  let started = 0;
-  let done = 0;
-  const limits: number[] = [];
-  const worker = async () => {
-    while (started < options.calls) {
-      started++;
-      const release = await limiter.acquire();
-      const begun = clock.now;
-      const { serviceMs, queueMs } = await call();
-      if (options.feed === "whole call") limiter.onSuccess(clock.now - begun);
-      else if (options.feed === "service") limiter.onSuccess(clock.now - begun, { serviceMs });
-      else limiter.onSuccess(clock.now - begun, { serviceMs, queueMs });
-      release();
-      done++;
-      if (done > options.calls / 2) limits.push(limiter.limit);
-    }
-  };
-  const all = Promise.all(Array.from({ length: options.workers }, worker));
-  await clock.run(() => done >= options.calls);
-  await all;
-  return { rate: options.calls / clock.now, limits };
+  return await driveWorkers(clock, limiter, options, call, (latencyMs, { serviceMs, queueMs }) => {
+    if (options.feed === "whole call") limiter.onSuccess(latencyMs);
+    else if (options.feed === "service") limiter.onSuccess(latencyMs, { serviceMs });
+    else limiter.onSuccess(latencyMs, { serviceMs, queueMs });
+  });
 }
 
 Deno.test("AdaptiveLimiter does not read a slow machine as a slow service", async () => {

@@ -23,12 +23,12 @@ export async function onSmallDisk(
   }
 }
 
-/** Fills the disk of `dir` until it takes not one byte more. */
+/** Fills the disk of `dir` until it takes not one byte more, as another program would. */
 export async function fillDisk(dir: string): Promise<void> {
   const file = await Deno.open(`${dir}/filler`, { write: true, createNew: true });
   try {
     for (const size of [1 << 20, 4096, 1]) {
-      const chunk = new Uint8Array(size);
+      const chunk = new Uint8Array(size).fill(0x5a);
       try {
         for (;;) await file.write(chunk);
       } catch (error) {
