@@ -21,7 +21,15 @@ import {
   type NextRound,
   type StepRecord,
 } from "../output/record.ts";
-import { type Ctx, estimateFor, ownOf, record, type State, type StepResult } from "./context.ts";
+import {
+  type Ctx,
+  estimateFor,
+  ownOf,
+  record,
+  type State,
+  type StepOutcome,
+  type StepResult,
+} from "./context.ts";
 import { saveRecord } from "./lifecycle.ts";
 
 const log = getLogger(["retake", "pipeline"]);
@@ -274,11 +282,7 @@ export async function briefStep(ctx: Ctx, state: State, signal: AbortSignal): Pr
   const startedAt = ctx.isoNow();
   const result = await ctx.critic.brief!({ spec: state.spec, signal });
   const brief = briefSchema.parse(result.brief);
-  return {
-    step: stepRecord(ctx.critic.name, result, startedAt),
-    outcome: { kind: "brief", brief },
-    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
-  };
+  return answered(ctx.critic.name, result, startedAt, { kind: "brief", brief });
 }
 
 export async function critiqueStep(
@@ -299,11 +303,11 @@ export async function critiqueStep(
     iteration,
     signal,
   });
-  return {
-    step: stepRecord(ctx.critic.name, result, startedAt),
-    outcome: { kind: "critique", iteration, critique: result.critique },
-    ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
-  };
+  return answered(ctx.critic.name, result, startedAt, {
+    kind: "critique",
+    iteration,
+    critique: result.critique,
+  });
 }
 
 export async function refineStep(
@@ -343,16 +347,26 @@ export async function refineStep(
   const decided: NextRound = next.action === "edit" && !instruction
     ? { action: "redraw", reason: "the refiner wrote no edit instruction" }
     : { ...next, ...(next.action === "edit" && { instruction: instruction! }) };
+  return answered(ctx.refiner.name, result, startedAt, {
+    kind: "refinement",
+    iteration,
+    prompt: result.prompt,
+    changes: result.changes,
+    next: notes.length > 0 ? { ...decided, note: noteTexts.join("\n") } : decided,
+    notes: notes.map((e) => e.seq),
+  });
+}
+
+/** What a critic's or refiner's call gave: its step record, its outcome, its service time. */
+function answered(
+  provider: string,
+  result: Parameters<typeof stepRecord>[1] & { serviceMs?: number },
+  startedAt: string,
+  outcome: StepOutcome,
+): StepResult {
   return {
-    step: stepRecord(ctx.refiner.name, result, startedAt),
-    outcome: {
-      kind: "refinement",
-      iteration,
-      prompt: result.prompt,
-      changes: result.changes,
-      next: notes.length > 0 ? { ...decided, note: noteTexts.join("\n") } : decided,
-      notes: notes.map((e) => e.seq),
-    },
+    step: stepRecord(provider, result, startedAt),
+    outcome,
     ...(result.serviceMs !== undefined && { serviceMs: result.serviceMs }),
   };
 }
