@@ -67,7 +67,7 @@ Deno.test("openInside() never opens a link's target while a writer swaps file an
     const swapper = new Deno.Command("sh", {
       args: [
         "-c",
-        `cd '${root}' && while :; do ln -sfn '${outside}/f' p/l && mv -fT p/l p/f; cp real/f p/c && mv -fT p/c p/f; ln -sfn '${outside}' d.l && mv -fT d.l d; rm -f d; mkdir -p d.r && cp real/f d.r/f && mv -fT d.r d 2>/dev/null || rm -rf d.r; done`,
+        `cd '${root}' && while [ ! -e stop ]; do ln -sfn '${outside}/f' p/l && mv -fT p/l p/f; cp real/f p/c && mv -fT p/c p/f; ln -sfn '${outside}' d.l && mv -fT d.l d; rm -f d; mkdir -p d.r && cp real/f d.r/f && mv -fT d.r d 2>/dev/null || rm -rf d.r; done`,
       ],
       stdout: "null",
       stderr: "null",
@@ -81,7 +81,10 @@ Deno.test("openInside() never opens a link's target while a writer swaps file an
         }
       }
     } finally {
-      swapper.kill("SIGKILL");
+      // Asked to stop, the loop ends after its current round, with every command it started
+      // done: killed, a `cp` or `mv` it had started could still write into the folder as it
+      // is removed.
+      await Deno.writeTextFile(`${root}/stop`, "");
       await swapper.status;
     }
     assert.equal(outsideRead, 0);
